@@ -1,0 +1,251 @@
+//! Mailbox parsing for addresses given on the command line and in config.
+//!
+//! Users write what they would write in a mail client: `ops@example.com`,
+//! `Ops Team <ops@example.com>`, `"Ops, Team" <ops@example.com>`, and lists
+//! of those separated by commas. This module turns that into a display name
+//! and a bare address, and refuses anything that would be ambiguous on the
+//! wire (whitespace, CR/LF, missing domain) before a connection is opened.
+
+use crate::exit::{Error, Result};
+
+/// One mailbox: an optional display name and the bare address that goes
+/// into the SMTP envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub email: String,
+}
+
+impl Mailbox {
+    /// Parses exactly one mailbox.
+    pub fn parse(text: &str) -> Result<Mailbox> {
+        let mut list = parse_list(text)?;
+        match list.len() {
+            1 => Ok(list.remove(0)),
+            0 => Err(Error::data("empty address")),
+            _ => Err(Error::data(format!(
+                "expected one address, got {}: {text}",
+                list.len()
+            ))),
+        }
+    }
+
+    /// True when the address needs SMTPUTF8 (RFC 6531) to be sent.
+    pub fn is_ascii(&self) -> bool {
+        self.email.is_ascii()
+    }
+}
+
+impl std::fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "\"{}\" <{}>", name.replace('"', "\\\""), self.email),
+            None => write!(f, "<{}>", self.email),
+        }
+    }
+}
+
+/// Parses a comma-separated list of mailboxes. Empty items (a trailing
+/// comma, `a@b,,c@d`) are skipped, as mail clients do.
+pub fn parse_list(text: &str) -> Result<Vec<Mailbox>> {
+    if text.contains(['\r', '\n']) {
+        return Err(Error::data(format!(
+            "address {:?} contains a line break",
+            text
+        )));
+    }
+    split_list(text)?
+        .into_iter()
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(parse_one)
+        .collect()
+}
+
+/// Splits on commas that are outside quotes and angle brackets.
+fn split_list(text: &str) -> Result<Vec<&str>> {
+    let mut items = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut in_angle = false;
+    let mut escaped = false;
+    for (at, ch) in text.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match ch {
+            '\\' if in_quotes => escaped = true,
+            '"' if !in_angle => in_quotes = !in_quotes,
+            '<' if !in_quotes => in_angle = true,
+            '>' if !in_quotes => in_angle = false,
+            ',' if !in_quotes && !in_angle => {
+                items.push(&text[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    if in_quotes {
+        return Err(Error::data(format!("unbalanced quote in address {text:?}")));
+    }
+    if in_angle {
+        return Err(Error::data(format!("missing '>' in address {text:?}")));
+    }
+    items.push(&text[start..]);
+    Ok(items)
+}
+
+fn parse_one(item: &str) -> Result<Mailbox> {
+    let Some(open) = item.rfind('<') else {
+        return Ok(Mailbox {
+            name: None,
+            email: checked_email(item, item)?,
+        });
+    };
+    let close = item[open..]
+        .find('>')
+        .map(|at| open + at)
+        .ok_or_else(|| Error::data(format!("missing '>' in address {item:?}")))?;
+    if !item[close + 1..].trim().is_empty() {
+        return Err(Error::data(format!(
+            "unexpected text after '>' in address {item:?}"
+        )));
+    }
+    let email = checked_email(item[open + 1..close].trim(), item)?;
+    let name = display_name(item[..open].trim());
+    Ok(Mailbox { name, email })
+}
+
+/// Removes the quotes around a display name and its backslash escapes.
+fn display_name(raw: &str) -> Option<String> {
+    let unquoted = match raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => {
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(ch) = chars.next() {
+                if ch == '\\' {
+                    if let Some(next) = chars.next() {
+                        out.push(next);
+                    }
+                } else {
+                    out.push(ch);
+                }
+            }
+            out
+        }
+        None => raw.to_string(),
+    };
+    let trimmed = unquoted.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
+}
+
+/// Checks the bare address: `local@domain`, no whitespace or control
+/// characters, no brackets. Returns it unchanged.
+fn checked_email(email: &str, item: &str) -> Result<String> {
+    let bad = |why: &str| Err(Error::data(format!("malformed address {item:?}: {why}")));
+    if email.is_empty() {
+        return bad("the address is empty");
+    }
+    if email.len() > 254 {
+        return bad("longer than 254 octets");
+    }
+    if let Some(ch) = email
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | '"'))
+    {
+        return bad(&format!("it contains {ch:?}"));
+    }
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return bad("no '@domain' part");
+    };
+    if local.is_empty() {
+        return bad("nothing before '@'");
+    }
+    if domain.is_empty()
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || domain.contains("..")
+    {
+        return bad("the domain is not valid");
+    }
+    Ok(email.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mb(name: Option<&str>, email: &str) -> Mailbox {
+        Mailbox {
+            name: name.map(str::to_string),
+            email: email.to_string(),
+        }
+    }
+
+    #[test]
+    fn bare_and_named_addresses() {
+        assert_eq!(
+            Mailbox::parse("a@example.com").unwrap(),
+            mb(None, "a@example.com")
+        );
+        assert_eq!(
+            Mailbox::parse("Ops Team <ops@example.com>").unwrap(),
+            mb(Some("Ops Team"), "ops@example.com")
+        );
+        assert_eq!(
+            Mailbox::parse("<ops@example.com>").unwrap(),
+            mb(None, "ops@example.com")
+        );
+        assert_eq!(
+            Mailbox::parse(r#""Doe, \"JD\" John" <jd@example.com>"#).unwrap(),
+            mb(Some(r#"Doe, "JD" John"#), "jd@example.com")
+        );
+    }
+
+    #[test]
+    fn lists_split_outside_quotes_only() {
+        let list = parse_list(r#"a@x.org, "Smith, Ann" <ann@x.org>,,b@y.org,"#).unwrap();
+        assert_eq!(
+            list,
+            vec![
+                mb(None, "a@x.org"),
+                mb(Some("Smith, Ann"), "ann@x.org"),
+                mb(None, "b@y.org")
+            ]
+        );
+    }
+
+    #[test]
+    fn utf8_names_and_addresses_are_kept() {
+        let m = Mailbox::parse("Jürgen Müller <jürgen@bücher.example>").unwrap();
+        assert_eq!(m.name.as_deref(), Some("Jürgen Müller"));
+        assert!(!m.is_ascii());
+    }
+
+    #[test]
+    fn malformed_addresses_are_refused_with_reason() {
+        for (input, why) in [
+            ("root", "no '@domain'"),
+            ("@example.com", "nothing before"),
+            ("a@", "domain"),
+            ("a b@example.com", "contains ' '"),
+            ("Name <a@example.com", "missing '>'"),
+            ("\"Name <a@example.com>", "unbalanced quote"),
+            ("a@example.com\r\nBcc: x@y", "line break"),
+            ("<a@b.c> trailing", "after '>'"),
+        ] {
+            let err = parse_list(input).unwrap_err();
+            assert_eq!(err.exit, crate::exit::Exit::DataErr, "{input}");
+            assert!(err.message.contains(why), "{input}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn display_quotes_names() {
+        assert_eq!(
+            mb(Some("A \"B\""), "a@b.c").to_string(),
+            r#""A \"B\"" <a@b.c>"#
+        );
+    }
+}

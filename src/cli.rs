@@ -1,0 +1,220 @@
+//! The command line, as clap sees it.
+//!
+//! This is the first of two parsing stages: these structs hold the raw
+//! flags exactly as typed. `request` turns them (with the environment and
+//! the config file) into a validated submission before any I/O happens.
+//! Each doc comment is the flag's help text: the first line is what
+//! `--help` shows, the rest is the long help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+const MESSAGE: &str = "Message";
+const RECIPIENTS: &str = "Recipients";
+const SERVER: &str = "Server";
+const TLS: &str = "TLS";
+const AUTH: &str = "Authentication";
+const CONFIG: &str = "Configuration";
+const OUTPUT: &str = "Output";
+
+/// Compose a message and submit it over SMTP.
+///
+/// The body comes from --body, --body-file or standard input; recipients from
+/// the arguments, --to, --cc and --bcc. The server, TLS and credentials come
+/// from flags, POSTIE_* environment variables, or an account in the config
+/// file, in that order of precedence.
+#[derive(Debug, Parser)]
+#[command(
+    name = "postie",
+    version,
+    about = "Compose a message and submit it over SMTP",
+    after_help = "Exit status follows sysexits.h: 0 sent, 64 usage, 65 bad address or message, \
+66 unreadable input file, 67 recipient refused, 68 unknown host, 69 service unavailable, \
+74 connection lost, 75 temporary failure (retry later), 76 protocol error, \
+77 authentication refused, 78 configuration error."
+)]
+pub struct Cli {
+    /// Recipient addresses (To:); each may be a comma-separated list.
+    #[arg(value_name = "RECIPIENT", help_heading = RECIPIENTS)]
+    pub recipients: Vec<String>,
+
+    /// Add To: recipients (repeatable; comma-separated lists allowed).
+    #[arg(long, value_name = "ADDR", help_heading = RECIPIENTS)]
+    pub to: Vec<String>,
+
+    /// Add Cc: recipients (repeatable; comma-separated lists allowed).
+    #[arg(short = 'c', long, value_name = "ADDR", help_heading = RECIPIENTS)]
+    pub cc: Vec<String>,
+
+    /// Add blind recipients: envelope only, never written into a header.
+    #[arg(short = 'b', long, value_name = "ADDR", help_heading = RECIPIENTS)]
+    pub bcc: Vec<String>,
+
+    /// Sender address, for the From: header and the envelope ("Name <addr>" allowed).
+    #[arg(short = 'f', long, value_name = "ADDR", env = "POSTIE_FROM", help_heading = MESSAGE)]
+    pub from: Option<String>,
+
+    /// Subject line (UTF-8; encoded as RFC 2047 requires).
+    #[arg(short = 's', long, value_name = "TEXT", help_heading = MESSAGE)]
+    pub subject: Option<String>,
+
+    /// Reply-To: address(es).
+    #[arg(short = 'r', long, value_name = "ADDR", help_heading = MESSAGE)]
+    pub reply_to: Vec<String>,
+
+    /// Extra header, as 'Name: value' (repeatable; CR or LF in it is refused).
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'", help_heading = MESSAGE)]
+    pub headers: Vec<String>,
+
+    /// Message body text (instead of standard input).
+    #[arg(long, value_name = "TEXT", conflicts_with = "body_file", help_heading = MESSAGE)]
+    pub body: Option<String>,
+
+    /// Read the body from a file ('-' reads standard input).
+    ///
+    /// Without --body or --body-file, the body is read from standard input
+    /// when it is not a terminal, as mailx does.
+    #[arg(long, value_name = "PATH", help_heading = MESSAGE)]
+    pub body_file: Option<PathBuf>,
+
+    /// Add an HTML alternative to the text body, read from this file.
+    #[arg(long, value_name = "PATH", help_heading = MESSAGE)]
+    pub html: Option<PathBuf>,
+
+    /// Attach a file (repeatable); append ';type=MIME/TYPE' to override the guessed type.
+    ///
+    /// The content type is guessed from the file name (application/octet-stream
+    /// when unknown). Example: -a 'data.bin;type=application/x-foo'.
+    #[arg(short = 'a', long = "attach", value_name = "PATH", help_heading = MESSAGE)]
+    pub attachments: Vec<String>,
+
+    /// Embed an image for the HTML part (repeatable); reference it as cid:FILENAME.
+    ///
+    /// The Content-ID is the file's name, so `--inline img/logo.png` is shown
+    /// by `<img src="cid:logo.png">`. Needs --html. Append ';type=MIME/TYPE' to
+    /// override the guessed type.
+    #[arg(long = "inline", value_name = "PATH", requires = "html", help_heading = MESSAGE)]
+    pub inline: Vec<String>,
+
+    /// SMTP server: HOST, HOST:PORT, smtp://HOST[:PORT] or smtps://HOST[:PORT].
+    #[arg(long, value_name = "HOST[:PORT]", env = "POSTIE_SERVER", help_heading = SERVER)]
+    pub server: Option<String>,
+
+    /// Server port [default: 465 for smtps:// or --tls implicit, else 587].
+    #[arg(long, value_name = "PORT", env = "POSTIE_PORT", help_heading = SERVER)]
+    pub port: Option<u16>,
+
+    /// Name to announce in EHLO [default: this machine's host name].
+    #[arg(long, value_name = "NAME", help_heading = SERVER)]
+    pub helo: Option<String>,
+
+    /// Seconds to wait for the connection and for each server reply.
+    ///
+    /// Without it: 30 s to connect, 120 s per reply, 300 s for the reply to
+    /// the end of the message (RFC 5321 section 4.5.3.2).
+    #[arg(long, value_name = "SECONDS", help_heading = SERVER)]
+    pub timeout: Option<u64>,
+
+    /// Send to the accepted recipients even if some were refused (they are still reported).
+    ///
+    /// Without it, one refused recipient cancels the whole message (RSET), so
+    /// that a retry never delivers twice.
+    #[arg(long, help_heading = SERVER)]
+    pub partial: bool,
+
+    /// TLS mode [default: implicit on port 465, opportunistic for loopback, else starttls].
+    ///
+    /// starttls: STARTTLS is required, a server without it is an error.
+    /// implicit: TLS from the first byte (SMTPS, port 465).
+    /// opportunistic: STARTTLS when offered, plain text otherwise.
+    /// none: never encrypt.
+    #[arg(long, value_enum, value_name = "MODE", env = "POSTIE_TLS", help_heading = TLS)]
+    pub tls: Option<TlsMode>,
+
+    /// Trust the CA certificates in this PEM file (in addition to the system's).
+    #[arg(long, value_name = "PEM", help_heading = TLS)]
+    pub ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) to present to the server; needs --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key", help_heading = TLS)]
+    pub client_cert: Option<PathBuf>,
+
+    /// Private key (PEM, PKCS#8) for --client-cert.
+    #[arg(long, value_name = "PEM", requires = "client_cert", help_heading = TLS)]
+    pub client_key: Option<PathBuf>,
+
+    /// Do not verify the server's certificate (prints a warning). Prefer --ca-file.
+    #[arg(long, help_heading = TLS)]
+    pub insecure: bool,
+
+    /// User name for SMTP AUTH; the password comes from --password-cmd, POSTIE_PASSWORD or the config.
+    #[arg(long, value_name = "NAME", env = "POSTIE_USER", help_heading = AUTH)]
+    pub user: Option<String>,
+
+    /// Command whose first output line is the password (or OAuth2 token), e.g. 'pass show smtp'.
+    ///
+    /// Run with `sh -c`. Passwords are never accepted as arguments, since
+    /// every user on the machine can read a process's arguments.
+    #[arg(long, value_name = "CMD", help_heading = AUTH)]
+    pub password_cmd: Option<String>,
+
+    /// Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers].
+    #[arg(long, value_enum, value_name = "MECH", help_heading = AUTH)]
+    pub auth: Option<AuthMethod>,
+
+    /// Allow AUTH over an unencrypted connection to a host that is not loopback.
+    #[arg(long, help_heading = AUTH)]
+    pub allow_plaintext_auth: bool,
+
+    /// Config file [default: $XDG_CONFIG_HOME/postie/config.toml, then /etc/postie/config.toml].
+    #[arg(long, value_name = "PATH", env = "POSTIE_CONFIG", help_heading = CONFIG)]
+    pub config: Option<PathBuf>,
+
+    /// Use this account from the config file [default: the one whose `from` matches --from, else `default`].
+    #[arg(long, value_name = "NAME", env = "POSTIE_ACCOUNT", help_heading = CONFIG)]
+    pub account: Option<String>,
+
+    /// Print the envelope on stderr and the message on stdout; send nothing.
+    #[arg(long, help_heading = OUTPUT)]
+    pub dry_run: bool,
+}
+
+/// How the connection to the server is encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Upgrade with STARTTLS; fail if the server does not offer it.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+    /// STARTTLS when the server offers it, plain text otherwise.
+    Opportunistic,
+    /// Plain text only.
+    None,
+}
+
+/// The SASL mechanism for SMTP AUTH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// The first of PLAIN and LOGIN that the server offers.
+    Auto,
+    /// AUTH PLAIN.
+    Plain,
+    /// AUTH LOGIN.
+    Login,
+    /// AUTH XOAUTH2 (the secret is an OAuth2 access token).
+    Xoauth2,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

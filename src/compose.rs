@@ -1,0 +1,308 @@
+//! Builds the message bytes from a validated [`Draft`] with mail-builder.
+//!
+//! mail-builder does the encoding work: RFC 2047 for non-ASCII headers,
+//! RFC 2231 for attachment names, quoted-printable or base64 for bodies, so
+//! the output is 7-bit with short lines. Two things it does not do are done
+//! here: HTML with inline images goes into multipart/related (its own
+//! `.inline()` uses multipart/mixed, which clients show as attachments),
+//! and Bcc is never handed to it (its `.bcc()` writes a header).
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use mail_builder::headers::address::Address;
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::text::Text;
+use mail_builder::mime::{BodyPart, MimePart};
+use mail_builder::MessageBuilder;
+
+use crate::address::Mailbox;
+use crate::exit::{Error, Result};
+
+/// Everything a message is made of, already read and checked.
+#[derive(Debug, Default)]
+pub struct Draft {
+    pub from: Option<Mailbox>,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub reply_to: Vec<Mailbox>,
+    pub subject: Option<String>,
+    /// Extra headers in the order given, already checked by [`parse_header`].
+    pub headers: Vec<(String, String)>,
+    /// The text/plain body; `None` only for an HTML-only message.
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub attachments: Vec<FilePart>,
+    /// Images the HTML shows by `cid:NAME`.
+    pub inline: Vec<FilePart>,
+}
+
+/// A file to attach or embed.
+#[derive(Debug, Clone)]
+pub struct FilePart {
+    /// The file name shown to the recipient, and the Content-ID for inline parts.
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+impl FilePart {
+    /// Reads `PATH` or `PATH;type=MIME/TYPE`. A path that exists as written
+    /// wins over the `;type=` reading, so odd file names still work.
+    pub fn load(spec: &str, what: &str) -> Result<FilePart> {
+        let (path, forced_type) = split_type_suffix(spec)?;
+        let data = std::fs::read(&path).map_err(|err| Error::input(what, &path, &err))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::usage(format!("{what} {spec:?} is not a file name")))?;
+        let content_type = forced_type.unwrap_or_else(|| {
+            mime_guess::from_path(&path)
+                .first_or_octet_stream()
+                .essence_str()
+                .to_string()
+        });
+        Ok(FilePart {
+            name,
+            content_type,
+            data,
+        })
+    }
+}
+
+fn split_type_suffix(spec: &str) -> Result<(PathBuf, Option<String>)> {
+    if Path::new(spec).exists() {
+        return Ok((PathBuf::from(spec), None));
+    }
+    match spec.rsplit_once(";type=") {
+        Some((path, mime)) => {
+            let valid = mime.split_once('/').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && mime
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/.+-_".contains(c))
+            });
+            if !valid {
+                return Err(Error::usage(format!(
+                    "invalid content type {mime:?} in {spec:?}; expected TYPE/SUBTYPE such as text/csv"
+                )));
+            }
+            Ok((PathBuf::from(path), Some(mime.to_ascii_lowercase())))
+        }
+        None => Ok((PathBuf::from(spec), None)),
+    }
+}
+
+/// Headers that postie writes from its own flags; giving them with -H would
+/// produce duplicates or smuggle recipients past the envelope.
+const OWN_HEADERS: &[(&str, &str)] = &[
+    ("from", "--from"),
+    ("to", "--to or a recipient argument"),
+    ("cc", "--cc"),
+    ("bcc", "--bcc (it never becomes a header)"),
+    ("subject", "--subject"),
+    ("reply-to", "--reply-to"),
+    ("mime-version", "nothing: postie writes it"),
+    ("content-type", "--html, --attach or --inline"),
+    ("content-transfer-encoding", "nothing: postie chooses it"),
+];
+
+/// Headers whose name mail-builder looks for to avoid generating its own;
+/// its check is case-sensitive, so a user's spelling is normalised.
+const CANONICAL_NAMES: &[&str] = &["Date", "Message-ID"];
+
+/// Parses a `-H 'Name: value'` argument. CR or LF anywhere is refused:
+/// it would let a value start a new header (header injection).
+pub fn parse_header(arg: &str) -> Result<(String, String)> {
+    if arg.contains(['\r', '\n']) {
+        return Err(Error::data(format!(
+            "header {:?} contains CR or LF; a header value must be one line",
+            arg
+        )));
+    }
+    let (name, value) = arg.split_once(':').ok_or_else(|| {
+        Error::usage(format!(
+            "header {arg:?} has no ':'; write it as 'Name: value'"
+        ))
+    })?;
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        return Err(Error::usage(format!(
+            "invalid header name {name:?}; use letters, digits and '-'"
+        )));
+    }
+    if let Some((_, flag)) = OWN_HEADERS
+        .iter()
+        .find(|(own, _)| own.eq_ignore_ascii_case(name))
+    {
+        return Err(Error::usage(format!(
+            "set the {name} header with {flag}, not with --header"
+        )));
+    }
+    let name = CANONICAL_NAMES
+        .iter()
+        .find(|canon| canon.eq_ignore_ascii_case(name))
+        .map(|canon| canon.to_string())
+        .unwrap_or_else(|| name.to_string());
+    Ok((name, value.trim().to_string()))
+}
+
+/// Refuses CR or LF in a one-line value given on the command line.
+pub fn check_one_line(what: &str, value: &str) -> Result<()> {
+    if value.contains(['\r', '\n']) {
+        return Err(Error::data(format!(
+            "{what} contains CR or LF; it must be one line"
+        )));
+    }
+    Ok(())
+}
+
+fn address_list(list: &[Mailbox]) -> Address<'_> {
+    let items: Vec<Address<'_>> = list.iter().map(address).collect();
+    if items.len() == 1 {
+        items.into_iter().next().expect("one item")
+    } else {
+        Address::new_list(items)
+    }
+}
+
+fn address(mailbox: &Mailbox) -> Address<'_> {
+    Address::new_address(mailbox.name.as_deref(), mailbox.email.as_str())
+}
+
+fn file_part<'x>(part: &'x FilePart) -> MimePart<'x> {
+    MimePart::new(
+        ContentType::new(part.content_type.as_str()),
+        BodyPart::Binary(Cow::Borrowed(&part.data)),
+    )
+}
+
+/// The body tree: mixed(alternative(text, related(html, images)), files).
+/// Each level is only there when it has more than one child.
+fn body_tree(draft: &Draft) -> MimePart<'_> {
+    let text = draft
+        .text
+        .as_deref()
+        .map(|text| MimePart::new("text/plain", BodyPart::Text(Cow::Borrowed(text))));
+    let html = draft.html.as_deref().map(|html| {
+        let html_part = MimePart::new("text/html", BodyPart::Text(Cow::Borrowed(html)));
+        if draft.inline.is_empty() {
+            return html_part;
+        }
+        let mut parts = vec![html_part];
+        parts.extend(draft.inline.iter().map(|image| {
+            file_part(image)
+                .header(
+                    "Content-Disposition",
+                    ContentType::new("inline").attribute("filename", image.name.as_str()),
+                )
+                .cid(image.name.as_str())
+        }));
+        MimePart::new("multipart/related", parts)
+    });
+    let content = match (text, html) {
+        (Some(text), Some(html)) => MimePart::new("multipart/alternative", vec![text, html]),
+        (Some(only), None) | (None, Some(only)) => only,
+        (None, None) => MimePart::new("text/plain", BodyPart::Text(Cow::Borrowed(""))),
+    };
+    if draft.attachments.is_empty() {
+        return content;
+    }
+    let mut parts = vec![content];
+    parts.extend(
+        draft
+            .attachments
+            .iter()
+            .map(|file| file_part(file).attachment(file.name.as_str())),
+    );
+    MimePart::new("multipart/mixed", parts)
+}
+
+/// Serialises the draft. Date and Message-ID are added by mail-builder
+/// unless the draft's headers carry them.
+pub fn build(draft: &Draft) -> Vec<u8> {
+    let mut message = MessageBuilder::new();
+    if let Some(from) = &draft.from {
+        message = message.from(address(from));
+    }
+    if !draft.to.is_empty() {
+        message = message.to(address_list(&draft.to));
+    }
+    if !draft.cc.is_empty() {
+        message = message.cc(address_list(&draft.cc));
+    }
+    if !draft.reply_to.is_empty() {
+        message = message.reply_to(address_list(&draft.reply_to));
+    }
+    if let Some(subject) = &draft.subject {
+        message = message.subject(subject.as_str());
+    }
+    for (name, value) in &draft.headers {
+        message = message.header(name.as_str(), Text::new(value.as_str()));
+    }
+    message = message.body(body_tree(draft));
+    let mut out = Vec::new();
+    message.serialize(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Exit;
+
+    #[test]
+    fn header_injection_is_refused() {
+        let err = parse_header("X-Test: a\r\nBcc: victim@example.com").unwrap_err();
+        assert_eq!(err.exit, Exit::DataErr);
+        assert!(err.message.contains("CR or LF"));
+    }
+
+    #[test]
+    fn own_headers_point_to_their_flag() {
+        let err = parse_header("bcc: x@example.com").unwrap_err();
+        assert_eq!(err.exit, Exit::Usage);
+        assert!(err.message.contains("--bcc"), "{}", err.message);
+    }
+
+    #[test]
+    fn date_and_message_id_are_canonicalised() {
+        assert_eq!(parse_header("message-id: <a@b>").unwrap().0, "Message-ID");
+        assert_eq!(parse_header("DATE: x").unwrap().0, "Date");
+        assert_eq!(
+            parse_header("X-Mailer:  postie ").unwrap(),
+            ("X-Mailer".to_string(), "postie".to_string())
+        );
+    }
+
+    #[test]
+    fn header_without_colon_is_usage_error() {
+        assert_eq!(parse_header("X-Test").unwrap_err().exit, Exit::Usage);
+        assert_eq!(parse_header("Bad Name: x").unwrap_err().exit, Exit::Usage);
+    }
+
+    #[test]
+    fn type_suffix_is_parsed_and_checked() {
+        let (path, mime) = split_type_suffix("/nonexistent/a.bin;type=Text/CSV").unwrap();
+        assert_eq!(path, PathBuf::from("/nonexistent/a.bin"));
+        assert_eq!(mime.as_deref(), Some("text/csv"));
+        assert!(split_type_suffix("/nonexistent/a;type=nonsense").is_err());
+    }
+
+    #[test]
+    fn generated_message_has_date_message_id_and_no_bcc() {
+        let draft = Draft {
+            from: Some(Mailbox::parse("A <a@example.com>").unwrap()),
+            to: vec![Mailbox::parse("b@example.com").unwrap()],
+            subject: Some("Grüße".into()),
+            text: Some("hello\n".into()),
+            ..Draft::default()
+        };
+        let text = String::from_utf8(build(&draft)).unwrap();
+        assert!(text.contains("\r\nDate: "), "{text}");
+        assert!(text.contains("Message-ID: <"), "{text}");
+        assert!(text.contains("Subject: =?utf-8?"), "{text}");
+        assert!(!text.to_ascii_lowercase().contains("bcc"), "{text}");
+    }
+}

@@ -1,0 +1,317 @@
+//! The TOML config file: named accounts, a `[defaults]` table, a default.
+//!
+//! ```toml
+//! default = "work"
+//!
+//! [defaults]
+//! tls = "starttls"
+//!
+//! [accounts.work]
+//! server = "smtp.example.com:587"
+//! from = "Me <me@example.com>"
+//! user = "me@example.com"
+//! password_cmd = "pass show smtp/work"
+//! ```
+//!
+//! Unknown keys are errors, so a typo never silently changes how mail is
+//! sent. A file holding a `password` must be private to its owner.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::address::Mailbox;
+use crate::cli::{AuthMethod, TlsMode};
+use crate::exit::{io_reason, Error, Exit, Result};
+
+/// Where the config is looked for when neither --config nor POSTIE_CONFIG
+/// names one; the first that exists is used.
+pub fn default_paths() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(dir) = dirs::config_dir() {
+        paths.push(dir.join("postie").join("config.toml"));
+    }
+    paths.push(PathBuf::from("/etc/postie/config.toml"));
+    paths
+}
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The account used when neither --account nor a matching --from picks one.
+    pub default: Option<String>,
+    /// Settings every account inherits.
+    #[serde(default)]
+    pub defaults: Account,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, Account>,
+    /// The file it was read from, for error messages.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+/// One account's settings; every key is optional and falls back to
+/// `[defaults]`, then to postie's built-in defaults.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub server: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<TlsMode>,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub insecure: Option<bool>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub password_cmd: Option<String>,
+    pub auth: Option<AuthMethod>,
+    pub allow_plaintext_auth: Option<bool>,
+    pub helo: Option<String>,
+    pub timeout: Option<u64>,
+    pub from: Option<String>,
+    pub partial: Option<bool>,
+}
+
+impl Account {
+    /// Fills every key this account leaves unset from `fallback`.
+    fn or(self, fallback: &Account) -> Account {
+        let fb = fallback.clone();
+        Account {
+            server: self.server.or(fb.server),
+            port: self.port.or(fb.port),
+            tls: self.tls.or(fb.tls),
+            ca_file: self.ca_file.or(fb.ca_file),
+            client_cert: self.client_cert.or(fb.client_cert),
+            client_key: self.client_key.or(fb.client_key),
+            insecure: self.insecure.or(fb.insecure),
+            user: self.user.or(fb.user),
+            password: self.password.or(fb.password),
+            password_cmd: self.password_cmd.or(fb.password_cmd),
+            auth: self.auth.or(fb.auth),
+            allow_plaintext_auth: self.allow_plaintext_auth.or(fb.allow_plaintext_auth),
+            helo: self.helo.or(fb.helo),
+            timeout: self.timeout.or(fb.timeout),
+            from: self.from.or(fb.from),
+            partial: self.partial.or(fb.partial),
+        }
+    }
+}
+
+impl ConfigFile {
+    /// Loads the config named on the command line (which must exist), else
+    /// the first default path that exists, else an empty config.
+    pub fn load(explicit: Option<&Path>) -> Result<ConfigFile> {
+        if let Some(path) = explicit {
+            return Self::read(path);
+        }
+        for path in default_paths() {
+            if path.exists() {
+                return Self::read(&path);
+            }
+        }
+        Ok(ConfigFile::default())
+    }
+
+    fn read(path: &Path) -> Result<ConfigFile> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            Error::config(format!(
+                "cannot read config file {}: {}",
+                path.display(),
+                io_reason(&err)
+            ))
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        if config.holds_password() {
+            check_private(path)?;
+        }
+        config.path = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parses config text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<ConfigFile> {
+        let config: ConfigFile = toml::from_str(text).map_err(|err| {
+            let line = err
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1)
+                .map(|n| format!(" line {n}"))
+                .unwrap_or_default();
+            Error::config(format!(
+                "{}{line}: {}",
+                path.display(),
+                err.message().trim()
+            ))
+        })?;
+        if let Some(name) = &config.default {
+            if !config.accounts.contains_key(name) {
+                return Err(Error::config(format!(
+                    "{}: default = {name:?} names no [accounts.{name}] table",
+                    path.display()
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    fn holds_password(&self) -> bool {
+        self.defaults.password.is_some() || self.accounts.values().any(|a| a.password.is_some())
+    }
+
+    fn describe(&self) -> String {
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the config (none found)".to_string())
+    }
+
+    /// Picks the account: by name, else the one whose `from` address equals
+    /// `from`, else `default`, else none; returns it merged over `[defaults]`.
+    pub fn select(
+        &self,
+        name: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<(Option<String>, Account)> {
+        let chosen = match name {
+            Some(name) => {
+                if !self.accounts.contains_key(name) {
+                    let known: Vec<&str> = self.accounts.keys().map(String::as_str).collect();
+                    let known = if known.is_empty() {
+                        "it defines none".to_string()
+                    } else {
+                        format!("it has: {}", known.join(", "))
+                    };
+                    return Err(Error::config(format!(
+                        "no account {name:?} in {}; {known}",
+                        self.describe()
+                    )));
+                }
+                Some(name.to_string())
+            }
+            None => from
+                .and_then(|from| self.account_for_sender(from))
+                .or_else(|| self.default.clone()),
+        };
+        let account = match &chosen {
+            Some(name) => self.accounts[name].clone().or(&self.defaults),
+            None => self.defaults.clone(),
+        };
+        Ok((chosen, account))
+    }
+
+    fn account_for_sender(&self, from: &str) -> Option<String> {
+        let wanted = Mailbox::parse(from).ok()?.email.to_lowercase();
+        self.accounts.iter().find_map(|(name, account)| {
+            let own = Mailbox::parse(account.from.as_deref()?).ok()?;
+            (own.email.to_lowercase() == wanted).then(|| name.clone())
+        })
+    }
+}
+
+/// Refuses a file holding a password that group or others can read, as
+/// msmtp does: such a password is as good as published.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|err| {
+            Error::config(format!(
+                "cannot stat {}: {}",
+                path.display(),
+                io_reason(&err)
+            ))
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::new(
+            Exit::Config,
+            format!(
+                "{} holds a password but group or others can read it (mode {:04o})",
+                path.display(),
+                mode & 0o7777
+            ),
+        )
+        .hint(format!("run: chmod 600 {}", path.display())));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+default = "home"
+
+[defaults]
+tls = "starttls"
+timeout = 20
+
+[accounts.home]
+server = "smtp.home.example"
+from = "Me <me@home.example>"
+
+[accounts.work]
+server = "smtp.work.example:465"
+from = "me@work.example"
+tls = "implicit"
+user = "me"
+"#;
+
+    fn sample() -> ConfigFile {
+        ConfigFile::parse(SAMPLE, Path::new("test.toml")).unwrap()
+    }
+
+    #[test]
+    fn account_by_name_inherits_defaults() {
+        let (name, account) = sample().select(Some("work"), None).unwrap();
+        assert_eq!(name.as_deref(), Some("work"));
+        assert_eq!(account.tls, Some(TlsMode::Implicit));
+        assert_eq!(account.timeout, Some(20));
+    }
+
+    #[test]
+    fn account_by_sender_address_ignores_case_and_name() {
+        let (name, _) = sample()
+            .select(None, Some("Someone <ME@Work.Example>"))
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("work"));
+    }
+
+    #[test]
+    fn falls_back_to_default_account() {
+        let (name, account) = sample().select(None, Some("other@x.example")).unwrap();
+        assert_eq!(name.as_deref(), Some("home"));
+        assert_eq!(account.tls, Some(TlsMode::Starttls));
+    }
+
+    #[test]
+    fn unknown_account_lists_known_ones() {
+        let err = sample().select(Some("nope"), None).unwrap_err();
+        assert_eq!(err.exit, Exit::Config);
+        assert!(err.message.contains("home, work"), "{}", err.message);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_line() {
+        let err =
+            ConfigFile::parse("[accounts.a]\nsevrer = \"x\"\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(err.exit, Exit::Config);
+        assert!(err.message.starts_with("c.toml line 2:"), "{}", err.message);
+        assert!(err.message.contains("sevrer"), "{}", err.message);
+    }
+
+    #[test]
+    fn default_must_name_an_account() {
+        let err = ConfigFile::parse("default = \"x\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.message.contains("[accounts.x]"), "{}", err.message);
+    }
+}

@@ -1,0 +1,502 @@
+//! The second parsing stage: flags + environment + config file become one
+//! validated [`Plan`] before any network I/O.
+//!
+//! Precedence for every setting is flag > environment (clap reads the
+//! POSTIE_* variables into the same fields) > the chosen account >
+//! `[defaults]` > built-in default. All input files are read here, so a
+//! missing attachment fails before a connection is opened.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::address::{parse_list, Mailbox};
+use crate::cli::{AuthMethod, Cli, TlsMode};
+use crate::compose::{self, check_one_line, Draft, FilePart};
+use crate::config::{Account, ConfigFile};
+use crate::exit::{io_reason, Error, Exit, Result};
+use crate::transport::{Endpoint, Envelope, Login, Settings, Timeouts, TlsFiles};
+
+/// The environment variable that may hold the SMTP password or token.
+pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
+
+/// What `main` will do: the message, its envelope, and where to send it.
+#[derive(Debug)]
+pub struct Plan {
+    pub envelope: Envelope,
+    pub message: Vec<u8>,
+    /// `None` for --dry-run: nothing is resolved, no password is fetched.
+    pub transport: Option<Settings>,
+    /// Things the user must hear about before sending (e.g. --insecure).
+    pub warnings: Vec<String>,
+}
+
+/// Where the body may come from when no flag names it.
+pub struct Stdin<'a> {
+    pub reader: &'a mut dyn Read,
+    pub is_terminal: bool,
+}
+
+pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
+    let config = ConfigFile::load(cli.config.as_deref())?;
+    let (_, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
+    let (draft, envelope) = draft_and_envelope(&cli, &account, stdin)?;
+    let message = compose::build(&draft);
+    let mut warnings = Vec::new();
+    let transport = if cli.dry_run {
+        None
+    } else {
+        Some(transport_settings(&cli, &account, &mut warnings)?)
+    };
+    Ok(Plan {
+        envelope,
+        message,
+        transport,
+        warnings,
+    })
+}
+
+fn mailboxes(args: &[String]) -> Result<Vec<Mailbox>> {
+    let mut all = Vec::new();
+    for arg in args {
+        all.extend(parse_list(arg)?);
+    }
+    Ok(all)
+}
+
+fn draft_and_envelope(cli: &Cli, account: &Account, stdin: Stdin<'_>) -> Result<(Draft, Envelope)> {
+    let from_text = cli
+        .from
+        .as_deref()
+        .or(account.from.as_deref())
+        .ok_or_else(|| {
+            Error::usage("no sender address")
+                .hint("give --from, set POSTIE_FROM, or set `from` in the config's account")
+        })?;
+    let from = Mailbox::parse(from_text)?;
+    let to = mailboxes(&[cli.recipients.clone(), cli.to.clone()].concat())?;
+    let cc = mailboxes(&cli.cc)?;
+    let bcc = mailboxes(&cli.bcc)?;
+    if to.is_empty() && cc.is_empty() && bcc.is_empty() {
+        return Err(
+            Error::usage("no recipients").hint("name them as arguments or with --to, --cc, --bcc")
+        );
+    }
+    if let Some(subject) = &cli.subject {
+        check_one_line("the subject", subject)?;
+    }
+    let headers = cli
+        .headers
+        .iter()
+        .map(|h| compose::parse_header(h))
+        .collect::<Result<Vec<_>>>()?;
+    let html = cli
+        .html
+        .as_deref()
+        .map(|path| read_utf8("HTML file", path))
+        .transpose()?;
+    let text = body_text(cli, html.is_some(), stdin)?;
+    let attachments = cli
+        .attachments
+        .iter()
+        .map(|spec| FilePart::load(spec, "attachment"))
+        .collect::<Result<Vec<_>>>()?;
+    let inline = cli
+        .inline
+        .iter()
+        .map(|spec| FilePart::load(spec, "inline image"))
+        .collect::<Result<Vec<_>>>()?;
+
+    let envelope = Envelope {
+        sender: from.email.clone(),
+        recipients: unique_addresses(to.iter().chain(&cc).chain(&bcc)),
+    };
+    let draft = Draft {
+        from: Some(from),
+        to,
+        cc,
+        reply_to: mailboxes(&cli.reply_to)?,
+        subject: cli.subject.clone(),
+        headers,
+        text: text.map(crlf_lines),
+        html: html.map(crlf_lines),
+        attachments,
+        inline,
+    };
+    Ok((draft, envelope))
+}
+
+/// Each address once, in the order given; case-insensitive, as servers
+/// would otherwise deliver twice to `Ops@x` and `ops@x`.
+fn unique_addresses<'a>(all: impl Iterator<Item = &'a Mailbox>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    all.filter(|m| seen.insert(m.email.to_lowercase()))
+        .map(|m| m.email.clone())
+        .collect()
+}
+
+/// The text body: --body, --body-file (- is stdin), else stdin when it is
+/// not a terminal. An HTML-only message needs no text body.
+fn body_text(cli: &Cli, has_html: bool, stdin: Stdin<'_>) -> Result<Option<String>> {
+    if let Some(body) = &cli.body {
+        return Ok(Some(body.clone()));
+    }
+    let from_stdin = match &cli.body_file {
+        Some(path) if path.as_os_str() != "-" => return read_utf8("body file", path).map(Some),
+        Some(_) => true,
+        None => !stdin.is_terminal,
+    };
+    if !from_stdin {
+        if has_html {
+            return Ok(None);
+        }
+        return Err(
+            Error::usage("no message body, and standard input is a terminal")
+                .hint("pipe the body in, or use --body TEXT or --body-file PATH"),
+        );
+    }
+    let mut bytes = Vec::new();
+    stdin.reader.read_to_end(&mut bytes).map_err(|err| {
+        Error::new(
+            Exit::IoErr,
+            format!(
+                "cannot read the body from standard input: {}",
+                io_reason(&err)
+            ),
+        )
+    })?;
+    utf8(bytes, "the body on standard input").map(Some)
+}
+
+/// Text in canonical form (RFC 2045 2.10): CRLF line breaks, which matters
+/// when mail-builder picks base64 for a text part.
+fn crlf_lines(text: String) -> String {
+    if text.matches('\n').count() == text.matches("\r\n").count() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    let mut previous = '\0';
+    for ch in text.chars() {
+        if ch == '\n' && previous != '\r' {
+            out.push('\r');
+        }
+        out.push(ch);
+        previous = ch;
+    }
+    out
+}
+
+fn read_utf8(what: &str, path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|err| Error::input(what, path, &err))?;
+    utf8(bytes, &format!("{what} {}", path.display()))
+}
+
+fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
+    String::from_utf8(bytes).map_err(|err| {
+        Error::data(format!(
+            "{what} is not UTF-8 (invalid byte at offset {})",
+            err.utf8_error().valid_up_to()
+        ))
+        .hint("convert it (iconv -t UTF-8) or send it with --attach")
+    })
+}
+
+fn transport_settings(
+    cli: &Cli,
+    account: &Account,
+    warnings: &mut Vec<String>,
+) -> Result<Settings> {
+    let server = cli
+        .server
+        .as_deref()
+        .or(account.server.as_deref())
+        .ok_or_else(|| {
+            Error::usage("no SMTP server").hint(
+            "give --server HOST[:PORT], set POSTIE_SERVER, or set `server` in the config's account",
+        )
+        })?;
+    let parsed = ServerSpec::parse(server)?;
+    let explicit_tls = cli.tls.or(account.tls);
+    if parsed.implicit_tls && explicit_tls.is_some_and(|t| t != TlsMode::Implicit) {
+        return Err(Error::usage(format!(
+            "{server} is an smtps:// URL (implicit TLS) but --tls asks for something else"
+        )));
+    }
+    let port = cli.port.or(parsed.port).or(account.port);
+    let tls = explicit_tls.unwrap_or(if parsed.implicit_tls || port == Some(465) {
+        TlsMode::Implicit
+    } else if is_loopback(&parsed.host) {
+        TlsMode::Opportunistic
+    } else {
+        TlsMode::Starttls
+    });
+    let port = port.unwrap_or(if tls == TlsMode::Implicit { 465 } else { 587 });
+
+    let insecure = cli.insecure || account.insecure.unwrap_or(false);
+    if insecure {
+        warnings.push(
+            "--insecure: the server's certificate is not verified; anyone on the path can read or change this mail"
+                .to_string(),
+        );
+    }
+    let user = cli.user.clone().or_else(|| account.user.clone());
+    let method = cli.auth.or(account.auth);
+    let login = match user {
+        Some(user) => Some(Login {
+            secret: secret(cli, account, &user)?,
+            user,
+            method: method.unwrap_or(AuthMethod::Auto),
+        }),
+        None if method.is_some() => {
+            return Err(Error::usage("--auth needs a user name")
+                .hint("give --user or set `user` in the account"))
+        }
+        None => None,
+    };
+    let helo = cli
+        .helo
+        .clone()
+        .or_else(|| account.helo.clone())
+        .unwrap_or_else(local_hostname);
+    check_one_line("the EHLO name", &helo)?;
+    Ok(Settings {
+        endpoint: Endpoint {
+            host: parsed.host,
+            port,
+        },
+        tls,
+        tls_files: TlsFiles {
+            ca_file: cli.ca_file.clone().or_else(|| account.ca_file.clone()),
+            client_cert: cli
+                .client_cert
+                .clone()
+                .or_else(|| account.client_cert.clone()),
+            client_key: cli
+                .client_key
+                .clone()
+                .or_else(|| account.client_key.clone()),
+            insecure,
+        },
+        login,
+        allow_plaintext_auth: cli.allow_plaintext_auth
+            || account.allow_plaintext_auth.unwrap_or(false),
+        helo,
+        timeouts: cli
+            .timeout
+            .or(account.timeout)
+            .map(Timeouts::uniform)
+            .unwrap_or(Timeouts::DEFAULT),
+        partial: cli.partial || account.partial.unwrap_or(false),
+    })
+}
+
+fn local_hostname() -> String {
+    let name = gethostname::gethostname().to_string_lossy().into_owned();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        "localhost".to_string()
+    } else {
+        name
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The password or token: --password-cmd, then POSTIE_PASSWORD, then the
+/// account's password_cmd, then its password.
+fn secret(cli: &Cli, account: &Account, user: &str) -> Result<String> {
+    if let Some(cmd) = &cli.password_cmd {
+        return run_password_cmd(cmd);
+    }
+    if let Ok(password) = std::env::var(PASSWORD_ENV) {
+        return Ok(password);
+    }
+    if let Some(cmd) = &account.password_cmd {
+        return run_password_cmd(cmd);
+    }
+    if let Some(password) = &account.password {
+        return Ok(password.clone());
+    }
+    Err(
+        Error::config(format!("no password for user {user:?}")).hint(format!(
+            "use --password-cmd, set {PASSWORD_ENV}, or set password_cmd in the config's account"
+        )),
+    )
+}
+
+/// Runs the command with `sh -c` and returns the first line of its output.
+/// Its stderr goes to the user (a gpg or keyring prompt may need it); its
+/// output is never shown, as it is the secret.
+fn run_password_cmd(cmd: &str) -> Result<String> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|err| {
+            Error::config(format!(
+                "cannot run the password command: {}",
+                io_reason(&err)
+            ))
+        })?;
+    if !output.status.success() {
+        let status = output
+            .status
+            .code()
+            .map(|c| format!("exit status {c}"))
+            .unwrap_or_else(|| "killed by a signal".to_string());
+        return Err(Error::config(format!(
+            "the password command {cmd:?} failed ({status})"
+        )));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if first.is_empty() {
+        return Err(Error::config(format!(
+            "the password command {cmd:?} printed nothing"
+        )));
+    }
+    Ok(first.to_string())
+}
+
+/// A --server value: HOST, HOST:PORT, [IPv6]:PORT, smtp://… or smtps://….
+#[derive(Debug, PartialEq, Eq)]
+struct ServerSpec {
+    host: String,
+    port: Option<u16>,
+    implicit_tls: bool,
+}
+
+impl ServerSpec {
+    fn parse(text: &str) -> Result<ServerSpec> {
+        let bad = |why: &str| -> Result<ServerSpec> {
+            Err(Error::usage(format!("invalid server {text:?}: {why}"))
+                .hint("write HOST, HOST:PORT, smtp://HOST:PORT or smtps://HOST:PORT"))
+        };
+        let (rest, implicit_tls) = if let Some(rest) = strip_scheme(text, "smtps://") {
+            (rest, true)
+        } else if let Some(rest) = strip_scheme(text, "smtp://") {
+            (rest, false)
+        } else if text.contains("://") {
+            return bad("the scheme must be smtp:// or smtps://");
+        } else {
+            (text, false)
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '@', '?', ' ']) {
+            return bad("only a host and a port are allowed");
+        }
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let Some((host, after)) = v6.split_once(']') else {
+                return bad("missing ']'");
+            };
+            match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None if after.is_empty() => (host, None),
+                None => return bad("unexpected text after ']'"),
+            }
+        } else if rest.matches(':').count() > 1 {
+            (rest, None) // a bare IPv6 address
+        } else {
+            match rest.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return bad("the host is empty");
+        }
+        let port = match port {
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return bad("the port must be a number from 1 to 65535"),
+            },
+            None => None,
+        };
+        Ok(ServerSpec {
+            host: host.to_string(),
+            port,
+            implicit_tls,
+        })
+    }
+}
+
+fn strip_scheme<'a>(text: &'a str, scheme: &str) -> Option<&'a str> {
+    let head = text.get(..scheme.len())?;
+    head.eq_ignore_ascii_case(scheme)
+        .then(|| &text[scheme.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(host: &str, port: Option<u16>, implicit_tls: bool) -> ServerSpec {
+        ServerSpec {
+            host: host.into(),
+            port,
+            implicit_tls,
+        }
+    }
+
+    #[test]
+    fn server_forms() {
+        assert_eq!(
+            ServerSpec::parse("mx.example").unwrap(),
+            spec("mx.example", None, false)
+        );
+        assert_eq!(
+            ServerSpec::parse("mx.example:25").unwrap(),
+            spec("mx.example", Some(25), false)
+        );
+        assert_eq!(
+            ServerSpec::parse("smtps://mx.example").unwrap(),
+            spec("mx.example", None, true)
+        );
+        assert_eq!(
+            ServerSpec::parse("SMTP://mx.example:2525/").unwrap(),
+            spec("mx.example", Some(2525), false)
+        );
+        assert_eq!(
+            ServerSpec::parse("[::1]:2525").unwrap(),
+            spec("::1", Some(2525), false)
+        );
+        assert_eq!(ServerSpec::parse("::1").unwrap(), spec("::1", None, false));
+    }
+
+    #[test]
+    fn bad_servers_are_usage_errors() {
+        for bad in ["http://x", "x:0", "x:port", "smtp://user@x", "", "[::1"] {
+            let err = ServerSpec::parse(bad).unwrap_err();
+            assert_eq!(err.exit, Exit::Usage, "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_gets_crlf_line_breaks() {
+        assert_eq!(crlf_lines("a\nb\r\nc\n".into()), "a\r\nb\r\nc\r\n");
+        assert_eq!(crlf_lines("a\r\n".into()), "a\r\n");
+    }
+
+    #[test]
+    fn loopback_names() {
+        assert!(is_loopback("localhost"));
+        assert!(is_loopback("127.0.0.5"));
+        assert!(is_loopback("::1"));
+        assert!(!is_loopback("mail.example.com"));
+    }
+
+    #[test]
+    fn password_command_first_line_only() {
+        assert_eq!(run_password_cmd("printf 'pw1\\nsecond\\n'").unwrap(), "pw1");
+        assert_eq!(run_password_cmd("exit 3").unwrap_err().exit, Exit::Config);
+        assert!(run_password_cmd("true")
+            .unwrap_err()
+            .message
+            .contains("printed nothing"));
+    }
+}
