@@ -28,6 +28,8 @@ const OUTPUT: &str = "Output";
 #[command(
     name = "postie",
     version,
+    // Last one wins, so wrapper scripts can put defaults first.
+    args_override_self = true,
     about = "Compose a message and submit it over SMTP",
     after_help = "Exit status follows sysexits.h: 0 sent, 64 usage, 65 bad address or message, \
 66 unreadable input file, 67 recipient refused, 68 unknown host, 69 service unavailable, \

@@ -902,7 +902,7 @@ mod tests {
             ..permanent.clone()
         };
         assert_eq!(
-            refusal_error(&endpoint, &[permanent.clone()], true).exit,
+            refusal_error(&endpoint, std::slice::from_ref(&permanent), true).exit,
             Exit::NoUser
         );
         assert_eq!(

@@ -1,0 +1,590 @@
+//! End-to-end: postie submits to a real SMTP server (mailin-embedded) on a
+//! loopback port, and each test checks what a user would: the bytes and
+//! envelope the server received, the exit code and the stderr line.
+
+mod common;
+
+use std::fs;
+
+use common::{parse, postie, ServerOptions, TestServer, Tls, PASSWORD, USER};
+use mail_parser::MimeHeaders;
+
+fn server() -> TestServer {
+    TestServer::start(ServerOptions::default())
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn text_message_arrives_with_envelope_and_encoded_headers() {
+    let srv = server();
+    postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "-f",
+            "Jörg Sender <sender@example.com>",
+        ])
+        .args(["-s", "Grüße: backup done ✓", "-H", "X-Job: nightly"])
+        .args(["Ops Team <ops@example.com>", "--body", "all fine\n"])
+        .assert()
+        .success()
+        .stderr("");
+    let mail = srv.wait_for_messages(1).remove(0);
+    assert_eq!(mail.mail_from, "sender@example.com");
+    assert_eq!(mail.rcpt_to, vec!["ops@example.com"]);
+    assert!(mail.data.is_ascii(), "composed messages are 7-bit");
+
+    let msg = parse(&mail.data);
+    assert_eq!(msg.subject(), Some("Grüße: backup done ✓"));
+    let from = msg.from().unwrap().first().unwrap();
+    assert_eq!(from.name(), Some("Jörg Sender"));
+    assert_eq!(from.address(), Some("sender@example.com"));
+    let to = msg.to().unwrap().first().unwrap();
+    assert_eq!(to.name(), Some("Ops Team"));
+    assert_eq!(msg.header_raw("X-Job").map(str::trim), Some("nightly"));
+    assert!(msg.date().is_some(), "Date header");
+    assert!(msg.message_id().is_some(), "Message-ID header");
+    assert_eq!(msg.body_text(0).unwrap().trim_end(), "all fine");
+}
+
+#[test]
+fn body_is_read_from_stdin_like_mailx() {
+    let srv = server();
+    postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "-f",
+            "a@example.com",
+            "-s",
+            "piped",
+        ])
+        .arg("b@example.com")
+        .write_stdin("line one\nline two\n")
+        .assert()
+        .success();
+    let msg = parse(&srv.wait_for_messages(1)[0].data);
+    assert_eq!(msg.body_text(0).unwrap(), "line one\r\nline two\r\n");
+}
+
+#[test]
+fn body_file_dash_reads_stdin_and_path_reads_file() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.txt");
+    fs::write(&body, "from a file\n").unwrap();
+    postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "-f",
+            "a@example.com",
+            "b@example.com",
+        ])
+        .arg("--body-file")
+        .arg(&body)
+        .assert()
+        .success();
+    postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "-f",
+            "a@example.com",
+            "b@example.com",
+        ])
+        .args(["--body-file", "-"])
+        .write_stdin("from stdin\n")
+        .assert()
+        .success();
+    let got = srv.wait_for_messages(2);
+    assert_eq!(
+        parse(&got[0].data).body_text(0).unwrap().trim_end(),
+        "from a file"
+    );
+    assert_eq!(
+        parse(&got[1].data).body_text(0).unwrap().trim_end(),
+        "from stdin"
+    );
+}
+
+#[test]
+fn bcc_goes_to_the_envelope_only_and_lists_are_split() {
+    let srv = server();
+    postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["one@example.com, \"Two, Esq.\" <two@example.com>"])
+        .args(["--to", "three@example.com", "-c", "cc@example.com"])
+        .args(["-b", "hidden@example.com,ONE@example.com", "--body", "x"])
+        .args(["-r", "replies@example.com"])
+        .assert()
+        .success();
+    let mail = srv.wait_for_messages(1).remove(0);
+    assert_eq!(
+        mail.rcpt_to,
+        vec![
+            "one@example.com",
+            "two@example.com",
+            "three@example.com",
+            "cc@example.com",
+            "hidden@example.com"
+        ],
+        "each address once, Bcc last"
+    );
+    let raw = String::from_utf8(mail.data.clone()).unwrap();
+    assert!(!raw.contains("hidden@example.com"), "Bcc leaked:\n{raw}");
+    assert!(
+        !raw.to_ascii_lowercase().contains("\nbcc:"),
+        "Bcc header:\n{raw}"
+    );
+    let msg = parse(&mail.data);
+    let to: Vec<_> = msg
+        .to()
+        .unwrap()
+        .iter()
+        .map(|a| a.address().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        to,
+        ["one@example.com", "two@example.com", "three@example.com"]
+    );
+    assert_eq!(
+        msg.to().unwrap().iter().nth(1).unwrap().name(),
+        Some("Two, Esq.")
+    );
+    assert_eq!(
+        msg.cc().unwrap().first().unwrap().address(),
+        Some("cc@example.com")
+    );
+    assert_eq!(
+        msg.reply_to().unwrap().first().unwrap().address(),
+        Some("replies@example.com")
+    );
+}
+
+#[test]
+fn html_attachments_and_inline_images_round_trip() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    fs::write(&html, "<p>Hallo <img src=\"cid:logo.png\"></p>\n").unwrap();
+    let logo = dir.path().join("logo.png");
+    let logo_bytes: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    fs::write(&logo, &logo_bytes).unwrap();
+    let csv = dir.path().join("résumé données.csv");
+    fs::write(&csv, "a,b\n1,2\n").unwrap();
+    let blob = dir.path().join("blob.xyz");
+    fs::write(&blob, [0u8, 1, 2, 255]).unwrap();
+
+    postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "-f",
+            "a@example.com",
+            "b@example.com",
+        ])
+        .args(["-s", "report", "--body", "plain version\n"])
+        .arg("--html")
+        .arg(&html)
+        .arg("--inline")
+        .arg(&logo)
+        .arg("-a")
+        .arg(&csv)
+        .arg("-a")
+        .arg(format!("{};type=application/x-postie-test", blob.display()))
+        .assert()
+        .success();
+    let mail = srv.wait_for_messages(1).remove(0);
+    let raw = String::from_utf8(mail.data.clone()).unwrap();
+    assert!(raw.contains("multipart/mixed"), "{raw}");
+    assert!(raw.contains("multipart/alternative"), "{raw}");
+    assert!(
+        raw.contains("multipart/related"),
+        "inline images belong in related:\n{raw}"
+    );
+
+    let msg = parse(&mail.data);
+    assert_eq!(msg.body_text(0).unwrap().trim_end(), "plain version");
+    assert!(msg.body_html(0).unwrap().contains("cid:logo.png"));
+    let parts: Vec<_> = msg.attachments().collect();
+    let logo_part = parts
+        .iter()
+        .find(|p| p.content_id() == Some("logo.png"))
+        .expect("inline part with Content-ID logo.png");
+    assert_eq!(logo_part.contents(), &logo_bytes[..]);
+    assert_eq!(logo_part.content_type().unwrap().subtype(), Some("png"));
+    let csv_part = parts
+        .iter()
+        .find(|p| p.attachment_name() == Some("résumé données.csv"))
+        .expect("attachment with its UTF-8 name");
+    assert_eq!(csv_part.contents(), b"a,b\n1,2\n");
+    assert_eq!(csv_part.content_type().unwrap().subtype(), Some("csv"));
+    let blob_part = parts
+        .iter()
+        .find(|p| p.attachment_name() == Some("blob.xyz"))
+        .unwrap();
+    assert_eq!(blob_part.contents(), [0u8, 1, 2, 255]);
+    assert_eq!(
+        blob_part.content_type().unwrap().subtype(),
+        Some("x-postie-test")
+    );
+}
+
+#[test]
+fn long_lines_and_leading_dots_survive_the_wire() {
+    let srv = server();
+    let long_line = "x".repeat(5000);
+    let body = format!(".\n..two dots\n.leading\n{long_line}\nünïcödé {long_line}\n");
+    postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "-f",
+            "a@example.com",
+            "b@example.com",
+        ])
+        .write_stdin(body.clone())
+        .assert()
+        .success();
+    let mail = srv.wait_for_messages(1).remove(0);
+    for line in mail.data.split(|&b| b == b'\n') {
+        assert!(
+            line.len() <= 998,
+            "a line of {} octets on the wire",
+            line.len()
+        );
+    }
+    let msg = parse(&mail.data);
+    assert_eq!(msg.body_text(0).unwrap(), body.replace('\n', "\r\n"));
+}
+
+#[test]
+fn starttls_with_auth_plain_and_password_from_env() {
+    let srv = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        auth: true,
+        ..ServerOptions::default()
+    });
+    postie()
+        .args([
+            "--server",
+            &format!("localhost:{}", srv.port),
+            "--tls",
+            "starttls",
+        ])
+        .arg("--ca-file")
+        .arg(srv.ca_file())
+        .args([
+            "--user",
+            USER,
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "x",
+        ])
+        .env("POSTIE_PASSWORD", PASSWORD)
+        .assert()
+        .success();
+    let mail = srv.wait_for_messages(1).remove(0);
+    assert!(mail.tls, "the message went over TLS");
+    assert_eq!(mail.auth_user.as_deref(), Some(USER));
+}
+
+#[test]
+fn auth_login_with_password_command() {
+    let srv = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        auth: true,
+        ..ServerOptions::default()
+    });
+    postie()
+        .args(["--server", &srv.addr(), "--auth", "login"])
+        .arg("--ca-file")
+        .arg(srv.ca_file())
+        .args([
+            "--user",
+            USER,
+            "--password-cmd",
+            &format!("printf '%s\\n' '{PASSWORD}'"),
+        ])
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .assert()
+        .success();
+    assert_eq!(srv.wait_for_messages(1)[0].auth_user.as_deref(), Some(USER));
+    assert_eq!(srv.auth_attempts(), vec![(USER.to_string(), true)]);
+}
+
+#[test]
+fn wrong_password_is_77_and_never_echoed() {
+    let srv = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        auth: true,
+        ..ServerOptions::default()
+    });
+    let wrong = "not-the-Pa55word";
+    let output = postie()
+        .args(["--server", &srv.addr()])
+        .arg("--ca-file")
+        .arg(srv.ca_file())
+        .args([
+            "--user",
+            USER,
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "x",
+        ])
+        .env("POSTIE_PASSWORD", wrong)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(77));
+    let stderr = stderr_of(&output);
+    assert!(stderr.starts_with("postie: error: AUTH: "), "{stderr}");
+    assert!(stderr.contains("535"), "{stderr}");
+    assert!(!stderr.contains(wrong), "password leaked: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(srv.received().is_empty());
+}
+
+#[test]
+fn implicit_tls_by_url_and_by_flag() {
+    let srv = TestServer::start(ServerOptions {
+        tls: Tls::Implicit,
+        ..ServerOptions::default()
+    });
+    for server_args in [
+        vec![format!("--server=smtps://localhost:{}", srv.port)],
+        vec![
+            format!("--server=127.0.0.1:{}", srv.port),
+            "--tls=implicit".into(),
+        ],
+    ] {
+        postie()
+            .args(&server_args)
+            .arg("--ca-file")
+            .arg(srv.ca_file())
+            .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+            .assert()
+            .success();
+    }
+    let got = srv.wait_for_messages(2);
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|m| m.tls));
+}
+
+#[test]
+fn required_starttls_missing_is_69_not_a_downgrade() {
+    let srv = server();
+    let output = postie()
+        .args(["--server", &srv.addr(), "--tls", "starttls"])
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(69));
+    assert!(
+        stderr_of(&output).contains("does not offer STARTTLS"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(srv.received().is_empty());
+}
+
+#[test]
+fn untrusted_certificate_is_69_and_says_self_signed() {
+    let srv = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        ..ServerOptions::default()
+    });
+    let output = postie()
+        .args([
+            "--server",
+            &format!("localhost:{}", srv.port),
+            "--tls",
+            "starttls",
+        ])
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(69), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("self-signed"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(srv.received().is_empty());
+}
+
+#[test]
+fn insecure_skips_verification_with_a_warning() {
+    let srv = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        ..ServerOptions::default()
+    });
+    let output = postie()
+        .args(["--server", &srv.addr(), "--tls", "starttls", "--insecure"])
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).starts_with("postie: warning: --insecure"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(srv.wait_for_messages(1)[0].tls);
+}
+
+#[test]
+fn opportunistic_tls_is_the_loopback_default() {
+    let tls_srv = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        ..ServerOptions::default()
+    });
+    postie()
+        .args(["--server", &tls_srv.addr()])
+        .arg("--ca-file")
+        .arg(tls_srv.ca_file())
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .assert()
+        .success();
+    assert!(
+        tls_srv.wait_for_messages(1)[0].tls,
+        "STARTTLS used when offered"
+    );
+    let plain_srv = server();
+    postie()
+        .args(["--server", &plain_srv.addr()])
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .assert()
+        .success();
+    assert!(!plain_srv.wait_for_messages(1)[0].tls);
+}
+
+#[test]
+fn refused_recipient_cancels_the_message_and_is_listed() {
+    let srv = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["nobody@example.com".into(), "ghost@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let output = postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args([
+            "ok@example.com",
+            "nobody@example.com",
+            "ghost@example.com",
+            "--body",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(67));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("<nobody@example.com>: 550"), "{stderr}");
+    assert!(
+        stderr.contains("<ghost@example.com>: 550"),
+        "every refusal listed: {stderr}"
+    );
+    assert!(stderr.contains("nothing was sent"), "{stderr}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(srv.received().is_empty(), "no message after a refusal");
+}
+
+#[test]
+fn partial_sends_to_the_accepted_and_reports_the_refused() {
+    let srv = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["nobody@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let output = postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com", "--partial"])
+        .args(["ok@example.com", "nobody@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(67));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("warning: not sent to <nobody@example.com>: 550"),
+        "{stderr}"
+    );
+    assert_eq!(srv.wait_for_messages(1)[0].rcpt_to, vec!["ok@example.com"]);
+}
+
+#[test]
+fn temporary_recipient_failure_is_75() {
+    let srv = TestServer::start(ServerOptions {
+        tempfail_rcpt: vec!["later@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let output = postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["later@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75));
+    assert!(stderr_of(&output).contains("451"), "{}", stderr_of(&output));
+}
+
+#[test]
+fn non_ascii_envelope_needs_smtputf8() {
+    let srv = server();
+    let output = postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["jürgen@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(69));
+    assert!(
+        stderr_of(&output).contains("SMTPUTF8"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn dry_run_prints_envelope_and_message_and_sends_nothing() {
+    let output = postie()
+        .args(["--dry-run", "-f", "Me <me@example.com>", "-s", "Hello"])
+        .args([
+            "you@example.com",
+            "-b",
+            "hidden@example.com",
+            "--body",
+            "Hi there",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("MAIL FROM:<me@example.com>"), "{stderr}");
+    assert!(stderr.contains("RCPT TO:<you@example.com>"), "{stderr}");
+    assert!(stderr.contains("RCPT TO:<hidden@example.com>"), "{stderr}");
+    let msg = parse(&output.stdout);
+    assert_eq!(msg.subject(), Some("Hello"));
+    assert_eq!(msg.body_text(0).unwrap().trim_end(), "Hi there");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("hidden@"));
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    let help = postie().arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for heading in [
+        "Recipients:",
+        "Message:",
+        "Server:",
+        "TLS:",
+        "Authentication:",
+    ] {
+        assert!(text.contains(heading), "missing {heading} in --help");
+    }
+    let version = postie().arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("postie "));
+}
