@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::message_id::generate_message_id_header;
+use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
@@ -219,6 +221,21 @@ fn body_tree(draft: &Draft) -> MimePart<'_> {
     MimePart::new("multipart/mixed", parts)
 }
 
+/// A fresh Message-ID in the sender's domain: the machine's own host name
+/// (mail-builder's choice) is often not a public name, and spam filters
+/// score such IDs.
+fn message_id(from: &Mailbox) -> String {
+    let domain = from
+        .email
+        .rsplit_once('@')
+        .map(|(_, domain)| domain)
+        .filter(|domain| domain.is_ascii())
+        .unwrap_or("localhost");
+    let mut id = Vec::new();
+    generate_message_id_header(&mut id, domain);
+    String::from_utf8_lossy(&id).into_owned()
+}
+
 /// Serialises the draft. Date and Message-ID are added by mail-builder
 /// unless the draft's headers carry them.
 pub fn build(draft: &Draft) -> Vec<u8> {
@@ -240,6 +257,10 @@ pub fn build(draft: &Draft) -> Vec<u8> {
     }
     for (name, value) in &draft.headers {
         message = message.header(name.as_str(), Text::new(value.as_str()));
+    }
+    let has_message_id = draft.headers.iter().any(|(name, _)| name == "Message-ID");
+    if let (false, Some(from)) = (has_message_id, &draft.from) {
+        message = message.header("Message-ID", Raw::new(message_id(from)));
     }
     message = message.body(body_tree(draft));
     let mut out = Vec::new();
@@ -302,6 +323,10 @@ mod tests {
         let text = String::from_utf8(build(&draft)).unwrap();
         assert!(text.contains("\r\nDate: "), "{text}");
         assert!(text.contains("Message-ID: <"), "{text}");
+        assert!(
+            text.contains("@example.com>\r\n"),
+            "ID in the sender's domain: {text}"
+        );
         assert!(text.contains("Subject: =?utf-8?"), "{text}");
         assert!(!text.to_ascii_lowercase().contains("bcc"), "{text}");
     }

@@ -279,10 +279,11 @@ impl<'a> Session<'a> {
             return Ok(());
         };
         let endpoint = &self.settings.endpoint;
-        if !self.conn.is_encrypted()
-            && !self.peer.ip().is_loopback()
-            && !self.settings.allow_plaintext_auth
-        {
+        if !plaintext_auth_allowed(
+            self.conn.is_encrypted(),
+            self.peer.ip(),
+            self.settings.allow_plaintext_auth,
+        ) {
             return Err(Error::new(
                 Exit::Unavailable,
                 format!(
@@ -419,6 +420,12 @@ impl<'a> Session<'a> {
         };
         Ok(Mail::new(sender, parameters))
     }
+}
+
+/// Credentials go in clear text only over loopback, or when the user asked
+/// for it by name: anyone on the path could read them otherwise.
+fn plaintext_auth_allowed(encrypted: bool, peer: std::net::IpAddr, allowed_by_user: bool) -> bool {
+    encrypted || peer.is_loopback() || allowed_by_user
 }
 
 fn mechanism_name(mechanism: Mechanism) -> &'static str {
@@ -909,6 +916,16 @@ mod tests {
             refusal_error(&endpoint, &[permanent, temporary], true).exit,
             Exit::TempFail
         );
+    }
+
+    #[test]
+    fn plaintext_auth_only_on_loopback_or_by_name() {
+        let remote: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let local: std::net::IpAddr = "::1".parse().unwrap();
+        assert!(!plaintext_auth_allowed(false, remote, false));
+        assert!(plaintext_auth_allowed(true, remote, false));
+        assert!(plaintext_auth_allowed(false, local, false));
+        assert!(plaintext_auth_allowed(false, remote, true));
     }
 
     #[test]

@@ -339,3 +339,29 @@ fn account_is_chosen_by_from_and_flags_override_it() {
         Some("Reports")
     );
 }
+
+/// A terminal on stdin and no body flag must not hang waiting for input.
+#[test]
+fn no_body_with_a_terminal_is_a_usage_error() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` (to get a pseudo-terminal) is not installed");
+        return;
+    }
+    // script(1) runs the command on a pseudo-terminal; -e returns its status.
+    let command = format!(
+        "{} --dry-run -f a@example.com b@example.com",
+        env!("CARGO_BIN_EXE_postie")
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(64), "{text}");
+    assert!(text.contains("standard input is a terminal"), "{text}");
+}

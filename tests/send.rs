@@ -588,3 +588,75 @@ fn help_and_version_exit_zero() {
     assert!(version.status.success());
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("postie "));
 }
+
+#[test]
+fn xoauth2_sends_the_token_as_rfc_7628_says() {
+    let srv = common::ScriptedServer::start(
+        b"220 oauth.test ESMTP\r\n",
+        [
+            &b"250-oauth.test\r\n250 AUTH XOAUTH2\r\n"[..],
+            b"235 2.7.0 accepted\r\n",
+            b"250 ok\r\n",
+            b"250 ok\r\n",
+            b"354 go ahead\r\n",
+            b"250 2.0.0 queued\r\n",
+            b"221 bye\r\n",
+        ]
+        .iter()
+        .map(|r| r.to_vec())
+        .collect(),
+    );
+    postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "--auth",
+            "xoauth2",
+            "--user",
+            "alice@example.com",
+        ])
+        .args([
+            "--password-cmd",
+            "echo ya29.token",
+            "-f",
+            "alice@example.com",
+        ])
+        .args(["b@example.com", "--body", "x"])
+        .assert()
+        .success();
+    let lines = srv.lines();
+    // base64("user=alice@example.com\x01auth=Bearer ya29.token\x01\x01")
+    let expected = "AUTH XOAUTH2 dXNlcj1hbGljZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnRva2VuAQE=";
+    assert!(lines.iter().any(|l| l == expected), "{lines:#?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn password_from_a_private_config_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let srv = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        auth: true,
+        ..ServerOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "[accounts.main]\nserver = \"{}\"\nca_file = \"{}\"\nuser = \"{USER}\"\n\
+             password = \"{PASSWORD}\"\nfrom = \"a@example.com\"\n",
+            srv.addr(),
+            srv.ca_file().display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
+    postie()
+        .arg("--config")
+        .arg(&config)
+        .args(["--account", "main", "b@example.com", "--body", "x"])
+        .assert()
+        .success();
+    assert_eq!(srv.wait_for_messages(1)[0].auth_user.as_deref(), Some(USER));
+}
