@@ -30,6 +30,12 @@ impl Mailbox {
         }
     }
 
+    /// True for a bare local name (`root`), which has to be qualified
+    /// before it can go into an SMTP envelope.
+    pub fn is_local(&self) -> bool {
+        !self.email.contains('@')
+    }
+
     /// True when the address needs SMTPUTF8 (RFC 6531) to be sent.
     pub fn is_ascii(&self) -> bool {
         self.email.is_ascii()
@@ -157,7 +163,9 @@ fn checked_email(email: &str, item: &str) -> Result<String> {
         return bad(&format!("it contains {ch:?}"));
     }
     let Some((local, domain)) = email.rsplit_once('@') else {
-        return bad("no '@domain' part");
+        // A local name such as `root`: aliases or local_domain qualify it
+        // later (see `local`), as sendmail's callers expect.
+        return Ok(email.to_string());
     };
     if local.is_empty() {
         return bad("nothing before '@'");
@@ -217,6 +225,14 @@ mod tests {
     }
 
     #[test]
+    fn local_names_are_kept_for_later_qualification() {
+        let root = Mailbox::parse("Charlie Root <root>").unwrap();
+        assert_eq!(root, mb(Some("Charlie Root"), "root"));
+        assert!(root.is_local());
+        assert!(!Mailbox::parse("a@b.example").unwrap().is_local());
+    }
+
+    #[test]
     fn utf8_names_and_addresses_are_kept() {
         let m = Mailbox::parse("Jürgen Müller <jürgen@bücher.example>").unwrap();
         assert_eq!(m.name.as_deref(), Some("Jürgen Müller"));
@@ -226,7 +242,6 @@ mod tests {
     #[test]
     fn malformed_addresses_are_refused_with_reason() {
         for (input, why) in [
-            ("root", "no '@domain'"),
             ("@example.com", "nothing before"),
             ("a@", "domain"),
             ("a b@example.com", "contains ' '"),

@@ -99,6 +99,38 @@ pub struct Cli {
     #[arg(long = "inline", value_name = "PATH", requires = "html", help_heading = MESSAGE)]
     pub inline: Vec<String>,
 
+    /// Send this ready-made RFC 5322 message instead of composing one ('-' reads stdin).
+    ///
+    /// Sent byte for byte except: line endings become CRLF, Bcc and
+    /// Resent-Bcc are removed, Date and Message-ID are added when missing,
+    /// and From is handled by the account's from_policy.
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with_all = ["body", "body_file", "html", "attachments", "inline", "subject", "headers", "reply_to", "to", "cc", "bcc"],
+        help_heading = MESSAGE
+    )]
+    pub message: Option<std::path::PathBuf>,
+
+    /// With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers.
+    #[arg(short = 't', long, requires = "message", help_heading = RECIPIENTS)]
+    pub read_recipients: bool,
+
+    /// Display name for a From: header that postie adds to a --message.
+    #[arg(long, value_name = "NAME", help_heading = MESSAGE)]
+    pub full_name: Option<String>,
+
+    /// Take sendmail's command line (as when called through a link named sendmail).
+    ///
+    /// Recipients as arguments, the message on stdin, -t, -f, -F, -i, -oi
+    /// and the other sendmail options; see SENDMAIL COMPATIBILITY in the README.
+    #[arg(long, help_heading = CONFIG)]
+    pub sendmail: bool,
+
+    /// sendmail without -i: a line holding a single dot ends the message.
+    #[arg(skip)]
+    pub dot_ends_message: bool,
+
     /// SMTP server: HOST, HOST:PORT, smtp://HOST[:PORT] or smtps://HOST[:PORT].
     #[arg(long, value_name = "HOST[:PORT]", env = "POSTIE_SERVER", help_heading = SERVER)]
     pub server: Option<String>,

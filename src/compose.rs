@@ -224,9 +224,8 @@ fn body_tree(draft: &Draft) -> MimePart<'_> {
 /// A fresh Message-ID in the sender's domain: the machine's own host name
 /// (mail-builder's choice) is often not a public name, and spam filters
 /// score such IDs.
-fn message_id(from: &Mailbox) -> String {
-    let domain = from
-        .email
+pub fn message_id(sender: &str) -> String {
+    let domain = sender
         .rsplit_once('@')
         .map(|(_, domain)| domain)
         .filter(|domain| domain.is_ascii())
@@ -260,7 +259,7 @@ pub fn build(draft: &Draft) -> Vec<u8> {
     }
     let has_message_id = draft.headers.iter().any(|(name, _)| name == "Message-ID");
     if let (false, Some(from)) = (has_message_id, &draft.from) {
-        message = message.header("Message-ID", Raw::new(message_id(from)));
+        message = message.header("Message-ID", Raw::new(message_id(&from.email)));
     }
     message = message.body(body_tree(draft));
     let mut out = Vec::new();

@@ -45,6 +45,8 @@ pub struct ConfigFile {
     /// Settings every account inherits.
     #[serde(default)]
     pub defaults: Account,
+    /// Aliases file for every account (an account's own `aliases` wins).
+    pub aliases: Option<PathBuf>,
     #[serde(default)]
     pub accounts: BTreeMap<String, Account>,
     /// The file it was read from, for error messages.
@@ -73,6 +75,28 @@ pub struct Account {
     pub timeout: Option<u64>,
     pub from: Option<String>,
     pub partial: Option<bool>,
+    /// Aliases file (sendmail syntax) for local recipients such as `root`.
+    pub aliases: Option<PathBuf>,
+    /// Domain appended to local names that no alias maps.
+    pub local_domain: Option<String>,
+    /// What to do with the From of a ready-made message.
+    pub from_policy: Option<FromPolicy>,
+}
+
+/// How the sender of a ready-made message (--message, sendmail mode) is
+/// treated. Cron writes `From: root (Cron Daemon)` and envelope `root`,
+/// which real providers refuse; `override` fixes that.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FromPolicy {
+    /// Never touch From; the envelope sender is -f, else the account's from.
+    Keep,
+    /// Add From (the envelope sender, with -F's name) only when missing.
+    #[default]
+    Fill,
+    /// Use the account's `from` as envelope sender and From address,
+    /// keeping the message's display name.
+    Override,
 }
 
 impl Account {
@@ -96,6 +120,9 @@ impl Account {
             timeout: self.timeout.or(fb.timeout),
             from: self.from.or(fb.from),
             partial: self.partial.or(fb.partial),
+            aliases: self.aliases.or(fb.aliases),
+            local_domain: self.local_domain.or(fb.local_domain),
+            from_policy: self.from_policy.or(fb.from_policy),
         }
     }
 }
@@ -194,10 +221,11 @@ impl ConfigFile {
                 .and_then(|from| self.account_for_sender(from))
                 .or_else(|| self.default.clone()),
         };
-        let account = match &chosen {
+        let mut account = match &chosen {
             Some(name) => self.accounts[name].clone().or(&self.defaults),
             None => self.defaults.clone(),
         };
+        account.aliases = account.aliases.or_else(|| self.aliases.clone());
         Ok((chosen, account))
     }
 

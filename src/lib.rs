@@ -7,7 +7,10 @@ pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod exit;
+pub mod local;
+pub mod message;
 pub mod request;
+pub mod sendmail;
 pub mod transport;
 
 use std::io::{IsTerminal, Write};

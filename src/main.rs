@@ -3,21 +3,48 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::Parser;
 
+use std::ffi::OsString;
+
 use postie::cli::Cli;
-use postie::exit::Exit;
+use postie::exit::{Error, Exit};
+use postie::sendmail;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let sendmail_mode = args.first().is_some_and(sendmail::invoked_as_sendmail)
+        || args.iter().skip(1).any(|arg| arg == "--sendmail");
+    let parsed = if sendmail_mode {
+        sendmail_args(&args).and_then(sendmail::parse)
+    } else {
+        match Cli::try_parse_from(&args) {
+            Ok(cli) => Ok(cli),
+            Err(err) => return clap_exit(err),
+        }
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
-        Err(err) => return clap_exit(err),
+        Err(err) => return report(err),
     };
     match postie::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("postie: error: {err}");
-            ExitCode::from(err.exit.code())
-        }
+        Err(err) => report(err),
     }
+}
+
+fn report(err: Error) -> ExitCode {
+    eprintln!("postie: error: {err}");
+    ExitCode::from(err.exit.code())
+}
+
+fn sendmail_args(args: &[OsString]) -> Result<Vec<String>, Error> {
+    args.iter()
+        .skip(1)
+        .map(|arg| {
+            arg.clone()
+                .into_string()
+                .map_err(|bad| Error::usage(format!("argument {bad:?} is not UTF-8")))
+        })
+        .collect()
 }
 
 /// clap exits 2 on a usage error; scripts expect sysexits' 64, and one line.

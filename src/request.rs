@@ -6,6 +6,7 @@
 //! `[defaults]` > built-in default. All input files are read here, so a
 //! missing attachment fails before a connection is opened.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
@@ -16,6 +17,8 @@ use crate::cli::{AuthMethod, Cli, TlsMode};
 use crate::compose::{self, check_one_line, Draft, FilePart};
 use crate::config::{Account, ConfigFile};
 use crate::exit::{io_reason, Error, Exit, Result};
+use crate::local::{Aliases, LocalRules};
+use crate::message::{self, ReadyMessage};
 use crate::transport::{Endpoint, Envelope, Login, Settings, Timeouts, TlsFiles};
 
 /// The environment variable that may hold the SMTP password or token.
@@ -41,8 +44,14 @@ pub struct Stdin<'a> {
 pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
     let config = ConfigFile::load(cli.config.as_deref())?;
     let (_, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
-    let (draft, envelope) = draft_and_envelope(&cli, &account, stdin)?;
-    let message = compose::build(&draft);
+    let local = local_rules(&account)?;
+    let (envelope, message) = match &cli.message {
+        Some(path) => ready_made(&cli, &account, &local, path, stdin)?,
+        None => {
+            let (draft, envelope) = draft_and_envelope(&cli, &account, &local, stdin)?;
+            (envelope, compose::build(&draft))
+        }
+    };
     let mut warnings = Vec::new();
     let transport = if cli.dry_run {
         None
@@ -65,7 +74,92 @@ fn mailboxes(args: &[String]) -> Result<Vec<Mailbox>> {
     Ok(all)
 }
 
-fn draft_and_envelope(cli: &Cli, account: &Account, stdin: Stdin<'_>) -> Result<(Draft, Envelope)> {
+fn local_rules(account: &Account) -> Result<LocalRules> {
+    Ok(LocalRules {
+        aliases: account.aliases.as_deref().map(Aliases::load).transpose()?,
+        local_domain: account.local_domain.clone(),
+    })
+}
+
+/// A --message (or sendmail's stdin): read, checked, and prepared.
+fn ready_made(
+    cli: &Cli,
+    account: &Account,
+    local: &LocalRules,
+    path: &Path,
+    stdin: Stdin<'_>,
+) -> Result<(Envelope, Vec<u8>)> {
+    let mut bytes = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        stdin.reader.read_to_end(&mut bytes).map_err(|err| {
+            Error::new(
+                Exit::IoErr,
+                format!(
+                    "cannot read the message from standard input: {}",
+                    io_reason(&err)
+                ),
+            )
+        })?;
+        bytes
+    } else {
+        std::fs::read(path).map_err(|err| Error::input("message file", path, &err))?
+    };
+    if cli.dot_ends_message {
+        message::cut_at_lone_dot(&mut bytes);
+    }
+    let parsed = ReadyMessage::parse(bytes)?;
+    let recipients = mailboxes(&cli.recipients)?;
+    let sender = cli.from.as_deref().map(Mailbox::parse).transpose()?;
+    let account_from = account.from.as_deref().map(Mailbox::parse).transpose()?;
+    if let Some(name) = &cli.full_name {
+        check_one_line("the full name", name)?;
+    }
+    message::prepare(
+        parsed,
+        &message::Options {
+            recipients: &recipients,
+            read_recipients: cli.read_recipients,
+            sender: sender.as_ref(),
+            full_name: cli.full_name.as_deref(),
+            account_from: account_from.as_ref(),
+            policy: account.from_policy.unwrap_or_default(),
+            local,
+        },
+    )
+}
+
+/// Replaces local names (`root`) by what aliases or local_domain make of
+/// them, so that headers and envelope carry real addresses.
+fn qualified(list: Vec<Mailbox>, local: &LocalRules) -> Result<Vec<Mailbox>> {
+    let mut out = Vec::with_capacity(list.len());
+    for mailbox in list {
+        if !mailbox.is_local() {
+            out.push(mailbox);
+            continue;
+        }
+        let mut expanded = local.expand(&mailbox.email)?;
+        if expanded.len() == 1 {
+            out.push(Mailbox {
+                name: mailbox.name,
+                email: expanded.remove(0),
+            });
+        } else {
+            out.extend(
+                expanded
+                    .into_iter()
+                    .map(|email| Mailbox { name: None, email }),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn draft_and_envelope(
+    cli: &Cli,
+    account: &Account,
+    local: &LocalRules,
+    stdin: Stdin<'_>,
+) -> Result<(Draft, Envelope)> {
     let from_text = cli
         .from
         .as_deref()
@@ -74,10 +168,19 @@ fn draft_and_envelope(cli: &Cli, account: &Account, stdin: Stdin<'_>) -> Result<
             Error::usage("no sender address")
                 .hint("give --from, set POSTIE_FROM, or set `from` in the config's account")
         })?;
-    let from = Mailbox::parse(from_text)?;
-    let to = mailboxes(&[cli.recipients.clone(), cli.to.clone()].concat())?;
-    let cc = mailboxes(&cli.cc)?;
-    let bcc = mailboxes(&cli.bcc)?;
+    let mut from = Mailbox::parse(from_text)?;
+    if from.is_local() {
+        from.email = local.qualify_sender(&from.email).ok_or_else(|| {
+            Error::usage(format!("sender {:?} has no domain", from.email))
+                .hint("give a full address, or set local_domain in the account")
+        })?;
+    }
+    let to = qualified(
+        mailboxes(&[cli.recipients.clone(), cli.to.clone()].concat())?,
+        local,
+    )?;
+    let cc = qualified(mailboxes(&cli.cc)?, local)?;
+    let bcc = qualified(mailboxes(&cli.bcc)?, local)?;
     if to.is_empty() && cc.is_empty() && bcc.is_empty() {
         return Err(
             Error::usage("no recipients").hint("name them as arguments or with --to, --cc, --bcc")
@@ -116,7 +219,7 @@ fn draft_and_envelope(cli: &Cli, account: &Account, stdin: Stdin<'_>) -> Result<
         from: Some(from),
         to,
         cc,
-        reply_to: mailboxes(&cli.reply_to)?,
+        reply_to: qualified(mailboxes(&cli.reply_to)?, local)?,
         subject: cli.subject.clone(),
         headers,
         text: text.map(crlf_lines),
@@ -172,19 +275,11 @@ fn body_text(cli: &Cli, has_html: bool, stdin: Stdin<'_>) -> Result<Option<Strin
 /// Text in canonical form (RFC 2045 2.10): CRLF line breaks, which matters
 /// when mail-builder picks base64 for a text part.
 fn crlf_lines(text: String) -> String {
-    if text.matches('\n').count() == text.matches("\r\n").count() {
-        return text;
+    match crate::transport::crlf(text.as_bytes()) {
+        Cow::Borrowed(_) => text,
+        // Inserting CR before LF keeps UTF-8 valid.
+        Cow::Owned(fixed) => String::from_utf8(fixed).expect("CR insertion keeps UTF-8"),
     }
-    let mut out = String::with_capacity(text.len() + text.len() / 32);
-    let mut previous = '\0';
-    for ch in text.chars() {
-        if ch == '\n' && previous != '\r' {
-            out.push('\r');
-        }
-        out.push(ch);
-        previous = ch;
-    }
-    out
 }
 
 fn read_utf8(what: &str, path: &Path) -> Result<String> {

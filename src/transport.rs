@@ -669,25 +669,27 @@ fn refusal_error(endpoint: &Endpoint, refused: &[Refusal], all_refused: bool) ->
     .hint(hint)
 }
 
+/// Bytes with every bare LF turned into CRLF (RFC 5322 line endings);
+/// borrowed when they already are.
+pub fn crlf(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let is_bare_lf = |i: usize| bytes[i] == b'\n' && (i == 0 || bytes[i - 1] != b'\r');
+    if !(0..bytes.len()).any(is_bare_lf) {
+        return Cow::Borrowed(bytes);
+    }
+    let mut fixed = Vec::with_capacity(bytes.len() + bytes.len() / 32);
+    for (i, &b) in bytes.iter().enumerate() {
+        if is_bare_lf(i) {
+            fixed.push(b'\r');
+        }
+        fixed.push(b);
+    }
+    Cow::Owned(fixed)
+}
+
 /// The message as it goes on the wire: CRLF line endings, without the final
 /// CRLF (lettre appends "\r\n.\r\n" itself and would add a blank line).
 pub fn wire_form(message: &[u8]) -> Cow<'_, [u8]> {
-    let needs_fix = message
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || message[i - 1] != b'\r'));
-    let mut out: Cow<'_, [u8]> = if needs_fix {
-        let mut fixed = Vec::with_capacity(message.len() + message.len() / 32);
-        for (i, &b) in message.iter().enumerate() {
-            if b == b'\n' && (i == 0 || message[i - 1] != b'\r') {
-                fixed.push(b'\r');
-            }
-            fixed.push(b);
-        }
-        Cow::Owned(fixed)
-    } else {
-        Cow::Borrowed(message)
-    };
+    let mut out = crlf(message);
     if out.ends_with(b"\r\n") {
         match &mut out {
             Cow::Borrowed(slice) => *slice = &slice[..slice.len() - 2],

@@ -987,7 +987,22 @@ pub fn closed_port() -> u16 {
 /// under cargo's `CARGO_TARGET_TMPDIR` (`target/tmp`), so `cargo clean`
 /// removes it.
 pub fn postie() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_postie"));
+    hermetic(env!("CARGO_BIN_EXE_postie"))
+}
+
+/// postie reached through a symlink named `sendmail`, as cron and mailx
+/// find it; the directory holding the link is returned to keep it alive.
+pub fn sendmail() -> (TempDir, assert_cmd::Command) {
+    let dir = tempfile::tempdir().expect("temp dir for the sendmail link");
+    let link = dir.path().join("sendmail");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_postie"), &link).expect("symlink");
+    let cmd = hermetic(&link);
+    (dir, cmd)
+}
+
+/// `program` with the hermetic environment `postie()` describes.
+pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(program);
     cmd.env_clear();
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);

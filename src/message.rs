@@ -1,0 +1,548 @@
+//! Ready-made messages: `--message PATH` and everything sendmail mode reads.
+//!
+//! The message is sent as it is, byte for byte, with the few changes a
+//! submission agent owes it (RFC 6409 section 8): Bcc and Resent-Bcc are
+//! removed, Date and Message-ID are added when missing, and From follows
+//! the account's `from_policy`. Header fields are located by postie's own
+//! scan (so the bytes around them are untouched) and their addresses are
+//! read with mail-parser.
+
+use std::ops::Range;
+
+use mail_builder::headers::address::Address;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::Header;
+use mail_parser::{HeaderName, HeaderValue, MessageParser};
+
+use crate::address::Mailbox;
+use crate::compose::message_id;
+use crate::config::FromPolicy;
+use crate::exit::{Error, Exit, Result};
+use crate::local::LocalRules;
+use crate::transport::Envelope;
+
+/// One header field: its lower-cased name and its raw bytes, continuation
+/// lines and line ending included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Field {
+    name: String,
+    raw: Range<usize>,
+}
+
+/// A message split into header fields and the rest.
+#[derive(Debug)]
+pub struct ReadyMessage {
+    bytes: Vec<u8>,
+    fields: Vec<Field>,
+    /// Where the header block ends: the blank line (kept) and body follow.
+    header_end: usize,
+}
+
+impl ReadyMessage {
+    /// Checks the header block and locates every field. A line that is
+    /// neither `Name: value` nor a continuation is malformed (exit 65).
+    pub fn parse(mut bytes: Vec<u8>) -> Result<ReadyMessage> {
+        // An mbox "From " line (no colon) is an envelope, not a header.
+        if bytes.starts_with(b"From ") {
+            let end = bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |n| n + 1);
+            bytes.drain(..end);
+        }
+        let mut fields: Vec<Field> = Vec::new();
+        let mut at = 0;
+        let mut line_number = 0;
+        let header_end = loop {
+            if at >= bytes.len() {
+                break bytes.len();
+            }
+            line_number += 1;
+            let end = bytes[at..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |n| at + n + 1);
+            let line = &bytes[at..end];
+            let content = line.strip_suffix(b"\n").unwrap_or(line);
+            let content = content.strip_suffix(b"\r").unwrap_or(content);
+            if content.is_empty() {
+                break at;
+            }
+            if content[0] == b' ' || content[0] == b'\t' {
+                match fields.last_mut() {
+                    Some(field) => field.raw.end = end,
+                    None => {
+                        return Err(malformed(
+                            line_number,
+                            content,
+                            "it starts with white space but no header precedes it",
+                        ))
+                    }
+                }
+            } else {
+                let name = content
+                    .iter()
+                    .position(|&b| b == b':')
+                    .map(|colon| &content[..colon])
+                    .filter(|name| {
+                        !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
+                    })
+                    .ok_or_else(|| {
+                        malformed(
+                            line_number,
+                            content,
+                            "it is not a header field ('Name: value')",
+                        )
+                    })?;
+                fields.push(Field {
+                    name: String::from_utf8_lossy(name).to_ascii_lowercase(),
+                    raw: at..end,
+                });
+            }
+            at = end;
+        };
+        if fields.is_empty() {
+            return Err(Error::data("malformed message: it has no header fields")
+                .hint("a message starts with header lines such as 'Subject: ...', then a blank line and the body"));
+        }
+        Ok(ReadyMessage {
+            bytes,
+            fields,
+            header_end,
+        })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| f.name == name)
+    }
+
+    /// The addresses -t sends to: Resent-To/Cc/Bcc when the message has
+    /// any (it is being re-sent), else To, Cc and Bcc.
+    fn header_recipients(&self) -> Vec<Mailbox> {
+        let parsed = MessageParser::default().parse_headers(&self.bytes[..self.header_end]);
+        let Some(parsed) = parsed else {
+            return Vec::new();
+        };
+        let resent = [
+            HeaderName::ResentTo,
+            HeaderName::ResentCc,
+            HeaderName::ResentBcc,
+        ];
+        let plain = [HeaderName::To, HeaderName::Cc, HeaderName::Bcc];
+        let names = if resent
+            .iter()
+            .any(|name| parsed.header(name.clone()).is_some())
+        {
+            resent
+        } else {
+            plain
+        };
+        names
+            .into_iter()
+            .flat_map(|name| parsed.header_values(name).collect::<Vec<_>>())
+            .filter_map(HeaderValue::as_address)
+            .flat_map(|address| address.iter())
+            .filter_map(|addr| {
+                // mail-parser reads a bare `root` as a display name with no
+                // address; for a recipient list it can only be a local name.
+                let email = addr.address().or_else(|| {
+                    addr.name()
+                        .filter(|n| !n.trim().is_empty() && !n.trim().contains(char::is_whitespace))
+                })?;
+                Some(Mailbox {
+                    name: None,
+                    email: email.trim().to_string(),
+                })
+            })
+            .filter(|m| !m.email.is_empty())
+            .collect()
+    }
+
+    /// The first mailbox of the From header, as mail-parser reads it
+    /// (`root (Cron Daemon)` gives the name "Cron Daemon").
+    fn header_from(&self) -> Option<Mailbox> {
+        let parsed = MessageParser::default().parse_headers(&self.bytes[..self.header_end])?;
+        let first = parsed.from()?.first()?;
+        let name = first
+            .name()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
+        match first.address() {
+            Some(email) => Some(Mailbox {
+                name,
+                email: email.trim().to_string(),
+            }),
+            // A bare `From: root`, read as a name without an address.
+            None => name
+                .filter(|n| !n.contains(char::is_whitespace))
+                .map(|email| Mailbox { name: None, email }),
+        }
+    }
+}
+
+fn malformed(line_number: usize, content: &[u8], why: &str) -> Error {
+    let mut preview: String = String::from_utf8_lossy(content).chars().take(40).collect();
+    if content.len() > 40 {
+        preview.push_str("...");
+    }
+    Error::data(format!(
+        "malformed message: line {line_number} ({preview:?}): {why}"
+    ))
+    .hint(
+        "a message starts with header lines such as 'Subject: ...', then a blank line and the body",
+    )
+}
+
+/// What the command line and the account say about a ready-made message.
+#[derive(Debug)]
+pub struct Options<'a> {
+    /// Recipients given as arguments (envelope only).
+    pub recipients: &'a [Mailbox],
+    /// -t: add the header recipients.
+    pub read_recipients: bool,
+    /// -f: the envelope sender asked for.
+    pub sender: Option<&'a Mailbox>,
+    /// -F: the display name for a From that postie adds.
+    pub full_name: Option<&'a str>,
+    /// The account's `from`.
+    pub account_from: Option<&'a Mailbox>,
+    pub policy: FromPolicy,
+    pub local: &'a LocalRules,
+}
+
+/// Turns a ready-made message into its envelope and the bytes to send.
+pub fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(Envelope, Vec<u8>)> {
+    let mut wanted: Vec<Mailbox> = options.recipients.to_vec();
+    if options.read_recipients {
+        wanted.extend(message.header_recipients());
+    }
+    let mut recipients: Vec<String> = Vec::new();
+    for mailbox in &wanted {
+        for address in options.local.expand(&mailbox.email)? {
+            if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
+                recipients.push(address);
+            }
+        }
+    }
+    if recipients.is_empty() {
+        let hint = if options.read_recipients {
+            "the message has no To, Cc or Bcc, and no recipient was given as an argument"
+        } else {
+            "name them as arguments, or use -t to take them from the message's headers"
+        };
+        return Err(Error::usage("no recipients").hint(hint));
+    }
+
+    let header_from = message.header_from();
+    let (sender, new_from) = sender_and_from(message.has("from"), header_from.as_ref(), options)?;
+    // CRLF here rather than only on the wire, so that --dry-run shows the
+    // exact bytes.
+    let bytes = crate::transport::crlf(&rewrite(&message, new_from.as_ref(), &sender)).into_owned();
+    Ok((Envelope { sender, recipients }, bytes))
+}
+
+/// The envelope sender, and the From header to write (None: keep as is).
+fn sender_and_from(
+    has_from: bool,
+    header_from: Option<&Mailbox>,
+    options: &Options<'_>,
+) -> Result<(String, Option<Mailbox>)> {
+    let qualify = |mailbox: &Mailbox| -> Result<String> {
+        options.local.qualify_sender(&mailbox.email).ok_or_else(|| {
+            Error::new(Exit::Config, format!("sender {:?} has no domain", mailbox.email)).hint(
+                "set from_policy = \"override\" and `from` in the account, or local_domain, or pass -f user@domain",
+            )
+        })
+    };
+    if options.policy == FromPolicy::Override {
+        let account_from = options.account_from.ok_or_else(|| {
+            Error::config("from_policy = \"override\" needs `from` in the account")
+        })?;
+        let name = header_from
+            .and_then(|m| m.name.clone())
+            .or_else(|| options.full_name.map(str::to_string))
+            .or_else(|| account_from.name.clone());
+        let sender = qualify(account_from)?;
+        let from = Mailbox {
+            name,
+            email: sender.clone(),
+        };
+        return Ok((sender, Some(from)));
+    }
+    let chosen = options
+        .sender
+        .or(options.account_from)
+        .or(header_from)
+        .ok_or_else(|| {
+            Error::usage("no sender address")
+                .hint("pass -f ADDRESS, or set `from` in the config's account")
+        })?;
+    let sender = qualify(chosen)?;
+    let new_from = match (options.policy, header_from) {
+        (FromPolicy::Fill, _) if !has_from => Some(Mailbox {
+            name: options
+                .full_name
+                .map(str::to_string)
+                .or_else(|| chosen.name.clone()),
+            email: sender.clone(),
+        }),
+        // A From with a bare local name is useless to any recipient; qualify
+        // it as Postfix does, keeping the display name.
+        (FromPolicy::Fill, Some(from)) if from.is_local() => options
+            .local
+            .qualify_sender(&from.email)
+            .map(|email| Mailbox {
+                name: from.name.clone(),
+                email,
+            }),
+        _ => None,
+    };
+    Ok((sender, new_from))
+}
+
+/// The message with Bcc removed, From replaced or added, and Date and
+/// Message-ID added when missing; every other byte as it was.
+fn rewrite(message: &ReadyMessage, new_from: Option<&Mailbox>, sender: &str) -> Vec<u8> {
+    let bytes = &message.bytes;
+    let mut out = Vec::with_capacity(bytes.len() + 256);
+    let mut from_written = false;
+    for field in &message.fields {
+        match field.name.as_str() {
+            "bcc" | "resent-bcc" => continue,
+            "from" if new_from.is_some() => {
+                if !from_written {
+                    write_from(&mut out, new_from.expect("checked"));
+                    from_written = true;
+                }
+                continue;
+            }
+            _ => out.extend_from_slice(&bytes[field.raw.clone()]),
+        }
+    }
+    if !out.ends_with(b"\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    if let (Some(from), false) = (new_from, from_written) {
+        write_from(&mut out, from);
+    }
+    if !message.has("date") {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(Date::now().to_rfc822().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !message.has("message-id") {
+        out.extend_from_slice(b"Message-ID: ");
+        out.extend_from_slice(message_id(sender).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let rest = &bytes[message.header_end..];
+    if rest.is_empty() {
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(rest);
+    }
+    out
+}
+
+fn write_from(out: &mut Vec<u8>, from: &Mailbox) {
+    out.extend_from_slice(b"From: ");
+    Address::new_address(from.name.as_deref(), from.email.as_str()).write_header(out, 6);
+}
+
+/// sendmail without -i: the message ends at a line holding a single dot.
+pub fn cut_at_lone_dot(bytes: &mut Vec<u8>) {
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = bytes[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |n| at + n + 1);
+        let line = &bytes[at..end];
+        if matches!(line, b".\n" | b".\r\n" | b".") {
+            bytes.truncate(at);
+            return;
+        }
+        at = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CRON: &[u8] = b"From: root (Cron Daemon)\nTo: root\nBcc: hidden@example.com,\n  other@example.com\nSubject: Cron <root@host> run-parts\nX-Cron-Env: <SHELL=/bin/sh>\n\nbody line\n.leading dot\n";
+
+    fn local(domain: Option<&str>) -> LocalRules {
+        LocalRules {
+            aliases: None,
+            local_domain: domain.map(str::to_string),
+        }
+    }
+
+    fn options<'a>(
+        local: &'a LocalRules,
+        account_from: Option<&'a Mailbox>,
+        policy: FromPolicy,
+    ) -> Options<'a> {
+        Options {
+            recipients: &[],
+            read_recipients: true,
+            sender: None,
+            full_name: None,
+            account_from,
+            policy,
+            local,
+        }
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn bcc_is_removed_with_its_continuation_and_the_rest_kept() {
+        let local = local(Some("host.example"));
+        let (envelope, bytes) = prepare(
+            ReadyMessage::parse(CRON.to_vec()).unwrap(),
+            &options(&local, None, FromPolicy::Keep),
+        )
+        .unwrap();
+        let out = text(&bytes);
+        assert!(!out.contains("hidden@"), "{out}");
+        assert!(!out.contains("other@"), "{out}");
+        assert!(out.starts_with("From: root (Cron Daemon)\r\nTo: root\r\nSubject: Cron <root@host> run-parts\r\nX-Cron-Env: <SHELL=/bin/sh>\r\n"), "{out}");
+        assert!(
+            out.ends_with("\r\n\r\nbody line\r\n.leading dot\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\r\nDate: ") || out.contains("\nDate: "),
+            "{out}"
+        );
+        assert!(out.contains("Message-ID: <"), "{out}");
+        assert_eq!(
+            envelope.recipients,
+            [
+                "root@host.example",
+                "hidden@example.com",
+                "other@example.com"
+            ]
+        );
+        assert_eq!(envelope.sender, "root@host.example");
+    }
+
+    #[test]
+    fn override_keeps_the_display_name_and_uses_the_account_address() {
+        let local = local(None);
+        let account = Mailbox::parse("Server <server@example.com>").unwrap();
+        let (envelope, bytes) = prepare(
+            ReadyMessage::parse(CRON.to_vec()).unwrap(),
+            &Options {
+                recipients: &[Mailbox::parse("admin@example.com").unwrap()],
+                read_recipients: false,
+                ..options(&local, Some(&account), FromPolicy::Override)
+            },
+        )
+        .unwrap();
+        assert_eq!(envelope.sender, "server@example.com");
+        assert_eq!(envelope.recipients, ["admin@example.com"]);
+        let out = text(&bytes);
+        assert!(
+            out.starts_with("From: \"Cron Daemon\" <server@example.com>\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("From:").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn fill_adds_from_with_full_name_when_missing() {
+        let local = local(None);
+        let sender = Mailbox::parse("me@example.com").unwrap();
+        let (_, bytes) = prepare(
+            ReadyMessage::parse(b"To: a@example.com\r\nSubject: x\r\n\r\nhi\r\n".to_vec()).unwrap(),
+            &Options {
+                sender: Some(&sender),
+                full_name: Some("Backup Job"),
+                ..options(&local, None, FromPolicy::Fill)
+            },
+        )
+        .unwrap();
+        let out = text(&bytes);
+        assert!(
+            out.contains("\r\nFrom: \"Backup Job\" <me@example.com>\r\n"),
+            "{out}"
+        );
+        assert!(out.ends_with("\r\n\r\nhi\r\n"), "{out}");
+    }
+
+    #[test]
+    fn unqualified_sender_without_fix_is_a_config_error() {
+        let local = local(None);
+        let err = prepare(
+            ReadyMessage::parse(CRON.to_vec()).unwrap(),
+            &Options {
+                recipients: &[Mailbox::parse("a@example.com").unwrap()],
+                read_recipients: false,
+                ..options(&local, None, FromPolicy::Fill)
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.exit, Exit::Config);
+        assert!(err.to_string().contains("override"), "{err}");
+    }
+
+    #[test]
+    fn resent_headers_replace_to_cc_bcc_for_t() {
+        let message = b"From: a@example.com\nTo: old@example.com\nResent-To: new@example.com\nResent-Bcc: secret@example.com\n\nx\n";
+        let local = local(None);
+        let (envelope, bytes) = prepare(
+            ReadyMessage::parse(message.to_vec()).unwrap(),
+            &options(&local, None, FromPolicy::Keep),
+        )
+        .unwrap();
+        assert_eq!(
+            envelope.recipients,
+            ["new@example.com", "secret@example.com"]
+        );
+        assert!(!text(&bytes).contains("secret@"));
+    }
+
+    #[test]
+    fn malformed_messages_say_which_line() {
+        let err =
+            ReadyMessage::parse(b"Subject: x\nthis is not a header\n\nbody".to_vec()).unwrap_err();
+        assert_eq!(err.exit, Exit::DataErr);
+        assert!(err.message.contains("line 2"), "{}", err.message);
+        assert!(ReadyMessage::parse(b"".to_vec()).is_err());
+        assert!(ReadyMessage::parse(b" folded\n".to_vec()).is_err());
+    }
+
+    #[test]
+    fn mbox_from_line_is_dropped_and_headers_only_message_gets_a_body_separator() {
+        let message = ReadyMessage::parse(b"From root Mon Nov 23 10:00:00 2026\nSubject: x\nFrom: a@example.com\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <1@x>".to_vec()).unwrap();
+        let local = local(None);
+        let (_, bytes) = prepare(
+            message,
+            &Options {
+                recipients: &[Mailbox::parse("b@example.com").unwrap()],
+                read_recipients: false,
+                ..options(&local, None, FromPolicy::Keep)
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            text(&bytes),
+            "Subject: x\r\nFrom: a@example.com\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@x>\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn lone_dot_ends_input() {
+        let mut bytes = b"Subject: x\n\nline\n.\nafter\n".to_vec();
+        cut_at_lone_dot(&mut bytes);
+        assert_eq!(bytes, b"Subject: x\n\nline\n");
+        let mut kept = b"a\n..\n.x\n".to_vec();
+        cut_at_lone_dot(&mut kept);
+        assert_eq!(kept, b"a\n..\n.x\n");
+    }
+}

@@ -1,0 +1,228 @@
+//! sendmail's command line, for when postie is /usr/sbin/sendmail.
+//!
+//! Cron, mdadm, smartd, mailx, git send-email and mutt hand their mail to
+//! `sendmail` with the classic options (`-t -i -f root -FCronDaemon -oem`).
+//! Those do not fit clap (`-FNAME` glued to its value, `-oi` as one
+//! option), so this module reads them by hand, as getopt would, into the
+//! same [`Cli`] the normal command line produces. msmtp's sendmail
+//! interface is the reference for what is accepted and ignored.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::exit::{Error, Result};
+
+/// True when postie was started through a link named `sendmail`.
+pub fn invoked_as_sendmail(argv0: &OsString) -> bool {
+    Path::new(argv0)
+        .file_name()
+        .is_some_and(|name| name == "sendmail")
+}
+
+/// Single-letter options that take a value, glued (`-fADDR`) or as the
+/// next argument (`-f ADDR`).
+const WITH_VALUE: &str = "fFrBNRVXLhCOoAbqd";
+
+/// Reads a sendmail command line (without argv[0]).
+pub fn parse(args: Vec<String>) -> Result<Cli> {
+    // Environment variables (POSTIE_SERVER, ...) still apply, as they do
+    // for the normal command line.
+    let mut cli = Cli::try_parse_from(["postie", "--message", "-"])
+        .map_err(|err| Error::usage(err.to_string()))?;
+    cli.sendmail = true;
+    cli.dot_ends_message = true;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            cli.recipients.extend(args.by_ref());
+            break;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            long_option(&mut cli, long, &mut args)?;
+            continue;
+        }
+        let Some(letters) = arg.strip_prefix('-').filter(|l| !l.is_empty()) else {
+            cli.recipients.push(arg);
+            continue;
+        };
+        for (at, letter) in letters.char_indices() {
+            if WITH_VALUE.contains(letter) {
+                let glued = &letters[at + letter.len_utf8()..];
+                let value = if !glued.is_empty() {
+                    glued.to_string()
+                } else if matches!(letter, 'q' | 'd') {
+                    String::new() // -q and -d take an optional glued value only
+                } else {
+                    args.next().ok_or_else(|| {
+                        Error::usage(format!("sendmail option -{letter} needs a value"))
+                    })?
+                };
+                option_with_value(&mut cli, letter, value)?;
+                break;
+            }
+            flag(&mut cli, letter)?;
+        }
+    }
+    Ok(cli)
+}
+
+fn flag(cli: &mut Cli, letter: char) -> Result<()> {
+    match letter {
+        't' => cli.read_recipients = true,
+        'i' => cli.dot_ends_message = false,
+        // -v (verbose), -n (no aliasing), -m (me too), -U (initial
+        // submission), -G (gateway), -e: accepted and ignored, as by msmtp.
+        'v' | 'n' | 'm' | 'U' | 'G' | 'e' => {}
+        other => {
+            return Err(Error::usage(format!("unknown sendmail option -{other}"))
+                .hint("postie accepts sendmail's -t -i -f -F -r -o* -B -N -R -V -bm"))
+        }
+    }
+    Ok(())
+}
+
+fn option_with_value(cli: &mut Cli, letter: char, value: String) -> Result<()> {
+    match letter {
+        'f' | 'r' => cli.from = Some(value),
+        'F' => cli.full_name = Some(value),
+        'C' => cli.config = Some(PathBuf::from(value)),
+        'o' if value == "i" => cli.dot_ends_message = false,
+        'b' => operating_mode(&value)?,
+        'q' => {
+            return Err(Error::usage(format!(
+                "sendmail -q{value} (run the queue) is not implemented by postie"
+            )))
+        }
+        // -o* options (-oem, -odi, -oee, ...), -B body type, -N/-R/-V DSN
+        // requests, -X log file, -L tag, -h hop count, -O, -A, -d: accepted
+        // and ignored. postie picks BODY=8BITMIME itself from the content.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `-bm` (deliver mail) is what postie does; other modes are daemons,
+/// queue listings or address tests that a relay-only sender cannot be.
+fn operating_mode(mode: &str) -> Result<()> {
+    let what = match mode {
+        "m" => return Ok(()),
+        "s" => "-bs (SMTP on standard input)",
+        "d" | "D" => "-bd (run as a daemon)",
+        "p" => "-bp (print the queue, mailq)",
+        "i" => "-bi (rebuild the aliases database, newaliases)",
+        "v" => "-bv (verify addresses)",
+        "t" => "-bt (address test mode)",
+        "a" => "-ba (ARPANET mode)",
+        "h" | "H" => "-bh (host status)",
+        "P" => "-bP (print queue counts)",
+        other => return Err(Error::usage(format!("unknown sendmail mode -b{other}"))),
+    };
+    Err(
+        Error::usage(format!("sendmail {what} is not implemented by postie"))
+            .hint("postie only submits mail (-bm, the default)"),
+    )
+}
+
+/// The few long options postie takes in sendmail mode, for callers that
+/// need to pick an account or config (`sendmail --account=reports -t`).
+fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = String>) -> Result<()> {
+    let (name, inline) = match option.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_string())),
+        None => (option, None),
+    };
+    let mut value = |what: &str| {
+        inline
+            .clone()
+            .or_else(|| args.next())
+            .ok_or_else(|| Error::usage(format!("--{what} needs a value")))
+    };
+    match name {
+        "sendmail" => {}
+        "dry-run" => cli.dry_run = true,
+        "read-recipients" => cli.read_recipients = true,
+        "account" => cli.account = Some(value("account")?),
+        "config" => cli.config = Some(PathBuf::from(value("config")?)),
+        "from" => cli.from = Some(value("from")?),
+        "server" => cli.server = Some(value("server")?),
+        other => {
+            return Err(
+                Error::usage(format!("unknown option --{other} in sendmail mode")).hint(
+                    "sendmail mode takes --account, --config, --from, --server and --dry-run",
+                ),
+            )
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_line(line: &str) -> Cli {
+        parse(line.split_whitespace().map(str::to_string).collect()).unwrap()
+    }
+
+    #[test]
+    fn debian_cron() {
+        let cli = parse_line("-FCronDaemon -i -B8BITMIME -oem root");
+        assert_eq!(cli.full_name.as_deref(), Some("CronDaemon"));
+        assert!(!cli.dot_ends_message);
+        assert!(!cli.read_recipients);
+        assert_eq!(cli.recipients, ["root"]);
+    }
+
+    #[test]
+    fn cronie() {
+        let cli = parse_line("-FCronDaemon -i -odi -oem -oi -t -f root");
+        assert!(cli.read_recipients);
+        assert_eq!(cli.from.as_deref(), Some("root"));
+        assert!(cli.recipients.is_empty());
+    }
+
+    #[test]
+    fn mailx_and_git_send_email() {
+        let cli = parse_line("-oi user@example.com");
+        assert!(!cli.dot_ends_message);
+        assert_eq!(cli.recipients, ["user@example.com"]);
+        let cli = parse_line("-i a@example.com b@example.com");
+        assert_eq!(cli.recipients, ["a@example.com", "b@example.com"]);
+    }
+
+    #[test]
+    fn without_i_a_lone_dot_ends_the_message() {
+        assert!(parse_line("a@example.com").dot_ends_message);
+    }
+
+    #[test]
+    fn bundled_and_separate_values() {
+        let cli = parse_line("-ti -f me@example.com -F Full -N success,failure -R hdrs -v x@y.z");
+        assert!(cli.read_recipients && !cli.dot_ends_message);
+        assert_eq!(cli.from.as_deref(), Some("me@example.com"));
+        assert_eq!(cli.full_name.as_deref(), Some("Full"));
+        assert_eq!(cli.recipients, ["x@y.z"]);
+        let cli = parse_line("--account=reports -- -strange-local-part");
+        assert_eq!(cli.account.as_deref(), Some("reports"));
+        assert_eq!(cli.recipients, ["-strange-local-part"]);
+    }
+
+    #[test]
+    fn unimplemented_modes_are_usage_errors() {
+        for line in ["-bs", "-bp", "-bd", "-q", "-q1h", "-bi", "-Z"] {
+            let err = parse(line.split_whitespace().map(str::to_string).collect()).unwrap_err();
+            assert_eq!(err.exit, crate::exit::Exit::Usage, "{line}");
+        }
+        let err = parse(vec!["-bp".into()]).unwrap_err();
+        assert!(err.message.contains("not implemented"), "{}", err.message);
+    }
+
+    #[test]
+    fn argv0_detection() {
+        assert!(invoked_as_sendmail(&"/usr/sbin/sendmail".into()));
+        assert!(invoked_as_sendmail(&"sendmail".into()));
+        assert!(!invoked_as_sendmail(&"/usr/bin/postie".into()));
+    }
+}

@@ -1,0 +1,403 @@
+//! postie as /usr/sbin/sendmail: the exact command lines that cron, mailx
+//! and git send-email run, through a symlink named `sendmail`, against a
+//! real SMTP server. Each test checks the envelope and bytes received.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{closed_port, parse, postie, sendmail, ServerOptions, TestServer};
+
+/// Debian cron's mail (cron 3.0pl1): From with a comment, local To.
+const DEBIAN_CRON_MAIL: &str = "From: root (Cron Daemon)\n\
+To: root\n\
+Subject: Cron <root@backup1> /usr/local/bin/nightly\n\
+MIME-Version: 1.0\n\
+Content-Type: text/plain; charset=UTF-8\n\
+Content-Transfer-Encoding: 8bit\n\
+X-Cron-Env: <SHELL=/bin/sh>\n\
+X-Cron-Env: <HOME=/root>\n\
+\n\
+rsync: 1532 files, 0 errors\n\
+.\n\
+done\n";
+
+struct Setup {
+    server: TestServer,
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+/// A server plus a config whose account sends to it; `extra` adds keys to
+/// the account (aliases, local_domain, from_policy).
+fn setup(options: ServerOptions, extra: &str) -> Setup {
+    let server = TestServer::start(options);
+    let dir = tempfile::tempdir().unwrap();
+    let aliases = dir.path().join("aliases");
+    fs::write(
+        &aliases,
+        "# test aliases\npostmaster: root\nroot: admin@example.com\n",
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "default = \"relay\"\naliases = \"{}\"\n\n[accounts.relay]\nserver = \"{}\"\n\
+             from = \"Reports <reports@example.com>\"\ntimeout = 5\n{extra}\n",
+            aliases.display(),
+            server.addr()
+        ),
+    )
+    .unwrap();
+    Setup {
+        server,
+        _dir: dir,
+        config,
+    }
+}
+
+fn run_sendmail(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let (_link_dir, mut cmd) = sendmail();
+    cmd.env("POSTIE_CONFIG", config)
+        .args(args)
+        .write_stdin(stdin.to_string())
+        .output()
+        .unwrap()
+}
+
+fn crlf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\n', "\r\n")
+}
+
+#[test]
+fn debian_cron_invocation() {
+    let s = setup(ServerOptions::default(), "");
+    let out = run_sendmail(
+        &s.config,
+        &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+        DEBIAN_CRON_MAIL,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(
+        mail.rcpt_to,
+        ["admin@example.com"],
+        "root via the aliases file"
+    );
+    assert_eq!(mail.mail_from, "reports@example.com", "the account's from");
+    let data = String::from_utf8(mail.data).unwrap();
+    // -i: the lone dot is part of the body.
+    assert!(
+        data.ends_with("\r\nrsync: 1532 files, 0 errors\r\n.\r\ndone\r\n"),
+        "{data}"
+    );
+    assert!(
+        data.starts_with("From: root (Cron Daemon)\r\nTo: root\r\n"),
+        "kept: {data}"
+    );
+    assert!(data.contains("X-Cron-Env: <HOME=/root>\r\n"));
+    assert!(
+        data.contains("\r\nDate: ") && data.contains("\r\nMessage-ID: <"),
+        "{data}"
+    );
+}
+
+#[test]
+fn cronie_invocation_with_from_policy_override() {
+    let s = setup(ServerOptions::default(), "from_policy = \"override\"");
+    let out = run_sendmail(
+        &s.config,
+        &[
+            "-FCronDaemon",
+            "-i",
+            "-odi",
+            "-oem",
+            "-oi",
+            "-t",
+            "-f",
+            "root",
+        ],
+        DEBIAN_CRON_MAIL,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(
+        mail.mail_from, "reports@example.com",
+        "override replaces envelope root"
+    );
+    assert_eq!(mail.rcpt_to, ["admin@example.com"], "-t read To: root");
+    let msg = parse(&mail.data);
+    let from = msg.from().unwrap().first().unwrap();
+    assert_eq!(from.address(), Some("reports@example.com"));
+    assert_eq!(from.name(), Some("Cron Daemon"), "the display name is kept");
+    assert_eq!(
+        String::from_utf8_lossy(&mail.data).matches("From:").count(),
+        1
+    );
+}
+
+#[test]
+fn cron_envelope_root_is_qualified_by_local_domain() {
+    let s = setup(
+        ServerOptions::default(),
+        "local_domain = \"backup1.example.com\"",
+    );
+    let out = run_sendmail(
+        &s.config,
+        &[
+            "-FCronDaemon",
+            "-i",
+            "-odi",
+            "-oem",
+            "-oi",
+            "-t",
+            "-f",
+            "root",
+        ],
+        &DEBIAN_CRON_MAIL.replace("To: root", "To: backup"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(mail.mail_from, "root@backup1.example.com");
+    assert_eq!(mail.rcpt_to, ["backup@backup1.example.com"]);
+    let from = parse(&mail.data).from().unwrap().first().unwrap().clone();
+    assert_eq!(
+        from.address(),
+        Some("root@backup1.example.com"),
+        "From qualified too"
+    );
+}
+
+#[test]
+fn mailx_style_invocation_and_the_lone_dot() {
+    let s = setup(ServerOptions::default(), "");
+    let message = "To: user@example.com\nSubject: disk usage\n\n91% used\n.\nnot part of it\n";
+    // `mail -s subject user` runs `sendmail -oi user`: the dot is text.
+    let out = run_sendmail(&s.config, &["-oi", "user@example.com"], message);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without -i/-oi, a line with a single dot ends the message.
+    let out = run_sendmail(&s.config, &["user@example.com"], message);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = s.server.wait_for_messages(2);
+    let with_oi = String::from_utf8_lossy(&got[0].data).into_owned();
+    let without = String::from_utf8_lossy(&got[1].data).into_owned();
+    assert!(
+        with_oi.ends_with("91% used\r\n.\r\nnot part of it\r\n"),
+        "{with_oi}"
+    );
+    assert!(without.ends_with("\r\n\r\n91% used\r\n"), "{without}");
+    assert_eq!(got[0].rcpt_to, ["user@example.com"]);
+}
+
+#[test]
+fn git_send_email_invocation_is_sent_byte_for_byte() {
+    let s = setup(ServerOptions::default(), "");
+    let patch = "From: Dev Eloper <dev@example.com>\n\
+To: a@example.com\n\
+Cc: b@example.com\n\
+Subject: [PATCH] fix the frobnicator\n\
+Date: Mon, 23 Nov 2026 10:00:00 +0000\n\
+Message-ID: <20261123100000.1-1-dev@example.com>\n\
+X-Mailer: git-send-email 2.47.3\n\
+MIME-Version: 1.0\n\
+Content-Transfer-Encoding: 8bit\n\
+\n\
+Grüße, this is 8-bit.\n\
+---\n\
+\x20frob.c | 2 +-\n\
+.leading dot in a diff line\n";
+    let out = run_sendmail(&s.config, &["-i", "a@example.com", "b@example.com"], patch);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(mail.rcpt_to, ["a@example.com", "b@example.com"]);
+    assert!(
+        mail.body_8bit,
+        "8-bit content is announced with BODY=8BITMIME"
+    );
+    assert_eq!(
+        String::from_utf8(mail.data).unwrap(),
+        crlf(patch),
+        "unchanged but for CRLF"
+    );
+}
+
+#[test]
+fn t_merges_headers_with_arguments_and_strips_bcc() {
+    let s = setup(ServerOptions::default(), "");
+    let message = "From: a@example.com\nTo: to@example.com\nCc: \"C, C\" <cc@example.com>\n\
+Bcc: hidden@example.com,\n secret@example.com\nSubject: x\n\nbody\n";
+    let out = run_sendmail(&s.config, &["-t", "-i", "extra@example.com"], message);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(
+        mail.rcpt_to,
+        [
+            "extra@example.com",
+            "to@example.com",
+            "cc@example.com",
+            "hidden@example.com",
+            "secret@example.com"
+        ]
+    );
+    let data = String::from_utf8(mail.data).unwrap();
+    assert!(
+        !data.contains("hidden@") && !data.contains("secret@"),
+        "{data}"
+    );
+    assert!(!data.to_ascii_lowercase().contains("bcc:"), "{data}");
+}
+
+#[test]
+fn refused_recipient_is_67_and_server_down_is_75() {
+    let s = setup(
+        ServerOptions {
+            refuse_rcpt: vec!["gone@example.com".into()],
+            ..ServerOptions::default()
+        },
+        "",
+    );
+    let out = run_sendmail(
+        &s.config,
+        &["-i", "gone@example.com"],
+        "Subject: x\n\nbody\n",
+    );
+    assert_eq!(out.status.code(), Some(67));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("<gone@example.com>: 550"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "[defaults]\nserver = \"127.0.0.1:{}\"\nfrom = \"r@example.com\"\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    let out = run_sendmail(&config, &["-i", "a@example.com"], "Subject: x\n\nbody\n");
+    assert_eq!(out.status.code(), Some(75), "cron and queues retry on 75");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("connection refused"));
+}
+
+#[test]
+fn unknown_local_recipient_names_both_fixes() {
+    let s = setup(ServerOptions::default(), "");
+    let out = run_sendmail(&s.config, &["-i", "www-data"], "Subject: x\n\nbody\n");
+    assert_eq!(out.status.code(), Some(67));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"www-data\" has no domain"), "{stderr}");
+    assert!(
+        stderr.contains("aliases") && stderr.contains("local_domain"),
+        "{stderr}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(s.server.received().is_empty());
+}
+
+#[test]
+fn unsupported_modes_and_options_are_64() {
+    let s = setup(ServerOptions::default(), "");
+    for args in [
+        vec!["-bp"],
+        vec!["-bs"],
+        vec!["-q"],
+        vec!["-bd"],
+        vec!["-Z", "a@example.com"],
+    ] {
+        let out = run_sendmail(&s.config, &args, "");
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn malformed_message_is_65_with_the_reason() {
+    let s = setup(ServerOptions::default(), "");
+    let out = run_sendmail(
+        &s.config,
+        &["-i", "a@example.com"],
+        "just a body line\n\nmore\n",
+    );
+    assert_eq!(out.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("malformed message: line 1"), "{stderr}");
+}
+
+#[test]
+fn sendmail_flag_and_message_option_outside_the_link() {
+    let s = setup(ServerOptions::default(), "");
+    postie()
+        .env("POSTIE_CONFIG", &s.config)
+        .args(["--sendmail", "-t", "-i"])
+        .write_stdin("To: a@example.com\nSubject: via flag\n\nx\n")
+        .assert()
+        .success();
+    let dir = tempfile::tempdir().unwrap();
+    let eml = dir.path().join("ready.eml");
+    fs::write(
+        &eml,
+        "From: x@example.com\nTo: a@example.com\nSubject: ready\n\nx\n",
+    )
+    .unwrap();
+    postie()
+        .env("POSTIE_CONFIG", &s.config)
+        .arg("--message")
+        .arg(&eml)
+        .args(["-t", "b@example.com"])
+        .assert()
+        .success();
+    let got = s.server.wait_for_messages(2);
+    assert_eq!(got[0].rcpt_to, ["a@example.com"]);
+    assert_eq!(got[1].rcpt_to, ["b@example.com", "a@example.com"]);
+    assert_eq!(parse(&got[1].data).subject(), Some("ready"));
+}
+
+#[test]
+fn default_config_path_is_used_without_postie_config() {
+    let s = setup(ServerOptions::default(), "");
+    let xdg = tempfile::tempdir().unwrap();
+    fs::create_dir_all(xdg.path().join("postie")).unwrap();
+    fs::copy(&s.config, xdg.path().join("postie/config.toml")).unwrap();
+    let (_link_dir, mut cmd) = sendmail();
+    cmd.env("XDG_CONFIG_HOME", xdg.path())
+        .args(["-i", "root"])
+        .write_stdin("Subject: x\n\nbody\n")
+        .assert()
+        .success();
+    assert_eq!(
+        s.server.wait_for_messages(1)[0].rcpt_to,
+        ["admin@example.com"]
+    );
+}
