@@ -17,6 +17,7 @@ const TLS: &str = "TLS";
 const AUTH: &str = "Authentication";
 const CONFIG: &str = "Configuration";
 const OUTPUT: &str = "Output";
+const TESTING: &str = "Testing";
 
 /// Compose a message and submit it over SMTP.
 ///
@@ -212,6 +213,62 @@ pub struct Cli {
     /// Print the envelope on stderr and the message on stdout; send nothing.
     #[arg(long, help_heading = OUTPUT)]
     pub dry_run: bool,
+
+    /// Show the SMTP dialogue on stderr (-vv adds message headers, -vvv the whole message).
+    ///
+    /// Prefixes as in swaks: `===` postie's notes, `->`/`<-` sent and
+    /// received in clear, `~>`/`<~` inside TLS, `***` errors. AUTH
+    /// credentials are always shown as [credentials hidden].
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, help_heading = OUTPUT)]
+    pub verbose: u8,
+
+    /// Show how long each reply took, and a summary per stage (implies -v).
+    #[arg(long, help_heading = TESTING)]
+    pub timing: bool,
+
+    /// Stop cleanly with QUIT after this stage; `rcpt` tests recipients without sending.
+    #[arg(long, value_enum, value_name = "STAGE", help_heading = TESTING)]
+    pub quit_after: Option<QuitAfter>,
+
+    /// Report the server's EHLO extensions before and after STARTTLS, and its certificate.
+    ///
+    /// Like --quit-after starttls -v, plus a table on stdout (JSON with --json).
+    #[arg(long, help_heading = TESTING)]
+    pub capabilities: bool,
+
+    /// With --capabilities: print the report as JSON on stdout.
+    #[arg(long, requires = "capabilities", help_heading = TESTING)]
+    pub json: bool,
+
+    /// Send a generated test message ("postie test DATE", saying which host sent it).
+    #[arg(long, conflicts_with_all = ["body", "body_file", "message"], help_heading = TESTING)]
+    pub test_message: bool,
+
+    /// Trust only the certificate with this SHA-256 fingerprint (hex, colons allowed).
+    ///
+    /// For a self-signed server you trust: safer than --insecure, which
+    /// trusts anything. `-v` prints the fingerprint to pin.
+    #[arg(long, value_name = "SHA256", help_heading = TLS)]
+    pub tls_fingerprint: Option<String>,
+
+    /// Deliver straight to each recipient domain's mail exchangers (MX) on port 25.
+    ///
+    /// Also what happens when no server is given or configured. STARTTLS is
+    /// opportunistic and unauthenticated unless --tls starttls asks for it.
+    #[arg(long, conflicts_with = "server", help_heading = SERVER)]
+    pub mx: bool,
+
+    /// Send DNS queries for --mx to this server instead of the system's.
+    #[arg(long, value_name = "IP[:PORT]", help_heading = SERVER)]
+    pub resolver: Option<String>,
+
+    /// Connect over IPv4 only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6", help_heading = SERVER)]
+    pub ipv4: bool,
+
+    /// Connect over IPv6 only.
+    #[arg(short = '6', long = "ipv6", help_heading = SERVER)]
+    pub ipv6: bool,
 }
 
 /// How the connection to the server is encrypted.
@@ -226,6 +283,42 @@ pub enum TlsMode {
     Opportunistic,
     /// Plain text only.
     None,
+}
+
+/// The SMTP stages --quit-after can stop after, in session order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum QuitAfter {
+    /// The TCP connection (and implicit TLS) is up.
+    Connect,
+    /// The server's greeting was read (no EHLO sent).
+    Banner,
+    /// EHLO was answered.
+    Ehlo,
+    /// STARTTLS done and EHLO repeated (or skipped when TLS is not used).
+    Starttls,
+    /// AUTH done (or skipped without a user).
+    Auth,
+    /// MAIL FROM accepted.
+    Mail,
+    /// Every RCPT TO answered: tests recipients without sending.
+    Rcpt,
+    /// The message was sent: a whole transaction.
+    Data,
+}
+
+impl QuitAfter {
+    pub fn name(self) -> &'static str {
+        match self {
+            QuitAfter::Connect => "connect",
+            QuitAfter::Banner => "banner",
+            QuitAfter::Ehlo => "ehlo",
+            QuitAfter::Starttls => "starttls",
+            QuitAfter::Auth => "auth",
+            QuitAfter::Mail => "mail",
+            QuitAfter::Rcpt => "rcpt",
+            QuitAfter::Data => "data",
+        }
+    }
 }
 
 /// The SASL mechanism for SMTP AUTH.

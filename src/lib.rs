@@ -3,15 +3,21 @@
 //! everything else lives in one module per concern.
 
 pub mod address;
+pub mod capabilities;
 pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod exit;
 pub mod local;
 pub mod message;
+pub mod mx;
+pub mod report;
 pub mod request;
 pub mod sendmail;
+pub mod tls;
+pub mod transcript;
 pub mod transport;
+pub mod wire;
 
 use std::io::{IsTerminal, Write};
 
@@ -36,17 +42,25 @@ pub fn run(cli: Cli) -> Result<()> {
     let Some(settings) = &plan.transport else {
         return print_dry_run(&plan);
     };
-    let delivery = transport::submit(settings, &plan.envelope, &plan.message)?;
-    for refusal in &delivery.refused {
+    let reports = transport::submit(settings, &plan.envelope, &plan.message)?;
+    if let Some(format) = plan.capabilities {
+        report::print_capabilities(&reports, format)?;
+    }
+    let refused: Vec<&transport::Refusal> = reports
+        .iter()
+        .filter_map(|r| r.delivery.as_ref())
+        .flat_map(|d| &d.refused)
+        .collect();
+    for refusal in &refused {
         eprintln!(
             "postie: warning: not sent to <{}>: {}",
             refusal.recipient, refusal.reply
         );
     }
-    if let Some(first) = delivery.refused.first() {
+    if let Some(first) = refused.first() {
         // --partial: the message went out, but the caller must still learn
         // that some recipients did not get it.
-        let exit = if delivery.refused.iter().any(|r| r.temporary) {
+        let exit = if refused.iter().any(|r| r.temporary) {
             Exit::TempFail
         } else {
             Exit::NoUser
@@ -55,8 +69,8 @@ pub fn run(cli: Cli) -> Result<()> {
             exit,
             format!(
                 "sent to {} recipient(s), refused {} (first: <{}>)",
-                plan.envelope.recipients.len() - delivery.refused.len(),
-                delivery.refused.len(),
+                plan.envelope.recipients.len() - refused.len(),
+                refused.len(),
                 first.recipient
             ),
         ));

@@ -13,13 +13,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::address::{parse_list, Mailbox};
-use crate::cli::{AuthMethod, Cli, TlsMode};
+use crate::cli::{AuthMethod, Cli, QuitAfter, TlsMode};
 use crate::compose::{self, check_one_line, Draft, FilePart};
 use crate::config::{Account, ConfigFile};
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::local::{Aliases, LocalRules};
 use crate::message::{self, ReadyMessage};
-use crate::transport::{Endpoint, Envelope, Login, Settings, Timeouts, TlsFiles};
+use crate::mx::{Family, Nameserver};
+use crate::tls::{parse_fingerprint, Verify};
+use crate::transport::{Endpoint, Envelope, Login, Route, Settings, Timeouts, TlsFiles};
+use mail_builder::headers::date::Date;
 
 /// The environment variable that may hold the SMTP password or token.
 pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
@@ -33,6 +36,14 @@ pub struct Plan {
     pub transport: Option<Settings>,
     /// Things the user must hear about before sending (e.g. --insecure).
     pub warnings: Vec<String>,
+    /// --capabilities: how to print the report.
+    pub capabilities: Option<ReportFormat>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
 }
 
 /// Where the body may come from when no flag names it.
@@ -45,25 +56,110 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
     let config = ConfigFile::load(cli.config.as_deref())?;
     let (_, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
     let local = local_rules(&account)?;
-    let (envelope, message) = match &cli.message {
-        Some(path) => ready_made(&cli, &account, &local, path, stdin)?,
-        None => {
+    let needs = Needs::of(&cli);
+    let (envelope, message) = match (&cli.message, needs) {
+        (Some(path), Needs::Message) => ready_made(&cli, &account, &local, path, stdin)?,
+        (None, Needs::Message) => {
             let (draft, envelope) = draft_and_envelope(&cli, &account, &local, stdin)?;
             (envelope, compose::build(&draft))
         }
+        (_, needs) => (envelope_only(&cli, &account, &local, needs)?, Vec::new()),
     };
     let mut warnings = Vec::new();
     let transport = if cli.dry_run {
         None
     } else {
-        Some(transport_settings(&cli, &account, &mut warnings)?)
+        Some(transport_settings(
+            &cli,
+            &account,
+            &envelope,
+            &mut warnings,
+        )?)
     };
+    let capabilities = cli.capabilities.then_some(if cli.json {
+        ReportFormat::Json
+    } else {
+        ReportFormat::Table
+    });
     Ok(Plan {
         envelope,
         message,
         transport,
         warnings,
+        capabilities,
     })
+}
+
+/// How much of a message a run needs: a test that stops early needs no
+/// body (and must not wait on stdin for one), or no envelope at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Needs {
+    Nothing,
+    Sender,
+    Envelope,
+    Message,
+}
+
+impl Needs {
+    fn of(cli: &Cli) -> Needs {
+        if cli.capabilities {
+            return Needs::Nothing;
+        }
+        match cli.quit_after {
+            None | Some(QuitAfter::Data) => Needs::Message,
+            Some(QuitAfter::Rcpt) => Needs::Envelope,
+            Some(QuitAfter::Mail) => Needs::Sender,
+            Some(_) => Needs::Nothing,
+        }
+    }
+}
+
+/// The envelope of a test that stops before DATA.
+fn envelope_only(
+    cli: &Cli,
+    account: &Account,
+    local: &LocalRules,
+    needs: Needs,
+) -> Result<Envelope> {
+    let sender = match cli.from.as_deref().or(account.from.as_deref()) {
+        Some(text) => qualified_sender(Mailbox::parse(text)?, local)?.email,
+        None if needs == Needs::Nothing => String::new(),
+        None => {
+            return Err(Error::usage("no sender address")
+                .hint("give --from, set POSTIE_FROM, or set `from` in the config's account"))
+        }
+    };
+    let (to, cc, bcc) = recipient_lists(cli, local)?;
+    let recipients = unique_addresses(to.iter().chain(&cc).chain(&bcc));
+    if recipients.is_empty() && needs == Needs::Envelope {
+        return Err(Error::usage("no recipients")
+            .hint("--quit-after rcpt tests the recipients given as arguments"));
+    }
+    Ok(Envelope { sender, recipients })
+}
+
+/// To (arguments and --to), Cc and Bcc, with local names qualified.
+fn recipient_lists(
+    cli: &Cli,
+    local: &LocalRules,
+) -> Result<(Vec<Mailbox>, Vec<Mailbox>, Vec<Mailbox>)> {
+    let to = qualified(
+        mailboxes(&[cli.recipients.clone(), cli.to.clone()].concat())?,
+        local,
+    )?;
+    let cc = qualified(mailboxes(&cli.cc)?, local)?;
+    let bcc = qualified(mailboxes(&cli.bcc)?, local)?;
+    Ok((to, cc, bcc))
+}
+
+fn qualified_sender(mut from: Mailbox, local: &LocalRules) -> Result<Mailbox> {
+    if from.is_local() {
+        from.email = local.qualify_sender(&from.email).ok_or_else(|| {
+            Error::usage(format!("sender {:?} has no domain", from.email))
+                .hint("give a full address, or set local_domain in the account")
+        })?;
+    }
+    Ok(from)
 }
 
 fn mailboxes(args: &[String]) -> Result<Vec<Mailbox>> {
@@ -168,19 +264,8 @@ fn draft_and_envelope(
             Error::usage("no sender address")
                 .hint("give --from, set POSTIE_FROM, or set `from` in the config's account")
         })?;
-    let mut from = Mailbox::parse(from_text)?;
-    if from.is_local() {
-        from.email = local.qualify_sender(&from.email).ok_or_else(|| {
-            Error::usage(format!("sender {:?} has no domain", from.email))
-                .hint("give a full address, or set local_domain in the account")
-        })?;
-    }
-    let to = qualified(
-        mailboxes(&[cli.recipients.clone(), cli.to.clone()].concat())?,
-        local,
-    )?;
-    let cc = qualified(mailboxes(&cli.cc)?, local)?;
-    let bcc = qualified(mailboxes(&cli.bcc)?, local)?;
+    let from = qualified_sender(Mailbox::parse(from_text)?, local)?;
+    let (to, cc, bcc) = recipient_lists(cli, local)?;
     if to.is_empty() && cc.is_empty() && bcc.is_empty() {
         return Err(
             Error::usage("no recipients").hint("name them as arguments or with --to, --cc, --bcc")
@@ -220,7 +305,10 @@ fn draft_and_envelope(
         to,
         cc,
         reply_to: qualified(mailboxes(&cli.reply_to)?, local)?,
-        subject: cli.subject.clone(),
+        subject: cli.subject.clone().or_else(|| {
+            cli.test_message
+                .then(|| format!("postie test {}", Date::now().to_rfc822()))
+        }),
         headers,
         text: text.map(crlf_lines),
         html: html.map(crlf_lines),
@@ -244,6 +332,14 @@ fn unique_addresses<'a>(all: impl Iterator<Item = &'a Mailbox>) -> Vec<String> {
 fn body_text(cli: &Cli, has_html: bool, stdin: Stdin<'_>) -> Result<Option<String>> {
     if let Some(body) = &cli.body {
         return Ok(Some(body.clone()));
+    }
+    if cli.test_message {
+        return Ok(Some(format!(
+            "This is a test message sent by postie {} from {} at {}.\n",
+            env!("CARGO_PKG_VERSION"),
+            local_hostname(),
+            Date::now().to_rfc822()
+        )));
     }
     let from_stdin = match &cli.body_file {
         Some(path) if path.as_os_str() != "-" => return read_utf8("body file", path).map(Some),
@@ -300,19 +396,113 @@ fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
 fn transport_settings(
     cli: &Cli,
     account: &Account,
+    envelope: &Envelope,
     warnings: &mut Vec<String>,
 ) -> Result<Settings> {
-    let server = cli
-        .server
-        .as_deref()
-        .or(account.server.as_deref())
-        .ok_or_else(|| {
-            Error::usage("no SMTP server").hint(
-            "give --server HOST[:PORT], set POSTIE_SERVER, or set `server` in the config's account",
-        )
-        })?;
-    let parsed = ServerSpec::parse(server)?;
     let explicit_tls = cli.tls.or(account.tls);
+    let server = if cli.mx {
+        None
+    } else {
+        cli.server.as_deref().or(account.server.as_deref())
+    };
+    let (route, tls) = match server {
+        Some(server) => server_route(server, cli, account, explicit_tls)?,
+        None => {
+            if envelope.recipients.is_empty() {
+                return Err(Error::usage("no server, and no recipient whose domain's MX to use").hint(
+                    "give --server HOST[:PORT] (or POSTIE_SERVER, or `server` in the config), or a recipient",
+                ));
+            }
+            let nameserver = cli
+                .resolver
+                .as_deref()
+                .map(Nameserver::parse)
+                .transpose()?
+                .unwrap_or(Nameserver::System);
+            let route = Route::Mx {
+                port: cli.port.unwrap_or(25),
+                nameserver,
+            };
+            (route, explicit_tls.unwrap_or(TlsMode::Opportunistic))
+        }
+    };
+
+    let insecure = cli.insecure || account.insecure.unwrap_or(false);
+    let verify = match (&cli.tls_fingerprint, insecure) {
+        (Some(pin), _) => Verify::Pinned(parse_fingerprint(pin)?),
+        (None, true) => {
+            warnings.push(
+                "--insecure: the server's certificate is not verified; anyone on the path can read or change this mail"
+                    .to_string(),
+            );
+            Verify::Insecure
+        }
+        (None, false) => Verify::Full,
+    };
+    let quit_after = cli
+        .quit_after
+        .or(cli.capabilities.then_some(QuitAfter::Starttls));
+    // A test that stops before AUTH must not run a password command.
+    let login = if quit_after.is_some_and(|stage| stage < QuitAfter::Auth) {
+        None
+    } else {
+        login(cli, account)?
+    };
+    let helo = cli
+        .helo
+        .clone()
+        .or_else(|| account.helo.clone())
+        .unwrap_or_else(local_hostname);
+    check_one_line("the EHLO name", &helo)?;
+    let verbosity = if cli.capabilities || cli.timing {
+        cli.verbose.max(1)
+    } else {
+        cli.verbose
+    };
+    Ok(Settings {
+        route,
+        tls,
+        tls_files: TlsFiles {
+            ca_file: cli.ca_file.clone().or_else(|| account.ca_file.clone()),
+            client_cert: cli
+                .client_cert
+                .clone()
+                .or_else(|| account.client_cert.clone()),
+            client_key: cli
+                .client_key
+                .clone()
+                .or_else(|| account.client_key.clone()),
+        },
+        verify,
+        login,
+        allow_plaintext_auth: cli.allow_plaintext_auth
+            || account.allow_plaintext_auth.unwrap_or(false),
+        helo,
+        timeouts: cli
+            .timeout
+            .or(account.timeout)
+            .map(Timeouts::uniform)
+            .unwrap_or(Timeouts::DEFAULT),
+        partial: cli.partial || account.partial.unwrap_or(false),
+        family: match (cli.ipv4, cli.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        },
+        verbosity,
+        timing: cli.timing,
+        quit_after,
+    })
+}
+
+/// The route and TLS mode for a named server.
+fn server_route(
+    server: &str,
+    cli: &Cli,
+    account: &Account,
+    explicit_tls: Option<TlsMode>,
+) -> Result<(Route, TlsMode)> {
+    let parsed = ServerSpec::parse(server)?;
     if parsed.implicit_tls && explicit_tls.is_some_and(|t| t != TlsMode::Implicit) {
         return Err(Error::usage(format!(
             "{server} is an smtps:// URL (implicit TLS) but --tls asks for something else"
@@ -327,63 +517,26 @@ fn transport_settings(
         TlsMode::Starttls
     });
     let port = port.unwrap_or(if tls == TlsMode::Implicit { 465 } else { 587 });
+    let endpoint = Endpoint {
+        host: parsed.host,
+        port,
+    };
+    Ok((Route::Server(endpoint), tls))
+}
 
-    let insecure = cli.insecure || account.insecure.unwrap_or(false);
-    if insecure {
-        warnings.push(
-            "--insecure: the server's certificate is not verified; anyone on the path can read or change this mail"
-                .to_string(),
-        );
-    }
+fn login(cli: &Cli, account: &Account) -> Result<Option<Login>> {
     let user = cli.user.clone().or_else(|| account.user.clone());
     let method = cli.auth.or(account.auth);
-    let login = match user {
-        Some(user) => Some(Login {
+    match user {
+        Some(user) => Ok(Some(Login {
             secret: secret(cli, account, &user)?,
             user,
             method: method.unwrap_or(AuthMethod::Auto),
-        }),
-        None if method.is_some() => {
-            return Err(Error::usage("--auth needs a user name")
-                .hint("give --user or set `user` in the account"))
-        }
-        None => None,
-    };
-    let helo = cli
-        .helo
-        .clone()
-        .or_else(|| account.helo.clone())
-        .unwrap_or_else(local_hostname);
-    check_one_line("the EHLO name", &helo)?;
-    Ok(Settings {
-        endpoint: Endpoint {
-            host: parsed.host,
-            port,
-        },
-        tls,
-        tls_files: TlsFiles {
-            ca_file: cli.ca_file.clone().or_else(|| account.ca_file.clone()),
-            client_cert: cli
-                .client_cert
-                .clone()
-                .or_else(|| account.client_cert.clone()),
-            client_key: cli
-                .client_key
-                .clone()
-                .or_else(|| account.client_key.clone()),
-            insecure,
-        },
-        login,
-        allow_plaintext_auth: cli.allow_plaintext_auth
-            || account.allow_plaintext_auth.unwrap_or(false),
-        helo,
-        timeouts: cli
-            .timeout
-            .or(account.timeout)
-            .map(Timeouts::uniform)
-            .unwrap_or(Timeouts::DEFAULT),
-        partial: cli.partial || account.partial.unwrap_or(false),
-    })
+        })),
+        None if method.is_some() => Err(Error::usage("--auth needs a user name")
+            .hint("give --user or set `user` in the account")),
+        None => Ok(None),
+    }
 }
 
 fn local_hostname() -> String {

@@ -73,9 +73,10 @@ fn flag(cli: &mut Cli, letter: char) -> Result<()> {
     match letter {
         't' => cli.read_recipients = true,
         'i' => cli.dot_ends_message = false,
-        // -v (verbose), -n (no aliasing), -m (me too), -U (initial
-        // submission), -G (gateway), -e: accepted and ignored, as by msmtp.
-        'v' | 'n' | 'm' | 'U' | 'G' | 'e' => {}
+        'v' => cli.verbose = cli.verbose.saturating_add(1),
+        // -n (no aliasing), -m (me too), -U (initial submission), -G
+        // (gateway): accepted and ignored, as by msmtp.
+        'n' | 'm' | 'U' | 'G' => {}
         other => {
             return Err(Error::usage(format!("unknown sendmail option -{other}"))
                 .hint("postie accepts sendmail's -t -i -f -F -r -o* -B -N -R -V -bm"))

@@ -2,34 +2,39 @@
 //!
 //! lettre's `SmtpTransport::send` stops at the first refused recipient and
 //! leaves Nagle's algorithm on (about 40 ms lost per message), so postie
-//! drives lettre's lower-level `AsyncSmtpConnection` instead: it opens the
-//! TCP socket itself (TCP_NODELAY, connect timeout), wraps it in TLS itself
-//! for implicit TLS, and then runs greeting, EHLO, STARTTLS, AUTH, MAIL,
-//! RCPT and DATA one at a time, each under its own timeout, so that every
-//! failure is known by its stage and mapped to the right exit code.
+//! drives lettre's lower-level `AsyncSmtpConnection` instead, over a
+//! [`Wire`] it opens itself (TCP_NODELAY, address family, connect timeout)
+//! and upgrades to TLS itself (implicit TLS and STARTTLS alike), so that
+//! the transcript sees every line in clear and the certificate can be
+//! reported. Greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT and DATA run one at
+//! a time, each under its own timeout, so every failure is known by its
+//! stage and mapped to the right exit code, and `--quit-after` can stop
+//! cleanly after any of them.
 
 use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::PathBuf;
 use std::str::FromStr;
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, AsyncTokioStream, Certificate, Identity, TlsParameters,
-};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Rcpt, Rset, Starttls};
+use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::Error as SmtpError;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cli::{AuthMethod, TlsMode};
+use crate::capabilities::{human_size, Capabilities};
+use crate::cli::{AuthMethod, QuitAfter, TlsMode};
 use crate::exit::{io_reason, Error, Exit, Result};
-
+use crate::mx::{self, Family, Nameserver};
+use crate::tls::{error_chain, handshake_error, sha256, CertReport, TlsMaterial, Verify};
+use crate::transcript::Transcript;
+use crate::wire::Wire;
 /// The server to talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -81,8 +86,6 @@ pub struct TlsFiles {
     pub ca_file: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
-    /// Skip certificate verification (the caller has warned the user).
-    pub insecure: bool,
 }
 
 /// SMTP AUTH credentials. `Debug` hides the secret.
@@ -103,18 +106,38 @@ impl std::fmt::Debug for Login {
     }
 }
 
+/// Where the message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A submission server (--server, POSTIE_SERVER or the account).
+    Server(Endpoint),
+    /// Each recipient domain's mail exchangers, on this port (25 unless
+    /// --port says otherwise).
+    Mx { port: u16, nameserver: Nameserver },
+}
+
 /// Everything the session needs besides the message.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub endpoint: Endpoint,
+    pub route: Route,
     pub tls: TlsMode,
     pub tls_files: TlsFiles,
+    /// How certificates are checked (opportunistic TLS to MX hosts is
+    /// never authenticated unless --tls starttls asks for it).
+    pub verify: Verify,
     pub login: Option<Login>,
     pub allow_plaintext_auth: bool,
     pub helo: String,
     pub timeouts: Timeouts,
     /// Send to the accepted recipients when some are refused.
     pub partial: bool,
+    pub family: Family,
+    /// 0 quiet; 1 the dialogue; 2 with message headers; 3 everything.
+    pub verbosity: u8,
+    /// Time each reply and print a summary.
+    pub timing: bool,
+    /// Stop cleanly with QUIT after this stage.
+    pub quit_after: Option<QuitAfter>,
 }
 
 /// The SMTP envelope: bare addresses, as they go into MAIL and RCPT.
@@ -131,7 +154,7 @@ impl Envelope {
 }
 
 /// A recipient the server would not take, with its reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Refusal {
     pub recipient: String,
     pub reply: String,
@@ -139,7 +162,7 @@ pub struct Refusal {
 }
 
 /// What happened when the message was accepted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Delivery {
     /// The server's reply to the end of DATA ("250 2.0.0 queued as ...").
     pub reply: String,
@@ -147,9 +170,28 @@ pub struct Delivery {
     pub refused: Vec<Refusal>,
 }
 
-/// Submits one message; returns once the server accepted it (final 250).
-pub fn submit(settings: &Settings, envelope: &Envelope, message: &[u8]) -> Result<Delivery> {
-    let tls = TlsMaterial::load(&settings.tls_files)?;
+/// One SMTP session's results, for reports and --capabilities.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SessionReport {
+    /// "host:port (address)".
+    pub server: String,
+    /// EHLO replies: ("before STARTTLS" | "after STARTTLS" | "EHLO", ...).
+    pub capabilities: Vec<(String, Capabilities)>,
+    pub certificate: Option<CertReport>,
+    /// Present when the message was accepted.
+    pub delivery: Option<Delivery>,
+    /// The stage the session stopped after, with --quit-after.
+    pub stopped_after: Option<String>,
+}
+
+/// Submits one message (or runs a test up to --quit-after). With a server
+/// route that is one session; with MX delivery one session per domain.
+pub fn submit(
+    settings: &Settings,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<Vec<SessionReport>> {
+    let material = TlsMaterial::load(&settings.tls_files)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -160,7 +202,11 @@ pub fn submit(settings: &Settings, envelope: &Envelope, message: &[u8]) -> Resul
                 format!("cannot start the I/O runtime: {err}"),
             )
         })?;
-    runtime.block_on(Session::run(settings, &tls, envelope, message))
+    let context = Context {
+        settings,
+        material: &material,
+    };
+    runtime.block_on(context.deliver(envelope, message))
 }
 
 /// The protocol step a failure belongs to; it picks the exit code for a
@@ -188,77 +234,505 @@ impl Stage {
             Stage::Message => "end of DATA",
         }
     }
+}
 
-    /// The exit code for a permanent (5xx) reply at this stage.
-    fn permanent_exit(self) -> Exit {
-        match self {
-            Stage::Rcpt => Exit::NoUser,
-            Stage::Auth => Exit::NoPerm,
-            _ => Exit::Unavailable,
+struct Context<'a> {
+    settings: &'a Settings,
+    material: &'a TlsMaterial,
+}
+
+impl Context<'_> {
+    async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> Result<Vec<SessionReport>> {
+        match &self.settings.route {
+            Route::Server(endpoint) => {
+                let addresses = self.resolve(endpoint).await?;
+                let verify = self.settings.verify;
+                let report = self
+                    .session(endpoint, &addresses, verify, envelope, message)
+                    .await?;
+                Ok(vec![report])
+            }
+            Route::Mx { port, nameserver } => {
+                self.deliver_mx(*port, nameserver, envelope, message).await
+            }
+        }
+    }
+
+    /// RFC 5321 5.1: per domain, the exchangers in preference order; a
+    /// temporary failure at one goes on to the next.
+    async fn deliver_mx(
+        &self,
+        port: u16,
+        nameserver: &Nameserver,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<Vec<SessionReport>> {
+        let resolver = mx::Resolver::new(nameserver, self.settings.timeouts.connect)?;
+        let mut reports = Vec::new();
+        let mut failures: Vec<Error> = Vec::new();
+        let groups = mx::by_domain(&envelope.recipients);
+        let domain_count = groups.len();
+        for (domain, recipients) in groups {
+            let part = Envelope {
+                sender: envelope.sender.clone(),
+                recipients,
+            };
+            match self
+                .deliver_domain(&resolver, &domain, port, &part, message)
+                .await
+            {
+                Ok(report) => reports.push(report),
+                Err(err) => failures.push(Error {
+                    message: format!("{domain}: {}", err.message),
+                    ..err
+                }),
+            }
+        }
+        if failures.is_empty() {
+            return Ok(reports);
+        }
+        // Every domain was tried; all but the first failure are reported
+        // here, the first becomes the exit status.
+        for extra in failures.iter().skip(1) {
+            eprintln!("postie: error: {extra}");
+        }
+        let mut first = failures.remove(0);
+        if !reports.is_empty() {
+            first.message = format!(
+                "{} (delivered to {} of {domain_count} domains)",
+                first.message,
+                reports.len()
+            );
+        }
+        Err(first)
+    }
+
+    async fn deliver_domain(
+        &self,
+        resolver: &mx::Resolver,
+        domain: &str,
+        port: u16,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<SessionReport> {
+        let exchangers = mx::exchangers(resolver, domain, self.settings.family).await?;
+        // Opportunistic TLS to an MX host is encryption without
+        // authentication (RFC 7435); --tls starttls asks for verification.
+        let verify = match (self.settings.tls, self.settings.verify) {
+            (TlsMode::Starttls | TlsMode::Implicit, verify) => verify,
+            (_, Verify::Full) => Verify::Unauthenticated,
+            (_, verify) => verify,
+        };
+        let mut last_error = None;
+        for exchanger in exchangers {
+            let endpoint = Endpoint {
+                host: exchanger.name.clone(),
+                port,
+            };
+            let addresses: Vec<SocketAddr> = exchanger
+                .addresses
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect();
+            match self
+                .session(&endpoint, &addresses, verify, envelope, message)
+                .await
+            {
+                Ok(report) => return Ok(report),
+                Err(err) if matches!(err.exit, Exit::TempFail | Exit::IoErr) => {
+                    last_error = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            Error::new(
+                Exit::NoHost,
+                format!("{domain} has no mail exchanger to try"),
+            )
+        }))
+    }
+
+    /// The addresses of a submission server, of the wanted family.
+    async fn resolve(&self, endpoint: &Endpoint) -> Result<Vec<SocketAddr>> {
+        let lookup = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port));
+        let found: Vec<SocketAddr> = timed(
+            self.settings.timeouts.connect,
+            "the host name lookup",
+            lookup,
+        )
+        .await?
+        .map_err(|err| {
+            Error::new(
+                Exit::NoHost,
+                format!("cannot resolve {}: {}", endpoint.host, lookup_reason(&err)),
+            )
+            .hint("check the server name")
+        })?
+        .collect();
+        let wanted: Vec<SocketAddr> = found
+            .iter()
+            .copied()
+            .filter(|a| match self.settings.family {
+                Family::Any => true,
+                Family::V4 => a.is_ipv4(),
+                Family::V6 => a.is_ipv6(),
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Err(Error::new(
+                Exit::NoHost,
+                format!(
+                    "{} has no address of the family asked for (-4 / -6)",
+                    endpoint.host
+                ),
+            ));
+        }
+        Ok(wanted)
+    }
+
+    /// One session with one server, up to --quit-after or the final reply.
+    async fn session(
+        &self,
+        endpoint: &Endpoint,
+        addresses: &[SocketAddr],
+        verify: Verify,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<SessionReport> {
+        let settings = self.settings;
+        let transcript = Arc::new(Transcript::new(settings.verbosity, settings.timing));
+        let mut clock = Clock::new(settings.timing);
+        let result = self
+            .session_stages(
+                endpoint,
+                addresses,
+                verify,
+                envelope,
+                message,
+                &transcript,
+                &mut clock,
+            )
+            .await;
+        if let Err(err) = &result {
+            transcript.error(&err.to_string());
+        }
+        clock.summary(&transcript);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn session_stages(
+        &self,
+        endpoint: &Endpoint,
+        addresses: &[SocketAddr],
+        verify: Verify,
+        envelope: &Envelope,
+        message: &[u8],
+        transcript: &Arc<Transcript>,
+        clock: &mut Clock,
+    ) -> Result<SessionReport> {
+        let settings = self.settings;
+        let (tcp, peer) =
+            connect_tcp(endpoint, addresses, settings.timeouts.connect, transcript).await?;
+        clock.mark("connect");
+        let mut report = SessionReport {
+            server: format!("{endpoint} ({peer})"),
+            ..SessionReport::default()
+        };
+        if settings.quit_after == Some(QuitAfter::Connect) {
+            transcript.note("closing the connection (--quit-after connect)");
+            report.stopped_after = Some("connect".into());
+            return Ok(report);
+        }
+        let wire = Wire::plain(tcp, peer, transcript.clone());
+        transcript.restart_clock();
+        if settings.tls == TlsMode::Implicit {
+            report.certificate = Some(self.handshake(&wire, endpoint, verify, transcript).await?);
+            clock.mark("TLS handshake");
+        }
+        if settings.quit_after == Some(QuitAfter::Banner) {
+            banner_only(&wire, endpoint, settings.timeouts.reply).await?;
+            clock.mark("banner");
+            report.stopped_after = Some("banner".into());
+            return Ok(report);
+        }
+        let client_id = ClientId::Domain(settings.helo.clone());
+        let greeting =
+            AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &client_id);
+        let conn = timed(settings.timeouts.reply, "the greeting", greeting)
+            .await?
+            .map_err(|err| smtp_error(endpoint, Stage::Greeting, err))?;
+        clock.mark("banner and EHLO");
+        let caps = Capabilities::parse(&transcript.last_reply());
+        let mut session = Session {
+            context: self,
+            conn,
+            wire,
+            transcript: transcript.clone(),
+            endpoint: endpoint.clone(),
+            client_id,
+            caps,
+            verify,
+            report,
+        };
+        let label = if session.wire.is_tls() {
+            "EHLO"
+        } else {
+            "before STARTTLS"
+        };
+        session
+            .report
+            .capabilities
+            .push((label.to_string(), session.caps.clone()));
+        let outcome = session.stages(envelope, message, clock).await;
+        // A failing QUIT must not turn success into an error: a retry would
+        // send the message twice.
+        let _ = tokio::time::timeout(settings.timeouts.reply, session.conn.quit()).await;
+        outcome.map(|()| session.report)
+    }
+
+    /// TLS on the wire, checked as `verify` says; the certificate report.
+    async fn handshake(
+        &self,
+        wire: &Wire,
+        endpoint: &Endpoint,
+        verify: Verify,
+        transcript: &Transcript,
+    ) -> Result<CertReport> {
+        let connector = self.material.connector(verify)?;
+        timed(
+            self.settings.timeouts.connect,
+            "the TLS handshake",
+            wire.start_tls(connector, &endpoint.host),
+        )
+        .await?
+        .map_err(|detail| handshake_error(endpoint, &detail))?;
+        transcript.note("TLS started");
+        let der = wire.peer_certificate().unwrap_or_default();
+        let verification = match verify {
+            Verify::Full => "verified: trusted issuer, name matches".to_string(),
+            Verify::Insecure => "NOT verified (--insecure)".to_string(),
+            Verify::Unauthenticated => {
+                "not verified (opportunistic TLS to a mail exchanger)".to_string()
+            }
+            Verify::Pinned(pin) => {
+                if sha256(&der) != pin {
+                    return Err(Error::new(
+                        Exit::Unavailable,
+                        format!(
+                            "TLS: the certificate of {endpoint} has SHA-256 {}, not the one given with --tls-fingerprint",
+                            crate::tls::format_fingerprint(&sha256(&der))
+                        ),
+                    )
+                    .hint("the server's certificate changed, or this is not the server you meant"));
+                }
+                "pinned: SHA-256 matches --tls-fingerprint".to_string()
+            }
+        };
+        let report = CertReport::from_der(&der, verification).ok_or_else(|| {
+            Error::new(
+                Exit::Protocol,
+                format!("TLS: {endpoint} sent no readable certificate"),
+            )
+        })?;
+        for line in report.lines() {
+            transcript.note(&line);
+        }
+        Ok(report)
+    }
+}
+
+/// --quit-after banner: read the greeting and say QUIT, without EHLO
+/// (lettre's connection always sends EHLO, so this is done by hand).
+async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duration) -> Result<()> {
+    let mut reader = tokio::io::BufReader::new(wire.clone());
+    let greeting = timed(limit, "the greeting", read_reply(&mut reader)).await??;
+    let mut writer = wire.clone();
+    let quit = async {
+        let lost = |err: io::Error| {
+            Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
+        };
+        writer.write_all(b"QUIT\r\n").await.map_err(lost)?;
+        writer.flush().await.map_err(lost)?;
+        read_reply(&mut reader).await
+    };
+    let _ = timed(limit, "the reply to QUIT", quit).await;
+    match greeting.chars().next() {
+        Some('2') => Ok(()),
+        Some('4') => Err(Error::new(
+            Exit::TempFail,
+            format!("greeting: {endpoint} replied {greeting}"),
+        )),
+        Some('5') => Err(Error::new(
+            Exit::Unavailable,
+            format!("greeting: {endpoint} replied {greeting}"),
+        )),
+        _ => Err(Error::new(
+            Exit::Protocol,
+            format!("greeting: {endpoint} sent a reply that is not SMTP: {greeting:?}"),
+        )),
+    }
+}
+
+/// Reads one (possibly multi-line) reply; returns its last line.
+async fn read_reply(reader: &mut tokio::io::BufReader<Wire>) -> Result<String> {
+    loop {
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).await.map_err(|err| {
+            Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
+        })?;
+        if read == 0 {
+            return Err(Error::new(
+                Exit::IoErr,
+                "connection lost before the greeting",
+            ));
+        }
+        let line = line.trim_end().to_string();
+        if line.len() <= 3 || line.as_bytes()[3] != b'-' {
+            return Ok(line);
         }
     }
 }
 
-struct Session<'a> {
-    settings: &'a Settings,
-    conn: AsyncSmtpConnection,
-    peer: SocketAddr,
+/// Stage durations for --timing.
+struct Clock {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+    marks: Vec<(&'static str, Duration)>,
 }
 
-impl<'a> Session<'a> {
-    async fn run(
-        settings: &'a Settings,
-        tls: &TlsMaterial,
+impl Clock {
+    fn new(enabled: bool) -> Clock {
+        let now = Instant::now();
+        Clock {
+            enabled,
+            started: now,
+            last: now,
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, stage: &'static str) {
+        let now = Instant::now();
+        self.marks.push((stage, now - self.last));
+        self.last = now;
+    }
+
+    fn summary(&self, transcript: &Transcript) {
+        if !self.enabled {
+            return;
+        }
+        let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+        let mut parts: Vec<String> = self
+            .marks
+            .iter()
+            .map(|(s, d)| format!("{s} {}", ms(*d)))
+            .collect();
+        parts.push(format!("total {}", ms(self.started.elapsed())));
+        transcript.note(&format!("timing: {}", parts.join(", ")));
+    }
+}
+
+struct Session<'a> {
+    context: &'a Context<'a>,
+    conn: AsyncSmtpConnection,
+    wire: Wire,
+    transcript: Arc<Transcript>,
+    endpoint: Endpoint,
+    client_id: ClientId,
+    caps: Capabilities,
+    verify: Verify,
+    report: SessionReport,
+}
+
+impl Session<'_> {
+    fn settings(&self) -> &Settings {
+        self.context.settings
+    }
+
+    fn stop_after(&mut self, stage: QuitAfter) -> bool {
+        if self.settings().quit_after != Some(stage) {
+            return false;
+        }
+        let name = stage.name();
+        self.transcript
+            .note(&format!("stopping after {name} (--quit-after {name})"));
+        self.report.stopped_after = Some(name.to_string());
+        true
+    }
+
+    async fn stages(
+        &mut self,
         envelope: &Envelope,
         message: &[u8],
-    ) -> Result<Delivery> {
-        let mut session = Self::open(settings, tls).await?;
-        let result = session.transaction(envelope, message).await;
-        // The message is accepted or refused by now; a failing QUIT must not
-        // turn success into an error (a retry would duplicate the mail).
-        let _ = tokio::time::timeout(settings.timeouts.reply, session.conn.quit()).await;
-        result
+        clock: &mut Clock,
+    ) -> Result<()> {
+        if self.stop_after(QuitAfter::Ehlo) {
+            return Ok(());
+        }
+        if self.secure().await? {
+            clock.mark("STARTTLS");
+        }
+        if self.stop_after(QuitAfter::Starttls) {
+            return Ok(());
+        }
+        if self.authenticate().await? {
+            clock.mark("AUTH");
+        }
+        if self.stop_after(QuitAfter::Auth) {
+            return Ok(());
+        }
+        self.mail(envelope, message).await?;
+        clock.mark("MAIL");
+        if self.stop_after(QuitAfter::Mail) {
+            return Ok(());
+        }
+        let refused = self.recipients(envelope).await?;
+        clock.mark("RCPT");
+        if self.stop_after(QuitAfter::Rcpt) {
+            let _ = self.command(Rset, Stage::Rcpt).await;
+            return Ok(());
+        }
+        let reply = self.data(message).await?;
+        clock.mark("DATA");
+        self.report.delivery = Some(Delivery { reply, refused });
+        let _ = self.stop_after(QuitAfter::Data);
+        Ok(())
     }
 
-    /// Connects, reads the greeting, says EHLO, secures and authenticates.
-    async fn open(settings: &'a Settings, tls: &TlsMaterial) -> Result<Session<'a>> {
-        let endpoint = &settings.endpoint;
-        let (tcp, peer) = connect_tcp(endpoint, settings.timeouts.connect).await?;
-        let client_id = ClientId::Domain(settings.helo.clone());
-        let stream: Box<dyn AsyncTokioStream> = if settings.tls == TlsMode::Implicit {
-            let connector = tokio_native_tls::TlsConnector::from(tls.native_connector()?);
-            let handshake = connector.connect(&endpoint.host, tcp);
-            let tls_stream = timed(settings.timeouts.connect, "the TLS handshake", handshake)
-                .await?
-                .map_err(|err| tls_error(endpoint, &err.to_string()))?;
-            Box::new(ImplicitTls(tls_stream))
-        } else {
-            Box::new(tcp)
-        };
-        let greeting = AsyncSmtpConnection::connect_with_transport(stream, &client_id);
-        let conn = timed(settings.timeouts.reply, "the greeting", greeting)
+    /// Sends a command and waits for its reply under the reply timeout.
+    async fn command(
+        &mut self,
+        command: impl std::fmt::Display,
+        stage: Stage,
+    ) -> Result<lettre::transport::smtp::response::Response> {
+        let limit = self.settings().timeouts.reply;
+        let waiting_for = format!("the reply to {}", stage.name());
+        timed(limit, &waiting_for, self.conn.command(command))
             .await?
-            .map_err(|err| smtp_error(endpoint, Stage::Greeting, err))?;
-        let mut session = Session {
-            settings,
-            conn,
-            peer,
-        };
-        session.secure(tls, &client_id).await?;
-        session.authenticate().await?;
-        Ok(session)
+            .map_err(|err| smtp_error(&self.endpoint, stage, err))
     }
 
-    async fn secure(&mut self, tls: &TlsMaterial, client_id: &ClientId) -> Result<()> {
-        let endpoint = &self.settings.endpoint;
-        let offered = self.conn.can_starttls();
-        match self.settings.tls {
-            TlsMode::Implicit | TlsMode::None => return Ok(()),
-            TlsMode::Opportunistic if !offered => return Ok(()),
+    /// STARTTLS when the mode asks for it; true when TLS was started.
+    async fn secure(&mut self) -> Result<bool> {
+        let offered = self.caps.starttls;
+        match self.settings().tls {
+            TlsMode::Implicit | TlsMode::None => return Ok(false),
+            TlsMode::Opportunistic if !offered => {
+                self.transcript.note(
+                    "the server does not offer STARTTLS; going on without TLS (opportunistic)",
+                );
+                return Ok(false);
+            }
             TlsMode::Starttls if !offered => {
                 return Err(Error::new(
                     Exit::Unavailable,
-                    format!("{endpoint} does not offer STARTTLS, and --tls starttls requires it"),
+                    format!(
+                        "{} does not offer STARTTLS, and --tls starttls requires it",
+                        self.endpoint
+                    ),
                 )
                 .hint(
                     "use --tls implicit for port 465, or --tls none only on a network you trust",
@@ -266,29 +740,45 @@ impl<'a> Session<'a> {
             }
             _ => {}
         }
-        let upgrade = self
-            .conn
-            .starttls(tls.lettre_parameters(&endpoint.host)?, client_id);
-        timed(self.settings.timeouts.reply, "STARTTLS", upgrade)
-            .await?
-            .map_err(|err| smtp_error(endpoint, Stage::StartTls, err))
+        self.command(Starttls, Stage::StartTls).await?;
+        if !self.transcript.nothing_pending() {
+            return Err(Error::new(
+                Exit::Protocol,
+                format!(
+                    "STARTTLS: {} sent more after its 220; refusing to go on (a STARTTLS injection attempt, or a broken server)",
+                    self.endpoint
+                ),
+            ));
+        }
+        let certificate = self
+            .context
+            .handshake(&self.wire, &self.endpoint, self.verify, &self.transcript)
+            .await?;
+        self.report.certificate = Some(certificate);
+        self.command(Ehlo::new(self.client_id.clone()), Stage::StartTls)
+            .await?;
+        self.caps = Capabilities::parse(&self.transcript.last_reply());
+        self.report
+            .capabilities
+            .push(("after STARTTLS".to_string(), self.caps.clone()));
+        Ok(true)
     }
 
-    async fn authenticate(&mut self) -> Result<()> {
-        let Some(login) = &self.settings.login else {
-            return Ok(());
+    /// AUTH when a user is configured; true when it was done.
+    async fn authenticate(&mut self) -> Result<bool> {
+        let Some(login) = self.settings().login.clone() else {
+            return Ok(false);
         };
-        let endpoint = &self.settings.endpoint;
         if !plaintext_auth_allowed(
-            self.conn.is_encrypted(),
-            self.peer.ip(),
-            self.settings.allow_plaintext_auth,
+            self.wire.is_tls(),
+            self.wire.peer().ip(),
+            self.settings().allow_plaintext_auth,
         ) {
             return Err(Error::new(
                 Exit::Unavailable,
                 format!(
-                    "refusing to send the password for {:?} to {endpoint} over an unencrypted connection",
-                    login.user
+                    "refusing to send the password for {:?} to {} over an unencrypted connection",
+                    login.user, self.endpoint
                 ),
             )
             .hint("use --tls starttls or implicit; --allow-plaintext-auth overrides this"));
@@ -299,103 +789,81 @@ impl<'a> Session<'a> {
             AuthMethod::Login => &[Mechanism::Login],
             AuthMethod::Xoauth2 => &[Mechanism::Xoauth2],
         };
-        let info = self.conn.server_info();
-        if info.get_auth_mechanism(wanted).is_none() {
-            let offered: Vec<&str> = [Mechanism::Plain, Mechanism::Login, Mechanism::Xoauth2]
-                .into_iter()
-                .filter(|m| info.supports_auth_mechanism(*m))
-                .map(mechanism_name)
-                .collect();
-            let offered = if offered.is_empty() {
-                "no AUTH mechanism postie knows".to_string()
+        let Some(mechanism) = wanted
+            .iter()
+            .copied()
+            .find(|m| self.caps.offers_auth(mechanism_name(*m)))
+        else {
+            let offered = if self.caps.auth.is_empty() {
+                "no AUTH mechanism".to_string()
             } else {
-                offered.join(", ")
+                self.caps.auth.join(", ")
             };
             let wanted: Vec<&str> = wanted.iter().copied().map(mechanism_name).collect();
             return Err(Error::new(
                 Exit::Unavailable,
-                format!(
-                    "AUTH: {endpoint} offers {offered}, not {}",
-                    wanted.join(" or ")
-                ),
+                format!("AUTH: {} offers {offered}, not {}", self.endpoint, wanted.join(" or ")),
             )
             .hint("pick another --auth, or check that TLS is on (many servers offer AUTH only after STARTTLS)"));
-        }
+        };
         let credentials = Credentials::new(login.user.clone(), login.secret.clone());
-        let auth = self.conn.auth(wanted, &credentials);
-        let reply = timed(self.settings.timeouts.reply, "the AUTH reply", auth)
-            .await?
-            .map_err(|err| smtp_error(endpoint, Stage::Auth, err))?;
-        if reply.is_positive() {
+        self.transcript.set_secret(true);
+        let result = self.sasl(mechanism, &credentials).await;
+        self.transcript.set_secret(false);
+        result.map(|()| true)
+    }
+
+    /// The SASL exchange: the first command, then an answer per 334.
+    async fn sasl(&mut self, mechanism: Mechanism, credentials: &Credentials) -> Result<()> {
+        let first = Auth::new(mechanism, credentials.clone(), None)
+            .map_err(|err| Error::new(Exit::Software, format!("AUTH: {err}")))?;
+        let mut reply = self.command(first, Stage::Auth).await?;
+        for _ in 0..10 {
+            if !reply.has_code(334) {
+                break;
+            }
+            let next =
+                Auth::new_from_response(mechanism, credentials.clone(), &reply).map_err(|err| {
+                    Error::new(
+                        Exit::NoPerm,
+                        format!("AUTH: unexpected challenge from {}: {err}", self.endpoint),
+                    )
+                })?;
+            reply = self.command(next, Stage::Auth).await?;
+        }
+        if reply.code().to_string().starts_with('2') {
             Ok(())
         } else {
             Err(Error::new(
                 Exit::NoPerm,
-                format!("AUTH: {endpoint} replied {}", reply_text(&reply)),
+                format!("AUTH: {} replied {}", self.endpoint, reply_text(&reply)),
             ))
         }
     }
 
-    /// MAIL, every RCPT, DATA and the message.
-    async fn transaction(&mut self, envelope: &Envelope, message: &[u8]) -> Result<Delivery> {
-        let endpoint = self.settings.endpoint.clone();
-        let reply_timeout = self.settings.timeouts.reply;
-        let mail = self.mail_command(envelope, message)?;
-        timed(
-            reply_timeout,
-            "the MAIL FROM reply",
-            self.conn.command(mail),
-        )
-        .await?
-        .map_err(|err| smtp_error(&endpoint, Stage::Mail, err))?;
-
-        let mut refused = Vec::new();
-        for recipient in &envelope.recipients {
-            let rcpt = Rcpt::new(envelope_address(recipient)?, vec![]);
-            match timed(reply_timeout, "the RCPT TO reply", self.conn.command(rcpt)).await? {
-                Ok(_) => {}
-                Err(err) if err.status().is_some() => refused.push(Refusal {
-                    recipient: recipient.clone(),
-                    reply: server_reply(&err),
-                    temporary: err.is_transient(),
-                }),
-                Err(err) => return Err(smtp_error(&endpoint, Stage::Rcpt, err)),
+    /// MAIL FROM, with SIZE, SMTPUTF8 and BODY=8BITMIME as needed.
+    async fn mail(&mut self, envelope: &Envelope, message: &[u8]) -> Result<()> {
+        let endpoint = &self.endpoint;
+        let mut parameters = Vec::new();
+        let size = wire_form(message).len() + 5;
+        if let Some(limit) = self.caps.size {
+            if let Some(limit) = limit.filter(|&l| size as u64 > l) {
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "the message is {} but {endpoint} takes at most {} (SIZE {limit})",
+                        human_size(size as u64),
+                        human_size(limit)
+                    ),
+                )
+                .hint("send smaller attachments, or a link to the file"));
+            }
+            if !message.is_empty() {
+                parameters.push(MailParameter::Size(size));
             }
         }
-        let all_refused = refused.len() == envelope.recipients.len();
-        if !refused.is_empty() && (all_refused || !self.settings.partial) {
-            // Nothing is sent, so a retry after fixing the list cannot
-            // deliver twice to the recipients that were accepted.
-            let _ = timed(reply_timeout, "the RSET reply", self.conn.command(Rset)).await;
-            return Err(refusal_error(&endpoint, &refused, all_refused));
-        }
-
-        timed(reply_timeout, "the DATA reply", self.conn.command(Data))
-            .await?
-            .map_err(|err| smtp_error(&endpoint, Stage::Data, err))?;
-        let wire = wire_form(message);
-        // Large messages take time to write; the limit covers the transfer
-        // at a slow 32 KiB/s plus the wait for the final reply.
-        let transfer = Duration::from_secs((wire.len() / (32 * 1024)) as u64);
-        let limit = self.settings.timeouts.data_end + transfer;
-        let send = self.conn.message_iter(wire.chunks(64 * 1024));
-        let reply = timed(limit, "the reply to the end of the message", send)
-            .await?
-            .map_err(|err| smtp_error(&endpoint, Stage::Message, err))?;
-        Ok(Delivery {
-            reply: reply_text(&reply),
-            refused,
-        })
-    }
-
-    /// MAIL FROM with SMTPUTF8 and BODY=8BITMIME when the envelope or the
-    /// message needs them; an error naming the missing extension otherwise.
-    fn mail_command(&self, envelope: &Envelope, message: &[u8]) -> Result<Mail> {
-        let endpoint = &self.settings.endpoint;
-        let info = self.conn.server_info();
-        let mut parameters = Vec::new();
         if envelope.needs_smtputf8() {
-            if !info.supports_feature(Extension::SmtpUtfEight) {
+            if !self.caps.smtputf8 {
                 return Err(Error::new(
                     Exit::Unavailable,
                     format!("{endpoint} does not support SMTPUTF8, which the non-ASCII addresses in the envelope need"),
@@ -405,7 +873,7 @@ impl<'a> Session<'a> {
             parameters.push(MailParameter::SmtpUtfEight);
         }
         if !message.is_ascii() {
-            if !info.supports_feature(Extension::EightBitMime) {
+            if !self.caps.eight_bit_mime {
                 return Err(Error::new(
                     Exit::Unavailable,
                     format!("{endpoint} does not support 8BITMIME, which this message's 8-bit content needs"),
@@ -418,7 +886,52 @@ impl<'a> Session<'a> {
         } else {
             Some(envelope_address(&envelope.sender)?)
         };
-        Ok(Mail::new(sender, parameters))
+        self.command(Mail::new(sender, parameters), Stage::Mail)
+            .await?;
+        Ok(())
+    }
+
+    /// Every RCPT, even after a refusal, so that all refusals are listed.
+    async fn recipients(&mut self, envelope: &Envelope) -> Result<Vec<Refusal>> {
+        let mut refused = Vec::new();
+        for recipient in &envelope.recipients {
+            let rcpt = Rcpt::new(envelope_address(recipient)?, vec![]);
+            let limit = self.settings().timeouts.reply;
+            match timed(limit, "the reply to RCPT TO", self.conn.command(rcpt)).await? {
+                Ok(_) => {}
+                Err(err) if err.status().is_some() => refused.push(Refusal {
+                    recipient: recipient.clone(),
+                    reply: server_reply(&err),
+                    temporary: err.is_transient(),
+                }),
+                Err(err) => return Err(smtp_error(&self.endpoint, Stage::Rcpt, err)),
+            }
+        }
+        let all_refused =
+            !envelope.recipients.is_empty() && refused.len() == envelope.recipients.len();
+        if !refused.is_empty() && (all_refused || !self.settings().partial) {
+            // Nothing is sent, so a retry after fixing the list cannot
+            // deliver twice to the recipients that were accepted.
+            let _ = self.command(Rset, Stage::Rcpt).await;
+            return Err(refusal_error(&self.endpoint, &refused, all_refused));
+        }
+        Ok(refused)
+    }
+
+    /// DATA and the message; returns the server's final reply.
+    async fn data(&mut self, message: &[u8]) -> Result<String> {
+        self.command(Data, Stage::Data).await?;
+        let wire = wire_form(message);
+        // Large messages take time to write; the limit covers the transfer
+        // at a slow 32 KiB/s plus the wait for the final reply.
+        let transfer = Duration::from_secs((wire.len() / (32 * 1024)) as u64);
+        let limit = self.settings().timeouts.data_end + transfer;
+        self.transcript.begin_message();
+        let send = self.conn.message_iter(wire.chunks(64 * 1024));
+        let reply = timed(limit, "the reply to the end of the message", send)
+            .await?
+            .map_err(|err| smtp_error(&self.endpoint, Stage::Message, err))?;
+        Ok(reply_text(&reply))
     }
 }
 
@@ -426,6 +939,78 @@ impl<'a> Session<'a> {
 /// for it by name: anyone on the path could read them otherwise.
 fn plaintext_auth_allowed(encrypted: bool, peer: std::net::IpAddr, allowed_by_user: bool) -> bool {
     encrypted || peer.is_loopback() || allowed_by_user
+}
+
+/// Connects to the first address that answers, noting each attempt.
+async fn connect_tcp(
+    endpoint: &Endpoint,
+    addresses: &[SocketAddr],
+    limit: Duration,
+    transcript: &Transcript,
+) -> Result<(TcpStream, SocketAddr)> {
+    let mut last_error = None;
+    for address in addresses {
+        let target = if endpoint.host.parse::<std::net::IpAddr>().is_ok() {
+            address.to_string()
+        } else {
+            format!("{endpoint} ({address})")
+        };
+        transcript.note(&format!("Trying {target}..."));
+        match timed(limit, "the connection", TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                // Without this the final dot waits on a delayed ACK (~40 ms).
+                let _ = stream.set_nodelay(true);
+                transcript.note(&format!("Connected to {target}"));
+                return Ok((stream, *address));
+            }
+            Ok(Err(err)) => last_error = Some(connect_error(endpoint, address, &err)),
+            Err(timeout) => last_error = Some(timeout),
+        }
+        if let Some(err) = &last_error {
+            transcript.error(&err.message);
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        Error::new(
+            Exit::NoHost,
+            format!("{} has no address to connect to", endpoint.host),
+        )
+    }))
+}
+
+/// Maps a lettre error at a given stage to postie's error and exit code.
+fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
+    let at = stage.name();
+    if err.status().is_some() {
+        let reply = server_reply(&err);
+        let (exit, hint) = if err.is_transient() {
+            (Exit::TempFail, "a temporary failure; try again later")
+        } else {
+            match stage {
+                Stage::Auth => (Exit::NoPerm, "check the user name and password"),
+                Stage::Rcpt => (Exit::NoUser, "the server does not accept this recipient"),
+                Stage::Mail => (
+                    Exit::Unavailable,
+                    "the server does not accept this sender; check --from and the account",
+                ),
+                _ => (Exit::Unavailable, "the server refused the message"),
+            }
+        };
+        return Error::new(exit, format!("{at}: {endpoint} replied {reply}")).hint(hint);
+    }
+    let detail = error_chain(&err);
+    if is_connection_lost(&err, &detail) {
+        return Error::new(Exit::IoErr, format!("{at}: connection to {endpoint} lost"))
+            .hint("the server closed the connection; try again later");
+    }
+    if err.is_response() {
+        return Error::new(
+            Exit::Protocol,
+            format!("{at}: {endpoint} sent a reply that is not SMTP: {detail}"),
+        )
+        .hint("check that this port speaks SMTP (and whether it expects implicit TLS)");
+    }
+    Error::new(Exit::IoErr, format!("{at}: {endpoint}: {detail}"))
 }
 
 fn mechanism_name(mechanism: Mechanism) -> &'static str {
@@ -439,39 +1024,6 @@ fn mechanism_name(mechanism: Mechanism) -> &'static str {
 fn envelope_address(address: &str) -> Result<lettre::Address> {
     lettre::Address::from_str(address)
         .map_err(|err| Error::data(format!("malformed envelope address {address:?}: {err}")))
-}
-
-/// Resolves the host and connects to the first address that answers.
-async fn connect_tcp(endpoint: &Endpoint, limit: Duration) -> Result<(TcpStream, SocketAddr)> {
-    let lookup = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port));
-    let addresses: Vec<SocketAddr> = timed(limit, "the host name lookup", lookup)
-        .await?
-        .map_err(|err| {
-            Error::new(
-                Exit::NoHost,
-                format!("cannot resolve {}: {}", endpoint.host, lookup_reason(&err)),
-            )
-            .hint("check the server name")
-        })?
-        .collect();
-    let mut last_error = None;
-    for address in &addresses {
-        match timed(limit, "the connection", TcpStream::connect(address)).await {
-            Ok(Ok(stream)) => {
-                // Without this the final dot waits on a delayed ACK (~40 ms).
-                let _ = stream.set_nodelay(true);
-                return Ok((stream, *address));
-            }
-            Ok(Err(err)) => last_error = Some(connect_error(endpoint, address, &err)),
-            Err(timeout) => last_error = Some(timeout),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        Error::new(
-            Exit::NoHost,
-            format!("{} has no address to connect to", endpoint.host),
-        )
-    }))
 }
 
 fn lookup_reason(err: &io::Error) -> String {
@@ -530,49 +1082,6 @@ fn reply_text(reply: &lettre::transport::smtp::response::Response) -> String {
     .to_string()
 }
 
-/// Maps a lettre error at a given stage to postie's error and exit code.
-fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
-    let at = stage.name();
-    if let Some(_code) = err.status() {
-        let reply = server_reply(&err);
-        let (exit, hint) = if err.is_transient() {
-            (Exit::TempFail, "a temporary failure; try again later")
-        } else {
-            match stage {
-                Stage::Auth => (stage.permanent_exit(), "check the user name and password"),
-                Stage::Mail => (
-                    stage.permanent_exit(),
-                    "the server does not accept this sender; check --from and the account",
-                ),
-                _ => (stage.permanent_exit(), "the server refused the message"),
-            }
-        };
-        return Error::new(exit, format!("{at}: {endpoint} replied {reply}")).hint(hint);
-    }
-    let detail = error_chain(&err);
-    if detail.contains("certificate verify failed")
-        || detail.contains("Hostname mismatch")
-        || stage == Stage::StartTls && err.is_tls()
-    {
-        return tls_error(endpoint, &detail);
-    }
-    if is_connection_lost(&err, &detail) {
-        return Error::new(Exit::IoErr, format!("{at}: connection to {endpoint} lost"))
-            .hint("the server closed the connection; try again later");
-    }
-    if err.is_response() {
-        return Error::new(
-            Exit::Protocol,
-            format!("{at}: {endpoint} sent a reply that is not SMTP: {detail}"),
-        )
-        .hint("check that this port speaks SMTP (and whether it expects implicit TLS)");
-    }
-    if stage == Stage::StartTls || detail.to_ascii_lowercase().contains("ssl") {
-        return tls_error(endpoint, &detail);
-    }
-    Error::new(Exit::IoErr, format!("{at}: {endpoint}: {detail}"))
-}
-
 /// lettre reports a closed connection as "incomplete response" (EOF while
 /// reading a reply) or as a network error with a reset/EOF io::Error.
 fn is_connection_lost(err: &SmtpError, detail: &str) -> bool {
@@ -594,56 +1103,6 @@ fn is_connection_lost(err: &SmtpError, detail: &str) -> bool {
         source = inner.source();
     }
     false
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = inner.source();
-    }
-    text
-}
-
-/// A failed TLS handshake: an untrusted certificate is 69 and says which of
-/// self-signed, expired or wrong name it is; anything else is 76.
-fn tls_error(endpoint: &Endpoint, detail: &str) -> Error {
-    let lower = detail.to_ascii_lowercase();
-    let reason = if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
-        Some(format!(
-            "its certificate is not valid for the name {:?}",
-            endpoint.host
-        ))
-    } else if lower.contains("expired") {
-        Some("its certificate has expired".to_string())
-    } else if lower.contains("not yet valid") {
-        Some("its certificate is not valid yet".to_string())
-    } else if lower.contains("self-signed") || lower.contains("self signed") {
-        Some("its certificate is self-signed".to_string())
-    } else if lower.contains("unable to get local issuer")
-        || lower.contains("certificate verify failed")
-    {
-        Some("its certificate is issued by an authority this machine does not trust".to_string())
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Error::new(
-            Exit::Unavailable,
-            format!("TLS: cannot verify {endpoint}: {reason}"),
-        )
-        .hint("trust its CA with --ca-file; --insecure skips the check (unsafe)"),
-        None => Error::new(
-            Exit::Protocol,
-            format!("TLS: handshake with {endpoint} failed: {detail}"),
-        )
-        .hint("check the port and --tls mode (465 is implicit TLS, 587 and 25 use STARTTLS)"),
-    }
 }
 
 fn refusal_error(endpoint: &Endpoint, refused: &[Refusal], all_refused: bool) -> Error {
@@ -699,151 +1158,6 @@ pub fn wire_form(message: &[u8]) -> Cow<'_, [u8]> {
     out
 }
 
-/// CA certificates and client identity, read once and used by both the
-/// STARTTLS (lettre) and the implicit TLS (own connector) paths.
-struct TlsMaterial {
-    roots: Vec<Vec<u8>>,
-    identity: Option<(Vec<u8>, Vec<u8>)>,
-    insecure: bool,
-}
-
-impl TlsMaterial {
-    fn load(files: &TlsFiles) -> Result<TlsMaterial> {
-        let read = |what: &str, path: &Path| {
-            std::fs::read(path).map_err(|err| Error::input(what, path, &err))
-        };
-        let roots = match &files.ca_file {
-            Some(path) => {
-                let blocks = pem_certificates(&read("CA file", path)?);
-                if blocks.is_empty() {
-                    return Err(Error::config(format!(
-                        "CA file {} holds no PEM certificate",
-                        path.display()
-                    )));
-                }
-                blocks
-            }
-            None => Vec::new(),
-        };
-        let identity = match (&files.client_cert, &files.client_key) {
-            (Some(cert), Some(key)) => {
-                Some((read("client certificate", cert)?, read("client key", key)?))
-            }
-            (None, None) => None,
-            _ => return Err(Error::usage("--client-cert and --client-key go together")),
-        };
-        Ok(TlsMaterial {
-            roots,
-            identity,
-            insecure: files.insecure,
-        })
-    }
-
-    fn lettre_parameters(&self, domain: &str) -> Result<TlsParameters> {
-        let mut builder = TlsParameters::builder(domain.to_string())
-            .dangerous_accept_invalid_certs(self.insecure)
-            .dangerous_accept_invalid_hostnames(self.insecure);
-        for root in &self.roots {
-            let cert = Certificate::from_pem(root).map_err(|err| {
-                Error::config(format!("invalid certificate in the CA file: {err}"))
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if let Some((cert, key)) = &self.identity {
-            let identity = Identity::from_pem(cert, key).map_err(|_| identity_error())?;
-            builder = builder.identify_with(identity);
-        }
-        builder
-            .build_native()
-            .map_err(|err| Error::config(format!("cannot set up TLS: {err}")))
-    }
-
-    fn native_connector(&self) -> Result<native_tls::TlsConnector> {
-        let mut builder = native_tls::TlsConnector::builder();
-        builder
-            .danger_accept_invalid_certs(self.insecure)
-            .danger_accept_invalid_hostnames(self.insecure)
-            .min_protocol_version(Some(native_tls::Protocol::Tlsv12));
-        for root in &self.roots {
-            let cert = native_tls::Certificate::from_pem(root).map_err(|err| {
-                Error::config(format!("invalid certificate in the CA file: {err}"))
-            })?;
-            builder.add_root_certificate(cert);
-        }
-        if let Some((cert, key)) = &self.identity {
-            let identity =
-                native_tls::Identity::from_pkcs8(cert, key).map_err(|_| identity_error())?;
-            builder.identity(identity);
-        }
-        builder
-            .build()
-            .map_err(|err| Error::config(format!("cannot set up TLS: {err}")))
-    }
-}
-
-fn identity_error() -> Error {
-    Error::config("cannot use the client certificate and key").hint(
-        "both must be PEM, the key in PKCS#8 (convert with: openssl pkcs8 -topk8 -nocrypt -in KEY)",
-    )
-}
-
-/// Splits a PEM bundle into its certificates: native-tls reads one per call.
-fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = String::from_utf8_lossy(pem);
-    let mut blocks = Vec::new();
-    let mut rest = text.as_ref();
-    while let Some(start) = rest.find(BEGIN) {
-        let Some(len) = rest[start..].find(END) else {
-            break;
-        };
-        let end = start + len + END.len();
-        blocks.push(format!("{}\n", &rest[start..end]).into_bytes());
-        rest = &rest[end..];
-    }
-    blocks
-}
-
-/// A TLS stream lettre can drive: implicit TLS is set up before lettre
-/// reads the greeting, so postie wraps the socket itself.
-#[derive(Debug)]
-struct ImplicitTls(tokio_native_tls::TlsStream<TcpStream>);
-
-impl AsyncRead for ImplicitTls {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ImplicitTls {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
-}
-
-impl AsyncTokioStream for ImplicitTls {
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().get_ref().get_ref().peer_addr()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -854,45 +1168,6 @@ mod tests {
         assert_eq!(&*wire_form(b"a\r\n"), b"a");
         assert_eq!(&*wire_form(b"a"), b"a");
         assert!(matches!(wire_form(b"x\r\ny\r\n"), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn pem_bundle_is_split() {
-        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
-        let bundle = format!("junk\n{one}\n{one}\n");
-        assert_eq!(pem_certificates(bundle.as_bytes()).len(), 2);
-        assert!(pem_certificates(b"nothing").is_empty());
-    }
-
-    #[test]
-    fn tls_errors_name_the_reason() {
-        let endpoint = Endpoint {
-            host: "mx.example".into(),
-            port: 465,
-        };
-        let cases = [
-            (
-                "certificate verify failed: (self-signed certificate)",
-                "self-signed",
-            ),
-            (
-                "certificate verify failed: (certificate has expired)",
-                "expired",
-            ),
-            (
-                "certificate verify failed: (Hostname mismatch)",
-                "not valid for the name",
-            ),
-        ];
-        for (detail, expected) in cases {
-            let err = tls_error(&endpoint, detail);
-            assert_eq!(err.exit, Exit::Unavailable);
-            assert!(err.message.contains(expected), "{}", err.message);
-        }
-        assert_eq!(
-            tls_error(&endpoint, "wrong version number").exit,
-            Exit::Protocol
-        );
     }
 
     #[test]

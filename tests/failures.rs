@@ -210,7 +210,23 @@ fn usage_errors_are_64_on_one_line() {
             "http://x",
             "b@example.com",
         ],
-        vec!["-f", "a@example.com", "b@example.com", "--body", "x"],
+        vec![
+            "--quit-after",
+            "rcpt",
+            "--server",
+            "127.0.0.1:1",
+            "-f",
+            "a@example.com",
+        ],
+        vec!["--mx", "-f", "a@example.com", "--body", "x"],
+        vec![
+            "--tls-fingerprint",
+            "abc",
+            "--server",
+            "127.0.0.1:1",
+            "--quit-after",
+            "ehlo",
+        ],
     ] {
         let output = postie().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);

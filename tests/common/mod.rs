@@ -97,6 +97,22 @@ pub struct ServerOptions {
     /// `RCPT TO` any of these (ASCII case-insensitive) gets
     /// `451 4.3.0 try later`.
     pub tempfail_rcpt: Vec<String>,
+    /// Which certificate the server presents (with TLS).
+    pub cert: CertKind,
+}
+
+/// The server certificate's flaw, for the certificate-check tests. All are
+/// self-signed; `ca_file()` makes a good one trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertKind {
+    /// localhost / 127.0.0.1, valid from yesterday for 30 days.
+    Good,
+    /// Valid names, but expired yesterday.
+    Expired,
+    /// Valid dates, but only for wrong.example.
+    WrongName,
+    /// Valid, but expires in 5 days (the report warns under 14).
+    ExpiresSoon,
 }
 
 impl Default for ServerOptions {
@@ -106,6 +122,7 @@ impl Default for ServerOptions {
             auth: false,
             refuse_rcpt: Vec::new(),
             tempfail_rcpt: Vec::new(),
+            cert: CertKind::Good,
         }
     }
 }
@@ -303,13 +320,18 @@ struct CertFiles {
 
 /// Self-signed EC P-256 certificate: CN=localhost, SAN DNS:localhost and
 /// IP:127.0.0.1, CA:FALSE, valid from now-1day to now+30days.
-fn generate_cert() -> CertFiles {
-    fn build() -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
+fn generate_cert(kind: CertKind) -> CertFiles {
+    let build = || -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
+        let host = if kind == CertKind::WrongName {
+            "wrong.example"
+        } else {
+            "localhost"
+        };
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
         let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
 
         let mut name = X509NameBuilder::new()?;
-        name.append_entry_by_nid(Nid::COMMONNAME, "localhost")?;
+        name.append_entry_by_nid(Nid::COMMONNAME, host)?;
         let name = name.build();
 
         let mut b = X509::builder()?;
@@ -325,26 +347,40 @@ fn generate_cert() -> CertFiles {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let not_before = Asn1Time::from_unix((now - 86_400) as _)?;
+        let (not_before, not_after) = match kind {
+            CertKind::Expired => (
+                Asn1Time::from_unix((now - 30 * 86_400) as _)?,
+                Asn1Time::from_unix((now - 86_400) as _)?,
+            ),
+            CertKind::ExpiresSoon => (
+                Asn1Time::from_unix((now - 86_400) as _)?,
+                Asn1Time::days_from_now(5)?,
+            ),
+            _ => (
+                Asn1Time::from_unix((now - 86_400) as _)?,
+                Asn1Time::days_from_now(30)?,
+            ),
+        };
         b.set_not_before(&not_before)?;
-        let not_after = Asn1Time::days_from_now(30)?;
         b.set_not_after(&not_after)?;
 
         let basic = BasicConstraints::new().critical().build()?;
         b.append_extension(basic)?;
         let eku = ExtendedKeyUsage::new().server_auth().build()?;
         b.append_extension(eku)?;
-        let san = SubjectAlternativeName::new()
-            .dns("localhost")
-            .ip("127.0.0.1")
-            .build(&b.x509v3_context(None, None))?;
+        let mut san = SubjectAlternativeName::new();
+        san.dns(host);
+        if kind != CertKind::WrongName {
+            san.ip("127.0.0.1");
+        }
+        let san = san.build(&b.x509v3_context(None, None))?;
         b.append_extension(san)?;
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
         b.append_extension(ski)?;
 
         b.sign(&key, MessageDigest::sha256())?;
         Ok((b.build(), key))
-    }
+    };
 
     let (cert, key) = build().expect("generate throwaway TLS certificate");
     let dir = tempfile::Builder::new()
@@ -667,7 +703,7 @@ impl TestServer {
         let shared = Arc::new(Shared::default());
         let cert = match opts.tls {
             Tls::None => None,
-            Tls::StartTls | Tls::Implicit => Some(generate_cert()),
+            Tls::StartTls | Tls::Implicit => Some(generate_cert(opts.cert)),
         };
         let tracking = match opts.tls {
             Tls::None => TlsTracking::Never,
@@ -723,6 +759,13 @@ impl TestServer {
 
     /// PEM file of the server's self-signed certificate, usable as a trust
     /// root (`--ca-file`). Panics for `Tls::None`.
+    /// The SHA-256 fingerprint of the server's certificate, as hex.
+    pub fn cert_sha256(&self) -> String {
+        let cert = &self.cert.as_ref().expect("server has no TLS").cert;
+        let digest = cert.digest(MessageDigest::sha256()).expect("digest");
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn ca_file(&self) -> PathBuf {
         match &self.cert {
             Some(c) => c.cert_path.clone(),
@@ -1035,3 +1078,5 @@ pub fn parse(data: &[u8]) -> mail_parser::Message<'static> {
             )
         })
 }
+
+pub mod dns;

@@ -1,0 +1,336 @@
+//! TLS settings, the connector built from them, and the certificate report.
+//!
+//! Certificates are verified by default. The alternatives are explicit:
+//! `--insecure` (warned about), a pinned SHA-256 fingerprint (a self-signed
+//! server trusted on purpose), and opportunistic TLS to an MX host, where
+//! encryption without authentication is what RFC 7435 asks for.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::exit::{Error, Exit, Result};
+use crate::transport::{Endpoint, TlsFiles};
+
+/// How the server's certificate is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {
+    /// Chain to a trusted CA, and the name must match.
+    Full,
+    /// Nothing is checked (--insecure).
+    Insecure,
+    /// Only the leaf certificate's SHA-256 fingerprint must match.
+    Pinned([u8; 32]),
+    /// Nothing is checked: opportunistic TLS to an MX host.
+    Unauthenticated,
+}
+
+/// CA certificates and client identity, read once.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    roots: Vec<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsMaterial {
+    pub fn load(files: &TlsFiles) -> Result<TlsMaterial> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path).map_err(|err| Error::input(what, path, &err))
+        };
+        let roots = match &files.ca_file {
+            Some(path) => {
+                let blocks = pem_certificates(&read("CA file", path)?);
+                if blocks.is_empty() {
+                    return Err(Error::config(format!(
+                        "CA file {} holds no PEM certificate",
+                        path.display()
+                    )));
+                }
+                blocks
+            }
+            None => Vec::new(),
+        };
+        let identity = match (&files.client_cert, &files.client_key) {
+            (Some(cert), Some(key)) => {
+                Some((read("client certificate", cert)?, read("client key", key)?))
+            }
+            (None, None) => None,
+            _ => return Err(Error::usage("--client-cert and --client-key go together")),
+        };
+        Ok(TlsMaterial { roots, identity })
+    }
+
+    /// A connector that checks the certificate as `verify` says; pinning is
+    /// checked by the caller against the certificate after the handshake.
+    pub fn connector(&self, verify: Verify) -> Result<native_tls::TlsConnector> {
+        let mut builder = native_tls::TlsConnector::builder();
+        let check = verify == Verify::Full;
+        builder
+            .danger_accept_invalid_certs(!check)
+            .danger_accept_invalid_hostnames(!check)
+            .min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+        for root in &self.roots {
+            let cert = native_tls::Certificate::from_pem(root).map_err(|err| {
+                Error::config(format!("invalid certificate in the CA file: {err}"))
+            })?;
+            builder.add_root_certificate(cert);
+        }
+        if let Some((cert, key)) = &self.identity {
+            let identity = native_tls::Identity::from_pkcs8(cert, key).map_err(|_| {
+                Error::config("cannot use the client certificate and key").hint(
+                    "both must be PEM, the key in PKCS#8 (convert with: openssl pkcs8 -topk8 -nocrypt -in KEY)",
+                )
+            })?;
+            builder.identity(identity);
+        }
+        builder
+            .build()
+            .map_err(|err| Error::config(format!("cannot set up TLS: {err}")))
+    }
+}
+
+/// Splits a PEM bundle into its certificates: native-tls reads one per call.
+fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(pem);
+    let mut blocks = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        blocks.push(format!("{}\n", &rest[start..end]).into_bytes());
+        rest = &rest[end..];
+    }
+    blocks
+}
+
+/// Reads `AB:CD:...` or `abcd...` (64 hex digits) as a SHA-256 fingerprint.
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect();
+    let bad = || {
+        Error::usage(format!("invalid --tls-fingerprint {text:?}"))
+            .hint("give the certificate's SHA-256 fingerprint: 64 hex digits, colons allowed")
+    };
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// `AB:CD:...`, as openssl and browsers show fingerprints.
+pub fn format_fingerprint(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+pub fn sha256(der: &[u8]) -> [u8; 32] {
+    openssl::sha::sha256(der)
+}
+
+/// What a sysadmin wants to know about the server's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CertReport {
+    pub subject: String,
+    pub issuer: String,
+    pub alt_names: Vec<String>,
+    pub not_before: String,
+    pub not_after: String,
+    pub days_left: i64,
+    pub sha256: String,
+    /// How it was checked: "verified", "pinned", "not verified (...)".
+    pub verification: String,
+}
+
+impl CertReport {
+    pub fn from_der(der: &[u8], verification: String) -> Option<CertReport> {
+        let cert = openssl::x509::X509::from_der(der).ok()?;
+        let alt_names = cert
+            .subject_alt_names()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|name| {
+                        name.dnsname().map(|dns| format!("DNS:{dns}")).or_else(|| {
+                            let ip = name.ipaddress()?;
+                            let ip: IpAddr = match ip.len() {
+                                4 => <[u8; 4]>::try_from(ip).ok()?.into(),
+                                16 => <[u8; 16]>::try_from(ip).ok()?.into(),
+                                _ => return None,
+                            };
+                            Some(format!("IP:{ip}"))
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
+        let days_left = now
+            .diff(cert.not_after())
+            .map(|diff| i64::from(diff.days))
+            .unwrap_or(0);
+        Some(CertReport {
+            subject: name_text(cert.subject_name()),
+            issuer: name_text(cert.issuer_name()),
+            alt_names,
+            not_before: cert.not_before().to_string(),
+            not_after: cert.not_after().to_string(),
+            days_left,
+            sha256: format_fingerprint(&sha256(der)),
+            verification,
+        })
+    }
+
+    /// Lines for the transcript's `===` notes.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![
+            format!("certificate subject: {}", self.subject),
+            format!("certificate issuer: {}", self.issuer),
+        ];
+        if !self.alt_names.is_empty() {
+            lines.push(format!("certificate names: {}", self.alt_names.join(", ")));
+        }
+        lines.push(format!(
+            "certificate valid: {} to {} ({} days left)",
+            self.not_before, self.not_after, self.days_left
+        ));
+        lines.push(format!("certificate SHA-256: {}", self.sha256));
+        lines.push(format!("certificate {}", self.verification));
+        if self.days_left < 14 {
+            lines.push(format!(
+                "warning: the certificate expires in {} days",
+                self.days_left
+            ));
+        }
+        lines
+    }
+}
+
+fn name_text(name: &openssl::x509::X509NameRef) -> String {
+    name.entries()
+        .map(|entry| {
+            let key = entry.object().nid().short_name().unwrap_or("?");
+            let value = entry.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The error and its sources in one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+/// A failed TLS handshake: an untrusted certificate is 69 and says which of
+/// self-signed, expired or wrong name it is; anything else is 76.
+pub fn handshake_error(endpoint: &Endpoint, detail: &str) -> Error {
+    let lower = detail.to_ascii_lowercase();
+    let reason = if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
+        Some(format!(
+            "its certificate is not valid for the name {:?}",
+            endpoint.host
+        ))
+    } else if lower.contains("expired") {
+        Some("its certificate has expired".to_string())
+    } else if lower.contains("not yet valid") {
+        Some("its certificate is not valid yet".to_string())
+    } else if lower.contains("self-signed") || lower.contains("self signed") {
+        Some("its certificate is self-signed".to_string())
+    } else if lower.contains("unable to get local issuer")
+        || lower.contains("certificate verify failed")
+    {
+        Some("its certificate is issued by an authority this machine does not trust".to_string())
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Error::new(
+            Exit::Unavailable,
+            format!("TLS: cannot verify {endpoint}: {reason}"),
+        )
+        .hint("trust its CA with --ca-file, or pin it with --tls-fingerprint; --insecure skips the check (unsafe)"),
+        None => Error::new(
+            Exit::Protocol,
+            format!("TLS: handshake with {endpoint} failed: {detail}"),
+        )
+        .hint("check the port and --tls mode (465 is implicit TLS, 587 and 25 use STARTTLS)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_bundle_is_split() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+        let bundle = format!("junk\n{one}\n{one}\n");
+        assert_eq!(pem_certificates(bundle.as_bytes()).len(), 2);
+        assert!(pem_certificates(b"nothing").is_empty());
+    }
+
+    #[test]
+    fn handshake_errors_name_the_reason() {
+        let endpoint = Endpoint {
+            host: "mx.example".into(),
+            port: 465,
+        };
+        let cases = [
+            (
+                "certificate verify failed: (self-signed certificate)",
+                "self-signed",
+            ),
+            (
+                "certificate verify failed: (certificate has expired)",
+                "expired",
+            ),
+            (
+                "certificate verify failed: (Hostname mismatch)",
+                "not valid for the name",
+            ),
+        ];
+        for (detail, expected) in cases {
+            let err = handshake_error(&endpoint, detail);
+            assert_eq!(err.exit, Exit::Unavailable);
+            assert!(err.message.contains(expected), "{}", err.message);
+        }
+        assert_eq!(
+            handshake_error(&endpoint, "wrong version number").exit,
+            Exit::Protocol
+        );
+    }
+
+    #[test]
+    fn fingerprints_parse_with_or_without_colons() {
+        let hex = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+        let bytes = parse_fingerprint(hex).unwrap();
+        assert_eq!(bytes[1], 0x11);
+        let colons = format_fingerprint(&bytes);
+        assert_eq!(parse_fingerprint(&colons).unwrap(), bytes);
+        assert!(parse_fingerprint("abc").is_err());
+    }
+}

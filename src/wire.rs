@@ -1,0 +1,159 @@
+//! The connection under lettre: a socket postie owns, that postie can
+//! upgrade to TLS itself, and that records every byte in the transcript.
+//!
+//! lettre's own STARTTLS wraps the stream it was given in TLS, after which
+//! a recorder below it sees only ciphertext. So postie sends STARTTLS as a
+//! plain command and swaps the socket for a TLS stream inside this shared
+//! handle; lettre keeps reading and writing through the same handle, and
+//! the transcript sees clear text on both sides of the upgrade. Owning the
+//! TLS stream also gives postie the peer certificate for its report.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use lettre::transport::smtp::client::AsyncTokioStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_native_tls::TlsStream;
+
+use crate::transcript::Transcript;
+
+#[derive(Debug)]
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Between taking the plain socket out and putting the TLS stream in.
+    Upgrading,
+}
+
+/// A cloneable handle on the one connection; lettre holds one clone.
+#[derive(Clone, Debug)]
+pub struct Wire {
+    link: Arc<Mutex<Link>>,
+    transcript: Arc<Transcript>,
+    peer: SocketAddr,
+}
+
+fn upgrading() -> io::Error {
+    io::Error::other("the connection is being upgraded to TLS")
+}
+
+impl Wire {
+    pub fn plain(tcp: TcpStream, peer: SocketAddr, transcript: Arc<Transcript>) -> Wire {
+        Wire {
+            link: Arc::new(Mutex::new(Link::Plain(tcp))),
+            transcript,
+            peer,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(*self.lock(), Link::Tls(_))
+    }
+
+    /// Runs the TLS handshake on the plain socket (implicit TLS, or after
+    /// the server's 220 to STARTTLS).
+    pub async fn start_tls(
+        &self,
+        connector: native_tls::TlsConnector,
+        domain: &str,
+    ) -> Result<(), String> {
+        let tcp = match std::mem::replace(&mut *self.lock(), Link::Upgrading) {
+            Link::Plain(tcp) => tcp,
+            other => {
+                *self.lock() = other;
+                return Err("the connection is already encrypted".to_string());
+            }
+        };
+        let connector = tokio_native_tls::TlsConnector::from(connector);
+        match connector.connect(domain, tcp).await {
+            Ok(tls) => {
+                *self.lock() = Link::Tls(Box::new(tls));
+                Ok(())
+            }
+            Err(err) => Err(crate::tls::error_chain(&err)),
+        }
+    }
+
+    /// The server's certificate (DER), once TLS is up.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        match &*self.lock() {
+            Link::Tls(tls) => tls.get_ref().peer_certificate().ok()??.to_der().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let mut link = self.lock();
+        let (result, tls) = match &mut *link {
+            Link::Plain(tcp) => (Pin::new(tcp).poll_read(cx, buf), false),
+            Link::Tls(tls) => (Pin::new(tls.as_mut()).poll_read(cx, buf), true),
+            Link::Upgrading => return Poll::Ready(Err(upgrading())),
+        };
+        drop(link);
+        if let Poll::Ready(Ok(())) = &result {
+            self.transcript.received(&buf.filled()[before..], tls);
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut link = self.lock();
+        let (result, tls) = match &mut *link {
+            Link::Plain(tcp) => (Pin::new(tcp).poll_write(cx, data), false),
+            Link::Tls(tls) => (Pin::new(tls.as_mut()).poll_write(cx, data), true),
+            Link::Upgrading => return Poll::Ready(Err(upgrading())),
+        };
+        drop(link);
+        if let Poll::Ready(Ok(written)) = &result {
+            self.transcript.sent(&data[..*written], tls);
+        }
+        result
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut *self.lock() {
+            Link::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Link::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            Link::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut *self.lock() {
+            Link::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Link::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            Link::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+}
+
+impl AsyncTokioStream for Wire {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.peer)
+    }
+}

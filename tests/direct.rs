@@ -1,0 +1,114 @@
+//! Direct delivery to MX hosts, end to end through the binary: a DNS server
+//! and SMTP servers on loopback, postie told to use that resolver and port.
+
+mod common;
+
+use common::dns::DnsServer;
+use common::{postie, ScriptedServer, ServerOptions, TestServer};
+
+fn zone() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("good.test", "MX", "10 mx1.good.test."),
+        ("good.test", "MX", "20 mx2.good.test."),
+        ("mx1.good.test", "A", "127.0.0.1"),
+        ("mx2.good.test", "A", "127.0.0.1"),
+        ("other.test", "MX", "5 mx.other.test."),
+        ("mx.other.test", "A", "127.0.0.1"),
+        ("nomx.test", "A", "127.0.0.1"),
+        ("nullmx.test", "MX", "0 ."),
+    ]
+}
+
+fn mx_postie(dns: &DnsServer, port: u16) -> assert_cmd::Command {
+    let mut cmd = postie();
+    cmd.args([
+        "--mx",
+        "--resolver",
+        &dns.addr.to_string(),
+        "--port",
+        &port.to_string(),
+    ])
+    .args(["--timeout", "5", "-f", "sender@example.com"]);
+    cmd
+}
+
+#[test]
+fn recipients_are_grouped_per_domain_one_session_each() {
+    let dns = DnsServer::start(&zone());
+    let server = TestServer::start(ServerOptions::default());
+    mx_postie(&dns, server.port)
+        .args([
+            "a@good.test",
+            "x@other.test",
+            "b@GOOD.test",
+            "--body",
+            "hi",
+            "-v",
+        ])
+        .assert()
+        .success();
+    let got = server.wait_for_messages(2);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].rcpt_to, ["a@good.test", "b@GOOD.test"]);
+    assert_eq!(got[1].rcpt_to, ["x@other.test"]);
+}
+
+#[test]
+fn without_mx_the_domain_itself_is_used() {
+    let dns = DnsServer::start(&zone());
+    let server = TestServer::start(ServerOptions::default());
+    mx_postie(&dns, server.port)
+        .args(["a@nomx.test", "--body", "hi"])
+        .assert()
+        .success();
+    assert_eq!(server.wait_for_messages(1)[0].rcpt_to, ["a@nomx.test"]);
+}
+
+#[test]
+fn null_mx_is_67_and_unknown_domain_68() {
+    let dns = DnsServer::start(&zone());
+    let server = TestServer::start(ServerOptions::default());
+    let output = mx_postie(&dns, server.port)
+        .args(["a@nullmx.test", "--body", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(67));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("null MX"));
+    let output = mx_postie(&dns, server.port)
+        .args(["a@missing.test", "--body", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(68));
+}
+
+#[test]
+fn a_failing_exchanger_hands_over_to_the_next() {
+    // Both exchangers point at one scripted server that answers the first
+    // session with 421 and then stops listening: postie must try mx2 after
+    // mx1's temporary failure, and end with 75 when mx2 fails too.
+    let dns = DnsServer::start(&zone());
+    let busy = ScriptedServer::start(b"421 4.3.2 busy\r\n", vec![]);
+    let output = mx_postie(&dns, busy.port)
+        .args(["a@good.test", "--body", "hi", "-v"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Both exchangers were tried before giving up with a temporary failure.
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("Trying mx1.good.test:"), "{stderr}");
+    assert!(stderr.contains("Trying mx2.good.test:"), "{stderr}");
+}
+
+#[test]
+fn one_domain_failing_does_not_stop_the_others() {
+    let dns = DnsServer::start(&zone());
+    let server = TestServer::start(ServerOptions::default());
+    let output = mx_postie(&dns, server.port)
+        .args(["a@nullmx.test", "b@good.test", "--body", "hi"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(67), "{stderr}");
+    assert!(stderr.contains("delivered to 1 of 2 domains"), "{stderr}");
+    assert_eq!(server.wait_for_messages(1)[0].rcpt_to, ["b@good.test"]);
+}

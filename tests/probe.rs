@@ -1,0 +1,512 @@
+//! Testing servers by hand, as with swaks: the transcript (-v), its
+//! redaction of credentials, --timing, --quit-after, --capabilities,
+//! certificate checks and pinning, and --test-message.
+
+mod common;
+
+use common::{
+    parse, postie, CertKind, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD, USER,
+};
+
+fn tls_auth_server() -> TestServer {
+    TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        auth: true,
+        ..ServerOptions::default()
+    })
+}
+
+fn b64(bytes: &[u8]) -> String {
+    // A small encoder so the test does not trust postie's own.
+    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn run(args: &[&str], server: &TestServer) -> (i32, String, String) {
+    let output = postie()
+        .args(["--server", &format!("localhost:{}", server.port)])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn assert_no_secret(transcript: &str) {
+    let secrets = [
+        PASSWORD.to_string(),
+        b64(format!("\0{USER}\0{PASSWORD}").as_bytes()),
+        b64(PASSWORD.as_bytes()),
+        b64(USER.as_bytes()),
+    ];
+    for secret in secrets {
+        assert!(
+            !transcript.contains(&secret),
+            "{secret:?} leaked:\n{transcript}"
+        );
+    }
+}
+
+#[test]
+fn transcript_shows_each_line_with_prefixes_and_hides_auth_plain() {
+    let server = tls_auth_server();
+    let ca = server.ca_file();
+    let (code, _, stderr) = run(
+        &[
+            "-v",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--user",
+            USER,
+            "--password-cmd",
+        ]
+        .into_iter()
+        .chain([format!("echo {PASSWORD}").as_str()])
+        .chain([
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "one\ntwo\n",
+        ])
+        .collect::<Vec<_>>(),
+        &server,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "=== Trying localhost:",
+        "=== Connected to localhost:",
+        "<- 220 ",
+        "-> EHLO ",
+        "-> STARTTLS",
+        "=== TLS started",
+        "=== certificate subject: CN=localhost",
+        "=== certificate SHA-256: ",
+        "~> EHLO ",
+        "~> AUTH PLAIN [credentials hidden]",
+        "<~ 235",
+        "~> MAIL FROM:<a@example.com>",
+        "~> RCPT TO:<b@example.com>",
+        "~> DATA",
+        "<~ 354",
+        "~> [message: ",
+        "~> .",
+        "<~ 250",
+        "~> QUIT",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("~> one"),
+        "the body is not shown at -v:\n{stderr}"
+    );
+    assert_no_secret(&stderr);
+    assert_eq!(server.wait_for_messages(1).len(), 1);
+}
+
+#[test]
+fn auth_login_steps_are_hidden() {
+    let server = tls_auth_server();
+    let ca = server.ca_file();
+    let output = postie()
+        .args(["--server", &server.addr(), "--auth", "login", "-v"])
+        .args(["--ca-file", ca.to_str().unwrap(), "--user", USER])
+        .env("POSTIE_PASSWORD", PASSWORD)
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("~> AUTH LOGIN\n"), "{stderr}");
+    assert_eq!(
+        stderr.matches("~> [credentials hidden]").count(),
+        2,
+        "{stderr}"
+    );
+    assert_no_secret(&stderr);
+}
+
+#[test]
+fn more_v_shows_headers_then_everything() {
+    let server = TestServer::start(ServerOptions::default());
+    let body = ["--body", "secret body line\n"];
+    let (_, _, vv) = run(
+        &[
+            &[
+                "-vv",
+                "-s",
+                "Hello there",
+                "-f",
+                "a@example.com",
+                "b@example.com",
+            ][..],
+            &body,
+        ]
+        .concat(),
+        &server,
+    );
+    assert!(vv.contains("-> Subject: Hello there"), "{vv}");
+    assert!(!vv.contains("secret body line"), "{vv}");
+    let (_, _, vvv) = run(
+        &[&["-vvv", "-f", "a@example.com", "b@example.com"][..], &body].concat(),
+        &server,
+    );
+    assert!(vvv.contains("-> secret body line"), "{vvv}");
+}
+
+#[test]
+fn timing_marks_replies_and_prints_a_summary() {
+    let server = TestServer::start(ServerOptions::default());
+    let (code, _, stderr) = run(
+        &[
+            "--timing",
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "x",
+        ],
+        &server,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let timed_reply = stderr
+        .lines()
+        .find(|l| l.starts_with("<- 220"))
+        .unwrap_or_else(|| panic!("no greeting in:\n{stderr}"));
+    assert!(timed_reply.ends_with(" ms)"), "{timed_reply}");
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("=== timing: "))
+        .expect("summary");
+    for stage in [
+        "connect",
+        "banner and EHLO",
+        "MAIL",
+        "RCPT",
+        "DATA",
+        "total",
+    ] {
+        assert!(summary.contains(stage), "{summary}");
+    }
+}
+
+#[test]
+fn quit_after_rcpt_tests_recipients_without_sending() {
+    let server = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["nobody@example.com".into()],
+        ..ServerOptions::default()
+    });
+    // No body source and stdin left alone: a test run needs no message.
+    let (code, _, stderr) = run(
+        &[
+            "--quit-after",
+            "rcpt",
+            "-v",
+            "-f",
+            "a@example.com",
+            "ok@example.com",
+        ],
+        &server,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("-> RCPT TO:<ok@example.com>"), "{stderr}");
+    assert!(stderr.contains("=== stopping after rcpt"), "{stderr}");
+    assert!(stderr.contains("-> QUIT"), "{stderr}");
+    assert!(!stderr.contains("-> DATA"), "{stderr}");
+
+    let (code, _, stderr) = run(
+        &[
+            "--quit-after",
+            "rcpt",
+            "-f",
+            "a@example.com",
+            "nobody@example.com",
+        ],
+        &server,
+    );
+    assert_eq!(code, 67, "{stderr}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(server.received().is_empty());
+}
+
+#[test]
+fn quit_after_banner_sends_no_ehlo_and_connect_sends_nothing() {
+    let server = ScriptedServer::start(b"220 scripted ESMTP\r\n", vec![b"221 bye\r\n".to_vec()]);
+    let output = postie()
+        .args(["--server", &server.addr(), "--quit-after", "banner", "-v"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("<- 220 scripted ESMTP"), "{stderr}");
+    assert_eq!(server.lines(), ["QUIT"]);
+
+    let server = ScriptedServer::start(b"220 scripted ESMTP\r\n", vec![]);
+    postie()
+        .args(["--server", &server.addr(), "--quit-after", "connect"])
+        .assert()
+        .success();
+    assert!(server.lines().is_empty());
+
+    let server = ScriptedServer::start(b"554 no thanks\r\n", vec![b"221 bye\r\n".to_vec()]);
+    let output = postie()
+        .args(["--server", &server.addr(), "--quit-after", "banner"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(69));
+}
+
+#[test]
+fn quit_after_auth_reports_a_wrong_password() {
+    let server = tls_auth_server();
+    let ca = server.ca_file();
+    let output = postie()
+        .args(["--server", &server.addr(), "--quit-after", "auth"])
+        .args(["--ca-file", ca.to_str().unwrap(), "--user", USER])
+        .env("POSTIE_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(77));
+    let output = postie()
+        .args(["--server", &server.addr(), "--quit-after", "auth"])
+        .args(["--ca-file", ca.to_str().unwrap(), "--user", USER])
+        .env("POSTIE_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn capabilities_table_and_json() {
+    let server = tls_auth_server();
+    let ca = server.ca_file();
+    let (code, stdout, stderr) = run(
+        &["--capabilities", "--ca-file", ca.to_str().unwrap()],
+        &server,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("before STARTTLS"), "{stdout}");
+    assert!(stdout.contains("after STARTTLS"), "{stdout}");
+    let starttls_row = stdout.lines().find(|l| l.starts_with("STARTTLS")).unwrap();
+    assert_eq!(
+        starttls_row.split_whitespace().collect::<Vec<_>>(),
+        ["STARTTLS", "yes", "no"]
+    );
+    let auth_row = stdout.lines().find(|l| l.starts_with("AUTH")).unwrap();
+    assert!(
+        auth_row.contains("none offered") && auth_row.contains("PLAIN LOGIN"),
+        "{auth_row}"
+    );
+    assert!(
+        stdout.contains("certificate subject: CN=localhost"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("-> EHLO"),
+        "the transcript goes to stderr:\n{stderr}"
+    );
+
+    let (code, stdout, _) = run(
+        &[
+            "--capabilities",
+            "--json",
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+        &server,
+    );
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    let caps = &json[0]["capabilities"];
+    assert_eq!(caps[0][0], "before STARTTLS");
+    assert_eq!(caps[0][1]["starttls"], true);
+    assert_eq!(caps[1][1]["auth"], serde_json::json!(["PLAIN", "LOGIN"]));
+    assert_eq!(json[0]["certificate"]["subject"], "CN=localhost");
+    assert!(server.received().is_empty());
+}
+
+#[test]
+fn certificate_problems_are_69_and_named() {
+    for (kind, expected) in [
+        (CertKind::Expired, "expired"),
+        (CertKind::WrongName, "not valid for the name \"localhost\""),
+    ] {
+        let server = TestServer::start(ServerOptions {
+            tls: Tls::Implicit,
+            cert: kind,
+            ..ServerOptions::default()
+        });
+        let ca = server.ca_file();
+        let (code, _, stderr) = run(
+            &[
+                "--tls",
+                "implicit",
+                "--ca-file",
+                ca.to_str().unwrap(),
+                "-f",
+                "a@example.com",
+                "b@example.com",
+                "--body",
+                "x",
+            ],
+            &server,
+        );
+        assert_eq!(code, 69, "{kind:?}: {stderr}");
+        assert!(stderr.contains(expected), "{kind:?}: {stderr}");
+    }
+}
+
+#[test]
+fn pinned_fingerprint_trusts_a_self_signed_server() {
+    let server = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        ..ServerOptions::default()
+    });
+    let pin = server.cert_sha256();
+    let (code, _, stderr) = run(
+        &[
+            "--tls",
+            "starttls",
+            "--tls-fingerprint",
+            &pin,
+            "-v",
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "x",
+        ],
+        &server,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("=== certificate pinned"), "{stderr}");
+    let wrong = "00".repeat(32);
+    let (code, _, stderr) = run(
+        &[
+            "--tls",
+            "starttls",
+            "--tls-fingerprint",
+            &wrong,
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "x",
+        ],
+        &server,
+    );
+    assert_eq!(code, 69, "{stderr}");
+    assert!(stderr.contains("--tls-fingerprint"), "{stderr}");
+    assert_eq!(server.wait_for_messages(1).len(), 1);
+}
+
+#[test]
+fn certificate_expiring_soon_is_warned_about() {
+    let server = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        cert: CertKind::ExpiresSoon,
+        ..ServerOptions::default()
+    });
+    let ca = server.ca_file();
+    let (code, _, stderr) = run(
+        &["--capabilities", "--ca-file", ca.to_str().unwrap()],
+        &server,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("=== warning: the certificate expires in "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn starttls_injection_is_refused() {
+    let server = ScriptedServer::start(
+        b"220 evil ESMTP\r\n",
+        vec![
+            b"250-evil\r\n250 STARTTLS\r\n".to_vec(),
+            b"220 go ahead\r\n250 injected\r\n".to_vec(),
+        ],
+    );
+    let output = postie()
+        .args([
+            "--server",
+            &server.addr(),
+            "--tls",
+            "starttls",
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(76), "{stderr}");
+    assert!(stderr.contains("injection"), "{stderr}");
+}
+
+#[test]
+fn test_message_is_generated() {
+    let server = TestServer::start(ServerOptions::default());
+    let (code, _, stderr) = run(
+        &["--test-message", "-f", "a@example.com", "b@example.com"],
+        &server,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let msg = parse(&server.wait_for_messages(1)[0].data);
+    assert!(
+        msg.subject().unwrap().starts_with("postie test "),
+        "{:?}",
+        msg.subject()
+    );
+    assert!(msg
+        .body_text(0)
+        .unwrap()
+        .contains("test message sent by postie"));
+}
+
+#[test]
+fn address_family_can_be_forced() {
+    let server = TestServer::start(ServerOptions::default());
+    let output = postie()
+        .args(["--server", &server.addr(), "-4", "--quit-after", "ehlo"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = postie()
+        .args(["--server", &server.addr(), "-6", "--quit-after", "ehlo"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(68));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("-4 / -6"));
+}
