@@ -18,6 +18,7 @@ const AUTH: &str = "Authentication";
 const CONFIG: &str = "Configuration";
 const OUTPUT: &str = "Output";
 const TESTING: &str = "Testing";
+const DELIVERY: &str = "Queue";
 
 /// Compose a message and submit it over SMTP.
 ///
@@ -262,6 +263,21 @@ pub struct Cli {
     #[arg(long, value_name = "IP[:PORT]", help_heading = SERVER)]
     pub resolver: Option<String>,
 
+    /// Keep the message in the queue after a temporary failure (the default in sendmail mode).
+    ///
+    /// postie then exits 0 saying `queued as ID`; `postie queue flush` sends
+    /// it later. Same as queue = "on-tempfail" in the account.
+    #[arg(long, conflicts_with = "no_queue", help_heading = DELIVERY)]
+    pub queue: bool,
+
+    /// Never queue: a temporary failure is exit 75 (the default outside sendmail mode).
+    #[arg(long, help_heading = DELIVERY)]
+    pub no_queue: bool,
+
+    /// Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue].
+    #[arg(long, value_name = "DIR", env = "POSTIE_QUEUE_DIR", help_heading = DELIVERY)]
+    pub queue_dir: Option<PathBuf>,
+
     /// Connect over IPv4 only.
     #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6", help_heading = SERVER)]
     pub ipv4: bool,
@@ -269,6 +285,56 @@ pub struct Cli {
     /// Connect over IPv6 only.
     #[arg(short = '6', long = "ipv6", help_heading = SERVER)]
     pub ipv6: bool,
+}
+
+/// `postie queue ...`: the durable queue of messages kept after a
+/// temporary failure. Run `postie queue flush` from cron or a systemd timer.
+#[derive(Debug, Parser)]
+#[command(
+    name = "postie queue",
+    version,
+    about = "List, send, show or drop queued messages"
+)]
+pub struct QueueCli {
+    #[command(subcommand)]
+    pub command: QueueCommand,
+
+    /// Config file (for the queue directory, queue_max_age and the accounts).
+    #[arg(long, global = true, value_name = "PATH", env = "POSTIE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue].
+    #[arg(long, global = true, value_name = "DIR", env = "POSTIE_QUEUE_DIR")]
+    pub queue_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum QueueCommand {
+    /// List queued messages: id, age, sender, recipients, attempts, last error.
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try to send every queued message that is due (exponential backoff per message).
+    Flush {
+        /// Try every message now, ignoring the backoff.
+        #[arg(long)]
+        now: bool,
+        /// Say what was sent, and show the SMTP dialogue with -vv.
+        #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+        verbose: u8,
+    },
+    /// Show one queued message: its envelope, history and the message itself.
+    Show {
+        /// The id from `postie queue list`.
+        id: String,
+    },
+    /// Delete one queued message without sending it.
+    Drop {
+        /// The id from `postie queue list`.
+        id: String,
+    },
 }
 
 /// How the connection to the server is encrypted.

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use crate::address::Mailbox;
 use crate::cli::{AuthMethod, TlsMode};
 use crate::exit::{io_reason, Error, Exit, Result};
+use crate::queue::QueuePolicy;
 
 /// Where the config is looked for when neither --config nor POSTIE_CONFIG
 /// names one; the first that exists is used.
@@ -47,6 +48,12 @@ pub struct ConfigFile {
     pub defaults: Account,
     /// Aliases file for every account (an account's own `aliases` wins).
     pub aliases: Option<PathBuf>,
+    /// Where queued messages are kept [default: /var/spool/postie for root,
+    /// else $XDG_STATE_HOME/postie/queue].
+    pub queue_dir: Option<PathBuf>,
+    /// How long a queued message is retried before it moves to failed/
+    /// ("5d", "12h"; default 5 days).
+    pub queue_max_age: Option<String>,
     #[serde(default)]
     pub accounts: BTreeMap<String, Account>,
     /// The file it was read from, for error messages.
@@ -81,6 +88,8 @@ pub struct Account {
     pub local_domain: Option<String>,
     /// What to do with the From of a ready-made message.
     pub from_policy: Option<FromPolicy>,
+    /// When to keep a message in the queue instead of failing.
+    pub queue: Option<QueuePolicy>,
 }
 
 /// How the sender of a ready-made message (--message, sendmail mode) is
@@ -123,6 +132,7 @@ impl Account {
             aliases: self.aliases.or(fb.aliases),
             local_domain: self.local_domain.or(fb.local_domain),
             from_policy: self.from_policy.or(fb.from_policy),
+            queue: self.queue.or(fb.queue),
         }
     }
 }

@@ -11,6 +11,8 @@ pub mod exit;
 pub mod local;
 pub mod message;
 pub mod mx;
+pub mod queue;
+pub mod queue_cmd;
 pub mod report;
 pub mod request;
 pub mod sendmail;
@@ -23,6 +25,7 @@ use std::io::{IsTerminal, Write};
 
 use cli::Cli;
 use exit::{Error, Exit, Result};
+use queue::QueuePolicy;
 
 /// Sends (or, with --dry-run, prints) the message the command line describes.
 pub fn run(cli: Cli) -> Result<()> {
@@ -42,7 +45,24 @@ pub fn run(cli: Cli) -> Result<()> {
     let Some(settings) = &plan.transport else {
         return print_dry_run(&plan);
     };
-    let reports = transport::submit(settings, &plan.envelope, &plan.message)?;
+    if plan.queue.policy == QueuePolicy::Always {
+        return enqueue(&plan, "queue = \"always\"");
+    }
+    let reports = match transport::submit(settings, &plan.envelope, &plan.message) {
+        Ok(reports) => reports,
+        Err(err)
+            if plan.queue.policy == QueuePolicy::OnTempfail && queue_cmd::is_temporary(&err) =>
+        {
+            return enqueue(&plan, &err.to_string()).map_err(|queue_err| Error {
+                message: format!(
+                    "{}; and it could not be queued: {}",
+                    err.message, queue_err.message
+                ),
+                ..err
+            });
+        }
+        Err(err) => return Err(err),
+    };
     if let Some(format) = plan.capabilities {
         report::print_capabilities(&reports, format)?;
     }
@@ -75,6 +95,22 @@ pub fn run(cli: Cli) -> Result<()> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Keeps the message for `postie queue flush`; says so on stderr.
+fn enqueue(plan: &request::Plan, reason: &str) -> Result<()> {
+    let dir = plan.queue.dir.clone().ok_or_else(|| {
+        Error::config("no queue directory: set queue_dir in the config or --queue-dir")
+    })?;
+    let queue = queue::Queue::open(&dir)?;
+    let entry = queue.add(
+        &plan.envelope.sender,
+        &plan.envelope.recipients,
+        &plan.queue.args,
+        &transport::crlf(&plan.message),
+    )?;
+    eprintln!("postie: queued as {}: {reason}", entry.id);
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use clap::Parser;
 
 use std::ffi::OsString;
 
-use postie::cli::Cli;
+use postie::cli::{Cli, QueueCli};
 use postie::exit::{Error, Exit};
 use postie::sendmail;
 
@@ -13,6 +13,17 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let sendmail_mode = args.first().is_some_and(sendmail::invoked_as_sendmail)
         || args.iter().skip(1).any(|arg| arg == "--sendmail");
+    if args.get(1).is_some_and(|arg| arg == "queue") {
+        return match QueueCli::try_parse_from(
+            std::iter::once(OsString::from("postie queue")).chain(args.into_iter().skip(2)),
+        ) {
+            Ok(cli) => match postie::queue_cmd::run(cli) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => report(err),
+            },
+            Err(err) => clap_exit(err),
+        };
+    }
     let parsed = if sendmail_mode {
         sendmail_args(&args).and_then(sendmail::parse)
     } else {

@@ -9,8 +9,10 @@
 use std::borrow::Cow;
 use std::io::Read;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use clap::Parser;
 
 use crate::address::{parse_list, Mailbox};
 use crate::cli::{AuthMethod, Cli, QuitAfter, TlsMode};
@@ -20,6 +22,7 @@ use crate::exit::{io_reason, Error, Exit, Result};
 use crate::local::{Aliases, LocalRules};
 use crate::message::{self, ReadyMessage};
 use crate::mx::{Family, Nameserver};
+use crate::queue::{self, QueuePolicy};
 use crate::tls::{parse_fingerprint, Verify};
 use crate::transport::{Endpoint, Envelope, Login, Route, Settings, Timeouts, TlsFiles};
 use mail_builder::headers::date::Date;
@@ -38,6 +41,17 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// --capabilities: how to print the report.
     pub capabilities: Option<ReportFormat>,
+    /// Whether and where a failed message is kept.
+    pub queue: QueuePlan,
+}
+
+/// What to do with a message the server could not take now.
+#[derive(Clone, Debug)]
+pub struct QueuePlan {
+    pub policy: QueuePolicy,
+    pub dir: Option<PathBuf>,
+    /// The settings to send it with later, as arguments.
+    pub args: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,13 +95,93 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
     } else {
         ReportFormat::Table
     });
+    let probing = cli.quit_after.is_some() || cli.capabilities || cli.dry_run;
+    let policy = if probing || cli.no_queue {
+        QueuePolicy::Never
+    } else if cli.queue {
+        QueuePolicy::OnTempfail
+    } else {
+        account.queue.unwrap_or(if cli.sendmail {
+            QueuePolicy::OnTempfail
+        } else {
+            QueuePolicy::Never
+        })
+    };
+    let queue = QueuePlan {
+        policy,
+        dir: cli
+            .queue_dir
+            .clone()
+            .or_else(|| config.queue_dir.clone())
+            .or_else(queue::default_dir),
+        args: replay_args(&cli),
+    };
     Ok(Plan {
         envelope,
         message,
         transport,
         warnings,
         capabilities,
+        queue,
     })
+}
+
+/// The command-line settings that decide how a message is sent, as
+/// arguments, so that `postie queue flush` sends it the same way. Passwords
+/// are never arguments, so none is stored; the account's password_cmd or
+/// password is used at flush time.
+fn replay_args(cli: &Cli) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut value = |flag: &str, v: Option<String>| {
+        if let Some(v) = v {
+            args.push(format!("--{flag}={v}"));
+        }
+    };
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    value("config", path(&cli.config));
+    value("account", cli.account.clone());
+    value("server", cli.server.clone());
+    value("port", cli.port.map(|p| p.to_string()));
+    value("tls", cli.tls.map(|t| format!("{t:?}").to_lowercase()));
+    value("ca-file", path(&cli.ca_file));
+    value("client-cert", path(&cli.client_cert));
+    value("client-key", path(&cli.client_key));
+    value("tls-fingerprint", cli.tls_fingerprint.clone());
+    value("user", cli.user.clone());
+    value("password-cmd", cli.password_cmd.clone());
+    value("auth", cli.auth.map(|a| format!("{a:?}").to_lowercase()));
+    value("helo", cli.helo.clone());
+    value("timeout", cli.timeout.map(|t| t.to_string()));
+    value("resolver", cli.resolver.clone());
+    for (set, flag) in [
+        (cli.insecure, "--insecure"),
+        (cli.allow_plaintext_auth, "--allow-plaintext-auth"),
+        (cli.partial, "--partial"),
+        (cli.mx, "--mx"),
+        (cli.ipv4, "--ipv4"),
+        (cli.ipv6, "--ipv6"),
+    ] {
+        if set {
+            args.push(flag.to_string());
+        }
+    }
+    args
+}
+
+/// The transport settings for a queued message, from its stored arguments
+/// and today's config (a changed password or server applies).
+pub fn replay_settings(args: &[String], envelope: &Envelope) -> Result<Settings> {
+    let cli = Cli::try_parse_from(std::iter::once("postie").chain(args.iter().map(String::as_str)))
+        .map_err(|err| {
+            Error::config(format!(
+                "queue: the stored settings do not parse: {}",
+                err.kind()
+            ))
+        })?;
+    let config = ConfigFile::load(cli.config.as_deref())?;
+    let (_, account) = config.select(cli.account.as_deref(), Some(&envelope.sender))?;
+    let mut warnings = Vec::new();
+    transport_settings(&cli, &account, envelope, &mut warnings)
 }
 
 /// How much of a message a run needs: a test that stops early needs no

@@ -143,6 +143,9 @@ fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = Stri
     match name {
         "sendmail" => {}
         "dry-run" => cli.dry_run = true,
+        "queue" => cli.queue = true,
+        "no-queue" => cli.no_queue = true,
+        "queue-dir" => cli.queue_dir = Some(PathBuf::from(value("queue-dir")?)),
         "read-recipients" => cli.read_recipients = true,
         "account" => cli.account = Some(value("account")?),
         "config" => cli.config = Some(PathBuf::from(value("config")?)),
@@ -151,7 +154,7 @@ fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = Stri
         other => {
             return Err(
                 Error::usage(format!("unknown option --{other} in sendmail mode")).hint(
-                    "sendmail mode takes --account, --config, --from, --server and --dry-run",
+                    "sendmail mode takes --account, --config, --from, --server, --queue, --no-queue, --queue-dir and --dry-run",
                 ),
             )
         }

@@ -706,13 +706,19 @@ fn postie_command_is_hermetic() {
         .collect();
     envs.sort();
     let keys: Vec<&str> = envs.iter().map(|(k, _)| k.as_str()).collect();
-    let mut expected = vec!["HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"];
+    let mut expected = vec![
+        "HOME",
+        "POSTIE_QUEUE_DIR",
+        "XDG_CONFIG_HOME",
+        "XDG_STATE_HOME",
+    ];
     if std::env::var_os("PATH").is_some() {
         expected.insert(1, "PATH");
     }
     assert_eq!(keys, expected);
     for (k, v) in &envs {
-        if k != "PATH" {
+        // The queue directory is created by postie when it first queues.
+        if k != "PATH" && k != "POSTIE_QUEUE_DIR" {
             let dir = std::path::PathBuf::from(v.as_deref().expect("value"));
             assert!(dir.is_dir(), "{k}={dir:?} should exist");
         }

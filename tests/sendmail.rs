@@ -278,7 +278,7 @@ Bcc: hidden@example.com,\n secret@example.com\nSubject: x\n\nbody\n";
 }
 
 #[test]
-fn refused_recipient_is_67_and_server_down_is_75() {
+fn refused_recipient_is_67_and_server_down_is_75_or_queued() {
     let s = setup(
         ServerOptions {
             refuse_rcpt: vec!["gone@example.com".into()],
@@ -305,9 +305,17 @@ fn refused_recipient_is_67_and_server_down_is_75() {
         ),
     )
     .unwrap();
-    let out = run_sendmail(&config, &["-i", "a@example.com"], "Subject: x\n\nbody\n");
+    let out = run_sendmail(
+        &config,
+        &["--no-queue", "-i", "a@example.com"],
+        "Subject: x\n\nbody\n",
+    );
     assert_eq!(out.status.code(), Some(75), "cron and queues retry on 75");
     assert!(String::from_utf8_lossy(&out.stderr).contains("connection refused"));
+    // By default sendmail mode keeps the message instead (tests/queue.rs).
+    let out = run_sendmail(&config, &["-i", "a@example.com"], "Subject: x\n\nbody\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("postie: queued as "));
 }
 
 #[test]

@@ -1059,9 +1059,11 @@ pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
     let state = home.join(".local").join("state");
     std::fs::create_dir_all(&config).expect("create XDG_CONFIG_HOME");
     std::fs::create_dir_all(&state).expect("create XDG_STATE_HOME");
+    // Tests often run as root, whose default queue is /var/spool/postie.
     cmd.env("HOME", &home)
         .env("XDG_CONFIG_HOME", &config)
-        .env("XDG_STATE_HOME", &state);
+        .env("XDG_STATE_HOME", &state)
+        .env("POSTIE_QUEUE_DIR", home.join("queue"));
     cmd
 }
 

@@ -1,0 +1,304 @@
+//! The durable queue: what a temporary failure leaves behind, and what
+//! `postie queue flush` does with it. Each test uses its own queue
+//! directory and config.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{closed_port, postie, sendmail, ServerOptions, TestServer};
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    queue: PathBuf,
+}
+
+impl Setup {
+    fn new(server: &str, extra: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        let queue = dir.path().join("queue");
+        let setup = Setup { dir, config, queue };
+        setup.write_config(server, extra);
+        setup
+    }
+
+    /// Rewrites the config: a flush uses today's settings.
+    fn write_config(&self, server: &str, extra: &str) {
+        fs::write(
+            &self.config,
+            format!(
+                "default = \"relay\"\n[accounts.relay]\nserver = \"{server}\"\nfrom = \"cron@example.com\"\ntimeout = 5\n{extra}\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn cmd(&self) -> assert_cmd::Command {
+        let mut cmd = postie();
+        cmd.env("POSTIE_CONFIG", &self.config)
+            .env("POSTIE_QUEUE_DIR", &self.queue);
+        cmd
+    }
+
+    fn entries(&self) -> Vec<PathBuf> {
+        list_json(&self.queue)
+    }
+}
+
+fn list_json(dir: &Path) -> Vec<PathBuf> {
+    let Ok(reader) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = reader
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    found.sort();
+    found
+}
+
+fn down() -> String {
+    format!("127.0.0.1:{}", closed_port())
+}
+
+#[test]
+fn temporary_failure_is_queued_and_flush_delivers_it_once() {
+    let setup = Setup::new(&down(), "");
+    let output = setup
+        .cmd()
+        .args([
+            "--queue",
+            "-s",
+            "nightly report",
+            "ops@example.com",
+            "--body",
+            "all fine",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.starts_with("postie: queued as "), "{stderr}");
+    assert!(stderr.contains("connection refused"), "{stderr}");
+    assert_eq!(setup.entries().len(), 1);
+
+    let list = setup.cmd().args(["queue", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("cron@example.com -> ops@example.com"),
+        "{text}"
+    );
+
+    // The server comes back (at another address): flush uses today's config.
+    let server = TestServer::start(ServerOptions::default());
+    setup.write_config(&server.addr(), "");
+    setup
+        .cmd()
+        .args(["queue", "flush"])
+        .assert()
+        .success()
+        .stderr("");
+    let got = server.wait_for_messages(1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, ["ops@example.com"]);
+    assert_eq!(
+        common::parse(&got[0].data).subject(),
+        Some("nightly report")
+    );
+    assert!(setup.entries().is_empty(), "removed after the final 250");
+
+    setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
+        .assert()
+        .success();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(server.received().len(), 1, "delivered exactly once");
+}
+
+#[test]
+fn sendmail_mode_queues_by_default_and_no_queue_turns_it_off() {
+    let setup = Setup::new(&down(), "");
+    let (_link, mut cmd) = sendmail();
+    let output = cmd
+        .env("POSTIE_CONFIG", &setup.config)
+        .env("POSTIE_QUEUE_DIR", &setup.queue)
+        .args(["-i", "root@example.com"])
+        .write_stdin("Subject: cron\n\nout\n")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(setup.entries().len(), 1);
+
+    let output = setup
+        .cmd()
+        .args(["--sendmail", "--no-queue", "-i", "root@example.com"])
+        .write_stdin("Subject: cron\n\nout\n")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(75),
+        "--no-queue: the failure is the exit code"
+    );
+    let output = setup
+        .cmd()
+        .args(["ops@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(75),
+        "outside sendmail mode nothing is queued"
+    );
+    assert_eq!(setup.entries().len(), 1);
+}
+
+#[test]
+fn permanent_failures_are_never_queued() {
+    let server = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["gone@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let setup = Setup::new(&server.addr(), "queue = \"on-tempfail\"");
+    let output = setup
+        .cmd()
+        .args(["gone@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(67));
+    assert!(setup.entries().is_empty());
+}
+
+#[test]
+fn queue_always_defers_sending_to_flush() {
+    let server = TestServer::start(ServerOptions::default());
+    let setup = Setup::new(&server.addr(), "queue = \"always\"");
+    setup
+        .cmd()
+        .args(["ops@example.com", "--body", "later"])
+        .assert()
+        .success();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        server.received().is_empty(),
+        "nothing sent before the flush"
+    );
+    setup.cmd().args(["queue", "flush"]).assert().success();
+    assert_eq!(server.wait_for_messages(1).len(), 1);
+}
+
+#[test]
+fn a_locked_entry_is_left_to_the_flush_that_holds_it() {
+    let server = TestServer::start(ServerOptions::default());
+    let setup = Setup::new(&server.addr(), "queue = \"always\"");
+    setup
+        .cmd()
+        .args(["ops@example.com", "--body", "x"])
+        .assert()
+        .success();
+    let meta = setup.entries().remove(0);
+    let id = meta.file_stem().unwrap().to_string_lossy().into_owned();
+    // Hold the entry's lock as a concurrent flush would.
+    let lock = fs::File::create(setup.queue.join("tmp").join(format!("{id}.lock"))).unwrap();
+    lock.lock().unwrap();
+    setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
+        .assert()
+        .success();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        server.received().is_empty(),
+        "a locked entry must not be sent"
+    );
+    drop(lock);
+    setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
+        .assert()
+        .success();
+    assert_eq!(server.wait_for_messages(1).len(), 1);
+}
+
+#[test]
+fn flush_defers_with_backoff_and_gives_up_after_max_age() {
+    let setup = Setup::new(&down(), "queue = \"always\"");
+    setup
+        .cmd()
+        .args(["ops@example.com", "--body", "x"])
+        .assert()
+        .success();
+    let output = setup.cmd().args(["queue", "flush"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("deferred"), "{stderr}");
+    // Within the backoff nothing is tried (no second "deferred" line).
+    let output = setup.cmd().args(["queue", "flush"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(75));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("deferred "));
+    let listed = setup
+        .cmd()
+        .args(["queue", "list", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(json[0]["attempts"], 1);
+    assert!(json[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
+
+    // Ten days later the entry is given up and kept in failed/.
+    let meta = setup.entries().remove(0);
+    let mut entry: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    entry["created"] = serde_json::json!(entry["created"].as_u64().unwrap() - 10 * 86_400);
+    fs::write(&meta, serde_json::to_vec(&entry).unwrap()).unwrap();
+    let output = setup.cmd().args(["queue", "flush"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("gave up on"), "{stderr}");
+    assert!(setup.entries().is_empty());
+    assert_eq!(list_json(&setup.queue.join("failed")).len(), 1);
+    let _ = &setup.dir;
+}
+
+#[test]
+fn show_and_drop() {
+    let setup = Setup::new(&down(), "queue = \"always\"");
+    setup
+        .cmd()
+        .args(["-s", "to be dropped", "ops@example.com", "--body", "x"])
+        .assert()
+        .success();
+    let id = setup.entries()[0]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let shown = setup.cmd().args(["queue", "show", &id]).output().unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("\"recipients\"") && text.contains("Subject: to be dropped"),
+        "{text}"
+    );
+    setup.cmd().args(["queue", "drop", &id]).assert().success();
+    assert!(setup.entries().is_empty());
+    let output = setup.cmd().args(["queue", "drop", &id]).output().unwrap();
+    assert_eq!(output.status.code(), Some(66));
+    let output = setup
+        .cmd()
+        .args(["queue", "show", "../../etc/passwd"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+}
