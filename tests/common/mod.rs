@@ -856,6 +856,16 @@ pub struct ScriptedServer {
 
 impl ScriptedServer {
     pub fn start(greeting: &[u8], replies: Vec<Vec<u8>>) -> ScriptedServer {
+        Self::start_with(greeting, replies, false)
+    }
+
+    /// As `start`, but every reply is written a few bytes at a time with
+    /// pauses, so that the client gets each reply across several reads.
+    pub fn start_trickling(greeting: &[u8], replies: Vec<Vec<u8>>) -> ScriptedServer {
+        Self::start_with(greeting, replies, true)
+    }
+
+    fn start_with(greeting: &[u8], replies: Vec<Vec<u8>>, trickle: bool) -> ScriptedServer {
         let listener = bind_local();
         let port = listener.local_addr().expect("local_addr").port();
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -869,7 +879,7 @@ impl ScriptedServer {
                 if let Some(stream) = accept_within(&listener, Duration::from_secs(30)) {
                     drop(listener);
                     a.store(true, Ordering::SeqCst);
-                    let _ = run_script(stream, &greeting, replies, &l);
+                    let _ = run_script(stream, &greeting, replies, &l, trickle);
                 }
                 d.store(true, Ordering::SeqCst);
             })
@@ -930,10 +940,14 @@ fn run_script(
     greeting: &[u8],
     replies: Vec<Vec<u8>>,
     lines: &Mutex<Vec<String>>,
+    trickle: bool,
 ) -> io::Result<()> {
     set_timeouts(&stream, Duration::from_secs(10));
     let _ = stream.set_nodelay(true);
-    let mut writer = stream.try_clone()?;
+    let mut writer = TrickleWriter {
+        inner: stream.try_clone()?,
+        trickle,
+    };
     let mut reader = BufReader::new(stream);
     let record = |raw: &[u8]| {
         let text = String::from_utf8_lossy(raw);
@@ -967,7 +981,7 @@ fn run_script(
 
     // Out of replies: FIN, then drain briefly so the client reads our last
     // reply rather than a reset.
-    let _ = writer.shutdown(Shutdown::Write);
+    let _ = writer.inner.shutdown(Shutdown::Write);
     if !client_closed {
         let _ = reader
             .get_ref()
@@ -982,6 +996,30 @@ fn run_script(
         }
     }
     Ok(())
+}
+
+/// Writes whole buffers, or (trickling) three bytes at a time with a pause
+/// after each, flushing every piece so that each is its own TCP segment.
+struct TrickleWriter {
+    inner: TcpStream,
+    trickle: bool,
+}
+
+impl Write for TrickleWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.trickle {
+            return self.inner.write(buf);
+        }
+        let piece = &buf[..buf.len().min(3)];
+        self.inner.write_all(piece)?;
+        self.inner.flush()?;
+        thread::sleep(Duration::from_millis(2));
+        Ok(piece.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,382 @@
+//! Servers that misbehave on purpose. For each fault: without the queue,
+//! the exit code and the one stderr line; with the queue, a temporary fault
+//! leaves the message queued (and `postie queue flush` then delivers it
+//! exactly once) while a permanent one is never queued.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::{silent_server, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD};
+
+const GREETING: &[u8] = b"220 faulty.test ESMTP\r\n";
+const EHLO: &[u8] = b"250-faulty.test\r\n250 8BITMIME\r\n";
+const OK: &[u8] = b"250 2.0.0 ok\r\n";
+const GO_AHEAD: &[u8] = b"354 go ahead\r\n";
+
+/// A scripted fault: its greeting and replies, and what postie must do.
+struct Fault {
+    greeting: &'static [u8],
+    replies: Vec<&'static [u8]>,
+    args: Vec<&'static str>,
+    exit: i32,
+    stderr_has: &'static str,
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    fn queue(&self) -> PathBuf {
+        self.dir.path().join("queue")
+    }
+
+    fn point_at(&self, server: &str) {
+        self.point_at_with(server, "");
+    }
+
+    fn point_at_with(&self, server: &str, extra: &str) {
+        fs::write(
+            self.config(),
+            format!(
+                "[defaults]\nserver = \"{server}\"\nfrom = \"cron@example.com\"\ntimeout = 3\n{extra}"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn run(&self, extra: &[&str], args: &[&str]) -> Run {
+        let output = common::postie()
+            .env("POSTIE_CONFIG", self.config())
+            .env("POSTIE_QUEUE_DIR", self.queue())
+            .env("POSTIE_PASSWORD", PASSWORD)
+            .args(extra)
+            .args(args)
+            .args([
+                "a@example.com",
+                "b@example.com",
+                "-s",
+                "fault test",
+                "--body",
+                "x",
+            ])
+            .output()
+            .unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn queued(&self) -> usize {
+        fs::read_dir(self.queue())
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn check(name: &str, fault: Fault) {
+    let temporary = fault.exit == 75 || fault.exit == 74;
+    let env = Env::new();
+
+    // Without the queue: the exit code and one stderr line.
+    let server = ScriptedServer::start(
+        fault.greeting,
+        fault.replies.iter().map(|r| r.to_vec()).collect(),
+    );
+    env.point_at(&server.addr());
+    let run = env.run(&["--no-queue"], &fault.args);
+    assert_eq!(run.code, fault.exit, "{name}: {}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{name}: {}", run.stderr);
+    assert!(
+        run.stderr.contains(fault.stderr_has),
+        "{name}: {}",
+        run.stderr
+    );
+
+    // With the queue: kept if temporary, never if permanent.
+    let server = ScriptedServer::start(
+        fault.greeting,
+        fault.replies.iter().map(|r| r.to_vec()).collect(),
+    );
+    env.point_at(&server.addr());
+    let run = env.run(&["--queue"], &fault.args);
+    if temporary {
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with("postie: queued as "),
+            "{name}: {}",
+            run.stderr
+        );
+        assert_eq!(env.queued(), 1, "{name}");
+        // The server recovers: the flush delivers it once (with AUTH when
+        // the message was queued with a user).
+        let with_auth = fault.args.contains(&"--user");
+        let good = TestServer::start(ServerOptions {
+            tls: if with_auth { Tls::StartTls } else { Tls::None },
+            auth: with_auth,
+            ..ServerOptions::default()
+        });
+        if with_auth {
+            let ca = good.ca_file();
+            env.point_at_with(&good.addr(), &format!("ca_file = \"{}\"\n", ca.display()));
+        } else {
+            env.point_at(&good.addr());
+        }
+        let flush = common::postie()
+            .env("POSTIE_CONFIG", env.config())
+            .env("POSTIE_QUEUE_DIR", env.queue())
+            .env("POSTIE_PASSWORD", PASSWORD)
+            .args(["queue", "flush"])
+            .output()
+            .unwrap();
+        assert!(
+            flush.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&flush.stderr)
+        );
+        let got = good.wait_for_messages(1);
+        assert_eq!(got.len(), 1, "{name}");
+        assert_eq!(got[0].rcpt_to, ["a@example.com", "b@example.com"], "{name}");
+        assert_eq!(env.queued(), 0, "{name}");
+    } else {
+        assert_eq!(run.code, fault.exit, "{name}: {}", run.stderr);
+        assert_eq!(env.queued(), 0, "{name}: a permanent failure is not queued");
+    }
+}
+
+#[test]
+fn greeting_421() {
+    check(
+        "greeting 421",
+        Fault {
+            greeting: b"421 4.3.2 shutting down\r\n",
+            replies: vec![],
+            args: vec![],
+            exit: 75,
+            stderr_has: "421 4.3.2 shutting down",
+        },
+    );
+}
+
+#[test]
+fn mail_451() {
+    check(
+        "451 to MAIL",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, b"451 4.3.0 try again later\r\n"],
+            args: vec![],
+            exit: 75,
+            stderr_has: "MAIL FROM: ",
+        },
+    );
+}
+
+#[test]
+fn one_rcpt_451() {
+    check(
+        "451 to one RCPT",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, OK, b"451 4.2.0 greylisted\r\n", OK],
+            args: vec![],
+            exit: 75,
+            stderr_has: "<b@example.com>: 451 4.2.0 greylisted",
+        },
+    );
+}
+
+#[test]
+fn too_many_recipients_452() {
+    check(
+        "452 too many recipients",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, OK, b"452 4.5.3 too many recipients\r\n", OK],
+            args: vec![],
+            exit: 75,
+            stderr_has: "452 4.5.3",
+        },
+    );
+}
+
+#[test]
+fn data_451() {
+    check(
+        "451 to DATA",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, OK, OK, b"451 4.3.0 no DATA now\r\n"],
+            args: vec![],
+            exit: 75,
+            stderr_has: "DATA: ",
+        },
+    );
+}
+
+#[test]
+fn too_large_552_after_the_dot() {
+    check(
+        "552 after the dot",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, OK, OK, GO_AHEAD, b"552 5.3.4 message too big\r\n"],
+            args: vec![],
+            exit: 69,
+            stderr_has: "end of DATA: ",
+        },
+    );
+}
+
+#[test]
+fn rejected_554_after_the_dot() {
+    check(
+        "554 after the dot",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, OK, OK, GO_AHEAD, b"554 5.7.1 spam\r\n"],
+            args: vec![],
+            exit: 69,
+            stderr_has: "554 5.7.1 spam",
+        },
+    );
+}
+
+#[test]
+fn closed_during_the_greeting() {
+    check(
+        "closed during the greeting",
+        Fault {
+            greeting: b"220-faulty.test first line of a greeting that never ends\r\n",
+            replies: vec![],
+            args: vec![],
+            exit: 74,
+            stderr_has: "lost",
+        },
+    );
+}
+
+#[test]
+fn closed_during_rcpt() {
+    check(
+        "closed during RCPT",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK],
+            args: vec![],
+            exit: 74,
+            stderr_has: "RCPT TO: connection",
+        },
+    );
+}
+
+#[test]
+fn closed_during_data_before_the_final_reply() {
+    check(
+        "closed during DATA",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, OK, OK, GO_AHEAD],
+            args: vec![],
+            exit: 74,
+            stderr_has: "end of DATA: connection",
+        },
+    );
+}
+
+#[test]
+fn tls_handshake_failure_is_76_and_not_queued() {
+    check(
+        "TLS handshake failure",
+        Fault {
+            greeting: GREETING,
+            replies: vec![b"250-faulty.test\r\n250 STARTTLS\r\n", b"220 go ahead\r\n"],
+            args: vec!["--tls", "starttls"],
+            exit: 76,
+            stderr_has: "TLS: handshake",
+        },
+    );
+}
+
+#[test]
+fn auth_535_is_77_and_454_is_75() {
+    let auth_ehlo: &'static [u8] = b"250-faulty.test\r\n250 AUTH PLAIN LOGIN\r\n";
+    check(
+        "AUTH 535",
+        Fault {
+            greeting: GREETING,
+            replies: vec![auth_ehlo, b"535 5.7.8 authentication failed\r\n"],
+            args: vec!["--user", common::USER],
+            exit: 77,
+            stderr_has: "535 5.7.8",
+        },
+    );
+    check(
+        "AUTH 454",
+        Fault {
+            greeting: GREETING,
+            replies: vec![auth_ehlo, b"454 4.7.0 temporary authentication failure\r\n"],
+            args: vec!["--user", common::USER],
+            exit: 75,
+            stderr_has: "454 4.7.0",
+        },
+    );
+}
+
+#[test]
+fn silent_server_times_out_and_is_queued() {
+    let env = Env::new();
+    let (_listener, port) = silent_server();
+    env.point_at(&format!("127.0.0.1:{port}"));
+    let run = env.run(&["--queue", "--timeout", "1"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("timed out after 1 s"), "{}", run.stderr);
+    assert_eq!(env.queued(), 1);
+}
+
+#[test]
+fn replies_split_across_reads_and_a_300_line_reply_are_fine() {
+    let mut ehlo = String::new();
+    for i in 0..299 {
+        ehlo.push_str(&format!("250-X-EXTENSION-{i} with some text\r\n"));
+    }
+    ehlo.push_str("250 8BITMIME\r\n");
+    let ehlo: &'static [u8] = Box::leak(ehlo.into_bytes().into_boxed_slice());
+    let replies: Vec<Vec<u8>> = [ehlo, OK, OK, OK, GO_AHEAD, OK, b"221 bye\r\n"]
+        .iter()
+        .map(|r| r.to_vec())
+        .collect();
+    let env = Env::new();
+    let server = ScriptedServer::start_trickling(GREETING, replies);
+    env.point_at(&server.addr());
+    let run = env.run(&["--no-queue", "--timeout", "30"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = server.lines();
+    assert!(
+        lines.iter().any(|l| l == "."),
+        "the message was sent: {lines:?}"
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("QUIT"));
+}
