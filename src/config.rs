@@ -66,7 +66,8 @@ pub struct ConfigFile {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
-    pub server: Option<String>,
+    /// One server, or a list tried in order (`server = ["a", "b"]`).
+    pub server: Option<ServerList>,
     pub port: Option<u16>,
     pub tls: Option<TlsMode>,
     pub ca_file: Option<PathBuf>,
@@ -90,6 +91,23 @@ pub struct Account {
     pub from_policy: Option<FromPolicy>,
     /// When to keep a message in the queue instead of failing.
     pub queue: Option<QueuePolicy>,
+}
+
+/// `server = "a"` or `server = ["a", "b"]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ServerList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl ServerList {
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            ServerList::One(server) => vec![server.clone()],
+            ServerList::Many(list) => list.clone(),
+        }
+    }
 }
 
 /// How the sender of a ready-made message (--message, sendmail mode) is
@@ -182,6 +200,20 @@ impl ConfigFile {
                 err.message().trim()
             ))
         })?;
+        let accounts = std::iter::once(("[defaults]".to_string(), &config.defaults)).chain(
+            config
+                .accounts
+                .iter()
+                .map(|(n, a)| (format!("[accounts.{n}]"), a)),
+        );
+        for (table, account) in accounts {
+            if account.server == Some(ServerList::Many(Vec::new())) {
+                return Err(Error::config(format!(
+                    "{}: server = [] in {table} lists no server",
+                    path.display()
+                )));
+            }
+        }
         if let Some(name) = &config.default {
             if !config.accounts.contains_key(name) {
                 return Err(Error::config(format!(

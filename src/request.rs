@@ -24,7 +24,7 @@ use crate::message::{self, ReadyMessage};
 use crate::mx::{Family, Nameserver};
 use crate::queue::{self, QueuePolicy};
 use crate::tls::{parse_fingerprint, Verify};
-use crate::transport::{Endpoint, Envelope, Login, Route, Settings, Timeouts, TlsFiles};
+use crate::transport::{Endpoint, Envelope, Login, Route, Server, Settings, Timeouts, TlsFiles};
 use mail_builder::headers::date::Date;
 
 /// The environment variable that may hold the SMTP password or token.
@@ -494,31 +494,36 @@ fn transport_settings(
     warnings: &mut Vec<String>,
 ) -> Result<Settings> {
     let explicit_tls = cli.tls.or(account.tls);
-    let server = if cli.mx {
-        None
-    } else {
-        cli.server.as_deref().or(account.server.as_deref())
+    let servers: Vec<String> = match (&cli.server, &account.server) {
+        _ if cli.mx => Vec::new(),
+        (Some(server), _) => vec![server.clone()],
+        (None, Some(list)) => list.items(),
+        (None, None) => Vec::new(),
     };
-    let (route, tls) = match server {
-        Some(server) => server_route(server, cli, account, explicit_tls)?,
-        None => {
-            if envelope.recipients.is_empty() {
-                return Err(Error::usage("no server, and no recipient whose domain's MX to use").hint(
-                    "give --server HOST[:PORT] (or POSTIE_SERVER, or `server` in the config), or a recipient",
-                ));
-            }
-            let nameserver = cli
-                .resolver
-                .as_deref()
-                .map(Nameserver::parse)
-                .transpose()?
-                .unwrap_or(Nameserver::System);
-            let route = Route::Mx {
-                port: cli.port.unwrap_or(25),
-                nameserver,
-            };
-            (route, explicit_tls.unwrap_or(TlsMode::Opportunistic))
+    let route = if servers.is_empty() {
+        if envelope.recipients.is_empty() {
+            return Err(Error::usage("no server, and no recipient whose domain's MX to use").hint(
+                "give --server HOST[:PORT] (or POSTIE_SERVER, or `server` in the config), or a recipient",
+            ));
         }
+        let nameserver = cli
+            .resolver
+            .as_deref()
+            .map(Nameserver::parse)
+            .transpose()?
+            .unwrap_or(Nameserver::System);
+        Route::Mx {
+            port: cli.port.unwrap_or(25),
+            nameserver,
+            tls: explicit_tls.unwrap_or(TlsMode::Opportunistic),
+        }
+    } else {
+        Route::Servers(
+            servers
+                .iter()
+                .map(|server| server_target(server, cli, account, explicit_tls))
+                .collect::<Result<Vec<_>>>()?,
+        )
     };
 
     let insecure = cli.insecure || account.insecure.unwrap_or(false);
@@ -555,7 +560,6 @@ fn transport_settings(
     };
     Ok(Settings {
         route,
-        tls,
         tls_files: TlsFiles {
             ca_file: cli.ca_file.clone().or_else(|| account.ca_file.clone()),
             client_cert: cli
@@ -589,13 +593,13 @@ fn transport_settings(
     })
 }
 
-/// The route and TLS mode for a named server.
-fn server_route(
+/// A named server, with the TLS mode its URL, port or address implies.
+fn server_target(
     server: &str,
     cli: &Cli,
     account: &Account,
     explicit_tls: Option<TlsMode>,
-) -> Result<(Route, TlsMode)> {
+) -> Result<Server> {
     let parsed = ServerSpec::parse(server)?;
     if parsed.implicit_tls && explicit_tls.is_some_and(|t| t != TlsMode::Implicit) {
         return Err(Error::usage(format!(
@@ -615,7 +619,7 @@ fn server_route(
         host: parsed.host,
         port,
     };
-    Ok((Route::Server(endpoint), tls))
+    Ok(Server { endpoint, tls })
 }
 
 fn login(cli: &Cli, account: &Account) -> Result<Option<Login>> {

@@ -109,18 +109,30 @@ impl std::fmt::Debug for Login {
 /// Where the message goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// A submission server (--server, POSTIE_SERVER or the account).
-    Server(Endpoint),
+    /// Submission servers (--server, POSTIE_SERVER or the account's list),
+    /// tried in order: a connection or 4xx failure at one goes on to the
+    /// next.
+    Servers(Vec<Server>),
     /// Each recipient domain's mail exchangers, on this port (25 unless
     /// --port says otherwise).
-    Mx { port: u16, nameserver: Nameserver },
+    Mx {
+        port: u16,
+        nameserver: Nameserver,
+        tls: TlsMode,
+    },
+}
+
+/// A submission server and how to secure the connection to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    pub endpoint: Endpoint,
+    pub tls: TlsMode,
 }
 
 /// Everything the session needs besides the message.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub route: Route,
-    pub tls: TlsMode,
     pub tls_files: TlsFiles,
     /// How certificates are checked (opportunistic TLS to MX hosts is
     /// never authenticated unless --tls starttls asks for it).
@@ -244,18 +256,56 @@ struct Context<'a> {
 impl Context<'_> {
     async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> Result<Vec<SessionReport>> {
         match &self.settings.route {
-            Route::Server(endpoint) => {
-                let addresses = self.resolve(endpoint).await?;
-                let verify = self.settings.verify;
-                let report = self
-                    .session(endpoint, &addresses, verify, envelope, message)
-                    .await?;
-                Ok(vec![report])
-            }
-            Route::Mx { port, nameserver } => {
-                self.deliver_mx(*port, nameserver, envelope, message).await
+            Route::Servers(servers) => self.deliver_to_servers(servers, envelope, message).await,
+            Route::Mx {
+                port,
+                nameserver,
+                tls,
+            } => {
+                self.deliver_mx(*port, nameserver, *tls, envelope, message)
+                    .await
             }
         }
+    }
+
+    /// The servers in order; a temporary failure at one goes on to the
+    /// next, and the last failure is the result.
+    async fn deliver_to_servers(
+        &self,
+        servers: &[Server],
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<Vec<SessionReport>> {
+        let mut last_error = None;
+        for (index, server) in servers.iter().enumerate() {
+            let attempt = async {
+                let addresses = self.resolve(&server.endpoint).await?;
+                self.session(
+                    &server.endpoint,
+                    server.tls,
+                    &addresses,
+                    self.settings.verify,
+                    envelope,
+                    message,
+                )
+                .await
+            };
+            match attempt.await {
+                Ok(report) => return Ok(vec![report]),
+                Err(err)
+                    if index + 1 < servers.len()
+                        && matches!(err.exit, Exit::TempFail | Exit::IoErr | Exit::NoHost) =>
+                {
+                    eprintln!(
+                        "postie: warning: {err}; trying {} next",
+                        servers[index + 1].endpoint
+                    );
+                    last_error = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::config("no server to send to")))
     }
 
     /// RFC 5321 5.1: per domain, the exchangers in preference order; a
@@ -264,6 +314,7 @@ impl Context<'_> {
         &self,
         port: u16,
         nameserver: &Nameserver,
+        tls: TlsMode,
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<Vec<SessionReport>> {
@@ -278,7 +329,7 @@ impl Context<'_> {
                 recipients,
             };
             match self
-                .deliver_domain(&resolver, &domain, port, &part, message)
+                .deliver_domain(&resolver, &domain, port, tls, &part, message)
                 .await
             {
                 Ok(report) => reports.push(report),
@@ -312,13 +363,14 @@ impl Context<'_> {
         resolver: &mx::Resolver,
         domain: &str,
         port: u16,
+        tls: TlsMode,
         envelope: &Envelope,
         message: &[u8],
     ) -> Result<SessionReport> {
         let exchangers = mx::exchangers(resolver, domain, self.settings.family).await?;
         // Opportunistic TLS to an MX host is encryption without
         // authentication (RFC 7435); --tls starttls asks for verification.
-        let verify = match (self.settings.tls, self.settings.verify) {
+        let verify = match (tls, self.settings.verify) {
             (TlsMode::Starttls | TlsMode::Implicit, verify) => verify,
             (_, Verify::Full) => Verify::Unauthenticated,
             (_, verify) => verify,
@@ -335,7 +387,7 @@ impl Context<'_> {
                 .map(|ip| SocketAddr::new(*ip, port))
                 .collect();
             match self
-                .session(&endpoint, &addresses, verify, envelope, message)
+                .session(&endpoint, tls, &addresses, verify, envelope, message)
                 .await
             {
                 Ok(report) => return Ok(report),
@@ -395,6 +447,7 @@ impl Context<'_> {
     async fn session(
         &self,
         endpoint: &Endpoint,
+        tls: TlsMode,
         addresses: &[SocketAddr],
         verify: Verify,
         envelope: &Envelope,
@@ -406,6 +459,7 @@ impl Context<'_> {
         let result = self
             .session_stages(
                 endpoint,
+                tls,
                 addresses,
                 verify,
                 envelope,
@@ -425,6 +479,7 @@ impl Context<'_> {
     async fn session_stages(
         &self,
         endpoint: &Endpoint,
+        tls: TlsMode,
         addresses: &[SocketAddr],
         verify: Verify,
         envelope: &Envelope,
@@ -447,7 +502,7 @@ impl Context<'_> {
         }
         let wire = Wire::plain(tcp, peer, transcript.clone());
         transcript.restart_clock();
-        if settings.tls == TlsMode::Implicit {
+        if tls == TlsMode::Implicit {
             report.certificate = Some(self.handshake(&wire, endpoint, verify, transcript).await?);
             clock.mark("TLS handshake");
         }
@@ -473,6 +528,7 @@ impl Context<'_> {
             endpoint: endpoint.clone(),
             client_id,
             caps,
+            tls,
             verify,
             report,
         };
@@ -643,6 +699,7 @@ struct Session<'a> {
     endpoint: Endpoint,
     client_id: ClientId,
     caps: Capabilities,
+    tls: TlsMode,
     verify: Verify,
     report: SessionReport,
 }
@@ -718,7 +775,7 @@ impl Session<'_> {
     /// STARTTLS when the mode asks for it; true when TLS was started.
     async fn secure(&mut self) -> Result<bool> {
         let offered = self.caps.starttls;
-        match self.settings().tls {
+        match self.tls {
             TlsMode::Implicit | TlsMode::None => return Ok(false),
             TlsMode::Opportunistic if !offered => {
                 self.transcript.note(

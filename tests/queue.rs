@@ -302,3 +302,56 @@ fn show_and_drop() {
         .unwrap();
     assert_eq!(output.status.code(), Some(64));
 }
+
+#[test]
+fn a_server_list_falls_over_to_the_next_on_temporary_failure() {
+    let good = TestServer::start(ServerOptions::default());
+    let setup = Setup::new(&down(), "");
+    fs::write(
+        &setup.config,
+        format!(
+            "default = \"relay\"\n[accounts.relay]\nserver = [\"{}\", \"{}\"]\nfrom = \"cron@example.com\"\ntimeout = 5\n",
+            down(),
+            good.addr()
+        ),
+    )
+    .unwrap();
+    let output = setup
+        .cmd()
+        .args(["ops@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("connection refused; ")
+            && stderr.contains(&format!("trying {} next", good.addr())),
+        "{stderr}"
+    );
+    assert_eq!(good.wait_for_messages(1).len(), 1);
+
+    // A permanent refusal at the first server is final: the second is not
+    // asked (it would refuse too, or worse, accept what the first refused).
+    let refusing = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["gone@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let other = TestServer::start(ServerOptions::default());
+    fs::write(
+        &setup.config,
+        format!(
+            "default = \"relay\"\n[accounts.relay]\nserver = [\"{}\", \"{}\"]\nfrom = \"cron@example.com\"\n",
+            refusing.addr(),
+            other.addr()
+        ),
+    )
+    .unwrap();
+    let output = setup
+        .cmd()
+        .args(["gone@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(67));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(other.received().is_empty());
+}
