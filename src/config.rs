@@ -91,6 +91,10 @@ pub struct Account {
     pub from_policy: Option<FromPolicy>,
     /// When to keep a message in the queue instead of failing.
     pub queue: Option<QueuePolicy>,
+    /// Append one line per delivery attempt to this file.
+    pub logfile: Option<PathBuf>,
+    /// Log one line per delivery attempt to syslog (facility mail).
+    pub syslog: Option<bool>,
 }
 
 /// `server = "a"` or `server = ["a", "b"]`.
@@ -151,6 +155,8 @@ impl Account {
             local_domain: self.local_domain.or(fb.local_domain),
             from_policy: self.from_policy.or(fb.from_policy),
             queue: self.queue.or(fb.queue),
+            logfile: self.logfile.or(fb.logfile),
+            syslog: self.syslog.or(fb.syslog),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod compose;
 pub mod config;
 pub mod exit;
 pub mod local;
+pub mod log;
 pub mod message;
 pub mod mx;
 pub mod queue;
@@ -25,6 +26,7 @@ use std::io::{IsTerminal, Write};
 
 use cli::Cli;
 use exit::{Error, Exit, Result};
+use log::{Attempt, Outcome};
 use queue::QueuePolicy;
 
 /// Sends (or, with --dry-run, prints) the message the command line describes.
@@ -46,23 +48,45 @@ pub fn run(cli: Cli) -> Result<()> {
         return print_dry_run(&plan);
     };
     if plan.queue.policy == QueuePolicy::Always {
-        return enqueue(&plan, "queue = \"always\"");
+        let queued = enqueue(&plan, "queue = \"always\"");
+        log_attempt(&plan, "", Outcome::Queued, "queue = always", 0);
+        return queued;
     }
     let reports = match transport::submit(settings, &plan.envelope, &plan.message) {
         Ok(reports) => reports,
-        Err(err)
-            if plan.queue.policy == QueuePolicy::OnTempfail && queue_cmd::is_temporary(&err) =>
-        {
-            return enqueue(&plan, &err.to_string()).map_err(|queue_err| Error {
-                message: format!(
-                    "{}; and it could not be queued: {}",
-                    err.message, queue_err.message
-                ),
-                ..err
-            });
+        Err(err) => {
+            let reason = err.to_string();
+            if plan.queue.policy == QueuePolicy::OnTempfail && queue_cmd::is_temporary(&err) {
+                let queued = enqueue(&plan, &reason);
+                let outcome = if queued.is_ok() {
+                    Outcome::Queued
+                } else {
+                    Outcome::Failed
+                };
+                log_attempt(
+                    &plan,
+                    "",
+                    outcome,
+                    &reason,
+                    if queued.is_ok() { 0 } else { err.exit.code() },
+                );
+                return queued.map_err(|queue_err| Error {
+                    message: format!(
+                        "{}; and it could not be queued: {}",
+                        err.message, queue_err.message
+                    ),
+                    ..err
+                });
+            }
+            log_attempt(&plan, "", Outcome::Failed, &reason, err.exit.code());
+            return Err(err);
         }
-        Err(err) => return Err(err),
     };
+    for report in &reports {
+        if let Some(delivery) = &report.delivery {
+            log_attempt(&plan, &report.server, Outcome::Sent, &delivery.reply, 0);
+        }
+    }
     if let Some(format) = plan.capabilities {
         report::print_capabilities(&reports, format)?;
     }
@@ -96,6 +120,18 @@ pub fn run(cli: Cli) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn log_attempt(plan: &request::Plan, server: &str, outcome: Outcome, reply: &str, exit: u8) {
+    plan.log.record(&Attempt {
+        server,
+        sender: &plan.envelope.sender,
+        recipients: &plan.envelope.recipients,
+        size: plan.message.len(),
+        outcome,
+        reply,
+        exit,
+    });
 }
 
 /// Keeps the message for `postie queue flush`; says so on stderr.

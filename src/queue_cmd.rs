@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::cli::{QueueCli, QueueCommand};
 use crate::config::ConfigFile;
 use crate::exit::{Error, Exit, Result};
+use crate::log::{Attempt, Logger, Outcome};
 use crate::queue::{self, parse_duration, Entry, Queue};
 use crate::request;
 use crate::transport::{self, Envelope};
@@ -160,12 +161,50 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             sender: entry.sender.clone(),
             recipients: entry.recipients.clone(),
         };
-        let result = request::replay_settings(&entry.args, &envelope).and_then(|mut settings| {
-            settings.verbosity = verbose.saturating_sub(1);
-            transport::submit(&settings, &envelope, &message)
-        });
+        let mut logger = Logger::default();
+        let result =
+            request::replay_settings(&entry.args, &envelope).and_then(|(mut settings, log)| {
+                logger = log;
+                settings.verbosity = verbose.saturating_sub(1);
+                transport::submit(&settings, &envelope, &message)
+            });
         entry.attempts += 1;
         entry.last_attempt = Some(queue::now());
+        let (outcome, server, reply, exit) = match &result {
+            Ok(reports) => {
+                let report = reports.first();
+                (
+                    Outcome::Sent,
+                    report.map(|r| r.server.clone()).unwrap_or_default(),
+                    report
+                        .and_then(|r| r.delivery.as_ref())
+                        .map(|d| d.reply.clone())
+                        .unwrap_or_default(),
+                    0,
+                )
+            }
+            Err(err) if is_temporary(err) => (
+                Outcome::Queued,
+                String::new(),
+                err.to_string(),
+                err.exit.code(),
+            ),
+            Err(err) => (
+                Outcome::Failed,
+                String::new(),
+                err.to_string(),
+                err.exit.code(),
+            ),
+        };
+        logger.record(&Attempt {
+            server: &server,
+            sender: &envelope.sender,
+            recipients: &envelope.recipients,
+            size: message.len(),
+            outcome,
+            reply: &reply,
+            exit,
+        });
         match result {
             Ok(_) => {
                 queue.remove(&entry.id)?;

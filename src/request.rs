@@ -20,6 +20,7 @@ use crate::compose::{self, check_one_line, Draft, FilePart};
 use crate::config::{Account, ConfigFile};
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::local::{Aliases, LocalRules};
+use crate::log::Logger;
 use crate::message::{self, ReadyMessage};
 use crate::mx::{Family, Nameserver};
 use crate::queue::{self, QueuePolicy};
@@ -43,6 +44,8 @@ pub struct Plan {
     pub capabilities: Option<ReportFormat>,
     /// Whether and where a failed message is kept.
     pub queue: QueuePlan,
+    /// Where attempts are logged.
+    pub log: Logger,
 }
 
 /// What to do with a message the server could not take now.
@@ -68,7 +71,7 @@ pub struct Stdin<'a> {
 
 pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
     let config = ConfigFile::load(cli.config.as_deref())?;
-    let (_, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
+    let (account_name, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
     let local = local_rules(&account)?;
     let needs = Needs::of(&cli);
     let (envelope, message) = match (&cli.message, needs) {
@@ -116,6 +119,7 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
             .or_else(queue::default_dir),
         args: replay_args(&cli),
     };
+    let log = logger(account_name, &account);
     Ok(Plan {
         envelope,
         message,
@@ -123,7 +127,16 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
         warnings,
         capabilities,
         queue,
+        log,
     })
+}
+
+fn logger(account_name: Option<String>, account: &Account) -> Logger {
+    Logger {
+        file: account.logfile.clone(),
+        syslog: account.syslog.unwrap_or(false),
+        account: account_name,
+    }
 }
 
 /// The command-line settings that decide how a message is sent, as
@@ -170,7 +183,7 @@ fn replay_args(cli: &Cli) -> Vec<String> {
 
 /// The transport settings for a queued message, from its stored arguments
 /// and today's config (a changed password or server applies).
-pub fn replay_settings(args: &[String], envelope: &Envelope) -> Result<Settings> {
+pub fn replay_settings(args: &[String], envelope: &Envelope) -> Result<(Settings, Logger)> {
     let cli = Cli::try_parse_from(std::iter::once("postie").chain(args.iter().map(String::as_str)))
         .map_err(|err| {
             Error::config(format!(
@@ -179,9 +192,10 @@ pub fn replay_settings(args: &[String], envelope: &Envelope) -> Result<Settings>
             ))
         })?;
     let config = ConfigFile::load(cli.config.as_deref())?;
-    let (_, account) = config.select(cli.account.as_deref(), Some(&envelope.sender))?;
+    let (account_name, account) = config.select(cli.account.as_deref(), Some(&envelope.sender))?;
     let mut warnings = Vec::new();
-    transport_settings(&cli, &account, envelope, &mut warnings)
+    let settings = transport_settings(&cli, &account, envelope, &mut warnings)?;
+    Ok((settings, logger(account_name, &account)))
 }
 
 /// How much of a message a run needs: a test that stops early needs no

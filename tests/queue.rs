@@ -355,3 +355,62 @@ fn a_server_list_falls_over_to_the_next_on_temporary_failure() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(other.received().is_empty());
 }
+
+#[test]
+fn every_attempt_is_logged_on_one_line() {
+    let good = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["gone@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("postie.log");
+    let setup = Setup::new(&good.addr(), &format!("logfile = \"{}\"", log.display()));
+    setup
+        .cmd()
+        .args(["ops@example.com", "--body", "x"])
+        .assert()
+        .success();
+    let output = setup
+        .cmd()
+        .args(["gone@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(67));
+    setup.write_config(&down(), &format!("logfile = \"{}\"", log.display()));
+    setup
+        .cmd()
+        .args(["--queue", "ops@example.com", "--body", "x"])
+        .assert()
+        .success();
+
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].contains(&format!("account=relay server={} (", good.addr())),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("from=<cron@example.com> to=<ops@example.com>"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("outcome=sent reply=\"250") && lines[0].ends_with(" exit=0"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("outcome=failed")
+            && lines[1].contains("550")
+            && lines[1].ends_with(" exit=67"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("outcome=queued") && lines[2].contains("connection refused"),
+        "{}",
+        lines[2]
+    );
+}
