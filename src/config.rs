@@ -197,8 +197,12 @@ impl ConfigFile {
         let config: ConfigFile = toml::from_str(text).map_err(|err| {
             let line = err
                 .span()
-                .map(|span| text[..span.start].matches('\n').count() + 1)
-                .map(|n| format!(" line {n}"))
+                .map(|span| {
+                    let before = &text[..span.start];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+                    format!(" line {line}, column {column}")
+                })
                 .unwrap_or_default();
             Error::config(format!(
                 "{}{line}: {}",
@@ -381,7 +385,11 @@ user = "me"
         let err =
             ConfigFile::parse("[accounts.a]\nsevrer = \"x\"\n", Path::new("c.toml")).unwrap_err();
         assert_eq!(err.exit, Exit::Config);
-        assert!(err.message.starts_with("c.toml line 2:"), "{}", err.message);
+        assert!(
+            err.message.starts_with("c.toml line 2, column 1:"),
+            "{}",
+            err.message
+        );
         assert!(err.message.contains("sevrer"), "{}", err.message);
     }
 

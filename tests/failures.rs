@@ -381,3 +381,47 @@ fn no_body_with_a_terminal_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(64), "{text}");
     assert!(text.contains("standard input is a terminal"), "{text}");
 }
+
+#[test]
+fn config_syntax_error_names_line_and_column() {
+    let (_dir, path) = write_config("[accounts.a]\nserver = \"x\"\ntimeout = = 5\n", 0o600);
+    let output = postie()
+        .arg("--config")
+        .arg(&path)
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert_one_error_line(&stderr, 78);
+    assert!(stderr.contains("line 3, column 11"), "{stderr}");
+}
+
+#[test]
+fn a_directory_as_attachment_is_66() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = send_to("127.0.0.1:1", &["-a", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 66, "{stderr}");
+    assert_one_error_line(&stderr, 66);
+    assert!(
+        stderr.contains("is a directory") || stderr.contains("Is a directory"),
+        "{stderr}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_attachment_is_66() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    fs::write(&secret, "x").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read(&secret).is_ok() {
+        eprintln!("skipped: running as root, every file is readable");
+        return;
+    }
+    let (code, stderr) = send_to("127.0.0.1:1", &["-a", secret.to_str().unwrap()]);
+    assert_eq!(code, 66, "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+}
