@@ -414,3 +414,67 @@ fn every_attempt_is_logged_on_one_line() {
         lines[2]
     );
 }
+
+/// A tmpfs of a few KiB, unmounted when dropped.
+struct TinyDisk {
+    dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    /// Needs root (and a kernel that lets us mount); None otherwise.
+    fn mount(kib: u32) -> Option<TinyDisk> {
+        let dir = tempfile::tempdir().ok()?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(TinyDisk { dir })
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_an_error_not_a_lost_message() {
+    let Some(disk) = TinyDisk::mount(64) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and must be able to mount a tmpfs for this test"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let setup = Setup::new(&down(), "");
+    let queue = disk.dir.path().join("queue");
+    let big_body = "x".repeat(200 * 1024);
+    let output = setup
+        .cmd()
+        .env("POSTIE_QUEUE_DIR", &queue)
+        .args(["--queue", "ops@example.com"])
+        .write_stdin(big_body)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(75),
+        "the send error stands: {stderr}"
+    );
+    assert!(stderr.contains("could not be queued"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(list_json(&queue).is_empty(), "no half entry");
+    let leftovers: Vec<_> = fs::read_dir(queue.join("tmp")).unwrap().flatten().collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files are cleaned up: {leftovers:?}"
+    );
+}
