@@ -8,6 +8,9 @@
 //! and Bcc is never handed to it (its `.bcc()` writes a header).
 
 use std::borrow::Cow;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use std::path::{Path, PathBuf};
 
 use mail_builder::headers::address::Address;
@@ -15,6 +18,7 @@ use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::message_id::generate_message_id_header;
 use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
+use mail_builder::headers::HeaderType;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
@@ -160,23 +164,156 @@ pub fn check_one_line(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn address_list(list: &[Mailbox]) -> Address<'_> {
+/// Text that a reader would take for an RFC 2047 encoded word. mail-builder
+/// writes ASCII values as they are, so `Subject: =?utf-8?B?Zm9v?=` would be
+/// shown as "foo" (or, Q-encoded, as text with a line break and a fake
+/// header in it). Such values are encoded by postie, so they read as typed.
+fn looks_encoded(text: &str) -> bool {
+    text.contains("=?")
+}
+
+/// RFC 2047 B-encoded words, folded one per line: each encodes at most 45
+/// bytes (60 base64 characters, 72 with the wrapper), split on characters.
+fn encoded_words(text: &str) -> String {
+    let mut words = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + 45).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        words.push(format!(
+            "=?utf-8?B?{}?=",
+            BASE64.encode(&text.as_bytes()[start..end])
+        ));
+        start = end;
+    }
+    words.join("\r\n ")
+}
+
+/// A header value: as mail-builder writes it, unless it looks encoded.
+fn text_header(value: &str) -> HeaderType<'_> {
+    if looks_encoded(value) {
+        Raw::new(encoded_words(value)).into()
+    } else {
+        Text::new(value).into()
+    }
+}
+
+fn address_list(list: &[Mailbox]) -> HeaderType<'_> {
+    if list
+        .iter()
+        .any(|m| m.name.as_deref().is_some_and(looks_encoded))
+    {
+        return Raw::new(raw_address_list(list)).into();
+    }
     let items: Vec<Address<'_>> = list.iter().map(address).collect();
     if items.len() == 1 {
-        items.into_iter().next().expect("one item")
+        items.into_iter().next().expect("one item").into()
     } else {
-        Address::new_list(items)
+        Address::new_list(items).into()
     }
+}
+
+/// An address list written by postie, one mailbox a line, for display
+/// names mail-builder would leave looking like encoded words (clients
+/// decode them even inside quotes).
+fn raw_address_list(list: &[Mailbox]) -> String {
+    list.iter()
+        .map(|mailbox| match mailbox.name.as_deref() {
+            Some(name) if looks_encoded(name) || !name.is_ascii() => {
+                format!("{} <{}>", encoded_words(name), mailbox.email)
+            }
+            Some(name) => format!(
+                "\"{}\" <{}>",
+                name.replace('\\', "\\\\").replace('"', "\\\""),
+                mailbox.email
+            ),
+            None => format!("<{}>", mailbox.email),
+        })
+        .collect::<Vec<_>>()
+        .join(",\r\n ")
 }
 
 fn address(mailbox: &Mailbox) -> Address<'_> {
     Address::new_address(mailbox.name.as_deref(), mailbox.email.as_str())
 }
 
+/// mail-builder sends text as 7bit when it is ASCII with short lines, even
+/// with a bare CR or a NUL in it, which RFC 5322 and RFC 2045 forbid (and
+/// servers refuse). Such text is base64-encoded here instead.
+fn needs_base64(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == 0 || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+}
+
+/// Base64 in lines of 76, for a part whose encoding postie chose itself.
+fn base64_lines(bytes: &[u8]) -> Vec<u8> {
+    let encoded = BASE64.encode(bytes);
+    let mut out = Vec::with_capacity(encoded.len() + encoded.len() / 38 + 2);
+    for line in encoded.as_bytes().chunks(76) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A part of `content_type` holding `bytes`: mail-builder chooses the
+/// encoding, except for text it would send unencoded although it must not.
+fn leaf<'x>(content_type: ContentType<'x>, bytes: &'x [u8], text: bool) -> MimePart<'x> {
+    let is_text = text || content_type.is_text();
+    if is_text && needs_base64(bytes) {
+        return MimePart::new(
+            content_type,
+            BodyPart::Binary(Cow::Owned(base64_lines(bytes))),
+        )
+        .transfer_encoding("base64");
+    }
+    if text {
+        let text = std::str::from_utf8(bytes).expect("text parts are UTF-8");
+        MimePart::new(content_type, BodyPart::Text(Cow::Borrowed(text)))
+    } else {
+        MimePart::new(content_type, BodyPart::Binary(Cow::Borrowed(bytes)))
+    }
+}
+
+fn text_part<'x>(subtype: &'x str, text: &'x str) -> MimePart<'x> {
+    let content_type = ContentType::new(subtype).attribute("charset", "utf-8");
+    leaf(content_type, text.as_bytes(), true)
+}
+
 fn file_part<'x>(part: &'x FilePart) -> MimePart<'x> {
-    MimePart::new(
+    leaf(
         ContentType::new(part.content_type.as_str()),
-        BodyPart::Binary(Cow::Borrowed(&part.data)),
+        &part.data,
+        false,
+    )
+}
+
+/// Content-Disposition with the file name; a name that looks like an
+/// encoded word goes in RFC 2231 form, which no reader decodes twice.
+fn with_disposition<'x>(part: MimePart<'x>, disposition: &'x str, name: &'x str) -> MimePart<'x> {
+    if looks_encoded(name) {
+        let escaped: String = name
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        return part.header(
+            "Content-Disposition",
+            Raw::new(format!("{disposition};\r\n filename*=utf-8''{escaped}")),
+        );
+    }
+    part.header(
+        "Content-Disposition",
+        ContentType::new(disposition).attribute("filename", name),
     )
 }
 
@@ -186,19 +323,15 @@ fn body_tree(draft: &Draft) -> MimePart<'_> {
     let text = draft
         .text
         .as_deref()
-        .map(|text| MimePart::new("text/plain", BodyPart::Text(Cow::Borrowed(text))));
+        .map(|text| text_part("text/plain", text));
     let html = draft.html.as_deref().map(|html| {
-        let html_part = MimePart::new("text/html", BodyPart::Text(Cow::Borrowed(html)));
+        let html_part = text_part("text/html", html);
         if draft.inline.is_empty() {
             return html_part;
         }
         let mut parts = vec![html_part];
         parts.extend(draft.inline.iter().map(|image| {
-            file_part(image)
-                .header(
-                    "Content-Disposition",
-                    ContentType::new("inline").attribute("filename", image.name.as_str()),
-                )
+            with_disposition(file_part(image), "inline", image.name.as_str())
                 .cid(image.name.as_str())
         }));
         MimePart::new("multipart/related", parts)
@@ -206,7 +339,7 @@ fn body_tree(draft: &Draft) -> MimePart<'_> {
     let content = match (text, html) {
         (Some(text), Some(html)) => MimePart::new("multipart/alternative", vec![text, html]),
         (Some(only), None) | (None, Some(only)) => only,
-        (None, None) => MimePart::new("text/plain", BodyPart::Text(Cow::Borrowed(""))),
+        (None, None) => text_part("text/plain", ""),
     };
     if draft.attachments.is_empty() {
         return content;
@@ -216,7 +349,7 @@ fn body_tree(draft: &Draft) -> MimePart<'_> {
         draft
             .attachments
             .iter()
-            .map(|file| file_part(file).attachment(file.name.as_str())),
+            .map(|file| with_disposition(file_part(file), "attachment", file.name.as_str())),
     );
     MimePart::new("multipart/mixed", parts)
 }
@@ -240,22 +373,22 @@ pub fn message_id(sender: &str) -> String {
 pub fn build(draft: &Draft) -> Vec<u8> {
     let mut message = MessageBuilder::new();
     if let Some(from) = &draft.from {
-        message = message.from(address(from));
+        message = message.header("From", address_list(std::slice::from_ref(from)));
     }
     if !draft.to.is_empty() {
-        message = message.to(address_list(&draft.to));
+        message = message.header("To", address_list(&draft.to));
     }
     if !draft.cc.is_empty() {
-        message = message.cc(address_list(&draft.cc));
+        message = message.header("Cc", address_list(&draft.cc));
     }
     if !draft.reply_to.is_empty() {
-        message = message.reply_to(address_list(&draft.reply_to));
+        message = message.header("Reply-To", address_list(&draft.reply_to));
     }
     if let Some(subject) = &draft.subject {
-        message = message.subject(subject.as_str());
+        message = message.header("Subject", text_header(subject));
     }
     for (name, value) in &draft.headers {
-        message = message.header(name.as_str(), Text::new(value.as_str()));
+        message = message.header(name.as_str(), text_header(value));
     }
     let has_message_id = draft.headers.iter().any(|(name, _)| name == "Message-ID");
     if let (false, Some(from)) = (has_message_id, &draft.from) {
