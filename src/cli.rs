@@ -7,8 +7,9 @@
 //! `--help` shows, the rest is the long help.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use clap::{Parser, ValueEnum};
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum, ValueHint};
 
 const MESSAGE: &str = "Message";
 const RECIPIENTS: &str = "Recipients";
@@ -36,27 +37,29 @@ const DELIVERY: &str = "Queue";
     after_help = "Exit status follows sysexits.h: 0 sent, 64 usage, 65 bad address or message, \
 66 unreadable input file, 67 recipient refused, 68 unknown host, 69 service unavailable, \
 74 connection lost, 75 temporary failure (retry later), 76 protocol error, \
-77 authentication refused, 78 configuration error."
+77 authentication refused, 78 configuration error.
+
+Queued messages: postie queue --help. Every option in detail: postie --help-long, or man postie."
 )]
 pub struct Cli {
     /// Recipient addresses (To:); each may be a comma-separated list.
-    #[arg(value_name = "RECIPIENT", help_heading = RECIPIENTS)]
+    #[arg(value_name = "RECIPIENT", value_hint = ValueHint::EmailAddress, help_heading = RECIPIENTS)]
     pub recipients: Vec<String>,
 
     /// Add To: recipients (repeatable; comma-separated lists allowed).
-    #[arg(long, value_name = "ADDR", help_heading = RECIPIENTS)]
+    #[arg(long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, help_heading = RECIPIENTS)]
     pub to: Vec<String>,
 
     /// Add Cc: recipients (repeatable; comma-separated lists allowed).
-    #[arg(short = 'c', long, value_name = "ADDR", help_heading = RECIPIENTS)]
+    #[arg(short = 'c', long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, help_heading = RECIPIENTS)]
     pub cc: Vec<String>,
 
     /// Add blind recipients: envelope only, never written into a header.
-    #[arg(short = 'b', long, value_name = "ADDR", help_heading = RECIPIENTS)]
+    #[arg(short = 'b', long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, help_heading = RECIPIENTS)]
     pub bcc: Vec<String>,
 
     /// Sender address, for the From: header and the envelope ("Name <addr>" allowed).
-    #[arg(short = 'f', long, value_name = "ADDR", env = "POSTIE_FROM", help_heading = MESSAGE)]
+    #[arg(short = 'f', long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, env = "POSTIE_FROM", help_heading = MESSAGE)]
     pub from: Option<String>,
 
     /// Subject line (UTF-8; encoded as RFC 2047 requires).
@@ -64,7 +67,7 @@ pub struct Cli {
     pub subject: Option<String>,
 
     /// Reply-To: address(es).
-    #[arg(short = 'r', long, value_name = "ADDR", help_heading = MESSAGE)]
+    #[arg(short = 'r', long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, help_heading = MESSAGE)]
     pub reply_to: Vec<String>,
 
     /// Extra header, as 'Name: value' (repeatable; CR or LF in it is refused).
@@ -90,7 +93,7 @@ pub struct Cli {
     ///
     /// The content type is guessed from the file name (application/octet-stream
     /// when unknown). Example: -a 'data.bin;type=application/x-foo'.
-    #[arg(short = 'a', long = "attach", value_name = "PATH", help_heading = MESSAGE)]
+    #[arg(short = 'a', long = "attach", value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = MESSAGE)]
     pub attachments: Vec<String>,
 
     /// Embed an image for the HTML part (repeatable); reference it as cid:FILENAME.
@@ -98,7 +101,7 @@ pub struct Cli {
     /// The Content-ID is the file's name, so `--inline img/logo.png` is shown
     /// by `<img src="cid:logo.png">`. Needs --html. Append ';type=MIME/TYPE' to
     /// override the guessed type.
-    #[arg(long = "inline", value_name = "PATH", requires = "html", help_heading = MESSAGE)]
+    #[arg(long = "inline", value_name = "PATH", value_hint = ValueHint::FilePath, requires = "html", help_heading = MESSAGE)]
     pub inline: Vec<String>,
 
     /// Send this ready-made RFC 5322 message instead of composing one ('-' reads stdin).
@@ -122,19 +125,12 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", help_heading = MESSAGE)]
     pub full_name: Option<String>,
 
-    /// Take sendmail's command line (as when called through a link named sendmail).
-    ///
-    /// Recipients as arguments, the message on stdin, -t, -f, -F, -i, -oi
-    /// and the other sendmail options; see SENDMAIL COMPATIBILITY in the README.
-    #[arg(long, help_heading = CONFIG)]
-    pub sendmail: bool,
-
     /// sendmail without -i: a line holding a single dot ends the message.
     #[arg(skip)]
     pub dot_ends_message: bool,
 
     /// SMTP server: HOST, HOST:PORT, smtp://HOST[:PORT] or smtps://HOST[:PORT].
-    #[arg(long, value_name = "HOST[:PORT]", env = "POSTIE_SERVER", help_heading = SERVER)]
+    #[arg(long, value_name = "HOST[:PORT]", value_hint = ValueHint::Hostname, env = "POSTIE_SERVER", help_heading = SERVER)]
     pub server: Option<String>,
 
     /// Server port [default: 465 for smtps:// or --tls implicit, else 587].
@@ -142,7 +138,7 @@ pub struct Cli {
     pub port: Option<u16>,
 
     /// Name to announce in EHLO [default: this machine's host name].
-    #[arg(long, value_name = "NAME", help_heading = SERVER)]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Hostname, help_heading = SERVER)]
     pub helo: Option<String>,
 
     /// Seconds to wait for the connection and for each server reply.
@@ -192,7 +188,7 @@ pub struct Cli {
     ///
     /// Run with `sh -c`. Passwords are never accepted as arguments, since
     /// every user on the machine can read a process's arguments.
-    #[arg(long, value_name = "CMD", help_heading = AUTH)]
+    #[arg(long, value_name = "CMD", value_hint = ValueHint::CommandString, help_heading = AUTH)]
     pub password_cmd: Option<String>,
 
     /// Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers].
@@ -202,6 +198,13 @@ pub struct Cli {
     /// Allow AUTH over an unencrypted connection to a host that is not loopback.
     #[arg(long, help_heading = AUTH)]
     pub allow_plaintext_auth: bool,
+
+    /// Take sendmail's command line (as when called through a link named sendmail).
+    ///
+    /// Recipients as arguments, the message on stdin, -t, -f, -F, -i, -oi
+    /// and the other sendmail options; see SENDMAIL COMPATIBILITY in postie(1) or the README.
+    #[arg(long, help_heading = CONFIG)]
+    pub sendmail: bool,
 
     /// Config file [default: $XDG_CONFIG_HOME/postie/config.toml, then /etc/postie/config.toml].
     #[arg(long, value_name = "PATH", env = "POSTIE_CONFIG", help_heading = CONFIG)]
@@ -275,7 +278,7 @@ pub struct Cli {
     pub no_queue: bool,
 
     /// Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue].
-    #[arg(long, value_name = "DIR", env = "POSTIE_QUEUE_DIR", help_heading = DELIVERY)]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, env = "POSTIE_QUEUE_DIR", help_heading = DELIVERY)]
     pub queue_dir: Option<PathBuf>,
 
     /// Connect over IPv4 only.
@@ -285,6 +288,75 @@ pub struct Cli {
     /// Connect over IPv6 only.
     #[arg(short = '6', long = "ipv6", help_heading = SERVER)]
     pub ipv6: bool,
+}
+
+/// The version line's text after "postie ": the crate version and the TLS
+/// library, e.g. "0.1.0 (native-tls, OpenSSL 3.0.17)". OpenSSL is asked at
+/// run time (one cheap call), since that is the library actually loaded.
+pub fn version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        // "OpenSSL 3.0.17 1 Jul 2025": keep the name and number.
+        let openssl: Vec<&str> = openssl::version::version()
+            .split_whitespace()
+            .take(2)
+            .collect();
+        format!(
+            "{} (native-tls, {})",
+            env!("CARGO_PKG_VERSION"),
+            openssl.join(" ")
+        )
+    })
+}
+
+/// The main command as the binary parses it: [`Cli`] plus the run-time
+/// version, and `-h/--help` printing the short summary (one line per
+/// option) with `--help-long` for the details.
+pub fn command() -> clap::Command {
+    Cli::command()
+        .version(version())
+        .disable_help_flag(true)
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::HelpShort)
+                .help("Print a one-line summary of each option"),
+        )
+        .arg(
+            Arg::new("help_long")
+                .long("help-long")
+                .action(ArgAction::HelpLong)
+                .help("Print each option with its details (man postie has more)"),
+        )
+}
+
+/// Parses the main command line (not sendmail's) with [`command`].
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+}
+
+/// `postie queue ...` as the binary parses it: [`QueueCli`] with the
+/// run-time version.
+pub fn queue_command() -> clap::Command {
+    QueueCli::command().version(version())
+}
+
+/// Parses `postie queue ...` (`args` starts with the program name).
+pub fn parse_queue_from<I, T>(args: I) -> Result<QueueCli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = queue_command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    QueueCli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
 }
 
 /// `postie queue ...`: the durable queue of messages kept after a
@@ -304,7 +376,7 @@ pub struct QueueCli {
     pub config: Option<PathBuf>,
 
     /// Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue].
-    #[arg(long, global = true, value_name = "DIR", env = "POSTIE_QUEUE_DIR")]
+    #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath, env = "POSTIE_QUEUE_DIR")]
     pub queue_dir: Option<PathBuf>,
 }
 
@@ -404,10 +476,20 @@ pub enum AuthMethod {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+        queue_command().debug_assert();
+    }
+
+    #[test]
+    fn version_names_the_tls_library() {
+        assert!(
+            version().starts_with(concat!(env!("CARGO_PKG_VERSION"), " (native-tls, ")),
+            "{}",
+            version()
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod exit;
+pub mod generate;
 pub mod local;
 pub mod log;
 pub mod message;

@@ -1,11 +1,9 @@
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::Parser;
 
-use std::ffi::OsString;
-
-use postie::cli::{Cli, QueueCli};
+use postie::cli;
 use postie::exit::{Error, Exit};
 use postie::sendmail;
 
@@ -13,8 +11,9 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let sendmail_mode = args.first().is_some_and(sendmail::invoked_as_sendmail)
         || args.iter().skip(1).any(|arg| arg == "--sendmail");
-    if args.get(1).is_some_and(|arg| arg == "queue") {
-        return match QueueCli::try_parse_from(
+    // Not in sendmail mode, where `sendmail queue` mails a local user.
+    if !sendmail_mode && args.get(1).is_some_and(|arg| arg == "queue") {
+        return match cli::parse_queue_from(
             std::iter::once(OsString::from("postie queue")).chain(args.into_iter().skip(2)),
         ) {
             Ok(cli) => match postie::queue_cmd::run(cli) {
@@ -24,10 +23,17 @@ fn main() -> ExitCode {
             Err(err) => clap_exit(err),
         };
     }
+    // Hidden: writes the completions and man pages (see README).
+    if !sendmail_mode && args.get(1).is_some_and(|arg| arg == "generate") {
+        return match postie::generate::run(&args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => report(err),
+        };
+    }
     let parsed = if sendmail_mode {
         sendmail_args(&args).and_then(sendmail::parse)
     } else {
-        match Cli::try_parse_from(&args) {
+        match cli::parse_from(&args) {
             Ok(cli) => Ok(cli),
             Err(err) => return clap_exit(err),
         }

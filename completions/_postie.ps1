@@ -1,0 +1,181 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'postie'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'postie' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Add To: recipients (repeatable; comma-separated lists allowed)')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Add Cc: recipients (repeatable; comma-separated lists allowed)')
+            [CompletionResult]::new('--cc', '--cc', [CompletionResultType]::ParameterName, 'Add Cc: recipients (repeatable; comma-separated lists allowed)')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Add blind recipients: envelope only, never written into a header')
+            [CompletionResult]::new('--bcc', '--bcc', [CompletionResultType]::ParameterName, 'Add blind recipients: envelope only, never written into a header')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Sender address, for the From: header and the envelope ("Name <addr>" allowed)')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Sender address, for the From: header and the envelope ("Name <addr>" allowed)')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Subject line (UTF-8; encoded as RFC 2047 requires)')
+            [CompletionResult]::new('--subject', '--subject', [CompletionResultType]::ParameterName, 'Subject line (UTF-8; encoded as RFC 2047 requires)')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Reply-To: address(es)')
+            [CompletionResult]::new('--reply-to', '--reply-to', [CompletionResultType]::ParameterName, 'Reply-To: address(es)')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra header, as ''Name: value'' (repeatable; CR or LF in it is refused)')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra header, as ''Name: value'' (repeatable; CR or LF in it is refused)')
+            [CompletionResult]::new('--body', '--body', [CompletionResultType]::ParameterName, 'Message body text (instead of standard input)')
+            [CompletionResult]::new('--body-file', '--body-file', [CompletionResultType]::ParameterName, 'Read the body from a file (''-'' reads standard input)')
+            [CompletionResult]::new('--html', '--html', [CompletionResultType]::ParameterName, 'Add an HTML alternative to the text body, read from this file')
+            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type')
+            [CompletionResult]::new('--attach', '--attach', [CompletionResultType]::ParameterName, 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type')
+            [CompletionResult]::new('--inline', '--inline', [CompletionResultType]::ParameterName, 'Embed an image for the HTML part (repeatable); reference it as cid:FILENAME')
+            [CompletionResult]::new('--message', '--message', [CompletionResultType]::ParameterName, 'Send this ready-made RFC 5322 message instead of composing one (''-'' reads stdin)')
+            [CompletionResult]::new('--full-name', '--full-name', [CompletionResultType]::ParameterName, 'Display name for a From: header that postie adds to a --message')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'SMTP server: HOST, HOST:PORT, smtp://HOST[:PORT] or smtps://HOST[:PORT]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Server port [default: 465 for smtps:// or --tls implicit, else 587]')
+            [CompletionResult]::new('--helo', '--helo', [CompletionResultType]::ParameterName, 'Name to announce in EHLO [default: this machine''s host name]')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for the connection and for each server reply')
+            [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'TLS mode [default: implicit on port 465, opportunistic for loopback, else starttls]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust the CA certificates in this PEM file (in addition to the system''s)')
+            [CompletionResult]::new('--client-cert', '--client-cert', [CompletionResultType]::ParameterName, 'Client certificate (PEM) to present to the server; needs --client-key')
+            [CompletionResult]::new('--client-key', '--client-key', [CompletionResultType]::ParameterName, 'Private key (PEM, PKCS#8) for --client-cert')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'User name for SMTP AUTH; the password comes from --password-cmd, POSTIE_PASSWORD or the config')
+            [CompletionResult]::new('--password-cmd', '--password-cmd', [CompletionResultType]::ParameterName, 'Command whose first output line is the password (or OAuth2 token), e.g. ''pass show smtp''')
+            [CompletionResult]::new('--auth', '--auth', [CompletionResultType]::ParameterName, 'Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: $XDG_CONFIG_HOME/postie/config.toml, then /etc/postie/config.toml]')
+            [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'Use this account from the config file [default: the one whose `from` matches --from, else `default`]')
+            [CompletionResult]::new('--quit-after', '--quit-after', [CompletionResultType]::ParameterName, 'Stop cleanly with QUIT after this stage; `rcpt` tests recipients without sending')
+            [CompletionResult]::new('--tls-fingerprint', '--tls-fingerprint', [CompletionResultType]::ParameterName, 'Trust only the certificate with this SHA-256 fingerprint (hex, colons allowed)')
+            [CompletionResult]::new('--resolver', '--resolver', [CompletionResultType]::ParameterName, 'Send DNS queries for --mx to this server instead of the system''s')
+            [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers')
+            [CompletionResult]::new('--read-recipients', '--read-recipients', [CompletionResultType]::ParameterName, 'With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers')
+            [CompletionResult]::new('--partial', '--partial', [CompletionResultType]::ParameterName, 'Send to the accepted recipients even if some were refused (they are still reported)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the server''s certificate (prints a warning). Prefer --ca-file')
+            [CompletionResult]::new('--allow-plaintext-auth', '--allow-plaintext-auth', [CompletionResultType]::ParameterName, 'Allow AUTH over an unencrypted connection to a host that is not loopback')
+            [CompletionResult]::new('--sendmail', '--sendmail', [CompletionResultType]::ParameterName, 'Take sendmail''s command line (as when called through a link named sendmail)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the envelope on stderr and the message on stdout; send nothing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Show the SMTP dialogue on stderr (-vv adds message headers, -vvv the whole message)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Show the SMTP dialogue on stderr (-vv adds message headers, -vvv the whole message)')
+            [CompletionResult]::new('--timing', '--timing', [CompletionResultType]::ParameterName, 'Show how long each reply took, and a summary per stage (implies -v)')
+            [CompletionResult]::new('--capabilities', '--capabilities', [CompletionResultType]::ParameterName, 'Report the server''s EHLO extensions before and after STARTTLS, and its certificate')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'With --capabilities: print the report as JSON on stdout')
+            [CompletionResult]::new('--test-message', '--test-message', [CompletionResultType]::ParameterName, 'Send a generated test message ("postie test DATE", saying which host sent it)')
+            [CompletionResult]::new('--mx', '--mx', [CompletionResultType]::ParameterName, 'Deliver straight to each recipient domain''s mail exchangers (MX) on port 25')
+            [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Keep the message in the queue after a temporary failure (the default in sendmail mode)')
+            [CompletionResult]::new('--no-queue', '--no-queue', [CompletionResultType]::ParameterName, 'Never queue: a temporary failure is exit 75 (the default outside sendmail mode)')
+            [CompletionResult]::new('-4', '-4', [CompletionResultType]::ParameterName, 'Connect over IPv4 only')
+            [CompletionResult]::new('--ipv4', '--ipv4', [CompletionResultType]::ParameterName, 'Connect over IPv4 only')
+            [CompletionResult]::new('-6', '-6', [CompletionResultType]::ParameterName, 'Connect over IPv6 only')
+            [CompletionResult]::new('--ipv6', '--ipv6', [CompletionResultType]::ParameterName, 'Connect over IPv6 only')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print a one-line summary of each option')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print a one-line summary of each option')
+            [CompletionResult]::new('--help-long', '--help-long', [CompletionResultType]::ParameterName, 'Print each option with its details (man postie has more)')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show or drop queued messages')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'postie;queue' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List queued messages: id, age, sender, recipients, attempts, last error')
+            [CompletionResult]::new('flush', 'flush', [CompletionResultType]::ParameterValue, 'Try to send every queued message that is due (exponential backoff per message)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one queued message: its envelope, history and the message itself')
+            [CompletionResult]::new('drop', 'drop', [CompletionResultType]::ParameterValue, 'Delete one queued message without sending it')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'postie;queue;list' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts')
+            break
+        }
+        'postie;queue;flush' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Try every message now, ignoring the backoff')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say what was sent, and show the SMTP dialogue with -vv')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say what was sent, and show the SMTP dialogue with -vv')
+            break
+        }
+        'postie;queue;show' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            break
+        }
+        'postie;queue;drop' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            break
+        }
+        'postie;queue;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List queued messages: id, age, sender, recipients, attempts, last error')
+            [CompletionResult]::new('flush', 'flush', [CompletionResultType]::ParameterValue, 'Try to send every queued message that is due (exponential backoff per message)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one queued message: its envelope, history and the message itself')
+            [CompletionResult]::new('drop', 'drop', [CompletionResultType]::ParameterValue, 'Delete one queued message without sending it')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'postie;queue;help;list' {
+            break
+        }
+        'postie;queue;help;flush' {
+            break
+        }
+        'postie;queue;help;show' {
+            break
+        }
+        'postie;queue;help;drop' {
+            break
+        }
+        'postie;queue;help;help' {
+            break
+        }
+        'postie;help' {
+            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show or drop queued messages')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'postie;help;queue' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List queued messages: id, age, sender, recipients, attempts, last error')
+            [CompletionResult]::new('flush', 'flush', [CompletionResultType]::ParameterValue, 'Try to send every queued message that is due (exponential backoff per message)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one queued message: its envelope, history and the message itself')
+            [CompletionResult]::new('drop', 'drop', [CompletionResultType]::ParameterValue, 'Delete one queued message without sending it')
+            break
+        }
+        'postie;help;queue;list' {
+            break
+        }
+        'postie;help;queue;flush' {
+            break
+        }
+        'postie;help;queue;show' {
+            break
+        }
+        'postie;help;queue;drop' {
+            break
+        }
+        'postie;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

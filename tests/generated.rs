@@ -1,0 +1,274 @@
+//! The committed completions and man pages match what the code generates,
+//! the man pages render without groff warnings, and examples/config.toml
+//! parses and shows every config key.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const REGENERATE: &str = "run `cargo run -- generate .` and commit the result";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// postie with no POSTIE_* variables and no user config in reach.
+fn postie(args: &[&str], home: &Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_postie"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("POSTIE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .current_dir(repo())
+        .args(args)
+        .output()
+        .expect("run postie")
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn committed_completions_and_man_pages_are_current() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    let run = postie(&["generate", out.to_str().unwrap()], temp.path());
+    assert!(
+        run.status.success(),
+        "postie generate failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let generated = files_under(&out);
+    assert!(
+        generated.len() >= 8,
+        "expected 5 completions and 3 man pages, got {generated:?}"
+    );
+    let mut problems = Vec::new();
+    for file in &generated {
+        let fresh = std::fs::read(out.join(file)).unwrap();
+        match std::fs::read(repo().join(file)) {
+            Ok(committed) if committed == fresh => {}
+            Ok(_) => problems.push(format!("{} is out of date", file.display())),
+            Err(_) => problems.push(format!("{} is missing", file.display())),
+        }
+    }
+    for dir in ["completions", "man"] {
+        for file in files_under(&repo().join(dir)) {
+            let file = Path::new(dir).join(file);
+            if !generated.contains(&file) {
+                problems.push(format!(
+                    "{} is not generated any more: delete it",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the generated files differ from what the code generates ({REGENERATE}):\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn man_pages_render_without_warnings() {
+    if Command::new("groff").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "groff is not installed (apt-get install groff-base); CI must check the man pages"
+        );
+        eprintln!("notice: groff is not installed, man pages not checked");
+        return;
+    }
+    let pages = files_under(&repo().join("man"));
+    assert_eq!(pages.len(), 3, "man/ holds {pages:?}");
+    for page in pages {
+        let path = repo().join("man").join(&page);
+        let run = Command::new("groff")
+            .args(["-mandoc", "-Tutf8", "-ww"])
+            .arg(&path)
+            .output()
+            .expect("run groff");
+        assert!(run.status.success(), "groff failed on {}", page.display());
+        assert!(
+            run.stderr.is_empty(),
+            "groff warns about man/{}:\n{}",
+            page.display(),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}
+
+#[test]
+fn every_man_page_has_the_common_sections() {
+    for page in files_under(&repo().join("man")) {
+        let text = std::fs::read_to_string(repo().join("man").join(&page)).unwrap();
+        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "FILES", "\"SEE ALSO\""] {
+            assert!(
+                text.lines().any(|line| line == format!(".SH {section}")),
+                "man/{} has no {section} section",
+                page.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn main_man_page_has_the_sysadmin_sections() {
+    let page = std::fs::read_to_string(repo().join("man/postie.1")).unwrap();
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "CONFIGURATION",
+        "\"SENDMAIL COMPATIBILITY\"",
+        "\"EXIT STATUS\"",
+        "ENVIRONMENT",
+        "FILES",
+        "EXAMPLES",
+        "\"SEE ALSO\"",
+    ] {
+        assert!(
+            page.lines().any(|line| line == format!(".SH {section}")),
+            "man/postie.1 has no {section} section"
+        );
+    }
+}
+
+#[test]
+fn example_config_parses_for_every_account() {
+    let temp = tempfile::tempdir().unwrap();
+    for account in [None, Some("work"), Some("relay")] {
+        let mut args = vec!["--config", "examples/config.toml"];
+        if let Some(account) = account {
+            args.extend(["--account", account]);
+        }
+        args.extend([
+            "--dry-run",
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "x",
+        ]);
+        let run = postie(&args, temp.path());
+        assert!(
+            run.status.success(),
+            "examples/config.toml (account {account:?}): {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}
+
+/// The keys the config parser knows, from its own error message for an
+/// unknown key ("expected one of `server`, `port`, ...").
+fn known_keys(config: &str) -> Vec<String> {
+    let temp = tempfile::tempdir().unwrap();
+    let path = temp.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let run = postie(
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--dry-run",
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "x",
+        ],
+        temp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let (_, expected) = stderr
+        .split_once("expected one of ")
+        .unwrap_or_else(|| panic!("no list of keys in: {stderr}"));
+    expected
+        .split(", ")
+        .filter_map(|key| key.split('`').nth(1))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn example_config_and_man_page_show_every_key() {
+    let example = std::fs::read_to_string(repo().join("examples/config.toml")).unwrap();
+    let man = std::fs::read_to_string(repo().join("man/postie.toml.5")).unwrap();
+    let account_keys = known_keys("[accounts.a]\nno_such_key = 1\n");
+    let top_keys = known_keys("no_such_key = 1\n");
+    assert!(account_keys.len() > 20, "{account_keys:?}");
+    for key in account_keys.iter().chain(&top_keys) {
+        if key == "defaults" || key == "accounts" {
+            continue; // tables, not keys
+        }
+        let shown = example.lines().any(|line| {
+            let line = line.trim_start_matches("# ");
+            line.starts_with(&format!("{key} = "))
+        });
+        assert!(
+            shown,
+            "examples/config.toml does not show `{key} = ...` (commented or not)"
+        );
+        assert!(
+            man.contains(&format!("\\fB{key} =\\fR")),
+            "man/postie.toml.5 does not describe `{key}`"
+        );
+    }
+}
+
+#[test]
+fn version_names_the_tls_library() {
+    let temp = tempfile::tempdir().unwrap();
+    let run = postie(&["--version"], temp.path());
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success());
+    assert!(
+        stdout.starts_with(concat!(
+            "postie ",
+            env!("CARGO_PKG_VERSION"),
+            " (native-tls, OpenSSL "
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn help_is_a_summary_and_help_long_has_the_details() {
+    let temp = tempfile::tempdir().unwrap();
+    let detail = "as mailx does";
+    for flag in ["-h", "--help"] {
+        let run = postie(&[flag], temp.path());
+        assert!(run.status.success());
+        let help = String::from_utf8_lossy(&run.stdout);
+        assert!(help.contains("Authentication:"), "{help}");
+        assert!(!help.contains(detail), "{flag} shows the long help");
+        assert!(help.contains("postie queue --help"), "{help}");
+    }
+    let run = postie(&["--help-long"], temp.path());
+    assert!(run.status.success());
+    let help = String::from_utf8_lossy(&run.stdout);
+    assert!(help.contains(detail), "{help}");
+}
