@@ -23,6 +23,7 @@ use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
 use crate::address::Mailbox;
+use crate::content::{Content, Segment};
 use crate::exit::{Error, Result};
 
 /// Everything a message is made of, already read and checked.
@@ -49,7 +50,18 @@ pub struct FilePart {
     /// The file name shown to the recipient, and the Content-ID for inline parts.
     pub name: String,
     pub content_type: String,
-    pub data: Vec<u8>,
+    pub data: FileData,
+}
+
+/// Files up to this size are read and encoded by mail-builder; larger ones
+/// are streamed from disk as base64 when the message is written.
+pub const STREAM_THRESHOLD: u64 = 1024 * 1024;
+
+/// A file's contents: read, or to be streamed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileData {
+    Memory(Vec<u8>),
+    Stream { path: PathBuf, len: u64 },
 }
 
 impl FilePart {
@@ -57,7 +69,28 @@ impl FilePart {
     /// wins over the `;type=` reading, so odd file names still work.
     pub fn load(spec: &str, what: &str) -> Result<FilePart> {
         let (path, forced_type) = split_type_suffix(spec)?;
-        let data = std::fs::read(&path).map_err(|err| Error::input(what, &path, &err))?;
+        let metadata = std::fs::metadata(&path).map_err(|err| Error::input(what, &path, &err))?;
+        if metadata.is_dir() {
+            // EISDIR: "Is a directory", as reading it would say.
+            return Err(Error::input(
+                what,
+                &path,
+                &std::io::Error::from_raw_os_error(21),
+            ));
+        }
+        // Open it now, so that an unreadable file fails before any I/O.
+        let mut file = std::fs::File::open(&path).map_err(|err| Error::input(what, &path, &err))?;
+        let data = if metadata.len() > STREAM_THRESHOLD {
+            FileData::Stream {
+                path: path.clone(),
+                len: metadata.len(),
+            }
+        } else {
+            let mut bytes = Vec::with_capacity(metadata.len() as usize);
+            std::io::Read::read_to_end(&mut file, &mut bytes)
+                .map_err(|err| Error::input(what, &path, &err))?;
+            FileData::Memory(bytes)
+        };
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -284,12 +317,28 @@ fn text_part<'x>(subtype: &'x str, text: &'x str) -> MimePart<'x> {
     leaf(content_type, text.as_bytes(), true)
 }
 
-fn file_part<'x>(part: &'x FilePart) -> MimePart<'x> {
-    leaf(
-        ContentType::new(part.content_type.as_str()),
-        &part.data,
-        false,
-    )
+/// A file's part; a streamed file gets its placeholder as a raw base64 body.
+fn file_part<'x>(part: &'x FilePart, placeholder: &'x str) -> MimePart<'x> {
+    let content_type = ContentType::new(part.content_type.as_str());
+    match &part.data {
+        FileData::Memory(bytes) => leaf(content_type, bytes, false),
+        FileData::Stream { .. } => MimePart::new(
+            content_type,
+            BodyPart::Binary(Cow::Borrowed(placeholder.as_bytes())),
+        )
+        .transfer_encoding("base64"),
+    }
+}
+
+/// Placeholders for streamed files, unique to this message.
+fn placeholders(draft: &Draft) -> Vec<String> {
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    (0..draft.inline.len() + draft.attachments.len())
+        .map(|i| format!("postie-streamed-file-{nonce:x}-{i}"))
+        .collect()
 }
 
 /// Content-Disposition with the file name; a name that looks like an
@@ -319,7 +368,7 @@ fn with_disposition<'x>(part: MimePart<'x>, disposition: &'x str, name: &'x str)
 
 /// The body tree: mixed(alternative(text, related(html, images)), files).
 /// Each level is only there when it has more than one child.
-fn body_tree(draft: &Draft) -> MimePart<'_> {
+fn body_tree<'x>(draft: &'x Draft, placeholders: &'x [String]) -> MimePart<'x> {
     let text = draft
         .text
         .as_deref()
@@ -330,10 +379,16 @@ fn body_tree(draft: &Draft) -> MimePart<'_> {
             return html_part;
         }
         let mut parts = vec![html_part];
-        parts.extend(draft.inline.iter().map(|image| {
-            with_disposition(file_part(image), "inline", image.name.as_str())
-                .cid(image.name.as_str())
-        }));
+        parts.extend(
+            draft
+                .inline
+                .iter()
+                .zip(placeholders)
+                .map(|(image, placeholder)| {
+                    with_disposition(file_part(image, placeholder), "inline", image.name.as_str())
+                        .cid(image.name.as_str())
+                }),
+        );
         MimePart::new("multipart/related", parts)
     });
     let content = match (text, html) {
@@ -349,7 +404,14 @@ fn body_tree(draft: &Draft) -> MimePart<'_> {
         draft
             .attachments
             .iter()
-            .map(|file| with_disposition(file_part(file), "attachment", file.name.as_str())),
+            .zip(&placeholders[draft.inline.len()..])
+            .map(|(file, placeholder)| {
+                with_disposition(
+                    file_part(file, placeholder),
+                    "attachment",
+                    file.name.as_str(),
+                )
+            }),
     );
     MimePart::new("multipart/mixed", parts)
 }
@@ -370,7 +432,7 @@ pub fn message_id(sender: &str) -> String {
 
 /// Serialises the draft. Date and Message-ID are added by mail-builder
 /// unless the draft's headers carry them.
-pub fn build(draft: &Draft) -> Vec<u8> {
+pub fn build(draft: &Draft) -> Content {
     let mut message = MessageBuilder::new();
     if let Some(from) = &draft.from {
         message = message.header("From", address_list(std::slice::from_ref(from)));
@@ -394,10 +456,43 @@ pub fn build(draft: &Draft) -> Vec<u8> {
     if let (false, Some(from)) = (has_message_id, &draft.from) {
         message = message.header("Message-ID", Raw::new(message_id(&from.email)));
     }
-    message = message.body(body_tree(draft));
+    let placeholders = placeholders(draft);
+    message = message.body(body_tree(draft, &placeholders));
     let mut out = Vec::new();
     message.serialize(&mut out);
-    out
+    split_at_placeholders(out, draft, &placeholders)
+}
+
+/// Cuts mail-builder's output where the placeholders of streamed files
+/// stand, and puts the files there.
+fn split_at_placeholders(out: Vec<u8>, draft: &Draft, placeholders: &[String]) -> Content {
+    let files = draft.inline.iter().chain(&draft.attachments);
+    let mut cuts: Vec<(usize, &str, PathBuf, u64)> = files
+        .zip(placeholders)
+        .filter_map(|(file, placeholder)| match &file.data {
+            FileData::Stream { path, len } => {
+                let at = find(&out, placeholder.as_bytes())?;
+                Some((at, placeholder.as_str(), path.clone(), *len))
+            }
+            FileData::Memory(_) => None,
+        })
+        .collect();
+    cuts.sort_by_key(|(at, ..)| *at);
+    let mut segments = Vec::new();
+    let mut start = 0;
+    for (at, placeholder, path, len) in cuts {
+        segments.push(Segment::Bytes(out[start..at].to_vec()));
+        segments.push(Segment::Base64File { path, len });
+        start = at + placeholder.len();
+    }
+    segments.push(Segment::Bytes(out[start..].to_vec()));
+    Content { segments }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 #[cfg(test)]
@@ -452,7 +547,9 @@ mod tests {
             text: Some("hello\n".into()),
             ..Draft::default()
         };
-        let text = String::from_utf8(build(&draft)).unwrap();
+        let mut bytes = Vec::new();
+        build(&draft).write_to(&mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
         assert!(text.contains("\r\nDate: "), "{text}");
         assert!(text.contains("Message-ID: <"), "{text}");
         assert!(

@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod compose;
 pub mod config;
+pub mod content;
 pub mod exit;
 pub mod generate;
 pub mod local;
@@ -128,7 +129,7 @@ fn log_attempt(plan: &request::Plan, server: &str, outcome: Outcome, reply: &str
         server,
         sender: &plan.envelope.sender,
         recipients: &plan.envelope.recipients,
-        size: plan.message.len(),
+        size: plan.message.len() as usize,
         outcome,
         reply,
         exit,
@@ -145,7 +146,7 @@ fn enqueue(plan: &request::Plan, reason: &str) -> Result<()> {
         &plan.envelope.sender,
         &plan.envelope.recipients,
         &plan.queue.args,
-        &transport::crlf(&plan.message),
+        &plan.message,
     )?;
     eprintln!("postie: queued as {}: {reason}", entry.id);
     Ok(())
@@ -158,7 +159,11 @@ fn print_dry_run(plan: &request::Plan) -> Result<()> {
         eprintln!("RCPT TO:<{recipient}>");
     }
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(&plan.message).and_then(|_| stdout.flush()) {
+    match plan
+        .message
+        .write_to(&mut stdout)
+        .and_then(|_| stdout.flush())
+    {
         Ok(()) => Ok(()),
         // `postie --dry-run ... | head` is fine.
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
 
 /// When queueing happens.
@@ -148,7 +149,7 @@ impl Queue {
         sender: &str,
         recipients: &[String],
         args: &[String],
-        message: &[u8],
+        message: &Content,
     ) -> Result<Entry> {
         let entry = Entry {
             id: new_id(),
@@ -156,12 +157,12 @@ impl Queue {
             sender: sender.to_string(),
             recipients: recipients.to_vec(),
             args: args.to_vec(),
-            size: message.len() as u64,
+            size: message.len(),
             attempts: 0,
             last_attempt: None,
             last_error: None,
         };
-        self.write_atomic(&self.message_path(&entry.id), message)?;
+        self.write_atomic(&self.message_path(&entry.id), |file| message.write_to(file))?;
         self.save(&entry)?;
         Ok(entry)
     }
@@ -171,10 +172,14 @@ impl Queue {
         let json = serde_json::to_vec_pretty(entry).map_err(|err| {
             Error::new(Exit::Software, format!("queue: cannot encode entry: {err}"))
         })?;
-        self.write_atomic(&self.meta_path(&entry.id), &json)
+        self.write_atomic(&self.meta_path(&entry.id), |file| file.write_all(&json))
     }
 
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+    fn write_atomic(
+        &self,
+        path: &Path,
+        contents: impl FnOnce(&mut File) -> std::io::Result<()>,
+    ) -> Result<()> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -185,7 +190,7 @@ impl Queue {
             .join(format!("{name}.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut file = private_file(&temp)?;
-            file.write_all(bytes)?;
+            contents(&mut file)?;
             file.sync_all()?;
             fs::rename(&temp, path)?;
             // The rename itself must reach the disk too.
@@ -387,7 +392,7 @@ mod tests {
                 "a@example.com",
                 &["b@example.com".into()],
                 &["--server".into(), "x".into()],
-                b"Subject: x\r\n\r\nbody",
+                &Content::from_bytes(b"Subject: x\r\n\r\nbody".to_vec()),
             )
             .unwrap();
         assert_eq!(queue.list().unwrap(), vec![entry.clone()]);
@@ -408,7 +413,9 @@ mod tests {
     #[test]
     fn locks_are_exclusive() {
         let (_dir, queue) = queue();
-        let entry = queue.add("a@x.example", &[], &[], b"m").unwrap();
+        let entry = queue
+            .add("a@x.example", &[], &[], &Content::from_bytes(b"m".to_vec()))
+            .unwrap();
         let held = queue.lock(&entry.id).unwrap();
         assert!(held.is_some());
         assert!(queue.lock(&entry.id).unwrap().is_none());
@@ -419,7 +426,9 @@ mod tests {
     #[test]
     fn failed_entries_leave_the_queue() {
         let (_dir, queue) = queue();
-        let entry = queue.add("a@x.example", &[], &[], b"m").unwrap();
+        let entry = queue
+            .add("a@x.example", &[], &[], &Content::from_bytes(b"m".to_vec()))
+            .unwrap();
         let moved = queue.fail(&entry).unwrap();
         assert!(moved.exists());
         assert!(queue.list().unwrap().is_empty());

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::cli::{QueueCli, QueueCommand};
 use crate::config::ConfigFile;
+use crate::content::Content;
 use crate::exit::{Error, Exit, Result};
 use crate::log::{Attempt, Logger, Outcome};
 use crate::queue::{self, parse_duration, Entry, Queue};
@@ -166,7 +167,7 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             request::replay_settings(&entry.args, &envelope).and_then(|(mut settings, log)| {
                 logger = log;
                 settings.verbosity = verbose.saturating_sub(1);
-                transport::submit(&settings, &envelope, &message)
+                transport::submit(&settings, &envelope, &Content::from_bytes(message.clone()))
             });
         entry.attempts += 1;
         entry.last_attempt = Some(queue::now());

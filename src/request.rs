@@ -18,6 +18,7 @@ use crate::address::{parse_list, Mailbox};
 use crate::cli::{AuthMethod, Cli, QuitAfter, TlsMode};
 use crate::compose::{self, check_one_line, Draft, FilePart};
 use crate::config::{Account, ConfigFile};
+use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::local::{Aliases, LocalRules};
 use crate::log::Logger;
@@ -35,7 +36,7 @@ pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
 #[derive(Debug)]
 pub struct Plan {
     pub envelope: Envelope,
-    pub message: Vec<u8>,
+    pub message: Content,
     /// `None` for --dry-run: nothing is resolved, no password is fetched.
     pub transport: Option<Settings>,
     /// Things the user must hear about before sending (e.g. --insecure).
@@ -75,12 +76,18 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
     let local = local_rules(&account)?;
     let needs = Needs::of(&cli);
     let (envelope, message) = match (&cli.message, needs) {
-        (Some(path), Needs::Message) => ready_made(&cli, &account, &local, path, stdin)?,
+        (Some(path), Needs::Message) => {
+            let (envelope, bytes) = ready_made(&cli, &account, &local, path, stdin)?;
+            (envelope, Content::from_bytes(bytes))
+        }
         (None, Needs::Message) => {
             let (draft, envelope) = draft_and_envelope(&cli, &account, &local, stdin)?;
             (envelope, compose::build(&draft))
         }
-        (_, needs) => (envelope_only(&cli, &account, &local, needs)?, Vec::new()),
+        (_, needs) => (
+            envelope_only(&cli, &account, &local, needs)?,
+            Content::default(),
+        ),
     };
     let mut warnings = Vec::new();
     let transport = if cli.dry_run {

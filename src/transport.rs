@@ -12,9 +12,11 @@
 //! cleanly after any of them.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ use tokio::net::TcpStream;
 
 use crate::capabilities::{human_size, Capabilities};
 use crate::cli::{AuthMethod, QuitAfter, TlsMode};
+use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::mx::{self, Family, Nameserver};
 use crate::tls::{error_chain, handshake_error, sha256, CertReport, TlsMaterial, Verify};
@@ -201,7 +204,7 @@ pub struct SessionReport {
 pub fn submit(
     settings: &Settings,
     envelope: &Envelope,
-    message: &[u8],
+    message: &Content,
 ) -> Result<Vec<SessionReport>> {
     let material = TlsMaterial::load(&settings.tls_files)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -254,7 +257,7 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> Result<Vec<SessionReport>> {
+    async fn deliver(&self, envelope: &Envelope, message: &Content) -> Result<Vec<SessionReport>> {
         match &self.settings.route {
             Route::Servers(servers) => self.deliver_to_servers(servers, envelope, message).await,
             Route::Mx {
@@ -274,7 +277,7 @@ impl Context<'_> {
         &self,
         servers: &[Server],
         envelope: &Envelope,
-        message: &[u8],
+        message: &Content,
     ) -> Result<Vec<SessionReport>> {
         let mut last_error = None;
         for (index, server) in servers.iter().enumerate() {
@@ -316,7 +319,7 @@ impl Context<'_> {
         nameserver: &Nameserver,
         tls: TlsMode,
         envelope: &Envelope,
-        message: &[u8],
+        message: &Content,
     ) -> Result<Vec<SessionReport>> {
         let resolver = mx::Resolver::new(nameserver, self.settings.timeouts.connect)?;
         let mut reports = Vec::new();
@@ -365,7 +368,7 @@ impl Context<'_> {
         port: u16,
         tls: TlsMode,
         envelope: &Envelope,
-        message: &[u8],
+        message: &Content,
     ) -> Result<SessionReport> {
         let exchangers = mx::exchangers(resolver, domain, self.settings.family).await?;
         // Opportunistic TLS to an MX host is encryption without
@@ -451,7 +454,7 @@ impl Context<'_> {
         addresses: &[SocketAddr],
         verify: Verify,
         envelope: &Envelope,
-        message: &[u8],
+        message: &Content,
     ) -> Result<SessionReport> {
         let settings = self.settings;
         let transcript = Arc::new(Transcript::new(settings.verbosity, settings.timing));
@@ -483,7 +486,7 @@ impl Context<'_> {
         addresses: &[SocketAddr],
         verify: Verify,
         envelope: &Envelope,
-        message: &[u8],
+        message: &Content,
         transcript: &Arc<Transcript>,
         clock: &mut Clock,
     ) -> Result<SessionReport> {
@@ -723,7 +726,7 @@ impl Session<'_> {
     async fn stages(
         &mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: &Content,
         clock: &mut Clock,
     ) -> Result<()> {
         if self.stop_after(QuitAfter::Ehlo) {
@@ -899,10 +902,11 @@ impl Session<'_> {
     }
 
     /// MAIL FROM, with SIZE, SMTPUTF8 and BODY=8BITMIME as needed.
-    async fn mail(&mut self, envelope: &Envelope, message: &[u8]) -> Result<()> {
+    async fn mail(&mut self, envelope: &Envelope, message: &Content) -> Result<()> {
         let endpoint = &self.endpoint;
         let mut parameters = Vec::new();
-        let size = wire_form(message).len() + 5;
+        // The final CRLF that lettre replaces, and the ".\r\n" it adds.
+        let size = message.len() as usize + 3;
         if let Some(limit) = self.caps.size {
             if let Some(limit) = limit.filter(|&l| size as u64 > l) {
                 return Err(Error::new(
@@ -976,19 +980,76 @@ impl Session<'_> {
     }
 
     /// DATA and the message; returns the server's final reply.
-    async fn data(&mut self, message: &[u8]) -> Result<String> {
+    async fn data(&mut self, message: &Content) -> Result<String> {
         self.command(Data, Stage::Data).await?;
-        let wire = wire_form(message);
         // Large messages take time to write; the limit covers the transfer
         // at a slow 32 KiB/s plus the wait for the final reply.
-        let transfer = Duration::from_secs((wire.len() / (32 * 1024)) as u64);
+        let transfer = Duration::from_secs(message.len() / (32 * 1024));
         let limit = self.settings().timeouts.data_end + transfer;
         self.transcript.begin_message();
-        let send = self.conn.message_iter(wire.chunks(64 * 1024));
-        let reply = timed(limit, "the reply to the end of the message", send)
-            .await?
-            .map_err(|err| smtp_error(&self.endpoint, Stage::Message, err))?;
+        let failure = Rc::new(RefCell::new(None));
+        let chunks = WireChunks {
+            inner: message.chunks(),
+            carry: Vec::new(),
+            failure: failure.clone(),
+            wire: Some(self.wire.clone()),
+        };
+        let send = self.conn.message_iter(chunks);
+        let result = timed(limit, "the reply to the end of the message", send).await?;
+        if let Some(err) = failure.borrow_mut().take() {
+            return Err(Error::new(
+                Exit::NoInput,
+                format!("cannot read an attachment while sending: {}", io_reason(&err)),
+            )
+            .hint("the connection was dropped before the end of the message, so nothing was delivered"));
+        }
+        let reply = result.map_err(|err| smtp_error(&self.endpoint, Stage::Message, err))?;
         Ok(reply_text(&reply))
+    }
+}
+
+/// The message's chunks as they go on the wire, without the final CRLF
+/// (lettre appends "\r\n.\r\n" itself and would add a blank line). If a
+/// file cannot be read mid-message, the connection is made unusable so
+/// that lettre cannot end DATA with a dot: a truncated message must never
+/// be accepted.
+struct WireChunks<I> {
+    inner: I,
+    /// The last two bytes seen, held back until it is known whether they
+    /// are the message's final CRLF.
+    carry: Vec<u8>,
+    failure: Rc<RefCell<Option<io::Error>>>,
+    /// The connection to poison on failure (None only in unit tests).
+    wire: Option<Wire>,
+}
+
+impl<I: Iterator<Item = io::Result<Vec<u8>>>> Iterator for WireChunks<I> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            match self.inner.next() {
+                Some(Ok(chunk)) => {
+                    let mut data = std::mem::take(&mut self.carry);
+                    data.extend_from_slice(&chunk);
+                    self.carry = data.split_off(data.len().saturating_sub(2));
+                    if !data.is_empty() {
+                        return Some(data);
+                    }
+                }
+                Some(Err(err)) => {
+                    *self.failure.borrow_mut() = Some(err);
+                    if let Some(wire) = &self.wire {
+                        wire.poison();
+                    }
+                    return None;
+                }
+                None => {
+                    let last = std::mem::take(&mut self.carry);
+                    return (!last.is_empty() && last != b"\r\n").then_some(last);
+                }
+            }
+        }
     }
 }
 
@@ -1202,29 +1263,26 @@ pub fn crlf(bytes: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(fixed)
 }
 
-/// The message as it goes on the wire: CRLF line endings, without the final
-/// CRLF (lettre appends "\r\n.\r\n" itself and would add a blank line).
-pub fn wire_form(message: &[u8]) -> Cow<'_, [u8]> {
-    let mut out = crlf(message);
-    if out.ends_with(b"\r\n") {
-        match &mut out {
-            Cow::Borrowed(slice) => *slice = &slice[..slice.len() - 2],
-            Cow::Owned(vec) => vec.truncate(vec.len() - 2),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn wire_form_normalises_line_endings_and_drops_final_crlf() {
-        assert_eq!(&*wire_form(b"a\nb\r\nc\n"), b"a\r\nb\r\nc");
-        assert_eq!(&*wire_form(b"a\r\n"), b"a");
-        assert_eq!(&*wire_form(b"a"), b"a");
-        assert!(matches!(wire_form(b"x\r\ny\r\n"), Cow::Borrowed(_)));
+    fn wire_chunks_drop_only_the_final_crlf_even_split_across_chunks() {
+        let collect = |chunks: Vec<&[u8]>| -> Vec<u8> {
+            let failure = Rc::new(RefCell::new(None));
+            let wire_chunks = WireChunks {
+                inner: chunks.into_iter().map(|c| Ok(c.to_vec())),
+                carry: Vec::new(),
+                failure,
+                wire: None,
+            };
+            wire_chunks.flatten().collect()
+        };
+        assert_eq!(collect(vec![b"ab\r", b"\ncd\r", b"\n"]), b"ab\r\ncd");
+        assert_eq!(collect(vec![b"a\r\n"]), b"a");
+        assert_eq!(collect(vec![b"a"]), b"a");
+        assert_eq!(collect(vec![b"x\r\n\r\n"]), b"x\r\n");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -35,6 +36,9 @@ pub struct Wire {
     link: Arc<Mutex<Link>>,
     transcript: Arc<Transcript>,
     peer: SocketAddr,
+    /// Set when the message source failed mid-DATA: every later write
+    /// fails, so the message can never be ended and accepted truncated.
+    poisoned: Arc<AtomicBool>,
 }
 
 fn upgrading() -> io::Error {
@@ -47,7 +51,13 @@ impl Wire {
             link: Arc::new(Mutex::new(Link::Plain(tcp))),
             transcript,
             peer,
+            poisoned: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Makes every later write fail (see `poisoned`).
+    pub fn poison(&self) {
+        self.poisoned.store(true, Ordering::SeqCst);
     }
 
     fn lock(&self) -> MutexGuard<'_, Link> {
@@ -122,6 +132,11 @@ impl AsyncWrite for Wire {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Poll::Ready(Err(io::Error::other(
+                "the message could not be read to its end",
+            )));
+        }
         let mut link = self.lock();
         let (result, tls) = match &mut *link {
             Link::Plain(tcp) => (Pin::new(tcp).poll_write(cx, data), false),

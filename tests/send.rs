@@ -660,3 +660,112 @@ fn password_from_a_private_config_file() {
         .success();
     assert_eq!(srv.wait_for_messages(1)[0].auth_user.as_deref(), Some(USER));
 }
+
+#[test]
+fn large_attachments_are_streamed_and_arrive_intact() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("backup.tar");
+    // Over the 1 MiB streaming threshold, and not a multiple of 3 or 57.
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 11)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    fs::write(&big, &data).unwrap();
+    let small = dir.path().join("notes.txt");
+    fs::write(&small, "small one\n").unwrap();
+    postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "two files",
+        ])
+        .arg("-a")
+        .arg(&big)
+        .arg("-a")
+        .arg(&small)
+        .assert()
+        .success();
+    let mail = srv.wait_for_messages(1).remove(0);
+    for line in mail.data.split(|&b| b == b'\n') {
+        assert!(line.len() <= 78, "a line of {} octets", line.len());
+    }
+    let msg = parse(&mail.data);
+    let parts: Vec<_> = msg.attachments().collect();
+    let got = parts
+        .iter()
+        .find(|p| p.attachment_name() == Some("backup.tar"))
+        .unwrap();
+    assert!(
+        got.contents() == &data[..],
+        "the streamed file arrives byte for byte"
+    );
+    let notes = parts
+        .iter()
+        .find(|p| p.attachment_name() == Some("notes.txt"))
+        .unwrap();
+    assert_eq!(notes.contents(), b"small one\n");
+
+    // --dry-run prints the same structure from the same streamed file.
+    let output = postie()
+        .args([
+            "--dry-run",
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "two files",
+        ])
+        .arg("-a")
+        .arg(&big)
+        .output()
+        .unwrap();
+    let printed = parse(&output.stdout);
+    let again = printed.attachments().next().unwrap();
+    assert!(again.contents() == &data[..]);
+}
+
+#[test]
+fn an_attachment_over_the_servers_size_fails_before_sending() {
+    // A 2 GiB sparse file: postie must not read it to learn it is too big.
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.img");
+    fs::File::create(&huge).unwrap().set_len(2 << 30).unwrap();
+    let srv = common::ScriptedServer::start(
+        b"220 small.test ESMTP\r\n",
+        vec![
+            b"250-small.test\r\n250 SIZE 10485760\r\n".to_vec(),
+            b"221 bye\r\n".to_vec(),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let output = postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "-f",
+            "a@example.com",
+            "b@example.com",
+            "--body",
+            "x",
+        ])
+        .arg("-a")
+        .arg(&huge)
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains("takes at most 10.0 MiB (SIZE 10485760)"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "it must not read 2 GiB first"
+    );
+    let lines = srv.lines();
+    assert!(!lines.iter().any(|l| l.starts_with("MAIL")), "{lines:?}");
+}

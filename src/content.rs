@@ -1,0 +1,244 @@
+//! A message's bytes, without holding large attachments in memory.
+//!
+//! mail-builder builds the whole message in memory; for a 500 MiB
+//! attachment that is 500 MiB of file plus 680 MiB of base64. So large
+//! attachments are left out of what mail-builder sees (a placeholder stands
+//! in for each) and the message becomes a list of segments: bytes
+//! mail-builder wrote, and files to base64-encode on the fly. Whatever
+//! consumes the message (the SMTP session, --dry-run, the queue) reads the
+//! same segments, so the bytes on the wire are the bytes --dry-run prints.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+/// Base64 line length (RFC 2045: at most 76).
+const LINE: usize = 76;
+/// Input bytes per base64 line.
+const LINE_INPUT: usize = LINE / 4 * 3;
+/// How much of a file is encoded at a time: 64 KiB of lines.
+const CHUNK_LINES: usize = 1024;
+
+/// One piece of a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// Bytes as they go on the wire (CRLF line endings).
+    Bytes(Vec<u8>),
+    /// A file, base64-encoded in CRLF-separated lines of 76, with no CRLF
+    /// after the last line (the MIME boundary that follows brings its own).
+    Base64File { path: PathBuf, len: u64 },
+}
+
+/// A whole message, ready for the wire.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Content {
+    pub segments: Vec<Segment>,
+}
+
+/// The size of a file's base64 form as `Segment::Base64File` writes it.
+fn base64_len(len: u64) -> u64 {
+    let encoded = len.div_ceil(3) * 4;
+    let lines = encoded.div_ceil(LINE as u64);
+    encoded + lines.saturating_sub(1) * 2
+}
+
+impl Content {
+    /// A message held in memory (composed without large files, or read
+    /// from --message); line endings become CRLF.
+    pub fn from_bytes(bytes: Vec<u8>) -> Content {
+        let bytes = match crate::transport::crlf(&bytes) {
+            std::borrow::Cow::Borrowed(_) => bytes,
+            std::borrow::Cow::Owned(fixed) => fixed,
+        };
+        Content {
+            segments: vec![Segment::Bytes(bytes)],
+        }
+    }
+
+    /// The exact number of octets [`Content::write_to`] writes.
+    pub fn len(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Bytes(bytes) => bytes.len() as u64,
+                Segment::Base64File { len, .. } => base64_len(*len),
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when every octet is 7-bit (base64 always is).
+    pub fn is_ascii(&self) -> bool {
+        self.segments.iter().all(|segment| match segment {
+            Segment::Bytes(bytes) => bytes.is_ascii(),
+            Segment::Base64File { .. } => true,
+        })
+    }
+
+    /// Writes the whole message, streaming the files.
+    pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        for chunk in self.chunks() {
+            out.write_all(&chunk?)?;
+        }
+        Ok(())
+    }
+
+    /// The message in pieces of at most about 64 KiB, files read as they
+    /// are needed. An error reading a file ends the iteration with it.
+    pub fn chunks(&self) -> impl Iterator<Item = io::Result<Vec<u8>>> + '_ {
+        self.segments
+            .iter()
+            .flat_map(|segment| -> Box<dyn Iterator<Item = io::Result<Vec<u8>>>> {
+                match segment {
+                    Segment::Bytes(bytes) => Box::new(
+                        bytes
+                            .chunks(CHUNK_LINES * (LINE + 2))
+                            .map(|chunk| Ok(chunk.to_vec()))
+                            .collect::<Vec<_>>()
+                            .into_iter(),
+                    ),
+                    Segment::Base64File { path, len } => {
+                        Box::new(Base64Reader::new(path.clone(), *len))
+                    }
+                }
+            })
+    }
+}
+
+/// Reads a file and yields its base64 lines, a chunk at a time.
+struct Base64Reader {
+    path: PathBuf,
+    file: Option<File>,
+    remaining: u64,
+    started: bool,
+    failed: bool,
+}
+
+impl Base64Reader {
+    fn new(path: PathBuf, len: u64) -> Base64Reader {
+        Base64Reader {
+            path,
+            file: None,
+            remaining: len,
+            started: false,
+            failed: false,
+        }
+    }
+
+    fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        if self.file.is_none() {
+            self.file = Some(File::open(&self.path)?);
+        }
+        let file = self.file.as_mut().expect("opened above");
+        let want = (CHUNK_LINES * LINE_INPUT).min(self.remaining as usize);
+        let mut input = vec![0u8; want];
+        file.read_exact(&mut input).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!(
+                    "{} changed while it was being sent: {err}",
+                    self.path.display()
+                ),
+            )
+        })?;
+        self.remaining -= want as u64;
+        let mut out = Vec::with_capacity(want / 3 * 4 + want / LINE_INPUT * 2 + 8);
+        for line in input.chunks(LINE_INPUT) {
+            if self.started {
+                out.extend_from_slice(b"\r\n");
+            }
+            self.started = true;
+            out.extend_from_slice(BASE64.encode(line).as_bytes());
+        }
+        Ok(Some(out))
+    }
+}
+
+impl Iterator for Base64Reader {
+    type Item = io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_chunk() {
+            Ok(chunk) => chunk.map(Ok),
+            Err(err) => {
+                self.failed = true;
+                Some(Err(err))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streamed(data: &[u8]) -> (tempfile::TempDir, Content) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        std::fs::write(&path, data).unwrap();
+        let content = Content {
+            segments: vec![
+                Segment::Bytes(b"head\r\n".to_vec()),
+                Segment::Base64File {
+                    path,
+                    len: data.len() as u64,
+                },
+                Segment::Bytes(b"\r\ntail\r\n".to_vec()),
+            ],
+        };
+        (dir, content)
+    }
+
+    #[test]
+    fn streamed_base64_matches_encoding_in_memory_and_len_is_exact() {
+        for size in [0usize, 1, 56, 57, 58, 114, 1000, 3 * 57 * 1024 + 7] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let (_dir, content) = streamed(&data);
+            let mut out = Vec::new();
+            content.write_to(&mut out).unwrap();
+            let encoded = BASE64.encode(&data);
+            let lines: Vec<&str> = encoded
+                .as_bytes()
+                .chunks(76)
+                .map(|l| std::str::from_utf8(l).unwrap())
+                .collect();
+            let expected = format!("head\r\n{}\r\ntail\r\n", lines.join("\r\n"));
+            assert_eq!(
+                String::from_utf8(out.clone()).unwrap(),
+                expected,
+                "size {size}"
+            );
+            assert_eq!(content.len(), out.len() as u64, "size {size}");
+        }
+    }
+
+    #[test]
+    fn a_vanished_file_is_an_error_not_a_short_message() {
+        let (dir, content) = streamed(b"some data");
+        drop(dir);
+        let mut out = Vec::new();
+        assert!(content.write_to(&mut out).is_err());
+    }
+
+    #[test]
+    fn bytes_become_crlf() {
+        let content = Content::from_bytes(b"a\nb\r\n".to_vec());
+        assert_eq!(
+            content.segments,
+            vec![Segment::Bytes(b"a\r\nb\r\n".to_vec())]
+        );
+        assert!(content.is_ascii());
+    }
+}
