@@ -104,18 +104,20 @@ pub struct Cli {
     #[arg(long = "inline", value_name = "PATH", value_hint = ValueHint::FilePath, requires = "html", help_heading = MESSAGE)]
     pub inline: Vec<String>,
 
-    /// Send this ready-made RFC 5322 message instead of composing one ('-' reads stdin).
+    /// Send this ready-made RFC 5322 message instead of composing one ('-' reads stdin; repeatable).
     ///
     /// Sent byte for byte except: line endings become CRLF, Bcc and
     /// Resent-Bcc are removed, Date and Message-ID are added when missing,
-    /// and From is handled by the account's from_policy.
+    /// and From is handled by the account's from_policy. Given several
+    /// times, the messages go over one SMTP session, each to the recipients
+    /// on the command line (and, with -t, to its own header recipients).
     #[arg(
         long,
         value_name = "PATH",
         conflicts_with_all = ["body", "body_file", "html", "attachments", "inline", "subject", "headers", "reply_to", "to", "cc", "bcc"],
         help_heading = MESSAGE
     )]
-    pub message: Option<std::path::PathBuf>,
+    pub message: Vec<std::path::PathBuf>,
 
     /// With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers.
     #[arg(short = 't', long, requires = "message", help_heading = RECIPIENTS)]

@@ -49,29 +49,67 @@ pub fn run(cli: Cli) -> Result<()> {
     let Some(settings) = &plan.transport else {
         return print_dry_run(&plan);
     };
-    if plan.queue.policy == QueuePolicy::Always {
-        let queued = enqueue(&plan, "queue = \"always\"");
-        log_attempt(&plan, "", Outcome::Queued, "queue = always", 0);
-        return queued;
+    let results: Vec<Result<()>> = if plan.queue.policy == QueuePolicy::Always {
+        plan.messages
+            .iter()
+            .map(|message| {
+                let queued = enqueue(&plan, message, "queue = \"always\"");
+                log_attempt(&plan, message, "", Outcome::Queued, "queue = always", 0);
+                queued
+            })
+            .collect()
+    } else {
+        transport::submit_all(settings, &plan.messages)
+            .into_iter()
+            .zip(&plan.messages)
+            .map(|(result, message)| finish(&plan, message, result))
+            .collect()
+    };
+    summarize(&plan, results)
+}
+
+/// One result per message: a single message's error is the error; with
+/// several, each failure gets its line and the first one's code is kept.
+fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
+    if results.len() <= 1 {
+        return results.into_iter().next().unwrap_or(Ok(()));
     }
-    let reports = match transport::submit(settings, &plan.envelope, &plan.message) {
+    let total = results.len();
+    let failures: Vec<(Error, &transport::Outgoing)> = results
+        .into_iter()
+        .zip(&plan.messages)
+        .filter_map(|(result, message)| result.err().map(|err| (err, message)))
+        .collect();
+    let Some((first, _)) = failures.first() else {
+        return Ok(());
+    };
+    for (err, message) in &failures {
+        eprintln!("postie: error: {}: {err}", message.label);
+    }
+    Err(Error::new(
+        first.exit,
+        format!("{} of {total} messages were not sent", failures.len()),
+    ))
+}
+
+/// What happens after one message's attempt: log it, queue it after a
+/// temporary failure, print reports and refusals.
+fn finish(
+    plan: &request::Plan,
+    message: &transport::Outgoing,
+    result: Result<Vec<transport::SessionReport>>,
+) -> Result<()> {
+    let reports = match result {
         Ok(reports) => reports,
         Err(err) => {
             let reason = err.to_string();
             if plan.queue.policy == QueuePolicy::OnTempfail && queue_cmd::is_temporary(&err) {
-                let queued = enqueue(&plan, &reason);
-                let outcome = if queued.is_ok() {
-                    Outcome::Queued
-                } else {
-                    Outcome::Failed
+                let queued = enqueue(plan, message, &reason);
+                let (outcome, exit) = match &queued {
+                    Ok(()) => (Outcome::Queued, 0),
+                    Err(_) => (Outcome::Failed, err.exit.code()),
                 };
-                log_attempt(
-                    &plan,
-                    "",
-                    outcome,
-                    &reason,
-                    if queued.is_ok() { 0 } else { err.exit.code() },
-                );
+                log_attempt(plan, message, "", outcome, &reason, exit);
                 return queued.map_err(|queue_err| Error {
                     message: format!(
                         "{}; and it could not be queued: {}",
@@ -80,13 +118,20 @@ pub fn run(cli: Cli) -> Result<()> {
                     ..err
                 });
             }
-            log_attempt(&plan, "", Outcome::Failed, &reason, err.exit.code());
+            log_attempt(plan, message, "", Outcome::Failed, &reason, err.exit.code());
             return Err(err);
         }
     };
     for report in &reports {
         if let Some(delivery) = &report.delivery {
-            log_attempt(&plan, &report.server, Outcome::Sent, &delivery.reply, 0);
+            log_attempt(
+                plan,
+                message,
+                &report.server,
+                Outcome::Sent,
+                &delivery.reply,
+                0,
+            );
         }
     }
     if let Some(format) = plan.capabilities {
@@ -115,7 +160,7 @@ pub fn run(cli: Cli) -> Result<()> {
             exit,
             format!(
                 "sent to {} recipient(s), refused {} (first: <{}>)",
-                plan.envelope.recipients.len() - refused.len(),
+                message.envelope.recipients.len() - refused.len(),
                 refused.len(),
                 first.recipient
             ),
@@ -124,12 +169,19 @@ pub fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn log_attempt(plan: &request::Plan, server: &str, outcome: Outcome, reply: &str, exit: u8) {
+fn log_attempt(
+    plan: &request::Plan,
+    message: &transport::Outgoing,
+    server: &str,
+    outcome: Outcome,
+    reply: &str,
+    exit: u8,
+) {
     plan.log.record(&Attempt {
         server,
-        sender: &plan.envelope.sender,
-        recipients: &plan.envelope.recipients,
-        size: plan.message.len() as usize,
+        sender: &message.envelope.sender,
+        recipients: &message.envelope.recipients,
+        size: message.content.len() as usize,
         outcome,
         reply,
         exit,
@@ -137,16 +189,16 @@ fn log_attempt(plan: &request::Plan, server: &str, outcome: Outcome, reply: &str
 }
 
 /// Keeps the message for `postie queue flush`; says so on stderr.
-fn enqueue(plan: &request::Plan, reason: &str) -> Result<()> {
+fn enqueue(plan: &request::Plan, message: &transport::Outgoing, reason: &str) -> Result<()> {
     let dir = plan.queue.dir.clone().ok_or_else(|| {
         Error::config("no queue directory: set queue_dir in the config or --queue-dir")
     })?;
     let queue = queue::Queue::open(&dir)?;
     let entry = queue.add(
-        &plan.envelope.sender,
-        &plan.envelope.recipients,
+        &message.envelope.sender,
+        &message.envelope.recipients,
         &plan.queue.args,
-        &plan.message,
+        &message.content,
     )?;
     eprintln!("postie: queued as {}: {reason}", entry.id);
     Ok(())
@@ -154,25 +206,30 @@ fn enqueue(plan: &request::Plan, reason: &str) -> Result<()> {
 
 fn print_dry_run(plan: &request::Plan) -> Result<()> {
     eprintln!("postie: dry run, nothing sent");
-    eprintln!("MAIL FROM:<{}>", plan.envelope.sender);
-    for recipient in &plan.envelope.recipients {
-        eprintln!("RCPT TO:<{recipient}>");
-    }
     let mut stdout = std::io::stdout().lock();
-    match plan
-        .message
-        .write_to(&mut stdout)
-        .and_then(|_| stdout.flush())
-    {
-        Ok(()) => Ok(()),
-        // `postie --dry-run ... | head` is fine.
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(err) => Err(Error::new(
-            Exit::IoErr,
-            format!(
-                "cannot write the message to standard output: {}",
-                exit::io_reason(&err)
-            ),
-        )),
+    for message in &plan.messages {
+        eprintln!("MAIL FROM:<{}>", message.envelope.sender);
+        for recipient in &message.envelope.recipients {
+            eprintln!("RCPT TO:<{recipient}>");
+        }
+        match message
+            .content
+            .write_to(&mut stdout)
+            .and_then(|_| stdout.flush())
+        {
+            Ok(()) => {}
+            // `postie --dry-run ... | head` is fine.
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(err) => {
+                return Err(Error::new(
+                    Exit::IoErr,
+                    format!(
+                        "cannot write the message to standard output: {}",
+                        exit::io_reason(&err)
+                    ),
+                ))
+            }
+        }
     }
+    Ok(())
 }

@@ -26,7 +26,9 @@ use crate::message::{self, ReadyMessage};
 use crate::mx::{Family, Nameserver};
 use crate::queue::{self, QueuePolicy};
 use crate::tls::{parse_fingerprint, Verify};
-use crate::transport::{Endpoint, Envelope, Login, Route, Server, Settings, Timeouts, TlsFiles};
+use crate::transport::{
+    Endpoint, Envelope, Login, Outgoing, Route, Server, Settings, Timeouts, TlsFiles,
+};
 use mail_builder::headers::date::Date;
 
 /// The environment variable that may hold the SMTP password or token.
@@ -35,8 +37,8 @@ pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
 /// What `main` will do: the message, its envelope, and where to send it.
 #[derive(Debug)]
 pub struct Plan {
-    pub envelope: Envelope,
-    pub message: Content,
+    /// One message, or several with --message given more than once.
+    pub messages: Vec<Outgoing>,
     /// `None` for --dry-run: nothing is resolved, no password is fetched.
     pub transport: Option<Settings>,
     /// Things the user must hear about before sending (e.g. --insecure).
@@ -75,19 +77,45 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
     let (account_name, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
     let local = local_rules(&account)?;
     let needs = Needs::of(&cli);
-    let (envelope, message) = match (&cli.message, needs) {
-        (Some(path), Needs::Message) => {
-            let (envelope, bytes) = ready_made(&cli, &account, &local, path, stdin)?;
-            (envelope, Content::from_bytes(bytes))
-        }
-        (None, Needs::Message) => {
+    let messages = match (cli.message.as_slice(), needs) {
+        ([], Needs::Message) => {
             let (draft, envelope) = draft_and_envelope(&cli, &account, &local, stdin)?;
-            (envelope, compose::build(&draft))
+            vec![Outgoing {
+                label: "the message".to_string(),
+                envelope,
+                content: compose::build(&draft),
+            }]
         }
-        (_, needs) => (
-            envelope_only(&cli, &account, &local, needs)?,
-            Content::default(),
-        ),
+        (paths, Needs::Message) => {
+            if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+                return Err(Error::usage(
+                    "--message - (standard input) can be given only once",
+                ));
+            }
+            let mut messages = Vec::with_capacity(paths.len());
+            for path in paths {
+                let input = Stdin {
+                    reader: &mut *stdin.reader,
+                    is_terminal: stdin.is_terminal,
+                };
+                let (envelope, bytes) = ready_made(&cli, &account, &local, path, input)?;
+                messages.push(Outgoing {
+                    label: if path.as_os_str() == "-" {
+                        "the message on standard input".to_string()
+                    } else {
+                        path.display().to_string()
+                    },
+                    envelope,
+                    content: Content::from_bytes(bytes),
+                });
+            }
+            messages
+        }
+        (_, needs) => vec![Outgoing {
+            label: "the test".to_string(),
+            envelope: envelope_only(&cli, &account, &local, needs)?,
+            content: Content::default(),
+        }],
     };
     let mut warnings = Vec::new();
     let transport = if cli.dry_run {
@@ -96,7 +124,7 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
         Some(transport_settings(
             &cli,
             &account,
-            &envelope,
+            &messages[0].envelope,
             &mut warnings,
         )?)
     };
@@ -128,8 +156,7 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
     };
     let log = logger(account_name, &account);
     Ok(Plan {
-        envelope,
-        message,
+        messages,
         transport,
         warnings,
         capabilities,

@@ -185,6 +185,15 @@ pub struct Delivery {
     pub refused: Vec<Refusal>,
 }
 
+/// One message to send, with its envelope.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// What to call it in messages: the file it came from.
+    pub label: String,
+    pub envelope: Envelope,
+    pub content: Content,
+}
+
 /// One SMTP session's results, for reports and --capabilities.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SessionReport {
@@ -197,6 +206,9 @@ pub struct SessionReport {
     pub delivery: Option<Delivery>,
     /// The stage the session stopped after, with --quit-after.
     pub stopped_after: Option<String>,
+    /// The outcome of each further message sent over this session.
+    #[serde(skip)]
+    pub more: Vec<Result<Delivery>>,
 }
 
 /// Submits one message (or runs a test up to --quit-after). With a server
@@ -222,6 +234,62 @@ pub fn submit(
         material: &material,
     };
     runtime.block_on(context.deliver(envelope, message))
+}
+
+/// Submits several messages: over one session where a submission server
+/// is used (MAIL, RCPT, DATA again after each final reply), else one at a
+/// time. One result per message, in order.
+pub fn submit_all(settings: &Settings, messages: &[Outgoing]) -> Vec<Result<Vec<SessionReport>>> {
+    let Some((first, rest)) = messages.split_first() else {
+        return Vec::new();
+    };
+    let one_by_one = |list: &[Outgoing]| -> Vec<Result<Vec<SessionReport>>> {
+        list.iter()
+            .map(|m| submit(settings, &m.envelope, &m.content))
+            .collect()
+    };
+    let Route::Servers(servers) = &settings.route else {
+        return one_by_one(messages);
+    };
+    let shared = (|| {
+        let material = TlsMaterial::load(&settings.tls_files)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|err| {
+                Error::new(
+                    Exit::Software,
+                    format!("cannot start the I/O runtime: {err}"),
+                )
+            })?;
+        let context = Context {
+            settings,
+            material: &material,
+        };
+        runtime.block_on(context.deliver_to_servers(servers, &first.envelope, &first.content, rest))
+    })();
+    match shared {
+        Ok(mut reports) => {
+            let more = reports
+                .first_mut()
+                .map(|r| std::mem::take(&mut r.more))
+                .unwrap_or_default();
+            let mut results = vec![Ok(reports)];
+            results.extend(more.into_iter().map(|r| {
+                r.map(|delivery| {
+                    vec![SessionReport {
+                        delivery: Some(delivery),
+                        ..SessionReport::default()
+                    }]
+                })
+            }));
+            results
+        }
+        // The first message did not get through, so neither did the
+        // session: the others get sessions of their own.
+        Err(err) => std::iter::once(Err(err)).chain(one_by_one(rest)).collect(),
+    }
 }
 
 /// The protocol step a failure belongs to; it picks the exit code for a
@@ -251,6 +319,15 @@ impl Stage {
     }
 }
 
+/// Where one session goes and how it is secured.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    endpoint: &'a Endpoint,
+    tls: TlsMode,
+    addresses: &'a [SocketAddr],
+    verify: Verify,
+}
+
 struct Context<'a> {
     settings: &'a Settings,
     material: &'a TlsMaterial,
@@ -259,7 +336,10 @@ struct Context<'a> {
 impl Context<'_> {
     async fn deliver(&self, envelope: &Envelope, message: &Content) -> Result<Vec<SessionReport>> {
         match &self.settings.route {
-            Route::Servers(servers) => self.deliver_to_servers(servers, envelope, message).await,
+            Route::Servers(servers) => {
+                self.deliver_to_servers(servers, envelope, message, &[])
+                    .await
+            }
             Route::Mx {
                 port,
                 nameserver,
@@ -278,20 +358,19 @@ impl Context<'_> {
         servers: &[Server],
         envelope: &Envelope,
         message: &Content,
+        more: &[Outgoing],
     ) -> Result<Vec<SessionReport>> {
         let mut last_error = None;
         for (index, server) in servers.iter().enumerate() {
             let attempt = async {
                 let addresses = self.resolve(&server.endpoint).await?;
-                self.session(
-                    &server.endpoint,
-                    server.tls,
-                    &addresses,
-                    self.settings.verify,
-                    envelope,
-                    message,
-                )
-                .await
+                let target = Target {
+                    endpoint: &server.endpoint,
+                    tls: server.tls,
+                    addresses: &addresses,
+                    verify: self.settings.verify,
+                };
+                self.session(&target, envelope, message, more).await
             };
             match attempt.await {
                 Ok(report) => return Ok(vec![report]),
@@ -389,10 +468,13 @@ impl Context<'_> {
                 .iter()
                 .map(|ip| SocketAddr::new(*ip, port))
                 .collect();
-            match self
-                .session(&endpoint, tls, &addresses, verify, envelope, message)
-                .await
-            {
+            let target = Target {
+                endpoint: &endpoint,
+                tls,
+                addresses: &addresses,
+                verify,
+            };
+            match self.session(&target, envelope, message, &[]).await {
                 Ok(report) => return Ok(report),
                 Err(err) if matches!(err.exit, Exit::TempFail | Exit::IoErr) => {
                     last_error = Some(err);
@@ -449,27 +531,16 @@ impl Context<'_> {
     /// One session with one server, up to --quit-after or the final reply.
     async fn session(
         &self,
-        endpoint: &Endpoint,
-        tls: TlsMode,
-        addresses: &[SocketAddr],
-        verify: Verify,
+        target: &Target<'_>,
         envelope: &Envelope,
         message: &Content,
+        more: &[Outgoing],
     ) -> Result<SessionReport> {
         let settings = self.settings;
         let transcript = Arc::new(Transcript::new(settings.verbosity, settings.timing));
         let mut clock = Clock::new(settings.timing);
         let result = self
-            .session_stages(
-                endpoint,
-                tls,
-                addresses,
-                verify,
-                envelope,
-                message,
-                &transcript,
-                &mut clock,
-            )
+            .session_stages(target, envelope, message, more, &transcript, &mut clock)
             .await;
         if let Err(err) = &result {
             transcript.error(&err.to_string());
@@ -478,19 +549,22 @@ impl Context<'_> {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn session_stages(
         &self,
-        endpoint: &Endpoint,
-        tls: TlsMode,
-        addresses: &[SocketAddr],
-        verify: Verify,
+        target: &Target<'_>,
         envelope: &Envelope,
         message: &Content,
+        more: &[Outgoing],
         transcript: &Arc<Transcript>,
         clock: &mut Clock,
     ) -> Result<SessionReport> {
         let settings = self.settings;
+        let Target {
+            endpoint,
+            tls,
+            addresses,
+            verify,
+        } = *target;
         let (tcp, peer) =
             connect_tcp(endpoint, addresses, settings.timeouts.connect, transcript).await?;
         clock.mark("connect");
@@ -544,7 +618,11 @@ impl Context<'_> {
             .report
             .capabilities
             .push((label.to_string(), session.caps.clone()));
-        let outcome = session.stages(envelope, message, clock).await;
+        let mut outcome = session.stages(envelope, message, clock).await;
+        if outcome.is_ok() && !more.is_empty() {
+            session.report.more = session.more(more).await;
+            outcome = Ok(());
+        }
         // A failing QUIT must not turn success into an error: a retry would
         // send the message twice.
         let _ = tokio::time::timeout(settings.timeouts.reply, session.conn.quit()).await;
@@ -760,6 +838,36 @@ impl Session<'_> {
         self.report.delivery = Some(Delivery { reply, refused });
         let _ = self.stop_after(QuitAfter::Data);
         Ok(())
+    }
+
+    /// Further messages over the same session. A failed one is reset and
+    /// the next tried, unless the connection is gone (a NOOP tells).
+    async fn more(&mut self, messages: &[Outgoing]) -> Vec<Result<Delivery>> {
+        let mut results = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            let result = self.transaction(&message.envelope, &message.content).await;
+            let failed = result.is_err();
+            results.push(result);
+            if failed && !self.conn.test_connected().await {
+                for _ in index + 1..messages.len() {
+                    results.push(Err(Error::new(
+                        Exit::IoErr,
+                        format!("connection to {} lost before this message", self.endpoint),
+                    )
+                    .hint("try again later")));
+                }
+                break;
+            }
+        }
+        results
+    }
+
+    /// MAIL, RCPT and DATA for one message of a batch.
+    async fn transaction(&mut self, envelope: &Envelope, message: &Content) -> Result<Delivery> {
+        self.mail(envelope, message).await?;
+        let refused = self.recipients(envelope).await?;
+        let reply = self.data(message).await?;
+        Ok(Delivery { reply, refused })
     }
 
     /// Sends a command and waits for its reply under the reply timeout.

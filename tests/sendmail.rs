@@ -409,3 +409,85 @@ fn default_config_path_is_used_without_postie_config() {
         ["admin@example.com"]
     );
 }
+
+#[test]
+fn several_messages_go_over_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![];
+    for i in 0..3 {
+        let path = dir.path().join(format!("{i}.eml"));
+        fs::write(
+            &path,
+            format!("From: a@example.com\nSubject: number {i}\n\nbody {i}\n"),
+        )
+        .unwrap();
+        args.push("--message".to_string());
+        args.push(path.display().to_string());
+    }
+    let ok: &[u8] = b"250 ok\r\n";
+    let mut replies: Vec<Vec<u8>> = vec![b"250-one.test\r\n250 8BITMIME\r\n".to_vec()];
+    for _ in 0..3 {
+        replies.extend([
+            ok.to_vec(),
+            ok.to_vec(),
+            b"354 go\r\n".to_vec(),
+            ok.to_vec(),
+        ]);
+    }
+    replies.push(b"221 bye\r\n".to_vec());
+    let server = common::ScriptedServer::start(b"220 one.test ESMTP\r\n", replies);
+    postie()
+        .args(["--server", &server.addr(), "-f", "a@example.com"])
+        .args(&args)
+        .arg("b@example.com")
+        .assert()
+        .success();
+    let lines = server.lines();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("EHLO")).count(),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("MAIL FROM:")).count(),
+        3,
+        "{lines:?}"
+    );
+    for i in 0..3 {
+        assert!(lines.contains(&format!("Subject: number {i}")), "{lines:?}");
+    }
+}
+
+#[test]
+fn in_a_batch_a_refused_message_does_not_stop_the_others() {
+    let s = setup(
+        ServerOptions {
+            refuse_rcpt: vec!["gone@example.com".into()],
+            ..ServerOptions::default()
+        },
+        "",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.eml");
+    fs::write(&good, "To: ok@example.com\nSubject: good\n\nx\n").unwrap();
+    let bad = dir.path().join("bad.eml");
+    fs::write(&bad, "To: gone@example.com\nSubject: bad\n\nx\n").unwrap();
+    let output = postie()
+        .env("POSTIE_CONFIG", &s.config)
+        .args(["-t", "--message"])
+        .arg(&bad)
+        .arg("--message")
+        .arg(&good)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(67), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: RCPT TO:", bad.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 of 2 messages were not sent"), "{stderr}");
+    let got = s.server.wait_for_messages(1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(parse(&got[0].data).subject(), Some("good"));
+}
