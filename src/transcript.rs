@@ -128,22 +128,30 @@ impl Transcript {
         });
     }
 
-    /// Bytes the client wrote.
+    /// Bytes the client wrote. Lines are cut in one pass over the buffer:
+    /// a 500 MiB message passes through here.
     pub fn sent(&self, bytes: &[u8], tls: bool) {
         let mut state = self.lock();
-        state.sent_partial.extend_from_slice(bytes);
         state.last_sent = Instant::now();
         state.reply_complete = false;
         state.unsolicited = false;
         state.current_reply.clear();
-        while let Some(line) = take_line(&mut state.sent_partial) {
-            self.sent_line(&mut state, &line, Prefix::Sent { tls });
+        let mut buffer = std::mem::take(&mut state.sent_partial);
+        buffer.extend_from_slice(bytes);
+        let mut start = 0;
+        while let Some(length) = buffer[start..].iter().position(|&b| b == b'\n') {
+            let line = &buffer[start..start + length];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            self.sent_line(&mut state, line, Prefix::Sent { tls });
+            start += length + 1;
         }
+        buffer.drain(..start);
+        state.sent_partial = buffer;
     }
 
-    fn sent_line(&self, state: &mut State, line: &str, prefix: Prefix) {
+    fn sent_line(&self, state: &mut State, line: &[u8], prefix: Prefix) {
         if let Some(stats) = &mut state.message {
-            if line == "." {
+            if line == b"." {
                 let summary = format!(
                     "[message: {} lines, {}]",
                     stats.lines,
@@ -161,11 +169,14 @@ impl Transcript {
                 stats.in_headers = false;
             }
             if show {
-                self.print(prefix, line);
+                self.print(prefix, &String::from_utf8_lossy(line));
             }
             return;
         }
-        self.print(prefix, &redact(line, state.secret));
+        self.print(
+            prefix,
+            &redact(&String::from_utf8_lossy(line), state.secret),
+        );
     }
 
     /// Bytes the client read.
