@@ -219,7 +219,16 @@ pub fn submit(
     message: &Content,
 ) -> Result<Vec<SessionReport>> {
     let material = TlsMaterial::load(&settings.tls_files)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let context = Context {
+        settings,
+        material: &material,
+    };
+    runtime()?.block_on(context.deliver(envelope, message))
+}
+
+/// One thread is plenty for one SMTP session at a time, and starts fastest.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
@@ -228,12 +237,7 @@ pub fn submit(
                 Exit::Software,
                 format!("cannot start the I/O runtime: {err}"),
             )
-        })?;
-    let context = Context {
-        settings,
-        material: &material,
-    };
-    runtime.block_on(context.deliver(envelope, message))
+        })
 }
 
 /// Submits several messages: over one session where a submission server
@@ -253,21 +257,16 @@ pub fn submit_all(settings: &Settings, messages: &[Outgoing]) -> Vec<Result<Vec<
     };
     let shared = (|| {
         let material = TlsMaterial::load(&settings.tls_files)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|err| {
-                Error::new(
-                    Exit::Software,
-                    format!("cannot start the I/O runtime: {err}"),
-                )
-            })?;
         let context = Context {
             settings,
             material: &material,
         };
-        runtime.block_on(context.deliver_to_servers(servers, &first.envelope, &first.content, rest))
+        runtime()?.block_on(context.deliver_to_servers(
+            servers,
+            &first.envelope,
+            &first.content,
+            rest,
+        ))
     })();
     match shared {
         Ok(mut reports) => {
