@@ -321,6 +321,16 @@ fn text_part<'x>(subtype: &'x str, text: &'x str) -> MimePart<'x> {
 fn file_part<'x>(part: &'x FilePart, placeholder: &'x str) -> MimePart<'x> {
     let content_type = ContentType::new(part.content_type.as_str());
     match &part.data {
+        // mail-builder keeps a text attachment's bytes exact only when it
+        // sees the part is an attachment, which it cannot through the raw
+        // Content-Disposition an encoded-looking name gets: base64 then.
+        FileData::Memory(bytes) if looks_encoded(&part.name) && content_type.is_text() => {
+            MimePart::new(
+                content_type,
+                BodyPart::Binary(Cow::Owned(base64_lines(bytes))),
+            )
+            .transfer_encoding("base64")
+        }
         FileData::Memory(bytes) => leaf(content_type, bytes, false),
         FileData::Stream { .. } => MimePart::new(
             content_type,

@@ -821,13 +821,20 @@ impl Session<'_> {
         if self.stop_after(QuitAfter::Auth) {
             return Ok(());
         }
-        self.mail(envelope, message).await?;
-        clock.mark("MAIL");
-        if self.stop_after(QuitAfter::Mail) {
-            return Ok(());
-        }
-        let refused = self.recipients(envelope).await?;
-        clock.mark("RCPT");
+        let refused = if self.settings().quit_after.is_none() {
+            let refused = self.mail_and_recipients(envelope, message).await?;
+            clock.mark("MAIL and RCPT");
+            refused
+        } else {
+            self.mail(envelope, message).await?;
+            clock.mark("MAIL");
+            if self.stop_after(QuitAfter::Mail) {
+                return Ok(());
+            }
+            let refused = self.recipients(envelope).await?;
+            clock.mark("RCPT");
+            refused
+        };
         if self.stop_after(QuitAfter::Rcpt) {
             let _ = self.command(Rset, Stage::Rcpt).await;
             return Ok(());
@@ -863,8 +870,7 @@ impl Session<'_> {
 
     /// MAIL, RCPT and DATA for one message of a batch.
     async fn transaction(&mut self, envelope: &Envelope, message: &Content) -> Result<Delivery> {
-        self.mail(envelope, message).await?;
-        let refused = self.recipients(envelope).await?;
+        let refused = self.mail_and_recipients(envelope, message).await?;
         let reply = self.data(message).await?;
         Ok(Delivery { reply, refused })
     }
@@ -1009,7 +1015,7 @@ impl Session<'_> {
     }
 
     /// MAIL FROM, with SIZE, SMTPUTF8 and BODY=8BITMIME as needed.
-    async fn mail(&mut self, envelope: &Envelope, message: &Content) -> Result<()> {
+    fn mail_command(&self, envelope: &Envelope, message: &Content) -> Result<Mail> {
         let endpoint = &self.endpoint;
         let mut parameters = Vec::new();
         // The final CRLF that lettre replaces, and the ".\r\n" it adds.
@@ -1054,9 +1060,75 @@ impl Session<'_> {
         } else {
             Some(envelope_address(&envelope.sender)?)
         };
-        self.command(Mail::new(sender, parameters), Stage::Mail)
-            .await?;
+        Ok(Mail::new(sender, parameters))
+    }
+
+    async fn mail(&mut self, envelope: &Envelope, message: &Content) -> Result<()> {
+        let mail = self.mail_command(envelope, message)?;
+        self.command(mail, Stage::Mail).await?;
         Ok(())
+    }
+
+    /// With PIPELINING (RFC 2920): MAIL and every RCPT in one write, then
+    /// their replies, all of them whatever MAIL got. DATA is not pipelined:
+    /// after a refusal postie must be able to send RSET instead, and a 354
+    /// could only be undone by dropping the connection.
+    async fn mail_and_recipients_pipelined(
+        &mut self,
+        envelope: &Envelope,
+        message: &Content,
+    ) -> Result<Vec<Refusal>> {
+        let mut batch = self.mail_command(envelope, message)?.to_string();
+        for recipient in &envelope.recipients {
+            batch.push_str(&Rcpt::new(envelope_address(recipient)?, vec![]).to_string());
+        }
+        let limit = self.settings().timeouts.reply;
+        let mut wire = self.wire.clone();
+        let send = async {
+            wire.write_all(batch.as_bytes()).await?;
+            wire.flush().await
+        };
+        timed(limit, "sending MAIL and RCPT", send)
+            .await?
+            .map_err(|err| {
+                Error::new(
+                    Exit::IoErr,
+                    format!(
+                        "MAIL FROM: connection to {} lost: {}",
+                        self.endpoint,
+                        io_reason(&err)
+                    ),
+                )
+            })?;
+        let mail_reply = timed(limit, "the reply to MAIL FROM", self.conn.read_response()).await?;
+        let mut refused = Vec::new();
+        for recipient in &envelope.recipients {
+            match timed(limit, "the reply to RCPT TO", self.conn.read_response()).await? {
+                Ok(_) => {}
+                Err(err) if err.status().is_some() => refused.push(Refusal {
+                    recipient: recipient.clone(),
+                    reply: server_reply(&err),
+                    temporary: err.is_transient(),
+                }),
+                Err(err) => return Err(smtp_error(&self.endpoint, Stage::Rcpt, err)),
+            }
+        }
+        mail_reply.map_err(|err| smtp_error(&self.endpoint, Stage::Mail, err))?;
+        self.judge_refusals(envelope, refused).await
+    }
+
+    /// MAIL and RCPT, pipelined when the server offers it and no
+    /// --quit-after needs them one at a time.
+    async fn mail_and_recipients(
+        &mut self,
+        envelope: &Envelope,
+        message: &Content,
+    ) -> Result<Vec<Refusal>> {
+        if self.caps.pipelining {
+            return self.mail_and_recipients_pipelined(envelope, message).await;
+        }
+        self.mail(envelope, message).await?;
+        self.recipients(envelope).await
     }
 
     /// Every RCPT, even after a refusal, so that all refusals are listed.
@@ -1075,6 +1147,16 @@ impl Session<'_> {
                 Err(err) => return Err(smtp_error(&self.endpoint, Stage::Rcpt, err)),
             }
         }
+        self.judge_refusals(envelope, refused).await
+    }
+
+    /// Refused recipients cancel the message (RSET) unless --partial and
+    /// some were accepted.
+    async fn judge_refusals(
+        &mut self,
+        envelope: &Envelope,
+        refused: Vec<Refusal>,
+    ) -> Result<Vec<Refusal>> {
         let all_refused =
             !envelope.recipients.is_empty() && refused.len() == envelope.recipients.len();
         if !refused.is_empty() && (all_refused || !self.settings().partial) {

@@ -1220,3 +1220,32 @@ fn file_name_that_looks_encoded_is_kept_literal() {
     let names: Vec<Option<&str>> = msg.attachments().map(|p| p.attachment_name()).collect();
     assert_eq!(names, vec![Some("=?utf-8?B?Zm9v?=.bin")]);
 }
+
+/// A text attachment whose name looks encoded gets a raw
+/// Content-Disposition, which hid from mail-builder that it is an
+/// attachment: it was sent 7bit with LF turned into CRLF, so the saved
+/// file differed. Found by `attachments_round_trip`.
+#[test]
+fn text_attachment_with_encoded_looking_name_keeps_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("=?.txt");
+    let data = b"\n..leading dots";
+    std::fs::write(&path, data).unwrap();
+    let attach = format!("--attach={}", path.display());
+    let raw = message(
+        &[
+            "--from=a@example.com",
+            "--to=b@example.com",
+            "--body=x",
+            &attach,
+        ],
+        b"",
+    );
+    let msg = parse(&raw);
+    let part = msg.attachments().next().expect("one attachment");
+    assert!(
+        saved_bytes(&raw, part) == data,
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+}
