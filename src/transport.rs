@@ -1103,15 +1103,8 @@ impl Session<'_> {
         let mail_reply = timed(limit, "the reply to MAIL FROM", self.conn.read_response()).await?;
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
-            match timed(limit, "the reply to RCPT TO", self.conn.read_response()).await? {
-                Ok(_) => {}
-                Err(err) if err.status().is_some() => refused.push(Refusal {
-                    recipient: recipient.clone(),
-                    reply: server_reply(&err),
-                    temporary: err.is_transient(),
-                }),
-                Err(err) => return Err(smtp_error(&self.endpoint, Stage::Rcpt, err)),
-            }
+            let reply = timed(limit, "the reply to RCPT TO", self.conn.read_response()).await?;
+            self.sort_rcpt_reply(recipient, reply, &mut refused)?;
         }
         mail_reply.map_err(|err| smtp_error(&self.endpoint, Stage::Mail, err))?;
         self.judge_refusals(envelope, refused).await
@@ -1137,17 +1130,32 @@ impl Session<'_> {
         for recipient in &envelope.recipients {
             let rcpt = Rcpt::new(envelope_address(recipient)?, vec![]);
             let limit = self.settings().timeouts.reply;
-            match timed(limit, "the reply to RCPT TO", self.conn.command(rcpt)).await? {
-                Ok(_) => {}
-                Err(err) if err.status().is_some() => refused.push(Refusal {
-                    recipient: recipient.clone(),
-                    reply: server_reply(&err),
-                    temporary: err.is_transient(),
-                }),
-                Err(err) => return Err(smtp_error(&self.endpoint, Stage::Rcpt, err)),
-            }
+            let reply = timed(limit, "the reply to RCPT TO", self.conn.command(rcpt)).await?;
+            self.sort_rcpt_reply(recipient, reply, &mut refused)?;
         }
         self.judge_refusals(envelope, refused).await
+    }
+
+    /// One RCPT reply: accepted, refused (kept, with the server's words,
+    /// to be listed) or a failure of the whole session.
+    fn sort_rcpt_reply(
+        &self,
+        recipient: &str,
+        reply: std::result::Result<lettre::transport::smtp::response::Response, SmtpError>,
+        refused: &mut Vec<Refusal>,
+    ) -> Result<()> {
+        match reply {
+            Ok(_) => Ok(()),
+            Err(err) if err.status().is_some() => {
+                refused.push(Refusal {
+                    recipient: recipient.to_string(),
+                    reply: server_reply(&err),
+                    temporary: err.is_transient(),
+                });
+                Ok(())
+            }
+            Err(err) => Err(smtp_error(&self.endpoint, Stage::Rcpt, err)),
+        }
     }
 
     /// Refused recipients cancel the message (RSET) unless --partial and
