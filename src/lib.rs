@@ -134,6 +134,33 @@ fn finish(
             );
         }
     }
+    // MX delivery that reached some domains: the others are handled on
+    // their own, with only their recipients (queued or reported), so that
+    // a retry never delivers twice to the domains that have it.
+    let mut domain_errors = Vec::new();
+    for failure in reports.iter().filter_map(|r| r.failure.as_ref()) {
+        let part = transport::Outgoing {
+            label: message.label.clone(),
+            envelope: transport::Envelope {
+                sender: message.envelope.sender.clone(),
+                recipients: failure.recipients.clone(),
+            },
+            content: message.content.clone(),
+        };
+        if let Err(err) = finish(plan, &part, Err(failure.error.clone())) {
+            eprintln!("postie: error: {err}");
+            domain_errors.push(err);
+        }
+    }
+    if let Some(first) = domain_errors.first() {
+        return Err(Error::new(
+            first.exit,
+            format!(
+                "{} recipient domain(s) did not get the message; the others did",
+                domain_errors.len()
+            ),
+        ));
+    }
     if let Some(format) = plan.capabilities {
         report::print_capabilities(&reports, format)?;
     }

@@ -209,6 +209,16 @@ pub struct SessionReport {
     /// The outcome of each further message sent over this session.
     #[serde(skip)]
     pub more: Vec<Result<Delivery>>,
+    /// MX delivery: a domain that failed while others were delivered to.
+    #[serde(skip)]
+    pub failure: Option<DomainFailure>,
+}
+
+/// The recipients of one domain that did not get the message, and why.
+#[derive(Clone, Debug)]
+pub struct DomainFailure {
+    pub error: Error,
+    pub recipients: Vec<String>,
 }
 
 /// Submits one message (or runs a test up to --quit-after). With a server
@@ -401,10 +411,8 @@ impl Context<'_> {
     ) -> Result<Vec<SessionReport>> {
         let resolver = mx::Resolver::new(nameserver, self.settings.timeouts.connect)?;
         let mut reports = Vec::new();
-        let mut failures: Vec<Error> = Vec::new();
-        let groups = mx::by_domain(&envelope.recipients);
-        let domain_count = groups.len();
-        for (domain, recipients) in groups {
+        let mut failures: Vec<(Error, Vec<String>)> = Vec::new();
+        for (domain, recipients) in mx::by_domain(&envelope.recipients) {
             let part = Envelope {
                 sender: envelope.sender.clone(),
                 recipients,
@@ -414,29 +422,36 @@ impl Context<'_> {
                 .await
             {
                 Ok(report) => reports.push(report),
-                Err(err) => failures.push(Error {
-                    message: format!("{domain}: {}", err.message),
-                    ..err
-                }),
+                Err(err) => failures.push((
+                    Error {
+                        message: format!("{domain}: {}", err.message),
+                        ..err
+                    },
+                    part.recipients,
+                )),
             }
         }
-        if failures.is_empty() {
-            return Ok(reports);
+        if reports.is_empty() && !failures.is_empty() {
+            // Nothing was delivered, so the whole message may be retried:
+            // all but the first failure are reported here, the first is
+            // the exit status.
+            for (extra, _) in failures.iter().skip(1) {
+                eprintln!("postie: error: {extra}");
+            }
+            return Err(failures.remove(0).0);
         }
-        // Every domain was tried; all but the first failure are reported
-        // here, the first becomes the exit status.
-        for extra in failures.iter().skip(1) {
-            eprintln!("postie: error: {extra}");
-        }
-        let mut first = failures.remove(0);
-        if !reports.is_empty() {
-            first.message = format!(
-                "{} (delivered to {} of {domain_count} domains)",
-                first.message,
-                reports.len()
-            );
-        }
-        Err(first)
+        // Some domains have the message: the failed ones travel in the
+        // reports with their recipients, so that only they are retried or
+        // queued (a retry of the whole message would deliver it twice).
+        reports.extend(
+            failures
+                .into_iter()
+                .map(|(error, recipients)| SessionReport {
+                    failure: Some(DomainFailure { error, recipients }),
+                    ..SessionReport::default()
+                }),
+        );
+        Ok(reports)
     }
 
     async fn deliver_domain(

@@ -109,6 +109,43 @@ fn one_domain_failing_does_not_stop_the_others() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(67), "{stderr}");
-    assert!(stderr.contains("delivered to 1 of 2 domains"), "{stderr}");
+    assert!(
+        stderr.contains("nullmx.test publishes a null MX"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 recipient domain(s) did not get the message; the others did"),
+        "{stderr}"
+    );
     assert_eq!(server.wait_for_messages(1)[0].rcpt_to, ["b@good.test"]);
+}
+
+#[test]
+fn only_the_failed_domain_is_queued() {
+    // other.test's recipient gets a 451 while good.test takes the message:
+    // queueing the whole message would deliver it twice to good.test.
+    let dns = DnsServer::start(&zone());
+    let server = TestServer::start(ServerOptions {
+        tempfail_rcpt: vec!["x@other.test".into()],
+        ..ServerOptions::default()
+    });
+    let queue = tempfile::tempdir().unwrap();
+    let output = mx_postie(&dns, server.port)
+        .env("POSTIE_QUEUE_DIR", queue.path())
+        .args(["--queue", "a@good.test", "x@other.test", "--body", "hi"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("postie: queued as "), "{stderr}");
+    assert_eq!(server.wait_for_messages(1)[0].rcpt_to, ["a@good.test"]);
+    let entries: Vec<_> = std::fs::read_dir(queue.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(entries[0].path()).unwrap()).unwrap();
+    assert_eq!(entry["recipients"], serde_json::json!(["x@other.test"]));
 }
