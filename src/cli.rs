@@ -136,7 +136,7 @@ pub struct Cli {
     pub server: Option<String>,
 
     /// Server port [default: 465 for smtps:// or --tls implicit, else 587].
-    #[arg(long, value_name = "PORT", env = "POSTIE_PORT", help_heading = SERVER)]
+    #[arg(long, value_name = "PORT", env = "POSTIE_PORT", value_parser = clap::value_parser!(u16).range(1..), help_heading = SERVER)]
     pub port: Option<u16>,
 
     /// Name to announce in EHLO [default: this machine's host name].
@@ -147,7 +147,7 @@ pub struct Cli {
     ///
     /// Without it: 30 s to connect, 120 s per reply, 300 s for the reply to
     /// the end of the message (RFC 5321 section 4.5.3.2).
-    #[arg(long, value_name = "SECONDS", help_heading = SERVER)]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..), help_heading = SERVER)]
     pub timeout: Option<u64>,
 
     /// Send to the accepted recipients even if some were refused (they are still reported).

@@ -223,6 +223,12 @@ impl ConfigFile {
                     path.display()
                 )));
             }
+            if account.timeout == Some(0) || account.port == Some(0) {
+                return Err(Error::config(format!(
+                    "{}: timeout and port in {table} must be at least 1",
+                    path.display()
+                )));
+            }
         }
         if let Some(name) = &config.default {
             if !config.accounts.contains_key(name) {
@@ -391,6 +397,12 @@ user = "me"
             err.message
         );
         assert!(err.message.contains("sevrer"), "{}", err.message);
+    }
+
+    #[test]
+    fn zero_timeout_or_port_is_refused() {
+        let err = ConfigFile::parse("[defaults]\ntimeout = 0\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.message.contains("at least 1"), "{}", err.message);
     }
 
     #[test]

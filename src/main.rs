@@ -74,8 +74,18 @@ fn clap_exit(err: clap::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let rendered = err.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut first = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" lists them on
+    // the lines below; keep them on the one line.
+    if first.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|line| line.starts_with(' '))
+            .map(str::trim)
+            .collect();
+        first = format!("{first} {}", listed.join(", "));
+    }
     eprintln!(
         "postie: error: {first}; see 'postie --help' ({} {})",
         Exit::Usage.name(),

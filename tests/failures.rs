@@ -197,6 +197,10 @@ fn non_utf8_body_is_65() {
 
 #[test]
 fn usage_errors_are_64_on_one_line() {
+    // A missing argument is named on the same line.
+    let output = postie().args(["queue", "show"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not provided: <ID>"), "{stderr}");
     for args in [
         vec!["--no-such-flag"],
         vec!["--tls", "sometimes", "b@example.com"],
@@ -219,6 +223,25 @@ fn usage_errors_are_64_on_one_line() {
             "a@example.com",
         ],
         vec!["--mx", "-f", "a@example.com", "--body", "x"],
+        vec![
+            "--port",
+            "0",
+            "--server",
+            "127.0.0.1",
+            "-f",
+            "a@example.com",
+            "b@example.com",
+        ],
+        vec![
+            "--timeout",
+            "0",
+            "--server",
+            "127.0.0.1:1",
+            "-f",
+            "a@example.com",
+            "b@example.com",
+        ],
+        vec!["-t", "a@example.com"],
         vec![
             "--tls-fingerprint",
             "abc",
