@@ -8,6 +8,7 @@
 //! consumes the message (the SMTP session, --dry-run, the queue) reads the
 //! same segments, so the bytes on the wire are the bytes --dry-run prints.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -38,6 +39,23 @@ pub struct Content {
     pub segments: Vec<Segment>,
 }
 
+/// Bytes with every bare LF turned into CRLF (RFC 5322 line endings);
+/// borrowed when they already are.
+pub fn crlf(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let is_bare_lf = |i: usize| bytes[i] == b'\n' && (i == 0 || bytes[i - 1] != b'\r');
+    if !(0..bytes.len()).any(is_bare_lf) {
+        return Cow::Borrowed(bytes);
+    }
+    let mut fixed = Vec::with_capacity(bytes.len() + bytes.len() / 32);
+    for (i, &b) in bytes.iter().enumerate() {
+        if is_bare_lf(i) {
+            fixed.push(b'\r');
+        }
+        fixed.push(b);
+    }
+    Cow::Owned(fixed)
+}
+
 /// The size of a file's base64 form as `Segment::Base64File` writes it.
 fn base64_len(len: u64) -> u64 {
     let encoded = len.div_ceil(3) * 4;
@@ -49,9 +67,9 @@ impl Content {
     /// A message held in memory (composed without large files, or read
     /// from --message); line endings become CRLF.
     pub fn from_bytes(bytes: Vec<u8>) -> Content {
-        let bytes = match crate::transport::crlf(&bytes) {
-            std::borrow::Cow::Borrowed(_) => bytes,
-            std::borrow::Cow::Owned(fixed) => fixed,
+        let bytes = match crlf(&bytes) {
+            Cow::Borrowed(_) => bytes,
+            Cow::Owned(fixed) => fixed,
         };
         Content {
             segments: vec![Segment::Bytes(bytes)],

@@ -237,7 +237,7 @@ pub fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(Envelope
     let (sender, new_from) = sender_and_from(message.has("from"), header_from.as_ref(), options)?;
     // CRLF here rather than only on the wire, so that --dry-run shows the
     // exact bytes.
-    let bytes = crate::transport::crlf(&rewrite(&message, new_from.as_ref(), &sender)).into_owned();
+    let bytes = crate::content::crlf(&rewrite(&message, new_from.as_ref(), &sender)).into_owned();
     Ok((Envelope { sender, recipients }, bytes))
 }
 

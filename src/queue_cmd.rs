@@ -157,7 +157,7 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             deferred += 1;
             continue;
         }
-        let message = queue.message(&entry.id)?;
+        let content = Content::from_bytes(queue.message(&entry.id)?);
         let envelope = Envelope {
             sender: entry.sender.clone(),
             recipients: entry.recipients.clone(),
@@ -167,7 +167,7 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             request::replay_settings(&entry.args, &envelope).and_then(|(mut settings, log)| {
                 logger = log;
                 settings.verbosity = verbose.saturating_sub(1);
-                transport::submit(&settings, &envelope, &Content::from_bytes(message.clone()))
+                transport::submit(&settings, &envelope, &content)
             });
         entry.attempts += 1;
         entry.last_attempt = Some(queue::now());
@@ -201,7 +201,7 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             server: &server,
             sender: &envelope.sender,
             recipients: &envelope.recipients,
-            size: message.len(),
+            size: content.len() as usize,
             outcome,
             reply: &reply,
             exit,

@@ -513,7 +513,7 @@ fn body_text(cli: &Cli, has_html: bool, stdin: Stdin<'_>) -> Result<Option<Strin
 /// Text in canonical form (RFC 2045 2.10): CRLF line breaks, which matters
 /// when mail-builder picks base64 for a text part.
 fn crlf_lines(text: String) -> String {
-    match crate::transport::crlf(text.as_bytes()) {
+    match crate::content::crlf(text.as_bytes()) {
         Cow::Borrowed(_) => text,
         // Inserting CR before LF keeps UTF-8 valid.
         Cow::Owned(fixed) => String::from_utf8(fixed).expect("CR insertion keeps UTF-8"),

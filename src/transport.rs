@@ -11,7 +11,6 @@
 //! stage and mapped to the right exit code, and `--quit-after` can stop
 //! cleanly after any of them.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
@@ -1456,23 +1455,6 @@ fn refusal_error(endpoint: &Endpoint, refused: &[Refusal], all_refused: bool) ->
         format!("RCPT TO: {endpoint} refused {}", list.join("; ")),
     )
     .hint(hint)
-}
-
-/// Bytes with every bare LF turned into CRLF (RFC 5322 line endings);
-/// borrowed when they already are.
-pub fn crlf(bytes: &[u8]) -> Cow<'_, [u8]> {
-    let is_bare_lf = |i: usize| bytes[i] == b'\n' && (i == 0 || bytes[i - 1] != b'\r');
-    if !(0..bytes.len()).any(is_bare_lf) {
-        return Cow::Borrowed(bytes);
-    }
-    let mut fixed = Vec::with_capacity(bytes.len() + bytes.len() / 32);
-    for (i, &b) in bytes.iter().enumerate() {
-        if is_bare_lf(i) {
-            fixed.push(b'\r');
-        }
-        fixed.push(b);
-    }
-    Cow::Owned(fixed)
 }
 
 #[cfg(test)]
