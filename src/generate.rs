@@ -421,7 +421,7 @@ ln -s /usr/local/bin/postie /usr/lib/sendmail
 "#,
     );
     page.p("(`make install-sendmail-link` does the same.) The options:");
-    let options: [(&str, &str); 9] = [
+    let options: [(&str, &str); 10] = [
         (
             "*RECIPIENT*...",
             "Envelope recipients; local names go through the aliases and `local_domain`.",
@@ -445,14 +445,18 @@ ln -s /usr/local/bin/postie /usr/lib/sendmail
         ),
         ("`-bm`", "Deliver (the default)."),
         (
-            "`-v`, `-oem`, `-odi`, `-oee`, other `-o`*X*, `-B8BITMIME`, `-N` *dsn*, `-R` *ret*, \
+            "`-oem`, `-odi`, `-oee`, other `-o`*X*, `-B8BITMIME`, `-N` *dsn*, `-R` *ret*, \
              `-V`, `-X`, `-L`, `-h`, `-n`, `-m`, `-U`, `-G`",
             "Accepted and ignored.",
         ),
         (
             "`-C` *FILE*, `--config=`*FILE*, `--account=`*NAME*, `--from`, `--server`, \
-             `--dry-run`",
+             `--queue`, `--no-queue`, `--queue-dir=`*DIR*, `--dry-run`",
             "postie's own.",
+        ),
+        (
+            "`-v`",
+            "Show the SMTP dialogue on stderr, as postie -v does.",
         ),
         (
             "`-bs`, `-bp`, `-bd`, `-bi`, `-bv`, `-bt`, `-q`...",
