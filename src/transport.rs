@@ -11,11 +11,9 @@
 //! stage and mapped to the right exit code, and `--quit-after` can stop
 //! cleanly after any of them.
 
-use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -631,11 +629,14 @@ impl Context<'_> {
             .report
             .capabilities
             .push((label.to_string(), session.caps.clone()));
-        let mut outcome = session.stages(envelope, message, clock).await;
-        if outcome.is_ok() && !more.is_empty() {
-            session.report.more = session.more(more).await;
-            outcome = Ok(());
-        }
+        let outcome = session.stages(envelope, message, more.first(), clock).await;
+        let outcome = match outcome {
+            Ok(ahead) if !more.is_empty() => {
+                session.report.more = session.more(more, ahead).await;
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        };
         // A failing QUIT must not turn success into an error: a retry would
         // send the message twice.
         let _ = tokio::time::timeout(settings.timeouts.reply, session.conn.quit()).await;
@@ -814,36 +815,42 @@ impl Session<'_> {
         true
     }
 
+    /// The first message of a session, stage by stage. `next` is the
+    /// message after it in a batch; returns whether that one's MAIL and RCPT
+    /// already went out behind this one's final dot.
     async fn stages(
         &mut self,
         envelope: &Envelope,
         message: &Content,
+        next: Option<&Outgoing>,
         clock: &mut Clock,
-    ) -> Result<()> {
+    ) -> Result<Ahead> {
         if self.stop_after(QuitAfter::Ehlo) {
-            return Ok(());
+            return Ok(Ahead::Nothing);
         }
         if self.secure().await? {
             clock.mark("STARTTLS");
         }
         if self.stop_after(QuitAfter::Starttls) {
-            return Ok(());
+            return Ok(Ahead::Nothing);
         }
         if self.authenticate().await? {
             clock.mark("AUTH");
         }
         if self.stop_after(QuitAfter::Auth) {
-            return Ok(());
+            return Ok(Ahead::Nothing);
         }
         let refused = if self.settings().quit_after.is_none() {
-            let refused = self.mail_and_recipients(envelope, message).await?;
+            let refused = self
+                .mail_and_recipients(envelope, message, Ahead::Nothing)
+                .await?;
             clock.mark("MAIL and RCPT");
             refused
         } else {
             self.mail(envelope, message).await?;
             clock.mark("MAIL");
             if self.stop_after(QuitAfter::Mail) {
-                return Ok(());
+                return Ok(Ahead::Nothing);
             }
             let refused = self.recipients(envelope).await?;
             clock.mark("RCPT");
@@ -851,24 +858,31 @@ impl Session<'_> {
         };
         if self.stop_after(QuitAfter::Rcpt) {
             let _ = self.command(Rset, Stage::Rcpt).await;
-            return Ok(());
+            return Ok(Ahead::Nothing);
         }
-        let reply = self.data(message).await?;
+        let (reply, ahead) = self.data(message, next).await;
+        let reply = reply?;
         clock.mark("DATA");
         self.report.delivery = Some(Delivery { reply, refused });
         let _ = self.stop_after(QuitAfter::Data);
-        Ok(())
+        Ok(ahead)
     }
 
     /// Further messages over the same session. A failed one is reset and
-    /// the next tried, unless the connection is gone (a NOOP tells).
-    async fn more(&mut self, messages: &[Outgoing]) -> Vec<Result<Delivery>> {
+    /// the next tried, unless the connection is gone (a NOOP tells, or the
+    /// replies to commands already sent ahead).
+    async fn more(&mut self, messages: &[Outgoing], mut ahead: Ahead) -> Vec<Result<Delivery>> {
         let mut results = Vec::with_capacity(messages.len());
         for (index, message) in messages.iter().enumerate() {
-            let result = self.transaction(&message.envelope, &message.content).await;
+            let next = messages.get(index + 1);
+            let (result, next_ahead) = self
+                .transaction(&message.envelope, &message.content, ahead, next)
+                .await;
+            ahead = next_ahead;
             let failed = result.is_err();
             results.push(result);
-            if failed && !self.conn.test_connected().await {
+            // With commands in flight a NOOP's reply would be read as theirs.
+            if failed && ahead == Ahead::Nothing && !self.conn.test_connected().await {
                 for _ in index + 1..messages.len() {
                     results.push(Err(Error::new(
                         Exit::IoErr,
@@ -882,11 +896,22 @@ impl Session<'_> {
         results
     }
 
-    /// MAIL, RCPT and DATA for one message of a batch.
-    async fn transaction(&mut self, envelope: &Envelope, message: &Content) -> Result<Delivery> {
-        let refused = self.mail_and_recipients(envelope, message).await?;
-        let reply = self.data(message).await?;
-        Ok(Delivery { reply, refused })
+    /// MAIL, RCPT and DATA for one message of a batch; `ahead` says
+    /// whether its MAIL and RCPT were already sent. Returns the same for
+    /// `next`.
+    async fn transaction(
+        &mut self,
+        envelope: &Envelope,
+        message: &Content,
+        ahead: Ahead,
+        next: Option<&Outgoing>,
+    ) -> (Result<Delivery>, Ahead) {
+        let refused = match self.mail_and_recipients(envelope, message, ahead).await {
+            Ok(refused) => refused,
+            Err(err) => return (Err(err), Ahead::Nothing),
+        };
+        let (reply, ahead) = self.data(message, next).await;
+        (reply.map(|reply| Delivery { reply, refused }), ahead)
     }
 
     /// Sends a command and waits for its reply under the reply timeout.
@@ -1083,37 +1108,48 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// With PIPELINING (RFC 2920): MAIL and every RCPT in one write, then
-    /// their replies, all of them whatever MAIL got. DATA is not pipelined:
-    /// after a refusal postie must be able to send RSET instead, and a 354
-    /// could only be undone by dropping the connection.
-    async fn mail_and_recipients_pipelined(
-        &mut self,
-        envelope: &Envelope,
-        message: &Content,
-    ) -> Result<Vec<Refusal>> {
+    /// MAIL and every RCPT as one PIPELINING (RFC 2920) group. DATA is not
+    /// part of it: after a refusal postie must be able to send RSET instead,
+    /// and a 354 could only be undone by dropping the connection.
+    fn mail_and_recipients_batch(&self, envelope: &Envelope, message: &Content) -> Result<String> {
         let mut batch = self.mail_command(envelope, message)?.to_string();
         for recipient in &envelope.recipients {
             batch.push_str(&Rcpt::new(envelope_address(recipient)?, vec![]).to_string());
         }
+        Ok(batch)
+    }
+
+    /// With PIPELINING: MAIL and every RCPT in one write (unless they went
+    /// out ahead, behind the previous message), then their replies, all of
+    /// them whatever MAIL got.
+    async fn mail_and_recipients_pipelined(
+        &mut self,
+        envelope: &Envelope,
+        message: &Content,
+        ahead: Ahead,
+    ) -> Result<Vec<Refusal>> {
+        if ahead == Ahead::Nothing {
+            let batch = self.mail_and_recipients_batch(envelope, message)?;
+            let limit = self.settings().timeouts.reply;
+            let mut wire = self.wire.clone();
+            let send = async {
+                wire.write_all(batch.as_bytes()).await?;
+                wire.flush().await
+            };
+            timed(limit, "sending MAIL and RCPT", send)
+                .await?
+                .map_err(|err| {
+                    Error::new(
+                        Exit::IoErr,
+                        format!(
+                            "MAIL FROM: connection to {} lost: {}",
+                            self.endpoint,
+                            io_reason(&err)
+                        ),
+                    )
+                })?;
+        }
         let limit = self.settings().timeouts.reply;
-        let mut wire = self.wire.clone();
-        let send = async {
-            wire.write_all(batch.as_bytes()).await?;
-            wire.flush().await
-        };
-        timed(limit, "sending MAIL and RCPT", send)
-            .await?
-            .map_err(|err| {
-                Error::new(
-                    Exit::IoErr,
-                    format!(
-                        "MAIL FROM: connection to {} lost: {}",
-                        self.endpoint,
-                        io_reason(&err)
-                    ),
-                )
-            })?;
         let mail_reply = timed(limit, "the reply to MAIL FROM", self.conn.read_response()).await?;
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
@@ -1130,9 +1166,12 @@ impl Session<'_> {
         &mut self,
         envelope: &Envelope,
         message: &Content,
+        ahead: Ahead,
     ) -> Result<Vec<Refusal>> {
         if self.caps.pipelining {
-            return self.mail_and_recipients_pipelined(envelope, message).await;
+            return self
+                .mail_and_recipients_pipelined(envelope, message, ahead)
+                .await;
         }
         self.mail(envelope, message).await?;
         self.recipients(envelope).await
@@ -1190,76 +1229,158 @@ impl Session<'_> {
         Ok(refused)
     }
 
-    /// DATA and the message; returns the server's final reply.
-    async fn data(&mut self, message: &Content) -> Result<String> {
-        self.command(Data, Stage::Data).await?;
+    /// DATA, the message and the server's final reply. When the server
+    /// offers PIPELINING, the MAIL and RCPT of `next` (the following message
+    /// of a batch) go out in the same write as the final dot: RFC 2920 lets
+    /// the message start a group, and it saves a round trip per message.
+    /// Returns whether they did.
+    async fn data(
+        &mut self,
+        message: &Content,
+        next: Option<&Outgoing>,
+    ) -> (Result<String>, Ahead) {
+        if let Err(err) = self.command(Data, Stage::Data).await {
+            return (Err(err), Ahead::Nothing);
+        }
+        // A next message that cannot be announced (too big for SIZE, say)
+        // fails on its own turn, with its own error.
+        let trailer = next
+            .filter(|_| self.caps.pipelining && self.settings().quit_after.is_none())
+            .and_then(|n| self.mail_and_recipients_batch(&n.envelope, &n.content).ok());
+        let ahead = if trailer.is_some() {
+            Ahead::MailAndRecipients
+        } else {
+            Ahead::Nothing
+        };
         // Large messages take time to write; the limit covers the transfer
         // at a slow 32 KiB/s plus the wait for the final reply.
         let transfer = Duration::from_secs(message.len() / (32 * 1024));
         let limit = self.settings().timeouts.data_end + transfer;
         self.transcript.begin_message();
-        let failure = Rc::new(RefCell::new(None));
-        let chunks = WireChunks {
-            inner: message.chunks(),
-            carry: Vec::new(),
-            failure: failure.clone(),
-            wire: Some(self.wire.clone()),
+        let wire = self.wire.clone();
+        let trailer = trailer.unwrap_or_default();
+        let send = write_message(wire, message, trailer.as_bytes());
+        let written = match timed(limit, "the reply to the end of the message", send).await {
+            Ok(written) => written,
+            Err(err) => return (Err(err), Ahead::Nothing),
         };
-        let send = self.conn.message_iter(chunks);
-        let result = timed(limit, "the reply to the end of the message", send).await?;
-        if let Some(err) = failure.borrow_mut().take() {
-            return Err(Error::new(
-                Exit::NoInput,
-                format!("cannot read an attachment while sending: {}", io_reason(&err)),
-            )
-            .hint("the connection was dropped before the end of the message, so nothing was delivered"));
+        match written {
+            Ok(()) => {}
+            Err(MessageWriteError::Source(err)) => {
+                let err = Error::new(
+                    Exit::NoInput,
+                    format!("cannot read an attachment while sending: {}", io_reason(&err)),
+                )
+                .hint("the connection was dropped before the end of the message, so nothing was delivered");
+                return (Err(err), Ahead::Nothing);
+            }
+            Err(MessageWriteError::Wire(err)) => {
+                return (
+                    Err(write_error(&self.endpoint, Stage::Message, &err)),
+                    Ahead::Nothing,
+                );
+            }
         }
-        let reply = result.map_err(|err| smtp_error(&self.endpoint, Stage::Message, err))?;
-        Ok(reply_text(&reply))
+        let reply = timed(
+            limit,
+            "the reply to the end of the message",
+            self.conn.read_response(),
+        )
+        .await
+        .and_then(|reply| reply.map_err(|err| smtp_error(&self.endpoint, Stage::Message, err)));
+        (reply.map(|reply| reply_text(&reply)), ahead)
     }
 }
 
-/// The message's chunks as they go on the wire, without the final CRLF
-/// (lettre appends "\r\n.\r\n" itself and would add a blank line). If a
-/// file cannot be read mid-message, the connection is made unusable so
-/// that lettre cannot end DATA with a dot: a truncated message must never
-/// be accepted.
-struct WireChunks<I> {
-    inner: I,
-    /// The last two bytes seen, held back until it is known whether they
-    /// are the message's final CRLF.
-    carry: Vec<u8>,
-    failure: Rc<RefCell<Option<io::Error>>>,
-    /// The connection to poison on failure (None only in unit tests).
-    wire: Option<Wire>,
+/// Whether the next message's commands are already on the wire, their
+/// replies still to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ahead {
+    Nothing,
+    MailAndRecipients,
 }
 
-impl<I: Iterator<Item = io::Result<Vec<u8>>>> Iterator for WireChunks<I> {
-    type Item = Vec<u8>;
+/// Why a message could not be written to its end.
+enum MessageWriteError {
+    /// An attachment could not be read: the connection is poisoned so that
+    /// nothing can end the message, and a truncated one is never accepted.
+    Source(io::Error),
+    Wire(io::Error),
+}
 
-    fn next(&mut self) -> Option<Vec<u8>> {
-        loop {
-            match self.inner.next() {
-                Some(Ok(chunk)) => {
-                    let mut data = std::mem::take(&mut self.carry);
-                    data.extend_from_slice(&chunk);
-                    self.carry = data.split_off(data.len().saturating_sub(2));
-                    if !data.is_empty() {
-                        return Some(data);
-                    }
-                }
-                Some(Err(err)) => {
-                    *self.failure.borrow_mut() = Some(err);
-                    if let Some(wire) = &self.wire {
-                        wire.poison();
-                    }
-                    return None;
-                }
-                None => {
-                    let last = std::mem::take(&mut self.carry);
-                    return (!last.is_empty() && last != b"\r\n").then_some(last);
-                }
+/// Writes up to this much at a time: few system calls, little memory.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// The message as it goes on the wire after DATA: dot-stuffed, ended with
+/// the lone dot, and followed by `trailer` (pipelined commands) in the same
+/// write, so that a small message and the next MAIL leave in one packet.
+async fn write_message(
+    mut wire: Wire,
+    message: &Content,
+    trailer: &[u8],
+) -> std::result::Result<(), MessageWriteError> {
+    let mut stuffing = DotStuffing::default();
+    let mut out = Vec::with_capacity(WRITE_CHUNK + WRITE_CHUNK / 8);
+    for chunk in message.chunks() {
+        let chunk = chunk.map_err(|err| {
+            wire.poison();
+            MessageWriteError::Source(err)
+        })?;
+        stuffing.encode(&chunk, &mut out);
+        if out.len() >= WRITE_CHUNK {
+            wire.write_all(&out)
+                .await
+                .map_err(MessageWriteError::Wire)?;
+            out.clear();
+        }
+    }
+    out.extend_from_slice(stuffing.end());
+    out.extend_from_slice(trailer);
+    wire.write_all(&out)
+        .await
+        .map_err(MessageWriteError::Wire)?;
+    wire.flush().await.map_err(MessageWriteError::Wire)
+}
+
+/// SMTP transparency (RFC 5321 4.5.2): a line that starts with a dot gets
+/// one more. lettre has this codec but keeps it private, and postie writes
+/// the message itself to put the next commands behind the final dot.
+#[derive(Default)]
+struct DotStuffing {
+    state: LineState,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum LineState {
+    #[default]
+    AtStart,
+    AfterCr,
+    InLine,
+}
+
+impl DotStuffing {
+    fn encode(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        out.reserve(data.len());
+        for &byte in data {
+            if byte == b'.' && self.state == LineState::AtStart {
+                out.push(b'.');
             }
+            out.push(byte);
+            self.state = match (byte, self.state) {
+                (b'\r', _) => LineState::AfterCr,
+                (b'\n', LineState::AfterCr) => LineState::AtStart,
+                _ => LineState::InLine,
+            };
+        }
+    }
+
+    /// The end of the message: the lone dot, after a CRLF if the last line
+    /// has none (a message always ends with a line break on the wire).
+    fn end(&self) -> &'static [u8] {
+        if self.state == LineState::AtStart {
+            b".\r\n"
+        } else {
+            b"\r\n.\r\n"
         }
     }
 }
@@ -1329,8 +1450,7 @@ fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
     }
     let detail = error_chain(&err);
     if is_connection_lost(&err, &detail) {
-        return Error::new(Exit::IoErr, format!("{at}: connection to {endpoint} lost"))
-            .hint("the server closed the connection; try again later");
+        return connection_lost(endpoint, stage);
     }
     if err.is_response() {
         return Error::new(
@@ -1340,6 +1460,29 @@ fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
         .hint("check that this port speaks SMTP (and whether it expects implicit TLS)");
     }
     Error::new(Exit::IoErr, format!("{at}: {endpoint}: {detail}"))
+}
+
+/// A write that failed: mostly the server hung up (a reset or broken pipe).
+fn write_error(endpoint: &Endpoint, stage: Stage, err: &io::Error) -> Error {
+    match err.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::NotConnected => connection_lost(endpoint, stage),
+        _ => Error::new(
+            Exit::IoErr,
+            format!("{}: {endpoint}: {}", stage.name(), io_reason(err)),
+        ),
+    }
+}
+
+fn connection_lost(endpoint: &Endpoint, stage: Stage) -> Error {
+    Error::new(
+        Exit::IoErr,
+        format!("{}: connection to {endpoint} lost", stage.name()),
+    )
+    .hint("the server closed the connection; try again later")
 }
 
 fn mechanism_name(mechanism: Mechanism) -> &'static str {
@@ -1461,22 +1604,33 @@ fn refusal_error(endpoint: &Endpoint, refused: &[Refusal], all_refused: bool) ->
 mod tests {
     use super::*;
 
+    fn stuffed(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut stuffing = DotStuffing::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            stuffing.encode(chunk, &mut out);
+        }
+        out.extend_from_slice(stuffing.end());
+        out
+    }
+
     #[test]
-    fn wire_chunks_drop_only_the_final_crlf_even_split_across_chunks() {
-        let collect = |chunks: Vec<&[u8]>| -> Vec<u8> {
-            let failure = Rc::new(RefCell::new(None));
-            let wire_chunks = WireChunks {
-                inner: chunks.into_iter().map(|c| Ok(c.to_vec())),
-                carry: Vec::new(),
-                failure,
-                wire: None,
-            };
-            wire_chunks.flatten().collect()
-        };
-        assert_eq!(collect(vec![b"ab\r", b"\ncd\r", b"\n"]), b"ab\r\ncd");
-        assert_eq!(collect(vec![b"a\r\n"]), b"a");
-        assert_eq!(collect(vec![b"a"]), b"a");
-        assert_eq!(collect(vec![b"x\r\n\r\n"]), b"x\r\n");
+    fn dot_stuffing_doubles_leading_dots_even_across_chunks() {
+        assert_eq!(
+            stuffed(&[b".a\r\n.\r\n..b\r\n"]),
+            b"..a\r\n..\r\n...b\r\n.\r\n"
+        );
+        assert_eq!(stuffed(&[b"a\r", b"\n.b\r\n"]), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(stuffed(&[b"a\r\n", b".b"]), b"a\r\n..b\r\n.\r\n");
+        // A dot after a bare LF or mid-line is left alone, as lettre did.
+        assert_eq!(stuffed(&[b"a.b\n.c"]), b"a.b\n.c\r\n.\r\n");
+    }
+
+    #[test]
+    fn the_message_ends_with_one_line_break_before_the_dot() {
+        assert_eq!(stuffed(&[b"x\r\n"]), b"x\r\n.\r\n");
+        assert_eq!(stuffed(&[b"x"]), b"x\r\n.\r\n");
+        assert_eq!(stuffed(&[b"x\r\n\r\n"]), b"x\r\n\r\n.\r\n");
     }
 
     #[test]

@@ -458,6 +458,152 @@ fn several_messages_go_over_one_session() {
     }
 }
 
+/// Three ready-made messages in `dir`, as `--message` arguments.
+fn three_messages(dir: &Path) -> Vec<String> {
+    let mut args = vec![];
+    for i in 1..=3 {
+        let path = dir.join(format!("{i}.eml"));
+        fs::write(
+            &path,
+            format!("From: a@example.com\nSubject: number {i}\n\n.dot line {i}\n"),
+        )
+        .unwrap();
+        args.push("--message".to_string());
+        args.push(path.display().to_string());
+    }
+    args
+}
+
+const PIPELINING_EHLO: &[u8] = b"250-one.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
+
+#[test]
+fn with_pipelining_the_next_mail_follows_the_final_dot() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = || b"250 ok\r\n".to_vec();
+    let mut replies = vec![PIPELINING_EHLO.to_vec()];
+    // MAIL, RCPT, DATA, the message; then the message's reply, with the
+    // next MAIL and RCPT answered behind it.
+    replies.extend([ok(), ok(), b"354 go\r\n".to_vec()]);
+    for _ in 0..2 {
+        replies.extend([ok(), ok(), ok(), b"354 go\r\n".to_vec()]);
+    }
+    replies.extend([ok(), b"221 bye\r\n".to_vec()]);
+    let server = common::ScriptedServer::start(b"220 one.test ESMTP\r\n", replies);
+    let output = postie()
+        .args(["--server", &server.addr(), "-f", "a@example.com", "-v"])
+        .args(three_messages(dir.path()))
+        .arg("b@example.com")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let lines = server.lines();
+    for i in 1..=3 {
+        // Dot-stuffed on the wire, so the server reads it back as ".dot line".
+        assert!(lines.contains(&format!("..dot line {i}")), "{lines:?}");
+    }
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| *l == "MAIL FROM:<a@example.com>")
+            .count(),
+        3
+    );
+    // The transcript shows the second MAIL sent before the first message's reply.
+    let transcript: Vec<&str> = stderr.lines().collect();
+    let dot = transcript
+        .iter()
+        .position(|l| l.ends_with("-> ."))
+        .expect("a dot");
+    assert!(
+        transcript[dot + 1].ends_with("-> MAIL FROM:<a@example.com>"),
+        "{stderr}"
+    );
+    assert!(
+        transcript[dot + 2].ends_with("-> RCPT TO:<b@example.com>"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_pipelining_a_rejected_message_does_not_stop_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = || b"250 ok\r\n".to_vec();
+    let replies = vec![
+        PIPELINING_EHLO.to_vec(),
+        // 1: delivered; 2's MAIL and RCPT are answered behind its reply.
+        ok(),
+        ok(),
+        b"354 go\r\n".to_vec(),
+        ok(),
+        ok(),
+        ok(),
+        b"354 go\r\n".to_vec(),
+        // 2: rejected at the end of DATA; 3's MAIL and RCPT were already sent.
+        b"554 5.7.1 spam\r\n".to_vec(),
+        ok(),
+        b"550 5.1.1 no such user\r\n".to_vec(),
+        // 3: its recipient refused, so RSET; then postie checks the session.
+        ok(),
+        ok(),
+        b"221 bye\r\n".to_vec(),
+    ];
+    let server = common::ScriptedServer::start(b"220 one.test ESMTP\r\n", replies);
+    let messages = three_messages(dir.path());
+    let output = postie()
+        .args([
+            "--server",
+            &server.addr(),
+            "-f",
+            "a@example.com",
+            "--no-queue",
+        ])
+        .args(&messages)
+        .arg("b@example.com")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The first failure's code: 69 for the message the server rejected.
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: end of DATA: ", messages[3])),
+        "{stderr}"
+    );
+    assert!(stderr.contains("554 5.7.1 spam"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: RCPT TO: ", messages[5])),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 of 3 messages were not sent"), "{stderr}");
+    let lines = server.lines();
+    let commands: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| {
+            ["MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT"]
+                .iter()
+                .any(|c| l.starts_with(c))
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "DATA",
+            "MAIL FROM:<a@example.com>",
+            "RCPT TO:<b@example.com>",
+            "RSET",
+            "NOOP",
+            "QUIT"
+        ],
+        "{lines:?}"
+    );
+}
+
 #[test]
 fn in_a_batch_a_refused_message_does_not_stop_the_others() {
     let s = setup(
