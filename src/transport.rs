@@ -251,51 +251,54 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// is used (MAIL, RCPT, DATA again after each final reply), else one at a
 /// time. One result per message, in order.
 pub fn submit_all(settings: &Settings, messages: &[Outgoing]) -> Vec<Result<Vec<SessionReport>>> {
-    let Some((first, rest)) = messages.split_first() else {
-        return Vec::new();
-    };
-    let one_by_one = |list: &[Outgoing]| -> Vec<Result<Vec<SessionReport>>> {
-        list.iter()
-            .map(|m| submit(settings, &m.envelope, &m.content))
-            .collect()
-    };
     let Route::Servers(servers) = &settings.route else {
-        return one_by_one(messages);
+        return messages
+            .iter()
+            .map(|m| submit(settings, &m.envelope, &m.content))
+            .collect();
     };
-    let shared = (|| {
-        let material = TlsMaterial::load(&settings.tls_files)?;
-        let context = Context {
-            settings,
-            material: &material,
-        };
-        runtime()?.block_on(context.deliver_to_servers(
-            servers,
-            &first.envelope,
-            &first.content,
-            rest,
-        ))
-    })();
-    match shared {
-        Ok(mut reports) => {
-            let more = reports
-                .first_mut()
-                .map(|r| std::mem::take(&mut r.more))
-                .unwrap_or_default();
-            let mut results = vec![Ok(reports)];
-            results.extend(more.into_iter().map(|r| {
-                r.map(|delivery| {
-                    vec![SessionReport {
-                        delivery: Some(delivery),
-                        ..SessionReport::default()
-                    }]
-                })
-            }));
-            results
+    let mut results = Vec::with_capacity(messages.len());
+    let mut remaining = messages;
+    while let Some((first, rest)) = remaining.split_first() {
+        let shared = (|| {
+            let material = TlsMaterial::load(&settings.tls_files)?;
+            let context = Context {
+                settings,
+                material: &material,
+            };
+            runtime()?.block_on(context.deliver_to_servers(
+                servers,
+                &first.envelope,
+                &first.content,
+                rest,
+            ))
+        })();
+        match shared {
+            Ok(mut reports) => {
+                let more = reports
+                    .first_mut()
+                    .map(|r| std::mem::take(&mut r.more))
+                    .unwrap_or_default();
+                results.push(Ok(reports));
+                results.extend(more.into_iter().map(|r| {
+                    r.map(|delivery| {
+                        vec![SessionReport {
+                            delivery: Some(delivery),
+                            ..SessionReport::default()
+                        }]
+                    })
+                }));
+                break;
+            }
+            // The first message did not get through, and the session ended
+            // with it: the others go over the next one.
+            Err(err) => {
+                results.push(Err(err));
+                remaining = rest;
+            }
         }
-        // The first message did not get through, so neither did the
-        // session: the others get sessions of their own.
-        Err(err) => std::iter::once(Err(err)).chain(one_by_one(rest)).collect(),
     }
+    results
 }
 
 /// The protocol step a failure belongs to; it picks the exit code for a

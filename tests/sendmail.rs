@@ -614,26 +614,36 @@ fn in_a_batch_a_refused_message_does_not_stop_the_others() {
         "",
     );
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.eml");
-    fs::write(&good, "To: ok@example.com\nSubject: good\n\nx\n").unwrap();
     let bad = dir.path().join("bad.eml");
     fs::write(&bad, "To: gone@example.com\nSubject: bad\n\nx\n").unwrap();
-    let output = postie()
+    let mut command = postie();
+    command
         .env("POSTIE_CONFIG", &s.config)
         .args(["-t", "--message"])
-        .arg(&bad)
-        .arg("--message")
-        .arg(&good)
-        .output()
+        .arg(&bad);
+    for i in 1..=3 {
+        let good = dir.path().join(format!("good{i}.eml"));
+        fs::write(
+            &good,
+            format!("To: ok@example.com\nSubject: good {i}\n\nx\n"),
+        )
         .unwrap();
+        command.arg("--message").arg(&good);
+    }
+    let output = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(67), "{stderr}");
     assert!(
         stderr.contains(&format!("{}: RCPT TO:", bad.display())),
         "{stderr}"
     );
-    assert!(stderr.contains("1 of 2 messages were not sent"), "{stderr}");
-    let got = s.server.wait_for_messages(1);
-    assert_eq!(got.len(), 1);
-    assert_eq!(parse(&got[0].data).subject(), Some("good"));
+    assert!(stderr.contains("1 of 4 messages were not sent"), "{stderr}");
+    let got = s.server.wait_for_messages(3);
+    let subjects: Vec<_> = got
+        .iter()
+        .map(|m| parse(&m.data).subject().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(subjects, ["good 1", "good 2", "good 3"]);
+    // The failed first message ended its session; the others share the next.
+    assert!(got.iter().all(|m| m.session == got[0].session), "{got:?}");
 }

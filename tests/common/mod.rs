@@ -147,6 +147,8 @@ pub struct Received {
     /// Whether the session was TLS (STARTTLS completed, or implicit TLS) when
     /// the message was transferred.
     pub tls: bool,
+    /// Which connection it came over: 0, 1, 2... in accept order.
+    pub session: usize,
 }
 
 // ---------------------------------------------------------------------------
@@ -282,6 +284,7 @@ impl Handler for Recorder {
                 body_8bit: env.body_8bit,
                 auth_user: self.auth_user.clone(),
                 tls: self.session_is_tls(),
+                session: self.session,
             };
             lock(&self.shared.received).push(rec);
         }
