@@ -544,7 +544,7 @@ fn exit_status(page: &mut Page) {
             "76 EX_PROTOCOL",
             "The reply is not SMTP, or the TLS handshake failed.",
         ),
-        ("77 EX_NOPERM", "Authentication refused."),
+        ("77 EX_NOPERM", "Authentication refused, or the server requires a client certificate or did not accept the one given."),
         (
             "78 EX_CONFIG",
             "Configuration error: bad key, unknown account, unsafe file permissions, no password.",

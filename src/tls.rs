@@ -247,7 +247,46 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// A failed TLS handshake: an untrusted certificate is 69 and says which of
 /// self-signed, expired or wrong name it is; anything else is 76.
+/// The server's TLS alert about the client's certificate, which OpenSSL
+/// reports as "... alert certificate required" and the like. With TLS 1.3
+/// it arrives after the client finished the handshake, at the first read.
+/// Not a temporary failure: retrying without a certificate the server
+/// accepts cannot succeed.
+pub fn client_certificate_refused(endpoint: &Endpoint, detail: &str) -> Option<Error> {
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("alert certificate required") {
+        return Some(
+            Error::new(
+                Exit::NoPerm,
+                format!("TLS: {endpoint} requires a client certificate"),
+            )
+            .hint("give one with --client-cert and --client-key (client_cert and client_key in the config)"),
+        );
+    }
+    const REFUSALS: [&str; 6] = [
+        "bad certificate",
+        "unknown ca",
+        "certificate expired",
+        "certificate unknown",
+        "certificate revoked",
+        "unsupported certificate",
+    ];
+    let refusal = REFUSALS
+        .iter()
+        .find(|r| lower.contains(&format!("alert {r}")))?;
+    Some(
+        Error::new(
+            Exit::NoPerm,
+            format!("TLS: {endpoint} did not accept the client certificate ({refusal})"),
+        )
+        .hint("check that --client-cert is current and issued by a CA the server trusts"),
+    )
+}
+
 pub fn handshake_error(endpoint: &Endpoint, detail: &str) -> Error {
+    if let Some(err) = client_certificate_refused(endpoint, detail) {
+        return err;
+    }
     let lower = detail.to_ascii_lowercase();
     let reason = if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
         Some(format!(
@@ -291,6 +330,35 @@ mod tests {
         let bundle = format!("junk\n{one}\n{one}\n");
         assert_eq!(pem_certificates(bundle.as_bytes()).len(), 2);
         assert!(pem_certificates(b"nothing").is_empty());
+    }
+
+    #[test]
+    fn alerts_about_the_client_certificate_are_77() {
+        let endpoint = Endpoint {
+            host: "mx.example".into(),
+            port: 465,
+        };
+        let required = "error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:../ssl/record/rec_layer_s3.c:1601:SSL alert number 116";
+        let err = handshake_error(&endpoint, required);
+        assert_eq!(err.exit, Exit::NoPerm);
+        assert!(
+            err.to_string().contains("requires a client certificate"),
+            "{err}"
+        );
+        let expired = "ssl3_read_bytes:sslv3 alert certificate expired:SSL alert number 45";
+        let err = handshake_error(&endpoint, expired);
+        assert_eq!(err.exit, Exit::NoPerm);
+        assert!(
+            err.to_string()
+                .contains("did not accept the client certificate (certificate expired)"),
+            "{err}"
+        );
+        // The client's own verdict on the server's certificate is not one.
+        assert!(client_certificate_refused(
+            &endpoint,
+            "certificate verify failed: (certificate has expired)"
+        )
+        .is_none());
     }
 
     #[test]

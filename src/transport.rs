@@ -32,7 +32,10 @@ use crate::cli::{AuthMethod, QuitAfter, TlsMode};
 use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::mx::{self, Family, Nameserver};
-use crate::tls::{error_chain, handshake_error, sha256, CertReport, TlsMaterial, Verify};
+use crate::tls::{
+    client_certificate_refused, error_chain, handshake_error, sha256, CertReport, TlsMaterial,
+    Verify,
+};
 use crate::transcript::Transcript;
 use crate::wire::Wire;
 /// The server to talk to.
@@ -1452,6 +1455,9 @@ fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
         return Error::new(exit, format!("{at}: {endpoint} replied {reply}")).hint(hint);
     }
     let detail = error_chain(&err);
+    if let Some(refused) = client_certificate_refused(endpoint, &detail) {
+        return refused;
+    }
     if is_connection_lost(&err, &detail) {
         return connection_lost(endpoint, stage);
     }

@@ -378,6 +378,54 @@ fn implicit_tls_by_url_and_by_flag() {
     assert!(got.iter().all(|m| m.tls));
 }
 
+fn client_cert_server() -> TestServer {
+    TestServer::start(ServerOptions {
+        tls: Tls::Implicit,
+        require_client_cert: true,
+        ..ServerOptions::default()
+    })
+}
+
+#[test]
+fn a_client_certificate_gets_through_a_server_that_requires_one() {
+    let srv = client_cert_server();
+    let (cert, key) = srv.client_cert();
+    postie()
+        .args(["--server", &srv.addr(), "--tls", "implicit", "--ca-file"])
+        .arg(srv.ca_file())
+        .arg("--client-cert")
+        .arg(&cert)
+        .arg("--client-key")
+        .arg(&key)
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .assert()
+        .success();
+    assert_eq!(srv.wait_for_messages(1).len(), 1);
+}
+
+#[test]
+fn without_the_client_certificate_the_server_refuses_the_handshake() {
+    let srv = client_cert_server();
+    let output = postie()
+        .args(["--server", &srv.addr(), "--tls", "implicit", "--ca-file"])
+        .arg(srv.ca_file())
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(77), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "TLS: {} requires a client certificate",
+            srv.addr()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--client-cert"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(srv.received().is_empty());
+}
+
 #[test]
 fn required_starttls_missing_is_69_not_a_downgrade() {
     let srv = server();

@@ -99,6 +99,9 @@ pub struct ServerOptions {
     pub tempfail_rcpt: Vec<String>,
     /// Which certificate the server presents (with TLS).
     pub cert: CertKind,
+    /// Implicit TLS only: the handshake fails unless the client presents the
+    /// certificate in [`TestServer::client_cert`].
+    pub require_client_cert: bool,
 }
 
 /// The server certificate's flaw, for the certificate-check tests. All are
@@ -113,6 +116,8 @@ pub enum CertKind {
     WrongName,
     /// Valid, but expires in 5 days (the report warns under 14).
     ExpiresSoon,
+    /// A client's certificate (CN=postie client, for clientAuth, no SAN).
+    Client,
 }
 
 impl Default for ServerOptions {
@@ -123,6 +128,7 @@ impl Default for ServerOptions {
             refuse_rcpt: Vec::new(),
             tempfail_rcpt: Vec::new(),
             cert: CertKind::Good,
+            require_client_cert: false,
         }
     }
 }
@@ -325,10 +331,10 @@ struct CertFiles {
 /// IP:127.0.0.1, CA:FALSE, valid from now-1day to now+30days.
 fn generate_cert(kind: CertKind) -> CertFiles {
     let build = || -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
-        let host = if kind == CertKind::WrongName {
-            "wrong.example"
-        } else {
-            "localhost"
+        let host = match kind {
+            CertKind::WrongName => "wrong.example",
+            CertKind::Client => "postie client",
+            _ => "localhost",
         };
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
         let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
@@ -369,15 +375,18 @@ fn generate_cert(kind: CertKind) -> CertFiles {
 
         let basic = BasicConstraints::new().critical().build()?;
         b.append_extension(basic)?;
-        let eku = ExtendedKeyUsage::new().server_auth().build()?;
-        b.append_extension(eku)?;
-        let mut san = SubjectAlternativeName::new();
-        san.dns(host);
-        if kind != CertKind::WrongName {
-            san.ip("127.0.0.1");
+        if kind == CertKind::Client {
+            b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+        } else {
+            b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+            let mut san = SubjectAlternativeName::new();
+            san.dns(host);
+            if kind != CertKind::WrongName {
+                san.ip("127.0.0.1");
+            }
+            let san = san.build(&b.x509v3_context(None, None))?;
+            b.append_extension(san)?;
         }
-        let san = san.build(&b.x509v3_context(None, None))?;
-        b.append_extension(san)?;
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
         b.append_extension(ski)?;
 
@@ -691,6 +700,8 @@ pub struct TestServer {
     shared: Arc<Shared>,
     /// Holds cert.pem / key.pem; deleted when the server is dropped.
     cert: Option<CertFiles>,
+    /// The client certificate the server requires, if it does.
+    client: Option<CertFiles>,
 }
 
 impl TestServer {
@@ -703,6 +714,13 @@ impl TestServer {
              'server wants auth but offers none' scenarios."
         );
 
+        assert!(
+            !opts.require_client_cert || opts.tls == Tls::Implicit,
+            "TestServer: require_client_cert needs Tls::Implicit (the terminator checks it)"
+        );
+        let client = opts
+            .require_client_cert
+            .then(|| generate_cert(CertKind::Client));
         let shared = Arc::new(Shared::default());
         let cert = match opts.tls {
             Tls::None => None,
@@ -742,7 +760,7 @@ impl TestServer {
                 let internal_addr = internal.local_addr().expect("local_addr");
                 let certs = cert.as_ref().expect("certificate");
                 start_mailin(handler, internal, Some(certs), opts.auth);
-                let acceptor = implicit_acceptor(certs);
+                let acceptor = implicit_acceptor(certs, client.as_ref());
                 spawn_implicit_terminator(public, internal_addr, acceptor);
             }
         }
@@ -752,7 +770,18 @@ impl TestServer {
             tls: opts.tls,
             shared,
             cert,
+            client,
         }
+    }
+
+    /// The client certificate and key (PEM, PKCS#8) the server requires.
+    /// Panics unless started with `require_client_cert`.
+    pub fn client_cert(&self) -> (PathBuf, PathBuf) {
+        let client = self
+            .client
+            .as_ref()
+            .expect("server requires no client certificate");
+        (client.cert_path.clone(), client.key_path.clone())
     }
 
     /// "127.0.0.1:PORT"
@@ -827,12 +856,19 @@ fn start_mailin(handler: Recorder, listener: TcpListener, cert: Option<&CertFile
         .expect("spawn mailin thread");
 }
 
-fn implicit_acceptor(certs: &CertFiles) -> SslAcceptor {
+fn implicit_acceptor(certs: &CertFiles, client: Option<&CertFiles>) -> SslAcceptor {
     let mut b =
         SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).expect("SslAcceptor builder");
     b.set_private_key(&certs.key).expect("set private key");
     b.set_certificate(&certs.cert).expect("set certificate");
     b.check_private_key().expect("key matches certificate");
+    if let Some(client) = client {
+        // The self-signed client certificate is its own trust anchor.
+        b.cert_store_mut()
+            .add_cert(client.cert.clone())
+            .expect("trust the client certificate");
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
     b.build()
 }
 
