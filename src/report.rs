@@ -42,18 +42,30 @@ fn table(report: &SessionReport) -> String {
         .map(|(_, caps)| caps.table())
         .collect();
     if let Some(first) = rows.first() {
-        out.push_str(&format!("{:<22}", "extension"));
-        for column in &columns {
-            out.push_str(&format!("{column:<26}"));
+        // Each column as wide as its widest cell, two spaces apart: a SIZE
+        // of "104857600 octets (100.0 MiB)" must not run into the next.
+        let name_width = first.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        let name_width = name_width.max("extension".len()) + 2;
+        let widths: Vec<usize> = columns
+            .iter()
+            .zip(&rows)
+            .map(|(label, row)| {
+                let widest = row.iter().map(|(_, value)| value.chars().count()).max();
+                widest.unwrap_or(0).max(label.chars().count()) + 2
+            })
+            .collect();
+        let mut line = format!("{:<name_width$}", "extension");
+        for (column, width) in columns.iter().zip(&widths) {
+            line.push_str(&format!("{column:<width$}"));
         }
-        out.truncate(out.trim_end().len());
+        out.push_str(line.trim_end());
         out.push('\n');
         for (index, (name, _)) in first.iter().enumerate() {
-            out.push_str(&format!("{name:<22}"));
-            for row in &rows {
-                out.push_str(&format!("{:<26}", row[index].1));
+            let mut line = format!("{name:<name_width$}");
+            for (row, width) in rows.iter().zip(&widths) {
+                line.push_str(&format!("{:<width$}", row[index].1));
             }
-            out.truncate(out.trim_end().len());
+            out.push_str(line.trim_end());
             out.push('\n');
         }
     }
@@ -64,4 +76,41 @@ fn table(report: &SessionReport) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::Capabilities;
+
+    #[test]
+    fn table_columns_never_run_into_each_other() {
+        let ehlo = |extra: &str| {
+            let lines: Vec<String> = ["mx.example", "PIPELINING", "SIZE 104857600", extra]
+                .iter()
+                .map(|l| l.to_string())
+                .collect();
+            Capabilities::parse(&lines)
+        };
+        let report = SessionReport {
+            server: "mx.example:587 (192.0.2.1:587)".into(),
+            capabilities: vec![
+                ("before STARTTLS".into(), ehlo("STARTTLS")),
+                ("after STARTTLS".into(), ehlo("AUTH PLAIN LOGIN")),
+            ],
+            ..SessionReport::default()
+        };
+        let text = table(&report);
+        let size = text.lines().find(|l| l.starts_with("SIZE")).unwrap();
+        assert_eq!(
+            size,
+            "SIZE                 104857600 octets (100.0 MiB)  104857600 octets (100.0 MiB)"
+        );
+        let header = text.lines().find(|l| l.starts_with("extension")).unwrap();
+        assert_eq!(
+            header.find("after STARTTLS"),
+            size.rfind("104857600"),
+            "{text}"
+        );
+    }
 }

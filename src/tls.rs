@@ -204,18 +204,28 @@ impl CertReport {
             lines.push(format!("certificate names: {}", self.alt_names.join(", ")));
         }
         lines.push(format!(
-            "certificate valid: {} to {} ({} days left)",
-            self.not_before, self.not_after, self.days_left
+            "certificate valid: {} to {} ({} left)",
+            self.not_before,
+            self.not_after,
+            days(self.days_left)
         ));
         lines.push(format!("certificate SHA-256: {}", self.sha256));
         lines.push(format!("certificate {}", self.verification));
         if self.days_left < 14 {
             lines.push(format!(
-                "warning: the certificate expires in {} days",
-                self.days_left
+                "warning: the certificate expires in {}",
+                days(self.days_left)
             ));
         }
         lines
+    }
+}
+
+fn days(count: i64) -> String {
+    if count == 1 {
+        "1 day".to_string()
+    } else {
+        format!("{count} days")
     }
 }
 
