@@ -626,10 +626,16 @@ impl Context<'_> {
             verify,
             report,
         };
-        let label = if session.wire.is_tls() {
-            "EHLO"
-        } else {
+        // "before STARTTLS" only where an upgrade is to come.
+        let upgrade_follows = match tls {
+            TlsMode::Starttls => true,
+            TlsMode::Opportunistic => session.caps.starttls,
+            TlsMode::Implicit | TlsMode::None => false,
+        };
+        let label = if upgrade_follows && !session.wire.is_tls() {
             "before STARTTLS"
+        } else {
+            "EHLO"
         };
         session
             .report

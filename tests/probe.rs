@@ -350,6 +350,23 @@ fn capabilities_table_and_json() {
 }
 
 #[test]
+fn capabilities_of_a_plain_session_are_one_ehlo_column() {
+    let server = TestServer::start(ServerOptions::default());
+    for tls in ["none", "opportunistic"] {
+        let (code, stdout, stderr) = run(&["--capabilities", "--json", "--tls", tls], &server);
+        assert_eq!(code, 0, "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+        let labels: Vec<&str> = json[0]["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[0].as_str().unwrap())
+            .collect();
+        assert_eq!(labels, ["EHLO"], "--tls {tls}: no STARTTLS is to follow");
+    }
+}
+
+#[test]
 fn certificate_problems_are_69_and_named() {
     for (kind, expected) in [
         (CertKind::Expired, "expired"),
