@@ -413,18 +413,8 @@ fn default_config_path_is_used_without_postie_config() {
 #[test]
 fn several_messages_go_over_one_session() {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = vec![];
-    for i in 0..3 {
-        let path = dir.path().join(format!("{i}.eml"));
-        fs::write(
-            &path,
-            format!("From: a@example.com\nSubject: number {i}\n\nbody {i}\n"),
-        )
-        .unwrap();
-        args.push("--message".to_string());
-        args.push(path.display().to_string());
-    }
     let ok: &[u8] = b"250 ok\r\n";
+    // No PIPELINING: one command, one reply.
     let mut replies: Vec<Vec<u8>> = vec![b"250-one.test\r\n250 8BITMIME\r\n".to_vec()];
     for _ in 0..3 {
         replies.extend([
@@ -438,7 +428,7 @@ fn several_messages_go_over_one_session() {
     let server = common::ScriptedServer::start(b"220 one.test ESMTP\r\n", replies);
     postie()
         .args(["--server", &server.addr(), "-f", "a@example.com"])
-        .args(&args)
+        .args(three_messages(dir.path()))
         .arg("b@example.com")
         .assert()
         .success();
@@ -453,7 +443,7 @@ fn several_messages_go_over_one_session() {
         3,
         "{lines:?}"
     );
-    for i in 0..3 {
+    for i in 1..=3 {
         assert!(lines.contains(&format!("Subject: number {i}")), "{lines:?}");
     }
 }
