@@ -224,7 +224,9 @@ pub struct Cli {
     ///
     /// Prefixes as in swaks: `===` postie's notes, `->`/`<-` sent and
     /// received in clear, `~>`/`<~` inside TLS, `***` errors. AUTH
-    /// credentials are always shown as [credentials hidden].
+    /// credentials are always shown as [credentials hidden]. When the
+    /// server's certificate fails verification, postie connects once more
+    /// without verifying, only to show that certificate.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, help_heading = OUTPUT)]
     pub verbose: u8,
 

@@ -597,7 +597,10 @@ impl Context<'_> {
         let wire = Wire::plain(tcp, peer, transcript.clone());
         transcript.restart_clock();
         if tls == TlsMode::Implicit {
-            report.certificate = Some(self.handshake(&wire, endpoint, verify, transcript).await?);
+            let certificate = self
+                .handshake(&wire, endpoint, verify, transcript, Upgrade::Implicit)
+                .await?;
+            report.certificate = Some(certificate);
             clock.mark("TLS handshake");
         }
         if settings.quit_after == Some(QuitAfter::Banner) {
@@ -662,15 +665,26 @@ impl Context<'_> {
         endpoint: &Endpoint,
         verify: Verify,
         transcript: &Transcript,
+        upgrade: Upgrade,
     ) -> Result<CertReport> {
         let connector = self.material.connector(verify)?;
-        timed(
+        let started = timed(
             self.settings.timeouts.connect,
             "the TLS handshake",
             wire.start_tls(connector, &endpoint.host),
         )
-        .await?
-        .map_err(|detail| handshake_error(endpoint, &detail))?;
+        .await?;
+        if let Err(detail) = started {
+            let err = handshake_error(endpoint, &detail);
+            if verify == Verify::Full
+                && err.exit == Exit::Unavailable
+                && self.settings.verbosity > 0
+            {
+                self.show_unverified_certificate(wire.peer(), endpoint, upgrade, transcript)
+                    .await;
+            }
+            return Err(err);
+        }
         transcript.note("TLS started");
         let der = wire.peer_certificate().unwrap_or_default();
         let verification = match verify {
@@ -703,6 +717,60 @@ impl Context<'_> {
             transcript.note(&line);
         }
         Ok(report)
+    }
+}
+
+/// How the TLS handshake is reached: at once, or after STARTTLS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    Implicit,
+    Starttls,
+}
+
+impl Context<'_> {
+    /// After a certificate failed verification, at -v: connect again and
+    /// fetch it without checking, only to show what the server presents
+    /// (the failed handshake gives no certificate to show). Best effort:
+    /// the verification error stays the result whatever happens here.
+    async fn show_unverified_certificate(
+        &self,
+        peer: SocketAddr,
+        endpoint: &Endpoint,
+        upgrade: Upgrade,
+        transcript: &Transcript,
+    ) {
+        transcript.note("connecting again without verification, only to show the certificate");
+        let fetch = async {
+            let tcp = TcpStream::connect(peer).await.ok()?;
+            // The second dialogue is not shown: it repeats the first.
+            let wire = Wire::plain(tcp, peer, Arc::new(Transcript::new(0, false)));
+            if upgrade == Upgrade::Starttls {
+                let mut reader = tokio::io::BufReader::new(wire.clone());
+                let mut writer = wire.clone();
+                read_reply(&mut reader).await.ok()?;
+                let ehlo = format!("EHLO {}\r\n", self.settings.helo);
+                writer.write_all(ehlo.as_bytes()).await.ok()?;
+                read_reply(&mut reader).await.ok()?;
+                writer.write_all(b"STARTTLS\r\n").await.ok()?;
+                read_reply(&mut reader)
+                    .await
+                    .ok()?
+                    .starts_with("220")
+                    .then_some(())?;
+            }
+            let connector = self.material.connector(Verify::Insecure).ok()?;
+            wire.start_tls(connector, &endpoint.host).await.ok()?;
+            let der = wire.peer_certificate()?;
+            CertReport::from_der(&der, "NOT verified (see the error below)".to_string())
+        };
+        match tokio::time::timeout(self.settings.timeouts.connect, fetch).await {
+            Ok(Some(report)) => {
+                for line in report.lines() {
+                    transcript.note(&line);
+                }
+            }
+            _ => transcript.note("could not fetch the certificate to show it"),
+        }
     }
 }
 
@@ -976,7 +1044,13 @@ impl Session<'_> {
         }
         let certificate = self
             .context
-            .handshake(&self.wire, &self.endpoint, self.verify, &self.transcript)
+            .handshake(
+                &self.wire,
+                &self.endpoint,
+                self.verify,
+                &self.transcript,
+                Upgrade::Starttls,
+            )
             .await?;
         self.report.certificate = Some(certificate);
         self.command(Ehlo::new(self.client_id.clone()), Stage::StartTls)

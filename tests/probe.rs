@@ -367,6 +367,40 @@ fn capabilities_of_a_plain_session_are_one_ehlo_column() {
 }
 
 #[test]
+fn with_v_a_certificate_that_fails_verification_is_shown() {
+    for (tls, mode) in [(Tls::Implicit, "implicit"), (Tls::StartTls, "starttls")] {
+        let server = TestServer::start(ServerOptions {
+            tls,
+            cert: CertKind::WrongName,
+            ..ServerOptions::default()
+        });
+        let ca = server.ca_file();
+        let args = ["--tls", mode, "--ca-file", ca.to_str().unwrap()];
+        let message = ["-f", "a@example.com", "b@example.com", "--body", "x"];
+        let (code, _, stderr) = run(&[&args[..], &["-v"], &message[..]].concat(), &server);
+        assert_eq!(code, 69, "{mode}: {stderr}");
+        assert!(
+            stderr.contains("=== certificate subject: CN=wrong.example"),
+            "{mode}: {stderr}"
+        );
+        assert!(
+            stderr.contains("=== certificate NOT verified (see the error below)"),
+            "{mode}: {stderr}"
+        );
+        let last = stderr.lines().last().unwrap();
+        assert!(
+            last.contains("not valid for the name \"localhost\""),
+            "{mode}: {stderr}"
+        );
+        // Without -v nothing connects a second time and stderr is one line.
+        let (code, _, stderr) = run(&[&args[..], &message[..]].concat(), &server);
+        assert_eq!(code, 69, "{mode}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{mode}: {stderr}");
+        assert!(server.received().is_empty());
+    }
+}
+
+#[test]
 fn certificate_problems_are_69_and_named() {
     for (kind, expected) in [
         (CertKind::Expired, "expired"),
