@@ -179,6 +179,9 @@ pub struct Cli {
     pub client_key: Option<PathBuf>,
 
     /// Do not verify the server's certificate (prints a warning). Prefer --ca-file.
+    ///
+    /// With -v the certificate report still says what verification would
+    /// have rejected: self-signed, expired, or not valid for the server name.
     #[arg(long, help_heading = TLS)]
     pub insecure: bool,
 

@@ -229,6 +229,65 @@ fn days(count: i64) -> String {
     }
 }
 
+/// What a certificate shows by itself that verification would reject:
+/// self-signed, outside its dates, not for `host`. For the --insecure
+/// report, where no verification ran; the chain to a trusted CA cannot be
+/// judged from the certificate alone, so it is not.
+pub fn certificate_flaws(der: &[u8], host: &str) -> Vec<String> {
+    let Ok(cert) = openssl::x509::X509::from_der(der) else {
+        return Vec::new();
+    };
+    let mut flaws = Vec::new();
+    if cert.issued(&cert) == openssl::x509::X509VerifyResult::OK {
+        flaws.push("self-signed".to_string());
+    }
+    if let Ok(now) = openssl::asn1::Asn1Time::days_from_now(0) {
+        if cert.not_after() < now {
+            flaws.push("expired".to_string());
+        } else if cert.not_before() > now {
+            flaws.push("not valid yet".to_string());
+        }
+    }
+    if !names_match(&cert, host) {
+        flaws.push(format!("not valid for the name {host:?}"));
+    }
+    flaws
+}
+
+/// RFC 6125 in short: an IP address must be an IP SAN; a name matches a
+/// DNS SAN, with `*` standing for the whole first label; the CN counts only
+/// when there is no SAN at all.
+fn names_match(cert: &openssl::x509::X509, host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let ip: Option<IpAddr> = host.trim_matches(['[', ']']).parse().ok();
+    let dns_matches = |pattern: &str| {
+        let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
+        match pattern.strip_prefix("*.") {
+            Some(rest) => host
+                .split_once('.')
+                .is_some_and(|(first, tail)| !first.is_empty() && tail == rest),
+            None => pattern == host,
+        }
+    };
+    match cert.subject_alt_names() {
+        Some(names) => names.iter().any(|name| match ip {
+            Some(ip) => name.ipaddress().is_some_and(|bytes| match ip {
+                IpAddr::V4(v4) => bytes == v4.octets(),
+                IpAddr::V6(v6) => bytes == v6.octets(),
+            }),
+            None => name.dnsname().is_some_and(dns_matches),
+        }),
+        None => {
+            ip.is_none()
+                && cert
+                    .subject_name()
+                    .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+                    .filter_map(|entry| entry.data().to_string().ok())
+                    .any(|cn| dns_matches(&cn))
+        }
+    }
+}
+
 fn name_text(name: &openssl::x509::X509NameRef) -> String {
     name.entries()
         .map(|entry| {
@@ -340,6 +399,98 @@ mod tests {
         let bundle = format!("junk\n{one}\n{one}\n");
         assert_eq!(pem_certificates(bundle.as_bytes()).len(), 2);
         assert!(pem_certificates(b"nothing").is_empty());
+    }
+
+    /// A throwaway certificate with these SANs (or only a CN), valid for
+    /// `days` from yesterday, signed by its own key.
+    fn certificate(sans: &[&str], cn: &str, days: u32) -> Vec<u8> {
+        use openssl::x509::extension::SubjectAlternativeName;
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap())
+            .unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, cn)
+            .unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        let yesterday = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - 86_400;
+        b.set_not_before(&openssl::asn1::Asn1Time::from_unix(yesterday - 86_400).unwrap())
+            .unwrap();
+        b.set_not_after(
+            &openssl::asn1::Asn1Time::from_unix(yesterday + i64::from(days) * 86_400).unwrap(),
+        )
+        .unwrap();
+        if !sans.is_empty() {
+            let mut san = SubjectAlternativeName::new();
+            for entry in sans {
+                match entry.strip_prefix("IP:") {
+                    Some(ip) => san.ip(ip),
+                    None => san.dns(entry),
+                };
+            }
+            let san = san.build(&b.x509v3_context(None, None)).unwrap();
+            b.append_extension(san).unwrap();
+        }
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        b.build().to_der().unwrap()
+    }
+
+    #[test]
+    fn certificate_flaws_are_facts_of_the_certificate_alone() {
+        let good_names = certificate(
+            &["mail.example.com", "*.example.org", "IP:192.0.2.1"],
+            "x",
+            30,
+        );
+        for host in [
+            "mail.example.com",
+            "MAIL.example.com.",
+            "smtp.example.org",
+            "192.0.2.1",
+        ] {
+            assert_eq!(
+                certificate_flaws(&good_names, host),
+                ["self-signed"],
+                "{host}"
+            );
+        }
+        for host in [
+            "example.com",
+            "a.b.example.org",
+            "example.org",
+            "192.0.2.2",
+            "x",
+        ] {
+            assert_eq!(
+                certificate_flaws(&good_names, host),
+                [
+                    "self-signed".to_string(),
+                    format!("not valid for the name {host:?}")
+                ],
+                "{host}"
+            );
+        }
+        // Without any SAN the CN names the host.
+        let cn_only = certificate(&[], "mx.example.net", 30);
+        assert_eq!(
+            certificate_flaws(&cn_only, "mx.example.net"),
+            ["self-signed"]
+        );
+        let expired = certificate(&["mx.example.net"], "x", 0);
+        assert_eq!(
+            certificate_flaws(&expired, "mx.example.net"),
+            ["self-signed", "expired"]
+        );
     }
 
     #[test]

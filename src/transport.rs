@@ -33,8 +33,8 @@ use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::mx::{self, Family, Nameserver};
 use crate::tls::{
-    client_certificate_refused, error_chain, handshake_error, sha256, CertReport, TlsMaterial,
-    Verify,
+    certificate_flaws, client_certificate_refused, error_chain, handshake_error, sha256,
+    CertReport, TlsMaterial, Verify,
 };
 use crate::transcript::Transcript;
 use crate::wire::Wire;
@@ -689,7 +689,10 @@ impl Context<'_> {
         let der = wire.peer_certificate().unwrap_or_default();
         let verification = match verify {
             Verify::Full => "verified: trusted issuer, name matches".to_string(),
-            Verify::Insecure => "NOT verified (--insecure)".to_string(),
+            Verify::Insecure => match certificate_flaws(&der, &endpoint.host)[..] {
+                [] => "NOT verified (--insecure)".to_string(),
+                ref flaws => format!("NOT verified (--insecure); it is {}", flaws.join(", ")),
+            },
             Verify::Unauthenticated => {
                 "not verified (opportunistic TLS to a mail exchanger)".to_string()
             }

@@ -6,7 +6,7 @@ mod common;
 
 use std::fs;
 
-use common::{parse, postie, ServerOptions, TestServer, Tls, PASSWORD, USER};
+use common::{parse, postie, CertKind, ServerOptions, TestServer, Tls, PASSWORD, USER};
 use mail_parser::MimeHeaders;
 
 fn server() -> TestServer {
@@ -486,6 +486,35 @@ fn insecure_skips_verification_with_a_warning() {
         stderr_of(&output)
     );
     assert!(srv.wait_for_messages(1)[0].tls);
+}
+
+#[test]
+fn with_insecure_the_report_says_what_verification_would_reject() {
+    let srv = TestServer::start(ServerOptions {
+        tls: Tls::Implicit,
+        cert: CertKind::WrongName,
+        ..ServerOptions::default()
+    });
+    let output = postie()
+        .args([
+            "--server",
+            &srv.addr(),
+            "--tls",
+            "implicit",
+            "--insecure",
+            "-v",
+        ])
+        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "=== certificate NOT verified (--insecure); it is self-signed, not valid for the name \"127.0.0.1\""
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
