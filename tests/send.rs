@@ -17,6 +17,15 @@ fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The small message most tests here send: a@ to b@, body "x".
+const SMALL: [&str; 5] = ["-f", "a@example.com", "b@example.com", "--body", "x"];
+
+/// postie with `args` and the small message: its exit code and stderr.
+fn send_small(args: &[&str]) -> (Option<i32>, String) {
+    let output = postie().args(args).args(SMALL).output().unwrap();
+    (output.status.code(), stderr_of(&output))
+}
+
 #[test]
 fn text_message_arrives_with_envelope_and_encoded_headers() {
     let srv = server();
@@ -312,7 +321,7 @@ fn auth_login_with_password_command() {
             "--password-cmd",
             &format!("printf '%s\\n' '{PASSWORD}'"),
         ])
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .args(SMALL)
         .assert()
         .success();
     assert_eq!(srv.wait_for_messages(1)[0].auth_user.as_deref(), Some(USER));
@@ -369,7 +378,7 @@ fn implicit_tls_by_url_and_by_flag() {
             .args(&server_args)
             .arg("--ca-file")
             .arg(srv.ca_file())
-            .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+            .args(SMALL)
             .assert()
             .success();
     }
@@ -397,7 +406,7 @@ fn a_client_certificate_gets_through_a_server_that_requires_one() {
         .arg(&cert)
         .arg("--client-key")
         .arg(&key)
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .args(SMALL)
         .assert()
         .success();
     assert_eq!(srv.wait_for_messages(1).len(), 1);
@@ -406,14 +415,16 @@ fn a_client_certificate_gets_through_a_server_that_requires_one() {
 #[test]
 fn without_the_client_certificate_the_server_refuses_the_handshake() {
     let srv = client_cert_server();
-    let output = postie()
-        .args(["--server", &srv.addr(), "--tls", "implicit", "--ca-file"])
-        .arg(srv.ca_file())
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
-        .output()
-        .unwrap();
-    let stderr = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(77), "{stderr}");
+    let ca = srv.ca_file();
+    let (code, stderr) = send_small(&[
+        "--server",
+        &srv.addr(),
+        "--tls",
+        "implicit",
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(77), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "TLS: {} requires a client certificate",
@@ -429,17 +440,9 @@ fn without_the_client_certificate_the_server_refuses_the_handshake() {
 #[test]
 fn required_starttls_missing_is_69_not_a_downgrade() {
     let srv = server();
-    let output = postie()
-        .args(["--server", &srv.addr(), "--tls", "starttls"])
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(69));
-    assert!(
-        stderr_of(&output).contains("does not offer STARTTLS"),
-        "{}",
-        stderr_of(&output)
-    );
+    let (code, stderr) = send_small(&["--server", &srv.addr(), "--tls", "starttls"]);
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("does not offer STARTTLS"), "{stderr}");
     assert!(srv.received().is_empty());
 }
 
@@ -449,22 +452,10 @@ fn untrusted_certificate_is_69_and_says_self_signed() {
         tls: Tls::StartTls,
         ..ServerOptions::default()
     });
-    let output = postie()
-        .args([
-            "--server",
-            &format!("localhost:{}", srv.port),
-            "--tls",
-            "starttls",
-        ])
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(69), "{}", stderr_of(&output));
-    assert!(
-        stderr_of(&output).contains("self-signed"),
-        "{}",
-        stderr_of(&output)
-    );
+    let server = format!("localhost:{}", srv.port);
+    let (code, stderr) = send_small(&["--server", &server, "--tls", "starttls"]);
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("self-signed"), "{stderr}");
     assert!(srv.received().is_empty());
 }
 
@@ -474,16 +465,11 @@ fn insecure_skips_verification_with_a_warning() {
         tls: Tls::StartTls,
         ..ServerOptions::default()
     });
-    let output = postie()
-        .args(["--server", &srv.addr(), "--tls", "starttls", "--insecure"])
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let (code, stderr) = send_small(&["--server", &srv.addr(), "--tls", "starttls", "--insecure"]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stderr_of(&output).starts_with("postie: warning: --insecure"),
-        "{}",
-        stderr_of(&output)
+        stderr.starts_with("postie: warning: --insecure"),
+        "{stderr}"
     );
     assert!(srv.wait_for_messages(1)[0].tls);
 }
@@ -495,20 +481,15 @@ fn with_insecure_the_report_says_what_verification_would_reject() {
         cert: CertKind::WrongName,
         ..ServerOptions::default()
     });
-    let output = postie()
-        .args([
-            "--server",
-            &srv.addr(),
-            "--tls",
-            "implicit",
-            "--insecure",
-            "-v",
-        ])
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
-        .output()
-        .unwrap();
-    let stderr = stderr_of(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let (code, stderr) = send_small(&[
+        "--server",
+        &srv.addr(),
+        "--tls",
+        "implicit",
+        "--insecure",
+        "-v",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains(
             "=== certificate NOT verified (--insecure); it is self-signed, not valid for the name \"127.0.0.1\""
@@ -527,7 +508,7 @@ fn opportunistic_tls_is_the_loopback_default() {
         .args(["--server", &tls_srv.addr()])
         .arg("--ca-file")
         .arg(tls_srv.ca_file())
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .args(SMALL)
         .assert()
         .success();
     assert!(
@@ -537,7 +518,7 @@ fn opportunistic_tls_is_the_loopback_default() {
     let plain_srv = server();
     postie()
         .args(["--server", &plain_srv.addr()])
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .args(SMALL)
         .assert()
         .success();
     assert!(!plain_srv.wait_for_messages(1)[0].tls);
