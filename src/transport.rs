@@ -953,7 +953,9 @@ impl Session<'_> {
 
     /// Further messages over the same session. A failed one is reset and
     /// the next tried, unless the connection is gone (a NOOP tells, or the
-    /// replies to commands already sent ahead).
+    /// replies to commands already sent ahead) or a reply never came: after
+    /// a timeout, a late reply would be read as the answer to the next
+    /// command, so the session is given up.
     async fn more(&mut self, messages: &[Outgoing], mut ahead: Ahead) -> Vec<Result<Delivery>> {
         let mut results = Vec::with_capacity(messages.len());
         for (index, message) in messages.iter().enumerate() {
@@ -963,13 +965,24 @@ impl Session<'_> {
                 .await;
             ahead = next_ahead;
             let failed = result.is_err();
+            let timed_out = result.as_ref().is_err_and(is_timeout);
             results.push(result);
             // With commands in flight a NOOP's reply would be read as theirs.
-            if failed && ahead == Ahead::Nothing && !self.conn.test_connected().await {
+            let broken = timed_out
+                || (failed && ahead == Ahead::Nothing && !self.conn.test_connected().await);
+            if broken {
+                let reason = if timed_out {
+                    "a reply did not come"
+                } else {
+                    "the connection was lost"
+                };
                 for _ in index + 1..messages.len() {
                     results.push(Err(Error::new(
-                        Exit::IoErr,
-                        format!("connection to {} lost before this message", self.endpoint),
+                        Exit::TempFail,
+                        format!(
+                            "not sent: {reason} in the session with {} before this message",
+                            self.endpoint
+                        ),
                     )
                     .hint("try again later")));
                 }
@@ -1609,6 +1622,13 @@ fn connect_error(endpoint: &Endpoint, address: &SocketAddr, err: &io::Error) -> 
     .hint("check the server and port; try again later")
 }
 
+/// Whether `timed` gave up on this error's wait.
+fn is_timeout(err: &Error) -> bool {
+    err.message.starts_with(TIMED_OUT)
+}
+
+const TIMED_OUT: &str = "timed out after";
+
 /// Runs `future` under a time limit; running out is a temporary failure.
 async fn timed<F: std::future::Future>(
     limit: Duration,
@@ -1619,7 +1639,7 @@ async fn timed<F: std::future::Future>(
         Error::new(
             Exit::TempFail,
             format!(
-                "timed out after {} s waiting for {waiting_for}",
+                "{TIMED_OUT} {} s waiting for {waiting_for}",
                 limit.as_secs()
             ),
         )

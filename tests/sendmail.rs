@@ -595,6 +595,53 @@ fn with_pipelining_a_rejected_message_does_not_stop_the_next() {
 }
 
 #[test]
+fn in_a_batch_a_reply_that_never_comes_ends_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = || b"250 ok\r\n".to_vec();
+    let silence = Vec::new;
+    let replies = vec![
+        PIPELINING_EHLO.to_vec(),
+        ok(),
+        ok(),
+        b"354 go\r\n".to_vec(),
+        // 1 delivered; 2's MAIL and RCPT answered behind it.
+        ok(),
+        ok(),
+        ok(),
+        b"354 go\r\n".to_vec(),
+        // 2's end of data, and 3's MAIL and RCPT sent behind it: no reply.
+        silence(),
+        silence(),
+        silence(),
+        b"221 bye\r\n".to_vec(),
+    ];
+    let server = common::ScriptedServer::start(b"220 one.test ESMTP\r\n", replies);
+    let messages = three_messages(dir.path());
+    let output = postie()
+        .args(["--server", &server.addr(), "-f", "a@example.com"])
+        .args(["--no-queue", "--timeout", "1"])
+        .args(&messages)
+        .arg("b@example.com")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: timed out after 1 s", messages[3])),
+        "{stderr}"
+    );
+    // 3 is not read against replies that may still come for 2.
+    assert!(
+        stderr.contains(&format!(
+            "{}: not sent: a reply did not come in the session with",
+            messages[5]
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 of 3 messages were not sent"), "{stderr}");
+}
+
+#[test]
 fn in_a_batch_a_refused_message_does_not_stop_the_others() {
     let s = setup(
         ServerOptions {
