@@ -466,10 +466,29 @@ fn three_messages(dir: &Path) -> Vec<String> {
 
 const PIPELINING_EHLO: &[u8] = b"250-one.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
 
+fn ok() -> Vec<u8> {
+    b"250 ok\r\n".to_vec()
+}
+
+/// A pipelining server's replies up to the 354 for the second message:
+/// the first delivered, the second's MAIL and RCPT answered behind it.
+fn replies_until_the_second_message() -> Vec<Vec<u8>> {
+    let go = || b"354 go\r\n".to_vec();
+    vec![
+        PIPELINING_EHLO.to_vec(),
+        ok(),
+        ok(),
+        go(),
+        ok(),
+        ok(),
+        ok(),
+        go(),
+    ]
+}
+
 #[test]
 fn with_pipelining_the_next_mail_follows_the_final_dot() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = || b"250 ok\r\n".to_vec();
     let mut replies = vec![PIPELINING_EHLO.to_vec()];
     // MAIL, RCPT, DATA, the message; then the message's reply, with the
     // next MAIL and RCPT answered behind it.
@@ -518,17 +537,8 @@ fn with_pipelining_the_next_mail_follows_the_final_dot() {
 #[test]
 fn with_pipelining_a_rejected_message_does_not_stop_the_next() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = || b"250 ok\r\n".to_vec();
-    let replies = vec![
-        PIPELINING_EHLO.to_vec(),
-        // 1: delivered; 2's MAIL and RCPT are answered behind its reply.
-        ok(),
-        ok(),
-        b"354 go\r\n".to_vec(),
-        ok(),
-        ok(),
-        ok(),
-        b"354 go\r\n".to_vec(),
+    let mut replies = replies_until_the_second_message();
+    replies.extend([
         // 2: rejected at the end of DATA; 3's MAIL and RCPT were already sent.
         b"554 5.7.1 spam\r\n".to_vec(),
         ok(),
@@ -537,7 +547,7 @@ fn with_pipelining_a_rejected_message_does_not_stop_the_next() {
         ok(),
         ok(),
         b"221 bye\r\n".to_vec(),
-    ];
+    ]);
     let server = common::ScriptedServer::start(b"220 one.test ESMTP\r\n", replies);
     let messages = three_messages(dir.path());
     let output = postie()
@@ -597,24 +607,9 @@ fn with_pipelining_a_rejected_message_does_not_stop_the_next() {
 #[test]
 fn in_a_batch_a_reply_that_never_comes_ends_the_session() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = || b"250 ok\r\n".to_vec();
-    let silence = Vec::new;
-    let replies = vec![
-        PIPELINING_EHLO.to_vec(),
-        ok(),
-        ok(),
-        b"354 go\r\n".to_vec(),
-        // 1 delivered; 2's MAIL and RCPT answered behind it.
-        ok(),
-        ok(),
-        ok(),
-        b"354 go\r\n".to_vec(),
-        // 2's end of data, and 3's MAIL and RCPT sent behind it: no reply.
-        silence(),
-        silence(),
-        silence(),
-        b"221 bye\r\n".to_vec(),
-    ];
+    let mut replies = replies_until_the_second_message();
+    // 2's end of data, and 3's MAIL and RCPT sent behind it: no reply.
+    replies.extend([vec![], vec![], vec![], b"221 bye\r\n".to_vec()]);
     let server = common::ScriptedServer::start(b"220 one.test ESMTP\r\n", replies);
     let messages = three_messages(dir.path());
     let output = postie()
