@@ -72,6 +72,23 @@ pub struct Error {
     pub exit: Exit,
     pub message: String,
     pub hint: Option<String>,
+    /// What the caller may need to know beyond the exit code.
+    pub cause: Cause,
+}
+
+/// Failures that change what the caller does next, where the exit code
+/// alone cannot tell (a 75 may be a 4xx reply or a silent server).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Cause {
+    #[default]
+    Other,
+    /// No SMTP session started: the connection was refused or not
+    /// answered, or no greeting came. Other messages for the same server
+    /// would fare no better right now.
+    Unreachable,
+    /// A reply did not come in time; a late one could still arrive and be
+    /// taken for the answer to the next command.
+    Timeout,
 }
 
 impl Error {
@@ -80,11 +97,17 @@ impl Error {
             exit,
             message: message.into(),
             hint: None,
+            cause: Cause::Other,
         }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn cause(mut self, cause: Cause) -> Self {
+        self.cause = cause;
         self
     }
 

@@ -733,8 +733,11 @@ fn queue_page() -> String {
         "`flush` sends each entry that is due: the backoff per entry is 5 minutes after the \
          first failure, doubling, at most 4 hours (`--now` ignores it). An entry is removed only \
          after the server's final 250. An entry that fails permanently, or is older than \
-         `queue_max_age` (default `5d`), moves to `failed/`. Each entry is locked while it is \
-         sent, so two flushes at once never send it twice.",
+         `queue_max_age` (default `5d`), moves to `failed/`. When a server does not answer \
+         (connection refused or unanswered, no greeting, or a 4xx greeting), the other entries \
+         with the same settings are left for the next flush instead of each waiting out a \
+         timeout. Each entry is locked while it is sent, so two flushes at once never send it \
+         twice.",
     );
     page.p(
         "Passwords are never stored in the queue: a flush reads them from the config \

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::cli::{QueueCli, QueueCommand};
 use crate::config::ConfigFile;
 use crate::content::Content;
-use crate::exit::{Error, Exit, Result};
+use crate::exit::{Cause, Error, Exit, Result};
 use crate::log::{Attempt, Logger, Outcome};
 use crate::queue::{self, parse_duration, Entry, Queue};
 use crate::request;
@@ -125,6 +125,11 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
 fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) -> Result<()> {
     let mut first_permanent: Option<Error> = None;
     let mut deferred = 0;
+    // Settings whose server did not answer in this flush: the messages
+    // behind them wait for the next flush instead of each waiting out a
+    // connection timeout now.
+    let mut unanswered: Vec<Vec<String>> = Vec::new();
+    let mut skipped = 0;
     for listed in queue.list()? {
         let Some(_lock) = queue.lock(&listed.id)? else {
             continue; // another flush is sending it
@@ -154,6 +159,11 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             continue;
         }
         if !ignore_backoff && entry.next_attempt() > now {
+            deferred += 1;
+            continue;
+        }
+        if unanswered.contains(&entry.args) {
+            skipped += 1;
             deferred += 1;
             continue;
         }
@@ -222,6 +232,9 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
                 queue.save(&entry)?;
                 eprintln!("postie: queue: deferred {}: {err}", entry.id);
                 deferred += 1;
+                if err.cause == Cause::Unreachable {
+                    unanswered.push(entry.args.clone());
+                }
             }
             Err(err) => {
                 entry.last_error = Some(err.to_string());
@@ -234,6 +247,11 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
                 first_permanent.get_or_insert(err);
             }
         }
+    }
+    if skipped > 0 {
+        eprintln!(
+            "postie: queue: {skipped} more message(s) not tried: their server did not answer for an earlier one"
+        );
     }
     if let Some(err) = first_permanent {
         return Err(err);

@@ -30,7 +30,7 @@ use tokio::net::TcpStream;
 use crate::capabilities::{human_size, Capabilities};
 use crate::cli::{AuthMethod, QuitAfter, TlsMode};
 use crate::content::Content;
-use crate::exit::{io_reason, Error, Exit, Result};
+use crate::exit::{io_reason, Cause, Error, Exit, Result};
 use crate::mx::{self, Family, Nameserver};
 use crate::tls::{
     certificate_flaws, client_certificate_refused, error_chain, handshake_error, sha256,
@@ -582,8 +582,9 @@ impl Context<'_> {
             addresses,
             verify,
         } = *target;
-        let (tcp, peer) =
-            connect_tcp(endpoint, addresses, settings.timeouts.connect, transcript).await?;
+        let (tcp, peer) = connect_tcp(endpoint, addresses, settings.timeouts.connect, transcript)
+            .await
+            .map_err(unreachable)?;
         clock.mark("connect");
         let mut report = SessionReport {
             server: format!("{endpoint} ({peer})"),
@@ -613,8 +614,9 @@ impl Context<'_> {
         let greeting =
             AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &client_id);
         let conn = timed(settings.timeouts.reply, "the greeting", greeting)
-            .await?
-            .map_err(|err| smtp_error(endpoint, Stage::Greeting, err))?;
+            .await
+            .map_err(unreachable)?
+            .map_err(|err| unreachable(smtp_error(endpoint, Stage::Greeting, err)))?;
         clock.mark("banner and EHLO");
         let caps = Capabilities::parse(&transcript.last_reply());
         let mut session = Session {
@@ -965,7 +967,9 @@ impl Session<'_> {
                 .await;
             ahead = next_ahead;
             let failed = result.is_err();
-            let timed_out = result.as_ref().is_err_and(is_timeout);
+            let timed_out = result
+                .as_ref()
+                .is_err_and(|err| err.cause == Cause::Timeout);
             results.push(result);
             // With commands in flight a NOOP's reply would be read as theirs.
             let broken = timed_out
@@ -1530,6 +1534,15 @@ async fn connect_tcp(
     }))
 }
 
+/// A temporary failure before the session started (no connection, no
+/// greeting, or a 4xx greeting) says the server is not there for now.
+fn unreachable(err: Error) -> Error {
+    match err.exit {
+        Exit::TempFail | Exit::IoErr | Exit::NoHost => err.cause(Cause::Unreachable),
+        _ => err,
+    }
+}
+
 /// Maps a lettre error at a given stage to postie's error and exit code.
 fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
     let at = stage.name();
@@ -1622,13 +1635,6 @@ fn connect_error(endpoint: &Endpoint, address: &SocketAddr, err: &io::Error) -> 
     .hint("check the server and port; try again later")
 }
 
-/// Whether `timed` gave up on this error's wait.
-fn is_timeout(err: &Error) -> bool {
-    err.message.starts_with(TIMED_OUT)
-}
-
-const TIMED_OUT: &str = "timed out after";
-
 /// Runs `future` under a time limit; running out is a temporary failure.
 async fn timed<F: std::future::Future>(
     limit: Duration,
@@ -1639,11 +1645,12 @@ async fn timed<F: std::future::Future>(
         Error::new(
             Exit::TempFail,
             format!(
-                "{TIMED_OUT} {} s waiting for {waiting_for}",
+                "timed out after {} s waiting for {waiting_for}",
                 limit.as_secs()
             ),
         )
         .hint("the server is slow or unreachable; try again later or raise --timeout")
+        .cause(Cause::Timeout)
     })
 }
 

@@ -273,6 +273,57 @@ fn flush_defers_with_backoff_and_gives_up_after_max_age() {
 }
 
 #[test]
+fn flush_stops_knocking_on_a_server_that_does_not_answer() {
+    let setup = Setup::new(&down(), "queue = \"always\"");
+    for i in 1..=3 {
+        setup
+            .cmd()
+            .args([
+                "ops@example.com",
+                "-s",
+                &format!("report {i}"),
+                "--body",
+                "x",
+            ])
+            .assert()
+            .success();
+    }
+    let output = setup.cmd().args(["queue", "flush"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert_eq!(stderr.matches("connection refused").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("2 more message(s) not tried: their server did not answer"),
+        "{stderr}"
+    );
+    let listed = setup
+        .cmd()
+        .args(["queue", "list", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let mut attempts: Vec<u64> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["attempts"].as_u64().unwrap())
+        .collect();
+    attempts.sort();
+    assert_eq!(attempts, [0, 0, 1], "only one was tried");
+
+    // Back at another address: the next flush sends all three.
+    let server = TestServer::start(ServerOptions::default());
+    setup.write_config(&server.addr(), "queue = \"always\"");
+    setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
+        .assert()
+        .success();
+    assert_eq!(server.wait_for_messages(3).len(), 3);
+    assert!(setup.entries().is_empty());
+}
+
+#[test]
 fn show_and_drop() {
     let setup = Setup::new(&down(), "queue = \"always\"");
     setup
