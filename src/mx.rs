@@ -599,6 +599,10 @@ mod tests {
             "127.0.0.1:99999",
             "::1:53x",
             "1.2.3.4:0",
+            "localhost",
+            "127.0.0.1:abc",
+            "300.0.0.1",
+            "[::1",
         ] {
             let err = Nameserver::parse(bad).unwrap_err();
             assert_eq!(err.exit, Exit::Usage, "{bad:?}: {err}");

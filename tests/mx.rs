@@ -305,23 +305,6 @@ fn by_domain_groups_case_insensitively_in_first_seen_order() {
 }
 
 #[test]
-fn nameserver_parse_forms_and_errors() {
-    let at = |text: &str| Nameserver::At(text.parse().unwrap());
-    assert_eq!(Nameserver::parse("127.0.0.1").unwrap(), at("127.0.0.1:53"));
-    assert_eq!(
-        Nameserver::parse("127.0.0.1:5353").unwrap(),
-        at("127.0.0.1:5353")
-    );
-    assert_eq!(Nameserver::parse("[::1]:5353").unwrap(), at("[::1]:5353"));
-    assert_eq!(Nameserver::parse("::1").unwrap(), at("[::1]:53"));
-    for bad in ["localhost", "127.0.0.1:abc", "300.0.0.1", "[::1", ""] {
-        let err = Nameserver::parse(bad).unwrap_err();
-        assert_eq!(err.exit, Exit::Usage, "{bad:?}: {err}");
-        assert_eq!(err.exit.code(), 64);
-    }
-}
-
-#[test]
 fn system_nameserver_builds() {
     // Only building: the network beyond 127.0.0.1 is out of bounds here.
     // A machine without /etc/resolv.conf gets a configuration error.
