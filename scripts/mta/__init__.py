@@ -34,6 +34,9 @@ CACHE = ROOT / "target" / "interop"
 
 USER, PASSWORD = "alice", "s3cret"
 
+# Seconds an apt-get (or pip) run may take, lock waits included.
+APT_TIMEOUT = 900
+
 
 class StartError(Exception):
     """A server could not be installed or started; the message says why."""
@@ -112,10 +115,11 @@ def unpack(name, packages):
     debs = prefix / "debs"
     debs.mkdir(parents=True)
     download = ["apt-get", "download", *packages]
-    if subprocess.run(download, cwd=debs, capture_output=True).returncode != 0:
+    # Bounded: a mirror that stops answering must fail the run, not hang it.
+    if subprocess.run(download, cwd=debs, capture_output=True, timeout=APT_TIMEOUT).returncode != 0:
         # A fresh machine may have no package lists yet.
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        done = subprocess.run(download, cwd=debs, capture_output=True, text=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=APT_TIMEOUT)
+        done = subprocess.run(download, cwd=debs, capture_output=True, text=True, timeout=APT_TIMEOUT)
         if done.returncode != 0:
             raise StartError(f"apt-get download {' '.join(packages)}: {done.stderr.strip()}")
     for deb in sorted(debs.glob("*.deb")):
@@ -134,9 +138,10 @@ def apt_install(packages):
     # Waits for the dpkg lock rather than failing when another apt runs.
     command = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-qq",
                "--no-install-recommends", *missing]
-    if subprocess.run(command, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq"], check=True)
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if subprocess.run(command, env=env, capture_output=True, timeout=APT_TIMEOUT).returncode != 0:
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq"], check=True,
+                       timeout=APT_TIMEOUT)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT)
         if done.returncode != 0:
             raise StartError(f"apt-get install {' '.join(missing)}: {done.stderr.strip()[-500:]}")
 

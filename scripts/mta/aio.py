@@ -6,7 +6,7 @@ import ssl
 import subprocess
 import sys
 import time
-from . import PASSWORD, USER, Endpoint, Stored, free_port
+from . import APT_TIMEOUT, PASSWORD, USER, Endpoint, Stored, free_port
 
 # aiosmtpd logs a deprecation warning about its own use of Session.login_data.
 logging.getLogger("mail.log").setLevel(logging.ERROR)
@@ -16,7 +16,8 @@ def ensure_installed():
     try:
         import aiosmtpd  # noqa: F401
     except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "aiosmtpd"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "aiosmtpd"], check=True,
+                       timeout=APT_TIMEOUT)
 
 
 class Capture:

@@ -170,6 +170,9 @@ def start(workdir, cert, key):
         # Panics go to the mainlog too; exim.out has what came before the log opened.
         out = workdir / "exim.out"
         raise StartError(f"{err}{log_tail(out) if out.stat().st_size else ''}")
+    except BaseException:
+        instance.stop()  # never leave the daemon behind, whatever went wrong
+        raise
 
     mailbox = Maildir(maildir, recipient_header="Envelope-to")
     instance.endpoints = [

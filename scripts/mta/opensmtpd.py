@@ -182,7 +182,8 @@ match from any for domain "example.com" action "store"
 
     log = workdir / "smtpd.log"
     smtpd = prefix / "usr/sbin/smtpd"
-    check = subprocess.run([str(smtpd), "-n", "-f", str(conf)], capture_output=True, text=True)
+    check = subprocess.run([str(smtpd), "-n", "-f", str(conf)], capture_output=True, text=True,
+                           timeout=30)
     if check.returncode != 0:
         raise StartError(f"smtpd -n: {(check.stdout + check.stderr).strip()}")
     # unshare makes the new namespace's mounts private, so the binds never
@@ -199,8 +200,8 @@ match from any for domain "example.com" action "store"
     try:
         for port in (plain, starttls, implicit):
             wait_for_port(port, timeout=20, process=process, log=log)
-    except StartError:
-        instance.stop()
+    except BaseException:
+        instance.stop()  # never leave the daemon behind, whatever went wrong
         raise
     box = Maildir(maildir, recipient_header="Delivered-To")
     instance.endpoints = [
