@@ -111,6 +111,11 @@ impl Error {
         self
     }
 
+    /// Worth trying again later (and queueing): 75 and 74.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self.exit, Exit::TempFail | Exit::IoErr)
+    }
+
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(Exit::Usage, message)
     }

@@ -103,7 +103,7 @@ fn finish(
         Ok(reports) => reports,
         Err(err) => {
             let reason = err.to_string();
-            if plan.queue.policy == QueuePolicy::OnTempfail && queue_cmd::is_temporary(&err) {
+            if plan.queue.policy == QueuePolicy::OnTempfail && err.is_temporary() {
                 let queued = enqueue(plan, message, &reason);
                 let (outcome, exit) = match &queued {
                     Ok(()) => (Outcome::Queued, 0),

@@ -12,15 +12,37 @@ use crate::cli::{QueueCli, QueueCommand};
 use crate::config::ConfigFile;
 use crate::content::Content;
 use crate::exit::{Cause, Error, Exit, Result};
-use crate::log::{Attempt, Logger, Outcome};
+use crate::log::{Attempt, Outcome};
 use crate::queue::{self, parse_duration, Entry, Queue};
 use crate::request;
-use crate::transport::{self, Envelope};
+use crate::transport::{self, DomainFailure, Envelope, Route, Server, SessionReport};
 
 /// The failures worth retrying: any 4xx, refused or timed-out connections,
 /// and connections lost before the final reply (nothing was delivered).
-pub fn is_temporary(err: &Error) -> bool {
-    matches!(err.exit, Exit::TempFail | Exit::IoErr)
+/// The outcome of one send as the queue sees it, and the recipients still
+/// owed the message. MX delivery may reach some domains and not others:
+/// then the result is the failure (a temporary one if any, so that the
+/// entry is kept) and only the failed domains' recipients are owed.
+fn owed_recipients(
+    result: Result<Vec<SessionReport>>,
+    recipients: &[String],
+) -> (Result<Vec<SessionReport>>, Vec<String>) {
+    let reports = match result {
+        Ok(reports) => reports,
+        Err(err) => return (Err(err), recipients.to_vec()),
+    };
+    let failures: Vec<&DomainFailure> = reports.iter().filter_map(|r| r.failure.as_ref()).collect();
+    let Some(first) = failures.first() else {
+        return (Ok(reports), Vec::new());
+    };
+    let error = failures
+        .iter()
+        .find(|f| f.error.is_temporary())
+        .unwrap_or(first)
+        .error
+        .clone();
+    let owed = failures.iter().flat_map(|f| f.recipients.clone()).collect();
+    (Err(error), owed)
 }
 
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 86_400);
@@ -125,10 +147,10 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
 fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) -> Result<()> {
     let mut first_permanent: Option<Error> = None;
     let mut deferred = 0;
-    // Settings whose server did not answer in this flush: the messages
-    // behind them wait for the next flush instead of each waiting out a
+    // Server lists that did not answer in this flush: the messages for
+    // them wait for the next flush instead of each waiting out a
     // connection timeout now.
-    let mut unanswered: Vec<Vec<String>> = Vec::new();
+    let mut unanswered: Vec<Vec<Server>> = Vec::new();
     let mut skipped = 0;
     for listed in queue.list()? {
         let Some(_lock) = queue.lock(&listed.id)? else {
@@ -162,23 +184,36 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             deferred += 1;
             continue;
         }
-        if unanswered.contains(&entry.args) {
-            skipped += 1;
-            deferred += 1;
-            continue;
-        }
         let content = Content::from_bytes(queue.message(&entry.id)?);
         let envelope = Envelope {
             sender: entry.sender.clone(),
             recipients: entry.recipients.clone(),
         };
-        let mut logger = Logger::default();
-        let result =
-            request::replay_settings(&entry.args, &envelope).and_then(|(mut settings, log)| {
-                logger = log;
-                settings.verbosity = verbose.saturating_sub(1);
-                transport::submit(&settings, &envelope, &content)
-            });
+        // A setup that fails here (config, password command) is this
+        // machine's problem, not the message's: the entry stays as it is.
+        let (mut settings, logger) =
+            request::replay_settings(&entry.args, &envelope).map_err(|err| Error {
+                message: format!("queue: cannot send {}: {}", entry.id, err.message),
+                ..err
+            })?;
+        settings.verbosity = verbose.saturating_sub(1);
+        let server_key = match &settings.route {
+            Route::Servers(servers) => Some(servers.clone()),
+            // Each domain has exchangers of its own.
+            Route::Mx { .. } => None,
+        };
+        if server_key
+            .as_ref()
+            .is_some_and(|key| unanswered.contains(key))
+        {
+            skipped += 1;
+            deferred += 1;
+            continue;
+        }
+        let (result, owed) = owed_recipients(
+            transport::submit(&settings, &envelope, &content),
+            &entry.recipients,
+        );
         entry.attempts += 1;
         entry.last_attempt = Some(queue::now());
         let (outcome, server, reply, exit) = match &result {
@@ -194,7 +229,7 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
                     0,
                 )
             }
-            Err(err) if is_temporary(err) => (
+            Err(err) if err.is_temporary() => (
                 Outcome::Queued,
                 String::new(),
                 err.to_string(),
@@ -210,7 +245,11 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
         logger.record(&Attempt {
             server: &server,
             sender: &envelope.sender,
-            recipients: &envelope.recipients,
+            recipients: if result.is_ok() {
+                &envelope.recipients
+            } else {
+                &owed
+            },
             size: content.len() as usize,
             outcome,
             reply: &reply,
@@ -227,24 +266,27 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
                     );
                 }
             }
-            Err(err) if is_temporary(&err) => {
-                entry.last_error = Some(err.to_string());
-                queue.save(&entry)?;
-                eprintln!("postie: queue: deferred {}: {err}", entry.id);
-                deferred += 1;
-                if err.cause == Cause::Unreachable {
-                    unanswered.push(entry.args.clone());
-                }
-            }
             Err(err) => {
+                // Only the recipients still owed the message stay: a retry
+                // must not deliver twice to domains that have it.
+                entry.recipients = owed;
                 entry.last_error = Some(err.to_string());
-                let path = queue.fail(&entry)?;
-                eprintln!(
-                    "postie: queue: failed {}: {err}; kept in {}",
-                    entry.id,
-                    path.display()
-                );
-                first_permanent.get_or_insert(err);
+                if err.is_temporary() {
+                    queue.save(&entry)?;
+                    eprintln!("postie: queue: deferred {}: {err}", entry.id);
+                    deferred += 1;
+                    if let (Cause::Unreachable, Some(key)) = (err.cause, server_key) {
+                        unanswered.push(key);
+                    }
+                } else {
+                    let path = queue.fail(&entry)?;
+                    eprintln!(
+                        "postie: queue: failed {}: {err}; kept in {}",
+                        entry.id,
+                        path.display()
+                    );
+                    first_permanent.get_or_insert(err);
+                }
             }
         }
     }

@@ -435,13 +435,19 @@ impl Context<'_> {
             }
         }
         if reports.is_empty() && !failures.is_empty() {
-            // Nothing was delivered, so the whole message may be retried:
-            // all but the first failure are reported here, the first is
-            // the exit status.
-            for (extra, _) in failures.iter().skip(1) {
+            // Nothing was delivered, so the whole message may be retried.
+            // The result is the first temporary failure if there is one
+            // (a permanent one first must not keep the others from the
+            // queue); the rest are reported here.
+            let chosen = failures
+                .iter()
+                .position(|(err, _)| err.is_temporary())
+                .unwrap_or(0);
+            let (result, _) = failures.remove(chosen);
+            for (extra, _) in &failures {
                 eprintln!("postie: error: {extra}");
             }
-            return Err(failures.remove(0).0);
+            return Err(result);
         }
         // Some domains have the message: the failed ones travel in the
         // reports with their recipients, so that only they are retried or
@@ -493,7 +499,7 @@ impl Context<'_> {
             };
             match self.session(&target, envelope, message, &[]).await {
                 Ok(report) => return Ok(report),
-                Err(err) if matches!(err.exit, Exit::TempFail | Exit::IoErr) => {
+                Err(err) if err.is_temporary() => {
                     last_error = Some(err);
                 }
                 Err(err) => return Err(err),

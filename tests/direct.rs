@@ -139,13 +139,97 @@ fn only_the_failed_domain_is_queued() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("postie: queued as "), "{stderr}");
     assert_eq!(server.wait_for_messages(1)[0].rcpt_to, ["a@good.test"]);
-    let entries: Vec<_> = std::fs::read_dir(queue.path())
+    let entries = queue_entries(queue.path());
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].1["recipients"],
+        serde_json::json!(["x@other.test"])
+    );
+}
+
+/// The queue's entries: each metadata file and its JSON.
+fn queue_entries(dir: &std::path::Path) -> Vec<(std::path::PathBuf, serde_json::Value)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let json = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            (p, json)
+        })
         .collect();
-    assert_eq!(entries.len(), 1);
-    let entry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(entries[0].path()).unwrap()).unwrap();
-    assert_eq!(entry["recipients"], serde_json::json!(["x@other.test"]));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+#[test]
+fn a_flush_keeps_only_the_domains_still_owed_the_message() {
+    let dns = DnsServer::start(&zone());
+    let down = TestServer::start(ServerOptions {
+        tempfail_rcpt: vec!["a@good.test".into(), "x@other.test".into()],
+        ..ServerOptions::default()
+    });
+    let queue = tempfile::tempdir().unwrap();
+    mx_postie(&dns, down.port)
+        .env("POSTIE_QUEUE_DIR", queue.path())
+        .args(["--queue", "a@good.test", "x@other.test", "--body", "hi"])
+        .assert()
+        .success();
+    let (path, mut entry) = queue_entries(queue.path()).remove(0);
+    assert_eq!(
+        entry["recipients"],
+        serde_json::json!(["a@good.test", "x@other.test"])
+    );
+    // good.test takes it at the flush, other.test still says 451. The
+    // stored settings name the port, so the entry is pointed at the server.
+    let back = TestServer::start(ServerOptions {
+        tempfail_rcpt: vec!["x@other.test".into()],
+        ..ServerOptions::default()
+    });
+    let args = serde_json::to_string(&entry["args"])
+        .unwrap()
+        .replace(&down.port.to_string(), &back.port.to_string());
+    entry["args"] = serde_json::from_str(&args).unwrap();
+    std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+    let output = postie()
+        .env("POSTIE_QUEUE_DIR", queue.path())
+        .args(["queue", "flush", "--now"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("451"), "{stderr}");
+    assert_eq!(back.wait_for_messages(1)[0].rcpt_to, ["a@good.test"]);
+    let entries = queue_entries(queue.path());
+    assert_eq!(entries.len(), 1, "{stderr}");
+    assert_eq!(
+        entries[0].1["recipients"],
+        serde_json::json!(["x@other.test"])
+    );
+}
+
+#[test]
+fn a_permanent_failure_does_not_keep_a_temporary_one_from_the_queue() {
+    let dns = DnsServer::start(&zone());
+    let server = TestServer::start(ServerOptions {
+        tempfail_rcpt: vec!["x@other.test".into()],
+        ..ServerOptions::default()
+    });
+    let queue = tempfile::tempdir().unwrap();
+    let output = mx_postie(&dns, server.port)
+        .env("POSTIE_QUEUE_DIR", queue.path())
+        .args(["--queue", "a@nullmx.test", "x@other.test", "--body", "hi"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("null MX"), "{stderr}");
+    assert!(stderr.contains("postie: queued as "), "{stderr}");
+    let entries = queue_entries(queue.path());
+    assert_eq!(entries.len(), 1, "{stderr}");
+    assert_eq!(
+        entries[0].1["recipients"],
+        serde_json::json!(["a@nullmx.test", "x@other.test"])
+    );
 }

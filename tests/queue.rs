@@ -324,6 +324,25 @@ fn flush_stops_knocking_on_a_server_that_does_not_answer() {
 }
 
 #[test]
+fn a_failing_password_command_at_flush_time_leaves_the_queue_alone() {
+    let setup = Setup::new(&down(), "queue = \"always\"");
+    setup
+        .cmd()
+        .args(["ops@example.com", "--body", "x"])
+        .assert()
+        .success();
+    // Loads, but the password command fails: a locked keyring, say.
+    setup.write_config(&down(), "user = \"cron\"\npassword_cmd = \"false\"");
+    let output = setup.cmd().args(["queue", "flush"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // The message is not at fault: it stays queued, untried.
+    assert_eq!(setup.entries().len(), 1);
+    assert!(list_json(&setup.queue.join("failed")).is_empty());
+}
+
+#[test]
 fn show_and_drop() {
     let setup = Setup::new(&down(), "queue = \"always\"");
     setup
