@@ -260,37 +260,46 @@ pub fn submit_all(settings: &Settings, messages: &[Outgoing]) -> Vec<Result<Vec<
             .map(|m| submit(settings, &m.envelope, &m.content))
             .collect();
     };
+    let setup = TlsMaterial::load(&settings.tls_files).and_then(|m| Ok((m, runtime()?)));
+    let (material, runtime) = match setup {
+        Ok(setup) => setup,
+        Err(err) => return messages.iter().map(|_| Err(err.clone())).collect(),
+    };
+    let context = Context {
+        settings,
+        material: &material,
+    };
     let mut results = Vec::with_capacity(messages.len());
     let mut remaining = messages;
     while let Some((first, rest)) = remaining.split_first() {
-        let shared = (|| {
-            let material = TlsMaterial::load(&settings.tls_files)?;
-            let context = Context {
-                settings,
-                material: &material,
-            };
-            runtime()?.block_on(context.deliver_to_servers(
-                servers,
-                &first.envelope,
-                &first.content,
-                rest,
-            ))
-        })();
+        let shared = runtime.block_on(context.deliver_to_servers(
+            servers,
+            &first.envelope,
+            &first.content,
+            rest,
+        ));
         match shared {
             Ok(mut reports) => {
-                let more = reports
+                let (server, more) = reports
                     .first_mut()
-                    .map(|r| std::mem::take(&mut r.more))
+                    .map(|r| (r.server.clone(), std::mem::take(&mut r.more)))
                     .unwrap_or_default();
                 results.push(Ok(reports));
                 results.extend(more.into_iter().map(|r| {
                     r.map(|delivery| {
                         vec![SessionReport {
+                            server: server.clone(),
                             delivery: Some(delivery),
                             ..SessionReport::default()
                         }]
                     })
                 }));
+                break;
+            }
+            // No server answered: the others would only wait out the same
+            // timeouts, one message at a time.
+            Err(err) if err.cause == Cause::Unreachable => {
+                results.extend(std::iter::repeat_n(Err(err), remaining.len()));
                 break;
             }
             // The first message did not get through, and the session ended

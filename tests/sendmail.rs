@@ -637,6 +637,53 @@ fn in_a_batch_a_reply_that_never_comes_ends_the_session() {
 }
 
 #[test]
+fn a_batch_to_a_server_that_does_not_answer_connects_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!("127.0.0.1:{}", closed_port());
+    let output = postie()
+        .args([
+            "--server",
+            &server,
+            "-f",
+            "a@example.com",
+            "--no-queue",
+            "-v",
+        ])
+        .args(three_messages(dir.path()))
+        .arg("b@example.com")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert_eq!(stderr.matches("=== Trying").count(), 1, "{stderr}");
+    assert!(stderr.contains("3 of 3 messages were not sent"), "{stderr}");
+}
+
+#[test]
+fn every_message_of_a_batch_is_logged_with_its_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("postie.log");
+    let s = setup(
+        ServerOptions::default(),
+        &format!("logfile = \"{}\"", log.display()),
+    );
+    postie()
+        .env("POSTIE_CONFIG", &s.config)
+        .args(three_messages(dir.path()))
+        .arg("b@example.com")
+        .assert()
+        .success();
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let server = format!("server={}", s.server.addr());
+    for line in lines {
+        assert!(line.contains("outcome=sent"), "{line}");
+        assert!(line.contains(&server), "{line}");
+    }
+}
+
+#[test]
 fn in_a_batch_a_refused_message_does_not_stop_the_others() {
     let s = setup(
         ServerOptions {
