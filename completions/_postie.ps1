@@ -85,7 +85,6 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show or drop queued messages')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'postie;queue' {
@@ -97,7 +96,6 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('flush', 'flush', [CompletionResultType]::ParameterValue, 'Try to send every queued message that is due (exponential backoff per message)')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one queued message: its envelope, history and the message itself')
             [CompletionResult]::new('drop', 'drop', [CompletionResultType]::ParameterValue, 'Delete one queued message without sending it')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'postie;queue;list' {
@@ -122,56 +120,6 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
         'postie;queue;drop' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
-            break
-        }
-        'postie;queue;help' {
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List queued messages: id, age, sender, recipients, attempts, last error')
-            [CompletionResult]::new('flush', 'flush', [CompletionResultType]::ParameterValue, 'Try to send every queued message that is due (exponential backoff per message)')
-            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one queued message: its envelope, history and the message itself')
-            [CompletionResult]::new('drop', 'drop', [CompletionResultType]::ParameterValue, 'Delete one queued message without sending it')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
-            break
-        }
-        'postie;queue;help;list' {
-            break
-        }
-        'postie;queue;help;flush' {
-            break
-        }
-        'postie;queue;help;show' {
-            break
-        }
-        'postie;queue;help;drop' {
-            break
-        }
-        'postie;queue;help;help' {
-            break
-        }
-        'postie;help' {
-            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show or drop queued messages')
-            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
-            break
-        }
-        'postie;help;queue' {
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List queued messages: id, age, sender, recipients, attempts, last error')
-            [CompletionResult]::new('flush', 'flush', [CompletionResultType]::ParameterValue, 'Try to send every queued message that is due (exponential backoff per message)')
-            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one queued message: its envelope, history and the message itself')
-            [CompletionResult]::new('drop', 'drop', [CompletionResultType]::ParameterValue, 'Delete one queued message without sending it')
-            break
-        }
-        'postie;help;queue;list' {
-            break
-        }
-        'postie;help;queue;flush' {
-            break
-        }
-        'postie;help;queue;show' {
-            break
-        }
-        'postie;help;queue;drop' {
-            break
-        }
-        'postie;help;help' {
             break
         }
     })

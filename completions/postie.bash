@@ -16,29 +16,8 @@ _postie() {
             ",$1")
                 cmd="postie"
                 ;;
-            postie,help)
-                cmd="postie__subcmd__help"
-                ;;
             postie,queue)
                 cmd="postie__subcmd__queue"
-                ;;
-            postie__subcmd__help,help)
-                cmd="postie__subcmd__help__subcmd__help"
-                ;;
-            postie__subcmd__help,queue)
-                cmd="postie__subcmd__help__subcmd__queue"
-                ;;
-            postie__subcmd__help__subcmd__queue,drop)
-                cmd="postie__subcmd__help__subcmd__queue__subcmd__drop"
-                ;;
-            postie__subcmd__help__subcmd__queue,flush)
-                cmd="postie__subcmd__help__subcmd__queue__subcmd__flush"
-                ;;
-            postie__subcmd__help__subcmd__queue,list)
-                cmd="postie__subcmd__help__subcmd__queue__subcmd__list"
-                ;;
-            postie__subcmd__help__subcmd__queue,show)
-                cmd="postie__subcmd__help__subcmd__queue__subcmd__show"
                 ;;
             postie__subcmd__queue,drop)
                 cmd="postie__subcmd__queue__subcmd__drop"
@@ -46,29 +25,11 @@ _postie() {
             postie__subcmd__queue,flush)
                 cmd="postie__subcmd__queue__subcmd__flush"
                 ;;
-            postie__subcmd__queue,help)
-                cmd="postie__subcmd__queue__subcmd__help"
-                ;;
             postie__subcmd__queue,list)
                 cmd="postie__subcmd__queue__subcmd__list"
                 ;;
             postie__subcmd__queue,show)
                 cmd="postie__subcmd__queue__subcmd__show"
-                ;;
-            postie__subcmd__queue__subcmd__help,drop)
-                cmd="postie__subcmd__queue__subcmd__help__subcmd__drop"
-                ;;
-            postie__subcmd__queue__subcmd__help,flush)
-                cmd="postie__subcmd__queue__subcmd__help__subcmd__flush"
-                ;;
-            postie__subcmd__queue__subcmd__help,help)
-                cmd="postie__subcmd__queue__subcmd__help__subcmd__help"
-                ;;
-            postie__subcmd__queue__subcmd__help,list)
-                cmd="postie__subcmd__queue__subcmd__help__subcmd__list"
-                ;;
-            postie__subcmd__queue__subcmd__help,show)
-                cmd="postie__subcmd__queue__subcmd__help__subcmd__show"
                 ;;
             *)
                 ;;
@@ -77,7 +38,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -f -s -r -H -a -t -v -4 -6 -h -V --to --cc --bcc --from --subject --reply-to --header --body --body-file --html --attach --inline --message --read-recipients --full-name --server --port --helo --timeout --partial --tls --ca-file --client-cert --client-key --insecure --user --password-cmd --auth --allow-plaintext-auth --sendmail --config --account --dry-run --verbose --timing --quit-after --capabilities --json --test-message --tls-fingerprint --mx --resolver --queue --no-queue --queue-dir --ipv4 --ipv6 --help --help-long --version queue help"
+            opts="-c -b -f -s -r -H -a -t -v -4 -6 -h -V --to --cc --bcc --from --subject --reply-to --header --body --body-file --html --attach --inline --message --read-recipients --full-name --server --port --helo --timeout --partial --tls --ca-file --client-cert --client-key --insecure --user --password-cmd --auth --allow-plaintext-auth --sendmail --config --account --dry-run --verbose --timing --quit-after --capabilities --json --test-message --tls-fingerprint --mx --resolver --queue --no-queue --queue-dir --ipv4 --ipv6 --help --help-long --version queue"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,106 +239,8 @@ _postie() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        postie__subcmd__help)
-            opts="queue help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__help__subcmd__queue)
-            opts="list flush show drop"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__help__subcmd__queue__subcmd__drop)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__help__subcmd__queue__subcmd__flush)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__help__subcmd__queue__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__help__subcmd__queue__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         postie__subcmd__queue)
-            opts="-V --config --queue-dir --version list flush show drop help"
+            opts="-V --config --queue-dir --version list flush show drop"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -444,90 +307,6 @@ _postie() {
                     fi
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__queue__subcmd__help)
-            opts="list flush show drop help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__queue__subcmd__help__subcmd__drop)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__queue__subcmd__help__subcmd__flush)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__queue__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__queue__subcmd__help__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        postie__subcmd__queue__subcmd__help__subcmd__show)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -82,7 +82,6 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand queue 'List, send, show or drop queued messages'
-            cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'postie;queue'= {
             cand --config 'Config file (for the queue directory, queue_max_age and the accounts)'
@@ -93,7 +92,6 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand flush 'Try to send every queued message that is due (exponential backoff per message)'
             cand show 'Show one queued message: its envelope, history and the message itself'
             cand drop 'Delete one queued message without sending it'
-            cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'postie;queue;list'= {
             cand --config 'Config file (for the queue directory, queue_max_age and the accounts)'
@@ -114,43 +112,6 @@ set edit:completion:arg-completer[postie] = {|@words|
         &'postie;queue;drop'= {
             cand --config 'Config file (for the queue directory, queue_max_age and the accounts)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
-        }
-        &'postie;queue;help'= {
-            cand list 'List queued messages: id, age, sender, recipients, attempts, last error'
-            cand flush 'Try to send every queued message that is due (exponential backoff per message)'
-            cand show 'Show one queued message: its envelope, history and the message itself'
-            cand drop 'Delete one queued message without sending it'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'postie;queue;help;list'= {
-        }
-        &'postie;queue;help;flush'= {
-        }
-        &'postie;queue;help;show'= {
-        }
-        &'postie;queue;help;drop'= {
-        }
-        &'postie;queue;help;help'= {
-        }
-        &'postie;help'= {
-            cand queue 'List, send, show or drop queued messages'
-            cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'postie;help;queue'= {
-            cand list 'List queued messages: id, age, sender, recipients, attempts, last error'
-            cand flush 'Try to send every queued message that is due (exponential backoff per message)'
-            cand show 'Show one queued message: its envelope, history and the message itself'
-            cand drop 'Delete one queued message without sending it'
-        }
-        &'postie;help;queue;list'= {
-        }
-        &'postie;help;queue;flush'= {
-        }
-        &'postie;help;queue;show'= {
-        }
-        &'postie;help;queue;drop'= {
-        }
-        &'postie;help;help'= {
         }
     ]
     $completions[$command]

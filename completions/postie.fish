@@ -88,15 +88,13 @@ complete -c postie -n "__fish_postie_needs_command" -s h -l help -d 'Print a one
 complete -c postie -n "__fish_postie_needs_command" -l help-long -d 'Print each option with its details (man postie has more)'
 complete -c postie -n "__fish_postie_needs_command" -s V -l version -d 'Print version'
 complete -c postie -n "__fish_postie_needs_command" -a "queue" -d 'List, send, show or drop queued messages'
-complete -c postie -n "__fish_postie_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop help" -l config -d 'Config file (for the queue directory, queue_max_age and the accounts)' -r -F
-complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop help" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
-complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop help" -s V -l version -d 'Print version'
-complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop help" -f -a "list" -d 'List queued messages: id, age, sender, recipients, attempts, last error'
-complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop help" -f -a "flush" -d 'Try to send every queued message that is due (exponential backoff per message)'
-complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop help" -f -a "show" -d 'Show one queued message: its envelope, history and the message itself'
-complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop help" -f -a "drop" -d 'Delete one queued message without sending it'
-complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop" -l config -d 'Config file (for the queue directory, queue_max_age and the accounts)' -r -F
+complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
+complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop" -s V -l version -d 'Print version'
+complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop" -f -a "list" -d 'List queued messages: id, age, sender, recipients, attempts, last error'
+complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop" -f -a "flush" -d 'Try to send every queued message that is due (exponential backoff per message)'
+complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop" -f -a "show" -d 'Show one queued message: its envelope, history and the message itself'
+complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop" -f -a "drop" -d 'Delete one queued message without sending it'
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l config -d 'Config file (for the queue directory, queue_max_age and the accounts)' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from list" -l json -d 'Print JSON for scripts'
@@ -108,14 +106,3 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from show" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from drop" -l config -d 'Config file (for the queue directory, queue_max_age and the accounts)' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from drop" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
-complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "list" -d 'List queued messages: id, age, sender, recipients, attempts, last error'
-complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "flush" -d 'Try to send every queued message that is due (exponential backoff per message)'
-complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one queued message: its envelope, history and the message itself'
-complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Delete one queued message without sending it'
-complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c postie -n "__fish_postie_using_subcommand help; and not __fish_seen_subcommand_from queue help" -f -a "queue" -d 'List, send, show or drop queued messages'
-complete -c postie -n "__fish_postie_using_subcommand help; and not __fish_seen_subcommand_from queue help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c postie -n "__fish_postie_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "list" -d 'List queued messages: id, age, sender, recipients, attempts, last error'
-complete -c postie -n "__fish_postie_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "flush" -d 'Try to send every queued message that is due (exponential backoff per message)'
-complete -c postie -n "__fish_postie_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "show" -d 'Show one queued message: its envelope, history and the message itself'
-complete -c postie -n "__fish_postie_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "drop" -d 'Delete one queued message without sending it'

@@ -95,6 +95,9 @@ pub fn command() -> Command {
         // the machine that generated them.
         .version(VERSION)
         .args_conflicts_with_subcommands(true)
+        // `postie help` would be a message to a recipient named help: the
+        // binary has no help subcommand, so the completions must not offer one.
+        .disable_help_subcommand(true)
         .subcommand(queue_command())
 }
 
