@@ -923,7 +923,9 @@ fn config_page() -> String {
              a silent downgrade). `implicit`: TLS from the first byte (SMTPS). `opportunistic`: \
              STARTTLS when offered, plain text otherwise. `none`: never encrypt. Default: \
              implicit on port 465 or `smtps://`, opportunistic for a loopback server, otherwise \
-             starttls.",
+             starttls. An `smtps://` server always means implicit TLS, whatever this key says \
+             (so a `[defaults]` value does not break such an account); only `--tls` can \
+             contradict it, which is an error.",
         ),
         (
             "`ca_file =` *PATH*",

@@ -649,13 +649,26 @@ fn server_target(
     explicit_tls: Option<TlsMode>,
 ) -> Result<Server> {
     let parsed = ServerSpec::parse(server)?;
-    if parsed.implicit_tls && explicit_tls.is_some_and(|t| t != TlsMode::Implicit) {
+    // The URL's scheme is more specific than a config's `tls` (which may
+    // come from [defaults] for every account); only a flag contradicts it.
+    if let Some(flag) = cli
+        .tls
+        .filter(|t| parsed.implicit_tls && *t != TlsMode::Implicit)
+    {
         return Err(Error::usage(format!(
-            "{server} is an smtps:// URL (implicit TLS) but --tls asks for something else"
+            "{server} is an smtps:// URL (implicit TLS) but --tls {} asks for something else",
+            clap::ValueEnum::to_possible_value(&flag)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
         )));
     }
+    let explicit_tls = if parsed.implicit_tls {
+        Some(TlsMode::Implicit)
+    } else {
+        explicit_tls
+    };
     let port = cli.port.or(parsed.port).or(account.port);
-    let tls = explicit_tls.unwrap_or(if parsed.implicit_tls || port == Some(465) {
+    let tls = explicit_tls.unwrap_or(if port == Some(465) {
         TlsMode::Implicit
     } else if is_loopback(&parsed.host) {
         TlsMode::Opportunistic
@@ -860,6 +873,22 @@ mod tests {
             spec("::1", Some(2525), false)
         );
         assert_eq!(ServerSpec::parse("::1").unwrap(), spec("::1", None, false));
+    }
+
+    #[test]
+    fn an_smtps_url_wins_over_a_configured_tls_but_not_over_the_flag() {
+        use clap::Parser;
+        let account = Account {
+            tls: Some(TlsMode::Starttls),
+            ..Account::default()
+        };
+        let cli = Cli::try_parse_from(["postie"]).unwrap();
+        let server = server_target("smtps://mx.example", &cli, &account, account.tls).unwrap();
+        assert_eq!((server.tls, server.endpoint.port), (TlsMode::Implicit, 465));
+        let cli = Cli::try_parse_from(["postie", "--tls", "starttls"]).unwrap();
+        let err = server_target("smtps://mx.example", &cli, &account, cli.tls).unwrap_err();
+        assert_eq!(err.exit, Exit::Usage);
+        assert!(err.message.contains("--tls starttls"), "{err}");
     }
 
     #[test]
