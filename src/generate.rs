@@ -749,9 +749,10 @@ fn queue_page() -> String {
 
     page.section("EXIT STATUS");
     page.p(
-        "`flush` is silent when all is well and exits 0 when nothing is left to retry; 75 \
-         (EX_TEMPFAIL) while something waits; otherwise the code of the first permanent failure \
-         (69 for an entry that expired). It prints one line on standard error for each message \
+        "`flush` is silent when all is well and exits 0 when every entry that was due got sent \
+         (an entry still in its backoff is not due: `postie queue list` shows it); 75 \
+         (EX_TEMPFAIL) when an entry it tried is still waiting; otherwise the code of the first \
+         permanent failure (69 for an entry that expired). It prints one line on standard error for each message \
          it defers or gives up on, so cron mails only news.",
     );
     page.p(

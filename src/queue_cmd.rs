@@ -2,8 +2,9 @@
 //!
 //! flush is meant for cron or a systemd timer. It is quiet when it has
 //! nothing to say (cron mails any output), prints one line per message it
-//! defers or gives up on, and exits 0 when nothing is left to retry, 75
-//! when something was deferred, or the code of a permanent failure.
+//! defers or gives up on, and exits 0 when everything that was due got
+//! sent (entries still in their backoff are not due), 75 when something it
+//! tried was deferred, or the code of a permanent failure.
 
 use std::io::Write;
 use std::time::Duration;
@@ -180,8 +181,9 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             ));
             continue;
         }
+        // Not due yet: nothing happens to it in this run, so it is no news
+        // (cron mails any output) and no failure of this flush.
         if !ignore_backoff && entry.next_attempt() > now {
-            deferred += 1;
             continue;
         }
         let content = Content::from_bytes(queue.message(&entry.id)?);
