@@ -75,11 +75,12 @@ fn flag(cli: &mut Cli, letter: char) -> Result<()> {
         'i' => cli.dot_ends_message = false,
         'v' => cli.verbose = cli.verbose.saturating_add(1),
         // -n (no aliasing), -m (me too), -U (initial submission), -G
-        // (gateway): accepted and ignored, as by msmtp.
-        'n' | 'm' | 'U' | 'G' => {}
+        // (gateway), -e (old form of -oe*, as in -em): accepted and ignored,
+        // as by msmtp.
+        'n' | 'm' | 'U' | 'G' | 'e' => {}
         other => {
             return Err(Error::usage(format!("unknown sendmail option -{other}"))
-                .hint("postie accepts sendmail's -t -i -f -F -r -o* -B -N -R -V -bm"))
+                .hint("postie accepts sendmail's -t -i -v -f -F -r -C -o* -B -N -R -V -bm"))
         }
     }
     Ok(())
@@ -208,6 +209,8 @@ mod tests {
         assert_eq!(cli.from.as_deref(), Some("me@example.com"));
         assert_eq!(cli.full_name.as_deref(), Some("Full"));
         assert_eq!(cli.recipients, ["x@y.z"]);
+        let cli = parse_line("-em -oi root");
+        assert_eq!(cli.recipients, ["root"]);
         let cli = parse_line("--account=reports -- -strange-local-part");
         assert_eq!(cli.account.as_deref(), Some("reports"));
         assert_eq!(cli.recipients, ["-strange-local-part"]);
