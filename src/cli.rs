@@ -266,7 +266,7 @@ pub struct Cli {
     ///
     /// Also what happens when no server is given or configured. STARTTLS is
     /// opportunistic and unauthenticated unless --tls starttls asks for it.
-    #[arg(long, conflicts_with = "server", help_heading = SERVER)]
+    #[arg(long, help_heading = SERVER)]
     pub mx: bool,
 
     /// Send DNS queries for --mx to this server instead of the system's.

@@ -542,6 +542,11 @@ fn transport_settings(
     warnings: &mut Vec<String>,
 ) -> Result<Settings> {
     let explicit_tls = cli.tls.or(account.tls);
+    if let (true, Some(server)) = (cli.mx, &cli.server) {
+        // Not a clap conflict: POSTIE_SERVER in the environment counts as
+        // given there, and must not make --mx unusable.
+        warnings.push(format!("--mx: not using the server {server}"));
+    }
     let servers: Vec<String> = match (&cli.server, &account.server) {
         _ if cli.mx => Vec::new(),
         (Some(server), _) => vec![server.clone()],

@@ -54,6 +54,25 @@ fn recipients_are_grouped_per_domain_one_session_each() {
 }
 
 #[test]
+fn mx_wins_over_a_server_in_the_environment_and_says_so() {
+    let dns = DnsServer::start(&zone());
+    let server = TestServer::start(ServerOptions::default());
+    let unused = format!("127.0.0.1:{}", common::closed_port());
+    let output = mx_postie(&dns, server.port)
+        .env("POSTIE_SERVER", &unused)
+        .args(["a@good.test", "--body", "hi"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("postie: warning: --mx: not using the server {unused}")
+    );
+    assert_eq!(server.wait_for_messages(1)[0].rcpt_to, ["a@good.test"]);
+}
+
+#[test]
 fn without_mx_the_domain_itself_is_used() {
     let dns = DnsServer::start(&zone());
     let server = TestServer::start(ServerOptions::default());
