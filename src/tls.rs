@@ -203,19 +203,27 @@ impl CertReport {
         if !self.alt_names.is_empty() {
             lines.push(format!("certificate names: {}", self.alt_names.join(", ")));
         }
+        // Seen expired only where nothing verified it (--insecure, MX).
+        let (left, warning) = if self.days_left < 0 {
+            let ago = days(-self.days_left);
+            (
+                format!("expired {ago} ago"),
+                Some(format!("the certificate expired {ago} ago")),
+            )
+        } else {
+            let left = days(self.days_left);
+            let soon = self.days_left < 14;
+            let warning = soon.then(|| format!("the certificate expires in {left}"));
+            (format!("{left} left"), warning)
+        };
         lines.push(format!(
-            "certificate valid: {} to {} ({} left)",
-            self.not_before,
-            self.not_after,
-            days(self.days_left)
+            "certificate valid: {} to {} ({left})",
+            self.not_before, self.not_after
         ));
         lines.push(format!("certificate SHA-256: {}", self.sha256));
         lines.push(format!("certificate {}", self.verification));
-        if self.days_left < 14 {
-            lines.push(format!(
-                "warning: the certificate expires in {}",
-                days(self.days_left)
-            ));
+        if let Some(warning) = warning {
+            lines.push(format!("warning: {warning}"));
         }
         lines
     }
@@ -314,8 +322,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// A failed TLS handshake: an untrusted certificate is 69 and says which of
-/// self-signed, expired or wrong name it is; anything else is 76.
 /// The server's TLS alert about the client's certificate, which OpenSSL
 /// reports as "... alert certificate required" and the like. With TLS 1.3
 /// it arrives after the client finished the handshake, at the first read.
@@ -352,6 +358,9 @@ pub fn client_certificate_refused(endpoint: &Endpoint, detail: &str) -> Option<E
     )
 }
 
+/// A failed TLS handshake: an untrusted certificate is 69 and says which of
+/// self-signed, expired or wrong name it is; a refused client certificate
+/// is 77; anything else is 76.
 pub fn handshake_error(endpoint: &Endpoint, detail: &str) -> Error {
     if let Some(err) = client_certificate_refused(endpoint, detail) {
         return err;
@@ -443,6 +452,28 @@ mod tests {
         b.sign(&key, openssl::hash::MessageDigest::sha256())
             .unwrap();
         b.build().to_der().unwrap()
+    }
+
+    #[test]
+    fn the_report_counts_days_left_or_since_expiry() {
+        let report = |days_left| CertReport {
+            subject: "CN=x".into(),
+            issuer: "CN=x".into(),
+            alt_names: Vec::new(),
+            not_before: "then".into(),
+            not_after: "later".into(),
+            days_left,
+            sha256: "00".into(),
+            verification: "NOT verified (--insecure)".into(),
+        };
+        let text = |days_left| report(days_left).lines().join("\n");
+        assert!(text(30).contains("(30 days left)"), "{}", text(30));
+        assert!(!text(30).contains("warning"), "{}", text(30));
+        assert!(text(1).contains("(1 day left)"), "{}", text(1));
+        assert!(text(1).contains("warning: the certificate expires in 1 day"));
+        assert!(text(-3).contains("(expired 3 days ago)"), "{}", text(-3));
+        assert!(text(-3).contains("warning: the certificate expired 3 days ago"));
+        assert!(!text(-3).contains("-3"), "{}", text(-3));
     }
 
     #[test]
