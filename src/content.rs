@@ -110,22 +110,22 @@ impl Content {
     /// The message in pieces of at most about 64 KiB, files read as they
     /// are needed. An error reading a file ends the iteration with it.
     pub fn chunks(&self) -> impl Iterator<Item = io::Result<Vec<u8>>> + '_ {
-        self.segments
-            .iter()
-            .flat_map(|segment| -> Box<dyn Iterator<Item = io::Result<Vec<u8>>>> {
+        self.segments.iter().flat_map(
+            |segment| -> Box<dyn Iterator<Item = io::Result<Vec<u8>>> + '_> {
                 match segment {
+                    // One chunk at a time: a large ready-made message must
+                    // not be copied whole first.
                     Segment::Bytes(bytes) => Box::new(
                         bytes
                             .chunks(CHUNK_LINES * (LINE + 2))
-                            .map(|chunk| Ok(chunk.to_vec()))
-                            .collect::<Vec<_>>()
-                            .into_iter(),
+                            .map(|chunk| Ok(chunk.to_vec())),
                     ),
                     Segment::Base64File { path, len } => {
                         Box::new(Base64Reader::new(path.clone(), *len))
                     }
                 }
-            })
+            },
+        )
     }
 }
 

@@ -136,6 +136,10 @@ impl Transcript {
         state.reply_complete = false;
         state.unsolicited = false;
         state.current_reply.clear();
+        if self.level == 0 {
+            // Nothing is shown: a 500 MiB message need not be cut into lines.
+            return;
+        }
         let mut buffer = std::mem::take(&mut state.sent_partial);
         buffer.extend_from_slice(bytes);
         let mut start = 0;

@@ -652,7 +652,7 @@ impl Context<'_> {
             TlsMode::Opportunistic => session.caps.starttls,
             TlsMode::Implicit | TlsMode::None => false,
         };
-        let label = if upgrade_follows && !session.wire.is_tls() {
+        let label = if upgrade_follows {
             "before STARTTLS"
         } else {
             "EHLO"
@@ -1178,7 +1178,8 @@ impl Session<'_> {
     fn mail_command(&self, envelope: &Envelope, message: &Content) -> Result<Mail> {
         let endpoint = &self.endpoint;
         let mut parameters = Vec::new();
-        // The final CRLF that lettre replaces, and the ".\r\n" it adds.
+        // The message and the ".\r\n" after it (write_message adds a CRLF
+        // first when the message lacks one; SIZE is an estimate anyway).
         let size = message.len() as usize + 3;
         if let Some(limit) = self.caps.size {
             if let Some(limit) = limit.filter(|&l| size as u64 > l) {
