@@ -54,7 +54,20 @@ pub fn run(cli: Cli) -> Result<()> {
             .iter()
             .map(|message| {
                 let queued = enqueue(&plan, message, "queue = \"always\"");
-                log_attempt(&plan, message, "", Outcome::Queued, "queue = always", 0);
+                match &queued {
+                    Ok(()) => log_attempt(&plan, message, "", Outcome::Queued, "queue = always", 0),
+                    Err(err) => {
+                        let reason = err.to_string();
+                        log_attempt(
+                            &plan,
+                            message,
+                            "",
+                            Outcome::Failed,
+                            &reason,
+                            err.exit.code(),
+                        )
+                    }
+                }
                 queued
             })
             .collect()

@@ -344,6 +344,29 @@ fn a_failing_password_command_at_flush_time_leaves_the_queue_alone() {
 }
 
 #[test]
+fn queue_always_logs_a_failure_to_queue_as_failed() {
+    let setup = Setup::new(&down(), "");
+    let log = setup.dir.path().join("postie.log");
+    setup.write_config(
+        &down(),
+        &format!("queue = \"always\"\nlogfile = \"{}\"", log.display()),
+    );
+    // A file where the queue directory should be: nothing can be queued.
+    fs::write(&setup.queue, "not a directory").unwrap();
+    let output = setup
+        .cmd()
+        .args(["ops@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let logged = fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("outcome=failed"), "{logged}");
+    assert!(!logged.contains("outcome=queued"), "{logged}");
+}
+
+#[test]
 fn show_and_drop() {
     let setup = Setup::new(&down(), "queue = \"always\"");
     setup
