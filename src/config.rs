@@ -230,6 +230,13 @@ impl ConfigFile {
                 )));
             }
         }
+        // Checked here, where the file is named, not first at a flush.
+        if let Some(age) = &config.queue_max_age {
+            crate::queue::parse_duration(age).map_err(|err| Error {
+                message: format!("{}: queue_max_age: {}", path.display(), err.message),
+                ..err
+            })?;
+        }
         if let Some(name) = &config.default {
             if !config.accounts.contains_key(name) {
                 return Err(Error::config(format!(
@@ -403,6 +410,15 @@ user = "me"
     fn zero_timeout_or_port_is_refused() {
         let err = ConfigFile::parse("[defaults]\ntimeout = 0\n", Path::new("c.toml")).unwrap_err();
         assert!(err.message.contains("at least 1"), "{}", err.message);
+        let err =
+            ConfigFile::parse("queue_max_age = \"5 weeks\"\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(err.exit, Exit::Config);
+        assert!(
+            err.message
+                .starts_with("c.toml: queue_max_age: invalid duration \"5 weeks\""),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
