@@ -88,7 +88,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             break
         }
         'postie;queue' {
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
@@ -99,13 +99,13 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             break
         }
         'postie;queue;list' {
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts')
             break
         }
         'postie;queue;flush' {
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Try every message now, ignoring the backoff')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say what was sent, and show the SMTP dialogue with -vv')
@@ -113,12 +113,12 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             break
         }
         'postie;queue;show' {
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
             break
         }
         'postie;queue;drop' {
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (for the queue directory, queue_max_age and the accounts)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
             break
         }

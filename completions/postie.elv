@@ -84,7 +84,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand queue 'List, send, show or drop queued messages'
         }
         &'postie;queue'= {
-            cand --config 'Config file (for the queue directory, queue_max_age and the accounts)'
+            cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
             cand -V 'Print version'
             cand --version 'Print version'
@@ -94,23 +94,23 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand drop 'Delete one queued message without sending it'
         }
         &'postie;queue;list'= {
-            cand --config 'Config file (for the queue directory, queue_max_age and the accounts)'
+            cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
             cand --json 'Print JSON for scripts'
         }
         &'postie;queue;flush'= {
-            cand --config 'Config file (for the queue directory, queue_max_age and the accounts)'
+            cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
             cand --now 'Try every message now, ignoring the backoff'
             cand -v 'Say what was sent, and show the SMTP dialogue with -vv'
             cand --verbose 'Say what was sent, and show the SMTP dialogue with -vv'
         }
         &'postie;queue;show'= {
-            cand --config 'Config file (for the queue directory, queue_max_age and the accounts)'
+            cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
         }
         &'postie;queue;drop'= {
-            cand --config 'Config file (for the queue directory, queue_max_age and the accounts)'
+            cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
         }
     ]

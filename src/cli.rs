@@ -34,10 +34,11 @@ const DELIVERY: &str = "Queue";
     // Last one wins, so wrapper scripts can put defaults first.
     args_override_self = true,
     about = "Compose a message and submit it over SMTP",
-    after_help = "Exit status follows sysexits.h: 0 sent, 64 usage, 65 bad address or message, \
-66 unreadable input file, 67 recipient refused, 68 unknown host, 69 service unavailable, \
-74 connection lost, 75 temporary failure (retry later), 76 protocol error, \
-77 authentication refused, 78 configuration error.
+    after_help = "Exit status follows sysexits.h: 0 sent or queued, 64 usage, 65 bad address or \
+message, 66 unreadable input file, 67 recipient refused, 68 unknown host or domain, \
+69 service unavailable, 70 bug in postie, 74 connection lost or write error, \
+75 temporary failure (retry later), 76 protocol error, 77 authentication refused, \
+78 configuration error.
 
 Queued messages: postie queue --help. Every option in detail: postie --help-long, or man postie."
 )]
@@ -378,7 +379,9 @@ pub struct QueueCli {
     #[command(subcommand)]
     pub command: QueueCommand,
 
-    /// Config file (for the queue directory, queue_max_age and the accounts).
+    /// Config file for the queue directory and queue_max_age. A flush sends each
+    /// message with the config it was queued with (its --config, else POSTIE_CONFIG
+    /// or the default path, as read at flush time).
     #[arg(long, global = true, value_name = "PATH", env = "POSTIE_CONFIG")]
     pub config: Option<PathBuf>,
 

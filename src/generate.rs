@@ -463,7 +463,8 @@ ln -s /usr/local/bin/postie /usr/lib/sendmail
         ),
         (
             "`-bs`, `-bp`, `-bd`, `-bi`, `-bv`, `-bt`, `-q`...",
-            "Exit 64: postie only submits mail.",
+            "Exit 64: postie only submits mail. Its own queue: `postie queue list` (for `-bp`) \
+             and `postie queue flush` (for `-q`).",
         ),
     ];
     for (option, effect) in options {
@@ -527,7 +528,11 @@ fn exit_status(page: &mut Page) {
             "67 EX_NOUSER",
             "A recipient was refused permanently (5xx to RCPT), or a local name has no alias.",
         ),
-        ("68 EX_NOHOST", "The server's host name does not resolve."),
+        (
+            "68 EX_NOHOST",
+            "The server's host name does not resolve; with MX delivery, a recipient domain does \
+             not exist or has no address.",
+        ),
         (
             "69 EX_UNAVAILABLE",
             "5xx to the greeting, MAIL or DATA; STARTTLS required but not offered; certificate \

@@ -96,7 +96,8 @@ fn option_with_value(cli: &mut Cli, letter: char, value: String) -> Result<()> {
         'q' => {
             return Err(Error::usage(format!(
                 "sendmail -q{value} (run the queue) is not implemented by postie"
-            )))
+            ))
+            .hint("postie's own queue is sent with: postie queue flush"))
         }
         // -o* options (-oem, -odi, -oee, ...), -B body type, -N/-R/-V DSN
         // requests, -X log file, -L tag, -h hop count, -O, -A, -d: accepted
@@ -122,10 +123,12 @@ fn operating_mode(mode: &str) -> Result<()> {
         "P" => "-bP (print queue counts)",
         other => return Err(Error::usage(format!("unknown sendmail mode -b{other}"))),
     };
-    Err(
-        Error::usage(format!("sendmail {what} is not implemented by postie"))
-            .hint("postie only submits mail (-bm, the default)"),
-    )
+    let hint = if matches!(mode, "p" | "P") {
+        "postie's own queue is listed with: postie queue list"
+    } else {
+        "postie only submits mail (-bm, the default)"
+    };
+    Err(Error::usage(format!("sendmail {what} is not implemented by postie")).hint(hint))
 }
 
 /// The few long options postie takes in sendmail mode, for callers that
@@ -224,6 +227,7 @@ mod tests {
         }
         let err = parse(vec!["-bp".into()]).unwrap_err();
         assert!(err.message.contains("not implemented"), "{}", err.message);
+        assert!(err.to_string().contains("postie queue list"), "{err}");
     }
 
     #[test]
