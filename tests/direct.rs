@@ -97,7 +97,9 @@ fn null_mx_is_67_and_unknown_domain_68() {
         .args(["a@missing.test", "--body", "hi"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(68));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(68), "{stderr}");
+    assert!(stderr.contains("missing.test does not exist"), "{stderr}");
 }
 
 #[test]

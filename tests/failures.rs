@@ -8,7 +8,9 @@ use std::fs;
 #[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 
-use common::{closed_port, postie, silent_server, ScriptedServer, ServerOptions, TestServer};
+use common::{
+    closed_port, postie, silent_server, ScriptedServer, ServerOptions, TestServer, SMALL_MESSAGE,
+};
 
 const EHLO_OK: &[u8] = b"250-test.example\r\n250 8BITMIME\r\n";
 
@@ -200,6 +202,7 @@ fn usage_errors_are_64_on_one_line() {
     // A missing argument is named on the same line.
     let output = postie().args(["queue", "show"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("not provided: <ID>"), "{stderr}");
     for args in [
         vec!["--no-such-flag"],
@@ -277,7 +280,7 @@ fn readable_config_with_password_is_refused_with_chmod_hint() {
     let output = postie()
         .arg("--config")
         .arg(&path)
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .args(SMALL_MESSAGE)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -296,7 +299,7 @@ fn config_errors_are_78() {
     let output = postie()
         .arg("--config")
         .arg(&path)
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .args(SMALL_MESSAGE)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -415,7 +418,7 @@ fn config_syntax_error_names_line_and_column() {
     let output = postie()
         .arg("--config")
         .arg(&path)
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .args(SMALL_MESSAGE)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    parse, postie, CertKind, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD, USER,
+    parse, postie, CertKind, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD,
+    SMALL_MESSAGE, USER,
 };
 
 fn tls_auth_server() -> TestServer {
@@ -47,6 +48,11 @@ fn run(args: &[&str], server: &TestServer) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// `run` with the small message after `args`.
+fn run_small(args: &[&str], server: &TestServer) -> (i32, String, String) {
+    run(&[args, &SMALL_MESSAGE[..]].concat(), server)
 }
 
 fn assert_no_secret(transcript: &str) {
@@ -132,7 +138,7 @@ fn auth_login_steps_are_hidden() {
         .args(["--server", &server.addr(), "--auth", "login", "-v"])
         .args(["--ca-file", ca.to_str().unwrap(), "--user", USER])
         .env("POSTIE_PASSWORD", PASSWORD)
-        .args(["-f", "a@example.com", "b@example.com", "--body", "x"])
+        .args(SMALL_MESSAGE)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -177,17 +183,7 @@ fn more_v_shows_headers_then_everything() {
 #[test]
 fn timing_marks_replies_and_prints_a_summary() {
     let server = TestServer::start(ServerOptions::default());
-    let (code, _, stderr) = run(
-        &[
-            "--timing",
-            "-f",
-            "a@example.com",
-            "b@example.com",
-            "--body",
-            "x",
-        ],
-        &server,
-    );
+    let (code, _, stderr) = run_small(&["--timing"], &server);
     assert_eq!(code, 0, "{stderr}");
     let timed_reply = stderr
         .lines()
@@ -262,10 +258,15 @@ fn quit_after_banner_sends_no_ehlo_and_connect_sends_nothing() {
     assert_eq!(server.lines(), ["QUIT"]);
 
     let server = ScriptedServer::start(b"220 scripted ESMTP\r\n", vec![]);
-    postie()
-        .args(["--server", &server.addr(), "--quit-after", "connect"])
-        .assert()
-        .success();
+    let output = postie()
+        .args(["--server", &server.addr(), "--quit-after", "connect", "-v"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // It connected (lines() is empty for a server nobody reached, too).
+    assert!(stderr.contains("=== Connected to"), "{stderr}");
+    assert!(!stderr.contains("<- 220"), "{stderr}");
     assert!(server.lines().is_empty());
 
     let server = ScriptedServer::start(b"554 no thanks\r\n", vec![b"221 bye\r\n".to_vec()]);
@@ -273,7 +274,10 @@ fn quit_after_banner_sends_no_ehlo_and_connect_sends_nothing() {
         .args(["--server", &server.addr(), "--quit-after", "banner"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(69));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("554 no thanks"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 #[test]
@@ -286,7 +290,13 @@ fn quit_after_auth_reports_a_wrong_password() {
         .env("POSTIE_PASSWORD", "wrong")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(77));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(77), "{stderr}");
+    assert!(stderr.contains("AUTH"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong"),
+        "the password must not show: {stderr}"
+    );
     let output = postie()
         .args(["--server", &server.addr(), "--quit-after", "auth"])
         .args(["--ca-file", ca.to_str().unwrap(), "--user", USER])
@@ -376,8 +386,7 @@ fn with_v_a_certificate_that_fails_verification_is_shown() {
         });
         let ca = server.ca_file();
         let args = ["--tls", mode, "--ca-file", ca.to_str().unwrap()];
-        let message = ["-f", "a@example.com", "b@example.com", "--body", "x"];
-        let (code, _, stderr) = run(&[&args[..], &["-v"], &message[..]].concat(), &server);
+        let (code, _, stderr) = run_small(&[&args[..], &["-v"]].concat(), &server);
         assert_eq!(code, 69, "{mode}: {stderr}");
         assert!(
             stderr.contains("=== certificate subject: CN=wrong.example"),
@@ -393,7 +402,7 @@ fn with_v_a_certificate_that_fails_verification_is_shown() {
             "{mode}: {stderr}"
         );
         // Without -v nothing connects a second time and stderr is one line.
-        let (code, _, stderr) = run(&[&args[..], &message[..]].concat(), &server);
+        let (code, _, stderr) = run_small(&args, &server);
         assert_eq!(code, 69, "{mode}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{mode}: {stderr}");
         assert!(server.received().is_empty());
@@ -412,18 +421,8 @@ fn certificate_problems_are_69_and_named() {
             ..ServerOptions::default()
         });
         let ca = server.ca_file();
-        let (code, _, stderr) = run(
-            &[
-                "--tls",
-                "implicit",
-                "--ca-file",
-                ca.to_str().unwrap(),
-                "-f",
-                "a@example.com",
-                "b@example.com",
-                "--body",
-                "x",
-            ],
+        let (code, _, stderr) = run_small(
+            &["--tls", "implicit", "--ca-file", ca.to_str().unwrap()],
             &server,
         );
         assert_eq!(code, 69, "{kind:?}: {stderr}");
@@ -438,38 +437,14 @@ fn pinned_fingerprint_trusts_a_self_signed_server() {
         ..ServerOptions::default()
     });
     let pin = server.cert_sha256();
-    let (code, _, stderr) = run(
-        &[
-            "--tls",
-            "starttls",
-            "--tls-fingerprint",
-            &pin,
-            "-v",
-            "-f",
-            "a@example.com",
-            "b@example.com",
-            "--body",
-            "x",
-        ],
+    let (code, _, stderr) = run_small(
+        &["--tls", "starttls", "--tls-fingerprint", &pin, "-v"],
         &server,
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("=== certificate pinned"), "{stderr}");
     let wrong = "00".repeat(32);
-    let (code, _, stderr) = run(
-        &[
-            "--tls",
-            "starttls",
-            "--tls-fingerprint",
-            &wrong,
-            "-f",
-            "a@example.com",
-            "b@example.com",
-            "--body",
-            "x",
-        ],
-        &server,
-    );
+    let (code, _, stderr) = run_small(&["--tls", "starttls", "--tls-fingerprint", &wrong], &server);
     assert_eq!(code, 69, "{stderr}");
     assert!(stderr.contains("--tls-fingerprint"), "{stderr}");
     assert_eq!(server.wait_for_messages(1).len(), 1);

@@ -388,13 +388,22 @@ fn show_and_drop() {
     setup.cmd().args(["queue", "drop", &id]).assert().success();
     assert!(setup.entries().is_empty());
     let output = setup.cmd().args(["queue", "drop", &id]).output().unwrap();
-    assert_eq!(output.status.code(), Some(66));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(66), "{stderr}");
+    assert!(stderr.contains(&format!("no entry {id}")), "{stderr}");
+    // An id is a file name in the queue, never a path out of it.
     let output = setup
         .cmd()
         .args(["queue", "show", "../../etc/passwd"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "postie: error: queue: \"../../etc/passwd\" is not a queue id (EX_USAGE 64)"
+    );
+    assert!(output.stdout.is_empty());
 }
 
 #[test]

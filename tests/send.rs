@@ -6,7 +6,9 @@ mod common;
 
 use std::fs;
 
-use common::{parse, postie, CertKind, ServerOptions, TestServer, Tls, PASSWORD, USER};
+use common::{
+    parse, postie, CertKind, ServerOptions, TestServer, Tls, PASSWORD, SMALL_MESSAGE, USER,
+};
 use mail_parser::MimeHeaders;
 
 fn server() -> TestServer {
@@ -17,12 +19,9 @@ fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// The small message most tests here send: a@ to b@, body "x".
-const SMALL: [&str; 5] = ["-f", "a@example.com", "b@example.com", "--body", "x"];
-
 /// postie with `args` and the small message: its exit code and stderr.
 fn send_small(args: &[&str]) -> (Option<i32>, String) {
-    let output = postie().args(args).args(SMALL).output().unwrap();
+    let output = postie().args(args).args(SMALL_MESSAGE).output().unwrap();
     (output.status.code(), stderr_of(&output))
 }
 
@@ -321,7 +320,7 @@ fn auth_login_with_password_command() {
             "--password-cmd",
             &format!("printf '%s\\n' '{PASSWORD}'"),
         ])
-        .args(SMALL)
+        .args(SMALL_MESSAGE)
         .assert()
         .success();
     assert_eq!(srv.wait_for_messages(1)[0].auth_user.as_deref(), Some(USER));
@@ -378,7 +377,7 @@ fn implicit_tls_by_url_and_by_flag() {
             .args(&server_args)
             .arg("--ca-file")
             .arg(srv.ca_file())
-            .args(SMALL)
+            .args(SMALL_MESSAGE)
             .assert()
             .success();
     }
@@ -406,7 +405,7 @@ fn a_client_certificate_gets_through_a_server_that_requires_one() {
         .arg(&cert)
         .arg("--client-key")
         .arg(&key)
-        .args(SMALL)
+        .args(SMALL_MESSAGE)
         .assert()
         .success();
     assert_eq!(srv.wait_for_messages(1).len(), 1);
@@ -508,7 +507,7 @@ fn opportunistic_tls_is_the_loopback_default() {
         .args(["--server", &tls_srv.addr()])
         .arg("--ca-file")
         .arg(tls_srv.ca_file())
-        .args(SMALL)
+        .args(SMALL_MESSAGE)
         .assert()
         .success();
     assert!(
@@ -518,7 +517,7 @@ fn opportunistic_tls_is_the_loopback_default() {
     let plain_srv = server();
     postie()
         .args(["--server", &plain_srv.addr()])
-        .args(SMALL)
+        .args(SMALL_MESSAGE)
         .assert()
         .success();
     assert!(!plain_srv.wait_for_messages(1)[0].tls);

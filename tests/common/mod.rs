@@ -327,8 +327,10 @@ struct CertFiles {
     key: PKey<Private>,
 }
 
-/// Self-signed EC P-256 certificate: CN=localhost, SAN DNS:localhost and
-/// IP:127.0.0.1, CA:FALSE, valid from now-1day to now+30days.
+/// Self-signed EC P-256 certificate, CA:FALSE. By default CN=localhost,
+/// SAN DNS:localhost and IP:127.0.0.1, valid from now-1day to now+30days;
+/// `kind` changes the names (WrongName, Client) or the dates (Expired,
+/// ExpiresSoon), see [`CertKind`].
 fn generate_cert(kind: CertKind) -> CertFiles {
     let build = || -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
         let host = match kind {
@@ -789,8 +791,6 @@ impl TestServer {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// PEM file of the server's self-signed certificate, usable as a trust
-    /// root (`--ca-file`). Panics for `Tls::None`.
     /// The SHA-256 fingerprint of the server's certificate, as hex.
     pub fn cert_sha256(&self) -> String {
         let cert = &self.cert.as_ref().expect("server has no TLS").cert;
@@ -798,6 +798,8 @@ impl TestServer {
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// PEM file of the server's self-signed certificate, usable as a trust
+    /// root (`--ca-file`). Panics for `Tls::None`.
     pub fn ca_file(&self) -> PathBuf {
         match &self.cert {
             Some(c) => c.cert_path.clone(),
@@ -1099,6 +1101,10 @@ pub fn closed_port() -> u16 {
 // ---------------------------------------------------------------------------
 // postie command / message parsing
 // ---------------------------------------------------------------------------
+
+/// The small message most tests send when the message itself does not
+/// matter: from a@example.com to b@example.com, body "x".
+pub const SMALL_MESSAGE: [&str; 5] = ["-f", "a@example.com", "b@example.com", "--body", "x"];
 
 /// The hermetic `postie` command: empty environment except `PATH`, with
 /// `HOME`, `XDG_CONFIG_HOME` (= `$HOME/.config`) and `XDG_STATE_HOME`
