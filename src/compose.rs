@@ -24,7 +24,7 @@ use mail_builder::MessageBuilder;
 
 use crate::address::Mailbox;
 use crate::content::{Content, Segment};
-use crate::exit::{Error, Result};
+use crate::exit::{Error, Exit, Result};
 
 /// Everything a message is made of, already read and checked.
 #[derive(Debug, Default)]
@@ -442,7 +442,7 @@ pub fn message_id(sender: &str) -> String {
 
 /// Serialises the draft. Date and Message-ID are added by mail-builder
 /// unless the draft's headers carry them.
-pub fn build(draft: &Draft) -> Content {
+pub fn build(draft: &Draft) -> Result<Content> {
     let mut message = MessageBuilder::new();
     if let Some(from) = &draft.from {
         message = message.header("From", address_list(std::slice::from_ref(from)));
@@ -474,19 +474,29 @@ pub fn build(draft: &Draft) -> Content {
 }
 
 /// Cuts mail-builder's output where the placeholders of streamed files
-/// stand, and puts the files there.
-fn split_at_placeholders(out: Vec<u8>, draft: &Draft, placeholders: &[String]) -> Content {
+/// stand, and puts the files there. A placeholder that is not found would
+/// send its own text as the attachment: a bug, never a message.
+fn split_at_placeholders(out: Vec<u8>, draft: &Draft, placeholders: &[String]) -> Result<Content> {
     let files = draft.inline.iter().chain(&draft.attachments);
     let mut cuts: Vec<(usize, &str, PathBuf, u64)> = files
         .zip(placeholders)
         .filter_map(|(file, placeholder)| match &file.data {
-            FileData::Stream { path, len } => {
-                let at = find(&out, placeholder.as_bytes())?;
-                Some((at, placeholder.as_str(), path.clone(), *len))
-            }
+            FileData::Stream { path, len } => Some((file, placeholder, path, len)),
             FileData::Memory(_) => None,
         })
-        .collect();
+        .map(|(file, placeholder, path, len)| {
+            let at = find(&out, placeholder.as_bytes()).ok_or_else(|| {
+                Error::new(
+                    Exit::Software,
+                    format!(
+                        "lost the place of {} in the message (a bug in postie)",
+                        file.name
+                    ),
+                )
+            })?;
+            Ok((at, placeholder.as_str(), path.clone(), *len))
+        })
+        .collect::<Result<_>>()?;
     cuts.sort_by_key(|(at, ..)| *at);
     let mut segments = Vec::new();
     let mut start = 0;
@@ -496,7 +506,7 @@ fn split_at_placeholders(out: Vec<u8>, draft: &Draft, placeholders: &[String]) -
         start = at + placeholder.len();
     }
     segments.push(Segment::Bytes(out[start..].to_vec()));
-    Content { segments }
+    Ok(Content { segments })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -558,7 +568,7 @@ mod tests {
             ..Draft::default()
         };
         let mut bytes = Vec::new();
-        build(&draft).write_to(&mut bytes).unwrap();
+        build(&draft).unwrap().write_to(&mut bytes).unwrap();
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.contains("\r\nDate: "), "{text}");
         assert!(text.contains("Message-ID: <"), "{text}");

@@ -83,7 +83,7 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
             vec![Outgoing {
                 label: "the message".to_string(),
                 envelope,
-                content: compose::build(&draft),
+                content: compose::build(&draft)?,
             }]
         }
         (paths, Needs::Message) => {
