@@ -20,7 +20,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => report(err),
             },
-            Err(err) => clap_exit(err),
+            Err(err) => clap_exit(err, "postie queue --help"),
         };
     }
     // Hidden: writes the completions and man pages (see README).
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     } else {
         match cli::parse_from(&args) {
             Ok(cli) => Ok(cli),
-            Err(err) => return clap_exit(err),
+            Err(err) => return clap_exit(err, "postie --help"),
         }
     };
     let cli = match parsed {
@@ -65,7 +65,8 @@ fn sendmail_args(args: &[OsString]) -> Result<Vec<String>, Error> {
 }
 
 /// clap exits 2 on a usage error; scripts expect sysexits' 64, and one line.
-fn clap_exit(err: clap::Error) -> ExitCode {
+/// A clap error as postie's one line; `help` is the command that explains.
+fn clap_exit(err: clap::Error, help: &str) -> ExitCode {
     if matches!(
         err.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
@@ -87,7 +88,7 @@ fn clap_exit(err: clap::Error) -> ExitCode {
         first = format!("{first} {}", listed.join(", "));
     }
     eprintln!(
-        "postie: error: {first}; see 'postie --help' ({} {})",
+        "postie: error: {first}; see '{help}' ({} {})",
         Exit::Usage.name(),
         Exit::Usage.code()
     );

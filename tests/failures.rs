@@ -204,6 +204,7 @@ fn usage_errors_are_64_on_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("not provided: <ID>"), "{stderr}");
+    assert!(stderr.contains("see 'postie queue --help'"), "{stderr}");
     for args in [
         vec!["--no-such-flag"],
         vec!["--tls", "sometimes", "b@example.com"],
