@@ -67,6 +67,17 @@ pub enum Family {
     V6,
 }
 
+impl Family {
+    /// Whether -4 / -6 let postie use this address.
+    pub fn allows(self, ip: IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+}
+
 /// One exchanger, in the order to try.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exchanger {
@@ -80,10 +91,8 @@ pub struct Exchanger {
     pub addresses: Vec<IpAddr>,
 }
 
-/// A DNS resolver set up for postie's lookups. Use it (and its clones,
-/// which share its connections and cache) on the tokio runtime it was
-/// first used on: its connections live there.
-#[derive(Clone)]
+/// A DNS resolver set up for postie's lookups. Use it on the tokio
+/// runtime it was first used on: its connections live there.
 pub struct Resolver {
     inner: TokioResolver,
     timeout: Duration,
@@ -461,12 +470,7 @@ fn address_literal(domain: &str) -> Result<Option<IpAddr>> {
 }
 
 fn literal_exchanger(domain: &str, ip: IpAddr, family: Family) -> Result<Vec<Exchanger>> {
-    let wanted = match family {
-        Family::Any => true,
-        Family::V4 => ip.is_ipv4(),
-        Family::V6 => ip.is_ipv6(),
-    };
-    if !wanted {
+    if !family.allows(ip) {
         return Err(Error::new(
             Exit::NoHost,
             format!("{domain} is not {}", family_address(family)),

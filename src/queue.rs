@@ -21,7 +21,7 @@ use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
 
 /// When queueing happens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QueuePolicy {
     /// Never: a failure is an exit code.
@@ -130,8 +130,8 @@ impl Queue {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    fn lock_path(&self, id: &str) -> PathBuf {
+        self.dir.join("tmp").join(format!("{id}.lock"))
     }
 
     fn meta_path(&self, id: &str) -> PathBuf {
@@ -256,7 +256,7 @@ impl Queue {
     /// (another flush) holds it.
     pub fn lock(&self, id: &str) -> Result<Option<EntryLock>> {
         check_id(id)?;
-        let path = self.dir.join("tmp").join(format!("{id}.lock"));
+        let path = self.lock_path(id);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -277,7 +277,7 @@ impl Queue {
         let meta = self.meta_path(id);
         fs::remove_file(&meta).map_err(|err| queue_error("remove", &meta, &err))?;
         let _ = fs::remove_file(self.message_path(id));
-        let _ = fs::remove_file(self.dir.join("tmp").join(format!("{id}.lock")));
+        let _ = fs::remove_file(self.lock_path(id));
         Ok(())
     }
 
@@ -288,10 +288,12 @@ impl Queue {
         let meta_target = failed.join(format!("{}.json", entry.id));
         fs::rename(self.message_path(&entry.id), &message_target)
             .map_err(|err| queue_error("move", &message_target, &err))?;
-        let json = serde_json::to_vec_pretty(entry).unwrap_or_default();
-        fs::write(&meta_target, json).map_err(|err| queue_error("write", &meta_target, &err))?;
+        // Written whole or not at all, like every description.
+        self.write_atomic(&meta_target, |file| {
+            serde_json::to_writer_pretty(&mut *file, entry).map_err(std::io::Error::other)
+        })?;
         let _ = fs::remove_file(self.meta_path(&entry.id));
-        let _ = fs::remove_file(self.dir.join("tmp").join(format!("{}.lock", entry.id)));
+        let _ = fs::remove_file(self.lock_path(&entry.id));
         Ok(message_target)
     }
 }
@@ -406,7 +408,7 @@ mod tests {
     #[test]
     fn a_message_without_description_is_no_entry() {
         let (_dir, queue) = queue();
-        fs::write(queue.dir().join("orphan.eml"), b"x").unwrap();
+        fs::write(queue.dir.join("orphan.eml"), b"x").unwrap();
         assert!(queue.list().unwrap().is_empty());
     }
 

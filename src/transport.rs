@@ -542,11 +542,7 @@ impl Context<'_> {
         let wanted: Vec<SocketAddr> = found
             .iter()
             .copied()
-            .filter(|a| match self.settings.family {
-                Family::Any => true,
-                Family::V4 => a.is_ipv4(),
-                Family::V6 => a.is_ipv6(),
-            })
+            .filter(|a| self.settings.family.allows(a.ip()))
             .collect();
         if wanted.is_empty() {
             return Err(Error::new(
