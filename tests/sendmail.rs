@@ -413,16 +413,10 @@ fn default_config_path_is_used_without_postie_config() {
 #[test]
 fn several_messages_go_over_one_session() {
     let dir = tempfile::tempdir().unwrap();
-    let ok: &[u8] = b"250 ok\r\n";
     // No PIPELINING: one command, one reply.
     let mut replies: Vec<Vec<u8>> = vec![b"250-one.test\r\n250 8BITMIME\r\n".to_vec()];
     for _ in 0..3 {
-        replies.extend([
-            ok.to_vec(),
-            ok.to_vec(),
-            b"354 go\r\n".to_vec(),
-            ok.to_vec(),
-        ]);
+        replies.extend([ok(), ok(), go(), ok()]);
     }
     replies.push(b"221 bye\r\n".to_vec());
     let server = common::ScriptedServer::start(b"220 one.test ESMTP\r\n", replies);
@@ -470,10 +464,13 @@ fn ok() -> Vec<u8> {
     b"250 ok\r\n".to_vec()
 }
 
+fn go() -> Vec<u8> {
+    b"354 go\r\n".to_vec()
+}
+
 /// A pipelining server's replies up to the 354 for the second message:
 /// the first delivered, the second's MAIL and RCPT answered behind it.
 fn replies_until_the_second_message() -> Vec<Vec<u8>> {
-    let go = || b"354 go\r\n".to_vec();
     vec![
         PIPELINING_EHLO.to_vec(),
         ok(),
@@ -489,14 +486,10 @@ fn replies_until_the_second_message() -> Vec<Vec<u8>> {
 #[test]
 fn with_pipelining_the_next_mail_follows_the_final_dot() {
     let dir = tempfile::tempdir().unwrap();
-    let mut replies = vec![PIPELINING_EHLO.to_vec()];
-    // MAIL, RCPT, DATA, the message; then the message's reply, with the
-    // next MAIL and RCPT answered behind it.
-    replies.extend([ok(), ok(), b"354 go\r\n".to_vec()]);
-    for _ in 0..2 {
-        replies.extend([ok(), ok(), ok(), b"354 go\r\n".to_vec()]);
-    }
-    replies.extend([ok(), b"221 bye\r\n".to_vec()]);
+    // Each message's reply comes with the next one's MAIL and RCPT
+    // answered behind it.
+    let mut replies = replies_until_the_second_message();
+    replies.extend([ok(), ok(), ok(), go(), ok(), b"221 bye\r\n".to_vec()]);
     let server = common::ScriptedServer::start(b"220 one.test ESMTP\r\n", replies);
     let output = postie()
         .args(["--server", &server.addr(), "-f", "a@example.com", "-v"])
