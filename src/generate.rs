@@ -448,13 +448,14 @@ ln -s /usr/local/bin/postie /usr/lib/sendmail
         ),
         ("`-bm`", "Deliver (the default)."),
         (
-            "`-oem`, `-odi`, `-oee`, other `-o`*X*, `-B8BITMIME`, `-N` *dsn*, `-R` *ret*, \
+            "`-oem`, `-odi`, `-oee`, other `-o`*X*, `-em`, `-B8BITMIME`, `-N` *dsn*, `-R` *ret*, \
              `-V`, `-X`, `-L`, `-h`, `-n`, `-m`, `-U`, `-G`",
             "Accepted and ignored.",
         ),
         (
             "`-C` *FILE*, `--config=`*FILE*, `--account=`*NAME*, `--from`, `--server`, \
-             `--queue`, `--no-queue`, `--queue-dir=`*DIR*, `--dry-run`",
+             `--queue`, `--no-queue`, `--queue-dir=`*DIR*, `--dry-run`, `--read-recipients` \
+             (= `-t`), `--sendmail`",
             "postie's own.",
         ),
         (
@@ -749,7 +750,9 @@ fn queue_page() -> String {
     );
     page.p(
         "Passwords are never stored in the queue: a flush reads them from the config \
-         (`password_cmd`, `password`) or `POSTIE_PASSWORD` as they are then.",
+         (`password_cmd`, `password`) or `POSTIE_PASSWORD` as they are then. A `--password-cmd` \
+         given on the command line is stored (a command, not a secret) and run again by the \
+         flush.",
     );
 
     page.section("EXIT STATUS");

@@ -158,7 +158,7 @@ fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = Stri
         other => {
             return Err(
                 Error::usage(format!("unknown option --{other} in sendmail mode")).hint(
-                    "sendmail mode takes --account, --config, --from, --server, --queue, --no-queue, --queue-dir and --dry-run",
+                    "sendmail mode takes --account, --config, --from, --server, --queue, --no-queue, --queue-dir, --read-recipients, --sendmail and --dry-run",
                 ),
             )
         }
