@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::dns::DnsServer;
 use postie::exit::{Exit, Result};
-use postie::mx::{by_domain, exchangers, Exchanger, Family, Nameserver, Resolver};
+use postie::mx::{exchangers, Exchanger, Family, Nameserver, Resolver};
 
 const ZONE: &[(&str, &str, &str)] = &[
     // Listed out of order: the answer must come back sorted.
@@ -280,28 +280,6 @@ fn one_resolver_serves_many_domains() {
             assert_eq!(found[0].name, first, "{domain}");
         }
     });
-}
-
-#[test]
-fn by_domain_groups_case_insensitively_in_first_seen_order() {
-    let recipients: Vec<String> = ["a@Good.test", "b@nomx.test", "c@GOOD.TEST", "d@good.test"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    assert_eq!(
-        by_domain(&recipients),
-        vec![
-            (
-                "good.test".to_string(),
-                vec![
-                    "a@Good.test".to_string(),
-                    "c@GOOD.TEST".to_string(),
-                    "d@good.test".to_string()
-                ]
-            ),
-            ("nomx.test".to_string(), vec!["b@nomx.test".to_string()]),
-        ]
-    );
 }
 
 #[test]
