@@ -14,6 +14,7 @@ pub mod local;
 pub mod log;
 pub mod message;
 pub mod mx;
+pub mod outcome;
 pub mod queue;
 pub mod queue_cmd;
 pub mod report;
@@ -28,7 +29,7 @@ use std::io::{IsTerminal, Write};
 
 use cli::Cli;
 use exit::{Error, Exit, Result};
-use log::{Attempt, Outcome};
+use outcome::Verdict;
 use queue::QueuePolicy;
 
 /// Sends (or, with --dry-run, prints) the message the command line describes.
@@ -50,33 +51,26 @@ pub fn run(cli: Cli) -> Result<()> {
         return print_dry_run(&plan);
     };
     let results: Vec<Result<()>> = if plan.queue.policy == QueuePolicy::Always {
+        // Every recipient is owed by policy: nothing is tried now.
+        let deferred = Error::new(Exit::TempFail, "queue = \"always\"");
         plan.messages
             .iter()
             .map(|message| {
-                let queued = enqueue(&plan, message, "queue = \"always\"");
-                match &queued {
-                    Ok(()) => log_attempt(&plan, message, "", Outcome::Queued, "queue = always", 0),
-                    Err(err) => {
-                        let reason = err.to_string();
-                        log_attempt(
-                            &plan,
-                            message,
-                            "",
-                            Outcome::Failed,
-                            &reason,
-                            err.exit.code(),
-                        )
-                    }
-                }
-                queued
+                let verdict = Verdict::failed(&message.envelope.recipients, deferred.clone());
+                outcome::settle(&plan, message, &verdict)
             })
             .collect()
     } else {
-        transport::submit_all(settings, &plan.messages)
-            .into_iter()
-            .zip(&plan.messages)
-            .map(|(result, message)| finish(&plan, message, result))
-            .collect()
+        let attempts = transport::submit_all(settings, &plan.messages);
+        let mut results = Vec::with_capacity(attempts.len());
+        for (attempt, message) in attempts.into_iter().zip(&plan.messages) {
+            if let (Some(format), Ok(reports)) = (plan.capabilities, &attempt) {
+                report::print_capabilities(reports, format)?;
+            }
+            let verdict = Verdict::of(&message.envelope, attempt);
+            results.push(outcome::settle(&plan, message, &verdict));
+        }
+        results
     };
     summarize(&plan, results)
 }
@@ -103,145 +97,6 @@ fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
         first.exit,
         format!("{} of {total} messages were not sent", failures.len()),
     ))
-}
-
-/// What happens after one message's attempt: log it, queue it after a
-/// temporary failure, print reports and refusals.
-fn finish(
-    plan: &request::Plan,
-    message: &transport::Outgoing,
-    result: Result<Vec<transport::SessionReport>>,
-) -> Result<()> {
-    let reports = match result {
-        Ok(reports) => reports,
-        Err(err) => {
-            let reason = err.to_string();
-            if plan.queue.policy == QueuePolicy::OnTempfail && err.is_temporary() {
-                let queued = enqueue(plan, message, &reason);
-                let (outcome, exit) = match &queued {
-                    Ok(()) => (Outcome::Queued, 0),
-                    Err(_) => (Outcome::Failed, err.exit.code()),
-                };
-                log_attempt(plan, message, "", outcome, &reason, exit);
-                return queued.map_err(|queue_err| Error {
-                    message: format!(
-                        "{}; and it could not be queued: {}",
-                        err.message, queue_err.message
-                    ),
-                    ..err
-                });
-            }
-            log_attempt(plan, message, "", Outcome::Failed, &reason, err.exit.code());
-            return Err(err);
-        }
-    };
-    for report in &reports {
-        if let Some(delivery) = &report.delivery {
-            log_attempt(
-                plan,
-                message,
-                &report.server,
-                Outcome::Sent,
-                &delivery.reply,
-                0,
-            );
-        }
-    }
-    // MX delivery that reached some domains: the others are handled on
-    // their own, with only their recipients (queued or reported), so that
-    // a retry never delivers twice to the domains that have it.
-    let mut domain_errors = Vec::new();
-    for failure in reports.iter().filter_map(|r| r.failure.as_ref()) {
-        let part = transport::Outgoing {
-            label: message.label.clone(),
-            envelope: transport::Envelope {
-                sender: message.envelope.sender.clone(),
-                recipients: failure.recipients.clone(),
-            },
-            content: message.content.clone(),
-        };
-        if let Err(err) = finish(plan, &part, Err(failure.error.clone())) {
-            eprintln!("postie: error: {err}");
-            domain_errors.push(err);
-        }
-    }
-    if let Some(first) = domain_errors.first() {
-        return Err(Error::new(
-            first.exit,
-            format!(
-                "{} recipient domain(s) did not get the message; the others did",
-                domain_errors.len()
-            ),
-        ));
-    }
-    if let Some(format) = plan.capabilities {
-        report::print_capabilities(&reports, format)?;
-    }
-    let refused: Vec<&transport::Refusal> = reports
-        .iter()
-        .filter_map(|r| r.delivery.as_ref())
-        .flat_map(|d| &d.refused)
-        .collect();
-    for refusal in &refused {
-        eprintln!(
-            "postie: warning: not sent to <{}>: {}",
-            refusal.recipient, refusal.reply
-        );
-    }
-    if let Some(first) = refused.first() {
-        // --partial: the message went out, but the caller must still learn
-        // that some recipients did not get it.
-        let exit = if refused.iter().any(|r| r.temporary) {
-            Exit::TempFail
-        } else {
-            Exit::NoUser
-        };
-        return Err(Error::new(
-            exit,
-            format!(
-                "sent to {} recipient(s), refused {} (first: <{}>)",
-                message.envelope.recipients.len() - refused.len(),
-                refused.len(),
-                first.recipient
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn log_attempt(
-    plan: &request::Plan,
-    message: &transport::Outgoing,
-    server: &str,
-    outcome: Outcome,
-    reply: &str,
-    exit: u8,
-) {
-    plan.log.record(&Attempt {
-        server,
-        sender: &message.envelope.sender,
-        recipients: &message.envelope.recipients,
-        size: message.content.len() as usize,
-        outcome,
-        reply,
-        exit,
-    });
-}
-
-/// Keeps the message for `postie queue flush`; says so on stderr.
-fn enqueue(plan: &request::Plan, message: &transport::Outgoing, reason: &str) -> Result<()> {
-    let dir = plan.queue.dir.clone().ok_or_else(|| {
-        Error::config("no queue directory: set queue_dir in the config or --queue-dir")
-    })?;
-    let queue = queue::Queue::open(&dir)?;
-    let entry = queue.add(
-        &message.envelope.sender,
-        &message.envelope.recipients,
-        &plan.queue.args,
-        &message.content,
-    )?;
-    eprintln!("postie: queued as {}: {reason}", entry.id);
-    Ok(())
 }
 
 fn print_dry_run(plan: &request::Plan) -> Result<()> {

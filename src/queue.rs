@@ -167,6 +167,39 @@ impl Queue {
         Ok(entry)
     }
 
+    /// Stores a message straight into `failed/`, for recipients refused
+    /// for good: never in the queue proper, where a flush could send it.
+    pub fn add_failed(
+        &self,
+        sender: &str,
+        recipients: &[String],
+        args: &[String],
+        message: &Content,
+        reason: &str,
+    ) -> Result<PathBuf> {
+        let entry = Entry {
+            id: new_id(),
+            created: now(),
+            sender: sender.to_string(),
+            recipients: recipients.to_vec(),
+            args: args.to_vec(),
+            size: message.len(),
+            attempts: 1,
+            last_attempt: Some(now()),
+            last_error: Some(reason.to_string()),
+        };
+        let failed = self.dir.join("failed");
+        let message_path = failed.join(format!("{}.eml", entry.id));
+        self.write_atomic(&message_path, |file| message.write_to(file))?;
+        let json = serde_json::to_vec_pretty(&entry).map_err(|err| {
+            Error::new(Exit::Software, format!("queue: cannot encode entry: {err}"))
+        })?;
+        self.write_atomic(&failed.join(format!("{}.json", entry.id)), |file| {
+            file.write_all(&json)
+        })?;
+        Ok(message_path)
+    }
+
     /// Writes an entry's description atomically (also after each attempt).
     pub fn save(&self, entry: &Entry) -> Result<()> {
         let json = serde_json::to_vec_pretty(entry).map_err(|err| {

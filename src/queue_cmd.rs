@@ -13,38 +13,10 @@ use crate::cli::{QueueCli, QueueCommand};
 use crate::config::ConfigFile;
 use crate::content::Content;
 use crate::exit::{Cause, Error, Exit, Result};
-use crate::log::{Attempt, Outcome};
+use crate::outcome::{self, Verdict};
 use crate::queue::{self, parse_duration, Entry, Queue};
 use crate::request;
-use crate::transport::{self, DomainFailure, Envelope, Route, Server, SessionReport};
-
-/// The failures worth retrying: any 4xx, refused or timed-out connections,
-/// and connections lost before the final reply (nothing was delivered).
-/// The outcome of one send as the queue sees it, and the recipients still
-/// owed the message. MX delivery may reach some domains and not others:
-/// then the result is the failure (a temporary one if any, so that the
-/// entry is kept) and only the failed domains' recipients are owed.
-fn owed_recipients(
-    result: Result<Vec<SessionReport>>,
-    recipients: &[String],
-) -> (Result<Vec<SessionReport>>, Vec<String>) {
-    let reports = match result {
-        Ok(reports) => reports,
-        Err(err) => return (Err(err), recipients.to_vec()),
-    };
-    let failures: Vec<&DomainFailure> = reports.iter().filter_map(|r| r.failure.as_ref()).collect();
-    let Some(first) = failures.first() else {
-        return (Ok(reports), Vec::new());
-    };
-    let error = failures
-        .iter()
-        .find(|f| f.error.is_temporary())
-        .unwrap_or(first)
-        .error
-        .clone();
-    let owed = failures.iter().flat_map(|f| f.recipients.clone()).collect();
-    (Err(error), owed)
-}
+use crate::transport::{self, Envelope, Route, Server};
 
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 86_400);
 
@@ -212,84 +184,28 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             deferred += 1;
             continue;
         }
-        let (result, owed) = owed_recipients(
-            transport::submit(&settings, &envelope, &content),
-            &entry.recipients,
-        );
+        let attempt = transport::submit(&settings, &envelope, &content);
+        let unreachable = matches!(&attempt, Err(err) if err.cause == Cause::Unreachable);
         entry.attempts += 1;
         entry.last_attempt = Some(queue::now());
-        let (outcome, server, reply, exit) = match &result {
-            Ok(reports) => {
-                let report = reports.first();
-                (
-                    Outcome::Sent,
-                    report.map(|r| r.server.clone()).unwrap_or_default(),
-                    report
-                        .and_then(|r| r.delivery.as_ref())
-                        .map(|d| d.reply.clone())
-                        .unwrap_or_default(),
-                    0,
-                )
+        let verdict = Verdict::of(&envelope, attempt);
+        let flushed = outcome::settle_entry(queue, &mut entry, &content, &verdict, &logger)?;
+        let sent_to_all = flushed.deferred.is_none() && flushed.refused.is_none();
+        if flushed.deferred.is_some() {
+            deferred += 1;
+            if let (true, Some(key)) = (unreachable, server_key) {
+                unanswered.push(key);
             }
-            Err(err) if err.is_temporary() => (
-                Outcome::Queued,
-                String::new(),
-                err.to_string(),
-                err.exit.code(),
-            ),
-            Err(err) => (
-                Outcome::Failed,
-                String::new(),
-                err.to_string(),
-                err.exit.code(),
-            ),
-        };
-        logger.record(&Attempt {
-            server: &server,
-            sender: &envelope.sender,
-            recipients: if result.is_ok() {
-                &envelope.recipients
-            } else {
-                &owed
-            },
-            size: content.len() as usize,
-            outcome,
-            reply: &reply,
-            exit,
-        });
-        match result {
-            Ok(_) => {
-                queue.remove(&entry.id)?;
-                if verbose > 0 {
-                    eprintln!(
-                        "postie: queue: sent {} to {}",
-                        entry.id,
-                        entry.recipients.join(", ")
-                    );
-                }
-            }
-            Err(err) => {
-                // Only the recipients still owed the message stay: a retry
-                // must not deliver twice to domains that have it.
-                entry.recipients = owed;
-                entry.last_error = Some(err.to_string());
-                if err.is_temporary() {
-                    queue.save(&entry)?;
-                    eprintln!("postie: queue: deferred {}: {err}", entry.id);
-                    deferred += 1;
-                    if let (Cause::Unreachable, Some(key)) = (err.cause, server_key) {
-                        unanswered.push(key);
-                    }
-                } else {
-                    let path = queue.fail(&entry)?;
-                    eprintln!(
-                        "postie: queue: failed {}: {err}; kept in {}",
-                        entry.id,
-                        path.display()
-                    );
-                    first_permanent.get_or_insert(err);
-                }
-            }
+        }
+        if let Some(err) = flushed.refused {
+            first_permanent.get_or_insert(err);
+        }
+        if verbose > 0 && sent_to_all {
+            eprintln!(
+                "postie: queue: sent {} to {}",
+                entry.id,
+                envelope.recipients.join(", ")
+            );
         }
     }
     if skipped > 0 {

@@ -58,6 +58,9 @@ pub struct QueuePlan {
     pub dir: Option<PathBuf>,
     /// The settings to send it with later, as arguments.
     pub args: Vec<String>,
+    /// Sendmail mode: a message refused for good is also kept in failed/,
+    /// since the program that handed it over reads no exit status.
+    pub keep_refused: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +156,7 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
             .or_else(|| config.queue_dir.clone())
             .or_else(queue::default_dir),
         args: replay_args(&cli),
+        keep_refused: cli.sendmail && !probing,
     };
     let log = logger(account_name, &account);
     Ok(Plan {

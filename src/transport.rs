@@ -176,11 +176,13 @@ pub struct Refusal {
     pub temporary: bool,
 }
 
-/// What happened when the message was accepted.
+/// How one message's transaction ended, once MAIL and RCPT were answered.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Delivery {
-    /// The server's reply to the end of DATA ("250 2.0.0 queued as ...").
-    pub reply: String,
+    /// The server's reply to the end of DATA ("250 2.0.0 queued as ...");
+    /// `None` when DATA was never sent because every recipient was refused
+    /// (only with `partial`: otherwise that is an error).
+    pub reply: Option<String>,
     /// Recipients refused while the rest were sent to (only with `partial`).
     pub refused: Vec<Refusal>,
 }
@@ -209,16 +211,14 @@ pub struct SessionReport {
     /// The outcome of each further message sent over this session.
     #[serde(skip)]
     pub more: Vec<Result<Delivery>>,
-    /// MX delivery: a domain that failed while others were delivered to.
+    /// The envelope recipients this session was about: all of them with a
+    /// submission server, one domain's with MX delivery.
     #[serde(skip)]
-    pub failure: Option<DomainFailure>,
-}
-
-/// The recipients of one domain that did not get the message, and why.
-#[derive(Clone, Debug)]
-pub struct DomainFailure {
-    pub error: Error,
     pub recipients: Vec<String>,
+    /// MX delivery: why this domain's recipients did not get the message
+    /// (no session took place, or it failed).
+    #[serde(skip)]
+    pub failure: Option<Error>,
 }
 
 /// Submits one message (or runs a test up to --quit-after). With a server
@@ -285,11 +285,12 @@ pub fn submit_all(settings: &Settings, messages: &[Outgoing]) -> Vec<Result<Vec<
                     .map(|r| (r.server.clone(), std::mem::take(&mut r.more)))
                     .unwrap_or_default();
                 results.push(Ok(reports));
-                results.extend(more.into_iter().map(|r| {
+                results.extend(more.into_iter().zip(rest).map(|(r, message)| {
                     r.map(|delivery| {
                         vec![SessionReport {
                             server: server.clone(),
                             delivery: Some(delivery),
+                            recipients: message.envelope.recipients.clone(),
                             ..SessionReport::default()
                         }]
                     })
@@ -394,7 +395,12 @@ impl Context<'_> {
                 self.session(&target, envelope, message, more).await
             };
             match attempt.await {
-                Ok(report) => return Ok(vec![report]),
+                Ok(report) => {
+                    return Ok(vec![SessionReport {
+                        recipients: envelope.recipients.clone(),
+                        ..report
+                    }])
+                }
                 Err(err)
                     if index + 1 < servers.len()
                         && matches!(err.exit, Exit::TempFail | Exit::IoErr | Exit::NoHost) =>
@@ -412,7 +418,10 @@ impl Context<'_> {
     }
 
     /// RFC 5321 5.1: per domain, the exchangers in preference order; a
-    /// temporary failure at one goes on to the next.
+    /// temporary failure at one goes on to the next. Every domain's result
+    /// comes back as its own report, failed ones included, so that the
+    /// caller settles each domain's recipients on their own (retrying the
+    /// whole message would deliver it twice to the domains that have it).
     async fn deliver_mx(
         &self,
         port: u16,
@@ -423,52 +432,29 @@ impl Context<'_> {
     ) -> Result<Vec<SessionReport>> {
         let resolver = mx::Resolver::new(nameserver, self.settings.timeouts.connect)?;
         let mut reports = Vec::new();
-        let mut failures: Vec<(Error, Vec<String>)> = Vec::new();
         for (domain, recipients) in mx::by_domain(&envelope.recipients) {
             let part = Envelope {
                 sender: envelope.sender.clone(),
                 recipients,
             };
-            match self
+            let report = match self
                 .deliver_domain(&resolver, &domain, port, tls, &part, message)
                 .await
             {
-                Ok(report) => reports.push(report),
-                Err(err) => failures.push((
-                    Error {
+                Ok(report) => report,
+                Err(err) => SessionReport {
+                    failure: Some(Error {
                         message: format!("{domain}: {}", err.message),
                         ..err
-                    },
-                    part.recipients,
-                )),
-            }
-        }
-        if reports.is_empty() && !failures.is_empty() {
-            // Nothing was delivered, so the whole message may be retried.
-            // The result is the first temporary failure if there is one
-            // (a permanent one first must not keep the others from the
-            // queue); the rest are reported here.
-            let chosen = failures
-                .iter()
-                .position(|(err, _)| err.is_temporary())
-                .unwrap_or(0);
-            let (result, _) = failures.remove(chosen);
-            for (extra, _) in &failures {
-                eprintln!("postie: error: {extra}");
-            }
-            return Err(result);
-        }
-        // Some domains have the message: the failed ones travel in the
-        // reports with their recipients, so that only they are retried or
-        // queued (a retry of the whole message would deliver it twice).
-        reports.extend(
-            failures
-                .into_iter()
-                .map(|(error, recipients)| SessionReport {
-                    failure: Some(DomainFailure { error, recipients }),
+                    }),
                     ..SessionReport::default()
-                }),
-        );
+                },
+            };
+            reports.push(SessionReport {
+                recipients: part.recipients,
+                ..report
+            });
+        }
         Ok(reports)
     }
 
@@ -956,10 +942,20 @@ impl Session<'_> {
             let _ = self.command(Rset, Stage::Rcpt).await;
             return Ok(Ahead::Nothing);
         }
+        if refused.len() == envelope.recipients.len() {
+            self.report.delivery = Some(Delivery {
+                reply: None,
+                refused,
+            });
+            return Ok(Ahead::Nothing);
+        }
         let (reply, ahead) = self.data(message, next).await;
         let reply = reply?;
         clock.mark("DATA");
-        self.report.delivery = Some(Delivery { reply, refused });
+        self.report.delivery = Some(Delivery {
+            reply: Some(reply),
+            refused,
+        });
         let _ = self.stop_after(QuitAfter::Data);
         Ok(ahead)
     }
@@ -1021,8 +1017,19 @@ impl Session<'_> {
             Ok(refused) => refused,
             Err(err) => return (Err(err), Ahead::Nothing),
         };
+        if refused.len() == envelope.recipients.len() {
+            let delivery = Delivery {
+                reply: None,
+                refused,
+            };
+            return (Ok(delivery), Ahead::Nothing);
+        }
         let (reply, ahead) = self.data(message, next).await;
-        (reply.map(|reply| Delivery { reply, refused }), ahead)
+        let delivery = reply.map(|reply| Delivery {
+            reply: Some(reply),
+            refused,
+        });
+        (delivery, ahead)
     }
 
     /// Sends a command and waits for its reply under the reply timeout.
@@ -1329,19 +1336,25 @@ impl Session<'_> {
         }
     }
 
-    /// Refused recipients cancel the message (RSET) unless --partial and
-    /// some were accepted.
+    /// Without --partial a message goes to all its recipients or to none:
+    /// any refusal cancels it (RSET) and is the message's failure. With
+    /// --partial the refusals are returned, each recipient to be settled on
+    /// its own; when every recipient was refused nothing is left to send.
     async fn judge_refusals(
         &mut self,
         envelope: &Envelope,
         refused: Vec<Refusal>,
     ) -> Result<Vec<Refusal>> {
-        let all_refused =
-            !envelope.recipients.is_empty() && refused.len() == envelope.recipients.len();
-        if !refused.is_empty() && (all_refused || !self.settings().partial) {
+        if refused.is_empty() {
+            return Ok(refused);
+        }
+        let all_refused = refused.len() == envelope.recipients.len();
+        if all_refused || !self.settings().partial {
             // Nothing is sent, so a retry after fixing the list cannot
             // deliver twice to the recipients that were accepted.
             let _ = self.command(Rset, Stage::Rcpt).await;
+        }
+        if !self.settings().partial {
             return Err(refusal_error(&self.endpoint, &refused, all_refused));
         }
         Ok(refused)
@@ -1713,8 +1726,9 @@ fn refusal_error(endpoint: &Endpoint, refused: &[Refusal], all_refused: bool) ->
         .iter()
         .map(|r| format!("<{}>: {}", r.recipient, r.reply))
         .collect();
-    // Any 4xx means a later retry may succeed: cron and queues act on 75.
-    let exit = if refused.iter().any(|r| r.temporary) {
+    // The message goes to all or none: a permanent refusal means no retry
+    // can ever deliver it whole, so only an all-4xx list is temporary.
+    let exit = if refused.iter().all(|r| r.temporary) {
         Exit::TempFail
     } else {
         Exit::NoUser
@@ -1765,7 +1779,7 @@ mod tests {
     }
 
     #[test]
-    fn refusals_pick_67_or_75() {
+    fn refusals_are_75_only_when_every_one_is_temporary() {
         let endpoint = Endpoint {
             host: "h".into(),
             port: 25,
@@ -1784,7 +1798,11 @@ mod tests {
             Exit::NoUser
         );
         assert_eq!(
-            refusal_error(&endpoint, &[permanent, temporary], true).exit,
+            refusal_error(&endpoint, &[permanent, temporary.clone()], true).exit,
+            Exit::NoUser
+        );
+        assert_eq!(
+            refusal_error(&endpoint, &[temporary.clone(), temporary], true).exit,
             Exit::TempFail
         );
     }

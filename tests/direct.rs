@@ -135,7 +135,11 @@ fn one_domain_failing_does_not_stop_the_others() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("1 recipient domain(s) did not get the message; the others did"),
+        stderr.contains("not sent to <a@nullmx.test>: nullmx.test: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sent to 1 of 2 recipients; 1 refused (first: <a@nullmx.test>)"),
         "{stderr}"
     );
     assert_eq!(server.wait_for_messages(1)[0].rcpt_to, ["b@good.test"]);
@@ -231,7 +235,7 @@ fn a_flush_keeps_only_the_domains_still_owed_the_message() {
 }
 
 #[test]
-fn a_permanent_failure_does_not_keep_a_temporary_one_from_the_queue() {
+fn a_refused_domain_is_reported_and_only_the_owed_one_is_queued() {
     let dns = DnsServer::start(&zone());
     let server = TestServer::start(ServerOptions {
         tempfail_rcpt: vec!["x@other.test".into()],
@@ -244,13 +248,18 @@ fn a_permanent_failure_does_not_keep_a_temporary_one_from_the_queue() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // The refused domain decides the exit code; the greylisted one alone
+    // is queued, so a flush never knocks on the null MX again.
+    assert_eq!(output.status.code(), Some(67), "{stderr}");
     assert!(stderr.contains("null MX"), "{stderr}");
-    assert!(stderr.contains("postie: queued as "), "{stderr}");
+    assert!(
+        stderr.contains("postie: queued as ") && stderr.contains(" for <x@other.test>: "),
+        "{stderr}"
+    );
     let entries = queue_entries(queue.path());
     assert_eq!(entries.len(), 1, "{stderr}");
     assert_eq!(
         entries[0].1["recipients"],
-        serde_json::json!(["a@nullmx.test", "x@other.test"])
+        serde_json::json!(["x@other.test"])
     );
 }

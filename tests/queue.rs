@@ -581,3 +581,164 @@ fn a_full_disk_is_an_error_not_a_lost_message() {
         "temporary files are cleaned up: {leftovers:?}"
     );
 }
+
+fn failed_json(setup: &Setup) -> Vec<serde_json::Value> {
+    list_json(&setup.queue.join("failed"))
+        .iter()
+        .map(|p| serde_json::from_slice(&fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn partial_queues_the_greylisted_recipient_and_flush_delivers_to_it_alone() {
+    let greylisting = TestServer::start(ServerOptions {
+        tempfail_rcpt: vec!["later@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let setup = Setup::new(&greylisting.addr(), "partial = true");
+    let output = setup
+        .cmd()
+        .args(["--queue", "now@example.com", "later@example.com"])
+        .args(["--body", "report"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(" for <later@example.com>: RCPT TO: ") && stderr.contains("451"),
+        "{stderr}"
+    );
+    // Exit 0: nothing to fix, and no exit code named.
+    assert!(!stderr.contains("fix or remove"), "{stderr}");
+    assert!(!stderr.contains("EX_TEMPFAIL"), "{stderr}");
+    assert_eq!(
+        greylisting.wait_for_messages(1)[0].rcpt_to,
+        ["now@example.com"]
+    );
+    let entries = setup.entries();
+    assert_eq!(entries.len(), 1, "{stderr}");
+    let entry: serde_json::Value = serde_json::from_slice(&fs::read(&entries[0]).unwrap()).unwrap();
+    assert_eq!(
+        entry["recipients"],
+        serde_json::json!(["later@example.com"])
+    );
+
+    let back = TestServer::start(ServerOptions::default());
+    setup.write_config(&back.addr(), "partial = true");
+    setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
+        .assert()
+        .success();
+    assert_eq!(back.wait_for_messages(1)[0].rcpt_to, ["later@example.com"]);
+    assert!(setup.entries().is_empty());
+    assert_eq!(greylisting.received().len(), 1, "never sent twice");
+}
+
+#[test]
+fn partial_without_a_queue_exits_75_naming_who_is_still_owed() {
+    let greylisting = TestServer::start(ServerOptions {
+        tempfail_rcpt: vec!["later@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let setup = Setup::new(&greylisting.addr(), "partial = true");
+    let output = setup
+        .cmd()
+        .args(["now@example.com", "later@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains("sent to 1 of 2 recipients; 1 to try again later; not sent to <later@example.com> for now"),
+        "{stderr}"
+    );
+    assert!(setup.entries().is_empty());
+}
+
+#[test]
+fn sendmail_mode_keeps_a_refused_message_in_failed_with_a_log_line() {
+    let refusing = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["gone@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("postie.log");
+    let setup = Setup::new(
+        &refusing.addr(),
+        &format!("logfile = \"{}\"", log.display()),
+    );
+    let (_link, mut cmd) = sendmail();
+    let output = cmd
+        .env("POSTIE_CONFIG", &setup.config)
+        .env("POSTIE_QUEUE_DIR", &setup.queue)
+        .args(["-i", "gone@example.com"])
+        .write_stdin("Subject: disk report\n\n/ is 91% full\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(67), "{stderr}");
+    assert!(stderr.contains("kept the message in "), "{stderr}");
+    assert!(setup.entries().is_empty(), "a refusal is never retried");
+    let failed = failed_json(&setup);
+    assert_eq!(failed.len(), 1, "{stderr}");
+    assert_eq!(
+        failed[0]["recipients"],
+        serde_json::json!(["gone@example.com"])
+    );
+    assert!(
+        failed[0]["last_error"].as_str().unwrap().contains("550"),
+        "{}",
+        failed[0]
+    );
+    let id = failed[0]["id"].as_str().unwrap();
+    let kept = fs::read(setup.queue.join("failed").join(format!("{id}.eml"))).unwrap();
+    assert!(
+        String::from_utf8_lossy(&kept).contains("/ is 91% full"),
+        "the report itself is on disk"
+    );
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("to=<gone@example.com>") && text.contains("outcome=failed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_flush_moves_refused_recipients_to_failed_and_keeps_the_owed_ones() {
+    let setup = Setup::new(&down(), "partial = true");
+    setup
+        .cmd()
+        .args(["--queue", "gone@example.com", "later@example.com"])
+        .args(["--body", "x"])
+        .assert()
+        .success();
+    assert_eq!(setup.entries().len(), 1);
+    let server = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["gone@example.com".into()],
+        tempfail_rcpt: vec!["later@example.com".into()],
+        ..ServerOptions::default()
+    });
+    setup.write_config(&server.addr(), "partial = true");
+    let output = setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(67), "{stderr}");
+    let entries = setup.entries();
+    assert_eq!(entries.len(), 1, "{stderr}");
+    let entry: serde_json::Value = serde_json::from_slice(&fs::read(&entries[0]).unwrap()).unwrap();
+    assert_eq!(
+        entry["recipients"],
+        serde_json::json!(["later@example.com"])
+    );
+    let failed = failed_json(&setup);
+    assert_eq!(failed.len(), 1, "{stderr}");
+    assert_eq!(
+        failed[0]["recipients"],
+        serde_json::json!(["gone@example.com"])
+    );
+    assert!(server.received().is_empty());
+}

@@ -566,7 +566,13 @@ fn partial_sends_to_the_accepted_and_reports_the_refused() {
     assert_eq!(output.status.code(), Some(67));
     let stderr = stderr_of(&output);
     assert!(
-        stderr.contains("warning: not sent to <nobody@example.com>: 550"),
+        stderr.contains("warning: not sent to <nobody@example.com>: RCPT TO: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("replied 550 5.1.1"), "{stderr}");
+    assert!(
+        stderr
+            .contains("error: sent to 1 of 2 recipients; 1 refused (first: <nobody@example.com>)"),
         "{stderr}"
     );
     assert_eq!(srv.wait_for_messages(1)[0].rcpt_to, vec!["ok@example.com"]);

@@ -1,0 +1,608 @@
+//! What happens after a send attempt, decided in one place for every path:
+//! sending (with or without --partial, to a server or to each domain's MX)
+//! and `postie queue flush`.
+//!
+//! Each recipient ends in exactly one of three states:
+//! - **delivered**: the server took the message for it;
+//! - **owed**: a temporary failure (a 4xx reply, a lost connection, a
+//!   timeout): it is queued whenever queueing is on;
+//! - **refused**: a permanent failure (a 5xx reply, or anything no retry can
+//!   mend): it is reported, and in sendmail mode the message is also kept in
+//!   `failed/`, so that a cron report is still on disk.
+//!
+//! Whether a failure is temporary is [`Error::is_temporary`]: the reply's
+//! first digit alone (mapped to 75 by the SMTP layer), never its text.
+//!
+//! The exit status follows from the states alone ([`status`]): 0 when every
+//! recipient was delivered or queued; otherwise the code of the first
+//! refused recipient; 75 only when queueing is off and a recipient is owed.
+//!
+//! What is *not* here: how an attempt is made (`transport`), and where a
+//! queued or failed message is stored (`queue`).
+
+use std::path::PathBuf;
+
+use crate::content::Content;
+use crate::exit::{Error, Exit, Result};
+use crate::log::{Attempt, Logger, Outcome};
+use crate::queue::{Entry, Queue, QueuePolicy};
+use crate::request::Plan;
+use crate::transport::{Envelope, Outgoing, Refusal, SessionReport};
+
+/// What became of some of a message's recipients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// The server took the message (or a probe got as far as it asked).
+    Delivered {
+        /// "host:port (address)".
+        server: String,
+        /// The server's final reply; empty when a probe stopped early.
+        reply: String,
+    },
+    /// Not now: worth trying again later.
+    Owed(Error),
+    /// Never: reported, not retried.
+    Refused(Error),
+}
+
+/// Recipients that share one fate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub recipients: Vec<String>,
+    pub fate: Fate,
+}
+
+/// Every recipient of one message, each in one share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub shares: Vec<Share>,
+}
+
+/// A failure as a fate: the one place that says temporary means owed.
+pub fn fate_of(error: Error) -> Fate {
+    if error.is_temporary() {
+        Fate::Owed(error)
+    } else {
+        Fate::Refused(error)
+    }
+}
+
+/// One RCPT refusal under --partial, as the error a user reads.
+fn refusal(server: &str, refused: &Refusal) -> Error {
+    let exit = if refused.temporary {
+        Exit::TempFail
+    } else {
+        Exit::NoUser
+    };
+    Error::new(exit, format!("RCPT TO: {server} replied {}", refused.reply))
+}
+
+impl Verdict {
+    /// Every recipient shares one failure (nothing was sent to anyone).
+    pub fn failed(recipients: &[String], error: Error) -> Verdict {
+        Verdict {
+            shares: vec![Share {
+                recipients: recipients.to_vec(),
+                fate: fate_of(error),
+            }],
+        }
+    }
+
+    /// The verdict on one attempt to send a message with `envelope`.
+    pub fn of(envelope: &Envelope, attempt: Result<Vec<SessionReport>>) -> Verdict {
+        let reports = match attempt {
+            Ok(reports) => reports,
+            Err(error) => return Verdict::failed(&envelope.recipients, error),
+        };
+        let mut shares = Vec::new();
+        for report in reports {
+            if let Some(error) = report.failure {
+                shares.push(Share {
+                    recipients: report.recipients,
+                    fate: fate_of(error),
+                });
+                continue;
+            }
+            let refused = report
+                .delivery
+                .as_ref()
+                .map(|d| d.refused.as_slice())
+                .unwrap_or_default();
+            let accepted: Vec<String> = report
+                .recipients
+                .iter()
+                .filter(|r| !refused.iter().any(|x| &x.recipient == *r))
+                .cloned()
+                .collect();
+            if !accepted.is_empty() {
+                let reply = report
+                    .delivery
+                    .as_ref()
+                    .and_then(|d| d.reply.clone())
+                    .unwrap_or_default();
+                shares.push(Share {
+                    recipients: accepted,
+                    fate: Fate::Delivered {
+                        server: report.server.clone(),
+                        reply,
+                    },
+                });
+            }
+            shares.extend(refused.iter().map(|r| Share {
+                recipients: vec![r.recipient.clone()],
+                fate: fate_of(refusal(&report.server, r)),
+            }));
+        }
+        Verdict { shares }
+    }
+
+    /// All owed recipients, in order, and the first owed failure.
+    pub fn owed(&self) -> Option<(Vec<String>, &Error)> {
+        let mut owed = self.shares.iter().filter_map(|share| match &share.fate {
+            Fate::Owed(error) => Some((&share.recipients, error)),
+            _ => None,
+        });
+        let (first_recipients, first_error) = owed.next()?;
+        let mut recipients = first_recipients.clone();
+        for (more, _) in owed {
+            recipients.extend(more.iter().cloned());
+        }
+        Some((recipients, first_error))
+    }
+
+    /// The refused shares, in order.
+    pub fn refused(&self) -> impl Iterator<Item = (&[String], &Error)> {
+        self.shares.iter().filter_map(|share| match &share.fate {
+            Fate::Refused(error) => Some((share.recipients.as_slice(), error)),
+            _ => None,
+        })
+    }
+
+    /// The delivered shares: recipients, server and reply.
+    pub fn delivered(&self) -> impl Iterator<Item = (&[String], &str, &str)> {
+        self.shares.iter().filter_map(|share| match &share.fate {
+            Fate::Delivered { server, reply } => {
+                Some((share.recipients.as_slice(), server.as_str(), reply.as_str()))
+            }
+            _ => None,
+        })
+    }
+
+    fn count(&self, wanted: impl Fn(&Fate) -> bool) -> usize {
+        self.shares
+            .iter()
+            .filter(|s| wanted(&s.fate))
+            .map(|s| s.recipients.len())
+            .sum()
+    }
+
+    /// One failure for every recipient: its error says it all.
+    pub fn single_failure(&self) -> Option<&Error> {
+        match self.shares.as_slice() {
+            [Share {
+                fate: Fate::Owed(error) | Fate::Refused(error),
+                ..
+            }] => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The exit status of a message whose owed recipients were `owed_kept`
+/// (queued) or not. `None` when it exits 0.
+pub fn status(verdict: &Verdict, owed_kept: bool) -> Option<Error> {
+    if let Some(single) = verdict.single_failure() {
+        let owed = matches!(verdict.shares[0].fate, Fate::Owed(_));
+        return (!owed || !owed_kept).then(|| single.clone());
+    }
+    let total = verdict.count(|_| true);
+    let delivered = verdict.count(|f| matches!(f, Fate::Delivered { .. }));
+    let refused = verdict.count(|f| matches!(f, Fate::Refused(_)));
+    let owed = verdict.count(|f| matches!(f, Fate::Owed(_)));
+    let summary = |what: String| {
+        let mut parts = vec![format!("sent to {delivered} of {total} recipients")];
+        if owed > 0 {
+            parts.push(if owed_kept {
+                format!("{owed} queued")
+            } else {
+                format!("{owed} to try again later")
+            });
+        }
+        parts.push(what);
+        parts.join("; ")
+    };
+    if let Some((recipients, first)) = verdict.refused().next() {
+        let what = format!("{refused} refused (first: <{}>)", recipients[0]);
+        let error = Error::new(first.exit, summary(what));
+        return Some(match &first.hint {
+            Some(hint) => error.hint(hint.clone()),
+            None => error,
+        });
+    }
+    if owed > 0 && !owed_kept {
+        let (recipients, _) = verdict.owed()?;
+        let what = format!("not sent to <{}> for now", recipients.join(">, <"));
+        return Some(
+            Error::new(Exit::TempFail, summary(what))
+                .hint("send again to these recipients later, or turn on the queue (--queue)"),
+        );
+    }
+    None
+}
+
+/// "<a@x>, <b@x>"
+fn listed(recipients: &[String]) -> String {
+    let quoted: Vec<String> = recipients.iter().map(|r| format!("<{r}>")).collect();
+    quoted.join(", ")
+}
+
+/// Logs every share of a verdict but the owed one, whose line depends on
+/// whether it was kept.
+fn log_settled(log: &Logger, sender: &str, size: u64, verdict: &Verdict) {
+    for (recipients, server, reply) in verdict.delivered() {
+        log.record(&Attempt {
+            server,
+            sender,
+            recipients,
+            size: size as usize,
+            outcome: Outcome::Sent,
+            reply,
+            exit: 0,
+        });
+    }
+    for (recipients, error) in verdict.refused() {
+        log_failure(log, sender, size, recipients, Outcome::Failed, error);
+    }
+}
+
+fn log_failure(
+    log: &Logger,
+    sender: &str,
+    size: u64,
+    recipients: &[String],
+    outcome: Outcome,
+    error: &Error,
+) {
+    log.record(&Attempt {
+        server: "",
+        sender,
+        recipients,
+        size: size as usize,
+        outcome,
+        reply: &error.message,
+        exit: if outcome == Outcome::Queued {
+            0
+        } else {
+            error.exit.code()
+        },
+    });
+}
+
+/// Settles a message just tried: logs every recipient's fate, queues the
+/// owed ones (one entry holding only them) when queueing is on, keeps a
+/// copy for the refused ones in `failed/` in sendmail mode, and returns
+/// the exit status. Lines on stderr say what happened to whom; the error
+/// returned is the one line `main` prints last.
+pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> {
+    let sender = &message.envelope.sender;
+    let size = message.content.len();
+    let mixed = verdict.single_failure().is_none();
+    log_settled(&plan.log, sender, size, verdict);
+    let mut owed_kept = false;
+    if let Some((recipients, error)) = verdict.owed() {
+        let whom = if mixed {
+            format!(" for {}", listed(&recipients))
+        } else {
+            String::new()
+        };
+        if plan.queue.policy == QueuePolicy::Never {
+            if mixed {
+                eprintln!(
+                    "postie: warning: not sent to {}: {}",
+                    listed(&recipients),
+                    error.message
+                );
+            }
+            log_failure(&plan.log, sender, size, &recipients, Outcome::Failed, error);
+        } else {
+            match enqueue(plan, message, &recipients, &error.message) {
+                Ok(id) => {
+                    // Exit 0 follows: no hint to fix anything, no exit code.
+                    eprintln!("postie: queued as {id}{whom}: {}", error.message);
+                    log_failure(&plan.log, sender, size, &recipients, Outcome::Queued, error);
+                    owed_kept = true;
+                }
+                Err(queue_error) => {
+                    log_failure(&plan.log, sender, size, &recipients, Outcome::Failed, error);
+                    return Err(Error {
+                        message: format!(
+                            "{}; and it could not be queued: {}",
+                            error.message, queue_error.message
+                        ),
+                        ..error.clone()
+                    });
+                }
+            }
+        }
+    }
+    for (recipients, error) in verdict.refused() {
+        if mixed {
+            eprintln!(
+                "postie: warning: not sent to {}: {}",
+                listed(recipients),
+                error.message
+            );
+        }
+        if plan.queue.keep_refused {
+            keep_refused(plan, message, recipients, &error.message);
+        }
+    }
+    match status(verdict, owed_kept) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// Queues a message for `recipients`; returns the entry's id.
+pub fn enqueue(
+    plan: &Plan,
+    message: &Outgoing,
+    recipients: &[String],
+    reason: &str,
+) -> Result<String> {
+    let queue = open_queue(plan)?;
+    let entry = queue.add(
+        &message.envelope.sender,
+        recipients,
+        &plan.queue.args,
+        &message.content,
+    )?;
+    let _ = reason;
+    Ok(entry.id)
+}
+
+fn open_queue(plan: &Plan) -> Result<Queue> {
+    let dir = plan.queue.dir.as_deref().ok_or_else(|| {
+        Error::config("no queue directory: set queue_dir in the config or --queue-dir")
+    })?;
+    Queue::open(dir)
+}
+
+/// Sendmail mode: what a cron job handed over stays on disk, in failed/,
+/// even when the server refused it for good. A failure to keep it is said,
+/// not fatal: the refusal itself is already the exit status.
+fn keep_refused(plan: &Plan, message: &Outgoing, recipients: &[String], reason: &str) {
+    let kept = open_queue(plan).and_then(|queue| {
+        queue.add_failed(
+            &message.envelope.sender,
+            recipients,
+            &plan.queue.args,
+            &message.content,
+            reason,
+        )
+    });
+    match kept {
+        Ok(path) => eprintln!("postie: kept the message in {}", path.display()),
+        Err(err) => eprintln!("postie: warning: could not keep the message in failed/: {err}"),
+    }
+}
+
+/// What one flush attempt did to its queue entry.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    /// Still owed to some recipients: kept in the queue.
+    pub deferred: Option<Error>,
+    /// Refused for some recipients: moved (or copied) to failed/.
+    pub refused: Option<Error>,
+}
+
+/// Settles a queue entry just tried: the owed recipients stay in the entry
+/// (never one already delivered to), the refused ones go to `failed/` (the
+/// whole entry when nobody is owed, else a copy for them), and an entry
+/// owed to nobody is removed.
+pub fn settle_entry(
+    queue: &Queue,
+    entry: &mut Entry,
+    content: &Content,
+    verdict: &Verdict,
+    log: &Logger,
+) -> Result<Flushed> {
+    log_settled(log, &entry.sender, content.len(), verdict);
+    let mut flushed = Flushed::default();
+    let refused: Vec<(&[String], &Error)> = verdict.refused().collect();
+    if let Some((recipients, error)) = verdict.owed() {
+        log_failure(
+            log,
+            &entry.sender,
+            content.len(),
+            &recipients,
+            Outcome::Queued,
+            error,
+        );
+        for (refused_recipients, refusal) in &refused {
+            let path = queue.add_failed(
+                &entry.sender,
+                refused_recipients,
+                &entry.args,
+                content,
+                &refusal.message,
+            )?;
+            eprintln!(
+                "postie: queue: failed {} for {}: {}; kept in {}",
+                entry.id,
+                listed(refused_recipients),
+                refusal.message,
+                path.display()
+            );
+        }
+        entry.recipients = recipients;
+        entry.last_error = Some(error.message.clone());
+        queue.save(entry)?;
+        eprintln!("postie: queue: deferred {}: {}", entry.id, error.message);
+        flushed.deferred = Some(error.clone());
+    } else if let Some((_, first)) = refused.first() {
+        for (recipients, error) in &refused[1..] {
+            eprintln!(
+                "postie: queue: {} refused for {}: {}",
+                entry.id,
+                listed(recipients),
+                error.message
+            );
+        }
+        entry.recipients = refused
+            .iter()
+            .flat_map(|(r, _)| r.iter().cloned())
+            .collect();
+        entry.last_error = Some(first.message.clone());
+        let path: PathBuf = queue.fail(entry)?;
+        eprintln!(
+            "postie: queue: failed {}: {}; kept in {}",
+            entry.id,
+            first,
+            path.display()
+        );
+    } else {
+        queue.remove(&entry.id)?;
+    }
+    flushed.refused = refused.first().map(|(_, error)| (*error).clone());
+    Ok(flushed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Delivery;
+
+    fn envelope(recipients: &[&str]) -> Envelope {
+        Envelope {
+            sender: "s@x".into(),
+            recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    fn report(recipients: &[&str], refused: &[(&str, bool)]) -> SessionReport {
+        SessionReport {
+            server: "mx:25 (127.0.0.1:25)".into(),
+            recipients: recipients.iter().map(|r| r.to_string()).collect(),
+            delivery: Some(Delivery {
+                reply: (refused.len() < recipients.len()).then(|| "250 ok".to_string()),
+                refused: refused
+                    .iter()
+                    .map(|(r, temporary)| Refusal {
+                        recipient: r.to_string(),
+                        reply: if *temporary { "451 later" } else { "550 no" }.into(),
+                        temporary: *temporary,
+                    })
+                    .collect(),
+            }),
+            ..SessionReport::default()
+        }
+    }
+
+    #[test]
+    fn the_first_digit_decides_owed_or_refused() {
+        let temp = Error::new(Exit::TempFail, "451");
+        let lost = Error::new(Exit::IoErr, "lost");
+        let perm = Error::new(Exit::Unavailable, "554");
+        let protocol = Error::new(Exit::Protocol, "not SMTP");
+        assert!(matches!(fate_of(temp), Fate::Owed(_)));
+        assert!(matches!(fate_of(lost), Fate::Owed(_)));
+        assert!(matches!(fate_of(perm), Fate::Refused(_)));
+        assert!(matches!(fate_of(protocol), Fate::Refused(_)));
+    }
+
+    #[test]
+    fn partial_greylisting_owes_only_the_greylisted() {
+        let env = envelope(&["a@x", "b@x"]);
+        let verdict = Verdict::of(&env, Ok(vec![report(&["a@x", "b@x"], &[("b@x", true)])]));
+        assert_eq!(verdict.delivered().count(), 1);
+        let (owed, error) = verdict.owed().unwrap();
+        assert_eq!(owed, ["b@x"]);
+        assert!(error.message.contains("451 later"), "{error}");
+        // Queued: nothing left to report.
+        assert_eq!(status(&verdict, true), None);
+        // Not queued: 75, naming who is still owed.
+        let err = status(&verdict, false).unwrap();
+        assert_eq!(err.exit, Exit::TempFail);
+        assert!(err.message.contains("<b@x>"), "{err}");
+    }
+
+    #[test]
+    fn a_refusal_decides_the_code_even_when_others_are_queued() {
+        let env = envelope(&["a@x", "b@x", "c@x"]);
+        let verdict = Verdict::of(
+            &env,
+            Ok(vec![report(
+                &["a@x", "b@x", "c@x"],
+                &[("b@x", true), ("c@x", false)],
+            )]),
+        );
+        let err = status(&verdict, true).unwrap();
+        assert_eq!(err.exit, Exit::NoUser);
+        assert!(
+            err.message
+                .starts_with("sent to 1 of 3 recipients; 1 queued; 1 refused (first: <c@x>)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn partial_with_every_recipient_refused_settles_each() {
+        let env = envelope(&["a@x", "b@x"]);
+        let verdict = Verdict::of(
+            &env,
+            Ok(vec![report(
+                &["a@x", "b@x"],
+                &[("a@x", false), ("b@x", true)],
+            )]),
+        );
+        assert_eq!(verdict.delivered().count(), 0);
+        assert_eq!(verdict.owed().unwrap().0, ["b@x"]);
+        assert_eq!(verdict.refused().count(), 1);
+    }
+
+    #[test]
+    fn mx_domains_are_settled_apart() {
+        let env = envelope(&["a@good", "b@bad", "c@later"]);
+        let failed = |recipient: &str, error: Error| SessionReport {
+            recipients: vec![recipient.to_string()],
+            failure: Some(error),
+            ..SessionReport::default()
+        };
+        let verdict = Verdict::of(
+            &env,
+            Ok(vec![
+                report(&["a@good"], &[]),
+                failed("b@bad", Error::new(Exit::NoUser, "bad: null MX")),
+                failed("c@later", Error::new(Exit::TempFail, "later: 451")),
+            ]),
+        );
+        assert_eq!(verdict.owed().unwrap().0, ["c@later"]);
+        let err = status(&verdict, true).unwrap();
+        assert_eq!(err.exit, Exit::NoUser);
+    }
+
+    #[test]
+    fn one_failure_for_all_is_that_failure() {
+        let env = envelope(&["a@x"]);
+        let error = Error::new(Exit::TempFail, "connection lost").hint("later");
+        let verdict = Verdict::of(&env, Err(error.clone()));
+        assert_eq!(status(&verdict, false), Some(error));
+        assert_eq!(status(&verdict, true), None);
+        let refused = Error::new(Exit::Unavailable, "554 no");
+        let verdict = Verdict::of(&env, Err(refused.clone()));
+        assert_eq!(status(&verdict, true), Some(refused));
+    }
+
+    #[test]
+    fn a_probe_that_stopped_early_is_no_failure() {
+        let env = envelope(&["a@x"]);
+        let probe = SessionReport {
+            recipients: vec!["a@x".into()],
+            stopped_after: Some("rcpt".into()),
+            ..SessionReport::default()
+        };
+        let verdict = Verdict::of(&env, Ok(vec![probe]));
+        assert_eq!(status(&verdict, false), None);
+    }
+}
