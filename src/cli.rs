@@ -27,7 +27,7 @@ const DELIVERY: &str = "Queue";
 /// the arguments, --to, --cc and --bcc. The server, TLS and credentials come
 /// from flags, POSTIE_* environment variables, or an account in the config
 /// file, in that order of precedence.
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(
     name = "postie",
     version,

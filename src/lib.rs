@@ -25,7 +25,7 @@ pub mod transcript;
 pub mod transport;
 pub mod wire;
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 
 use cli::Cli;
 use exit::{Error, Exit, Result};
@@ -37,13 +37,32 @@ pub fn run(cli: Cli) -> Result<()> {
     let stdin = std::io::stdin();
     let is_terminal = stdin.is_terminal();
     let mut reader = stdin.lock();
-    let plan = request::plan(
-        cli,
-        request::Stdin {
-            reader: &mut reader,
-            is_terminal,
-        },
-    )?;
+    let plan = if cli.sendmail {
+        // Read whole before anything can fail: a message that cannot be
+        // planned (a local name with no domain, a broken config) is still
+        // kept in failed/, as cron reads no exit status.
+        let raw = read_stdin(&mut reader)?;
+        let planned = request::plan(
+            cli.clone(),
+            request::Stdin {
+                reader: &mut raw.as_slice(),
+                is_terminal,
+            },
+        );
+        match planned {
+            Ok(plan) => plan,
+            Err(err) => return Err(unplanned(&cli, Some(raw), err)),
+        }
+    } else {
+        let planned = request::plan(
+            cli.clone(),
+            request::Stdin {
+                reader: &mut reader,
+                is_terminal,
+            },
+        );
+        planned.map_err(|err| unplanned(&cli, None, err))?
+    };
     for warning in &plan.warnings {
         eprintln!("postie: warning: {warning}");
     }
@@ -97,6 +116,92 @@ fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
         first.exit,
         format!("{} of {total} messages were not sent", failures.len()),
     ))
+}
+
+fn read_stdin(reader: &mut dyn Read) -> Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    reader.read_to_end(&mut raw).map_err(|err| {
+        Error::new(
+            Exit::IoErr,
+            format!(
+                "cannot read the message from standard input: {}",
+                exit::io_reason(&err)
+            ),
+        )
+    })?;
+    Ok(raw)
+}
+
+/// A message that failed before any server saw it: logged (a usage error
+/// of the ordinary command line is no delivery attempt), and in sendmail
+/// mode kept whole in failed/. Returns the error to report, amended when
+/// the message could not be kept.
+fn unplanned(cli: &Cli, raw: Option<Vec<u8>>, err: Error) -> Error {
+    let fallback = request::Fallback::of(cli);
+    let recipients = &cli.recipients;
+    if cli.sendmail || err.exit != Exit::Usage {
+        fallback.log.record(&log::Attempt {
+            server: "",
+            sender: cli.from.as_deref().unwrap_or(""),
+            recipients,
+            size: raw.as_ref().map_or(0, Vec::len),
+            outcome: log::Outcome::Failed,
+            reply: &err.message,
+            exit: err.exit.code(),
+        });
+    }
+    let Some(raw) = raw.filter(|raw| !raw.is_empty()) else {
+        return err;
+    };
+    let kept = fallback
+        .queue_dir
+        .ok_or_else(|| Error::config("no queue directory"))
+        .and_then(|dir| queue::Queue::open(&dir))
+        .and_then(|queue| {
+            queue.add_failed(
+                cli.from.as_deref().unwrap_or(""),
+                recipients,
+                &fallback.args,
+                &content::Content::from_bytes(raw),
+                &err.message,
+            )
+        });
+    match kept {
+        Ok(path) => {
+            eprintln!("postie: kept the message in {}", path.display());
+            err
+        }
+        Err(keep_err) => Error {
+            message: format!(
+                "{}; and the message could not be kept: {}",
+                err.message, keep_err.message
+            ),
+            ..err
+        },
+    }
+}
+
+/// Sendmail mode with arguments that do not parse: the message on stdin
+/// is still kept, with the queue and log that the environment and the
+/// default config name.
+pub fn unparsed_sendmail(args: &[String], err: Error) -> Error {
+    let Ok(mut cli) = cli::parse_from(["postie"]) else {
+        return err;
+    };
+    cli.sendmail = true;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return err;
+    }
+    let raw = match read_stdin(&mut stdin.lock()) {
+        Ok(raw) => raw,
+        Err(_) => return err,
+    };
+    let err = Error {
+        message: format!("{} (sendmail arguments: {})", err.message, args.join(" ")),
+        ..err
+    };
+    unplanned(&cli, Some(raw), err)
 }
 
 fn print_dry_run(plan: &request::Plan) -> Result<()> {

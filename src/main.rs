@@ -31,7 +31,9 @@ fn main() -> ExitCode {
         };
     }
     let parsed = if sendmail_mode {
-        sendmail_args(&args).and_then(sendmail::parse)
+        sendmail_args(&args).and_then(|args| {
+            sendmail::parse(args.clone()).map_err(|err| postie::unparsed_sendmail(&args, err))
+        })
     } else {
         match cli::parse_from(&args) {
             Ok(cli) => Ok(cli),

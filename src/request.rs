@@ -169,6 +169,34 @@ pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
     })
 }
 
+/// Where a message that could not be planned is kept, and where that is
+/// logged: as much of the config as can be read, else the defaults.
+pub struct Fallback {
+    pub queue_dir: Option<PathBuf>,
+    pub log: Logger,
+    pub args: Vec<String>,
+}
+
+impl Fallback {
+    pub fn of(cli: &Cli) -> Fallback {
+        let config = ConfigFile::load(cli.config.as_deref()).ok();
+        let selected = config
+            .as_ref()
+            .and_then(|c| c.select(cli.account.as_deref(), cli.from.as_deref()).ok());
+        Fallback {
+            queue_dir: cli
+                .queue_dir
+                .clone()
+                .or_else(|| config.as_ref().and_then(|c| c.queue_dir.clone()))
+                .or_else(queue::default_dir),
+            log: selected
+                .map(|(name, account)| logger(name, &account))
+                .unwrap_or_default(),
+            args: replay_args(cli),
+        }
+    }
+}
+
 fn logger(account_name: Option<String>, account: &Account) -> Logger {
     Logger {
         file: account.logfile.clone(),

@@ -719,3 +719,85 @@ fn in_a_batch_a_refused_message_does_not_stop_the_others() {
     // The failed first message ended its session; the others share the next.
     assert!(got.iter().all(|m| m.session == got[0].session), "{got:?}");
 }
+
+/// sendmail with its own queue directory; returns the output and what
+/// `failed/` holds afterwards (each entry's JSON and message).
+fn run_sendmail_keeping(
+    config: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> (std::process::Output, Vec<(serde_json::Value, String)>) {
+    let queue = tempfile::tempdir().unwrap();
+    let (_link_dir, mut cmd) = sendmail();
+    let out = cmd
+        .env("POSTIE_CONFIG", config)
+        .env("POSTIE_QUEUE_DIR", queue.path())
+        .args(args)
+        .write_stdin(stdin.to_string())
+        .output()
+        .unwrap();
+    let failed = queue.path().join("failed");
+    let mut kept = Vec::new();
+    for item in fs::read_dir(&failed).into_iter().flatten().flatten() {
+        let path = item.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let json: serde_json::Value =
+                serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+            let eml = fs::read_to_string(path.with_extension("eml")).unwrap();
+            kept.push((json, eml));
+        }
+    }
+    (out, kept)
+}
+
+#[test]
+fn a_message_that_cannot_be_planned_is_kept_in_failed_with_a_log_line() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("postie.log");
+    let s = setup(
+        ServerOptions::default(),
+        &format!("logfile = \"{}\"", log.display()),
+    );
+    let report = "Subject: backup\n\nrsync: 1532 files, 0 errors\n";
+    // A local name no alias or domain covers: 67 before any connection.
+    let (out, kept) = run_sendmail_keeping(&s.config, &["-i", "www-data"], report);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(67), "{stderr}");
+    assert!(stderr.contains("kept the message in "), "{stderr}");
+    assert_eq!(kept.len(), 1, "{stderr}");
+    assert!(kept[0].1.contains("rsync: 1532 files"), "{}", kept[0].1);
+    assert_eq!(kept[0].0["recipients"], serde_json::json!(["www-data"]));
+    assert!(
+        kept[0].0["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("has no domain"),
+        "{}",
+        kept[0].0
+    );
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("to=<www-data>")
+            && text.contains("outcome=failed")
+            && text.ends_with("exit=67\n"),
+        "{text}"
+    );
+    assert!(s.server.received().is_empty());
+
+    // A message that is not one (65) and arguments that do not parse (64).
+    for (args, code) in [
+        (&["-i", "a@example.com"][..], 65),
+        (&["-Z", "a@example.com"][..], 64),
+    ] {
+        let input = if code == 65 {
+            "just a body line\n\nmore\n"
+        } else {
+            report
+        };
+        let (out, kept) = run_sendmail_keeping(&s.config, args, input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert_eq!(kept.len(), 1, "{args:?}: {stderr}");
+        assert_eq!(kept[0].1, input.replace('\n', "\r\n").replace("\r\r", "\r"));
+    }
+}
