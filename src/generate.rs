@@ -511,7 +511,8 @@ fn exit_status(page: &mut Page) {
     let codes: [(&str, &str); 13] = [
         (
             "0",
-            "Sent (the server answered 250 to the end of DATA), or queued.",
+            "Every recipient was sent to (the server answered 250 to the end of DATA) or \
+             queued.",
         ),
         (
             "64 EX_USAGE",
@@ -563,9 +564,12 @@ fn exit_status(page: &mut Page) {
         page.item(&format!("`{code}`"), meaning);
     }
     page.p(
-        "With `--partial` the message goes to the accepted recipients and the exit status still \
-         reports the refused ones (67, or 75 when a refusal was temporary). `--quit-after` exits \
-         0 when every stage up to the one named succeeded.",
+        "When recipients fare differently (with `--partial`, or with MX delivery to several \
+         domains), the exit status is 0 when every recipient was delivered or queued; otherwise \
+         the code of the first refused recipient; 75 only when queueing is off and a recipient \
+         is still owed (a 4xx reply, a lost connection or a timeout). Without `--partial` a \
+         message goes to all its recipients or to none: one permanent refusal refuses it \
+         (67). `--quit-after` exits 0 when every stage up to the one named succeeded.",
     );
 }
 
@@ -687,7 +691,9 @@ postie queue [--config PATH] [--queue-dir DIR] drop ID";
 const QUEUE_DESCRIPTION: &str = "\
 A temporary failure (any 4xx reply, a refused or timed-out connection, a connection lost before \
 the final reply) can leave the message in a durable queue instead of failing: postie then exits \
-0 saying queued as ID. Permanent failures are never queued.
+0 saying queued as ID. Only the recipients still owed the message are queued; one that has it is \
+never sent to twice. Permanent failures are never queued; in sendmail mode the message is kept in \
+failed/ instead, with the reason.
 
 postie queue lists, sends, shows and drops the queued messages. Run postie queue flush from cron \
 or a systemd timer (see EXAMPLES).";
