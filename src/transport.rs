@@ -517,13 +517,7 @@ impl Context<'_> {
             lookup,
         )
         .await?
-        .map_err(|err| {
-            Error::new(
-                Exit::NoHost,
-                format!("cannot resolve {}: {}", endpoint.host, lookup_reason(&err)),
-            )
-            .hint("check the server name")
-        })?
+        .map_err(|err| lookup_error(&endpoint.host, &err))?
         .collect();
         let wanted: Vec<SocketAddr> = found
             .iter()
@@ -1641,6 +1635,21 @@ fn envelope_address(address: &str) -> Result<lettre::Address> {
         .map_err(|err| Error::data(format!("malformed envelope address {address:?}: {err}")))
 }
 
+/// A failed host name lookup. getaddrinfo's EAI_AGAIN (the resolver did
+/// not answer: a machine still booting, a flaky network) is temporary, so
+/// a cron report waits in the queue instead of failing for good; std keeps
+/// only its text, which glibc and musl word alike.
+fn lookup_error(host: &str, err: &io::Error) -> Error {
+    let reason = lookup_reason(err);
+    if reason.contains("Temporary failure in name resolution") {
+        return Error::new(Exit::TempFail, format!("cannot resolve {host}: {reason}"))
+            .hint("the name server did not answer; try again later")
+            .cause(Cause::Unreachable);
+    }
+    Error::new(Exit::NoHost, format!("cannot resolve {host}: {reason}"))
+        .hint("check the server name")
+}
+
 fn lookup_reason(err: &io::Error) -> String {
     let text = io_reason(err);
     text.strip_prefix("failed to lookup address information: ")
@@ -1805,6 +1814,22 @@ mod tests {
             refusal_error(&endpoint, &[temporary.clone(), temporary], true).exit,
             Exit::TempFail
         );
+    }
+
+    #[test]
+    fn a_resolver_that_does_not_answer_is_temporary() {
+        let again = io::Error::other(
+            "failed to lookup address information: Temporary failure in name resolution",
+        );
+        let err = lookup_error("smtp.example", &again);
+        assert_eq!(err.exit, Exit::TempFail);
+        assert_eq!(
+            err.message,
+            "cannot resolve smtp.example: Temporary failure in name resolution"
+        );
+        let unknown =
+            io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(lookup_error("smtp.example", &unknown).exit, Exit::NoHost);
     }
 
     #[test]
