@@ -103,6 +103,17 @@ const REPORT_BODY: &str = "rsync: 1532 files, 0 errors\n";
 fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
+            name: "no fault at all",
+            server: || mailin(ServerOptions::default()),
+            args: &[],
+            config: "",
+            recipients: &["a@example.com", "b@example.com"],
+            headers: "Subject: report\n",
+            body: REPORT_BODY,
+            modes: ALL,
+            end: End::Delivered,
+        },
+        Scenario {
             name: "server down",
             server: || Server::Down(closed_port()),
             args: &[],
