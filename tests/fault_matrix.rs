@@ -225,6 +225,18 @@ fn scenarios() -> Vec<Scenario> {
             end: End::Refused(69),
         },
         Scenario {
+            name: "an 8-bit message for a server without 8BITMIME",
+            server: || scripted(GREETING, &[b"250 faulty.test\r\n", b"221 bye\r\n"]),
+            args: &[],
+            config: "",
+            recipients: &["a@example.com"],
+            headers: "Subject: report\nContent-Type: text/plain; charset=utf-8\n",
+            body: "Grüße vom Backup\n",
+            // Composed messages are 7-bit whatever the body.
+            modes: READY_MADE,
+            end: End::Refused(69),
+        },
+        Scenario {
             name: "To: a local name with no alias",
             server: || mailin(ServerOptions::default()),
             args: &["-t"],
