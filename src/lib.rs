@@ -10,6 +10,7 @@ pub mod config;
 pub mod content;
 pub mod exit;
 pub mod generate;
+pub mod home;
 pub mod local;
 pub mod log;
 pub mod message;
@@ -36,8 +37,13 @@ pub fn run(cli: Cli) -> Result<()> {
     let stdin = std::io::stdin();
     let is_terminal = stdin.is_terminal();
     let mut reader = stdin.lock();
+    let config = config::ConfigFile::load(cli.config.as_deref())?;
+    if cli.verbose > 0 {
+        eprintln!("=== {}", request::describe_settings(&cli, &config));
+    }
     let plan = request::plan(
         cli,
+        config,
         request::Stdin {
             reader: &mut reader,
             is_terminal,

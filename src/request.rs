@@ -72,8 +72,20 @@ pub struct Stdin<'a> {
     pub is_terminal: bool,
 }
 
-pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
-    let config = ConfigFile::load(cli.config.as_deref())?;
+/// -v's note on where the settings come from: the config file (or the
+/// paths tried for one) and the account.
+pub fn describe_settings(cli: &Cli, config: &ConfigFile) -> String {
+    let account = match config.select(cli.account.as_deref(), cli.from.as_deref()) {
+        Ok((Some(name), _)) => format!("account {name}"),
+        Ok((None, _)) => "no account, only [defaults] and flags".to_string(),
+        // plan() reports it.
+        Err(_) => "no such account".to_string(),
+    };
+    format!("{}; {account}", config.source())
+}
+
+/// `config` is what [`ConfigFile::load`] made of `cli.config`.
+pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
     let (account_name, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
     let local = local_rules(&account)?;
     let needs = Needs::of(&cli);

@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{closed_port, parse, postie, sendmail, ServerOptions, TestServer};
@@ -718,4 +719,142 @@ fn in_a_batch_a_refused_message_does_not_stop_the_others() {
     assert_eq!(subjects, ["good 1", "good 2", "good 3"]);
     // The failed first message ended its session; the others share the next.
     assert!(got.iter().all(|m| m.session == got[0].session), "{got:?}");
+}
+
+/// The effective uid of the tests.
+fn test_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").unwrap().uid()
+}
+
+/// The home directory the password database gives `uid`.
+fn passwd_home(uid: u32) -> String {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .output()
+        .expect("getent");
+    let line = String::from_utf8(out.stdout).unwrap();
+    line.trim_end()
+        .split(':')
+        .nth(5)
+        .expect("a passwd line")
+        .to_string()
+}
+
+/// postie (in sendmail mode: `--sendmail`) run by a user other than root,
+/// and that user's uid: as the tests' own user, or as nobody through
+/// setpriv where the tests run as root. None when that is impossible
+/// outside CI (where a missing setpriv must fail the test).
+fn as_non_root() -> Option<(assert_cmd::Command, u32)> {
+    let postie = env!("CARGO_BIN_EXE_postie");
+    let uid = test_uid();
+    if uid != 0 {
+        return Some((common::hermetic(postie), uid));
+    }
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and needs setpriv (util-linux) to test as another user"
+        );
+        eprintln!("skipped: running as root without setpriv");
+        return None;
+    }
+    let mut cmd = common::hermetic("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        postie,
+    ]);
+    Some((cmd, 65534))
+}
+
+#[test]
+fn a_config_that_cannot_be_read_is_78_naming_it_not_no_config() {
+    let Some((mut cmd, _)) = as_non_root() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Reachable by the other user, up to the directory that is not.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let hidden = dir.path().join("postie");
+    fs::create_dir(&hidden).unwrap();
+    let config = hidden.join("config.toml");
+    fs::write(&config, "[accounts.a]\nserver = \"127.0.0.1:1\"\n").unwrap();
+    // EACCES on the directory: stat() fails too, so the file seems absent.
+    fs::set_permissions(&hidden, fs::Permissions::from_mode(0o000)).unwrap();
+    let out = cmd
+        .env("POSTIE_SYSTEM_CONFIG", &config)
+        .args(["--sendmail", "-i", "root"])
+        .write_stdin("Subject: x\n\nbody\n")
+        .output()
+        .unwrap();
+    fs::set_permissions(&hidden, fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read config file {}", config.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn home_of_another_user_is_not_searched_for_the_config() {
+    let Some((mut cmd, uid)) = as_non_root() else {
+        return;
+    };
+    let home = passwd_home(uid);
+    // Debian's cron: the crontab owner's uid, the daemon's HOME.
+    let out = cmd
+        .env("HOME", "/root")
+        .args(["-v", "--dry-run", "-f", "a@example.com", "b@example.com"])
+        .args(["--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no config file; tried {home}/.config/postie/config.toml, "
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("/root/.config"), "{stderr}");
+}
+
+#[test]
+fn the_only_account_is_used_without_default() {
+    let server = TestServer::start(ServerOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "[accounts.only]\nserver = \"{}\"\nfrom = \"only@example.com\"\n",
+            server.addr()
+        ),
+    )
+    .unwrap();
+    let (_link_dir, mut cmd) = sendmail();
+    let out = cmd
+        .env("POSTIE_CONFIG", &config)
+        .args(["-v", "-i", "a@example.com"])
+        .write_stdin("Subject: x\n\nbody\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "=== config file {}; account only",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(server.wait_for_messages(1)[0].mail_from, "only@example.com");
 }
