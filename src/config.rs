@@ -117,6 +117,9 @@ pub struct ConfigFile {
     pub defaults: Account,
     /// Aliases file for every account (an account's own `aliases` wins).
     pub aliases: Option<PathBuf>,
+    /// Where mail for a local name that no alias maps goes (nullmailer's
+    /// adminaddr, ssmtp's root=); the aliases file's `default:` wins.
+    pub admin: Option<String>,
     /// Where queued messages are kept [default: /var/spool/postie for root,
     /// else $XDG_STATE_HOME/postie/queue].
     pub queue_dir: Option<PathBuf>,
@@ -327,6 +330,14 @@ impl ConfigFile {
                 ..err
             })?;
         }
+        if let Some(admin) = &config.admin {
+            if !Mailbox::parse(admin).is_ok_and(|m| !m.is_local()) {
+                return Err(Error::config(format!(
+                    "{}: admin = {admin:?} is not an address with a domain (user@example.com)",
+                    path.display()
+                )));
+            }
+        }
         if let Some(name) = &config.default {
             if !config.accounts.contains_key(name) {
                 return Err(Error::config(format!(
@@ -514,6 +525,29 @@ user = "me"
                 .starts_with("c.toml: queue_max_age: invalid duration \"5 weeks\""),
             "{}",
             err.message
+        );
+    }
+
+    #[test]
+    fn admin_must_have_a_domain() {
+        let err = ConfigFile::parse("admin = \"root\"\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(err.exit, Exit::Config);
+        assert!(err.message.contains("admin"), "{}", err.message);
+        let ok = ConfigFile::parse("admin = \"Ops <ops@example.com>\"\n", Path::new("c.toml"));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn the_only_account_is_the_default() {
+        let config =
+            ConfigFile::parse("[accounts.only]\nserver = \"x\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(
+            config.select(None, None).unwrap().0.as_deref(),
+            Some("only")
+        );
+        assert_eq!(
+            sample().select(None, None).unwrap().0.as_deref(),
+            Some("home")
         );
     }
 

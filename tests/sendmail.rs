@@ -33,6 +33,11 @@ struct Setup {
 /// A server plus a config whose account sends to it; `extra` adds keys to
 /// the account (aliases, local_domain, from_policy).
 fn setup(options: ServerOptions, extra: &str) -> Setup {
+    setup_with_top(options, "", extra)
+}
+
+/// As [`setup`], with `top` added to the config's top-level keys.
+fn setup_with_top(options: ServerOptions, top: &str, extra: &str) -> Setup {
     let server = TestServer::start(options);
     let dir = tempfile::tempdir().unwrap();
     let aliases = dir.path().join("aliases");
@@ -45,7 +50,7 @@ fn setup(options: ServerOptions, extra: &str) -> Setup {
     fs::write(
         &config,
         format!(
-            "default = \"relay\"\naliases = \"{}\"\n\n[accounts.relay]\nserver = \"{}\"\n\
+            "default = \"relay\"\naliases = \"{}\"\n{top}\n\n[accounts.relay]\nserver = \"{}\"\n\
              from = \"Reports <reports@example.com>\"\ntimeout = 5\n{extra}\n",
             aliases.display(),
             server.addr()
@@ -98,10 +103,13 @@ fn debian_cron_invocation() {
         data.ends_with("\r\nrsync: 1532 files, 0 errors\r\n.\r\ndone\r\n"),
         "{data}"
     );
+    // Qualified with the domain of the account's from; the alias target
+    // is where the mail goes, not a header.
     assert!(
-        data.starts_with("From: root (Cron Daemon)\r\nTo: root\r\n"),
-        "kept: {data}"
+        data.starts_with("From: \"Cron Daemon\" <root@example.com>\r\nTo: <root@example.com>\r\n"),
+        "{data}"
     );
+    assert!(!data.contains("admin@example.com"), "{data}");
     assert!(data.contains("X-Cron-Env: <HOME=/root>\r\n"));
     assert!(
         data.contains("\r\nDate: ") && data.contains("\r\nMessage-ID: <"),
@@ -319,15 +327,150 @@ fn refused_recipient_is_67_and_server_down_is_75_or_queued() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("postie: queued as "));
 }
 
+/// cronie's exact command line.
+const CRONIE: [&str; 8] = [
+    "-FCronDaemon",
+    "-i",
+    "-odi",
+    "-oem",
+    "-oi",
+    "-t",
+    "-f",
+    "root",
+];
+
 #[test]
-fn unknown_local_recipient_names_both_fixes() {
+fn cronie_without_local_domain_sends_as_the_account() {
+    let s = setup(ServerOptions::default(), "");
+    let out = run_sendmail(&s.config, &CRONIE, DEBIAN_CRON_MAIL);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(
+        mail.mail_from, "reports@example.com",
+        "-f root has no domain"
+    );
+    assert_eq!(mail.rcpt_to, ["admin@example.com"], "To: root, aliased");
+    let data = String::from_utf8(mail.data).unwrap();
+    assert!(
+        data.starts_with("From: \"Cron Daemon\" <root@example.com>\r\nTo: <root@example.com>\r\n"),
+        "{data}"
+    );
+    assert!(!data.contains("admin@example.com"), "{data}");
+}
+
+#[test]
+fn keep_never_touches_headers_but_the_envelope_is_still_qualified() {
+    let s = setup(ServerOptions::default(), "from_policy = \"keep\"");
+    let out = run_sendmail(&s.config, &CRONIE, DEBIAN_CRON_MAIL);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(mail.mail_from, "reports@example.com");
+    let data = String::from_utf8(mail.data).unwrap();
+    assert!(
+        data.starts_with("From: root (Cron Daemon)\r\nTo: root\r\n"),
+        "{data}"
+    );
+}
+
+#[test]
+fn override_qualifies_to_with_local_domain_and_logwatch_from_root() {
+    let s = setup(
+        ServerOptions::default(),
+        "from_policy = \"override\"\nlocal_domain = \"backup1.example.com\"",
+    );
+    // logwatch: `From: root`, recipients on the command line.
+    let logwatch =
+        "From: root\nTo: root, Web <www-data>\nSubject: Logwatch for backup1\n\nall quiet\n";
+    let out = run_sendmail(&s.config, &["-t", "-i"], logwatch);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(mail.mail_from, "reports@example.com");
+    assert_eq!(
+        mail.rcpt_to,
+        ["admin@example.com", "www-data@backup1.example.com"]
+    );
+    let data = String::from_utf8(mail.data).unwrap();
+    assert!(
+        data.starts_with(
+            "From: \"Reports\" <reports@example.com>\r\nTo: <root@backup1.example.com>, \"Web\" <www-data@backup1.example.com>\r\n"
+        ),
+        "{data}"
+    );
+}
+
+#[test]
+fn admin_receives_what_no_alias_maps() {
+    let s = setup_with_top(
+        ServerOptions::default(),
+        "admin = \"Ops <ops@example.org>\"",
+        "",
+    );
+    let out = run_sendmail(
+        &s.config,
+        &["-i", "www-data", "root"],
+        "Subject: x\n\nbody\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(mail.rcpt_to, ["ops@example.org", "admin@example.com"]);
+}
+
+#[test]
+fn the_aliases_default_entry_wins_over_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let aliases = dir.path().join("aliases");
+    fs::write(
+        &aliases,
+        "root: admin@example.com\ndefault: rest@example.com\n",
+    )
+    .unwrap();
+    let s = setup_with_top(
+        ServerOptions::default(),
+        "admin = \"ops@example.org\"",
+        &format!("aliases = \"{}\"", aliases.display()),
+    );
+    let out = run_sendmail(&s.config, &["-i", "www-data"], "Subject: x\n\nbody\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.server.wait_for_messages(1)[0].rcpt_to,
+        ["rest@example.com"]
+    );
+}
+
+#[test]
+fn unknown_local_recipient_names_the_three_fixes() {
     let s = setup(ServerOptions::default(), "");
     let out = run_sendmail(&s.config, &["-i", "www-data"], "Subject: x\n\nbody\n");
     assert_eq!(out.status.code(), Some(67));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\"www-data\" has no domain"), "{stderr}");
     assert!(
-        stderr.contains("aliases") && stderr.contains("local_domain"),
+        stderr.contains("aliases") && stderr.contains("admin =") && stderr.contains("local_domain"),
         "{stderr}"
     );
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -857,4 +1000,23 @@ fn the_only_account_is_used_without_default() {
         "{stderr}"
     );
     assert_eq!(server.wait_for_messages(1)[0].mail_from, "only@example.com");
+}
+
+#[test]
+fn a_local_from_on_the_command_line_sends_as_the_account() {
+    let s = setup(ServerOptions::default(), "");
+    let out = postie()
+        .env("POSTIE_CONFIG", &s.config)
+        .args(["--dry-run", "-f", "root", "b@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("MAIL FROM:<reports@example.com>"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The header keeps the name, qualified with the domain of `from`.
+    assert!(stdout.contains("From: <root@example.com>\r\n"), "{stdout}");
 }
