@@ -57,7 +57,8 @@ pub enum Location {
     /// The first file that exists, or may exist, but cannot be opened:
     /// EACCES on the file or on a directory above it hides whether it is
     /// there at all. Never a reason to go on to the next path: a user's
-    /// unreadable config must not silently give way to the system's.
+    /// unreadable config must not silently give way to the system's. A
+    /// file named by --config or POSTIE_CONFIG is this when it is missing.
     Unreadable {
         path: PathBuf,
         error: std::io::Error,
