@@ -51,7 +51,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --password-cmd 'Command whose first output line is the password (or OAuth2 token), e.g. ''pass show smtp'''
             cand --auth 'Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers]'
             cand --config 'Config file [default: $XDG_CONFIG_HOME/postie/config.toml, then /etc/postie/config.toml]'
-            cand --account 'Use this account from the config file [default: the one whose `from` matches --from, else `default`]'
+            cand --account 'Use this account from the config file [default: the one whose `from` matches --from, else `default`, else the only one]'
             cand --quit-after 'Stop cleanly with QUIT after this stage; `rcpt` tests recipients without sending'
             cand --tls-fingerprint 'Trust only the certificate with this SHA-256 fingerprint (hex, colons allowed)'
             cand --resolver 'Send DNS queries for --mx to this server instead of the system''s'

@@ -56,7 +56,7 @@ plain\t'AUTH PLAIN'
 login\t'AUTH LOGIN'
 xoauth2\t'AUTH XOAUTH2 (the secret is an OAuth2 access token)'"
 complete -c postie -n "__fish_postie_needs_command" -l config -d 'Config file [default: $XDG_CONFIG_HOME/postie/config.toml, then /etc/postie/config.toml]' -r -F
-complete -c postie -n "__fish_postie_needs_command" -l account -d 'Use this account from the config file [default: the one whose `from` matches --from, else `default`]' -r
+complete -c postie -n "__fish_postie_needs_command" -l account -d 'Use this account from the config file [default: the one whose `from` matches --from, else `default`, else the only one]' -r
 complete -c postie -n "__fish_postie_needs_command" -l quit-after -d 'Stop cleanly with QUIT after this stage; `rcpt` tests recipients without sending' -r -f -a "connect\t'The TCP connection (and implicit TLS) is up'
 banner\t'The server\'s greeting was read (no EHLO sent)'
 ehlo\t'EHLO was answered'

@@ -216,7 +216,7 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", env = "POSTIE_CONFIG", help_heading = CONFIG)]
     pub config: Option<PathBuf>,
 
-    /// Use this account from the config file [default: the one whose `from` matches --from, else `default`].
+    /// Use this account from the config file [default: the one whose `from` matches --from, else `default`, else the only one].
     #[arg(long, value_name = "NAME", env = "POSTIE_ACCOUNT", help_heading = CONFIG)]
     pub account: Option<String>,
 

@@ -26,16 +26,86 @@ use crate::cli::{AuthMethod, TlsMode};
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::queue::QueuePolicy;
 
+/// Replaces /etc/postie/config.toml: for tests (which must never read the
+/// machine's config) and for packagers who install it elsewhere.
+pub const SYSTEM_CONFIG_ENV: &str = "POSTIE_SYSTEM_CONFIG";
+
+/// The system-wide config file.
+pub fn system_path() -> PathBuf {
+    std::env::var_os(SYSTEM_CONFIG_ENV)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/postie/config.toml"))
+}
+
 /// Where the config is looked for when neither --config nor POSTIE_CONFIG
-/// names one; the first that exists is used.
+/// names one, in order: the user's, then the system's.
 pub fn default_paths() -> Vec<PathBuf> {
     let mut paths = Vec::new();
-    if let Some(dir) = dirs::config_dir() {
+    if let Some(dir) = crate::home::config_dir() {
         paths.push(dir.join("postie").join("config.toml"));
     }
-    paths.push(PathBuf::from("/etc/postie/config.toml"));
+    paths.push(system_path());
     paths
 }
+
+/// Which config file applies, before it is read.
+#[derive(Debug)]
+pub enum Location {
+    /// This file exists and could be opened.
+    Found(PathBuf),
+    /// The first file that exists, or may exist, but cannot be opened:
+    /// EACCES on the file or on a directory above it hides whether it is
+    /// there at all. Never a reason to go on to the next path: a user's
+    /// unreadable config must not silently give way to the system's. A
+    /// file named by --config or POSTIE_CONFIG is this when it is missing.
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// None of these paths exists.
+    Missing { tried: Vec<PathBuf> },
+}
+
+impl Location {
+    /// The file named on the command line, else the first default path
+    /// that is there.
+    pub fn find(explicit: Option<&Path>) -> Location {
+        if let Some(path) = explicit {
+            return match std::fs::File::open(path) {
+                Ok(_) => Location::Found(path.to_path_buf()),
+                Err(error) => Location::Unreadable {
+                    path: path.to_path_buf(),
+                    error,
+                },
+            };
+        }
+        let tried = default_paths();
+        for path in &tried {
+            match std::fs::File::open(path) {
+                Ok(_) => return Location::Found(path.clone()),
+                Err(error) if is_absent(&error) => continue,
+                Err(error) => {
+                    return Location::Unreadable {
+                        path: path.clone(),
+                        error,
+                    }
+                }
+            }
+        }
+        Location::Missing { tried }
+    }
+}
+
+/// Nothing at that path: a component missing, or not a directory.
+fn is_absent(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::NotFound || error.raw_os_error() == Some(ENOTDIR)
+}
+
+#[cfg(unix)]
+const ENOTDIR: i32 = libc::ENOTDIR;
+#[cfg(not(unix))]
+const ENOTDIR: i32 = -1;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +118,9 @@ pub struct ConfigFile {
     pub defaults: Account,
     /// Aliases file for every account (an account's own `aliases` wins).
     pub aliases: Option<PathBuf>,
+    /// Where mail for a local name that no alias maps goes (nullmailer's
+    /// adminaddr, ssmtp's root=); the aliases file's `default:` wins.
+    pub admin: Option<String>,
     /// Where queued messages are kept [default: /var/spool/postie for root,
     /// else $XDG_STATE_HOME/postie/queue].
     pub queue_dir: Option<PathBuf>,
@@ -59,6 +132,9 @@ pub struct ConfigFile {
     /// The file it was read from, for error messages.
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// When no file was found: the paths looked at, for -v.
+    #[serde(skip)]
+    pub tried: Vec<PathBuf>,
 }
 
 /// One account's settings; every key is optional and falls back to
@@ -165,15 +241,33 @@ impl ConfigFile {
     /// Loads the config named on the command line (which must exist), else
     /// the first default path that exists, else an empty config.
     pub fn load(explicit: Option<&Path>) -> Result<ConfigFile> {
-        if let Some(path) = explicit {
-            return Self::read(path);
+        match Location::find(explicit) {
+            Location::Found(path) => Self::read(&path),
+            Location::Unreadable { path, error } => Err(Error::config(format!(
+                "cannot read config file {}: {}",
+                path.display(),
+                io_reason(&error)
+            ))),
+            Location::Missing { tried } => Ok(ConfigFile {
+                tried,
+                ..ConfigFile::default()
+            }),
         }
-        for path in default_paths() {
-            if path.exists() {
-                return Self::read(&path);
-            }
+    }
+
+    /// Where the settings came from, for -v.
+    pub fn source(&self) -> String {
+        match &self.path {
+            Some(path) => format!("config file {}", path.display()),
+            None => format!(
+                "no config file; tried {}",
+                self.tried
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
-        Ok(ConfigFile::default())
     }
 
     fn read(path: &Path) -> Result<ConfigFile> {
@@ -237,6 +331,14 @@ impl ConfigFile {
                 ..err
             })?;
         }
+        if let Some(admin) = &config.admin {
+            if !Mailbox::parse(admin).is_ok_and(|m| !m.is_local()) {
+                return Err(Error::config(format!(
+                    "{}: admin = {admin:?} is not an address with a domain (user@example.com)",
+                    path.display()
+                )));
+            }
+        }
         if let Some(name) = &config.default {
             if !config.accounts.contains_key(name) {
                 return Err(Error::config(format!(
@@ -260,7 +362,8 @@ impl ConfigFile {
     }
 
     /// Picks the account: by name, else the one whose `from` address equals
-    /// `from`, else `default`, else none; returns it merged over `[defaults]`.
+    /// `from`, else `default`, else the only one, else none; returns it
+    /// merged over `[defaults]`.
     pub fn select(
         &self,
         name: Option<&str>,
@@ -284,7 +387,12 @@ impl ConfigFile {
             }
             None => from
                 .and_then(|from| self.account_for_sender(from))
-                .or_else(|| self.default.clone()),
+                .or_else(|| self.default.clone())
+                // One account and no `default`: nothing else it could mean.
+                .or_else(|| match self.accounts.keys().collect::<Vec<_>>()[..] {
+                    [only] => Some(only.clone()),
+                    _ => None,
+                }),
         };
         let mut account = match &chosen {
             Some(name) => self.accounts[name].clone().or(&self.defaults),
@@ -418,6 +526,29 @@ user = "me"
                 .starts_with("c.toml: queue_max_age: invalid duration \"5 weeks\""),
             "{}",
             err.message
+        );
+    }
+
+    #[test]
+    fn admin_must_have_a_domain() {
+        let err = ConfigFile::parse("admin = \"root\"\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(err.exit, Exit::Config);
+        assert!(err.message.contains("admin"), "{}", err.message);
+        let ok = ConfigFile::parse("admin = \"Ops <ops@example.com>\"\n", Path::new("c.toml"));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn the_only_account_is_the_default() {
+        let config =
+            ConfigFile::parse("[accounts.only]\nserver = \"x\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(
+            config.select(None, None).unwrap().0.as_deref(),
+            Some("only")
+        );
+        assert_eq!(
+            sample().select(None, None).unwrap().0.as_deref(),
+            Some("home")
         );
     }
 

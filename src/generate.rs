@@ -374,7 +374,15 @@ fn configuration(page: &mut Page) {
     page.p(
         "postie reads the first of: the file named by `--config` or `POSTIE_CONFIG` (which must \
          exist); `$XDG_CONFIG_HOME/postie/config.toml` (`~/.config/postie/config.toml`); \
-         `/etc/postie/config.toml`. Without any, flags and the environment say everything.",
+         `/etc/postie/config.toml`. Without any, flags and the environment say everything. A \
+         file that exists but cannot be read is an error (exit 78) naming it, never a reason to \
+         try the next one. `-v` names the file and the account used, or the paths tried.",
+    );
+    page.p(
+        "The home directory is `$HOME` when it belongs to the user postie runs as; otherwise \
+         (Debian's cron runs a user's jobs with `HOME=/root`) it comes from the password \
+         database, and `XDG_CONFIG_HOME` and `XDG_STATE_HOME` are ignored, for the config and \
+         the queue alike.",
     );
     page.p(
         "The file is TOML: named accounts in `[accounts.`*NAME*`]` tables, a `[defaults]` table \
@@ -427,7 +435,7 @@ ln -s /usr/local/bin/postie /usr/lib/sendmail
     let options: [(&str, &str); 10] = [
         (
             "*RECIPIENT*...",
-            "Envelope recipients; local names go through the aliases and `local_domain`.",
+            "Envelope recipients; local names go through the aliases, `admin` and `local_domain`.",
         ),
         (
             "`-t`",
@@ -474,8 +482,13 @@ ln -s /usr/local/bin/postie /usr/lib/sendmail
     page.p(
         "Local recipients such as `root` or `www-data` are mapped by the aliases file (sendmail \
          syntax: `name: addr, addr`, continuation lines, and `default:` for every other name), \
-         else `local_domain` is appended, else the recipient is an error (exit 67) before any \
-         server sees it.",
+         else go to the config's `admin`, else `local_domain` is appended, else the recipient is \
+         an error (exit 67) naming these three fixes, before any server sees it. This decides \
+         where the mail goes; headers never show an alias's target.",
+    );
+    page.p(
+        "An envelope sender without a domain (cron's `-f root`) is qualified with \
+         `local_domain`; without it, the account's `from` becomes the envelope sender.",
     );
     page.p(
         "The account's `from_policy` decides what happens to the sender of a ready-made message \
@@ -488,13 +501,15 @@ ln -s /usr/local/bin/postie /usr/lib/sendmail
     );
     page.item(
         "`fill` (the default)",
-        "As `keep`, but a missing From is added (the envelope sender, with `-F`'s name), and a \
-         From holding a bare local name is qualified with `local_domain`.",
+        "As `keep`, but a missing From is added (the envelope sender, with `-F`'s name), and \
+         bare local names in From, To and Cc (`From: root (Cron Daemon)`, `To: root`) are \
+         qualified with `local_domain`, else with the domain of the account's `from`.",
     );
     page.item(
         "`override`",
         "The envelope sender and the From address become the account's `from`; the message's \
-         display name (\"Cron Daemon\") is kept.",
+         display name (\"Cron Daemon\") is kept. Local names in To and Cc are qualified as \
+         with `fill`.",
     );
     page.p(
         "In sendmail mode the account's `queue` setting defaults to `on-tempfail`: a cron report \
@@ -576,7 +591,7 @@ fn exit_status(page: &mut Page) {
 fn environment(page: &mut Page) {
     page.section("ENVIRONMENT");
     page.p("Each variable stands in for a flag, which wins over it; the variable wins over the config file.");
-    let variables: [(&str, &str); 11] = [
+    let variables: [(&str, &str); 13] = [
         ("POSTIE_SERVER", "The server, as `--server`."),
         ("POSTIE_PORT", "The port, as `--port`."),
         ("POSTIE_TLS", "The TLS mode, as `--tls`."),
@@ -590,6 +605,16 @@ fn environment(page: &mut Page) {
         ("POSTIE_ACCOUNT", "The config account, as `--account`."),
         ("POSTIE_CONFIG", "The config file, as `--config`."),
         ("POSTIE_QUEUE_DIR", "The queue directory, as `--queue-dir`."),
+        (
+            "POSTIE_SYSTEM_CONFIG",
+            "Replaces `/etc/postie/config.toml`, for tests and for packages that install the \
+             system-wide file elsewhere.",
+        ),
+        (
+            "HOME",
+            "The home directory, when it belongs to the user postie runs as (else the password \
+             database's).",
+        ),
         (
             "XDG_CONFIG_HOME",
             "Where the user's config is looked for (default `~/.config`).",
@@ -880,7 +905,9 @@ fn config_page() -> String {
     page.p(
         "postie(1) reads the file named by `--config` or `POSTIE_CONFIG`, else \
          `$XDG_CONFIG_HOME/postie/config.toml` (`~/.config/postie/config.toml`), else \
-         `/etc/postie/config.toml`. It is TOML: a few top-level keys, a `[defaults]` table \
+         `/etc/postie/config.toml` (`~` is the home directory from the password database when \
+         `$HOME` is another user's; a file that exists but cannot be read is exit 78). It is \
+         TOML: a few top-level keys, a `[defaults]` table \
          whose keys every account inherits, and one `[accounts.`*NAME*`]` table per account. \
          Every key is optional. Unknown keys are errors, reported with their line and column, \
          so that a typo never silently changes how mail is sent.",
@@ -888,7 +915,8 @@ fn config_page() -> String {
     page.p(
         "The account is `--account` *NAME* (or `POSTIE_ACCOUNT`), else the one whose `from` \
          address equals `--from` (ignoring case and display name), else the one named by \
-         `default`; without any, only `[defaults]` applies. Each setting comes from, in order: \
+         `default`, else the only account when there is one; without any, only `[defaults]` \
+         applies. Each setting comes from, in order: \
          the command-line flag, its `POSTIE_` environment variable, the account, `[defaults]`, \
          the built-in default.",
     );
@@ -902,6 +930,12 @@ fn config_page() -> String {
     page.item(
         "`aliases =` *PATH*",
         "Aliases file for every account (an account's own `aliases` wins); see ALIASES.",
+    );
+    page.item(
+        "`admin =` *ADDRESS*",
+        "Receives mail for local names that no aliases entry maps (nullmailer's `adminaddr`, \
+         ssmtp's `root=`), before `local_domain` is tried. The aliases file's `default:` entry \
+         wins over it.",
     );
     page.item(
         "`queue_dir =` *PATH*",
@@ -1007,15 +1041,19 @@ fn config_page() -> String {
         ),
         (
             "`local_domain =` *DOMAIN*",
-            "Appended to local names that no alias maps (`root` becomes `root@`*DOMAIN*). \
-             Without it, such a recipient is an error.",
+            "Appended to local names that no alias and no `admin` map (`root` becomes \
+             `root@`*DOMAIN*), and to a sender without a domain (`-f root`). It also qualifies \
+             local names in headers (see `from_policy`). Without it, `admin` or an alias, a local \
+             recipient is an error; a local sender becomes the account's `from`.",
         ),
         (
             "`from_policy =` `\"keep\"` | `\"fill\"` | `\"override\"`",
             "The sender of a ready-made message (sendmail mode, `--message`). `keep`: From is \
-             never touched. `fill` (the default): a missing From is added, a bare local name in \
-             From is qualified with `local_domain`. `override`: the envelope sender and the From \
-             address become the account's `from`, keeping the message's display name.",
+             never touched. `fill` (the default): a missing From is added, and bare local names \
+             in From, To and Cc are qualified with `local_domain`, else the domain of `from` \
+             (never replaced by an alias's target). `override`: as `fill`, and the envelope \
+             sender and the From address become the account's `from`, keeping the message's \
+             display name.",
         ),
         (
             "`queue =` `\"never\"` | `\"on-tempfail\"` | `\"always\"`",
@@ -1042,7 +1080,8 @@ fn config_page() -> String {
     page.p(
         "The aliases file has sendmail's syntax: `name: addr, addr` per line, indented \
          continuation lines, `#` comments, and `default:` for every name not listed. It maps \
-         local recipients (`root`, `www-data`) to real addresses before any server sees them.",
+         local recipients (`root`, `www-data`) to real addresses before any server sees them. A \
+         name it does not map goes to `admin`, else gets `local_domain`, else is an error.",
     );
     page.example(
         r#"
@@ -1087,6 +1126,7 @@ password_cmd = "cat /etc/postie/reports.password"
         r#"
 default = "relay"
 aliases = "/etc/aliases"
+admin = "ops@example.com"
 
 [accounts.relay]
 server = ["smtp.example.com", "smtp2.example.com"]

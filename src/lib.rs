@@ -10,6 +10,7 @@ pub mod config;
 pub mod content;
 pub mod exit;
 pub mod generate;
+pub mod home;
 pub mod local;
 pub mod log;
 pub mod message;
@@ -42,26 +43,12 @@ pub fn run(cli: Cli) -> Result<()> {
         // planned (a local name with no domain, a broken config) is still
         // kept in failed/, as cron reads no exit status.
         let raw = read_stdin(&mut reader)?;
-        let planned = request::plan(
-            cli.clone(),
-            request::Stdin {
-                reader: &mut raw.as_slice(),
-                is_terminal,
-            },
-        );
-        match planned {
+        match plan(cli.clone(), &mut raw.as_slice(), is_terminal) {
             Ok(plan) => plan,
             Err(err) => return Err(unplanned(&cli, Some(raw), err)),
         }
     } else {
-        let planned = request::plan(
-            cli.clone(),
-            request::Stdin {
-                reader: &mut reader,
-                is_terminal,
-            },
-        );
-        planned.map_err(|err| unplanned(&cli, None, err))?
+        plan(cli.clone(), &mut reader, is_terminal).map_err(|err| unplanned(&cli, None, err))?
     };
     for warning in &plan.warnings {
         eprintln!("postie: warning: {warning}");
@@ -116,6 +103,23 @@ fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
         first.exit,
         format!("{} of {total} messages were not sent", failures.len()),
     ))
+}
+
+/// The config, then the plan; -v names the config and account first, so
+/// that the line is there even when planning fails.
+fn plan(cli: Cli, reader: &mut dyn Read, is_terminal: bool) -> Result<request::Plan> {
+    let config = config::ConfigFile::load(cli.config.as_deref())?;
+    if cli.verbose > 0 {
+        eprintln!("=== {}", request::describe_settings(&cli, &config));
+    }
+    request::plan(
+        cli,
+        config,
+        request::Stdin {
+            reader,
+            is_terminal,
+        },
+    )
 }
 
 fn read_stdin(reader: &mut dyn Read) -> Result<Vec<u8>> {

@@ -1,10 +1,16 @@
 //! Local recipients: `root`, `www-data`, `logcheck`.
 //!
 //! Cron, mdadm and smartd mail local users. A relay-only sender has no
-//! local mailboxes, so each local name is either expanded through an
-//! aliases file (sendmail syntax, usually /etc/aliases) or qualified with
-//! the account's `local_domain`. Without either it is an error that names
-//! both fixes, before any server sees it, rather than a bounce later.
+//! local mailboxes, so each local name is expanded through an aliases file
+//! (sendmail syntax, usually /etc/aliases; its `default:` entry catches
+//! every other name), else goes to the config's `admin`, else is qualified
+//! with the account's `local_domain`. Without any it is an error that
+//! names the three fixes, before any server sees it, rather than a bounce
+//! later.
+//!
+//! Headers are another matter: an alias target is where the mail goes, not
+//! a name to show the recipients, so headers only ever get a local name
+//! qualified ([`LocalRules::qualify_header`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -88,11 +94,17 @@ impl Aliases {
     }
 }
 
-/// What qualifies local names: an aliases file and/or a domain.
+/// What qualifies local names: an aliases file, a catch-all address,
+/// domains.
 #[derive(Debug, Default, Clone)]
 pub struct LocalRules {
     pub aliases: Option<Aliases>,
     pub local_domain: Option<String>,
+    /// The config's `admin`: mail for a local name no alias maps.
+    pub admin: Option<String>,
+    /// The domain of the account's `from`: qualifies local names in
+    /// headers when there is no `local_domain`.
+    pub from_domain: Option<String>,
 }
 
 impl LocalRules {
@@ -127,7 +139,7 @@ impl LocalRules {
                     // An alias may name itself to mean the mailbox, as in
                     // `root: root, admin@example.com`.
                     if target.eq_ignore_ascii_case(address) {
-                        self.qualify_into(address, out)?;
+                        self.unmatched(address, out)?;
                     } else {
                         self.expand_into(target, depth + 1, out)?;
                     }
@@ -135,10 +147,17 @@ impl LocalRules {
                 return Ok(());
             }
         }
-        self.qualify_into(address, out)
+        self.unmatched(address, out)
     }
 
-    fn qualify_into(&self, name: &str, out: &mut Vec<String>) -> Result<()> {
+    /// A local name that no alias maps. `admin` comes before
+    /// `local_domain`: it is the one address said to read such mail, while
+    /// a mailbox at the local domain may not exist on a relay-only host.
+    fn unmatched(&self, name: &str, out: &mut Vec<String>) -> Result<()> {
+        if let Some(admin) = &self.admin {
+            out.push(admin.clone());
+            return Ok(());
+        }
         match &self.local_domain {
             Some(domain) => {
                 out.push(format!("{name}@{domain}"));
@@ -148,7 +167,7 @@ impl LocalRules {
                 Exit::NoUser,
                 format!("local recipient {name:?} has no domain"),
             )
-            .hint("map it in an aliases file (aliases = \"/etc/aliases\" in the config) or set local_domain in the account")),
+            .hint("map it in an aliases file (aliases = \"/etc/aliases\" in the config), set admin = \"you@example.com\" at the top of the config, or set local_domain in the account")),
         }
     }
 
@@ -160,6 +179,18 @@ impl LocalRules {
         self.local_domain
             .as_ref()
             .map(|domain| format!("{sender}@{domain}"))
+    }
+
+    /// A local name in a header, qualified with `local_domain`, else the
+    /// domain of the account's `from`; never expanded through aliases.
+    pub fn qualify_header(&self, name: &str) -> Option<String> {
+        if name.contains('@') {
+            return Some(name.to_string());
+        }
+        self.local_domain
+            .as_ref()
+            .or(self.from_domain.as_ref())
+            .map(|domain| format!("{name}@{domain}"))
     }
 }
 
@@ -181,6 +212,7 @@ pipe: |/usr/bin/procmail
         LocalRules {
             aliases: Some(Aliases::parse(ALIASES, Path::new("/etc/aliases")).unwrap()),
             local_domain: domain.map(str::to_string),
+            ..LocalRules::default()
         }
     }
 
@@ -214,12 +246,12 @@ pipe: |/usr/bin/procmail
     }
 
     #[test]
-    fn unknown_local_name_names_both_fixes() {
+    fn unknown_local_name_names_the_three_fixes() {
         let err = rules(None).expand("backup").unwrap_err();
         assert_eq!(err.exit, Exit::NoUser);
         let text = err.to_string();
         assert!(
-            text.contains("aliases") && text.contains("local_domain"),
+            text.contains("aliases") && text.contains("admin =") && text.contains("local_domain"),
             "{text}"
         );
     }
@@ -233,7 +265,7 @@ pipe: |/usr/bin/procmail
             .contains("only relays"));
         let looped = LocalRules {
             aliases: Some(Aliases::parse("a: b\nb: a\n", Path::new("x")).unwrap()),
-            local_domain: None,
+            ..LocalRules::default()
         };
         assert!(looped.expand("a").unwrap_err().message.contains("loop"));
     }
@@ -242,8 +274,41 @@ pipe: |/usr/bin/procmail
     fn default_entry_catches_all() {
         let rules = LocalRules {
             aliases: Some(Aliases::parse("default: me@example.com\n", Path::new("x")).unwrap()),
-            local_domain: None,
+            admin: Some("admin@example.com".into()),
+            ..LocalRules::default()
         };
         assert_eq!(rules.expand("anyone").unwrap(), vec!["me@example.com"]);
+    }
+
+    #[test]
+    fn admin_gets_what_no_alias_maps_before_local_domain() {
+        let rules = LocalRules {
+            admin: Some("admin@example.org".into()),
+            ..rules(Some("host.example"))
+        };
+        assert_eq!(rules.expand("backup").unwrap(), ["admin@example.org"]);
+        assert_eq!(
+            rules.expand("root").unwrap(),
+            ["admin@example.com", "ops@example.com"]
+        );
+        assert_eq!(
+            rules.expand("self").unwrap(),
+            ["admin@example.org", "other@example.com"]
+        );
+    }
+
+    #[test]
+    fn headers_are_qualified_never_expanded() {
+        let rules = LocalRules {
+            from_domain: Some("example.com".into()),
+            ..rules(None)
+        };
+        assert_eq!(rules.qualify_header("root").unwrap(), "root@example.com");
+        let rules = LocalRules {
+            local_domain: Some("host.example".into()),
+            ..rules
+        };
+        assert_eq!(rules.qualify_header("root").unwrap(), "root@host.example");
+        assert_eq!(LocalRules::default().qualify_header("root"), None);
     }
 }

@@ -3,9 +3,11 @@
 //! The message is sent as it is, byte for byte, with the few changes a
 //! submission agent owes it (RFC 6409 section 8): Bcc and Resent-Bcc are
 //! removed, Date and Message-ID are added when missing, and From follows
-//! the account's `from_policy`. Header fields are located by postie's own
-//! scan (so the bytes around them are untouched) and their addresses are
-//! read with mail-parser.
+//! the account's `from_policy`; unless that is `keep`, local names in From,
+//! To and Cc (cron's `From: root (Cron Daemon)`, `To: root`) are qualified,
+//! as Postfix does. Header fields are located by postie's own scan (so the
+//! bytes around them are untouched) and their addresses are read with
+//! mail-parser.
 
 use std::ops::Range;
 
@@ -237,7 +239,14 @@ pub fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(Envelope
     let (sender, new_from) = sender_and_from(message.has("from"), header_from.as_ref(), options)?;
     // CRLF here rather than only on the wire, so that --dry-run shows the
     // exact bytes.
-    let bytes = crate::content::crlf(&rewrite(&message, new_from.as_ref(), &sender)).into_owned();
+    let qualify_headers = (options.policy != FromPolicy::Keep).then_some(options.local);
+    let bytes = crate::content::crlf(&rewrite(
+        &message,
+        new_from.as_ref(),
+        &sender,
+        qualify_headers,
+    ))
+    .into_owned();
     Ok((Envelope { sender, recipients }, bytes))
 }
 
@@ -248,11 +257,23 @@ fn sender_and_from(
     options: &Options<'_>,
 ) -> Result<(String, Option<Mailbox>)> {
     let qualify = |mailbox: &Mailbox| -> Result<String> {
-        options.local.qualify_sender(&mailbox.email).ok_or_else(|| {
-            Error::new(Exit::Config, format!("sender {:?} has no domain", mailbox.email)).hint(
-                "set from_policy = \"override\" and `from` in the account, or local_domain, or pass -f user@domain",
-            )
-        })
+        options
+            .local
+            .qualify_sender(&mailbox.email)
+            // Without local_domain, cron's `-f root` becomes the account's
+            // own address: a server refuses `root`, and the report is lost.
+            .or_else(|| {
+                options
+                    .account_from
+                    .and_then(|own| options.local.qualify_sender(&own.email))
+            })
+            .ok_or_else(|| {
+                Error::new(
+                    Exit::Config,
+                    format!("sender {:?} has no domain", mailbox.email),
+                )
+                .hint("set `from` or local_domain in the account, or pass -f user@domain")
+            })
     };
     if options.policy == FromPolicy::Override {
         let account_from = options.account_from.ok_or_else(|| {
@@ -290,7 +311,7 @@ fn sender_and_from(
         // it as Postfix does, keeping the display name.
         (FromPolicy::Fill, Some(from)) if from.is_local() => options
             .local
-            .qualify_sender(&from.email)
+            .qualify_header(&from.email)
             .map(|email| Mailbox {
                 name: from.name.clone(),
                 email,
@@ -300,9 +321,15 @@ fn sender_and_from(
     Ok((sender, new_from))
 }
 
-/// The message with Bcc removed, From replaced or added, and Date and
+/// The message with Bcc removed, From replaced or added, To and Cc with
+/// their local names qualified when `qualify` says how, and Date and
 /// Message-ID added when missing; every other byte as it was.
-fn rewrite(message: &ReadyMessage, new_from: Option<&Mailbox>, sender: &str) -> Vec<u8> {
+fn rewrite(
+    message: &ReadyMessage,
+    new_from: Option<&Mailbox>,
+    sender: &str,
+    qualify: Option<&LocalRules>,
+) -> Vec<u8> {
     let bytes = &message.bytes;
     let mut out = Vec::with_capacity(bytes.len() + 256);
     let mut from_written = false;
@@ -315,6 +342,13 @@ fn rewrite(message: &ReadyMessage, new_from: Option<&Mailbox>, sender: &str) -> 
                     from_written = true;
                 }
                 continue;
+            }
+            name @ ("to" | "cc") => {
+                let raw = &bytes[field.raw.clone()];
+                match qualify.and_then(|local| qualified_field(raw, name, local)) {
+                    Some(rewritten) => out.extend_from_slice(&rewritten),
+                    None => out.extend_from_slice(raw),
+                }
             }
             _ => out.extend_from_slice(&bytes[field.raw.clone()]),
         }
@@ -342,6 +376,49 @@ fn rewrite(message: &ReadyMessage, new_from: Option<&Mailbox>, sender: &str) -> 
         out.extend_from_slice(rest);
     }
     out
+}
+
+/// A To or Cc field with its local names qualified (`To: root` becomes
+/// `To: root@example.com`), or None to keep it as it is: when it names no
+/// local user, when no domain is known, or when it holds what a rewrite
+/// would not reproduce (a group, a name without an address).
+fn qualified_field(raw: &[u8], name: &str, local: &LocalRules) -> Option<Vec<u8>> {
+    let parsed = MessageParser::default().parse_headers(raw)?;
+    let header = if name == "to" {
+        HeaderName::To
+    } else {
+        HeaderName::Cc
+    };
+    let HeaderValue::Address(mail_parser::Address::List(list)) = parsed.header(header)? else {
+        return None;
+    };
+    let mut changed = false;
+    let mut addresses = Vec::with_capacity(list.len());
+    for addr in list {
+        let (display, email) = match addr.address() {
+            Some(email) => (addr.name(), email.trim()),
+            // mail-parser reads a bare `root` as a name with no address.
+            None => (None, addr.name()?.trim()),
+        };
+        if email.is_empty() || email.contains(char::is_whitespace) {
+            return None;
+        }
+        let email = if email.contains('@') {
+            email.to_string()
+        } else {
+            changed = true;
+            local.qualify_header(email)?
+        };
+        let display = display.map(str::trim).filter(|n| !n.is_empty());
+        addresses.push(Address::new_address(display.map(str::to_string), email));
+    }
+    if !changed {
+        return None;
+    }
+    let label = if name == "to" { "To: " } else { "Cc: " };
+    let mut out = label.as_bytes().to_vec();
+    Address::new_list(addresses).write_header(&mut out, label.len());
+    Some(out)
 }
 
 fn write_from(out: &mut Vec<u8>, from: &Mailbox) {
@@ -374,8 +451,8 @@ mod tests {
 
     fn local(domain: Option<&str>) -> LocalRules {
         LocalRules {
-            aliases: None,
             local_domain: domain.map(str::to_string),
+            ..LocalRules::default()
         }
     }
 
@@ -488,7 +565,34 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.exit, Exit::Config);
-        assert!(err.to_string().contains("override"), "{err}");
+        assert!(err.to_string().contains("local_domain"), "{err}");
+    }
+
+    #[test]
+    fn fill_qualifies_local_names_in_from_to_and_cc_with_the_account_domain() {
+        let local = LocalRules {
+            from_domain: Some("example.com".into()),
+            ..local(None)
+        };
+        let account = Mailbox::parse("Reports <reports@example.com>").unwrap();
+        let root = Mailbox::parse("root").unwrap();
+        let message = b"From: root (Cron Daemon)\nTo: root, \"Ops\" <ops@example.org>\nCc: Web <www-data>\nReply-To: root\n\nx\n";
+        let (envelope, bytes) = prepare(
+            ReadyMessage::parse(message.to_vec()).unwrap(),
+            &Options {
+                recipients: &[Mailbox::parse("a@example.com").unwrap()],
+                read_recipients: false,
+                sender: Some(&root),
+                ..options(&local, Some(&account), FromPolicy::Fill)
+            },
+        )
+        .unwrap();
+        assert_eq!(envelope.sender, "reports@example.com");
+        let out = text(&bytes);
+        assert!(
+            out.starts_with("From: \"Cron Daemon\" <root@example.com>\r\nTo: <root@example.com>, \"Ops\" <ops@example.org>\r\nCc: \"Web\" <www-data@example.com>\r\nReply-To: root\r\n"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -76,24 +76,10 @@ pub fn now() -> u64 {
 /// The default queue directory: /var/spool/postie for root (whose cron
 /// mails most), else $XDG_STATE_HOME/postie/queue.
 pub fn default_dir() -> Option<PathBuf> {
-    if is_root() {
+    if crate::home::is_root() {
         return Some(PathBuf::from("/var/spool/postie"));
     }
-    dirs::state_dir().map(|d| d.join("postie").join("queue"))
-}
-
-#[cfg(unix)]
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // The owner of /proc/self is the effective user; no libc call needed.
-    fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
-}
-
-#[cfg(not(unix))]
-fn is_root() -> bool {
-    false
+    crate::home::state_dir().map(|d| d.join("postie").join("queue"))
 }
 
 /// A queue directory.

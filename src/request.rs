@@ -75,10 +75,22 @@ pub struct Stdin<'a> {
     pub is_terminal: bool,
 }
 
-pub fn plan(cli: Cli, stdin: Stdin<'_>) -> Result<Plan> {
-    let config = ConfigFile::load(cli.config.as_deref())?;
+/// -v's note on where the settings come from: the config file (or the
+/// paths tried for one) and the account.
+pub fn describe_settings(cli: &Cli, config: &ConfigFile) -> String {
+    let account = match config.select(cli.account.as_deref(), cli.from.as_deref()) {
+        Ok((Some(name), _)) => format!("account {name}"),
+        Ok((None, _)) => "no account, only [defaults] and flags".to_string(),
+        // plan() reports it.
+        Err(_) => "no such account".to_string(),
+    };
+    format!("{}; {account}", config.source())
+}
+
+/// `config` is what [`ConfigFile::load`] made of `cli.config`.
+pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
     let (account_name, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
-    let local = local_rules(&account)?;
+    let local = local_rules(&config, &account)?;
     let needs = Needs::of(&cli);
     let messages = match (cli.message.as_slice(), needs) {
         ([], Needs::Message) => {
@@ -296,7 +308,7 @@ fn envelope_only(
     needs: Needs,
 ) -> Result<Envelope> {
     let sender = match cli.from.as_deref().or(account.from.as_deref()) {
-        Some(text) => qualified_sender(Mailbox::parse(text)?, local)?.email,
+        Some(text) => qualified_sender(Mailbox::parse(text)?, local, account)?.1,
         None if needs == Needs::Nothing => String::new(),
         None => {
             return Err(Error::usage("no sender address")
@@ -326,14 +338,40 @@ fn recipient_lists(
     Ok((to, cc, bcc))
 }
 
-fn qualified_sender(mut from: Mailbox, local: &LocalRules) -> Result<Mailbox> {
-    if from.is_local() {
-        from.email = local.qualify_sender(&from.email).ok_or_else(|| {
-            Error::usage(format!("sender {:?} has no domain", from.email))
-                .hint("give a full address, or set local_domain in the account")
-        })?;
+/// The From header and the envelope sender for a sender that may be a
+/// local name (`--from root`): the envelope gets it qualified with
+/// local_domain, else the account's own address, which the server knows;
+/// the header keeps the name, qualified as headers are.
+fn qualified_sender(
+    from: Mailbox,
+    local: &LocalRules,
+    account: &Account,
+) -> Result<(Mailbox, String)> {
+    if !from.is_local() {
+        let sender = from.email.clone();
+        return Ok((from, sender));
     }
-    Ok(from)
+    let account_from = || {
+        let own = Mailbox::parse(account.from.as_deref()?).ok()?;
+        local.qualify_sender(&own.email)
+    };
+    let sender = local
+        .qualify_sender(&from.email)
+        .or_else(account_from)
+        .ok_or_else(|| {
+            Error::usage(format!("sender {:?} has no domain", from.email))
+                .hint("give a full address, or set local_domain or `from` in the account")
+        })?;
+    let email = local
+        .qualify_header(&from.email)
+        .unwrap_or_else(|| sender.clone());
+    Ok((
+        Mailbox {
+            name: from.name,
+            email,
+        },
+        sender,
+    ))
 }
 
 fn mailboxes(args: &[String]) -> Result<Vec<Mailbox>> {
@@ -344,10 +382,19 @@ fn mailboxes(args: &[String]) -> Result<Vec<Mailbox>> {
     Ok(all)
 }
 
-fn local_rules(account: &Account) -> Result<LocalRules> {
+fn local_rules(config: &ConfigFile, account: &Account) -> Result<LocalRules> {
+    // Both were checked when the file was read; a `from` that does not
+    // parse is reported where it is used.
+    let email = |text: &str| Mailbox::parse(text).ok().map(|m| m.email);
     Ok(LocalRules {
         aliases: account.aliases.as_deref().map(Aliases::load).transpose()?,
         local_domain: account.local_domain.clone(),
+        admin: config.admin.as_deref().and_then(email),
+        from_domain: account
+            .from
+            .as_deref()
+            .and_then(email)
+            .and_then(|e| e.rsplit_once('@').map(|(_, domain)| domain.to_string())),
     })
 }
 
@@ -438,7 +485,7 @@ fn draft_and_envelope(
             Error::usage("no sender address")
                 .hint("give --from, set POSTIE_FROM, or set `from` in the config's account")
         })?;
-    let from = qualified_sender(Mailbox::parse(from_text)?, local)?;
+    let (from, sender) = qualified_sender(Mailbox::parse(from_text)?, local, account)?;
     let (to, cc, bcc) = recipient_lists(cli, local)?;
     if to.is_empty() && cc.is_empty() && bcc.is_empty() {
         return Err(
@@ -471,7 +518,7 @@ fn draft_and_envelope(
         .collect::<Result<Vec<_>>>()?;
 
     let envelope = Envelope {
-        sender: from.email.clone(),
+        sender,
         recipients: unique_addresses(to.iter().chain(&cc).chain(&bcc)),
     };
     let draft = Draft {

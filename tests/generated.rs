@@ -23,6 +23,7 @@ fn postie(args: &[&str], home: &Path) -> Output {
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_STATE_HOME", home.join("state"))
+        .env("POSTIE_SYSTEM_CONFIG", home.join("no-system-config.toml"))
         .current_dir(repo())
         .args(args)
         .output()

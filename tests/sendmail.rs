@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{closed_port, parse, postie, sendmail, ServerOptions, TestServer};
@@ -32,6 +33,11 @@ struct Setup {
 /// A server plus a config whose account sends to it; `extra` adds keys to
 /// the account (aliases, local_domain, from_policy).
 fn setup(options: ServerOptions, extra: &str) -> Setup {
+    setup_with_top(options, "", extra)
+}
+
+/// As [`setup`], with `top` added to the config's top-level keys.
+fn setup_with_top(options: ServerOptions, top: &str, extra: &str) -> Setup {
     let server = TestServer::start(options);
     let dir = tempfile::tempdir().unwrap();
     let aliases = dir.path().join("aliases");
@@ -44,7 +50,7 @@ fn setup(options: ServerOptions, extra: &str) -> Setup {
     fs::write(
         &config,
         format!(
-            "default = \"relay\"\naliases = \"{}\"\n\n[accounts.relay]\nserver = \"{}\"\n\
+            "default = \"relay\"\naliases = \"{}\"\n{top}\n\n[accounts.relay]\nserver = \"{}\"\n\
              from = \"Reports <reports@example.com>\"\ntimeout = 5\n{extra}\n",
             aliases.display(),
             server.addr()
@@ -97,10 +103,13 @@ fn debian_cron_invocation() {
         data.ends_with("\r\nrsync: 1532 files, 0 errors\r\n.\r\ndone\r\n"),
         "{data}"
     );
+    // Qualified with the domain of the account's from; the alias target
+    // is where the mail goes, not a header.
     assert!(
-        data.starts_with("From: root (Cron Daemon)\r\nTo: root\r\n"),
-        "kept: {data}"
+        data.starts_with("From: \"Cron Daemon\" <root@example.com>\r\nTo: <root@example.com>\r\n"),
+        "{data}"
     );
+    assert!(!data.contains("admin@example.com"), "{data}");
     assert!(data.contains("X-Cron-Env: <HOME=/root>\r\n"));
     assert!(
         data.contains("\r\nDate: ") && data.contains("\r\nMessage-ID: <"),
@@ -318,15 +327,150 @@ fn refused_recipient_is_67_and_server_down_is_75_or_queued() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("postie: queued as "));
 }
 
+/// cronie's exact command line.
+const CRONIE: [&str; 8] = [
+    "-FCronDaemon",
+    "-i",
+    "-odi",
+    "-oem",
+    "-oi",
+    "-t",
+    "-f",
+    "root",
+];
+
 #[test]
-fn unknown_local_recipient_names_both_fixes() {
+fn cronie_without_local_domain_sends_as_the_account() {
+    let s = setup(ServerOptions::default(), "");
+    let out = run_sendmail(&s.config, &CRONIE, DEBIAN_CRON_MAIL);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(
+        mail.mail_from, "reports@example.com",
+        "-f root has no domain"
+    );
+    assert_eq!(mail.rcpt_to, ["admin@example.com"], "To: root, aliased");
+    let data = String::from_utf8(mail.data).unwrap();
+    assert!(
+        data.starts_with("From: \"Cron Daemon\" <root@example.com>\r\nTo: <root@example.com>\r\n"),
+        "{data}"
+    );
+    assert!(!data.contains("admin@example.com"), "{data}");
+}
+
+#[test]
+fn keep_never_touches_headers_but_the_envelope_is_still_qualified() {
+    let s = setup(ServerOptions::default(), "from_policy = \"keep\"");
+    let out = run_sendmail(&s.config, &CRONIE, DEBIAN_CRON_MAIL);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(mail.mail_from, "reports@example.com");
+    let data = String::from_utf8(mail.data).unwrap();
+    assert!(
+        data.starts_with("From: root (Cron Daemon)\r\nTo: root\r\n"),
+        "{data}"
+    );
+}
+
+#[test]
+fn override_qualifies_to_with_local_domain_and_logwatch_from_root() {
+    let s = setup(
+        ServerOptions::default(),
+        "from_policy = \"override\"\nlocal_domain = \"backup1.example.com\"",
+    );
+    // logwatch: `From: root`, recipients on the command line.
+    let logwatch =
+        "From: root\nTo: root, Web <www-data>\nSubject: Logwatch for backup1\n\nall quiet\n";
+    let out = run_sendmail(&s.config, &["-t", "-i"], logwatch);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(mail.mail_from, "reports@example.com");
+    assert_eq!(
+        mail.rcpt_to,
+        ["admin@example.com", "www-data@backup1.example.com"]
+    );
+    let data = String::from_utf8(mail.data).unwrap();
+    assert!(
+        data.starts_with(
+            "From: \"Reports\" <reports@example.com>\r\nTo: <root@backup1.example.com>, \"Web\" <www-data@backup1.example.com>\r\n"
+        ),
+        "{data}"
+    );
+}
+
+#[test]
+fn admin_receives_what_no_alias_maps() {
+    let s = setup_with_top(
+        ServerOptions::default(),
+        "admin = \"Ops <ops@example.org>\"",
+        "",
+    );
+    let out = run_sendmail(
+        &s.config,
+        &["-i", "www-data", "root"],
+        "Subject: x\n\nbody\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(mail.rcpt_to, ["ops@example.org", "admin@example.com"]);
+}
+
+#[test]
+fn the_aliases_default_entry_wins_over_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let aliases = dir.path().join("aliases");
+    fs::write(
+        &aliases,
+        "root: admin@example.com\ndefault: rest@example.com\n",
+    )
+    .unwrap();
+    let s = setup_with_top(
+        ServerOptions::default(),
+        "admin = \"ops@example.org\"",
+        &format!("aliases = \"{}\"", aliases.display()),
+    );
+    let out = run_sendmail(&s.config, &["-i", "www-data"], "Subject: x\n\nbody\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.server.wait_for_messages(1)[0].rcpt_to,
+        ["rest@example.com"]
+    );
+}
+
+#[test]
+fn unknown_local_recipient_names_the_three_fixes() {
     let s = setup(ServerOptions::default(), "");
     let out = run_sendmail(&s.config, &["-i", "www-data"], "Subject: x\n\nbody\n");
     assert_eq!(out.status.code(), Some(67));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\"www-data\" has no domain"), "{stderr}");
     assert!(
-        stderr.contains("aliases") && stderr.contains("local_domain"),
+        stderr.contains("aliases") && stderr.contains("admin =") && stderr.contains("local_domain"),
         "{stderr}"
     );
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -800,4 +944,165 @@ fn a_message_that_cannot_be_planned_is_kept_in_failed_with_a_log_line() {
         assert_eq!(kept.len(), 1, "{args:?}: {stderr}");
         assert_eq!(kept[0].1, input.replace('\n', "\r\n").replace("\r\r", "\r"));
     }
+}
+
+/// The effective uid of the tests.
+fn test_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").unwrap().uid()
+}
+
+/// The home directory the password database gives `uid`, if it has one.
+fn passwd_home(uid: u32) -> Option<String> {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .output()
+        .ok()?;
+    let line = String::from_utf8(out.stdout).ok()?;
+    line.trim_end().split(':').nth(5).map(str::to_string)
+}
+
+/// postie (in sendmail mode: `--sendmail`) run by a user other than root,
+/// and that user's uid: as the tests' own user, or as nobody through
+/// setpriv where the tests run as root. None when that is impossible
+/// outside CI (where a missing setpriv must fail the test).
+fn as_non_root() -> Option<(assert_cmd::Command, u32)> {
+    let postie = env!("CARGO_BIN_EXE_postie");
+    let uid = test_uid();
+    if uid != 0 {
+        return Some((common::hermetic(postie), uid));
+    }
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and needs setpriv (util-linux) to test as another user"
+        );
+        eprintln!("skipped: running as root without setpriv");
+        return None;
+    }
+    let mut cmd = common::hermetic("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        postie,
+    ]);
+    Some((cmd, 65534))
+}
+
+#[test]
+fn a_config_that_cannot_be_read_is_78_naming_it_not_no_config() {
+    let Some((mut cmd, _)) = as_non_root() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Reachable by the other user, up to the directory that is not.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let hidden = dir.path().join("postie");
+    fs::create_dir(&hidden).unwrap();
+    let config = hidden.join("config.toml");
+    fs::write(&config, "[accounts.a]\nserver = \"127.0.0.1:1\"\n").unwrap();
+    // EACCES on the directory: stat() fails too, so the file seems absent.
+    fs::set_permissions(&hidden, fs::Permissions::from_mode(0o000)).unwrap();
+    let out = cmd
+        .env("POSTIE_SYSTEM_CONFIG", &config)
+        .args(["--sendmail", "-i", "root"])
+        .write_stdin("Subject: x\n\nbody\n")
+        .output()
+        .unwrap();
+    fs::set_permissions(&hidden, fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read config file {}", config.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn home_of_another_user_is_not_searched_for_the_config() {
+    let Some((mut cmd, uid)) = as_non_root() else {
+        return;
+    };
+    let Some(home) = passwd_home(uid) else {
+        // Containers may run the tests under a uid without an entry.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no passwd entry for {uid}"
+        );
+        eprintln!("skipped: uid {uid} has no passwd entry");
+        return;
+    };
+    // Debian's cron: the crontab owner's uid, the daemon's HOME.
+    let out = cmd
+        .env("HOME", "/root")
+        .args(["-v", "--dry-run", "-f", "a@example.com", "b@example.com"])
+        .args(["--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no config file; tried {home}/.config/postie/config.toml, "
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("/root/.config"), "{stderr}");
+}
+
+#[test]
+fn the_only_account_is_used_without_default() {
+    let server = TestServer::start(ServerOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "[accounts.only]\nserver = \"{}\"\nfrom = \"only@example.com\"\n",
+            server.addr()
+        ),
+    )
+    .unwrap();
+    let (_link_dir, mut cmd) = sendmail();
+    let out = cmd
+        .env("POSTIE_CONFIG", &config)
+        .args(["-v", "-i", "a@example.com"])
+        .write_stdin("Subject: x\n\nbody\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "=== config file {}; account only",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(server.wait_for_messages(1)[0].mail_from, "only@example.com");
+}
+
+#[test]
+fn a_local_from_on_the_command_line_sends_as_the_account() {
+    let s = setup(ServerOptions::default(), "");
+    let out = postie()
+        .env("POSTIE_CONFIG", &s.config)
+        .args(["--dry-run", "-f", "root", "b@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("MAIL FROM:<reports@example.com>"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The header keeps the name, qualified with the domain of `from`.
+    assert!(stdout.contains("From: <root@example.com>\r\n"), "{stdout}");
 }

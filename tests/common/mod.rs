@@ -1108,7 +1108,9 @@ pub const SMALL_MESSAGE: [&str; 5] = ["-f", "a@example.com", "b@example.com", "-
 
 /// The hermetic `postie` command: empty environment except `PATH`, with
 /// `HOME`, `XDG_CONFIG_HOME` (= `$HOME/.config`) and `XDG_STATE_HOME`
-/// (= `$HOME/.local/state`), all created, in a fresh directory per call.
+/// (= `$HOME/.local/state`), all created, in a fresh directory per call,
+/// and `POSTIE_SYSTEM_CONFIG` naming a file that does not exist, so that a
+/// machine with postie installed (/etc/postie/config.toml) passes too.
 /// The directory is deliberately leaked so it outlives the command; it lives
 /// under cargo's `CARGO_TARGET_TMPDIR` (`target/tmp`), so `cargo clean`
 /// removes it.
@@ -1146,7 +1148,11 @@ pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
     cmd.env("HOME", &home)
         .env("XDG_CONFIG_HOME", &config)
         .env("XDG_STATE_HOME", &state)
-        .env("POSTIE_QUEUE_DIR", home.join("queue"));
+        .env("POSTIE_QUEUE_DIR", home.join("queue"))
+        .env(
+            "POSTIE_SYSTEM_CONFIG",
+            home.join("no-system-config").join("config.toml"),
+        );
     cmd
 }
 
