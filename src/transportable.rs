@@ -55,10 +55,17 @@ pub fn make_transportable(bytes: Vec<u8>) -> Result<Transportable> {
         });
     }
     let mut notes = Vec::new();
+    let nodes = structure(&bytes)?;
     // Folding first, then a fresh parse: a part's header edit and a fold in
     // the same header block never have to be merged.
-    let bytes = fold_headers(bytes, &mut notes)?;
-    let bytes = encode_leaves(bytes, &mut notes)?;
+    let (bytes, nodes) = match fold_headers(&bytes, &nodes, &mut notes)? {
+        Some(folded) => {
+            let nodes = structure(&folded)?;
+            (folded, nodes)
+        }
+        None => (bytes, nodes),
+    };
+    let bytes = encode_leaves(bytes, &nodes, &mut notes)?;
     let left = scan(&bytes);
     if left.any() {
         // Only reachable when mail-parser's view of the structure and the
@@ -337,17 +344,14 @@ fn field_name(bytes: &[u8], block: &[Range<usize>], index: usize) -> String {
 
 /// Long header lines folded at white space (RFC 5322 §2.2.3); a header
 /// with a NUL or a bare CR or LF is refused, as no encoding applies to a
-/// whole header field.
-fn fold_headers(bytes: Vec<u8>, notes: &mut Vec<String>) -> Result<Vec<u8>> {
-    let mut blocks: Vec<Range<usize>> = structure(&bytes)?
-        .into_iter()
-        .map(|node| node.header)
-        .collect();
+/// whole header field. None when nothing needed folding.
+fn fold_headers(bytes: &[u8], nodes: &[Node], notes: &mut Vec<String>) -> Result<Option<Vec<u8>>> {
+    let mut blocks: Vec<Range<usize>> = nodes.iter().map(|node| node.header.clone()).collect();
     blocks.sort_by_key(|r| (r.start, r.end));
     blocks.dedup();
     let mut edits = Vec::new();
     for header in blocks {
-        let block = lines(&bytes, header);
+        let block = lines(bytes, header);
         for (index, line) in block.iter().enumerate() {
             let content = &bytes[line.clone()];
             let problem = if content.contains(&0) {
@@ -362,14 +366,14 @@ fn fold_headers(bytes: Vec<u8>, notes: &mut Vec<String>) -> Result<Vec<u8>> {
             if let Some(problem) = problem {
                 return Err(Error::data(format!(
                     "header {} holds {problem}, which SMTP cannot carry (RFC 5321 §2.3.8)",
-                    field_name(&bytes, &block, index)
+                    field_name(bytes, &block, index)
                 ))
                 .hint("remove it from the message's headers"));
             }
             if content.len() <= MAX_LINE {
                 continue;
             }
-            let name = field_name(&bytes, &block, index);
+            let name = field_name(bytes, &block, index);
             let folded = fold(content).ok_or_else(|| {
                 Error::data(format!(
                     "header {name} has a line of {} octets with no white space to fold it at (SMTP allows {MAX_LINE}, RFC 5322 §2.1.1)",
@@ -385,9 +389,9 @@ fn fold_headers(bytes: Vec<u8>, notes: &mut Vec<String>) -> Result<Vec<u8>> {
         }
     }
     if edits.is_empty() {
-        return Ok(bytes);
+        return Ok(None);
     }
-    apply(&bytes, edits)
+    apply(bytes, edits).map(Some)
 }
 
 /// One header line (without CRLF) as lines of at most 998 octets, CRLF
@@ -413,9 +417,8 @@ fn fold(line: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Re-encodes each leaf part whose body SMTP cannot carry.
-fn encode_leaves(bytes: Vec<u8>, notes: &mut Vec<String>) -> Result<Vec<u8>> {
-    let nodes = structure(&bytes)?;
-    check_between_parts(&bytes, &nodes)?;
+fn encode_leaves(bytes: Vec<u8>, nodes: &[Node], notes: &mut Vec<String>) -> Result<Vec<u8>> {
+    check_between_parts(&bytes, nodes)?;
     let mut edits: Vec<Edit> = Vec::new();
     let mut top_needs_version = false;
     for node in nodes.iter().filter(|n| n.leaf) {

@@ -357,3 +357,65 @@ fn a_bare_cr_in_the_header_is_refused_so_no_bcc_can_leak() {
     // Nothing was sent: no Bcc header delivered, no envelope guessed.
     assert!(server.received().is_empty());
 }
+
+/// A server without 8BITMIME: re-encoding decides what it can take.
+fn send_to_7bit_server(message: &str, replies: Vec<Vec<u8>>) -> (Output, Vec<String>) {
+    let server = common::ScriptedServer::start(b"220 plain.test ESMTP\r\n", replies);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("8bit.eml");
+    fs::write(&path, message).unwrap();
+    let out = postie()
+        .args([
+            "--server",
+            &server.addr(),
+            "-f",
+            "a@example.com",
+            "--message",
+        ])
+        .arg(&path)
+        .arg("b@example.com")
+        .output()
+        .unwrap();
+    (out, server.lines())
+}
+
+#[test]
+fn without_8bitmime_a_message_whose_only_8bit_part_was_re_encoded_goes_through() {
+    let message = format!("{CRON_HEAD}\nGrüße\n{}\n", "x".repeat(1200));
+    let reply = |r: &[u8]| r.to_vec();
+    let (out, lines) = send_to_7bit_server(
+        &message,
+        vec![
+            reply(b"250 plain.test\r\n"),
+            reply(b"250 ok\r\n"),
+            reply(b"250 ok\r\n"),
+            reply(b"354 go\r\n"),
+            reply(b"250 queued\r\n"),
+            reply(b"221 bye\r\n"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // 7-bit now: no BODY=8BITMIME asked of a server that lacks it.
+    assert!(
+        lines.contains(&"MAIL FROM:<a@example.com>".to_string()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"Gr=C3=BC=C3=9Fe".to_string()), "{lines:?}");
+}
+
+#[test]
+fn without_8bitmime_8bit_content_elsewhere_is_still_69() {
+    // The long line is in part 2; part 1 stays 8-bit, as it was.
+    let message = MIXED_HEAD.to_string() + &format!("\n{}\n--=_b1--\n", minified_json());
+    let (out, lines) = send_to_7bit_server(
+        &message,
+        vec![b"250 plain.test\r\n".to_vec(), b"221 bye\r\n".to_vec()],
+    );
+    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not support 8BITMIME"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("MAIL")), "{lines:?}");
+}
