@@ -911,6 +911,31 @@ mod tests {
     }
 
     #[test]
+    fn nested_parts_are_numbered_as_imap_does() {
+        let long = "n".repeat(1100);
+        let alternative = format!("Subject: alt\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n--inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n--inner\r\nContent-Type: text/html\r\n\r\n<p>{long}</p>\r\n--inner--\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--outer--\r\n");
+        let out = transported(alternative.as_bytes());
+        assert_fits(&out.bytes);
+        assert!(
+            out.notes[0].starts_with("re-encoded part 1.2 (text/html) as quoted-printable"),
+            "{:?}",
+            out.notes
+        );
+        // A whole message that is an attached message.
+        let forwarded = format!("Subject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\n{long}\r\n");
+        let out = transported(forwarded.as_bytes());
+        assert_fits(&out.bytes);
+        assert!(
+            out.notes[0].starts_with("re-encoded part 1.1 (text/plain)"),
+            "{:?}",
+            out.notes
+        );
+        assert!(
+            String::from_utf8(out.bytes).unwrap().starts_with("Subject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nMIME-Version: 1.0\r\n")
+        );
+    }
+
+    #[test]
     fn signed_messages_are_refused() {
         let message = format!("Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol=\"application/pgp-signature\"; micalg=pgp-sha256; boundary=s\r\n\r\n--s\r\nContent-Type: text/plain\r\n\r\n{}\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\nSIG\r\n--s--\r\n", "v".repeat(1200));
         let err = refused(message.as_bytes());
