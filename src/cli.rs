@@ -109,9 +109,12 @@ pub struct Cli {
     ///
     /// Sent byte for byte except: line endings become CRLF, Bcc and
     /// Resent-Bcc are removed, Date and Message-ID are added when missing,
-    /// and From is handled by the account's from_policy. Given several
-    /// times, the messages go over one SMTP session, each to the recipients
-    /// on the command line (and, with -t, to its own header recipients).
+    /// and From is handled by the account's from_policy. What SMTP cannot
+    /// carry (lines over 998 octets, bare CR, NUL) is re-encoded in the part
+    /// that holds it and long header lines are folded; -v says what. Given
+    /// several times, the messages go over one SMTP session, each to the
+    /// recipients on the command line (and, with -t, to its own header
+    /// recipients).
     #[arg(
         long,
         value_name = "PATH",

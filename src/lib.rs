@@ -24,6 +24,7 @@ pub mod sendmail;
 pub mod tls;
 pub mod transcript;
 pub mod transport;
+pub mod transportable;
 pub mod wire;
 
 use std::io::{IsTerminal, Read, Write};
@@ -52,6 +53,9 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     for warning in &plan.warnings {
         eprintln!("postie: warning: {warning}");
+    }
+    for note in &plan.notes {
+        eprintln!("postie: note: {note}");
     }
     let Some(settings) = &plan.transport else {
         return print_dry_run(&plan);

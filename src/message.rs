@@ -70,6 +70,19 @@ impl ReadyMessage {
             if content.is_empty() {
                 break at;
             }
+            // A CR that does not end the line is a line end to some readers
+            // (mail-parser, other MTAs) and text to others (this scan), so
+            // `To: a<CR>Bcc: b` would be one header here and two there: the
+            // Bcc would survive and the envelope go wrong. RFC 5322 §2.2
+            // allows CR only in CRLF, and no encoding applies to a whole
+            // header, so the one reading both sides share is: refused.
+            if let Some(column) = content.iter().position(|&b| b == b'\r') {
+                return Err(Error::data(format!(
+                    "malformed message: line {line_number} of the header has a CR (carriage return) at column {} that does not end the line",
+                    column + 1
+                ))
+                .hint("end header lines with LF or CRLF, and remove CR characters from header values"));
+            }
             if content[0] == b' ' || content[0] == b'\t' {
                 match fields.last_mut() {
                     Some(field) => field.raw.end = end,
@@ -619,6 +632,20 @@ mod tests {
         assert!(err.message.contains("line 2"), "{}", err.message);
         assert!(ReadyMessage::parse(b"".to_vec()).is_err());
         assert!(ReadyMessage::parse(b" folded\n".to_vec()).is_err());
+    }
+
+    #[test]
+    fn a_bare_cr_in_the_header_is_refused_not_read_two_ways() {
+        for message in [
+            &b"From: a@example.com\nTo: to@example.com\rBcc: secret@example.com\n\nx\n"[..],
+            b"Subject: x\r\r\nTo: to@example.com\r\n\r\nx\r\n",
+        ] {
+            let err = ReadyMessage::parse(message.to_vec()).unwrap_err();
+            assert_eq!(err.exit, Exit::DataErr);
+            assert!(err.message.contains("CR (carriage return)"), "{err}");
+        }
+        // In the body a bare CR is content (re-encoded later), not a line end.
+        assert!(ReadyMessage::parse(b"Subject: x\r\n\r\n10%\r50%\r\n".to_vec()).is_ok());
     }
 
     #[test]

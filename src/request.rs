@@ -29,6 +29,7 @@ use crate::tls::{parse_fingerprint, Verify};
 use crate::transport::{
     Endpoint, Envelope, Login, Outgoing, Route, Server, Settings, Timeouts, TlsFiles,
 };
+use crate::transportable::{make_transportable, Transportable};
 use mail_builder::headers::date::Date;
 
 /// The environment variable that may hold the SMTP password or token.
@@ -43,6 +44,9 @@ pub struct Plan {
     pub transport: Option<Settings>,
     /// Things the user must hear about before sending (e.g. --insecure).
     pub warnings: Vec<String>,
+    /// With -v (empty without): what postie changed in a ready-made
+    /// message so that SMTP can carry it.
+    pub notes: Vec<String>,
     /// --capabilities: how to print the report.
     pub capabilities: Option<ReportFormat>,
     /// Whether and where a failed message is kept.
@@ -92,6 +96,7 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
     let (account_name, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
     let local = local_rules(&config, &account)?;
     let needs = Needs::of(&cli);
+    let mut notes = Vec::new();
     let messages = match (cli.message.as_slice(), needs) {
         ([], Needs::Message) => {
             let (draft, envelope) = draft_and_envelope(&cli, &account, &local, stdin)?;
@@ -113,15 +118,19 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
                     reader: &mut *stdin.reader,
                     is_terminal: stdin.is_terminal,
                 };
-                let (envelope, bytes) = ready_made(&cli, &account, &local, path, input)?;
+                let (envelope, sendable) = ready_made(&cli, &account, &local, path, input)?;
+                let label = if path.as_os_str() == "-" {
+                    "the message on standard input".to_string()
+                } else {
+                    path.display().to_string()
+                };
+                if cli.verbose > 0 {
+                    notes.extend(sendable.notes.iter().map(|note| format!("{label}: {note}")));
+                }
                 messages.push(Outgoing {
-                    label: if path.as_os_str() == "-" {
-                        "the message on standard input".to_string()
-                    } else {
-                        path.display().to_string()
-                    },
+                    label,
                     envelope,
-                    content: Content::from_bytes(bytes),
+                    content: Content::from_bytes(sendable.bytes),
                 });
             }
             messages
@@ -175,6 +184,7 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
         messages,
         transport,
         warnings,
+        notes,
         capabilities,
         queue,
         log,
@@ -405,7 +415,7 @@ fn ready_made(
     local: &LocalRules,
     path: &Path,
     stdin: Stdin<'_>,
-) -> Result<(Envelope, Vec<u8>)> {
+) -> Result<(Envelope, Transportable)> {
     let mut bytes = if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
         stdin.reader.read_to_end(&mut bytes).map_err(|err| {
@@ -431,7 +441,7 @@ fn ready_made(
     if let Some(name) = &cli.full_name {
         check_one_line("the full name", name)?;
     }
-    message::prepare(
+    let (envelope, bytes) = message::prepare(
         parsed,
         &message::Options {
             recipients: &recipients,
@@ -442,7 +452,10 @@ fn ready_made(
             policy: account.from_policy.unwrap_or_default(),
             local,
         },
-    )
+    )?;
+    // Here, not at the server: a strict one refuses long lines only after
+    // the whole upload, with a 5xx that nothing retries.
+    Ok((envelope, make_transportable(bytes)?))
 }
 
 /// Replaces local names (`root`) by what aliases or local_domain make of
