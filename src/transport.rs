@@ -37,6 +37,7 @@ use crate::tls::{
     CertReport, TlsMaterial, Verify,
 };
 use crate::transcript::Transcript;
+use crate::wire::reply::Malformed;
 use crate::wire::Wire;
 /// The server to talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -826,9 +827,19 @@ async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duration) -> Resul
 async fn read_reply(reader: &mut tokio::io::BufReader<Wire>) -> Result<String> {
     loop {
         let mut line = String::new();
-        let read = reader.read_line(&mut line).await.map_err(|err| {
-            Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
-        })?;
+        let read =
+            reader
+                .read_line(&mut line)
+                .await
+                .map_err(|err| match Malformed::in_io(&err) {
+                    Some(bad) => Error::new(
+                        Exit::Protocol,
+                        format!("greeting: the server sent a reply that is not SMTP: {bad}"),
+                    ),
+                    None => {
+                        Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
+                    }
+                })?;
         if read == 0 {
             return Err(Error::new(
                 Exit::IoErr,
@@ -1575,6 +1586,9 @@ fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
         };
         return Error::new(exit, format!("{at}: {endpoint} replied {reply}")).hint(hint);
     }
+    if let Some(bad) = malformed(&err) {
+        return malformed_error(endpoint, stage, bad);
+    }
     let detail = error_chain(&err);
     if let Some(refused) = client_certificate_refused(endpoint, &detail) {
         return refused;
@@ -1590,6 +1604,24 @@ fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
         .hint("check that this port speaks SMTP (and whether it expects implicit TLS)");
     }
     Error::new(Exit::IoErr, format!("{at}: {endpoint}: {detail}"))
+}
+
+/// A line that is not a reply is a protocol error at once: retrying a
+/// server that does not speak SMTP for days helps nobody (EX_PROTOCOL).
+fn malformed_error(endpoint: &Endpoint, stage: Stage, bad: &Malformed) -> Error {
+    Error::new(
+        Exit::Protocol,
+        format!(
+            "{}: {endpoint} sent a reply that is not SMTP: {bad}",
+            stage.name()
+        ),
+    )
+    .hint("check that this port speaks SMTP (and whether it expects implicit TLS)")
+}
+
+/// The Wire's verdict on a reply line, inside a lettre error.
+fn malformed(err: &SmtpError) -> Option<&Malformed> {
+    Malformed::in_chain(err)
 }
 
 /// A write that failed: mostly the server hung up (a reset or broken pipe).

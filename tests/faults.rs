@@ -380,3 +380,135 @@ fn replies_split_across_reads_and_a_300_line_reply_are_fine() {
     );
     assert_eq!(lines.last().map(String::as_str), Some("QUIT"));
 }
+
+// ---------------------------------------------------------------------------
+// Replies that are not UTF-8, and lines that are not replies (issue 11)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn latin1_rcpt_refusal_is_67_with_the_text_escaped() {
+    check(
+        "550 in Latin-1 to RCPT",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, b"550 5.1.1 Benutzer unbekannt \xfc\r\n", OK],
+            args: vec![],
+            exit: 67,
+            stderr_has: "<a@example.com>: 550 5.1.1 Benutzer unbekannt \\xFC",
+        },
+    );
+}
+
+#[test]
+fn latin1_greeting_421_is_75() {
+    check(
+        "421 in Latin-1 at the greeting",
+        Fault {
+            greeting: b"421 4.3.2 Dienst nicht verf\xfcgbar\r\n",
+            replies: vec![],
+            args: vec![],
+            exit: 75,
+            stderr_has: "421 4.3.2 Dienst nicht verf\\xFCgbar",
+        },
+    );
+}
+
+#[test]
+fn latin1_lines_in_a_delivery_are_fine_and_escaped_in_the_transcript() {
+    let env = Env::new();
+    let server = ScriptedServer::start(
+        b"220 faulty.test ESMTP Gr\xfc\xdf Gott\r\n",
+        [
+            EHLO,
+            OK,
+            OK,
+            OK,
+            GO_AHEAD,
+            b"250 2.0.0 angenommen, \xfcbertragen\r\n",
+            b"221 bye\r\n",
+        ]
+        .iter()
+        .map(|r| r.to_vec())
+        .collect(),
+    );
+    env.point_at(&server.addr());
+    let run = env.run(&["--no-queue", "-v"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("<- 220 faulty.test ESMTP Gr\\xFC\\xDF Gott"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("\\xFCbertragen"), "{}", run.stderr);
+}
+
+#[test]
+fn a_reply_with_no_text_is_accepted() {
+    let env = Env::new();
+    let server = ScriptedServer::start(
+        GREETING,
+        [EHLO, b"250\r\n", OK, OK, GO_AHEAD, OK, b"221 bye\r\n"]
+            .iter()
+            .map(|r| r.to_vec())
+            .collect(),
+    );
+    env.point_at(&server.addr());
+    let run = env.run(&["--no-queue"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn bare_lf_greeting_is_76_at_once() {
+    let started = std::time::Instant::now();
+    check(
+        "bare LF greeting",
+        Fault {
+            greeting: b"220 faulty.test ESMTP\n",
+            replies: vec![],
+            args: vec![],
+            exit: 76,
+            stderr_has: "greeting/EHLO: 127.0.0.1",
+        },
+    );
+    // Two runs, each well within the 3 s reply timeout.
+    assert!(started.elapsed().as_secs() < 3, "{:?}", started.elapsed());
+}
+
+#[test]
+fn bare_lf_rcpt_reply_is_76() {
+    check(
+        "bare LF to RCPT",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, b"550 5.1.1 no such user\n", OK],
+            args: vec![],
+            exit: 76,
+            stderr_has: "bare LF",
+        },
+    );
+}
+
+#[test]
+fn a_line_without_a_reply_code_is_76() {
+    check(
+        "no code",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, b"hello there\r\n"],
+            args: vec![],
+            exit: 76,
+            stderr_has: "MAIL FROM: 127.0.0.1",
+        },
+    );
+    check(
+        "non-numeric code",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, b"2x0 ok\r\n", OK],
+            args: vec![],
+            exit: 76,
+            stderr_has: "no valid reply code: \"2x0 ok\"",
+        },
+    );
+}
