@@ -1042,11 +1042,63 @@ impl Session<'_> {
         command: impl std::fmt::Display,
         stage: Stage,
     ) -> Result<lettre::transport::smtp::response::Response> {
-        let limit = self.settings().timeouts.reply;
-        let waiting_for = format!("the reply to {}", stage.name());
-        timed(limit, &waiting_for, self.conn.command(command))
+        self.exchange(command, stage)
             .await?
             .map_err(|err| smtp_error(&self.endpoint, stage, err))
+    }
+
+    /// A command and its reply, as lettre's `command` does, but written
+    /// here so that a write the server broke off is told from a failed
+    /// read: then its reply may still be waiting (see `reply_left_after`).
+    async fn exchange(
+        &mut self,
+        command: impl std::fmt::Display,
+        stage: Stage,
+    ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, SmtpError>> {
+        let limit = self.settings().timeouts.reply;
+        let waiting_for = format!("the reply to {}", stage.name());
+        let line = command.to_string();
+        let mut wire = self.wire.clone();
+        let send = async {
+            wire.write_all(line.as_bytes()).await?;
+            wire.flush().await
+        };
+        if let Err(err) = timed(limit, &waiting_for, send).await? {
+            return self.reply_left_after(stage, &err).await;
+        }
+        timed(limit, &waiting_for, self.conn.read_response()).await
+    }
+
+    /// After a 421 postie stops reading a pipelined group's replies; a
+    /// server that then stays open would have the rest read as answers to
+    /// later commands. No later command is written, so nothing can be.
+    fn closed_by_server(&self, err: Error) -> Error {
+        self.wire.poison();
+        err
+    }
+
+    /// A server that hangs up mid-command or mid-message usually says why
+    /// first (a 421 before closing, a 552 to a message it will not take in
+    /// full); the reset then fails the write while that reply is already in
+    /// the socket. The reply is the reason the user needs, so it is read,
+    /// briefly (the connection is gone: it is there or it never will be).
+    /// Without one, the connection was lost.
+    async fn reply_left_after(
+        &mut self,
+        stage: Stage,
+        err: &io::Error,
+    ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, SmtpError>> {
+        let lost = write_error(&self.endpoint, stage, err);
+        if !hung_up(err) {
+            return Err(lost);
+        }
+        let bound = REPLY_LEFT_WAIT.min(self.settings().timeouts.reply);
+        match tokio::time::timeout(bound, self.conn.read_response()).await {
+            Ok(Err(reply)) if reply.status().is_some() || malformed(&reply).is_some() => {
+                Ok(Err(reply))
+            }
+            _ => Err(lost),
+        }
     }
 
     /// STARTTLS when the mode asks for it; true when TLS was started.
@@ -1265,27 +1317,37 @@ impl Session<'_> {
                 wire.write_all(batch.as_bytes()).await?;
                 wire.flush().await
             };
-            timed(limit, "sending MAIL and RCPT", send)
-                .await?
-                .map_err(|err| {
-                    Error::new(
-                        Exit::IoErr,
-                        format!(
-                            "MAIL FROM: connection to {} lost: {}",
-                            self.endpoint,
-                            io_reason(&err)
-                        ),
-                    )
-                })?;
+            if let Err(err) = timed(limit, "sending MAIL and RCPT", send).await? {
+                let reply = self.reply_left_after(Stage::Mail, &err).await?;
+                return Err(reply.map_or_else(
+                    |err| smtp_error(&self.endpoint, Stage::Mail, err),
+                    |_| write_error(&self.endpoint, Stage::Mail, &err),
+                ));
+            }
         }
         let limit = self.settings().timeouts.reply;
         let mail_reply = timed(limit, "the reply to MAIL FROM", self.conn.read_response()).await?;
+        let mail_failure = match mail_reply {
+            Ok(_) => None,
+            // RFC 5321 3.8: a 421 is followed by the close; the RCPT
+            // replies will never come, so waiting for them is pointless.
+            Err(err) if is_closing(&err) => {
+                return Err(self.closed_by_server(smtp_error(&self.endpoint, Stage::Mail, err)))
+            }
+            Err(err) => Some(smtp_error(&self.endpoint, Stage::Mail, err)),
+        };
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
             let reply = timed(limit, "the reply to RCPT TO", self.conn.read_response()).await?;
-            self.sort_rcpt_reply(recipient, reply, &mut refused)?;
+            if let Err(err) = self.sort_rcpt_reply(recipient, reply, &mut refused) {
+                // A server that refused MAIL and then hung up: its refusal
+                // is the reason, not the RCPT replies that never came.
+                return Err(mail_failure.unwrap_or(err));
+            }
         }
-        mail_reply.map_err(|err| smtp_error(&self.endpoint, Stage::Mail, err))?;
+        if let Some(err) = mail_failure {
+            return Err(err);
+        }
         self.judge_refusals(envelope, refused).await
     }
 
@@ -1311,8 +1373,7 @@ impl Session<'_> {
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
             let rcpt = Rcpt::new(envelope_address(recipient)?, vec![]);
-            let limit = self.settings().timeouts.reply;
-            let reply = timed(limit, "the reply to RCPT TO", self.conn.command(rcpt)).await?;
+            let reply = self.exchange(rcpt, Stage::Rcpt).await?;
             self.sort_rcpt_reply(recipient, reply, &mut refused)?;
         }
         self.judge_refusals(envelope, refused).await
@@ -1328,6 +1389,11 @@ impl Session<'_> {
     ) -> Result<()> {
         match reply {
             Ok(_) => Ok(()),
+            // RFC 5321 3.8: the server is closing the session, which is
+            // no answer about this recipient.
+            Err(err) if is_closing(&err) => {
+                Err(self.closed_by_server(smtp_error(&self.endpoint, Stage::Rcpt, err)))
+            }
             Err(err) if err.status().is_some() => {
                 refused.push(Refusal {
                     recipient: recipient.to_string(),
@@ -1404,10 +1470,12 @@ impl Session<'_> {
                 return (Err(err), Ahead::Nothing);
             }
             Err(MessageWriteError::Wire(err)) => {
-                return (
-                    Err(write_error(&self.endpoint, Stage::Message, &err)),
-                    Ahead::Nothing,
-                );
+                let err = match self.reply_left_after(Stage::Message, &err).await {
+                    Ok(Err(reply)) => smtp_error(&self.endpoint, Stage::Message, reply),
+                    Ok(Ok(_)) => write_error(&self.endpoint, Stage::Message, &err),
+                    Err(err) => err,
+                };
+                return (Err(err), Ahead::Nothing);
             }
         }
         let reply = timed(
@@ -1624,19 +1692,35 @@ fn malformed(err: &SmtpError) -> Option<&Malformed> {
     Malformed::in_chain(err)
 }
 
-/// A write that failed: mostly the server hung up (a reset or broken pipe).
-fn write_error(endpoint: &Endpoint, stage: Stage, err: &io::Error) -> Error {
-    match err.kind() {
+/// How long to look for a reply the server sent before hanging up.
+const REPLY_LEFT_WAIT: Duration = Duration::from_secs(2);
+
+/// RFC 5321 3.8: 421 means the server is closing the connection.
+fn is_closing(err: &SmtpError) -> bool {
+    err.status().map(u16::from) == Some(421)
+}
+
+/// The server hung up (a reset or broken pipe).
+fn hung_up(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
         io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::UnexpectedEof
-        | io::ErrorKind::NotConnected => connection_lost(endpoint, stage),
-        _ => Error::new(
-            Exit::IoErr,
-            format!("{}: {endpoint}: {}", stage.name(), io_reason(err)),
-        ),
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected
+    )
+}
+
+/// A write that failed: mostly the server hung up.
+fn write_error(endpoint: &Endpoint, stage: Stage, err: &io::Error) -> Error {
+    if hung_up(err) {
+        return connection_lost(endpoint, stage);
     }
+    Error::new(
+        Exit::IoErr,
+        format!("{}: {endpoint}: {}", stage.name(), io_reason(err)),
+    )
 }
 
 fn connection_lost(endpoint: &Endpoint, stage: Stage) -> Error {

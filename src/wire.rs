@@ -48,6 +48,8 @@ pub struct Wire {
     peer: SocketAddr,
     /// Set when the message source failed mid-DATA: every later write
     /// fails, so the message can never be ended and accepted truncated.
+    /// Also set when the server said it is closing (421) with replies
+    /// left unread, so that none is taken for a later command's.
     poisoned: Arc<AtomicBool>,
     /// Shared by every clone: lettre and postie's own readers read the
     /// same replies.
