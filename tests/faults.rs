@@ -752,3 +752,46 @@ fn a_line_without_a_reply_code_is_76() {
         },
     );
 }
+
+#[test]
+fn after_a_421_no_later_reply_is_taken_for_another_commands() {
+    // A broken server: in a batch, 421 to the second message's first RCPT,
+    // yet it stays open and answers everything with 250. The reply to the
+    // second RCPT must not be read as the answer to a NOOP, nor the next
+    // ones as the third message's MAIL, RCPT and DATA.
+    let env = Env::new();
+    let mut messages = Vec::new();
+    for name in ["1.eml", "2.eml", "3.eml"] {
+        let path = env.dir.path().join(name);
+        fs::write(
+            &path,
+            "From: cron@example.com\r\nSubject: s\r\n\r\nbody\r\n",
+        )
+        .unwrap();
+        messages.push(path.to_str().unwrap().to_string());
+    }
+    let mut replies = vec![EHLO_PIPELINING, OK, OK, OK, GO_AHEAD, OK, OK];
+    replies.push(b"421 4.3.2 shutting down\r\n");
+    replies.extend(std::iter::repeat_n(OK, 12));
+    let server = ScriptedServer::start(GREETING, replies.iter().map(|r| r.to_vec()).collect());
+    env.point_at(&server.addr());
+    let mut args = vec!["--no-queue"];
+    for message in &messages {
+        args.extend(["--message", message.as_str()]);
+    }
+    args.extend(["a@example.com", "b@example.com"]);
+    let run = env.run_args(&args);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("421 4.3.2 shutting down"),
+        "{}",
+        run.stderr
+    );
+    let lines = server.lines();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("MAIL FROM")).count(),
+        2,
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l == "NOOP"), "{lines:?}");
+}
