@@ -32,11 +32,14 @@ pub(crate) enum Malformed {
 
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The lines are escaped already: {:?} would double every '\'.
         match self {
             Malformed::BareLf(line) => {
-                write!(f, "a reply line ends in a bare LF, not CRLF: {line:?}")
+                write!(f, "a reply line ends in a bare LF, not CRLF: \"{line}\"")
             }
-            Malformed::NoCode(line) => write!(f, "a reply line has no valid reply code: {line:?}"),
+            Malformed::NoCode(line) => {
+                write!(f, "a reply line has no valid reply code: \"{line}\"")
+            }
             Malformed::TooLong => write!(f, "a reply line is longer than {MAX_LINE} bytes"),
         }
     }
@@ -255,6 +258,10 @@ mod tests {
         let (good, bad) = through(&[b"250 ok\r\n250 next\n"]);
         assert_eq!(good, "250 ok\r\n");
         assert_eq!(bad, Some(Malformed::BareLf("250 next".into())));
+        assert_eq!(
+            Malformed::NoCode(escape(b"h\xe9")).to_string(),
+            "a reply line has no valid reply code: \"h\\xE9\""
+        );
         for line in [
             &b"hello\r\n"[..],
             b"2x0 ok\r\n",
