@@ -460,6 +460,20 @@ fn pipelined_rcpt_421_then_close_reports_the_421() {
 }
 
 #[test]
+fn unpipelined_rcpt_421_then_close_reports_the_421() {
+    check(
+        "421 to RCPT one at a time, then the close",
+        Fault {
+            greeting: GREETING,
+            replies: vec![EHLO, OK, b"421 4.3.2 shutting down\r\n"],
+            args: vec![],
+            exit: 75,
+            stderr_has: "RCPT TO: 127.0.0.1",
+        },
+    );
+}
+
+#[test]
 fn unpipelined_mail_421_then_reset_reports_the_421() {
     check_with(
         "421 to MAIL, then a reset",
