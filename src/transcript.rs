@@ -232,7 +232,8 @@ fn take_line(buffer: &mut Vec<u8>) -> Option<String> {
     if line.last() == Some(&b'\r') {
         line.pop();
     }
-    Some(String::from_utf8_lossy(&line).into_owned())
+    // Escaped as in error lines: a Latin-1 reply reads the same in both.
+    Some(crate::wire::reply::escape(&line))
 }
 
 /// An AUTH command keeps its mechanism; its initial response, and every
@@ -287,5 +288,12 @@ mod tests {
         t.received(b"0 o", false);
         t.received(b"k\r\n", false);
         assert_eq!(t.last_reply(), ["ok"]);
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_shown_escaped() {
+        let t = Transcript::new(0, false);
+        t.received(b"550 5.1.1 Benutzer unbekannt \xfc\r\n", false);
+        assert_eq!(t.last_reply(), ["5.1.1 Benutzer unbekannt \\xFC"]);
     }
 }

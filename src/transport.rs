@@ -37,6 +37,7 @@ use crate::tls::{
     CertReport, TlsMaterial, Verify,
 };
 use crate::transcript::Transcript;
+use crate::wire::reply::Malformed;
 use crate::wire::Wire;
 /// The server to talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -806,9 +807,19 @@ async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duration) -> Resul
 async fn read_reply(reader: &mut tokio::io::BufReader<Wire>) -> Result<String> {
     loop {
         let mut line = String::new();
-        let read = reader.read_line(&mut line).await.map_err(|err| {
-            Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
-        })?;
+        let read =
+            reader
+                .read_line(&mut line)
+                .await
+                .map_err(|err| match Malformed::in_io(&err) {
+                    Some(bad) => Error::new(
+                        Exit::Protocol,
+                        format!("greeting: the server sent a reply that is not SMTP: {bad}"),
+                    ),
+                    None => {
+                        Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
+                    }
+                })?;
         if read == 0 {
             return Err(Error::new(
                 Exit::IoErr,
@@ -1032,11 +1043,63 @@ impl Session<'_> {
         command: impl std::fmt::Display,
         stage: Stage,
     ) -> Result<lettre::transport::smtp::response::Response> {
-        let limit = self.settings().timeouts.reply;
-        let waiting_for = format!("the reply to {}", stage.name());
-        timed(limit, &waiting_for, self.conn.command(command))
+        self.exchange(command, stage)
             .await?
             .map_err(|err| smtp_error(&self.endpoint, stage, err))
+    }
+
+    /// A command and its reply, as lettre's `command` does, but written
+    /// here so that a write the server broke off is told from a failed
+    /// read: then its reply may still be waiting (see `reply_left_after`).
+    async fn exchange(
+        &mut self,
+        command: impl std::fmt::Display,
+        stage: Stage,
+    ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, SmtpError>> {
+        let limit = self.settings().timeouts.reply;
+        let waiting_for = format!("the reply to {}", stage.name());
+        let line = command.to_string();
+        let mut wire = self.wire.clone();
+        let send = async {
+            wire.write_all(line.as_bytes()).await?;
+            wire.flush().await
+        };
+        if let Err(err) = timed(limit, &waiting_for, send).await? {
+            return self.reply_left_after(stage, &err).await;
+        }
+        timed(limit, &waiting_for, self.conn.read_response()).await
+    }
+
+    /// After a 421 postie stops reading a pipelined group's replies; a
+    /// server that then stays open would have the rest read as answers to
+    /// later commands. No later command is written, so nothing can be.
+    fn closed_by_server(&self, err: Error) -> Error {
+        self.wire.poison();
+        err
+    }
+
+    /// A server that hangs up mid-command or mid-message usually says why
+    /// first (a 421 before closing, a 552 to a message it will not take in
+    /// full); the reset then fails the write while that reply is already in
+    /// the socket. The reply is the reason the user needs, so it is read,
+    /// briefly (the connection is gone: it is there or it never will be).
+    /// Without one, the connection was lost.
+    async fn reply_left_after(
+        &mut self,
+        stage: Stage,
+        err: &io::Error,
+    ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, SmtpError>> {
+        let lost = write_error(&self.endpoint, stage, err);
+        if !hung_up(err) {
+            return Err(lost);
+        }
+        let bound = REPLY_LEFT_WAIT.min(self.settings().timeouts.reply);
+        match tokio::time::timeout(bound, self.conn.read_response()).await {
+            Ok(Err(reply)) if reply.status().is_some() || malformed(&reply).is_some() => {
+                Ok(Err(reply))
+            }
+            _ => Err(lost),
+        }
     }
 
     /// STARTTLS when the mode asks for it; true when TLS was started.
@@ -1255,27 +1318,37 @@ impl Session<'_> {
                 wire.write_all(batch.as_bytes()).await?;
                 wire.flush().await
             };
-            timed(limit, "sending MAIL and RCPT", send)
-                .await?
-                .map_err(|err| {
-                    Error::new(
-                        Exit::IoErr,
-                        format!(
-                            "MAIL FROM: connection to {} lost: {}",
-                            self.endpoint,
-                            io_reason(&err)
-                        ),
-                    )
-                })?;
+            if let Err(err) = timed(limit, "sending MAIL and RCPT", send).await? {
+                let reply = self.reply_left_after(Stage::Mail, &err).await?;
+                return Err(reply.map_or_else(
+                    |err| smtp_error(&self.endpoint, Stage::Mail, err),
+                    |_| write_error(&self.endpoint, Stage::Mail, &err),
+                ));
+            }
         }
         let limit = self.settings().timeouts.reply;
         let mail_reply = timed(limit, "the reply to MAIL FROM", self.conn.read_response()).await?;
+        let mail_failure = match mail_reply {
+            Ok(_) => None,
+            // RFC 5321 3.8: a 421 is followed by the close; the RCPT
+            // replies will never come, so waiting for them is pointless.
+            Err(err) if is_closing(&err) => {
+                return Err(self.closed_by_server(smtp_error(&self.endpoint, Stage::Mail, err)))
+            }
+            Err(err) => Some(smtp_error(&self.endpoint, Stage::Mail, err)),
+        };
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
             let reply = timed(limit, "the reply to RCPT TO", self.conn.read_response()).await?;
-            self.sort_rcpt_reply(recipient, reply, &mut refused)?;
+            if let Err(err) = self.sort_rcpt_reply(recipient, reply, &mut refused) {
+                // A server that refused MAIL and then hung up: its refusal
+                // is the reason, not the RCPT replies that never came.
+                return Err(mail_failure.unwrap_or(err));
+            }
         }
-        mail_reply.map_err(|err| smtp_error(&self.endpoint, Stage::Mail, err))?;
+        if let Some(err) = mail_failure {
+            return Err(err);
+        }
         self.judge_refusals(envelope, refused).await
     }
 
@@ -1301,8 +1374,7 @@ impl Session<'_> {
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
             let rcpt = Rcpt::new(envelope_address(recipient)?, vec![]);
-            let limit = self.settings().timeouts.reply;
-            let reply = timed(limit, "the reply to RCPT TO", self.conn.command(rcpt)).await?;
+            let reply = self.exchange(rcpt, Stage::Rcpt).await?;
             self.sort_rcpt_reply(recipient, reply, &mut refused)?;
         }
         self.judge_refusals(envelope, refused).await
@@ -1318,6 +1390,11 @@ impl Session<'_> {
     ) -> Result<()> {
         match reply {
             Ok(_) => Ok(()),
+            // RFC 5321 3.8: the server is closing the session, which is
+            // no answer about this recipient.
+            Err(err) if is_closing(&err) => {
+                Err(self.closed_by_server(smtp_error(&self.endpoint, Stage::Rcpt, err)))
+            }
             Err(err) if err.status().is_some() => {
                 refused.push(Refusal {
                     recipient: recipient.to_string(),
@@ -1400,10 +1477,12 @@ impl Session<'_> {
                 return (Err(err), Ahead::Nothing);
             }
             Err(MessageWriteError::Wire(err)) => {
-                return (
-                    Err(write_error(&self.endpoint, Stage::Message, &err)),
-                    Ahead::Nothing,
-                );
+                let err = match self.reply_left_after(Stage::Message, &err).await {
+                    Ok(Err(reply)) => smtp_error(&self.endpoint, Stage::Message, reply),
+                    Ok(Ok(_)) => write_error(&self.endpoint, Stage::Message, &err),
+                    Err(err) => err,
+                };
+                return (Err(err), Ahead::Nothing);
             }
         }
         let reply = timed(
@@ -1582,6 +1661,9 @@ fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
         };
         return Error::new(exit, format!("{at}: {endpoint} replied {reply}")).hint(hint);
     }
+    if let Some(bad) = malformed(&err) {
+        return malformed_error(endpoint, stage, bad);
+    }
     let detail = error_chain(&err);
     if let Some(refused) = client_certificate_refused(endpoint, &detail) {
         return refused;
@@ -1599,19 +1681,53 @@ fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
     Error::new(Exit::IoErr, format!("{at}: {endpoint}: {detail}"))
 }
 
-/// A write that failed: mostly the server hung up (a reset or broken pipe).
-fn write_error(endpoint: &Endpoint, stage: Stage, err: &io::Error) -> Error {
-    match err.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::UnexpectedEof
-        | io::ErrorKind::NotConnected => connection_lost(endpoint, stage),
-        _ => Error::new(
-            Exit::IoErr,
-            format!("{}: {endpoint}: {}", stage.name(), io_reason(err)),
+/// A line that is not a reply is a protocol error at once: retrying a
+/// server that does not speak SMTP for days helps nobody (EX_PROTOCOL).
+fn malformed_error(endpoint: &Endpoint, stage: Stage, bad: &Malformed) -> Error {
+    Error::new(
+        Exit::Protocol,
+        format!(
+            "{}: {endpoint} sent a reply that is not SMTP: {bad}",
+            stage.name()
         ),
+    )
+    .hint("check that this port speaks SMTP (and whether it expects implicit TLS)")
+}
+
+/// The Wire's verdict on a reply line, inside a lettre error.
+fn malformed(err: &SmtpError) -> Option<&Malformed> {
+    Malformed::in_chain(err)
+}
+
+/// How long to look for a reply the server sent before hanging up.
+const REPLY_LEFT_WAIT: Duration = Duration::from_secs(2);
+
+/// RFC 5321 3.8: 421 means the server is closing the connection.
+fn is_closing(err: &SmtpError) -> bool {
+    err.status().map(u16::from) == Some(421)
+}
+
+/// The server hung up (a reset or broken pipe).
+fn hung_up(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected
+    )
+}
+
+/// A write that failed: mostly the server hung up.
+fn write_error(endpoint: &Endpoint, stage: Stage, err: &io::Error) -> Error {
+    if hung_up(err) {
+        return connection_lost(endpoint, stage);
     }
+    Error::new(
+        Exit::IoErr,
+        format!("{}: {endpoint}: {}", stage.name(), io_reason(err)),
+    )
 }
 
 fn connection_lost(endpoint: &Endpoint, stage: Stage) -> Error {

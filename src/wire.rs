@@ -7,6 +7,9 @@
 //! handle; lettre keeps reading and writing through the same handle, and
 //! the transcript sees clear text on both sides of the upgrade. Owning the
 //! TLS stream also gives postie the peer certificate for its report.
+//!
+//! Replies reach lettre only through [`reply::Lines`]: whole, checked
+//! lines with their text escaped (see that module for why).
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,6 +24,13 @@ use tokio::net::TcpStream;
 use tokio_native_tls::TlsStream;
 
 use crate::transcript::Transcript;
+
+pub(crate) mod reply;
+
+use reply::{Lines, Next};
+
+/// Read from the socket this much at a time.
+const READ_CHUNK: usize = 8 * 1024;
 
 #[derive(Debug)]
 enum Link {
@@ -38,7 +48,12 @@ pub struct Wire {
     peer: SocketAddr,
     /// Set when the message source failed mid-DATA: every later write
     /// fails, so the message can never be ended and accepted truncated.
+    /// Also set when the server said it is closing (421) with replies
+    /// left unread, so that none is taken for a later command's.
     poisoned: Arc<AtomicBool>,
+    /// Shared by every clone: lettre and postie's own readers read the
+    /// same replies.
+    lines: Arc<Mutex<Lines>>,
 }
 
 fn upgrading() -> io::Error {
@@ -52,7 +67,12 @@ impl Wire {
             transcript,
             peer,
             poisoned: Arc::new(AtomicBool::new(false)),
+            lines: Arc::new(Mutex::new(Lines::default())),
         }
+    }
+
+    fn lines(&self) -> MutexGuard<'_, Lines> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Makes every later write fail (see `poisoned`).
@@ -82,6 +102,10 @@ impl Wire {
                 return Err("the connection is already encrypted".to_string());
             }
         };
+        // Anything received unread before the handshake is plaintext
+        // (STARTTLS refuses to go on when there is any): never serve it
+        // as if it had come over TLS.
+        self.lines().reset();
         let connector = tokio_native_tls::TlsConnector::from(connector);
         match connector.connect(domain, tcp).await {
             Ok(tls) => {
@@ -111,18 +135,43 @@ impl AsyncRead for Wire {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let mut link = self.lock();
-        let (result, tls) = match &mut *link {
-            Link::Plain(tcp) => (Pin::new(tcp).poll_read(cx, buf), false),
-            Link::Tls(tls) => (Pin::new(tls.as_mut()).poll_read(cx, buf), true),
-            Link::Upgrading => return Poll::Ready(Err(upgrading())),
-        };
-        drop(link);
-        if let Poll::Ready(Ok(())) = &result {
-            self.transcript.received(&buf.filled()[before..], tls);
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
         }
-        result
+        loop {
+            {
+                let mut lines = self.lines();
+                match lines.next() {
+                    Next::Bytes(bytes) => {
+                        let count = bytes.len().min(buf.remaining());
+                        buf.put_slice(&bytes[..count]);
+                        lines.consume(count);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Next::Failed(bad) => {
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, bad)))
+                    }
+                    Next::End => return Poll::Ready(Ok(())),
+                    Next::NeedMore => {}
+                }
+            }
+            let mut raw = [0u8; READ_CHUNK];
+            let mut raw_buf = ReadBuf::new(&mut raw);
+            let mut link = self.lock();
+            let (result, tls) = match &mut *link {
+                Link::Plain(tcp) => (Pin::new(tcp).poll_read(cx, &mut raw_buf), false),
+                Link::Tls(tls) => (Pin::new(tls.as_mut()).poll_read(cx, &mut raw_buf), true),
+                Link::Upgrading => return Poll::Ready(Err(upgrading())),
+            };
+            drop(link);
+            match result {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            let received = raw_buf.filled();
+            self.transcript.received(received, tls);
+            self.lines().push(received);
+        }
     }
 }
 

@@ -887,6 +887,8 @@ fn implicit_acceptor(certs: &CertFiles, client: Option<&CertFiles>) -> SslAccept
 /// terminating `.` line, which consumes one. When the replies run out the
 /// server half-closes (FIN after the last reply), records whatever the
 /// client still sends for a moment, and closes.
+/// `start_abrupt` and `start_interrupting_data` close at once instead, the
+/// way a server that hangs up on the client does.
 pub struct ScriptedServer {
     pub port: u16,
     lines: Arc<Mutex<Vec<String>>>,
@@ -897,16 +899,57 @@ pub struct ScriptedServer {
 
 impl ScriptedServer {
     pub fn start(greeting: &[u8], replies: Vec<Vec<u8>>) -> ScriptedServer {
-        Self::start_with(greeting, replies, false)
+        Self::start_with(greeting, replies, Script::default())
     }
 
     /// As `start`, but every reply is written a few bytes at a time with
     /// pauses, so that the client gets each reply across several reads.
     pub fn start_trickling(greeting: &[u8], replies: Vec<Vec<u8>>) -> ScriptedServer {
-        Self::start_with(greeting, replies, true)
+        Self::start_with(
+            greeting,
+            replies,
+            Script {
+                trickle: true,
+                ..Script::default()
+            },
+        )
     }
 
-    fn start_with(greeting: &[u8], replies: Vec<Vec<u8>>, trickle: bool) -> ScriptedServer {
+    /// As `start`, but when the replies run out the server closes at once
+    /// instead of reading on: whatever the client sends after the last
+    /// reply meets a reset.
+    pub fn start_abrupt(greeting: &[u8], replies: Vec<Vec<u8>>) -> ScriptedServer {
+        Self::start_with(
+            greeting,
+            replies,
+            Script {
+                abrupt_end: true,
+                ..Script::default()
+            },
+        )
+    }
+
+    /// As `start`, but `after_lines` lines into a message (after a 354)
+    /// the server writes `reply` and closes at once, unread data and all,
+    /// so that a client still writing the message gets a reset: a server
+    /// that refuses a message mid-way (552 too big, 421 shutting down).
+    pub fn start_interrupting_data(
+        greeting: &[u8],
+        replies: Vec<Vec<u8>>,
+        after_lines: usize,
+        reply: &[u8],
+    ) -> ScriptedServer {
+        Self::start_with(
+            greeting,
+            replies,
+            Script {
+                interrupt_data: Some((after_lines, reply.to_vec())),
+                ..Script::default()
+            },
+        )
+    }
+
+    fn start_with(greeting: &[u8], replies: Vec<Vec<u8>>, script: Script) -> ScriptedServer {
         let listener = bind_local();
         let port = listener.local_addr().expect("local_addr").port();
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -920,7 +963,7 @@ impl ScriptedServer {
                 if let Some(stream) = accept_within(&listener, Duration::from_secs(30)) {
                     drop(listener);
                     a.store(true, Ordering::SeqCst);
-                    let _ = run_script(stream, &greeting, replies, &l, trickle);
+                    let _ = run_script(stream, &greeting, replies, &l, &script);
                 }
                 d.store(true, Ordering::SeqCst);
             })
@@ -976,18 +1019,28 @@ fn accept_within(listener: &TcpListener, limit: Duration) -> Option<TcpStream> {
     None
 }
 
+/// How a ScriptedServer departs from plain replies.
+#[derive(Default)]
+struct Script {
+    trickle: bool,
+    /// Close without draining when the replies run out.
+    abrupt_end: bool,
+    /// After this many message lines: write the reply, then close at once.
+    interrupt_data: Option<(usize, Vec<u8>)>,
+}
+
 fn run_script(
     stream: TcpStream,
     greeting: &[u8],
     replies: Vec<Vec<u8>>,
     lines: &Mutex<Vec<String>>,
-    trickle: bool,
+    script: &Script,
 ) -> io::Result<()> {
     set_timeouts(&stream, Duration::from_secs(10));
     let _ = stream.set_nodelay(true);
     let mut writer = TrickleWriter {
         inner: stream.try_clone()?,
-        trickle,
+        trickle: script.trickle,
     };
     let mut reader = BufReader::new(stream);
     let record = |raw: &[u8]| {
@@ -1003,7 +1056,9 @@ fn run_script(
     let mut in_data = false;
     let mut raw = Vec::new();
     let mut client_closed = false;
-    while replies.peek().is_some() {
+    let mut message_lines = 0;
+    // A message being interrupted still needs reading after the last reply.
+    while replies.peek().is_some() || (in_data && script.interrupt_data.is_some()) {
         raw.clear();
         if reader.read_until(b'\n', &mut raw)? == 0 {
             client_closed = true;
@@ -1012,14 +1067,28 @@ fn run_script(
         record(&raw);
         // Inside DATA only the terminating "." line earns a reply.
         if in_data && raw != b".\r\n" && raw != b".\n" {
+            message_lines += 1;
+            if let Some((after, reply)) = &script.interrupt_data {
+                if message_lines >= *after {
+                    writer.write_all(reply)?;
+                    writer.flush()?;
+                    // Dropping both halves with the message unread: a reset.
+                    return Ok(());
+                }
+            }
             continue;
         }
-        let reply = replies.next().expect("peeked");
+        let Some(reply) = replies.next() else {
+            break;
+        };
         writer.write_all(&reply)?;
         writer.flush()?;
         in_data = reply.starts_with(b"354");
     }
 
+    if script.abrupt_end {
+        return Ok(());
+    }
     // Out of replies: FIN, then drain briefly so the client reads our last
     // reply rather than a reset.
     let _ = writer.inner.shutdown(Shutdown::Write);
