@@ -28,6 +28,9 @@ _postie() {
             postie__subcmd__queue,list)
                 cmd="postie__subcmd__queue__subcmd__list"
                 ;;
+            postie__subcmd__queue,retry)
+                cmd="postie__subcmd__queue__subcmd__retry"
+                ;;
             postie__subcmd__queue,show)
                 cmd="postie__subcmd__queue__subcmd__show"
                 ;;
@@ -240,7 +243,7 @@ _postie() {
             return 0
             ;;
         postie__subcmd__queue)
-            opts="-V --config --queue-dir --version list flush show drop"
+            opts="-V --config --queue-dir --version list flush show drop retry"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -315,7 +318,32 @@ _postie() {
             return 0
             ;;
         postie__subcmd__queue__subcmd__list)
-            opts="--json --config --queue-dir"
+            opts="--json --failed --config --queue-dir"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --queue-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__queue__subcmd__retry)
+            opts="--config --queue-dir"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

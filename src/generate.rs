@@ -679,10 +679,11 @@ postie --server smtp.example.com --timing --test-message \
 // postie-queue(1)
 
 const QUEUE_SYNOPSIS: &str = "\
-postie queue [--config PATH] [--queue-dir DIR] list [--json]
+postie queue [--config PATH] [--queue-dir DIR] list [--json] [--failed]
 postie queue [--config PATH] [--queue-dir DIR] flush [--now] [-v]
 postie queue [--config PATH] [--queue-dir DIR] show ID
-postie queue [--config PATH] [--queue-dir DIR] drop ID";
+postie queue [--config PATH] [--queue-dir DIR] drop ID
+postie queue [--config PATH] [--queue-dir DIR] retry ID";
 
 const QUEUE_DESCRIPTION: &str = "\
 A temporary failure (any 4xx reply, a refused or timed-out connection, a connection lost before \
@@ -747,6 +748,23 @@ fn queue_page() -> String {
          with the same settings are left for the next flush instead of each waiting out a \
          timeout. Each entry is locked while it is sent, so two flushes at once never send it \
          twice.",
+    );
+    page.p(
+        "One bad entry never stops a flush: an entry whose message is missing or shorter than \
+         its recorded size, or whose `.json` cannot be read, moves to `failed/` with the reason \
+         (a description that does not parse is kept as it is, the reason next to it in \
+         *ID*`.reason`), and the flush goes on with the others. An entry whose new state cannot \
+         be written (a full disk) stays as it was, and the flush goes on too. `list --failed` \
+         shows what `failed/` holds and why; `retry` *ID* moves an entry back into the queue \
+         with its attempts and age reset, once the cause is fixed.",
+    );
+    page.p(
+        "The settings an entry is sent with are a versioned record of their own, not a command \
+         line: the flags that decide how it is sent (`--config`, `--account`, `--server`, TLS, \
+         authentication, `--timeout`, `--partial`, `--mx`, ...), with every path made absolute. \
+         At flush time they win over the account, which wins over `[defaults]`, as on the \
+         command line. Entries written by older versions are read and converted when next \
+         saved.",
     );
     page.p(
         "Passwords are never stored in the queue: a flush reads them from the config \

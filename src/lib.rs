@@ -16,6 +16,7 @@ pub mod message;
 pub mod mx;
 pub mod queue;
 pub mod queue_cmd;
+pub mod queue_settings;
 pub mod report;
 pub mod request;
 pub mod sendmail;
@@ -234,11 +235,14 @@ fn enqueue(plan: &request::Plan, message: &transport::Outgoing, reason: &str) ->
         Error::config("no queue directory: set queue_dir in the config or --queue-dir")
     })?;
     let queue = queue::Queue::open(&dir)?;
+    // Only on-tempfail queues after an attempt; `always` queues untried.
+    let tried = plan.queue.policy == QueuePolicy::OnTempfail;
     let entry = queue.add(
         &message.envelope.sender,
         &message.envelope.recipients,
-        &plan.queue.args,
+        &plan.queue.settings,
         &message.content,
+        tried.then_some(reason),
     )?;
     eprintln!("postie: queued as {}: {reason}", entry.id);
     Ok(())

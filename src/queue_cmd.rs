@@ -14,7 +14,7 @@ use crate::config::ConfigFile;
 use crate::content::Content;
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::log::{Attempt, Outcome};
-use crate::queue::{self, parse_duration, Entry, Queue};
+use crate::queue::{self, parse_duration, Damaged, Entry, Found, Queue};
 use crate::request;
 use crate::transport::{self, DomainFailure, Envelope, Route, Server, SessionReport};
 
@@ -60,7 +60,7 @@ pub fn run(cli: QueueCli) -> Result<()> {
         })?;
     let queue = Queue::open(&dir)?;
     match cli.command {
-        QueueCommand::List { json } => list(&queue, json),
+        QueueCommand::List { json, failed } => list(&queue, json, failed),
         QueueCommand::Flush { now, verbose } => {
             let max_age = match &config.queue_max_age {
                 Some(text) => parse_duration(text)?,
@@ -75,9 +75,23 @@ pub fn run(cli: QueueCli) -> Result<()> {
                     Exit::TempFail,
                     format!("queue: {id} is being sent right now"),
                 )
+                .hint("try again when that flush is done")
             })?;
-            queue.get(&id)?;
+            // A damaged entry can be dropped too: that is one way to deal
+            // with it.
+            if let Found::Gone = queue.read(&id)? {
+                queue.get(&id)?;
+            }
             queue.remove(&id)
+        }
+        QueueCommand::Retry { id } => {
+            let entry = queue.retry(&id)?;
+            eprintln!(
+                "postie: queue: {} is queued again for {}",
+                entry.id,
+                entry.recipients.join(", ")
+            );
+            Ok(())
         }
     }
 }
@@ -92,16 +106,37 @@ fn age_text(entry: &Entry, now: u64) -> String {
     }
 }
 
-fn list(queue: &Queue, json: bool) -> Result<()> {
-    let entries = queue.list()?;
+fn list(queue: &Queue, json: bool, failed: bool) -> Result<()> {
+    let listed = if failed {
+        queue.list_failed()?
+    } else {
+        queue.list()?
+    };
     let mut out = String::new();
     if json {
-        out = serde_json::to_string_pretty(&entries)
+        let items = listed
+            .iter()
+            .map(|item| match item {
+                Ok(entry) => serde_json::to_value(entry),
+                Err(Damaged { id, reason }) => {
+                    Ok(serde_json::json!({ "id": id, "damaged": reason }))
+                }
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .and_then(|items| serde_json::to_string_pretty(&items))
             .map_err(|err| Error::new(Exit::Software, format!("cannot write JSON: {err}")))?;
+        out = items;
         out.push('\n');
     } else {
         let now = queue::now();
-        for entry in &entries {
+        for item in &listed {
+            let entry = match item {
+                Ok(entry) => entry,
+                Err(Damaged { id, reason }) => {
+                    out.push_str(&format!("{id}  damaged: {reason}\n"));
+                    continue;
+                }
+            };
             out.push_str(&format!(
                 "{}  {:>4}  {} -> {}  attempts {}{}\n",
                 entry.id,
@@ -145,8 +180,18 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// One line for an entry whose state could not be stored; the first
+/// such error becomes the flush's (74 unless something worse happened).
+fn unsaved(id: &str, err: Error, first: &mut Option<Error>) {
+    eprintln!("postie: queue: {id} stays as it was: {err}");
+    first.get_or_insert(err);
+}
+
 fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) -> Result<()> {
     let mut first_permanent: Option<Error> = None;
+    // An entry whose new state could not be written (a full disk): it
+    // stays as it was, and the flush goes on with the others.
+    let mut first_unsaved: Option<Error> = None;
     let mut deferred = 0;
     // Server lists that did not answer in this flush: the messages for
     // them wait for the next flush instead of each waiting out a
@@ -154,12 +199,42 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
     let mut unanswered: Vec<Vec<Server>> = Vec::new();
     let mut skipped = 0;
     for listed in queue.list()? {
-        let Some(_lock) = queue.lock(&listed.id)? else {
-            continue; // another flush is sending it
+        let id = match &listed {
+            Ok(entry) => entry.id.clone(),
+            Err(damaged) => damaged.id.clone(),
+        };
+        let lock = match queue.lock(&id) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => continue, // another flush is sending it
+            Err(err) => {
+                unsaved(&id, err, &mut first_unsaved);
+                continue;
+            }
         };
         // Re-read under the lock: the other flush may have sent it since.
-        let Ok(mut entry) = queue.get(&listed.id) else {
-            continue;
+        let mut entry = match queue.read(&id)? {
+            Found::Entry(entry) => *entry,
+            Found::Gone => {
+                queue.release_gone(&id, lock);
+                continue;
+            }
+            Found::Damaged(damaged) => {
+                match queue.fail_damaged(&damaged) {
+                    Ok(path) => {
+                        eprintln!(
+                            "postie: queue: failed {id}: {}; kept in {}",
+                            damaged.reason,
+                            path.display()
+                        );
+                        first_permanent.get_or_insert(Error::data(format!(
+                            "queue: {id} is damaged: {}",
+                            damaged.reason
+                        )));
+                    }
+                    Err(err) => unsaved(&id, err, &mut first_unsaved),
+                }
+                continue;
+            }
         };
         let now = queue::now();
         if entry.age(now) > max_age {
@@ -167,7 +242,13 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
                 .last_error
                 .clone()
                 .unwrap_or_else(|| "never tried".into());
-            let path = queue.fail(&entry)?;
+            let path = match queue.fail(&entry) {
+                Ok(path) => path,
+                Err(err) => {
+                    unsaved(&id, err, &mut first_unsaved);
+                    continue;
+                }
+            };
             eprintln!(
                 "postie: queue: gave up on {} after {} ({} attempts; last error: {reason}); kept in {}",
                 entry.id,
@@ -186,7 +267,25 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
         if !ignore_backoff && entry.next_attempt() > now {
             continue;
         }
-        let content = Content::from_bytes(queue.message(&entry.id)?);
+        let content = match queue.checked_message(&entry) {
+            Ok(bytes) => Content::from_bytes(bytes),
+            Err(reason) => {
+                entry.last_error = Some(reason.clone());
+                match queue.fail(&entry) {
+                    Ok(path) => {
+                        eprintln!(
+                            "postie: queue: failed {id}: {reason}; kept in {}",
+                            path.display()
+                        );
+                        first_permanent.get_or_insert(Error::data(format!(
+                            "queue: {id} is damaged: {reason}"
+                        )));
+                    }
+                    Err(err) => unsaved(&id, err, &mut first_unsaved),
+                }
+                continue;
+            }
+        };
         let envelope = Envelope {
             sender: entry.sender.clone(),
             recipients: entry.recipients.clone(),
@@ -194,7 +293,7 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
         // A setup that fails here (config, password command) is this
         // machine's problem, not the message's: the entry stays as it is.
         let (mut settings, logger) =
-            request::replay_settings(&entry.args, &envelope).map_err(|err| Error {
+            request::replay_settings(&entry.settings, &envelope).map_err(|err| Error {
                 message: format!("queue: cannot send {}: {}", entry.id, err.message),
                 ..err
             })?;
@@ -212,92 +311,101 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             deferred += 1;
             continue;
         }
-        let (result, owed) = owed_recipients(
-            transport::submit(&settings, &envelope, &content),
-            &entry.recipients,
-        );
-        entry.attempts += 1;
-        entry.last_attempt = Some(queue::now());
-        let (outcome, server, reply, exit) = match &result {
-            Ok(reports) => {
-                let report = reports.first();
-                (
-                    Outcome::Sent,
-                    report.map(|r| r.server.clone()).unwrap_or_default(),
-                    report
-                        .and_then(|r| r.delivery.as_ref())
-                        .map(|d| d.reply.clone())
-                        .unwrap_or_default(),
-                    0,
-                )
-            }
-            Err(err) if err.is_temporary() => (
-                Outcome::Queued,
-                String::new(),
-                err.to_string(),
-                err.exit.code(),
-            ),
-            Err(err) => (
-                Outcome::Failed,
-                String::new(),
-                err.to_string(),
-                err.exit.code(),
-            ),
-        };
-        logger.record(&Attempt {
-            server: &server,
-            sender: &envelope.sender,
-            recipients: if result.is_ok() {
-                &envelope.recipients
-            } else {
-                &owed
-            },
-            size: content.len() as usize,
-            outcome,
-            reply: &reply,
-            exit,
-        });
-        match result {
-            Ok(_) => {
-                queue.remove(&entry.id)?;
-                if verbose > 0 {
-                    eprintln!(
-                        "postie: queue: sent {} to {}",
-                        entry.id,
-                        entry.recipients.join(", ")
-                    );
+        // What the attempt means for the entry; a failure to write that
+        // down is this entry's, not the run's.
+        let settled = (|| -> Result<()> {
+            let (result, owed) = owed_recipients(
+                transport::submit(&settings, &envelope, &content),
+                &entry.recipients,
+            );
+            entry.attempts += 1;
+            entry.last_attempt = Some(queue::now());
+            let (outcome, server, reply, exit) = match &result {
+                Ok(reports) => {
+                    let report = reports.first();
+                    (
+                        Outcome::Sent,
+                        report.map(|r| r.server.clone()).unwrap_or_default(),
+                        report
+                            .and_then(|r| r.delivery.as_ref())
+                            .map(|d| d.reply.clone())
+                            .unwrap_or_default(),
+                        0,
+                    )
                 }
-            }
-            Err(err) => {
-                // Only the recipients still owed the message stay: a retry
-                // must not deliver twice to domains that have it.
-                entry.recipients = owed;
-                entry.last_error = Some(err.to_string());
-                if err.is_temporary() {
-                    queue.save(&entry)?;
-                    eprintln!("postie: queue: deferred {}: {err}", entry.id);
-                    deferred += 1;
-                    if let (Cause::Unreachable, Some(key)) = (err.cause, server_key) {
-                        unanswered.push(key);
-                    }
+                Err(err) if err.is_temporary() => (
+                    Outcome::Queued,
+                    String::new(),
+                    err.to_string(),
+                    err.exit.code(),
+                ),
+                Err(err) => (
+                    Outcome::Failed,
+                    String::new(),
+                    err.to_string(),
+                    err.exit.code(),
+                ),
+            };
+            logger.record(&Attempt {
+                server: &server,
+                sender: &envelope.sender,
+                recipients: if result.is_ok() {
+                    &envelope.recipients
                 } else {
-                    let path = queue.fail(&entry)?;
-                    eprintln!(
-                        "postie: queue: failed {}: {err}; kept in {}",
-                        entry.id,
-                        path.display()
-                    );
-                    first_permanent.get_or_insert(err);
+                    &owed
+                },
+                size: content.len() as usize,
+                outcome,
+                reply: &reply,
+                exit,
+            });
+            match result {
+                Ok(_) => {
+                    queue.remove(&entry.id)?;
+                    if verbose > 0 {
+                        eprintln!(
+                            "postie: queue: sent {} to {}",
+                            entry.id,
+                            entry.recipients.join(", ")
+                        );
+                    }
+                }
+                Err(err) => {
+                    // Only the recipients still owed the message stay: a retry
+                    // must not deliver twice to domains that have it.
+                    entry.recipients = owed;
+                    entry.last_error = Some(err.to_string());
+                    if err.is_temporary() {
+                        queue.save(&entry)?;
+                        eprintln!("postie: queue: deferred {}: {err}", entry.id);
+                        deferred += 1;
+                        if let (Cause::Unreachable, Some(key)) = (err.cause, server_key) {
+                            unanswered.push(key);
+                        }
+                    } else {
+                        let path = queue.fail(&entry)?;
+                        eprintln!(
+                            "postie: queue: failed {}: {err}; kept in {}",
+                            entry.id,
+                            path.display()
+                        );
+                        first_permanent.get_or_insert(err);
+                    }
                 }
             }
+            Ok(())
+        })();
+        if let Err(err) = settled {
+            unsaved(&id, err, &mut first_unsaved);
         }
+        drop(lock);
     }
     if skipped > 0 {
         eprintln!(
             "postie: queue: {skipped} more message(s) not tried: their server did not answer for an earlier one"
         );
     }
-    if let Some(err) = first_permanent {
+    if let Some(err) = first_permanent.or(first_unsaved) {
         return Err(err);
     }
     if deferred > 0 {

@@ -148,7 +148,8 @@ fn check(name: &str, fault: Fault) {
             .env("POSTIE_CONFIG", env.config())
             .env("POSTIE_QUEUE_DIR", env.queue())
             .env("POSTIE_PASSWORD", PASSWORD)
-            .args(["queue", "flush"])
+            // --now: the failed try counts, so the entry is in its backoff.
+            .args(["queue", "flush", "--now"])
             .output()
             .unwrap();
         assert!(
