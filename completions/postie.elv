@@ -92,6 +92,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand flush 'Try to send every queued message that is due (exponential backoff per message)'
             cand show 'Show one queued message: its envelope, history and the message itself'
             cand drop 'Delete one queued message without sending it'
+            cand init 'Create or repair the system spool and its maildrop (root; see MAILDROP)'
             cand retry 'Move a message from failed/ back into the queue, as new: attempts and age start again'
         }
         &'postie;queue;list'= {
@@ -112,6 +113,10 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
         }
         &'postie;queue;drop'= {
+            cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
+            cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
+        }
+        &'postie;queue;init'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
         }

@@ -420,6 +420,8 @@ pub enum QueueCommand {
         /// The id from `postie queue list`.
         id: String,
     },
+    /// Create or repair the system spool and its maildrop (root; see MAILDROP).
+    Init,
     /// Move a message from failed/ back into the queue, as new: attempts and age start again.
     Retry {
         /// The id from `postie queue list --failed`.

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod generate;
 pub mod local;
 pub mod log;
+pub mod maildrop;
 pub mod message;
 pub mod mx;
 pub mod queue;

@@ -42,6 +42,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return report(err),
     };
+    // Only ever in sendmail mode (`applies` checks): a user who may not
+    // read the system config hands the message to root's queue.
+    if postie::maildrop::applies(&cli) {
+        return match postie::maildrop::deposit(&cli, &mut std::io::stdin().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => report(err),
+        };
+    }
     match postie::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => report(err),

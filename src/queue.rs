@@ -259,6 +259,36 @@ impl Queue {
         Ok(entry)
     }
 
+    /// Stores a message straight into `failed/`, with why: for a message
+    /// that cannot even be planned (from the maildrop, whose sender
+    /// cannot be told), so that it is kept where the admin looks.
+    pub fn add_failed(
+        &self,
+        sender: &str,
+        recipients: &[String],
+        message: &Content,
+        reason: &str,
+    ) -> Result<PathBuf> {
+        let entry = Entry {
+            id: new_id(),
+            created: now(),
+            sender: sender.to_string(),
+            recipients: recipients.to_vec(),
+            settings: QueuedSettings::default(),
+            size: message.len(),
+            attempts: 0,
+            last_attempt: None,
+            last_error: Some(reason.to_string()),
+        };
+        self.write_atomic(&self.failed_path(&entry.id, "eml"), |file| {
+            message.write_to(file)
+        })?;
+        let json = encode(&entry)?;
+        let meta = self.failed_path(&entry.id, "json");
+        self.write_atomic(&meta, |file| file.write_all(&json))?;
+        Ok(meta)
+    }
+
     /// Writes an entry's description atomically (also after each attempt).
     pub fn save(&self, entry: &Entry) -> Result<()> {
         let json = encode(entry)?;

@@ -14,6 +14,7 @@ use crate::config::ConfigFile;
 use crate::content::Content;
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::log::{Attempt, Outcome};
+use crate::maildrop;
 use crate::queue::{self, parse_duration, Damaged, Entry, Found, Queue};
 use crate::request;
 use crate::transport::{self, DomainFailure, Envelope, Route, Server, SessionReport};
@@ -58,15 +59,26 @@ pub fn run(cli: QueueCli) -> Result<()> {
         .ok_or_else(|| {
             Error::config("no queue directory: set queue_dir in the config or --queue-dir")
         })?;
+    if let QueueCommand::Init = cli.command {
+        maildrop::init()?;
+        Queue::open(&dir)?;
+        return Ok(());
+    }
     let queue = Queue::open(&dir)?;
     match cli.command {
+        QueueCommand::Init => Ok(()),
         QueueCommand::List { json, failed } => list(&queue, json, failed),
         QueueCommand::Flush { now, verbose } => {
             let max_age = match &config.queue_max_age {
                 Some(text) => parse_duration(text)?,
                 None => DEFAULT_MAX_AGE,
             };
-            flush(&queue, now, verbose, max_age)
+            // Users' drops first, so that this run sends them too.
+            let picked = maildrop::pickup(&queue, verbose);
+            match (flush(&queue, now, verbose, max_age), picked.first_error) {
+                (Err(err), _) | (Ok(()), Some(err)) => Err(err),
+                (Ok(()), None) => Ok(()),
+            }
         }
         QueueCommand::Show { id } => show(&queue, &id),
         QueueCommand::Drop { id } => {
