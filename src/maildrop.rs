@@ -48,18 +48,18 @@ pub const SYSTEM_CONFIG_ENV: &str = "POSTIE_SYSTEM_CONFIG";
 
 /// The spool directory: fixed, whatever root's `queue_dir` says, because
 /// every user's postie must find it without reading any config.
-pub fn spool_dir() -> PathBuf {
+pub(crate) fn spool_dir() -> PathBuf {
     std::env::var_os(SPOOL_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/spool/postie"))
 }
 
-pub fn maildrop_dir() -> PathBuf {
+pub(crate) fn maildrop_dir() -> PathBuf {
     spool_dir().join("maildrop")
 }
 
-pub fn system_config() -> PathBuf {
+pub(crate) fn system_config() -> PathBuf {
     std::env::var_os(SYSTEM_CONFIG_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -184,7 +184,7 @@ pub fn deposit(cli: &Cli, stdin: &mut dyn Read) -> Result<()> {
 /// `postie queue init`: the spool (0711, so that users reach the maildrop
 /// but cannot list root's queue) and the maildrop (1733), both root's,
 /// created or repaired.
-pub fn init() -> Result<()> {
+pub(crate) fn init() -> Result<()> {
     if euid() != 0 {
         return Err(Error::new(
             Exit::NoPerm,
@@ -225,7 +225,7 @@ pub fn init() -> Result<()> {
 
 /// What one pickup run did, for flush's exit status.
 #[derive(Debug, Default)]
-pub struct Pickup {
+pub(crate) struct Pickup {
     pub queued: usize,
     /// The first drop that was refused or could not be planned.
     pub first_error: Option<Error>,
@@ -233,7 +233,7 @@ pub struct Pickup {
 
 /// Moves every finished drop file into `queue` (root only; anyone else
 /// cannot read the maildrop and has nothing to pick up).
-pub fn pickup(queue: &Queue, verbose: u8) -> Pickup {
+pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
     let mut done = Pickup::default();
     if euid() != 0 {
         return done;

@@ -195,6 +195,10 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
 /// One line for an entry whose state could not be stored; the first
 /// such error becomes the flush's (74 unless something worse happened).
 fn unsaved(id: &str, err: Error, first: &mut Option<Error>) {
+    let err = match err.hint {
+        Some(_) => err,
+        None => err.hint("the next flush tries it again once the queue can be written"),
+    };
     eprintln!("postie: queue: {id} stays as it was: {err}");
     first.get_or_insert(err);
 }
@@ -238,10 +242,10 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
                             damaged.reason,
                             path.display()
                         );
-                        first_permanent.get_or_insert(Error::data(format!(
-                            "queue: {id} is damaged: {}",
-                            damaged.reason
-                        )));
+                        first_permanent.get_or_insert(
+                            Error::data(format!("queue: {id} is damaged: {}", damaged.reason))
+                                .hint("see `postie queue list --failed`"),
+                        );
                     }
                     Err(err) => unsaved(&id, err, &mut first_unsaved),
                 }
@@ -289,9 +293,10 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
                             "postie: queue: failed {id}: {reason}; kept in {}",
                             path.display()
                         );
-                        first_permanent.get_or_insert(Error::data(format!(
-                            "queue: {id} is damaged: {reason}"
-                        )));
+                        first_permanent.get_or_insert(
+                            Error::data(format!("queue: {id} is damaged: {reason}"))
+                                .hint("see `postie queue list --failed`"),
+                        );
                     }
                     Err(err) => unsaved(&id, err, &mut first_unsaved),
                 }
