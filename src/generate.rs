@@ -800,7 +800,8 @@ fn queue_page() -> String {
          its recorded size, or whose `.json` cannot be read, moves to `failed/` with the reason \
          (a description that does not parse is kept as it is, the reason next to it in \
          *ID*`.reason`), and the flush goes on with the others. An entry whose new state cannot \
-         be written (a full disk) stays as it was, and the flush goes on too. `list --failed` \
+         be written (a full disk), or that cannot be set up for sending (its config unreadable, \
+         its password command failing), stays as it was, and the flush goes on too. `list --failed` \
          shows what `failed/` holds and why; `retry` *ID* moves an entry back into the queue \
          with its attempts and age reset, once the cause is fixed.",
     );

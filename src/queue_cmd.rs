@@ -208,6 +208,9 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
     // An entry whose new state could not be written (a full disk): it
     // stays as it was, and the flush goes on with the others.
     let mut first_unsaved: Option<Error> = None;
+    // An entry that cannot be set up for sending (config, password
+    // command): it stays queued, untried.
+    let mut first_setup: Option<Error> = None;
     let mut deferred = 0;
     // Server lists that did not answer in this flush: the messages for
     // them wait for the next flush instead of each waiting out a
@@ -308,12 +311,23 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             recipients: entry.recipients.clone(),
         };
         // A setup that fails here (config, password command) is this
-        // machine's problem, not the message's: the entry stays as it is.
-        let (mut settings, logger) =
-            request::replay_settings(&entry.settings, &envelope).map_err(|err| Error {
-                message: format!("queue: cannot send {}: {}", entry.id, err.message),
-                ..err
-            })?;
+        // machine's problem, not the message's: the entry stays as it is,
+        // untried, and the others (other accounts, other configs) go on.
+        let (mut settings, logger) = match request::replay_settings(&entry.settings, &envelope) {
+            Ok(replayed) => replayed,
+            Err(err) => {
+                let err = Error {
+                    message: format!("queue: cannot send {}: {}", entry.id, err.message),
+                    ..err
+                };
+                // The first is the flush's error line; the others get theirs.
+                if first_setup.is_some() {
+                    eprintln!("postie: error: {err}");
+                }
+                first_setup.get_or_insert(err);
+                continue;
+            }
+        };
         settings.verbosity = verbose.saturating_sub(1);
         let server_key = match &settings.route {
             Route::Servers(servers) => Some(servers.clone()),
@@ -422,7 +436,7 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
             "postie: queue: {skipped} more message(s) not tried: their server did not answer for an earlier one"
         );
     }
-    if let Some(err) = first_permanent.or(first_unsaved) {
+    if let Some(err) = first_setup.or(first_permanent).or(first_unsaved) {
         return Err(err);
     }
     if deferred > 0 {

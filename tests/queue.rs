@@ -823,3 +823,33 @@ fn a_full_disk_while_saving_fails_that_entry_not_the_run() {
     assert_eq!(list_json(&queue), std::slice::from_ref(&first));
     assert_eq!(fs::read(&first).unwrap(), before, "the old state is intact");
 }
+
+#[test]
+fn an_entry_that_cannot_be_set_up_does_not_hold_up_the_others() {
+    let server = TestServer::start(ServerOptions::default());
+    let setup = Setup::new(&server.addr(), "queue = \"always\"");
+    let other = setup.dir.path().join("other.toml");
+    fs::copy(&setup.config, &other).unwrap();
+    setup
+        .cmd()
+        .arg("--config")
+        .arg(&other)
+        .args(["ops@example.com", "-s", "other config", "--body", "x"])
+        .assert()
+        .success();
+    let stuck = setup.entries().remove(0);
+    queue_always(&setup, "fine");
+    // The config the first entry was queued with is gone.
+    fs::remove_file(&other).unwrap();
+    let output = setup.cmd().args(["queue", "flush"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot send {}", id_of(&stuck))),
+        "{stderr}"
+    );
+    let got = server.wait_for_messages(1);
+    assert_eq!(common::parse(&got[0].data).subject(), Some("fine"));
+    assert_eq!(setup.entries(), [stuck]);
+}
