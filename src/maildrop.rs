@@ -226,7 +226,6 @@ pub(crate) fn init() -> Result<()> {
 /// What one pickup run did, for flush's exit status.
 #[derive(Debug, Default)]
 pub(crate) struct Pickup {
-    pub queued: usize,
     /// The first drop that was refused or could not be planned.
     pub first_error: Option<Error>,
 }
@@ -271,12 +270,9 @@ pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
     names.sort();
     for name in names {
         let path = dir.join(&name);
-        match pick_one(queue, &path, verbose) {
-            Ok(()) => done.queued += 1,
-            Err(err) => {
-                eprintln!("postie: queue: maildrop: {name}: {err}");
-                done.first_error.get_or_insert(err);
-            }
+        if let Err(err) = pick_one(queue, &path, verbose) {
+            eprintln!("postie: queue: maildrop: {name}: {err}");
+            done.first_error.get_or_insert(err);
         }
     }
     done

@@ -1,10 +1,13 @@
-//! `postie queue list | flush | show | drop`.
+//! `postie queue list | flush | show | drop | retry | init`.
 //!
 //! flush is meant for cron or a systemd timer. It is quiet when it has
 //! nothing to say (cron mails any output), prints one line per message it
 //! defers or gives up on, and exits 0 when everything that was due got
 //! sent (entries still in their backoff are not due), 75 when something it
-//! tried was deferred, or the code of a permanent failure.
+//! tried was deferred, or the code of a permanent failure. One entry's
+//! trouble (damaged files, a setup that fails, a state that cannot be
+//! written) is reported and leaves the others to go on. Root's flush first
+//! picks up the maildrop (see `maildrop`).
 
 use std::io::Write;
 use std::time::Duration;
