@@ -709,6 +709,7 @@ fn postie_command_is_hermetic() {
     let mut expected = vec![
         "HOME",
         "POSTIE_QUEUE_DIR",
+        "POSTIE_SPOOL_DIR",
         "XDG_CONFIG_HOME",
         "XDG_STATE_HOME",
     ];
@@ -717,8 +718,9 @@ fn postie_command_is_hermetic() {
     }
     assert_eq!(keys, expected);
     for (k, v) in &envs {
-        // The queue directory is created by postie when it first queues.
-        if k != "PATH" && k != "POSTIE_QUEUE_DIR" {
+        // The queue directory is created by postie when it first queues,
+        // the spool by `postie queue init`.
+        if k != "PATH" && k != "POSTIE_QUEUE_DIR" && k != "POSTIE_SPOOL_DIR" {
             let dir = std::path::PathBuf::from(v.as_deref().expect("value"));
             assert!(dir.is_dir(), "{k}={dir:?} should exist");
         }

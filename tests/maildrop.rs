@@ -371,10 +371,16 @@ fn queue_init_repairs_the_modes_and_without_it_the_user_is_told() {
         .success();
     assert_eq!(machine.drops().len(), 1);
 
-    // Only root sets up the spool.
+    // Only root sets up the spool. (An empty config of nobody's own keeps
+    // a real /etc/postie out of the test.)
+    let own = machine.home.join("own.toml");
+    fs::write(&own, "").unwrap();
+    fs::set_permissions(&own, fs::Permissions::from_mode(0o644)).unwrap();
     let output = machine
         .as_nobody(Path::new(env!("CARGO_BIN_EXE_postie")))
-        .args(["queue", "--queue-dir"])
+        .args(["queue", "--config"])
+        .arg(&own)
+        .args(["--queue-dir"])
         .arg(machine.home.join("q"))
         .arg("init")
         .output()
