@@ -522,7 +522,8 @@ const MAILDROP_TEXT: [&str; 3] = [
      config exactly as sendmail mode would (aliases, `local_domain`, `from_policy`), adds \
      `Received: by `*HOST*` (postie, from userid `*N*`)`, queues it in root's queue, logs the \
      user id and removes the drop file. A message the system config cannot plan is kept in \
-     `failed/` with the reason. So run the flush from root's crontab or a systemd timer.",
+     `failed/` with the reason. A drop still being written (a dot name) is left alone, and \
+     removed once abandoned for a day. So run the flush from root's crontab or a systemd timer.",
 ];
 
 fn multi_user(page: &mut Page) {

@@ -265,7 +265,7 @@ pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
     let mut names: Vec<String> = reader
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with('.'))
+        .filter(|name| !name.starts_with('.') || remove_if_abandoned(&dir.join(name)))
         .collect();
     names.sort();
     for name in names {
@@ -276,6 +276,20 @@ pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
         }
     }
     done
+}
+
+/// A dot name is a drop being written; one untouched for a day was left
+/// by a sender that crashed or was killed, and nobody but root can remove
+/// it. Unlinking never follows a link. Always false: never picked up.
+fn remove_if_abandoned(path: &Path) -> bool {
+    const ABANDONED: std::time::Duration = std::time::Duration::from_secs(86_400);
+    let abandoned = fs::symlink_metadata(path)
+        .and_then(|meta| meta.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > ABANDONED));
+    if abandoned {
+        let _ = fs::remove_file(path);
+    }
+    false
 }
 
 /// One drop file into the queue (or, when planning refuses the message,

@@ -253,7 +253,7 @@ fn flush_refuses_fifos_symlinks_and_hard_links_without_hanging() {
     // nobody's own file, hard-linked into the maildrop.
     let own = machine.home.join("own");
     let plant = format!(
-        "cd '{drop}' && mkfifo fifo && ln -s '{secret}' symlink && printf '%s' '{content}' > '{own}' && ln '{own}' hardlink",
+        "cd '{drop}' && mkfifo fifo && ln -s '{secret}' symlink && printf '%s' '{content}' > '{own}' && ln '{own}' hardlink && touch -d '2 days ago' .abandoned && touch .being-written",
         drop = machine.maildrop().display(),
         secret = secret.display(),
         own = own.display(),
@@ -271,7 +271,7 @@ fn flush_refuses_fifos_symlinks_and_hard_links_without_hanging() {
         .write_stdin("Subject: honest\n\nx\n")
         .assert()
         .success();
-    assert_eq!(machine.drops().len(), 4);
+    assert_eq!(machine.drops().len(), 6);
 
     let output = machine.flush();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -292,7 +292,12 @@ fn flush_refuses_fifos_symlinks_and_hard_links_without_hanging() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(server.received().len(), 1, "{stderr}");
     assert_eq!(common::parse(&got[0].data).subject(), Some("honest"));
-    assert!(machine.drops().is_empty(), "{:?}", machine.drops());
+    // An unfinished drop is left alone, unless it was abandoned a day ago.
+    assert_eq!(
+        machine.drops(),
+        [machine.maildrop().join(".being-written")],
+        "{stderr}"
+    );
     assert_eq!(
         fs::read_to_string(&secret).unwrap(),
         drop_file("thief@example.com", "secret")
