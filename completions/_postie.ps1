@@ -84,7 +84,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--help-long', '--help-long', [CompletionResultType]::ParameterName, 'Print each option with its details (man postie has more)')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show or drop queued messages')
+            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show, drop or retry queued messages; set up the maildrop')
             break
         }
         'postie;queue' {

@@ -81,7 +81,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --help-long 'Print each option with its details (man postie has more)'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand queue 'List, send, show or drop queued messages'
+            cand queue 'List, send, show, drop or retry queued messages; set up the maildrop'
         }
         &'postie;queue'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'

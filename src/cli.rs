@@ -373,7 +373,7 @@ where
 #[command(
     name = "postie queue",
     version,
-    about = "List, send, show or drop queued messages"
+    about = "List, send, show, drop or retry queued messages; set up the maildrop"
 )]
 pub struct QueueCli {
     #[command(subcommand)]
