@@ -18,6 +18,10 @@ DOCDIR ?= $(DATADIR)/doc/postie
 BASHDIR ?= $(DATADIR)/bash-completion/completions
 ZSHDIR ?= $(DATADIR)/zsh/site-functions
 FISHDIR ?= $(DATADIR)/fish/vendor_completions.d
+# The spool: root's queue and the maildrop where other users' sendmail
+# leaves mail for root's `postie queue flush` (postie looks for it here
+# whatever root's queue_dir says; POSTIE_SPOOL_DIR is for tests only).
+SPOOLDIR ?= /var/spool/postie
 # Where the sendmail links go (these two paths are what programs call).
 SENDMAIL_LINKS ?= /usr/sbin/sendmail /usr/lib/sendmail
 
@@ -48,6 +52,11 @@ install: $(BINARY)
 	$(INSTALL) -m 644 completions/postie.fish $(DESTDIR)$(FISHDIR)/postie.fish
 	$(INSTALL) -m 644 examples/config.toml $(DESTDIR)$(DOCDIR)/examples/config.toml
 	$(INSTALL) -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	# 0711: users reach the maildrop but cannot list root's queue; 1733:
+	# anyone may drop a file, nobody else may list or remove it. The same
+	# as `postie queue init`, which also repairs them.
+	$(INSTALL) -d -m 0711 $(DESTDIR)$(SPOOLDIR)
+	$(INSTALL) -d -m 1733 $(DESTDIR)$(SPOOLDIR)/maildrop
 
 # Links /usr/sbin/sendmail and /usr/lib/sendmail to the installed postie.
 # An existing sendmail that is not already this link is left alone: remove
@@ -73,6 +82,8 @@ uninstall:
 	rm -f $(DESTDIR)$(BASHDIR)/postie $(DESTDIR)$(ZSHDIR)/_postie $(DESTDIR)$(FISHDIR)/postie.fish
 	rm -f $(DESTDIR)$(DOCDIR)/examples/config.toml $(DESTDIR)$(DOCDIR)/README.md
 	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	# The spool may still hold mail: removed only when empty.
+	rmdir $(DESTDIR)$(SPOOLDIR)/maildrop 2>/dev/null || true
 	@for link in $(SENDMAIL_LINKS); do \
 		if [ "$$(readlink "$(DESTDIR)$$link" 2>/dev/null)" = "$(BINDIR)/postie" ]; then \
 			rm -f "$(DESTDIR)$$link" && echo "removed $(DESTDIR)$$link"; \

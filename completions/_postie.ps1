@@ -84,7 +84,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--help-long', '--help-long', [CompletionResultType]::ParameterName, 'Print each option with its details (man postie has more)')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show or drop queued messages')
+            [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show, drop or retry queued messages; set up the maildrop')
             break
         }
         'postie;queue' {
@@ -96,12 +96,15 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('flush', 'flush', [CompletionResultType]::ParameterValue, 'Try to send every queued message that is due (exponential backoff per message)')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one queued message: its envelope, history and the message itself')
             [CompletionResult]::new('drop', 'drop', [CompletionResultType]::ParameterValue, 'Delete one queued message without sending it')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create or repair the system spool and its maildrop (root; see MAILDROP)')
+            [CompletionResult]::new('retry', 'retry', [CompletionResultType]::ParameterValue, 'Move a message from failed/ back into the queue, as new: attempts and age start again')
             break
         }
         'postie;queue;list' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON for scripts')
+            [CompletionResult]::new('--failed', '--failed', [CompletionResultType]::ParameterName, 'List the messages given up on (in failed/) instead, with why')
             break
         }
         'postie;queue;flush' {
@@ -118,6 +121,16 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             break
         }
         'postie;queue;drop' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
+            [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            break
+        }
+        'postie;queue;init' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
+            [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            break
+        }
+        'postie;queue;retry' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
             break

@@ -25,8 +25,14 @@ _postie() {
             postie__subcmd__queue,flush)
                 cmd="postie__subcmd__queue__subcmd__flush"
                 ;;
+            postie__subcmd__queue,init)
+                cmd="postie__subcmd__queue__subcmd__init"
+                ;;
             postie__subcmd__queue,list)
                 cmd="postie__subcmd__queue__subcmd__list"
+                ;;
+            postie__subcmd__queue,retry)
+                cmd="postie__subcmd__queue__subcmd__retry"
                 ;;
             postie__subcmd__queue,show)
                 cmd="postie__subcmd__queue__subcmd__show"
@@ -240,7 +246,7 @@ _postie() {
             return 0
             ;;
         postie__subcmd__queue)
-            opts="-V --config --queue-dir --version list flush show drop"
+            opts="-V --config --queue-dir --version list flush show drop init retry"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -314,8 +320,58 @@ _postie() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        postie__subcmd__queue__subcmd__init)
+            opts="--config --queue-dir"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --queue-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         postie__subcmd__queue__subcmd__list)
-            opts="--json --config --queue-dir"
+            opts="--json --failed --config --queue-dir"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --queue-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__queue__subcmd__retry)
+            opts="--config --queue-dir"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

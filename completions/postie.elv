@@ -81,7 +81,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --help-long 'Print each option with its details (man postie has more)'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand queue 'List, send, show or drop queued messages'
+            cand queue 'List, send, show, drop or retry queued messages; set up the maildrop'
         }
         &'postie;queue'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
@@ -92,11 +92,14 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand flush 'Try to send every queued message that is due (exponential backoff per message)'
             cand show 'Show one queued message: its envelope, history and the message itself'
             cand drop 'Delete one queued message without sending it'
+            cand init 'Create or repair the system spool and its maildrop (root; see MAILDROP)'
+            cand retry 'Move a message from failed/ back into the queue, as new: attempts and age start again'
         }
         &'postie;queue;list'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
             cand --json 'Print JSON for scripts'
+            cand --failed 'List the messages given up on (in failed/) instead, with why'
         }
         &'postie;queue;flush'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
@@ -110,6 +113,14 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
         }
         &'postie;queue;drop'= {
+            cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
+            cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
+        }
+        &'postie;queue;init'= {
+            cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
+            cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
+        }
+        &'postie;queue;retry'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
         }

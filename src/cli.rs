@@ -376,7 +376,7 @@ where
 #[command(
     name = "postie queue",
     version,
-    about = "List, send, show or drop queued messages"
+    about = "List, send, show, drop or retry queued messages; set up the maildrop"
 )]
 pub struct QueueCli {
     #[command(subcommand)]
@@ -400,6 +400,9 @@ pub enum QueueCommand {
         /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
+        /// List the messages given up on (in failed/) instead, with why.
+        #[arg(long)]
+        failed: bool,
     },
     /// Try to send every queued message that is due (exponential backoff per message).
     Flush {
@@ -420,10 +423,17 @@ pub enum QueueCommand {
         /// The id from `postie queue list`.
         id: String,
     },
+    /// Create or repair the system spool and its maildrop (root; see MAILDROP).
+    Init,
+    /// Move a message from failed/ back into the queue, as new: attempts and age start again.
+    Retry {
+        /// The id from `postie queue list --failed`.
+        id: String,
+    },
 }
 
 /// How the connection to the server is encrypted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
     /// Upgrade with STARTTLS; fail if the server does not offer it.
@@ -473,7 +483,7 @@ impl QuitAfter {
 }
 
 /// The SASL mechanism for SMTP AUTH.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMethod {
     /// The first of PLAIN and LOGIN that the server offers.

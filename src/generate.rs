@@ -357,6 +357,7 @@ fn postie_page() -> String {
     push_clap_sections(&mut page, command);
     configuration(&mut page);
     sendmail_compatibility(&mut page);
+    multi_user(&mut page);
     exit_status(&mut page);
     environment(&mut page);
     files_section(&mut page);
@@ -517,6 +518,36 @@ ln -s /usr/local/bin/postie /usr/lib/sendmail
     );
 }
 
+/// What the README calls "Several users on one machine".
+const MAILDROP_TEXT: [&str; 3] = [
+    "When root's `/etc/postie/config.toml` holds the relay's password, it is `chmod 600` and \
+     other users cannot read it. A user's cron job still mails through it: in sendmail mode, a \
+     user other than root who has no config of their own (and gives no `-C`, `--config` or \
+     `--server`), on a machine whose system config exists but cannot be opened, hands the \
+     message to the maildrop, `/var/spool/postie/maildrop`, and exits 0. The ordinary command \
+     line never does.",
+    "The maildrop is set up by `make install` or `postie queue init` (which also repairs the \
+     modes): `/var/spool/postie` is root's, mode 0711, and `maildrop/` mode 1733, so anyone may \
+     add a file but nobody else may list, read or remove it. A drop file holds only what \
+     sendmail's command line said (`-f`, `-F`, `-t`, `-i`, the recipients) and the message as \
+     it came in; never a setting that root's flush would run or read.",
+    "Root's `postie queue flush` picks the drops up first: it opens each without following a \
+     link or blocking, refuses (and removes) anything that is not a regular file with one \
+     link, takes the sender's user id from the file's owner, plans the message with the system \
+     config exactly as sendmail mode would (aliases, `local_domain`, `from_policy`), adds \
+     `Received: by `*HOST*` (postie, from userid `*N*`)`, queues it in root's queue, logs the \
+     user id and removes the drop file. A message the system config cannot plan is kept in \
+     `failed/` with the reason. A drop still being written (a dot name) is left alone, and \
+     removed once abandoned for a day. So run the flush from root's crontab or a systemd timer.",
+];
+
+fn multi_user(page: &mut Page) {
+    page.section("SEVERAL USERS ON ONE MACHINE");
+    for text in MAILDROP_TEXT {
+        page.p(text);
+    }
+}
+
 fn exit_status(page: &mut Page) {
     page.section("EXIT STATUS");
     page.p(
@@ -591,7 +622,7 @@ fn exit_status(page: &mut Page) {
 fn environment(page: &mut Page) {
     page.section("ENVIRONMENT");
     page.p("Each variable stands in for a flag, which wins over it; the variable wins over the config file.");
-    let variables: [(&str, &str); 13] = [
+    let variables: [(&str, &str); 14] = [
         ("POSTIE_SERVER", "The server, as `--server`."),
         ("POSTIE_PORT", "The port, as `--port`."),
         ("POSTIE_TLS", "The TLS mode, as `--tls`."),
@@ -608,7 +639,13 @@ fn environment(page: &mut Page) {
         (
             "POSTIE_SYSTEM_CONFIG",
             "Replaces `/etc/postie/config.toml`, for tests and for packages that install the \
-             system-wide file elsewhere.",
+             system-wide file elsewhere: the system config that every user falls back to, whose \
+             unreadability sends a user's mail to the maildrop, and which its pickup uses.",
+        ),
+        (
+            "POSTIE_SPOOL_DIR",
+            "For tests and packagers: the spool holding the maildrop, instead of \
+             `/var/spool/postie`. Every user's postie must agree on it.",
         ),
         (
             "HOME",
@@ -631,7 +668,7 @@ fn environment(page: &mut Page) {
 
 fn files_section(page: &mut Page) {
     page.section("FILES");
-    let files: [(&str, &str); 6] = [
+    let files: [(&str, &str); 7] = [
         (
             "~/.config/postie/config.toml",
             "The user's config file (`$XDG_CONFIG_HOME/postie/config.toml`); see postie.toml(5).",
@@ -649,6 +686,11 @@ fn files_section(page: &mut Page) {
         (
             "/var/spool/postie",
             "The queue for root; see postie-queue(1).",
+        ),
+        (
+            "/var/spool/postie/maildrop",
+            "Messages from users who cannot read the system config, for root's flush; see \
+             SEVERAL USERS ON ONE MACHINE.",
         ),
         (
             "~/.local/state/postie/queue",
@@ -708,10 +750,11 @@ postie --server smtp.example.com --timing --test-message \
 // postie-queue(1)
 
 const QUEUE_SYNOPSIS: &str = "\
-postie queue [--config PATH] [--queue-dir DIR] list [--json]
+postie queue [--config PATH] [--queue-dir DIR] list [--json] [--failed]
 postie queue [--config PATH] [--queue-dir DIR] flush [--now] [-v]
 postie queue [--config PATH] [--queue-dir DIR] show ID
-postie queue [--config PATH] [--queue-dir DIR] drop ID";
+postie queue [--config PATH] [--queue-dir DIR] drop ID
+postie queue [--config PATH] [--queue-dir DIR] retry ID";
 
 const QUEUE_DESCRIPTION: &str = "\
 A temporary failure (any 4xx reply, a refused or timed-out connection, a connection lost before \
@@ -780,19 +823,47 @@ fn queue_page() -> String {
          twice.",
     );
     page.p(
+        "One bad entry never stops a flush: an entry whose message is missing or shorter than \
+         its recorded size, or whose `.json` cannot be read, moves to `failed/` with the reason \
+         (a description that does not parse is kept as it is, the reason next to it in \
+         *ID*`.reason`), and the flush goes on with the others. An entry whose new state cannot \
+         be written (a full disk), or that cannot be set up for sending (its config unreadable, \
+         its password command failing), stays as it was, and the flush goes on too. `list --failed` \
+         shows what `failed/` holds and why; `retry` *ID* moves an entry back into the queue \
+         with its attempts and age reset, once the cause is fixed.",
+    );
+    page.p(
+        "The settings an entry is sent with are a versioned record of their own, not a command \
+         line: the flags that decide how it is sent (`--config`, `--account`, `--server`, TLS, \
+         authentication, `--timeout`, `--partial`, `--mx`, ...), with every path made absolute. \
+         At flush time they win over the account, which wins over `[defaults]`, as on the \
+         command line. Entries written by older versions are read and converted when next \
+         saved.",
+    );
+    page.p(
         "Passwords are never stored in the queue: a flush reads them from the config \
          (`password_cmd`, `password`) or `POSTIE_PASSWORD` as they are then. A `--password-cmd` \
          given on the command line is stored (a command, not a secret) and run again by the \
          flush.",
     );
 
+    page.section("MAILDROP");
+    for text in MAILDROP_TEXT {
+        page.p(text);
+    }
+
     page.section("EXIT STATUS");
     page.p(
         "`flush` is silent when all is well and exits 0 when every entry that was due got sent \
          (an entry still in its backoff is not due: `postie queue list` shows it); 75 \
          (EX_TEMPFAIL) when an entry it tried is still waiting; otherwise the code of the first \
-         permanent failure (69 for an entry that expired). It prints one line on standard error for each message \
-         it defers or gives up on, so cron mails only news.",
+         permanent failure (69 for an entry that expired, 65 for a damaged entry or a refused \
+         maildrop file); 74 when an entry's new state could not be written. It prints one line \
+         on standard error for each message it defers or gives up on, so cron mails only news.",
+    );
+    page.p(
+        "`retry` exits 66 when `failed/` has no entry *ID* (or it has lost its message), 65 when \
+         the entry there is damaged. `init` exits 77 when not run as root.",
     );
     page.p(
         "`list`, `show` and `drop` exit 0; 66 when there is no entry *ID*; 75 when `drop` finds \
@@ -815,9 +886,18 @@ fn queue_page() -> String {
         "`XDG_STATE_HOME`",
         "Where a user's queue is kept (default `~/.local/state`).",
     );
+    page.item(
+        "`POSTIE_SPOOL_DIR`, `POSTIE_SYSTEM_CONFIG`",
+        "For tests and packagers: the spool (instead of `/var/spool/postie`) and the system \
+         config (instead of `/etc/postie/config.toml`) of the maildrop.",
+    );
 
     page.section("FILES");
     page.item("`/var/spool/postie`", "The queue for root.");
+    page.item(
+        "`/var/spool/postie/maildrop`",
+        "Users' messages waiting for root's flush (see MAILDROP).",
+    );
     page.item(
         "`~/.local/state/postie/queue`",
         "The queue for other users.",
@@ -832,7 +912,8 @@ fn queue_page() -> String {
     );
     page.item(
         "*QUEUE*`/failed/`",
-        "Entries that failed permanently or expired, kept for a look.",
+        "Entries that failed permanently, expired or were damaged, kept for a look (`list \
+         --failed`) and a `retry`; *ID*`.reason` says why a damaged description was moved.",
     );
 
     page.section("EXAMPLES");

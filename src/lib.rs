@@ -13,11 +13,13 @@ pub mod generate;
 pub mod home;
 pub mod local;
 pub mod log;
+pub mod maildrop;
 pub mod message;
 pub mod mx;
 pub mod outcome;
 pub mod queue;
 pub mod queue_cmd;
+pub mod queue_settings;
 pub mod report;
 pub mod request;
 pub mod sendmail;
@@ -44,6 +46,14 @@ pub fn run(cli: Cli) -> Result<()> {
         // planned (a local name with no domain, a broken config) is still
         // kept in failed/, as cron reads no exit status.
         let raw = read_stdin(&mut reader)?;
+        // A user who may not read the system config hands the message to
+        // root's queue (`applies` holds only in sendmail mode).
+        if maildrop::applies(&cli) {
+            return match maildrop::deposit(&cli, &raw) {
+                Ok(()) => Ok(()),
+                Err(err) => Err(unplanned(&cli, Some(raw), err)),
+            };
+        }
         match plan(cli.clone(), &mut raw.as_slice(), is_terminal) {
             Ok(plan) => plan,
             Err(err) => return Err(unplanned(&cli, Some(raw), err)),
@@ -169,7 +179,7 @@ fn unplanned(cli: &Cli, raw: Option<Vec<u8>>, err: Error) -> Error {
             queue.add_failed(
                 cli.from.as_deref().unwrap_or(""),
                 recipients,
-                &fallback.args,
+                &fallback.settings,
                 &content::Content::from_bytes(raw),
                 &err.message,
             )

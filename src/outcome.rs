@@ -351,13 +351,15 @@ pub fn enqueue(
     reason: &str,
 ) -> Result<String> {
     let queue = open_queue(plan)?;
+    // Only on-tempfail queues after an attempt; `always` queues untried.
+    let tried = plan.queue.policy == QueuePolicy::OnTempfail;
     let entry = queue.add(
         &message.envelope.sender,
         recipients,
-        &plan.queue.args,
+        &plan.queue.settings,
         &message.content,
+        tried.then_some(reason),
     )?;
-    let _ = reason;
     Ok(entry.id)
 }
 
@@ -376,7 +378,7 @@ fn keep_refused(plan: &Plan, message: &Outgoing, recipients: &[String], reason: 
         queue.add_failed(
             &message.envelope.sender,
             recipients,
-            &plan.queue.args,
+            &plan.queue.settings,
             &message.content,
             reason,
         )
@@ -423,7 +425,7 @@ pub fn settle_entry(
             let path = queue.add_failed(
                 &entry.sender,
                 refused_recipients,
-                &entry.args,
+                &entry.settings,
                 content,
                 &refusal.message,
             )?;

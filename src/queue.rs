@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
+use crate::queue_settings::{self, QueuedSettings};
 
 /// When queueing happens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -34,19 +35,102 @@ pub enum QueuePolicy {
 
 /// One queued message's description (the `.json` file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "StoredEntry", try_from = "StoredEntry")]
 pub struct Entry {
     pub id: String,
     /// Seconds since the epoch.
     pub created: u64,
     pub sender: String,
     pub recipients: Vec<String>,
-    /// The command-line settings to send it with (never a password: those
-    /// never are arguments); replayed through the normal precedence.
-    pub args: Vec<String>,
+    /// How to send it; replayed through the normal precedence.
+    pub settings: QueuedSettings,
     pub size: u64,
     pub attempts: u32,
     pub last_attempt: Option<u64>,
     pub last_error: Option<String>,
+}
+
+/// The `.json` as written: [`Entry`] with the version of its settings
+/// record. Version 0 (no `version` key) held the settings as `args`.
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredEntry {
+    #[serde(default)]
+    version: u32,
+    id: String,
+    created: u64,
+    sender: String,
+    recipients: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    settings: Option<QueuedSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    args: Option<Vec<String>>,
+    size: u64,
+    attempts: u32,
+    last_attempt: Option<u64>,
+    last_error: Option<String>,
+}
+
+impl From<Entry> for StoredEntry {
+    fn from(entry: Entry) -> StoredEntry {
+        StoredEntry {
+            version: queue_settings::VERSION,
+            id: entry.id,
+            created: entry.created,
+            sender: entry.sender,
+            recipients: entry.recipients,
+            settings: Some(entry.settings),
+            args: None,
+            size: entry.size,
+            attempts: entry.attempts,
+            last_attempt: entry.last_attempt,
+            last_error: entry.last_error,
+        }
+    }
+}
+
+impl TryFrom<StoredEntry> for Entry {
+    type Error = String;
+
+    fn try_from(stored: StoredEntry) -> std::result::Result<Entry, String> {
+        let settings = match stored.version {
+            0 => QueuedSettings::from_v0_args(stored.args.as_deref().unwrap_or_default())?,
+            queue_settings::VERSION => stored.settings.unwrap_or_default(),
+            newer => {
+                return Err(format!(
+                    "its settings are version {newer}, written by a newer postie (this one reads up to {})",
+                    queue_settings::VERSION
+                ))
+            }
+        };
+        Ok(Entry {
+            id: stored.id,
+            created: stored.created,
+            sender: stored.sender,
+            recipients: stored.recipients,
+            settings,
+            size: stored.size,
+            attempts: stored.attempts,
+            last_attempt: stored.last_attempt,
+            last_error: stored.last_error,
+        })
+    }
+}
+
+/// A `.json` that is no usable entry, with why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damaged {
+    pub id: String,
+    pub reason: String,
+}
+
+/// What reading one `.json` found.
+#[derive(Debug)]
+pub enum Found {
+    Entry(Box<Entry>),
+    Damaged(Damaged),
+    /// Removed or moved since it was listed (by a concurrent flush): no
+    /// news, and nothing to warn about.
+    Gone,
 }
 
 impl Entry {
@@ -128,38 +212,49 @@ impl Queue {
         self.dir.join(format!("{id}.eml"))
     }
 
+    fn failed_path(&self, id: &str, extension: &str) -> PathBuf {
+        self.dir.join("failed").join(format!("{id}.{extension}"))
+    }
+
     /// Stores a message; returns its entry. The message file is durable
-    /// before the entry that points at it exists.
+    /// before the entry that points at it exists. `failed_try` is the
+    /// error of the attempt just made, when there was one: the entry then
+    /// starts with that attempt counted and waits out its backoff.
     pub fn add(
         &self,
         sender: &str,
         recipients: &[String],
-        args: &[String],
+        settings: &QueuedSettings,
         message: &Content,
+        failed_try: Option<&str>,
     ) -> Result<Entry> {
+        let created = now();
         let entry = Entry {
             id: new_id(),
-            created: now(),
+            created,
             sender: sender.to_string(),
             recipients: recipients.to_vec(),
-            args: args.to_vec(),
+            settings: settings.clone(),
             size: message.len(),
-            attempts: 0,
-            last_attempt: None,
-            last_error: None,
+            attempts: u32::from(failed_try.is_some()),
+            last_attempt: failed_try.map(|_| created),
+            last_error: failed_try.map(str::to_string),
         };
         self.write_atomic(&self.message_path(&entry.id), |file| message.write_to(file))?;
         self.save(&entry)?;
         Ok(entry)
     }
 
-    /// Stores a message straight into `failed/`, for recipients refused
-    /// for good: never in the queue proper, where a flush could send it.
+    /// Stores a message straight into `failed/`, with why: for recipients
+    /// refused for good, and for a message that cannot even be planned
+    /// (sendmail mode, the maildrop), whose sender reads no exit status.
+    /// Never in the queue proper, where a flush could send it. Returns the
+    /// message's path.
     pub fn add_failed(
         &self,
         sender: &str,
         recipients: &[String],
-        args: &[String],
+        settings: &QueuedSettings,
         message: &Content,
         reason: &str,
     ) -> Result<PathBuf> {
@@ -168,29 +263,23 @@ impl Queue {
             created: now(),
             sender: sender.to_string(),
             recipients: recipients.to_vec(),
-            args: args.to_vec(),
+            settings: settings.clone(),
             size: message.len(),
-            attempts: 1,
-            last_attempt: Some(now()),
+            attempts: 0,
+            last_attempt: None,
             last_error: Some(reason.to_string()),
         };
-        let failed = self.dir.join("failed");
-        let message_path = failed.join(format!("{}.eml", entry.id));
+        let message_path = self.failed_path(&entry.id, "eml");
         self.write_atomic(&message_path, |file| message.write_to(file))?;
-        let json = serde_json::to_vec_pretty(&entry).map_err(|err| {
-            Error::new(Exit::Software, format!("queue: cannot encode entry: {err}"))
-        })?;
-        self.write_atomic(&failed.join(format!("{}.json", entry.id)), |file| {
-            file.write_all(&json)
-        })?;
+        let json = encode(&entry)?;
+        let meta = self.failed_path(&entry.id, "json");
+        self.write_atomic(&meta, |file| file.write_all(&json))?;
         Ok(message_path)
     }
 
     /// Writes an entry's description atomically (also after each attempt).
     pub fn save(&self, entry: &Entry) -> Result<()> {
-        let json = serde_json::to_vec_pretty(entry).map_err(|err| {
-            Error::new(Exit::Software, format!("queue: cannot encode entry: {err}"))
-        })?;
+        let json = encode(entry)?;
         self.write_atomic(&self.meta_path(&entry.id), |file| file.write_all(&json))
     }
 
@@ -213,7 +302,7 @@ impl Queue {
             file.sync_all()?;
             fs::rename(&temp, path)?;
             // The rename itself must reach the disk too.
-            File::open(&self.dir)?.sync_all()
+            File::open(path.parent().unwrap_or(&self.dir))?.sync_all()
         };
         write().map_err(|err| {
             let _ = fs::remove_file(&temp);
@@ -221,54 +310,102 @@ impl Queue {
         })
     }
 
-    /// Every entry, oldest first. Unreadable descriptions are skipped with a
-    /// warning rather than stopping the whole queue.
-    pub fn list(&self) -> Result<Vec<Entry>> {
-        let reader = fs::read_dir(&self.dir).map_err(|err| queue_error("read", &self.dir, &err))?;
-        let mut entries = Vec::new();
+    /// Every entry, oldest first, and the descriptions that are no usable
+    /// entry (flush moves those to `failed/`).
+    pub fn list(&self) -> Result<Vec<std::result::Result<Entry, Damaged>>> {
+        self.scan(&self.dir)
+    }
+
+    /// What `failed/` holds, oldest first.
+    pub fn list_failed(&self) -> Result<Vec<std::result::Result<Entry, Damaged>>> {
+        let failed = self.dir.join("failed");
+        let mut listed = self.scan(&failed)?;
+        // A damaged description kept there has its reason next to it.
+        for item in &mut listed {
+            if let Err(damaged) = item {
+                if let Ok(reason) = fs::read_to_string(self.failed_path(&damaged.id, "reason")) {
+                    damaged.reason = reason.trim_end().to_string();
+                }
+            }
+        }
+        Ok(listed)
+    }
+
+    fn scan(&self, dir: &Path) -> Result<Vec<std::result::Result<Entry, Damaged>>> {
+        let reader = fs::read_dir(dir).map_err(|err| queue_error("read", dir, &err))?;
+        let mut listed = Vec::new();
         for item in reader.flatten() {
             let path = item.path();
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            match fs::read(&path).map(|bytes| serde_json::from_slice::<Entry>(&bytes)) {
-                Ok(Ok(entry)) => entries.push(entry),
-                Ok(Err(err)) => {
-                    eprintln!("postie: warning: queue: skipping {}: {err}", path.display())
-                }
-                Err(err) => eprintln!(
-                    "postie: warning: queue: skipping {}: {}",
-                    path.display(),
-                    io_reason(&err)
-                ),
+            // Not a name postie gives: not an entry, and not to be touched.
+            let Some(id) = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|id| check_id(id).is_ok())
+            else {
+                continue;
+            };
+            match read_description(&path, &id) {
+                Found::Entry(entry) => listed.push(Ok(*entry)),
+                Found::Damaged(damaged) => listed.push(Err(damaged)),
+                Found::Gone => {}
             }
         }
-        entries.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        Ok(entries)
+        listed.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+        Ok(listed)
+    }
+
+    /// Reads one entry's description again (under its lock, say).
+    pub fn read(&self, id: &str) -> Result<Found> {
+        check_id(id)?;
+        Ok(read_description(&self.meta_path(id), id))
     }
 
     pub fn get(&self, id: &str) -> Result<Entry> {
-        check_id(id)?;
-        let path = self.meta_path(id);
-        let bytes = fs::read(&path).map_err(|err| {
-            if err.kind() == std::io::ErrorKind::NotFound {
-                Error::new(
-                    Exit::NoInput,
-                    format!("queue: no entry {id} in {}", self.dir.display()),
-                )
-                .hint("see `postie queue list`")
-            } else {
-                queue_error("read", &path, &err)
-            }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|err| Error::data(format!("queue: entry {id} is damaged: {err}")))
+        match self.read(id)? {
+            Found::Entry(entry) => Ok(*entry),
+            Found::Damaged(damaged) => Err(Error::data(format!(
+                "queue: entry {id} is damaged: {}",
+                damaged.reason
+            ))
+            .hint("`postie queue flush` moves it to failed/")),
+            Found::Gone => Err(Error::new(
+                Exit::NoInput,
+                format!("queue: no entry {id} in {}", self.dir.display()),
+            )
+            .hint("see `postie queue list`")),
+        }
     }
 
     pub fn message(&self, id: &str) -> Result<Vec<u8>> {
         check_id(id)?;
         let path = self.message_path(id);
         fs::read(&path).map_err(|err| queue_error("read", &path, &err))
+    }
+
+    /// The message, checked against the size its entry recorded: a
+    /// missing or cut message is the entry's fault (it moves to
+    /// `failed/`), and must never be sent as it is.
+    pub fn checked_message(&self, entry: &Entry) -> std::result::Result<Vec<u8>, String> {
+        let path = self.message_path(&entry.id);
+        let bytes = fs::read(&path).map_err(|err| {
+            format!(
+                "its message {} cannot be read: {}",
+                path.display(),
+                io_reason(&err)
+            )
+        })?;
+        if (bytes.len() as u64) < entry.size {
+            return Err(format!(
+                "its message {} is {} bytes, shorter than the {} recorded",
+                path.display(),
+                bytes.len(),
+                entry.size
+            ));
+        }
+        Ok(bytes)
     }
 
     /// Tries to lock an entry for sending; `None` when another process
@@ -289,6 +426,13 @@ impl Queue {
         }
     }
 
+    /// Lets go of the lock of an entry that another flush has finished
+    /// with since it was listed, without leaving its lock file behind.
+    pub fn release_gone(&self, id: &str, lock: EntryLock) {
+        drop(lock);
+        let _ = fs::remove_file(self.lock_path(id));
+    }
+
     /// Removes an entry: the description first, so that a crash in between
     /// leaves an orphan message, never an entry without its message.
     pub fn remove(&self, id: &str) -> Result<()> {
@@ -300,20 +444,139 @@ impl Queue {
         Ok(())
     }
 
-    /// Moves an entry to `failed/`, where flush no longer sees it.
+    /// Moves an entry to `failed/`, where flush no longer sees it. Its
+    /// `last_error` says why. A message file that is already gone is no
+    /// reason to keep the entry in the queue.
     pub fn fail(&self, entry: &Entry) -> Result<PathBuf> {
-        let failed = self.dir.join("failed");
-        let message_target = failed.join(format!("{}.eml", entry.id));
-        let meta_target = failed.join(format!("{}.json", entry.id));
-        fs::rename(self.message_path(&entry.id), &message_target)
-            .map_err(|err| queue_error("move", &message_target, &err))?;
+        let message_target = self.failed_path(&entry.id, "eml");
+        let meta_target = self.failed_path(&entry.id, "json");
+        match fs::rename(self.message_path(&entry.id), &message_target) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(queue_error("move", &message_target, &err))
+            }
+            _ => {}
+        }
         // Written whole or not at all, like every description.
-        self.write_atomic(&meta_target, |file| {
-            serde_json::to_writer_pretty(&mut *file, entry).map_err(std::io::Error::other)
-        })?;
+        let json = encode(entry)?;
+        self.write_atomic(&meta_target, |file| file.write_all(&json))?;
         let _ = fs::remove_file(self.meta_path(&entry.id));
         let _ = fs::remove_file(self.lock_path(&entry.id));
-        Ok(message_target)
+        Ok(meta_target)
+    }
+
+    /// Moves a description that cannot be read as an entry to `failed/`
+    /// as it is (it is the evidence), with the reason in `ID.reason`.
+    pub fn fail_damaged(&self, damaged: &Damaged) -> Result<PathBuf> {
+        let id = &damaged.id;
+        check_id(id)?;
+        let reason_path = self.failed_path(id, "reason");
+        let reason = format!("{}\n", damaged.reason);
+        self.write_atomic(&reason_path, |file| file.write_all(reason.as_bytes()))?;
+        let message_target = self.failed_path(id, "eml");
+        match fs::rename(self.message_path(id), &message_target) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(queue_error("move", &message_target, &err))
+            }
+            _ => {}
+        }
+        let meta_target = self.failed_path(id, "json");
+        fs::rename(self.meta_path(id), &meta_target)
+            .map_err(|err| queue_error("move", &meta_target, &err))?;
+        let _ = fs::remove_file(self.lock_path(id));
+        Ok(meta_target)
+    }
+
+    /// Moves an entry from `failed/` back into the queue as if it were
+    /// new: attempts reset and its age restarted, so that neither the
+    /// backoff nor `queue_max_age` sends it straight back.
+    pub fn retry(&self, id: &str) -> Result<Entry> {
+        check_id(id)?;
+        let meta = self.failed_path(id, "json");
+        let mut entry = match read_description(&meta, id) {
+            Found::Entry(entry) => *entry,
+            Found::Gone => {
+                return Err(Error::new(
+                    Exit::NoInput,
+                    format!(
+                        "queue: no entry {id} in {}",
+                        self.dir.join("failed").display()
+                    ),
+                )
+                .hint("see `postie queue list --failed`"))
+            }
+            Found::Damaged(damaged) => {
+                return Err(Error::data(format!(
+                    "queue: failed entry {id} is damaged ({}), so it cannot be retried",
+                    damaged.reason
+                ))
+                .hint(format!(
+                    "read {} and send the message again",
+                    meta.display()
+                )))
+            }
+        };
+        let message = self.failed_path(id, "eml");
+        if fs::symlink_metadata(&message).is_err() {
+            return Err(Error::new(
+                Exit::NoInput,
+                format!(
+                    "queue: failed entry {id} has no message {}",
+                    message.display()
+                ),
+            )
+            .hint(format!(
+                "nothing is left to send; remove {}",
+                meta.display()
+            )));
+        }
+        entry.attempts = 0;
+        entry.last_attempt = None;
+        entry.created = now();
+        fs::rename(&message, self.message_path(id))
+            .map_err(|err| queue_error("move", &message, &err))?;
+        self.save(&entry)?;
+        let _ = fs::remove_file(&meta);
+        let _ = fs::remove_file(self.failed_path(id, "reason"));
+        Ok(entry)
+    }
+}
+
+fn encode(entry: &Entry) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(entry)
+        .map_err(|err| Error::new(Exit::Software, format!("queue: cannot encode entry: {err}")))
+}
+
+fn read_description(path: &Path, id: &str) -> Found {
+    let damaged = |reason: String| {
+        Found::Damaged(Damaged {
+            id: id.to_string(),
+            reason,
+        })
+    };
+    match fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice::<Entry>(&bytes) {
+            Ok(entry) if entry.id == id => Found::Entry(Box::new(entry)),
+            Ok(entry) => damaged(format!("its description names another entry, {}", entry.id)),
+            Err(err) => damaged(format!(
+                "its description {} does not parse: {err}",
+                path.display()
+            )),
+        },
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Found::Gone,
+        Err(err) => damaged(format!(
+            "its description {} cannot be read: {}",
+            path.display(),
+            io_reason(&err)
+        )),
+    }
+}
+
+/// Oldest first; damaged descriptions (no time known) by id, which starts
+/// with the creation time.
+fn sort_key(item: &std::result::Result<Entry, Damaged>) -> (u64, &str) {
+    match item {
+        Ok(entry) => (entry.created, &entry.id),
+        Err(damaged) => (0, &damaged.id),
     }
 }
 
@@ -412,11 +675,15 @@ mod tests {
             .add(
                 "a@example.com",
                 &["b@example.com".into()],
-                &["--server".into(), "x".into()],
+                &QueuedSettings {
+                    server: Some("x".into()),
+                    ..QueuedSettings::default()
+                },
                 &Content::from_bytes(b"Subject: x\r\n\r\nbody".to_vec()),
+                None,
             )
             .unwrap();
-        assert_eq!(queue.list().unwrap(), vec![entry.clone()]);
+        assert_eq!(queue.list().unwrap(), vec![Ok(entry.clone())]);
         assert_eq!(queue.get(&entry.id).unwrap(), entry);
         assert_eq!(queue.message(&entry.id).unwrap(), b"Subject: x\r\n\r\nbody");
         queue.remove(&entry.id).unwrap();
@@ -435,7 +702,13 @@ mod tests {
     fn locks_are_exclusive() {
         let (_dir, queue) = queue();
         let entry = queue
-            .add("a@x.example", &[], &[], &Content::from_bytes(b"m".to_vec()))
+            .add(
+                "a@x.example",
+                &[],
+                &QueuedSettings::default(),
+                &Content::from_bytes(b"m".to_vec()),
+                None,
+            )
             .unwrap();
         let held = queue.lock(&entry.id).unwrap();
         assert!(held.is_some());
@@ -448,11 +721,138 @@ mod tests {
     fn failed_entries_leave_the_queue() {
         let (_dir, queue) = queue();
         let entry = queue
-            .add("a@x.example", &[], &[], &Content::from_bytes(b"m".to_vec()))
+            .add(
+                "a@x.example",
+                &[],
+                &QueuedSettings::default(),
+                &Content::from_bytes(b"m".to_vec()),
+                None,
+            )
             .unwrap();
         let moved = queue.fail(&entry).unwrap();
         assert!(moved.exists());
         assert!(queue.list().unwrap().is_empty());
+    }
+
+    fn message() -> Content {
+        Content::from_bytes(b"Subject: x\r\n\r\nbody".to_vec())
+    }
+
+    #[test]
+    fn an_entry_queued_after_a_failed_try_counts_it() {
+        let (_dir, queue) = queue();
+        let entry = queue
+            .add(
+                "a@x.example",
+                &[],
+                &QueuedSettings::default(),
+                &message(),
+                Some("451 try later"),
+            )
+            .unwrap();
+        assert_eq!(entry.attempts, 1);
+        assert_eq!(entry.last_attempt, Some(entry.created));
+        assert_eq!(entry.last_error.as_deref(), Some("451 try later"));
+        assert!(
+            entry.next_attempt() > entry.created,
+            "it waits out its backoff"
+        );
+    }
+
+    #[test]
+    fn version_0_entries_are_read_and_converted_on_save() {
+        let (_dir, queue) = queue();
+        fs::write(queue.message_path("1-2-3"), b"m").unwrap();
+        fs::write(
+            queue.meta_path("1-2-3"),
+            r#"{"id":"1-2-3","created":5,"sender":"a@x.example","recipients":["b@x.example"],
+                "args":["--server=mx.example","--tls=implicit","--partial"],"size":1,
+                "attempts":2,"last_attempt":6,"last_error":"451"}"#,
+        )
+        .unwrap();
+        let entry = queue.get("1-2-3").unwrap();
+        assert_eq!(entry.settings.server.as_deref(), Some("mx.example"));
+        assert_eq!(entry.settings.tls, Some(crate::cli::TlsMode::Implicit));
+        assert!(entry.settings.partial);
+        queue.save(&entry).unwrap();
+        let saved: serde_json::Value =
+            serde_json::from_slice(&fs::read(queue.meta_path("1-2-3")).unwrap()).unwrap();
+        assert_eq!(saved["version"], queue_settings::VERSION);
+        assert_eq!(saved["settings"]["server"], "mx.example");
+        assert!(saved.get("args").is_none(), "{saved}");
+        assert_eq!(queue.get("1-2-3").unwrap(), entry);
+    }
+
+    #[test]
+    fn a_newer_or_unparsable_record_is_damaged_not_fatal() {
+        let (_dir, queue) = queue();
+        fs::write(
+            queue.meta_path("1-1-1"),
+            r#"{"version":99,"id":"1-1-1","created":5,"sender":"","recipients":[],"size":1,
+                "attempts":0,"last_attempt":null,"last_error":null}"#,
+        )
+        .unwrap();
+        fs::write(queue.meta_path("1-1-2"), b"{not json").unwrap();
+        let listed = queue.list().unwrap();
+        assert_eq!(listed.len(), 2);
+        let reasons: Vec<String> = listed.into_iter().map(|l| l.unwrap_err().reason).collect();
+        assert!(reasons[0].contains("newer postie"), "{reasons:?}");
+        assert!(reasons[1].contains("does not parse"), "{reasons:?}");
+        let moved = queue
+            .fail_damaged(&Damaged {
+                id: "1-1-2".into(),
+                reason: "it does not parse".into(),
+            })
+            .unwrap();
+        assert_eq!(fs::read(moved).unwrap(), b"{not json");
+        let failed = queue.list_failed().unwrap();
+        assert_eq!(failed[0].as_ref().unwrap_err().reason, "it does not parse");
+        assert_eq!(queue.retry("1-1-2").unwrap_err().exit, Exit::DataErr);
+    }
+
+    #[test]
+    fn retry_brings_a_failed_entry_back_as_new() {
+        let (_dir, queue) = queue();
+        let mut entry = queue
+            .add(
+                "a@x.example",
+                &[],
+                &QueuedSettings::default(),
+                &message(),
+                Some("550"),
+            )
+            .unwrap();
+        entry.created = 1;
+        queue.fail(&entry).unwrap();
+        assert!(queue.list().unwrap().is_empty());
+        assert_eq!(queue.list_failed().unwrap().len(), 1);
+        let back = queue.retry(&entry.id).unwrap();
+        assert_eq!((back.attempts, back.last_attempt), (0, None));
+        assert!(back.created > 1);
+        assert_eq!(queue.list().unwrap(), vec![Ok(back.clone())]);
+        assert_eq!(queue.message(&back.id).unwrap(), b"Subject: x\r\n\r\nbody");
+        assert!(queue.list_failed().unwrap().is_empty());
+        assert_eq!(queue.retry(&entry.id).unwrap_err().exit, Exit::NoInput);
+    }
+
+    #[test]
+    fn a_short_or_missing_message_is_caught_before_sending() {
+        let (_dir, queue) = queue();
+        let entry = queue
+            .add(
+                "a@x.example",
+                &[],
+                &QueuedSettings::default(),
+                &message(),
+                None,
+            )
+            .unwrap();
+        assert!(queue.checked_message(&entry).is_ok());
+        fs::write(queue.message_path(&entry.id), b"Subj").unwrap();
+        let reason = queue.checked_message(&entry).unwrap_err();
+        assert!(reason.contains("4 bytes, shorter than the"), "{reason}");
+        fs::remove_file(queue.message_path(&entry.id)).unwrap();
+        assert!(queue.checked_message(&entry).is_err());
     }
 
     #[test]
@@ -462,7 +862,7 @@ mod tests {
             created: 0,
             sender: String::new(),
             recipients: vec![],
-            args: vec![],
+            settings: QueuedSettings::default(),
             size: 0,
             attempts: 0,
             last_attempt: None,

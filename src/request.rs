@@ -25,6 +25,7 @@ use crate::log::Logger;
 use crate::message::{self, ReadyMessage};
 use crate::mx::{Family, Nameserver};
 use crate::queue::{self, QueuePolicy};
+use crate::queue_settings::QueuedSettings;
 use crate::tls::{parse_fingerprint, Verify};
 use crate::transport::{
     Endpoint, Envelope, Login, Outgoing, Route, Server, Settings, Timeouts, TlsFiles,
@@ -60,8 +61,8 @@ pub struct Plan {
 pub struct QueuePlan {
     pub policy: QueuePolicy,
     pub dir: Option<PathBuf>,
-    /// The settings to send it with later, as arguments.
-    pub args: Vec<String>,
+    /// The settings to send it with later.
+    pub settings: QueuedSettings,
     /// Sendmail mode: a message refused for good is also kept in failed/,
     /// since the program that handed it over reads no exit status.
     pub keep_refused: bool,
@@ -176,7 +177,7 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
             .clone()
             .or_else(|| config.queue_dir.clone())
             .or_else(queue::default_dir),
-        args: replay_args(&cli),
+        settings: QueuedSettings::from_cli(&cli),
         keep_refused: cli.sendmail && !probing,
     };
     let log = logger(account_name, &account);
@@ -196,7 +197,7 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
 pub struct Fallback {
     pub queue_dir: Option<PathBuf>,
     pub log: Logger,
-    pub args: Vec<String>,
+    pub settings: QueuedSettings,
 }
 
 impl Fallback {
@@ -214,7 +215,7 @@ impl Fallback {
             log: selected
                 .map(|(name, account)| logger(name, &account))
                 .unwrap_or_default(),
-            args: replay_args(cli),
+            settings: QueuedSettings::from_cli(cli),
         }
     }
 }
@@ -227,58 +228,17 @@ fn logger(account_name: Option<String>, account: &Account) -> Logger {
     }
 }
 
-/// The command-line settings that decide how a message is sent, as
-/// arguments, so that `postie queue flush` sends it the same way. Passwords
-/// are never arguments, so none is stored; the account's password_cmd or
-/// password is used at flush time.
-fn replay_args(cli: &Cli) -> Vec<String> {
-    let mut args = Vec::new();
-    let mut value = |flag: &str, v: Option<String>| {
-        if let Some(v) = v {
-            args.push(format!("--{flag}={v}"));
-        }
-    };
-    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    value("config", path(&cli.config));
-    value("account", cli.account.clone());
-    value("server", cli.server.clone());
-    value("port", cli.port.map(|p| p.to_string()));
-    value("tls", cli.tls.map(|t| format!("{t:?}").to_lowercase()));
-    value("ca-file", path(&cli.ca_file));
-    value("client-cert", path(&cli.client_cert));
-    value("client-key", path(&cli.client_key));
-    value("tls-fingerprint", cli.tls_fingerprint.clone());
-    value("user", cli.user.clone());
-    value("password-cmd", cli.password_cmd.clone());
-    value("auth", cli.auth.map(|a| format!("{a:?}").to_lowercase()));
-    value("helo", cli.helo.clone());
-    value("timeout", cli.timeout.map(|t| t.to_string()));
-    value("resolver", cli.resolver.clone());
-    for (set, flag) in [
-        (cli.insecure, "--insecure"),
-        (cli.allow_plaintext_auth, "--allow-plaintext-auth"),
-        (cli.partial, "--partial"),
-        (cli.mx, "--mx"),
-        (cli.ipv4, "--ipv4"),
-        (cli.ipv6, "--ipv6"),
-    ] {
-        if set {
-            args.push(flag.to_string());
-        }
-    }
-    args
-}
-
-/// The transport settings for a queued message, from its stored arguments
-/// and today's config (a changed password or server applies).
-pub fn replay_settings(args: &[String], envelope: &Envelope) -> Result<(Settings, Logger)> {
-    let cli = Cli::try_parse_from(std::iter::once("postie").chain(args.iter().map(String::as_str)))
-        .map_err(|err| {
-            Error::config(format!(
-                "queue: the stored settings do not parse: {}",
-                err.kind()
-            ))
-        })?;
+/// The transport settings for a queued message, from its stored record
+/// and today's config (a changed password or server applies), with the
+/// usual precedence: the record's flags, then the account, then defaults.
+pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(Settings, Logger)> {
+    let mut cli = Cli::try_parse_from(["postie"]).map_err(|err| {
+        Error::new(
+            Exit::Software,
+            format!("queue: cannot start from empty settings: {}", err.kind()),
+        )
+    })?;
+    stored.apply(&mut cli);
     let config = ConfigFile::load(cli.config.as_deref())?;
     let (account_name, account) = config.select(cli.account.as_deref(), Some(&envelope.sender))?;
     let mut warnings = Vec::new();

@@ -163,7 +163,8 @@ fn check_with(name: &str, fault: Fault, start: fn(&[u8], Vec<Vec<u8>>) -> Script
             .env("POSTIE_CONFIG", env.config())
             .env("POSTIE_QUEUE_DIR", env.queue())
             .env("POSTIE_PASSWORD", PASSWORD)
-            .args(["queue", "flush"])
+            // --now: the failed try counts, so the entry is in its backoff.
+            .args(["queue", "flush", "--now"])
             .output()
             .unwrap();
         assert!(

@@ -709,6 +709,7 @@ fn postie_command_is_hermetic() {
     let mut expected = vec![
         "HOME",
         "POSTIE_QUEUE_DIR",
+        "POSTIE_SPOOL_DIR",
         "POSTIE_SYSTEM_CONFIG",
         "XDG_CONFIG_HOME",
         "XDG_STATE_HOME",
@@ -718,13 +719,14 @@ fn postie_command_is_hermetic() {
     }
     assert_eq!(keys, expected);
     for (k, v) in &envs {
-        // The queue directory is created by postie when it first queues.
+        // The queue directory is created by postie when it first queues,
+        // the spool by `postie queue init`.
         if k == "POSTIE_SYSTEM_CONFIG" {
             let path = std::path::PathBuf::from(v.as_deref().expect("value"));
             assert!(!path.exists(), "{k}={path:?} must not exist");
             continue;
         }
-        if k != "PATH" && k != "POSTIE_QUEUE_DIR" {
+        if k != "PATH" && k != "POSTIE_QUEUE_DIR" && k != "POSTIE_SPOOL_DIR" {
             let dir = std::path::PathBuf::from(v.as_deref().expect("value"));
             assert!(dir.is_dir(), "{k}={dir:?} should exist");
         }

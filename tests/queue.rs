@@ -92,13 +92,26 @@ fn temporary_failure_is_queued_and_flush_delivers_it_once() {
         text.contains("cron@example.com -> ops@example.com"),
         "{text}"
     );
+    // The failed try is the entry's first attempt, and it says why.
+    assert!(
+        text.contains("attempts 1  last error: ") && text.contains("connection refused"),
+        "{text}"
+    );
 
-    // The server comes back (at another address): flush uses today's config.
+    // The server comes back (at another address): flush uses today's
+    // config. Right after the failed try the entry is in its backoff.
     let server = TestServer::start(ServerOptions::default());
     setup.write_config(&server.addr(), "");
     setup
         .cmd()
         .args(["queue", "flush"])
+        .assert()
+        .success()
+        .stderr("");
+    assert!(server.received().is_empty(), "not due yet");
+    setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
         .assert()
         .success()
         .stderr("");
@@ -741,4 +754,263 @@ fn a_flush_moves_refused_recipients_to_failed_and_keeps_the_owed_ones() {
         serde_json::json!(["gone@example.com"])
     );
     assert!(server.received().is_empty());
+}
+
+fn id_of(meta: &Path) -> String {
+    meta.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+fn queue_always(setup: &Setup, subject: &str) -> PathBuf {
+    let before = setup.entries();
+    setup
+        .cmd()
+        .args(["ops@example.com", "-s", subject, "--body", "x"])
+        .assert()
+        .success();
+    setup
+        .entries()
+        .into_iter()
+        .find(|e| !before.contains(e))
+        .unwrap()
+}
+
+#[test]
+fn damaged_entries_move_to_failed_and_the_flush_goes_on() {
+    let server = TestServer::start(ServerOptions::default());
+    let setup = Setup::new(&server.addr(), "queue = \"always\"");
+    let missing = queue_always(&setup, "missing");
+    let short = queue_always(&setup, "short");
+    let garbled = queue_always(&setup, "garbled");
+    let _good = queue_always(&setup, "good");
+    fs::remove_file(missing.with_extension("eml")).unwrap();
+    fs::write(short.with_extension("eml"), "Subject: sh").unwrap();
+    fs::write(&garbled, "{\"id\": ").unwrap();
+
+    let output = setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(65), "{stderr}");
+    let got = server.wait_for_messages(1);
+    assert_eq!(common::parse(&got[0].data).subject(), Some("good"));
+    for (meta, why) in [
+        (&missing, "cannot be read"),
+        (&short, "shorter than the"),
+        (&garbled, "does not parse"),
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(&format!("failed {}", id_of(meta))))
+            .unwrap_or_else(|| panic!("no line for {why}: {stderr}"));
+        assert!(line.contains(why) && line.contains("kept in"), "{line}");
+    }
+    assert!(setup.entries().is_empty());
+    assert_eq!(list_json(&setup.queue.join("failed")).len(), 3);
+
+    // What failed/ holds is visible, with why.
+    let listed = setup
+        .cmd()
+        .args(["queue", "list", "--failed"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.contains(&format!("{}  damaged: ", id_of(&garbled))),
+        "{text}"
+    );
+    assert!(text.contains("shorter than the"), "{text}");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn a_failed_entry_can_be_retried() {
+    let refusing = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["ops@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let setup = Setup::new(&refusing.addr(), "queue = \"always\"");
+    let meta = queue_always(&setup, "again");
+    let id = id_of(&meta);
+    let output = setup.cmd().args(["queue", "flush"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(67));
+    let listed = setup
+        .cmd()
+        .args(["queue", "list", "--failed", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(json[0]["id"], id.as_str());
+    assert_eq!(json[0]["attempts"], 1);
+    assert!(
+        json[0]["last_error"].as_str().unwrap().contains("550"),
+        "{json}"
+    );
+
+    // The admin fixes the cause, then puts the message back.
+    let good = TestServer::start(ServerOptions::default());
+    setup.write_config(&good.addr(), "queue = \"always\"");
+    setup.cmd().args(["queue", "retry", &id]).assert().success();
+    let listed = setup.cmd().args(["queue", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.starts_with(&id) && text.contains("attempts 0"),
+        "{text}"
+    );
+    setup.cmd().args(["queue", "flush"]).assert().success();
+    assert_eq!(good.wait_for_messages(1).len(), 1);
+    assert!(list_json(&setup.queue.join("failed")).is_empty());
+
+    let output = setup.cmd().args(["queue", "retry", &id]).output().unwrap();
+    assert_eq!(output.status.code(), Some(66));
+}
+
+#[test]
+fn a_version_0_entry_is_still_sent() {
+    let server = TestServer::start(ServerOptions::default());
+    // The config points elsewhere: only the entry's own --server works.
+    let setup = Setup::new(&down(), "");
+    fs::create_dir_all(&setup.queue).unwrap();
+    let message = b"Subject: old\r\n\r\nx\r\n";
+    fs::write(setup.queue.join("1-2-3.eml"), message).unwrap();
+    fs::write(
+        setup.queue.join("1-2-3.json"),
+        format!(
+            r#"{{"id":"1-2-3","created":{},"sender":"cron@example.com","recipients":["ops@example.com"],
+                "args":["--server={}","--timeout=5"],"size":{},"attempts":0,"last_attempt":null,"last_error":null}}"#,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            server.addr(),
+            message.len()
+        ),
+    )
+    .unwrap();
+    setup
+        .cmd()
+        .args(["queue", "flush"])
+        .assert()
+        .success()
+        .stderr("");
+    assert_eq!(server.wait_for_messages(1).len(), 1);
+}
+
+#[test]
+fn concurrent_flushes_print_no_warnings() {
+    let server = TestServer::start(ServerOptions::default());
+    let setup = Setup::new(&server.addr(), "queue = \"always\"");
+    for i in 0..20 {
+        queue_always(&setup, &format!("m{i}"));
+    }
+    let outputs: Vec<std::process::Output> = std::thread::scope(|scope| {
+        let flushes: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    setup
+                        .cmd()
+                        .args(["queue", "flush", "--now"])
+                        .output()
+                        .unwrap()
+                })
+            })
+            .collect();
+        flushes.into_iter().map(|f| f.join().unwrap()).collect()
+    });
+    for output in &outputs {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr, "", "no warnings");
+    }
+    assert_eq!(server.wait_for_messages(20).len(), 20);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(server.received().len(), 20, "each sent once");
+    assert!(setup.entries().is_empty());
+}
+
+#[test]
+fn a_full_disk_while_saving_fails_that_entry_not_the_run() {
+    let Some(disk) = TinyDisk::mount(64) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and must be able to mount a tmpfs for this test"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let good = TestServer::start(ServerOptions::default());
+    let setup = Setup::new(&down(), "queue = \"always\"");
+    let queue = disk.dir.path().join("queue");
+    let queued = |server: &str| {
+        setup
+            .cmd()
+            .env("POSTIE_QUEUE_DIR", &queue)
+            .args(["--server", server, "ops@example.com", "--body", "x"])
+            .assert()
+            .success();
+    };
+    queued(&down());
+    queued(&good.addr());
+    let first = list_json(&queue).remove(0);
+    let before = fs::read(&first).unwrap();
+    // Fill the disk to the last byte.
+    let mut filler = fs::File::create(disk.dir.path().join("filler")).unwrap();
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+    let _ = std::io::Write::write_all(&mut filler, &chunk[..1]);
+    drop(filler);
+
+    let output = setup
+        .cmd()
+        .env("POSTIE_QUEUE_DIR", &queue)
+        .args(["queue", "flush"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(74), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} stays as it was", id_of(&first)))
+            && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    assert_eq!(
+        good.wait_for_messages(1).len(),
+        1,
+        "the next entry was sent"
+    );
+    assert_eq!(list_json(&queue), std::slice::from_ref(&first));
+    assert_eq!(fs::read(&first).unwrap(), before, "the old state is intact");
+}
+
+#[test]
+fn an_entry_that_cannot_be_set_up_does_not_hold_up_the_others() {
+    let server = TestServer::start(ServerOptions::default());
+    let setup = Setup::new(&server.addr(), "queue = \"always\"");
+    let other = setup.dir.path().join("other.toml");
+    fs::copy(&setup.config, &other).unwrap();
+    setup
+        .cmd()
+        .arg("--config")
+        .arg(&other)
+        .args(["ops@example.com", "-s", "other config", "--body", "x"])
+        .assert()
+        .success();
+    let stuck = setup.entries().remove(0);
+    queue_always(&setup, "fine");
+    // The config the first entry was queued with is gone.
+    fs::remove_file(&other).unwrap();
+    let output = setup.cmd().args(["queue", "flush"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot send {}", id_of(&stuck))),
+        "{stderr}"
+    );
+    let got = server.wait_for_messages(1);
+    assert_eq!(common::parse(&got[0].data).subject(), Some("fine"));
+    assert_eq!(setup.entries(), [stuck]);
 }

@@ -1011,8 +1011,9 @@ fn a_config_that_cannot_be_read_is_78_naming_it_not_no_config() {
     fs::set_permissions(&hidden, fs::Permissions::from_mode(0o000)).unwrap();
     let out = cmd
         .env("POSTIE_SYSTEM_CONFIG", &config)
-        .args(["--sendmail", "-i", "root"])
-        .write_stdin("Subject: x\n\nbody\n")
+        // The ordinary command line: in sendmail mode the maildrop takes
+        // it (tests/maildrop.rs).
+        .args(["-f", "a@example.com", "root", "--body", "x"])
         .output()
         .unwrap();
     fs::set_permissions(&hidden, fs::Permissions::from_mode(0o755)).unwrap();

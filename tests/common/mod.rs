@@ -1218,6 +1218,10 @@ pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
         .env("XDG_CONFIG_HOME", &config)
         .env("XDG_STATE_HOME", &state)
         .env("POSTIE_QUEUE_DIR", home.join("queue"))
+        // Root's flush picks up /var/spool/postie/maildrop: never the
+        // real one, whose users' mail is not the test's.
+        .env("POSTIE_SPOOL_DIR", home.join("spool"))
+        // Nor the machine's /etc/postie/config.toml.
         .env(
             "POSTIE_SYSTEM_CONFIG",
             home.join("no-system-config").join("config.toml"),

@@ -1,0 +1,495 @@
+//! The maildrop, as Postfix's: how a user who may not read the system
+//! config still gets mail out.
+//!
+//! On a machine whose `/etc/postie/config.toml` is private to root (it
+//! holds the relay's password), cron running a user's job calls
+//! `sendmail` as that user. With no config of their own, postie in
+//! sendmail mode then drops the message into `/var/spool/postie/maildrop`
+//! (mode 1733: anyone may create a file there, nobody but root may list
+//! it, nobody may remove another's file), and root's `postie queue flush`
+//! picks it up.
+//!
+//! A drop file holds only what the sendmail command line said (`-f`, `-F`,
+//! `-t`, `-i`, the recipients) and the message as it came in: nothing that
+//! the flush would run or read on the user's behalf (no `--config`, no
+//! `--password-cmd`, no server). The submitter is the file's owner as the
+//! kernel reports it, never anything the file says. Pickup opens each file
+//! without following links and without blocking, refuses anything but a
+//! regular file with one link, plans the message with the system config
+//! exactly as sendmail mode would (aliases, qualification, `from_policy`),
+//! adds a `Received:` line naming the user, and moves it into root's queue
+//! before removing the drop file.
+//!
+//! What does not belong here: sending (the queue does that) and deciding
+//! whether an entry is delivered (`queue_cmd`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Cli;
+use crate::config::Location;
+use crate::content::Content;
+use crate::exit::{io_reason, Error, Exit, Result};
+use crate::log::{Attempt, Outcome};
+use crate::queue::Queue;
+use crate::queue_settings::QueuedSettings;
+use crate::request;
+
+/// Overrides `/var/spool/postie`, for tests and for packagers whose spool
+/// lives elsewhere. Not for ordinary use: every user must agree on it.
+pub const SPOOL_ENV: &str = "POSTIE_SPOOL_DIR";
+
+/// The spool directory: fixed, whatever root's `queue_dir` says, because
+/// every user's postie must find it without reading any config.
+pub(crate) fn spool_dir() -> PathBuf {
+    std::env::var_os(SPOOL_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/spool/postie"))
+}
+
+pub(crate) fn maildrop_dir() -> PathBuf {
+    spool_dir().join("maildrop")
+}
+
+/// The first line of every drop file, and its format's version.
+const MAGIC: &[u8] = b"postie-maildrop 1\n";
+
+/// What a drop file says besides the message: sendmail's argv-level data
+/// and nothing else.
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Drop {
+    /// -f / -r, as typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    /// -F.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    full_name: Option<String>,
+    /// -t.
+    #[serde(default)]
+    read_recipients: bool,
+    /// -i / -oi: a lone dot does not end the message.
+    #[serde(default)]
+    ignore_dots: bool,
+    /// The recipient arguments, as typed.
+    #[serde(default)]
+    recipients: Vec<String>,
+}
+
+/// Whether this sendmail-mode run hands its message to the maildrop: a
+/// user other than root, who names no config or server and has no config
+/// of their own, on a machine whose system config exists but is closed to
+/// them. The ordinary command line never gets here (see main.rs).
+pub fn applies(cli: &Cli) -> bool {
+    if !cli.sendmail || cli.dry_run || cli.config.is_some() || cli.server.is_some() {
+        return false;
+    }
+    if crate::home::is_root() {
+        return false;
+    }
+    // The user's own config, readable or not, is theirs to fix; only the
+    // system's config being closed to them means "hand it to root".
+    match Location::find(None) {
+        Location::Unreadable { path, error } => {
+            path == crate::config::system_path()
+                && error.kind() == std::io::ErrorKind::PermissionDenied
+        }
+        Location::Found(_) | Location::Missing { .. } => false,
+    }
+}
+
+/// Writes the message on `stdin` into the maildrop as one file, complete
+/// before its final name exists.
+pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
+    let drop = Drop {
+        from: cli.from.clone(),
+        full_name: cli.full_name.clone(),
+        read_recipients: cli.read_recipients,
+        ignore_dots: !cli.dot_ends_message,
+        recipients: cli.recipients.clone(),
+    };
+    let header = serde_json::to_vec(&drop)
+        .map_err(|err| Error::new(Exit::Software, format!("maildrop: cannot encode: {err}")))?;
+    let dir = maildrop_dir();
+    let name = unique_name();
+    // A dot name is unfinished: pickup leaves it alone.
+    let temp = dir.join(format!(".{name}"));
+    let write = || -> std::io::Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(MAGIC)?;
+        file.write_all(&header)?;
+        file.write_all(b"\n")?;
+        file.write_all(message)?;
+        file.sync_all()?;
+        fs::rename(&temp, dir.join(&name))
+    };
+    write().map_err(|err| {
+        let _ = fs::remove_file(&temp);
+        let reason = io_reason(&err);
+        match err.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Error::config(
+                format!(
+                    "the system config {} is not readable by this user and the maildrop {} cannot be written: {reason}",
+                    crate::config::system_path().display(),
+                    dir.display()
+                ),
+            )
+            .hint("ask the administrator to run `postie queue init`, or give this user a config of their own"),
+            _ => Error::new(
+                Exit::TempFail,
+                format!("cannot write to the maildrop {}: {reason}", dir.display()),
+            )
+            .hint("try again later"),
+        }
+    })?;
+    if cli.verbose > 0 {
+        eprintln!("postie: handed to the maildrop as {name}; root's `postie queue flush` sends it");
+    }
+    Ok(())
+}
+
+/// `postie queue init`: the spool (0711, so that users reach the maildrop
+/// but cannot list root's queue) and the maildrop (1733), both root's,
+/// created or repaired.
+pub(crate) fn init() -> Result<()> {
+    if !crate::home::is_root() {
+        return Err(Error::new(
+            Exit::NoPerm,
+            "queue init sets up the system spool and must run as root",
+        )
+        .hint("run `sudo postie queue init`"));
+    }
+    let spool = spool_dir();
+    for (dir, mode) in [(spool.clone(), 0o711), (spool.join("maildrop"), 0o1733)] {
+        let fail = |what: &str, err: std::io::Error| {
+            Error::new(
+                Exit::IoErr,
+                format!(
+                    "queue init: cannot {what} {}: {}",
+                    dir.display(),
+                    io_reason(&err)
+                ),
+            )
+            .hint("check the parent directory")
+        };
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::config(format!(
+                    "queue init: {} exists and is not a directory",
+                    dir.display()
+                ))
+                .hint("move it away and run `postie queue init` again"))
+            }
+            Err(_) => fs::create_dir_all(&dir).map_err(|err| fail("create", err))?,
+        }
+        std::os::unix::fs::chown(&dir, Some(0), Some(0)).map_err(|err| fail("chown", err))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .map_err(|err| fail("chmod", err))?;
+    }
+    Ok(())
+}
+
+/// What one pickup run did, for flush's exit status.
+#[derive(Debug, Default)]
+pub(crate) struct Pickup {
+    /// The first drop that was refused or could not be planned.
+    pub first_error: Option<Error>,
+}
+
+/// Moves every finished drop file into `queue` (root only; anyone else
+/// cannot read the maildrop and has nothing to pick up).
+pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
+    let mut done = Pickup::default();
+    if !crate::home::is_root() {
+        return done;
+    }
+    let dir = maildrop_dir();
+    let Ok(meta) = fs::symlink_metadata(&dir) else {
+        return done; // no maildrop on this machine
+    };
+    if !meta.is_dir() || meta.uid() != 0 {
+        let err = Error::config(format!(
+            "maildrop: {} is not a directory owned by root; not picking up from it",
+            dir.display()
+        ))
+        .hint("run `postie queue init`");
+        eprintln!("postie: queue: {err}");
+        done.first_error = Some(err);
+        return done;
+    }
+    // Two flushes at once would both queue the same drop: the second one
+    // leaves the maildrop to the first.
+    let Ok(guard) = File::open(&dir) else {
+        return done;
+    };
+    if guard.try_lock().is_err() {
+        return done;
+    }
+    let Ok(reader) = fs::read_dir(&dir) else {
+        return done;
+    };
+    let mut names: Vec<String> = reader
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.') || remove_if_abandoned(&dir.join(name)))
+        .collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        if let Err(err) = pick_one(queue, &path, verbose) {
+            eprintln!("postie: queue: maildrop: {name}: {err}");
+            done.first_error.get_or_insert(err);
+        }
+    }
+    done
+}
+
+/// A dot name is a drop being written; one untouched for a day was left
+/// by a sender that crashed or was killed, and nobody but root can remove
+/// it. Unlinking never follows a link. Always false: never picked up.
+fn remove_if_abandoned(path: &Path) -> bool {
+    const ABANDONED: std::time::Duration = std::time::Duration::from_secs(86_400);
+    let abandoned = fs::symlink_metadata(path)
+        .and_then(|meta| meta.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > ABANDONED));
+    if abandoned {
+        let _ = fs::remove_file(path);
+    }
+    false
+}
+
+/// One drop file into the queue (or, when planning refuses the message,
+/// into `failed/` with the reason), then the drop file goes.
+fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
+    // O_NOFOLLOW: a symbolic link is refused, not followed. O_NONBLOCK: a
+    // FIFO planted by a user cannot make root's flush wait forever.
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let refuse = |why: String| {
+        // Removing the name is safe whatever it is: unlink never follows.
+        let removed = match fs::remove_file(path) {
+            Ok(()) => "removed".to_string(),
+            Err(err) => format!("could not remove it: {}", io_reason(&err)),
+        };
+        Err(Error::data(format!("refused: {why}; {removed}"))
+            .hint("only postie's sendmail mode writes the maildrop"))
+    };
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            return refuse("a symbolic link".to_string())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return refuse(format!("cannot be opened: {}", io_reason(&err))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|err| Error::new(Exit::IoErr, format!("cannot stat: {}", io_reason(&err))))?;
+    if !meta.file_type().is_file() {
+        return refuse("not a regular file".to_string());
+    }
+    if meta.nlink() != 1 {
+        return refuse(format!(
+            "a file with {} links (a hard link to another file?)",
+            meta.nlink()
+        ));
+    }
+    let uid = meta.uid();
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|err| Error::new(Exit::IoErr, format!("cannot read: {}", io_reason(&err))))?;
+    let (drop, message) = match parse(&bytes) {
+        Ok(parsed) => parsed,
+        Err(why) => return refuse(format!("from userid {uid}: {why}")),
+    };
+    match plan(&drop, message, uid) {
+        Ok(planned) => {
+            for (outgoing, settings, log) in &planned {
+                let entry = queue.add(
+                    &outgoing.envelope.sender,
+                    &outgoing.envelope.recipients,
+                    settings,
+                    &outgoing.content,
+                    None,
+                )?;
+                log.record(&Attempt {
+                    server: "",
+                    sender: &outgoing.envelope.sender,
+                    recipients: &outgoing.envelope.recipients,
+                    size: outgoing.content.len() as usize,
+                    outcome: Outcome::Queued,
+                    reply: &format!("picked up from the maildrop, userid {uid}, as {}", entry.id),
+                    exit: 0,
+                });
+                if verbose > 0 {
+                    eprintln!(
+                        "postie: queue: picked up a message from userid {uid} as {}",
+                        entry.id
+                    );
+                }
+            }
+        }
+        Err(err) => {
+            // The user cannot see this run's errors: the message is kept
+            // where the admin looks, with why.
+            let reason = format!("from the maildrop, userid {uid}: {err}");
+            let kept = queue.add_failed(
+                drop.from.as_deref().unwrap_or_default(),
+                &drop.recipients,
+                &QueuedSettings::default(),
+                &Content::from_bytes(message.to_vec()),
+                &reason,
+            )?;
+            fs::remove_file(path).map_err(|err| {
+                Error::new(
+                    Exit::IoErr,
+                    format!("cannot remove {}: {}", path.display(), io_reason(&err)),
+                )
+            })?;
+            return Err(Error {
+                message: format!("{reason}; kept in {}", kept.display()),
+                ..err
+            });
+        }
+    }
+    fs::remove_file(path).map_err(|err| {
+        Error::new(
+            Exit::IoErr,
+            format!("cannot remove {}: {}", path.display(), io_reason(&err)),
+        )
+    })
+}
+
+fn parse(bytes: &[u8]) -> std::result::Result<(Drop, &[u8]), String> {
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or("not a postie maildrop file")?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("its header line is cut off")?;
+    let drop: Drop = serde_json::from_slice(&rest[..end])
+        .map_err(|err| format!("its header does not parse: {err}"))?;
+    Ok((drop, &rest[end + 1..]))
+}
+
+type Planned = (
+    crate::transport::Outgoing,
+    crate::queue_settings::QueuedSettings,
+    crate::log::Logger,
+);
+
+/// Plans the drop as sendmail mode would for its argv-level data, with the
+/// system config, and adds the `Received:` line that names the user.
+fn plan(drop: &Drop, message: &[u8], uid: u32) -> Result<Vec<Planned>> {
+    let mut cli = Cli::try_parse_from(["postie", "--message", "-"])
+        .map_err(|err| Error::new(Exit::Software, format!("maildrop: {}", err.kind())))?;
+    // Only what the drop says, and root's system config: nothing from the
+    // flush's environment (POSTIE_FROM, POSTIE_SERVER...) may change it.
+    cli.from = drop.from.clone();
+    cli.full_name = drop.full_name.clone();
+    cli.read_recipients = drop.read_recipients;
+    cli.dot_ends_message = !drop.ignore_dots;
+    cli.recipients = drop.recipients.clone();
+    cli.sendmail = true;
+    cli.config = Some(crate::config::system_path()).filter(|path| path.exists());
+    cli.account = None;
+    cli.server = None;
+    cli.port = None;
+    cli.tls = None;
+    cli.user = None;
+    cli.queue_dir = None;
+    // Nothing is sent now, so nothing is resolved and no password command
+    // runs: the flush does that when it sends the queued entry.
+    cli.dry_run = true;
+    let mut reader = message;
+    let config = crate::config::ConfigFile::load(cli.config.as_deref())?;
+    let plan = request::plan(
+        cli,
+        config,
+        request::Stdin {
+            reader: &mut reader,
+            is_terminal: false,
+        },
+    )?;
+    let received = format!(
+        "Received: by {} (postie, from userid {uid});\r\n\t{}\r\n",
+        hostname(),
+        mail_builder::headers::date::Date::now().to_rfc822()
+    );
+    let mut planned = Vec::new();
+    for mut outgoing in plan.messages {
+        let mut bytes = received.clone().into_bytes();
+        outgoing
+            .content
+            .write_to(&mut bytes)
+            .map_err(|err| Error::new(Exit::Software, format!("maildrop: {err}")))?;
+        outgoing.content = Content::from_bytes(bytes);
+        planned.push((outgoing, plan.queue.settings.clone(), plan.log.clone()));
+    }
+    Ok(planned)
+}
+
+fn hostname() -> String {
+    let name = gethostname::gethostname().to_string_lossy().into_owned();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        "localhost".to_string()
+    } else {
+        name
+    }
+}
+
+/// Unique among every user's drops: time, pid and a counter.
+fn unique_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}-{:x}-{}",
+        nanos,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_files_round_trip_and_hold_nothing_else() {
+        let drop = Drop {
+            from: Some("root".into()),
+            full_name: Some("Cron Daemon".into()),
+            read_recipients: true,
+            ignore_dots: true,
+            recipients: vec!["ops".into()],
+        };
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(serde_json::to_vec(&drop).unwrap());
+        bytes.extend(b"\nSubject: x\n\nbody\n");
+        let (parsed, message) = parse(&bytes).unwrap();
+        assert_eq!(parsed, drop);
+        assert_eq!(message, b"Subject: x\n\nbody\n");
+        let mut sneaky = MAGIC.to_vec();
+        sneaky.extend(b"{\"password_cmd\":\"touch /pwned\"}\nx");
+        assert!(parse(&sneaky).unwrap_err().contains("does not parse"));
+        assert!(parse(b"hello").is_err());
+    }
+}

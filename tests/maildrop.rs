@@ -1,0 +1,439 @@
+//! The maildrop: a user who may not read the system config hands mail to
+//! root's queue through /var/spool/postie/maildrop (here a directory of
+//! the test's, through POSTIE_SPOOL_DIR), and root's flush picks it up.
+//!
+//! These tests need root (to create the spool and act as the flush) and
+//! setpriv (to act as the user nobody, 65534). Without them they skip, but
+//! only when CI is unset: under .ci/run a missing tool is a failure.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{closed_port, ServerOptions, TestServer};
+
+const NOBODY: u32 = 65534;
+const MAGIC: &str = "postie-maildrop 1\n";
+
+/// A machine in a directory: a system config only root may read, the
+/// spool, root's queue, and a home and `sendmail` link for nobody.
+struct Machine {
+    dir: tempfile::TempDir,
+    system_config: PathBuf,
+    spool: PathBuf,
+    queue: PathBuf,
+    home: PathBuf,
+    sendmail: PathBuf,
+}
+
+impl Machine {
+    /// None (after saying why) when the test cannot run here.
+    fn new(server: &str, extra: &str) -> Option<Machine> {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let setpriv = std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !root || !setpriv {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root with setpriv (util-linux): both are needed for the maildrop tests"
+            );
+            eprintln!("skipped: needs root and setpriv");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("postie-maildrop-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        // nobody must reach the link, the spool and its home.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let home = dir.path().join("home");
+        fs::create_dir(&home).unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o777)).unwrap();
+        // Its own, or postie rightly ignores $HOME for the passwd home.
+        std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+        let sendmail = dir.path().join("sendmail");
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_postie"), &sendmail).unwrap();
+        let machine = Machine {
+            system_config: dir.path().join("config.toml"),
+            spool: dir.path().join("spool"),
+            queue: dir.path().join("root-queue"),
+            home,
+            sendmail,
+            dir,
+        };
+        machine.write_config(server, extra);
+        machine
+            .as_root(common::postie())
+            .args(["queue", "init"])
+            .assert()
+            .success();
+        Some(machine)
+    }
+
+    fn write_config(&self, server: &str, extra: &str) {
+        fs::write(
+            &self.system_config,
+            format!(
+                "default = \"relay\"\n[accounts.relay]\nserver = \"{server}\"\nfrom = \"cron@example.com\"\ntimeout = 5\n{extra}\n"
+            ),
+        )
+        .unwrap();
+        // Holds the relay's password on a real machine: root's alone.
+        fs::set_permissions(&self.system_config, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    fn maildrop(&self) -> PathBuf {
+        self.spool.join("maildrop")
+    }
+
+    fn env(&self, mut cmd: assert_cmd::Command) -> assert_cmd::Command {
+        cmd.env("POSTIE_SPOOL_DIR", &self.spool)
+            .env("POSTIE_SYSTEM_CONFIG", &self.system_config);
+        cmd
+    }
+
+    /// Root, whose config is the system config.
+    fn as_root(&self, cmd: assert_cmd::Command) -> assert_cmd::Command {
+        let mut cmd = self.env(cmd);
+        cmd.env("POSTIE_CONFIG", &self.system_config)
+            .env("POSTIE_QUEUE_DIR", &self.queue);
+        cmd
+    }
+
+    /// `program args...` as nobody, with a home of its own and no config.
+    fn as_nobody(&self, program: &Path) -> assert_cmd::Command {
+        let mut cmd = self.env(common::hermetic("setpriv"));
+        // nobody's own queue is the default one, in its home.
+        cmd.env_remove("POSTIE_QUEUE_DIR")
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_STATE_HOME", self.home.join(".state"))
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(program);
+        cmd
+    }
+
+    fn flush(&self) -> std::process::Output {
+        self.as_root(common::postie())
+            .args(["queue", "flush"])
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap()
+    }
+
+    fn drops(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = fs::read_dir(self.maildrop())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        found.sort();
+        found
+    }
+}
+
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(reader) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    reader
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect()
+}
+
+/// A drop file as postie writes it, for planting.
+fn drop_file(recipient: &str, subject: &str) -> String {
+    format!(
+        "{MAGIC}{{\"recipients\":[\"{recipient}\"],\"ignore_dots\":true}}\nSubject: {subject}\n\nx\n"
+    )
+}
+
+#[test]
+fn a_user_without_the_config_drops_the_message_and_roots_flush_sends_it() {
+    let server = TestServer::start(ServerOptions::default());
+    let Some(machine) = Machine::new(&server.addr(), "") else {
+        return;
+    };
+    let spool = fs::metadata(&machine.spool).unwrap();
+    assert_eq!(spool.mode() & 0o7777, 0o711);
+    assert_eq!(
+        fs::metadata(machine.maildrop()).unwrap().mode() & 0o7777,
+        0o1733
+    );
+
+    let output = machine
+        .as_nobody(&machine.sendmail)
+        .args(["-i", "-F", "Nightly Job", "-f", "nobody@example.com"])
+        .args(["ops@example.com"])
+        .write_stdin("Subject: nightly\n\nall fine\n.\nstill the body\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+
+    // One finished file, the user's own, with argv-level data only.
+    let drops = machine.drops();
+    assert_eq!(drops.len(), 1, "{drops:?}");
+    let meta = fs::symlink_metadata(&drops[0]).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (NOBODY, 0o600));
+    let text = fs::read_to_string(&drops[0]).unwrap();
+    let header_line = text.strip_prefix(MAGIC).unwrap().lines().next().unwrap();
+    let header: serde_json::Value = serde_json::from_str(header_line).unwrap();
+    let mut keys: Vec<&str> = header
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "from",
+            "full_name",
+            "ignore_dots",
+            "read_recipients",
+            "recipients"
+        ]
+    );
+    assert!(json_files(&machine.queue).is_empty());
+
+    let output = machine.flush();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let got = server.wait_for_messages(1);
+    assert_eq!(got[0].mail_from, "nobody@example.com");
+    assert_eq!(got[0].rcpt_to, ["ops@example.com"]);
+    let data = String::from_utf8_lossy(&got[0].data);
+    assert!(data.starts_with("Received: by "), "{data}");
+    assert!(data.contains("(postie, from userid 65534);"), "{data}");
+    assert!(data.contains("still the body"), "-i was kept: {data}");
+    assert!(
+        data.contains("Nightly Job"),
+        "-F names the added From: {data}"
+    );
+    assert!(machine.drops().is_empty(), "the drop file is removed");
+    assert!(json_files(&machine.queue).is_empty(), "and the entry sent");
+}
+
+#[test]
+fn the_ordinary_command_line_never_uses_the_maildrop() {
+    let Some(machine) = Machine::new(&format!("127.0.0.1:{}", closed_port()), "") else {
+        return;
+    };
+    let own = machine.home.join("own.toml");
+    fs::write(&own, "").unwrap();
+    fs::set_permissions(&own, fs::Permissions::from_mode(0o644)).unwrap();
+    let output = machine
+        .as_nobody(Path::new(env!("CARGO_BIN_EXE_postie")))
+        .args(["--config"])
+        .arg(&own)
+        .args(["--server", &format!("127.0.0.1:{}", closed_port())])
+        .args(["-f", "a@example.com", "ops@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75));
+    assert!(machine.drops().is_empty());
+}
+
+#[test]
+fn flush_refuses_fifos_symlinks_and_hard_links_without_hanging() {
+    let server = TestServer::start(ServerOptions::default());
+    let Some(machine) = Machine::new(&server.addr(), "") else {
+        return;
+    };
+    // Root's file that a symbolic link points at: it must never be read.
+    let secret = machine.dir.path().join("secret");
+    fs::write(&secret, drop_file("thief@example.com", "secret")).unwrap();
+    // nobody's own file, hard-linked into the maildrop.
+    let own = machine.home.join("own");
+    let plant = format!(
+        "cd '{drop}' && mkfifo fifo && ln -s '{secret}' symlink && printf '%s' '{content}' > '{own}' && ln '{own}' hardlink && touch -d '2 days ago' .abandoned && touch .being-written",
+        drop = machine.maildrop().display(),
+        secret = secret.display(),
+        own = own.display(),
+        content = drop_file("thief@example.com", "hard link"),
+    );
+    machine
+        .as_nobody(Path::new("/bin/sh"))
+        .args(["-c", &plant])
+        .assert()
+        .success();
+    // And one honest message.
+    machine
+        .as_nobody(&machine.sendmail)
+        .args(["-i", "ops@example.com"])
+        .write_stdin("Subject: honest\n\nx\n")
+        .assert()
+        .success();
+    assert_eq!(machine.drops().len(), 6);
+
+    let output = machine.flush();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(65), "{stderr}");
+    for (name, why) in [
+        ("fifo", "not a regular file"),
+        ("symlink", "a symbolic link"),
+        ("hardlink", "2 links"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!("maildrop: {name}: refused: ")) && l.contains(why)),
+            "{name}: {stderr}"
+        );
+    }
+    let got = server.wait_for_messages(1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.received().len(), 1, "{stderr}");
+    assert_eq!(common::parse(&got[0].data).subject(), Some("honest"));
+    // An unfinished drop is left alone, unless it was abandoned a day ago.
+    assert_eq!(
+        machine.drops(),
+        [machine.maildrop().join(".being-written")],
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        drop_file("thief@example.com", "secret")
+    );
+    assert!(own.exists(), "only the name in the maildrop is removed");
+}
+
+#[test]
+fn a_drop_the_system_config_cannot_plan_is_kept_in_failed() {
+    let server = TestServer::start(ServerOptions::default());
+    let Some(machine) = Machine::new(&server.addr(), "") else {
+        return;
+    };
+    // A local name with no alias, admin or local_domain to qualify it.
+    machine
+        .as_nobody(&machine.sendmail)
+        .args(["-i", "root"])
+        .write_stdin("Subject: lost?\n\nx\n")
+        .assert()
+        .success();
+    let output = machine.flush();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("userid 65534"), "{stderr}");
+    assert!(machine.drops().is_empty());
+    let failed = json_files(&machine.queue.join("failed"));
+    assert_eq!(failed.len(), 1, "{stderr}");
+    let entry: serde_json::Value = serde_json::from_slice(&fs::read(&failed[0]).unwrap()).unwrap();
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("userid 65534"),
+        "{entry}"
+    );
+    assert!(fs::read_to_string(failed[0].with_extension("eml"))
+        .unwrap()
+        .contains("Subject: lost?"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(server.received().is_empty());
+}
+
+#[test]
+fn queue_init_repairs_the_modes_and_without_it_the_user_is_told() {
+    let Some(machine) = Machine::new(&format!("127.0.0.1:{}", closed_port()), "") else {
+        return;
+    };
+    fs::set_permissions(&machine.spool, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(machine.maildrop(), fs::Permissions::from_mode(0o777)).unwrap();
+    let output = machine
+        .as_nobody(&machine.sendmail)
+        .args(["-i", "ops@example.com"])
+        .write_stdin("Subject: x\n\nx\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("postie queue init"), "{stderr}");
+    // Not lost: kept in nobody's own failed/, where nobody can see it.
+    let own_failed = machine.home.join(".state/postie/queue/failed");
+    assert!(
+        stderr.starts_with(&format!(
+            "postie: kept the message in {}",
+            own_failed.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+
+    machine
+        .as_root(common::postie())
+        .args(["queue", "init"])
+        .assert()
+        .success();
+    assert_eq!(fs::metadata(&machine.spool).unwrap().mode() & 0o7777, 0o711);
+    assert_eq!(
+        fs::metadata(machine.maildrop()).unwrap().mode() & 0o7777,
+        0o1733
+    );
+    machine
+        .as_nobody(&machine.sendmail)
+        .args(["-i", "ops@example.com"])
+        .write_stdin("Subject: x\n\nx\n")
+        .assert()
+        .success();
+    assert_eq!(machine.drops().len(), 1);
+
+    // Only root sets up the spool. (An empty config of nobody's own keeps
+    // a real /etc/postie out of the test.)
+    let own = machine.home.join("own.toml");
+    fs::write(&own, "").unwrap();
+    fs::set_permissions(&own, fs::Permissions::from_mode(0o644)).unwrap();
+    let output = machine
+        .as_nobody(Path::new(env!("CARGO_BIN_EXE_postie")))
+        .args(["queue", "--config"])
+        .arg(&own)
+        .args(["--queue-dir"])
+        .arg(machine.home.join("q"))
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(77));
+}
+
+#[test]
+fn concurrent_flushes_pick_each_drop_up_once() {
+    let server = TestServer::start(ServerOptions::default());
+    let Some(machine) = Machine::new(&server.addr(), "") else {
+        return;
+    };
+    for i in 0..8 {
+        machine
+            .as_nobody(&machine.sendmail)
+            .args(["-i", "ops@example.com"])
+            .write_stdin(format!("Subject: drop {i}\n\nx\n"))
+            .assert()
+            .success();
+    }
+    let outputs: Vec<std::process::Output> = std::thread::scope(|scope| {
+        let flushes: Vec<_> = (0..3).map(|_| scope.spawn(|| machine.flush())).collect();
+        flushes.into_iter().map(|f| f.join().unwrap()).collect()
+    });
+    for output in &outputs {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr, "");
+    }
+    // A flush that found the maildrop busy may have left some drops or
+    // entries to the next one.
+    machine.flush();
+    assert_eq!(server.wait_for_messages(8).len(), 8);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.received().len(), 8, "each drop sent once");
+    assert!(machine.drops().is_empty());
+}
