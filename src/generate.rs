@@ -814,8 +814,11 @@ fn queue_page() -> String {
     );
     page.p(
         "`flush` sends each entry that is due: the backoff per entry is 5 minutes after the \
-         first failure, doubling, at most 4 hours (`--now` ignores it). An entry is removed only \
-         after the server's final 250. An entry that fails permanently, or is older than \
+         first failure, doubling, at most 4 hours (`--now` ignores it). Entries with the same \
+         stored settings and sender go over one session (up to 100 entries or 64 MiB at a \
+         time). An entry is removed only after the server's final 250; of an entry that reached \
+         some recipients, only those still owed stay, and the refused ones move to `failed/`. \
+         An entry that fails permanently, or is older than \
          `queue_max_age` (default `5d`), moves to `failed/`. When a server does not answer \
          (connection refused or unanswered, no greeting, or a 4xx greeting), the other entries \
          with the same settings are left for the next flush instead of each waiting out a \

@@ -19,8 +19,9 @@ use crate::exit::{Cause, Error, Exit, Result};
 use crate::maildrop;
 use crate::outcome::{self, Verdict};
 use crate::queue::{self, parse_duration, Damaged, Entry, Found, Queue};
+use crate::queue_settings::QueuedSettings;
 use crate::request;
-use crate::transport::{self, Envelope, Route, Server};
+use crate::transport::{self, Envelope, Outgoing, Route, Server};
 
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 86_400);
 
@@ -178,190 +179,314 @@ fn unsaved(id: &str, err: Error, first: &mut Option<Error>) {
     first.get_or_insert(err);
 }
 
-fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) -> Result<()> {
-    let mut first_permanent: Option<Error> = None;
-    // An entry whose new state could not be written (a full disk): it
-    // stays as it was, and the flush goes on with the others.
-    let mut first_unsaved: Option<Error> = None;
-    // An entry that cannot be set up for sending (config, password
-    // command): it stays queued, untried.
-    let mut first_setup: Option<Error> = None;
-    let mut deferred = 0;
-    // Server lists that did not answer in this flush: the messages for
-    // them wait for the next flush instead of each waiting out a
-    // connection timeout now.
-    let mut unanswered: Vec<Vec<Server>> = Vec::new();
-    let mut skipped = 0;
-    for listed in queue.list()? {
-        let id = match &listed {
-            Ok(entry) => entry.id.clone(),
-            Err(damaged) => damaged.id.clone(),
-        };
-        let lock = match queue.lock(&id) {
-            Ok(Some(lock)) => lock,
-            Ok(None) => continue, // another flush is sending it
-            Err(err) => {
-                unsaved(&id, err, &mut first_unsaved);
-                continue;
-            }
-        };
-        // Re-read under the lock: the other flush may have sent it since.
-        let mut entry = match queue.read(&id)? {
-            Found::Entry(entry) => *entry,
-            Found::Gone => {
-                queue.release_gone(&id, lock);
-                continue;
-            }
-            Found::Damaged(damaged) => {
-                match queue.fail_damaged(&damaged) {
-                    Ok(path) => {
-                        eprintln!(
-                            "postie: queue: failed {id}: {}; kept in {}",
-                            damaged.reason,
-                            path.display()
-                        );
-                        first_permanent.get_or_insert(
-                            Error::data(format!("queue: {id} is damaged: {}", damaged.reason))
-                                .hint("see `postie queue list --failed`"),
-                        );
-                    }
-                    Err(err) => unsaved(&id, err, &mut first_unsaved),
-                }
-                continue;
-            }
-        };
-        let now = queue::now();
-        if entry.age(now) > max_age {
-            let reason = entry
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "never tried".into());
-            let path = match queue.fail(&entry) {
-                Ok(path) => path,
-                Err(err) => {
-                    unsaved(&id, err, &mut first_unsaved);
-                    continue;
-                }
-            };
+/// What one flush run has to say at its end.
+#[derive(Default)]
+struct Tally {
+    first_permanent: Option<Error>,
+    /// An entry whose new state could not be written (a full disk): it
+    /// stays as it was, and the flush goes on with the others.
+    first_unsaved: Option<Error>,
+    /// An entry that cannot be set up for sending (config, password
+    /// command): it stays queued, untried.
+    first_setup: Option<Error>,
+    deferred: usize,
+    /// Server lists that did not answer in this flush: the messages for
+    /// them wait for the next flush instead of each waiting out a
+    /// connection timeout now.
+    unanswered: Vec<Vec<Server>>,
+    skipped: usize,
+}
+
+impl Tally {
+    fn unsaved(&mut self, id: &str, err: Error) {
+        unsaved(id, err, &mut self.first_unsaved);
+    }
+
+    fn result(self) -> Result<()> {
+        if self.skipped > 0 {
             eprintln!(
-                "postie: queue: gave up on {} after {} ({} attempts; last error: {reason}); kept in {}",
-                entry.id,
-                age_text(&entry, now),
-                entry.attempts,
-                path.display()
+                "postie: queue: {} more message(s) not tried: their server did not answer for an earlier one",
+                self.skipped
             );
-            first_permanent.get_or_insert(Error::new(
-                Exit::Unavailable,
-                format!("queue: {} expired", entry.id),
-            ));
-            continue;
         }
-        // Not due yet: nothing happens to it in this run, so it is no news
-        // (cron mails any output) and no failure of this flush.
-        if !ignore_backoff && entry.next_attempt() > now {
-            continue;
+        if let Some(err) = self
+            .first_setup
+            .or(self.first_permanent)
+            .or(self.first_unsaved)
+        {
+            return Err(err);
         }
-        let content = match queue.checked_message(&entry) {
-            Ok(bytes) => Content::from_bytes(bytes),
-            Err(reason) => {
-                entry.last_error = Some(reason.clone());
-                match queue.fail(&entry) {
-                    Ok(path) => {
-                        eprintln!(
-                            "postie: queue: failed {id}: {reason}; kept in {}",
-                            path.display()
-                        );
-                        first_permanent.get_or_insert(
-                            Error::data(format!("queue: {id} is damaged: {reason}"))
-                                .hint("see `postie queue list --failed`"),
-                        );
-                    }
-                    Err(err) => unsaved(&id, err, &mut first_unsaved),
+        if self.deferred > 0 {
+            return Err(Error::new(
+                Exit::TempFail,
+                format!("queue: {} message(s) still waiting", self.deferred),
+            )
+            .hint("they are retried by the next `postie queue flush`"));
+        }
+        Ok(())
+    }
+}
+
+/// At most this many entries, or this many bytes of messages, go over
+/// one session: each holds a lock and its message in memory meanwhile.
+const BATCH_ENTRIES: usize = 100;
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The queue's entries in batches that may share one SMTP session: the
+/// same stored settings and the same sender (which picks the account)
+/// give the same server, TLS and login. Order within a batch is the
+/// queue's (oldest first); a damaged entry is a batch of its own.
+fn batches(listed: Vec<std::result::Result<Entry, Damaged>>) -> Vec<Vec<String>> {
+    /// Entries that can share a session; `None` for a damaged one.
+    type Key = Option<(QueuedSettings, String)>;
+    struct Batch {
+        key: Key,
+        bytes: u64,
+        ids: Vec<String>,
+    }
+    let mut batches: Vec<Batch> = Vec::new();
+    for item in listed {
+        let (key, size, id) = match item {
+            Ok(entry) => (
+                Some((entry.settings.clone(), entry.sender.clone())),
+                entry.size,
+                entry.id,
+            ),
+            Err(damaged) => (None, 0, damaged.id),
+        };
+        let open = batches.iter_mut().rev().find(|batch| {
+            key.is_some()
+                && batch.key == key
+                && batch.ids.len() < BATCH_ENTRIES
+                && batch.bytes.saturating_add(size) <= BATCH_BYTES
+        });
+        match open {
+            Some(batch) => {
+                batch.bytes += size;
+                batch.ids.push(id);
+            }
+            None => batches.push(Batch {
+                key,
+                bytes: size,
+                ids: vec![id],
+            }),
+        }
+    }
+    batches.into_iter().map(|batch| batch.ids).collect()
+}
+
+/// An entry that is due, locked, with its message read and checked.
+struct Due {
+    entry: Entry,
+    content: Content,
+    _lock: queue::EntryLock,
+}
+
+fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) -> Result<()> {
+    let mut tally = Tally::default();
+    for ids in batches(queue.list()?) {
+        let due: Vec<Due> = ids
+            .iter()
+            .filter_map(|id| triage(queue, id, ignore_backoff, max_age, &mut tally).transpose())
+            .collect::<Result<_>>()?;
+        if !due.is_empty() {
+            send_batch(queue, due, verbose, &mut tally);
+        }
+    }
+    tally.result()
+}
+
+/// Locks and re-reads an entry; what is damaged or too old moves to
+/// failed/ here. `Some` when it is due to be sent now.
+fn triage(
+    queue: &Queue,
+    id: &str,
+    ignore_backoff: bool,
+    max_age: Duration,
+    tally: &mut Tally,
+) -> Result<Option<Due>> {
+    let lock = match queue.lock(id) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return Ok(None), // another flush is sending it
+        Err(err) => {
+            tally.unsaved(id, err);
+            return Ok(None);
+        }
+    };
+    // Re-read under the lock: the other flush may have sent it since.
+    let mut entry = match queue.read(id)? {
+        Found::Entry(entry) => *entry,
+        Found::Gone => {
+            queue.release_gone(id, lock);
+            return Ok(None);
+        }
+        Found::Damaged(damaged) => {
+            match queue.fail_damaged(&damaged) {
+                Ok(path) => {
+                    eprintln!(
+                        "postie: queue: failed {id}: {}; kept in {}",
+                        damaged.reason,
+                        path.display()
+                    );
+                    tally.first_permanent.get_or_insert(
+                        Error::data(format!("queue: {id} is damaged: {}", damaged.reason))
+                            .hint("see `postie queue list --failed`"),
+                    );
                 }
-                continue;
+                Err(err) => tally.unsaved(id, err),
+            }
+            return Ok(None);
+        }
+    };
+    let now = queue::now();
+    if entry.age(now) > max_age {
+        let reason = entry
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "never tried".into());
+        let path = match queue.fail(&entry) {
+            Ok(path) => path,
+            Err(err) => {
+                tally.unsaved(id, err);
+                return Ok(None);
             }
         };
-        let envelope = Envelope {
-            sender: entry.sender.clone(),
-            recipients: entry.recipients.clone(),
-        };
-        // A setup that fails here (config, password command) is this
-        // machine's problem, not the message's: the entry stays as it is,
-        // untried, and the others (other accounts, other configs) go on.
-        let (mut settings, logger) = match request::replay_settings(&entry.settings, &envelope) {
-            Ok(replayed) => replayed,
-            Err(err) => {
+        eprintln!(
+            "postie: queue: gave up on {} after {} ({} attempts; last error: {reason}); kept in {}",
+            entry.id,
+            age_text(&entry, now),
+            entry.attempts,
+            path.display()
+        );
+        tally.first_permanent.get_or_insert(Error::new(
+            Exit::Unavailable,
+            format!("queue: {} expired", entry.id),
+        ));
+        return Ok(None);
+    }
+    // Not due yet: nothing happens to it in this run, so it is no news
+    // (cron mails any output) and no failure of this flush.
+    if !ignore_backoff && entry.next_attempt() > now {
+        return Ok(None);
+    }
+    match queue.checked_message(&entry) {
+        Ok(bytes) => Ok(Some(Due {
+            entry,
+            content: Content::from_bytes(bytes),
+            _lock: lock,
+        })),
+        Err(reason) => {
+            entry.last_error = Some(reason.clone());
+            match queue.fail(&entry) {
+                Ok(path) => {
+                    eprintln!(
+                        "postie: queue: failed {id}: {reason}; kept in {}",
+                        path.display()
+                    );
+                    tally.first_permanent.get_or_insert(
+                        Error::data(format!("queue: {id} is damaged: {reason}"))
+                            .hint("see `postie queue list --failed`"),
+                    );
+                }
+                Err(err) => tally.unsaved(id, err),
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Sends due entries that share their settings over one session (as
+/// repeated --message does), then settles each through `outcome`.
+fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
+    let first = &due[0].entry;
+    let envelope = Envelope {
+        sender: first.sender.clone(),
+        recipients: first.recipients.clone(),
+    };
+    // A setup that fails here (config, password command) is this
+    // machine's problem, not the messages': the entries stay as they are,
+    // untried, and the others (other accounts, other configs) go on.
+    let (mut settings, logger) = match request::replay_settings(&first.settings, &envelope) {
+        Ok(replayed) => replayed,
+        Err(err) => {
+            for entry in due.iter().map(|d| &d.entry) {
                 let err = Error {
                     message: format!("queue: cannot send {}: {}", entry.id, err.message),
-                    ..err
+                    ..err.clone()
                 };
                 // The first is the flush's error line; the others get theirs.
-                if first_setup.is_some() {
+                if tally.first_setup.is_some() {
                     eprintln!("postie: error: {err}");
                 }
-                first_setup.get_or_insert(err);
-                continue;
+                tally.first_setup.get_or_insert(err);
             }
-        };
-        settings.verbosity = verbose.saturating_sub(1);
-        let server_key = match &settings.route {
-            Route::Servers(servers) => Some(servers.clone()),
-            // Each domain has exchangers of its own.
-            Route::Mx { .. } => None,
-        };
-        if server_key
-            .as_ref()
-            .is_some_and(|key| unanswered.contains(key))
-        {
-            skipped += 1;
-            deferred += 1;
+            return;
+        }
+    };
+    settings.verbosity = verbose.saturating_sub(1);
+    let server_key = match &settings.route {
+        Route::Servers(servers) => Some(servers.clone()),
+        // Each domain has exchangers of its own.
+        Route::Mx { .. } => None,
+    };
+    if server_key
+        .as_ref()
+        .is_some_and(|key| tally.unanswered.contains(key))
+    {
+        tally.skipped += due.len();
+        tally.deferred += due.len();
+        return;
+    }
+    let outgoing: Vec<Outgoing> = due
+        .iter()
+        .map(|d| Outgoing {
+            label: d.entry.id.clone(),
+            envelope: Envelope {
+                sender: d.entry.sender.clone(),
+                recipients: d.entry.recipients.clone(),
+            },
+            content: d.content.clone(),
+        })
+        .collect();
+    let attempts = transport::submit_all(&settings, &outgoing);
+    let mut unreachable = false;
+    for ((attempt, message), mut due) in attempts.into_iter().zip(&outgoing).zip(due) {
+        let no_answer = matches!(&attempt, Err(err) if err.cause == Cause::Unreachable);
+        if no_answer && unreachable {
+            // The server did not answer for an earlier message of this
+            // batch: this one was not tried, and stays as it was.
+            tally.skipped += 1;
+            tally.deferred += 1;
             continue;
         }
-        // What the attempt means for the entry; a failure to write that
-        // down is this entry's, not the run's.
-        let attempt = transport::submit(&settings, &envelope, &content);
-        let unreachable = matches!(&attempt, Err(err) if err.cause == Cause::Unreachable);
+        unreachable |= no_answer;
+        let entry = &mut due.entry;
         entry.attempts += 1;
         entry.last_attempt = Some(queue::now());
-        let verdict = Verdict::of(&envelope, attempt);
-        match outcome::settle_entry(queue, &mut entry, &content, &verdict, &logger) {
+        let verdict = Verdict::of(&message.envelope, attempt);
+        // A failure to write down what the attempt means is this entry's,
+        // not the run's.
+        match outcome::settle_entry(queue, entry, &due.content, &verdict, &logger) {
             Ok(flushed) => {
                 let sent_to_all = flushed.deferred.is_none() && flushed.refused.is_none();
                 if flushed.deferred.is_some() {
-                    deferred += 1;
-                    if let (true, Some(key)) = (unreachable, server_key) {
-                        unanswered.push(key);
-                    }
+                    tally.deferred += 1;
                 }
                 if let Some(err) = flushed.refused {
-                    first_permanent.get_or_insert(err);
+                    tally.first_permanent.get_or_insert(err);
                 }
                 if verbose > 0 && sent_to_all {
                     eprintln!(
                         "postie: queue: sent {} to {}",
                         entry.id,
-                        envelope.recipients.join(", ")
+                        message.envelope.recipients.join(", ")
                     );
                 }
             }
-            Err(err) => unsaved(&id, err, &mut first_unsaved),
+            Err(err) => tally.unsaved(&entry.id, err),
         }
-        drop(lock);
     }
-    if skipped > 0 {
-        eprintln!(
-            "postie: queue: {skipped} more message(s) not tried: their server did not answer for an earlier one"
-        );
+    if let (true, Some(key)) = (unreachable, server_key) {
+        tally.unanswered.push(key);
     }
-    if let Some(err) = first_setup.or(first_permanent).or(first_unsaved) {
-        return Err(err);
-    }
-    if deferred > 0 {
-        return Err(Error::new(
-            Exit::TempFail,
-            format!("queue: {deferred} message(s) still waiting"),
-        )
-        .hint("they are retried by the next `postie queue flush`"));
-    }
-    Ok(())
 }

@@ -1014,3 +1014,43 @@ fn an_entry_that_cannot_be_set_up_does_not_hold_up_the_others() {
     assert_eq!(common::parse(&got[0].data).subject(), Some("fine"));
     assert_eq!(setup.entries(), [stuck]);
 }
+
+#[test]
+fn a_flush_sends_entries_with_the_same_settings_over_one_session() {
+    let setup = Setup::new(&down(), "");
+    for subject in ["one", "two", "three"] {
+        setup
+            .cmd()
+            .args(["--queue", "-s", subject, "ops@example.com", "--body", "x"])
+            .assert()
+            .success();
+    }
+    // Another sender may mean another account: its own session.
+    setup
+        .cmd()
+        .args(["--queue", "-f", "other@example.com", "-s", "four"])
+        .args(["ops@example.com", "--body", "x"])
+        .assert()
+        .success();
+    assert_eq!(setup.entries().len(), 4);
+    let server = TestServer::start(ServerOptions::default());
+    setup.write_config(&server.addr(), "");
+    setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
+        .assert()
+        .success()
+        .stderr("");
+    let got = server.wait_for_messages(4);
+    assert_eq!(got.len(), 4);
+    let session_of = |subject: &str| {
+        got.iter()
+            .find(|m| common::parse(&m.data).subject() == Some(subject))
+            .unwrap_or_else(|| panic!("{subject} not delivered"))
+            .session
+    };
+    assert_eq!(session_of("one"), session_of("two"));
+    assert_eq!(session_of("one"), session_of("three"));
+    assert_ne!(session_of("one"), session_of("four"));
+    assert!(setup.entries().is_empty());
+}
