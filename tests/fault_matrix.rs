@@ -99,6 +99,24 @@ struct Scenario {
 }
 
 const REPORT_BODY: &str = "rsync: 1532 files, 0 errors\n";
+const LONG_LINE_BODY: &str = concat!(
+    "backup done\n{\"files\":[",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\",",
+    "\"/var/lib/postgresql/15/main/base/16384/2619\",\"/var/lib/postgresql/15/main/base/16384/2840\"]}\n",
+    "end\n"
+);
 
 fn scenarios() -> Vec<Scenario> {
     vec![
@@ -237,6 +255,57 @@ fn scenarios() -> Vec<Scenario> {
             end: End::Refused(69),
         },
         Scenario {
+            name: "500 Line too long to the end of DATA",
+            server: || {
+                scripted(
+                    GREETING,
+                    &[EHLO, OK, OK, GO_AHEAD, b"500 5.5.2 Line too long\r\n"],
+                )
+            },
+            args: &[],
+            config: "",
+            recipients: &["a@example.com"],
+            headers: "Subject: report\n",
+            body: REPORT_BODY,
+            modes: ALL,
+            end: End::Refused(69),
+        },
+        Scenario {
+            name: "a 5000-octet line (minified JSON)",
+            server: || mailin(ServerOptions::default()),
+            args: &[],
+            config: "",
+            recipients: &["a@example.com"],
+            headers: "Subject: report\n",
+            body: LONG_LINE_BODY,
+            modes: ALL,
+            end: End::Delivered,
+        },
+        Scenario {
+            name: "a bare CR and a NUL in the body",
+            server: || mailin(ServerOptions::default()),
+            args: &[],
+            config: "",
+            recipients: &["a@example.com"],
+            headers: "Subject: report\n",
+            body: "progress 10%\rprogress 100%\nend\0\n",
+            // A composed body is text from a flag: such bytes come only
+            // in ready-made messages.
+            modes: READY_MADE,
+            end: End::Delivered,
+        },
+        Scenario {
+            name: "an unqualified -f root (cron's)",
+            server: || mailin(ServerOptions::default()),
+            args: &["-f", "root"],
+            config: "",
+            recipients: &["a@example.com"],
+            headers: "From: root (Cron Daemon)\nSubject: report\n",
+            body: REPORT_BODY,
+            modes: ALL,
+            end: End::Delivered,
+        },
+        Scenario {
             name: "To: a local name with no alias",
             server: || mailin(ServerOptions::default()),
             args: &["-t"],
@@ -343,6 +412,24 @@ fn check(scenario: &Scenario, mode: Mode) {
         End::Delivered => {
             assert_eq!(code, 0, "{what}");
             assert_eq!(delivered, vec![recipients], "{what}");
+            // What arrived is what SMTP can carry, and reads as it was sent.
+            let Server::Mailin(mailin) = &server else {
+                unreachable!("only mailin delivers")
+            };
+            let data = &mailin.received()[0].data;
+            assert!(
+                data.split(|&b| b == b'\n').all(|line| line.len() <= 1000),
+                "{what}: a line over 998 octets arrived"
+            );
+            let text = common::parse(data)
+                .body_text(0)
+                .unwrap_or_default()
+                .into_owned();
+            assert_eq!(
+                text.replace("\r\n", "\n"),
+                scenario.body,
+                "{what}: the body reads differently"
+            );
             assert!(queued.is_empty() && failed.is_empty(), "{what}");
             assert!(log.contains("outcome=sent"), "{what}\n{log}");
         }
