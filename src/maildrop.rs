@@ -117,7 +117,7 @@ pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
     let header = serde_json::to_vec(&drop)
         .map_err(|err| Error::new(Exit::Software, format!("maildrop: cannot encode: {err}")))?;
     let dir = maildrop_dir();
-    let name = unique_name();
+    let name = crate::queue::new_id();
     // A dot name is unfinished: pickup leaves it alone.
     let temp = dir.join(format!(".{name}"));
     let write = || -> std::io::Result<()> {
@@ -427,7 +427,7 @@ fn plan(drop: &Drop, message: &[u8], uid: u32) -> Result<Vec<Planned>> {
     )?;
     let received = format!(
         "Received: by {} (postie, from userid {uid});\r\n\t{}\r\n",
-        hostname(),
+        request::local_hostname(),
         mail_builder::headers::date::Date::now().to_rfc822()
     );
     let mut planned = Vec::new();
@@ -441,31 +441,6 @@ fn plan(drop: &Drop, message: &[u8], uid: u32) -> Result<Vec<Planned>> {
         planned.push((outgoing, plan.queue.settings.clone(), plan.log.clone()));
     }
     Ok(planned)
-}
-
-fn hostname() -> String {
-    let name = gethostname::gethostname().to_string_lossy().into_owned();
-    if name.is_empty() || name.contains(char::is_whitespace) {
-        "localhost".to_string()
-    } else {
-        name
-    }
-}
-
-/// Unique among every user's drops: time, pid and a counter.
-fn unique_name() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{:x}-{:x}-{}",
-        nanos,
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 #[cfg(test)]

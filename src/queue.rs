@@ -589,8 +589,9 @@ fn check_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Sortable and unique: time, process id and a counter.
-fn new_id() -> String {
+/// Sortable and unique: time, process id and a counter. Unique among
+/// every user's maildrop files too (one process has one pid).
+pub(crate) fn new_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now()

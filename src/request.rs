@@ -755,7 +755,7 @@ fn login(cli: &Cli, account: &Account) -> Result<Option<Login>> {
     }
 }
 
-fn local_hostname() -> String {
+pub(crate) fn local_hostname() -> String {
     let name = gethostname::gethostname().to_string_lossy().into_owned();
     if name.is_empty() || name.contains(char::is_whitespace) {
         "localhost".to_string()
