@@ -192,6 +192,11 @@ fn queue_error(what: &str, path: &Path, err: &std::io::Error) -> Error {
 impl Queue {
     /// Opens (and creates, private to the user) the queue directory.
     pub fn open(dir: &Path) -> Result<Queue> {
+        // Root's default queue is the spool that also holds the maildrop:
+        // made here first at 0700, it would shut every user out of it.
+        if !dir.exists() && dir == crate::maildrop::spool_dir() && crate::home::is_root() {
+            crate::maildrop::init()?;
+        }
         for sub in [dir.to_path_buf(), dir.join("tmp"), dir.join("failed")] {
             create_private_dir(&sub).map_err(|err| queue_error("create", &sub, &err))?;
         }

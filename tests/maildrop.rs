@@ -437,3 +437,26 @@ fn concurrent_flushes_pick_each_drop_up_once() {
     assert_eq!(server.received().len(), 8, "each drop sent once");
     assert!(machine.drops().is_empty());
 }
+
+#[test]
+fn roots_first_queued_message_sets_up_the_maildrop_too() {
+    let Some(machine) = Machine::new(&format!("127.0.0.1:{}", closed_port()), "") else {
+        return;
+    };
+    // A fresh machine where root's queue is the spool and nobody ran
+    // `postie queue init`: root's first queued message creates it.
+    let spool = machine.dir.path().join("fresh-spool");
+    machine
+        .as_root(common::postie())
+        .env("POSTIE_SPOOL_DIR", &spool)
+        .env("POSTIE_QUEUE_DIR", &spool)
+        .args(["--queue", "ops@example.com", "--body", "x"])
+        .assert()
+        .success();
+    assert_eq!(fs::metadata(&spool).unwrap().mode() & 0o7777, 0o711);
+    assert_eq!(
+        fs::metadata(spool.join("maildrop")).unwrap().mode() & 0o7777,
+        0o1733
+    );
+    assert_eq!(json_files(&spool).len(), 1, "and the message is queued");
+}
