@@ -154,6 +154,18 @@ impl std::error::Error for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Runs `f`, turning a panic inside it (a parser's bug on hostile input)
+/// into `None`, without the panic message on stderr: the caller reports
+/// it as one line. Meant for the single-threaded CLI; the panic hook is
+/// process-wide.
+pub fn without_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.ok()
+}
+
 /// An io::Error as a person would say it: "No such file or directory",
 /// without Rust's "(os error 2)" suffix.
 pub fn io_reason(err: &std::io::Error) -> String {

@@ -54,7 +54,19 @@ pub fn run(cli: Cli) -> Result<()> {
                 Err(err) => Err(unplanned(&cli, Some(raw), err)),
             };
         }
-        match plan(cli.clone(), &mut raw.as_slice(), is_terminal) {
+        // A bug in planning (a parser's panic on hostile input) must not
+        // lose what cron handed over either.
+        let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            plan(cli.clone(), &mut raw.as_slice(), is_terminal)
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                Exit::Software,
+                "a bug in postie stopped it while preparing the message",
+            )
+            .hint("the message is kept; please report the bug with it"))
+        });
+        match planned {
             Ok(plan) => plan,
             Err(err) => return Err(unplanned(&cli, Some(raw), err)),
         }

@@ -176,10 +176,19 @@ struct Node {
 }
 
 fn structure(bytes: &[u8]) -> Result<Vec<Node>> {
-    let message = MessageParser::default().parse(bytes).ok_or_else(|| {
-        Error::data("malformed message: it has no header fields")
-            .hint("a message starts with header lines, then a blank line and the body")
-    })?;
+    // mail-parser 0.11 panics on some nestings of message/rfc822 ("Invalid
+    // part ID"): such a message is refused like any other whose structure
+    // cannot be read, never a crash that loses it.
+    let parsed = crate::exit::without_panic(|| MessageParser::default().parse(bytes));
+    let message = parsed
+        .ok_or_else(|| {
+            Error::data("malformed message: its MIME structure cannot be read")
+                .hint("send it as an attachment of a new message instead")
+        })?
+        .ok_or_else(|| {
+            Error::data("malformed message: it has no header fields")
+                .hint("a message starts with header lines, then a blank line and the body")
+        })?;
     let mut nodes = Vec::new();
     walk(&message, 0, "", true, false, 0, bytes.len(), &mut nodes)?;
     Ok(nodes)
