@@ -317,15 +317,14 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
     };
     // A bug in planning must neither lose the drop nor stop every flush
     // on this machine (the drop would stay and panic the next one too).
-    let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        plan(&drop, message, uid)
-    }))
-    .unwrap_or_else(|_| {
-        Err(Error::new(
-            Exit::Software,
-            "a bug in postie stopped it while preparing the message",
-        ))
-    });
+    let planned =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan(&drop, message, uid)))
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    Exit::Software,
+                    "a bug in postie stopped it while preparing the message",
+                ))
+            });
     match planned {
         Ok(planned) => {
             for (outgoing, settings, log) in &planned {

@@ -31,9 +31,8 @@ fn main() -> ExitCode {
         };
     }
     let parsed = if sendmail_mode {
-        sendmail_args(&args).and_then(|args| {
-            sendmail::parse(args.clone()).map_err(|err| postie::unparsed_sendmail(&args, err))
-        })
+        let args = sendmail_args(&args);
+        sendmail::parse(args.clone()).map_err(|err| postie::unparsed_sendmail(&args, err))
     } else {
         match cli::parse_from(&args) {
             Ok(cli) => Ok(cli),
@@ -55,13 +54,18 @@ fn report(err: Error) -> ExitCode {
     ExitCode::from(err.exit.code())
 }
 
-fn sendmail_args(args: &[OsString]) -> Result<Vec<String>, Error> {
+/// The arguments as text. One that is not UTF-8 (cron's `-F` from a
+/// Latin-1 GECOS name) is read lossily, with a warning, rather than
+/// refused: refusing would drop the message waiting on stdin.
+fn sendmail_args(args: &[OsString]) -> Vec<String> {
     args.iter()
         .skip(1)
         .map(|arg| {
-            arg.clone()
-                .into_string()
-                .map_err(|bad| Error::usage(format!("argument {bad:?} is not UTF-8")))
+            arg.to_str().map(str::to_string).unwrap_or_else(|| {
+                let lossy = arg.to_string_lossy().into_owned();
+                eprintln!("postie: warning: argument {lossy:?} is not UTF-8; read as shown");
+                lossy
+            })
         })
         .collect()
 }

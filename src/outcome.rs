@@ -20,8 +20,6 @@
 //! What is *not* here: how an attempt is made (`transport`), and where a
 //! queued or failed message is stored (`queue`).
 
-use std::path::PathBuf;
-
 use crate::content::Content;
 use crate::exit::{Error, Exit, Result};
 use crate::log::{Attempt, Logger, Outcome};
@@ -289,6 +287,8 @@ pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> 
     let mixed = verdict.single_failure().is_none();
     log_settled(&plan.log, sender, size, verdict);
     let mut owed_kept = false;
+    // Queueing failed: said last, with the refusals' code if there are any.
+    let mut not_queued: Option<Error> = None;
     if let Some((recipients, error)) = verdict.owed() {
         let whom = if mixed {
             format!(" for {}", listed(&recipients))
@@ -314,7 +314,11 @@ pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> 
                 }
                 Err(queue_error) => {
                     log_failure(&plan.log, sender, size, &recipients, Outcome::Failed, error);
-                    return Err(Error {
+                    // In sendmail mode failed/ is the last place left.
+                    if plan.queue.keep_refused {
+                        keep_refused(plan, message, &recipients, &error.message);
+                    }
+                    not_queued = Some(Error {
                         message: format!(
                             "{}; and it could not be queued: {}",
                             error.message, queue_error.message
@@ -337,9 +341,15 @@ pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> 
             keep_refused(plan, message, recipients, &error.message);
         }
     }
-    match status(verdict, owed_kept) {
-        Some(error) => Err(error),
-        None => Ok(()),
+    match (status(verdict, owed_kept), not_queued) {
+        // A refusal's code wins; the queueing failure is said beside it.
+        (Some(refusal), Some(not_queued)) if !refusal.is_temporary() => {
+            eprintln!("postie: error: {not_queued}");
+            Err(refusal)
+        }
+        (_, Some(not_queued)) => Err(not_queued),
+        (Some(error), None) => Err(error),
+        (None, None) => Ok(()),
     }
 }
 
@@ -401,7 +411,9 @@ pub struct Flushed {
 /// Settles a queue entry just tried: the owed recipients stay in the entry
 /// (never one already delivered to), the refused ones go to `failed/` (the
 /// whole entry when nobody is owed, else a copy for them), and an entry
-/// owed to nobody is removed.
+/// owed to nobody is removed. The entry is narrowed first: whatever fails
+/// after that, the next flush never sends again to a recipient that has
+/// the message.
 pub fn settle_entry(
     queue: &Queue,
     entry: &mut Entry,
@@ -412,6 +424,7 @@ pub fn settle_entry(
     log_settled(log, &entry.sender, content.len(), verdict);
     let mut flushed = Flushed::default();
     let refused: Vec<(&[String], &Error)> = verdict.refused().collect();
+    let delivered = verdict.delivered().count() > 0;
     if let Some((recipients, error)) = verdict.owed() {
         log_failure(
             log,
@@ -421,6 +434,11 @@ pub fn settle_entry(
             Outcome::Queued,
             error,
         );
+        entry.recipients = recipients;
+        entry.last_error = Some(error.message.clone());
+        record_narrowed(queue, entry, delivered)?;
+        eprintln!("postie: queue: deferred {}: {}", entry.id, error.message);
+        flushed.deferred = Some(error.clone());
         for (refused_recipients, refusal) in &refused {
             let path = queue.add_failed(
                 &entry.sender,
@@ -437,11 +455,6 @@ pub fn settle_entry(
                 path.display()
             );
         }
-        entry.recipients = recipients;
-        entry.last_error = Some(error.message.clone());
-        queue.save(entry)?;
-        eprintln!("postie: queue: deferred {}: {}", entry.id, error.message);
-        flushed.deferred = Some(error.clone());
     } else if let Some((_, first)) = refused.first() {
         for (recipients, error) in &refused[1..] {
             eprintln!(
@@ -456,18 +469,53 @@ pub fn settle_entry(
             .flat_map(|(r, _)| r.iter().cloned())
             .collect();
         entry.last_error = Some(first.message.clone());
-        let path: PathBuf = queue.fail(entry)?;
-        eprintln!(
-            "postie: queue: failed {}: {}; kept in {}",
-            entry.id,
-            first,
-            path.display()
-        );
+        match queue.fail(entry) {
+            Ok(path) => eprintln!(
+                "postie: queue: failed {}: {}; kept in {}",
+                entry.id,
+                first,
+                path.display()
+            ),
+            // failed/ cannot take it: it stays queued for the refused
+            // recipients alone, and the next flush tries the move again.
+            Err(err) if delivered => {
+                record_narrowed(queue, entry, delivered)?;
+                eprintln!(
+                    "postie: queue: failed {}: {}; not moved to failed/ ({}), kept in the queue for {} alone",
+                    entry.id,
+                    first,
+                    err.message,
+                    listed(&entry.recipients)
+                );
+            }
+            Err(err) => return Err(err),
+        }
     } else {
         queue.remove(&entry.id)?;
     }
     flushed.refused = refused.first().map(|(_, error)| (*error).clone());
     Ok(flushed)
+}
+
+/// Writes down an entry's narrowed recipients. After a delivery a plain
+/// failure to do so (a full disk) would make the next flush send again to
+/// those who have the message, so the description is then overwritten in
+/// place, in the blocks it already has.
+fn record_narrowed(queue: &Queue, entry: &Entry, delivered: bool) -> Result<()> {
+    match queue.save(entry) {
+        Err(err) if delivered => queue.save_in_place(entry).map_err(|_| Error {
+            message: format!(
+                "{}; the recipients that got the message are still listed in {}, so the next flush would send to them again",
+                err.message, entry.id
+            ),
+            hint: Some(format!(
+                "free space in the queue, then check `postie queue show {}` before the next flush",
+                entry.id
+            )),
+            ..err
+        }),
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -288,6 +288,43 @@ impl Queue {
         self.write_atomic(&self.meta_path(&entry.id), |file| file.write_all(&json))
     }
 
+    /// Overwrites an entry's description where it lies, padded to its old
+    /// length, for when the atomic write finds no space (a full disk):
+    /// the blocks are already there. Only for narrowing an entry after a
+    /// delivery, where the alternative is sending again to those who have
+    /// it. A crash midway leaves a description that does not parse, which
+    /// the flush moves to failed/: never a resend either.
+    pub fn save_in_place(&self, entry: &Entry) -> Result<()> {
+        let path = self.meta_path(&entry.id);
+        let old_len = fs::metadata(&path)
+            .map_err(|err| queue_error("read", &path, &err))?
+            .len() as usize;
+        let mut json = encode(entry)?;
+        if json.len() > old_len {
+            let mut shorter = entry.clone();
+            shorter.last_error = None;
+            json = encode(&shorter)?;
+        }
+        if json.len() > old_len {
+            return Err(Error::new(
+                Exit::IoErr,
+                format!("queue: no room to record {}'s new state", entry.id),
+            ));
+        }
+        // JSON allows trailing white space: the file keeps its length.
+        json.resize(old_len, b' ');
+        let write = || -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)?;
+            file.write_all(&json)?;
+            file.sync_all()
+        };
+        write().map_err(|err| queue_error("write", &path, &err))
+    }
+
     fn write_atomic(
         &self,
         path: &Path,
