@@ -188,9 +188,12 @@ fn unplanned(cli: &Cli, raw: Option<Vec<u8>>, err: Error) -> Error {
         .ok_or_else(|| Error::config("no queue directory"))
         .and_then(|dir| queue::Queue::open(&dir))
         .and_then(|queue| {
-            queue.add_failed(
-                cli.from.as_deref().unwrap_or(""),
-                recipients,
+            let unplanned = queue::Unplanned {
+                submission: queue_settings::Submission::from_cli(cli),
+                maildrop_uid: None,
+            };
+            queue.add_unplanned(
+                unplanned,
                 &fallback.settings,
                 &content::Content::from_bytes(raw),
                 &err.message,

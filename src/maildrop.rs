@@ -29,15 +29,14 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use serde::{Deserialize, Serialize};
 
 use crate::cli::Cli;
 use crate::config::Location;
 use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::log::{Attempt, Outcome};
-use crate::queue::Queue;
-use crate::queue_settings::QueuedSettings;
+use crate::queue::{Queue, Unplanned};
+use crate::queue_settings::{QueuedSettings, Submission};
 use crate::request;
 
 /// Overrides `/var/spool/postie`, for tests and for packagers whose spool
@@ -59,28 +58,6 @@ pub(crate) fn maildrop_dir() -> PathBuf {
 
 /// The first line of every drop file, and its format's version.
 const MAGIC: &[u8] = b"postie-maildrop 1\n";
-
-/// What a drop file says besides the message: sendmail's argv-level data
-/// and nothing else.
-#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Drop {
-    /// -f / -r, as typed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    from: Option<String>,
-    /// -F.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    full_name: Option<String>,
-    /// -t.
-    #[serde(default)]
-    read_recipients: bool,
-    /// -i / -oi: a lone dot does not end the message.
-    #[serde(default)]
-    ignore_dots: bool,
-    /// The recipient arguments, as typed.
-    #[serde(default)]
-    recipients: Vec<String>,
-}
 
 /// Whether this sendmail-mode run hands its message to the maildrop: a
 /// user other than root, who names no config or server and has no config
@@ -107,13 +84,7 @@ pub fn applies(cli: &Cli) -> bool {
 /// Writes the message on `stdin` into the maildrop as one file, complete
 /// before its final name exists.
 pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
-    let drop = Drop {
-        from: cli.from.clone(),
-        full_name: cli.full_name.clone(),
-        read_recipients: cli.read_recipients,
-        ignore_dots: !cli.dot_ends_message,
-        recipients: cli.recipients.clone(),
-    };
+    let drop = Submission::from_cli(cli);
     let header = serde_json::to_vec(&drop)
         .map_err(|err| Error::new(Exit::Software, format!("maildrop: cannot encode: {err}")))?;
     let dir = maildrop_dir();
@@ -356,9 +327,11 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
             // The user cannot see this run's errors: the message is kept
             // where the admin looks, with why.
             let reason = format!("from the maildrop, userid {uid}: {err}");
-            let kept = queue.add_failed(
-                drop.from.as_deref().unwrap_or_default(),
-                &drop.recipients,
+            let kept = queue.add_unplanned(
+                Unplanned {
+                    submission: drop,
+                    maildrop_uid: Some(uid),
+                },
                 &QueuedSettings::default(),
                 &Content::from_bytes(message.to_vec()),
                 &reason,
@@ -383,7 +356,7 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
     })
 }
 
-fn parse(bytes: &[u8]) -> std::result::Result<(Drop, &[u8]), String> {
+fn parse(bytes: &[u8]) -> std::result::Result<(Submission, &[u8]), String> {
     let rest = bytes
         .strip_prefix(MAGIC)
         .ok_or("not a postie maildrop file")?;
@@ -391,7 +364,7 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Drop, &[u8]), String> {
         .iter()
         .position(|&b| b == b'\n')
         .ok_or("its header line is cut off")?;
-    let drop: Drop = serde_json::from_slice(&rest[..end])
+    let drop: Submission = serde_json::from_slice(&rest[..end])
         .map_err(|err| format!("its header does not parse: {err}"))?;
     Ok((drop, &rest[end + 1..]))
 }
@@ -404,17 +377,12 @@ type Planned = (
 
 /// Plans the drop as sendmail mode would for its argv-level data, with the
 /// system config, and adds the `Received:` line that names the user.
-fn plan(drop: &Drop, message: &[u8], uid: u32) -> Result<Vec<Planned>> {
+pub(crate) fn plan(drop: &Submission, message: &[u8], uid: u32) -> Result<Vec<Planned>> {
     let mut cli = Cli::try_parse_from(["postie", "--message", "-"])
         .map_err(|err| Error::new(Exit::Software, format!("maildrop: {}", err.kind())))?;
     // Only what the drop says, and root's system config: nothing from the
     // flush's environment (POSTIE_FROM, POSTIE_SERVER...) may change it.
-    cli.from = drop.from.clone();
-    cli.full_name = drop.full_name.clone();
-    cli.read_recipients = drop.read_recipients;
-    cli.dot_ends_message = !drop.ignore_dots;
-    cli.recipients = drop.recipients.clone();
-    cli.sendmail = true;
+    drop.apply(&mut cli);
     cli.config = Some(crate::config::system_path()).filter(|path| path.exists());
     cli.account = None;
     cli.server = None;
@@ -459,7 +427,7 @@ mod tests {
 
     #[test]
     fn drop_files_round_trip_and_hold_nothing_else() {
-        let drop = Drop {
+        let drop = Submission {
             from: Some("root".into()),
             full_name: Some("Cron Daemon".into()),
             read_recipients: true,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
-use crate::queue_settings::{self, QueuedSettings};
+use crate::queue_settings::{self, QueuedSettings, Submission};
 
 /// When queueing happens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -48,6 +48,20 @@ pub struct Entry {
     pub attempts: u32,
     pub last_attempt: Option<u64>,
     pub last_error: Option<String>,
+    /// A message kept in failed/ before it could be planned: what its
+    /// sendmail command line said, to plan it again on `queue retry`. Its
+    /// `sender` and `recipients` are then only as typed.
+    pub unplanned: Option<Unplanned>,
+}
+
+/// How a message that was never planned came in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unplanned {
+    pub submission: Submission,
+    /// From the maildrop: the submitter's uid, from `fstat`, never from
+    /// the drop's content. Planned again with the system config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maildrop_uid: Option<u32>,
 }
 
 /// The `.json` as written: [`Entry`] with the version of its settings
@@ -68,6 +82,8 @@ struct StoredEntry {
     attempts: u32,
     last_attempt: Option<u64>,
     last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unplanned: Option<Unplanned>,
 }
 
 impl From<Entry> for StoredEntry {
@@ -84,6 +100,7 @@ impl From<Entry> for StoredEntry {
             attempts: entry.attempts,
             last_attempt: entry.last_attempt,
             last_error: entry.last_error,
+            unplanned: entry.unplanned,
         }
     }
 }
@@ -112,6 +129,7 @@ impl TryFrom<StoredEntry> for Entry {
             attempts: stored.attempts,
             last_attempt: stored.last_attempt,
             last_error: stored.last_error,
+            unplanned: stored.unplanned,
         })
     }
 }
@@ -244,6 +262,7 @@ impl Queue {
             attempts: u32::from(failed_try.is_some()),
             last_attempt: failed_try.map(|_| created),
             last_error: failed_try.map(str::to_string),
+            unplanned: None,
         };
         self.write_atomic(&self.message_path(&entry.id), |file| message.write_to(file))?;
         self.save(&entry)?;
@@ -251,10 +270,8 @@ impl Queue {
     }
 
     /// Stores a message straight into `failed/`, with why: for recipients
-    /// refused for good, and for a message that cannot even be planned
-    /// (sendmail mode, the maildrop), whose sender reads no exit status.
-    /// Never in the queue proper, where a flush could send it. Returns the
-    /// message's path.
+    /// refused for good. Never in the queue proper, where a flush could
+    /// send it. Returns the message's path.
     pub fn add_failed(
         &self,
         sender: &str,
@@ -263,23 +280,86 @@ impl Queue {
         message: &Content,
         reason: &str,
     ) -> Result<PathBuf> {
-        let entry = Entry {
-            id: new_id(),
-            created: now(),
-            sender: sender.to_string(),
-            recipients: recipients.to_vec(),
-            settings: settings.clone(),
-            size: message.len(),
-            attempts: 0,
-            last_attempt: None,
-            last_error: Some(reason.to_string()),
-        };
+        self.store_failed(
+            Entry {
+                id: new_id(),
+                created: now(),
+                sender: sender.to_string(),
+                recipients: recipients.to_vec(),
+                settings: settings.clone(),
+                size: message.len(),
+                attempts: 0,
+                last_attempt: None,
+                last_error: Some(reason.to_string()),
+                unplanned: None,
+            },
+            message,
+        )
+    }
+
+    /// Stores a message that could not even be planned (sendmail mode, the
+    /// maildrop: its sender reads no exit status) in `failed/`, with what
+    /// its command line said, so that `queue retry` can plan it again.
+    pub fn add_unplanned(
+        &self,
+        unplanned: Unplanned,
+        settings: &QueuedSettings,
+        message: &Content,
+        reason: &str,
+    ) -> Result<PathBuf> {
+        self.store_failed(
+            Entry {
+                id: new_id(),
+                created: now(),
+                sender: unplanned.submission.from.clone().unwrap_or_default(),
+                recipients: unplanned.submission.recipients.clone(),
+                settings: settings.clone(),
+                size: message.len(),
+                attempts: 0,
+                last_attempt: None,
+                last_error: Some(reason.to_string()),
+                unplanned: Some(unplanned),
+            },
+            message,
+        )
+    }
+
+    fn store_failed(&self, entry: Entry, message: &Content) -> Result<PathBuf> {
         let message_path = self.failed_path(&entry.id, "eml");
         self.write_atomic(&message_path, |file| message.write_to(file))?;
-        let json = encode(&entry)?;
-        let meta = self.failed_path(&entry.id, "json");
-        self.write_atomic(&meta, |file| file.write_all(&json))?;
+        self.save_failed(&entry)?;
         Ok(message_path)
+    }
+
+    /// Rewrites a failed entry's description (a retry that failed again).
+    pub fn save_failed(&self, entry: &Entry) -> Result<()> {
+        let json = encode(entry)?;
+        let meta = self.failed_path(&entry.id, "json");
+        self.write_atomic(&meta, |file| file.write_all(&json))
+    }
+
+    /// A failed entry that was never planned, with its message, to plan it
+    /// again; `None` for an ordinary one, which `retry` moves back as is.
+    pub fn unplanned(&self, id: &str) -> Result<Option<(Entry, Vec<u8>)>> {
+        check_id(id)?;
+        let Found::Entry(entry) = read_description(&self.failed_path(id, "json"), id) else {
+            return Ok(None);
+        };
+        if entry.unplanned.is_none() {
+            return Ok(None);
+        }
+        let path = self.failed_path(id, "eml");
+        let message = fs::read(&path).map_err(|err| queue_error("read", &path, &err))?;
+        Ok(Some((*entry, message)))
+    }
+
+    /// Removes a failed entry whose message has been queued again.
+    pub fn forget_failed(&self, id: &str) -> Result<()> {
+        check_id(id)?;
+        let meta = self.failed_path(id, "json");
+        fs::remove_file(&meta).map_err(|err| queue_error("remove", &meta, &err))?;
+        let _ = fs::remove_file(self.failed_path(id, "eml"));
+        Ok(())
     }
 
     /// Writes an entry's description atomically (also after each attempt).
@@ -910,6 +990,7 @@ mod tests {
             attempts: 0,
             last_attempt: None,
             last_error: None,
+            unplanned: None,
         };
         assert_eq!(entry.next_attempt(), 0);
         entry.last_attempt = Some(1000);

@@ -72,16 +72,66 @@ pub fn run(cli: QueueCli) -> Result<()> {
             }
             queue.remove(&id)
         }
-        QueueCommand::Retry { id } => {
-            let entry = queue.retry(&id)?;
-            eprintln!(
-                "postie: queue: {} is queued again for {}",
-                entry.id,
-                entry.recipients.join(", ")
-            );
-            Ok(())
-        }
+        QueueCommand::Retry { id } => retry(&queue, &id),
     }
+}
+
+/// Back from failed/: an ordinary entry as it is, with its attempts
+/// reset; one kept before it could be planned is planned now, with
+/// today's config, and queued as the message(s) that gives.
+fn retry(queue: &Queue, id: &str) -> Result<()> {
+    let Some((mut entry, message)) = queue.unplanned(id)? else {
+        let entry = queue.retry(id)?;
+        eprintln!(
+            "postie: queue: {} is queued again for {}",
+            entry.id,
+            entry.recipients.join(", ")
+        );
+        return Ok(());
+    };
+    let unplanned = entry
+        .unplanned
+        .clone()
+        .expect("unplanned() returns only those");
+    let planned: Result<Vec<(Outgoing, QueuedSettings)>> = match unplanned.maildrop_uid {
+        Some(uid) => maildrop::plan(&unplanned.submission, &message, uid)
+            .map(|list| list.into_iter().map(|(o, s, _)| (o, s)).collect()),
+        None => request::replan(&unplanned.submission, &entry.settings, &message).map(|plan| {
+            let settings = plan.queue.settings.clone();
+            plan.messages
+                .into_iter()
+                .map(|o| (o, settings.clone()))
+                .collect()
+        }),
+    };
+    let planned = match planned {
+        Ok(planned) => planned,
+        Err(err) => {
+            // Still not plannable: it stays in failed/, with today's reason.
+            entry.last_error = Some(err.message.clone());
+            queue.save_failed(&entry)?;
+            return Err(Error {
+                message: format!("queue: {id} still cannot be sent: {}", err.message),
+                ..err
+            }
+            .hint("it stays in failed/; fix the cause, then retry it again"));
+        }
+    };
+    for (outgoing, settings) in &planned {
+        let queued = queue.add(
+            &outgoing.envelope.sender,
+            &outgoing.envelope.recipients,
+            settings,
+            &outgoing.content,
+            None,
+        )?;
+        eprintln!(
+            "postie: queue: {id} is queued again as {} for {}",
+            queued.id,
+            outgoing.envelope.recipients.join(", ")
+        );
+    }
+    queue.forget_failed(id)
 }
 
 fn age_text(entry: &Entry, now: u64) -> String {
@@ -338,6 +388,26 @@ fn triage(
             return Ok(None);
         }
     };
+    // Never "delivered" to nobody: an entry with no recipient (or one that
+    // was never planned, which belongs in failed/) cannot be sent.
+    if entry.recipients.is_empty() || entry.unplanned.is_some() {
+        let reason = "it names no recipient to send to (see `postie queue retry`)";
+        entry.last_error = Some(reason.to_string());
+        match queue.fail(&entry) {
+            Ok(path) => {
+                eprintln!(
+                    "postie: queue: failed {id}: {reason}; kept in {}",
+                    path.display()
+                );
+                tally.first_permanent.get_or_insert(
+                    Error::data(format!("queue: {id} has no recipient"))
+                        .hint("see `postie queue list --failed`"),
+                );
+            }
+            Err(err) => tally.unsaved(id, err),
+        }
+        return Ok(None);
+    }
     let now = queue::now();
     if entry.age(now) > max_age {
         let reason = entry

@@ -18,6 +18,54 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{AuthMethod, Cli, TlsMode};
 
+/// What sendmail's command line said of a message, and nothing else:
+/// `-f`, `-F`, `-t`, `-i` and the recipient arguments, as typed. Kept with
+/// a message that was never planned (a maildrop file, or one kept in
+/// failed/ because planning it failed), so that it can be planned later,
+/// with the config as it is then. Never settings that run anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    /// -f / -r, as typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// -F.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    /// -t.
+    #[serde(default)]
+    pub read_recipients: bool,
+    /// -i / -oi: a lone dot does not end the message.
+    #[serde(default)]
+    pub ignore_dots: bool,
+    /// The recipient arguments, as typed.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+}
+
+impl Submission {
+    pub fn from_cli(cli: &Cli) -> Submission {
+        Submission {
+            from: cli.from.clone(),
+            full_name: cli.full_name.clone(),
+            read_recipients: cli.read_recipients,
+            ignore_dots: !cli.dot_ends_message,
+            recipients: cli.recipients.clone(),
+        }
+    }
+
+    /// A sendmail-mode command line for it: what it says and nothing from
+    /// the environment of whoever plans it now.
+    pub fn apply(&self, cli: &mut Cli) {
+        cli.from = self.from.clone();
+        cli.full_name = self.full_name.clone();
+        cli.read_recipients = self.read_recipients;
+        cli.dot_ends_message = !self.ignore_dots;
+        cli.recipients = self.recipients.clone();
+        cli.sendmail = true;
+    }
+}
+
 /// The version [`QueuedSettings`] is written as.
 pub const VERSION: u32 = 1;
 

@@ -228,6 +228,31 @@ fn logger(account_name: Option<String>, account: &Account) -> Logger {
     }
 }
 
+/// Plans a message that was kept before it could be planned, as sendmail
+/// mode would have, with its stored settings and today's config; nothing
+/// is sent (`dry_run`), so no password command runs.
+pub fn replan(
+    submission: &crate::queue_settings::Submission,
+    settings: &QueuedSettings,
+    message: &[u8],
+) -> Result<Plan> {
+    let mut cli = Cli::try_parse_from(["postie", "--message", "-"])
+        .map_err(|err| Error::new(Exit::Software, format!("queue: {}", err.kind())))?;
+    settings.apply(&mut cli);
+    submission.apply(&mut cli);
+    cli.dry_run = true;
+    let config = ConfigFile::load(cli.config.as_deref())?;
+    let mut reader = message;
+    plan(
+        cli,
+        config,
+        Stdin {
+            reader: &mut reader,
+            is_terminal: false,
+        },
+    )
+}
+
 /// The transport settings for a queued message, from its stored record
 /// and today's config (a changed password or server applies), with the
 /// usual precedence: the record's flags, then the account, then defaults.

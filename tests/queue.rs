@@ -1054,3 +1054,62 @@ fn a_flush_sends_entries_with_the_same_settings_over_one_session() {
     assert_ne!(session_of("one"), session_of("four"));
     assert!(setup.entries().is_empty());
 }
+
+#[test]
+fn retry_plans_again_a_message_kept_before_it_could_be_planned() {
+    let server = TestServer::start(ServerOptions::default());
+    let setup = Setup::new(&server.addr(), "");
+    // cronie, with a local recipient that nothing maps yet: kept in failed/.
+    let (_link, mut cmd) = sendmail();
+    let output = cmd
+        .env("POSTIE_CONFIG", &setup.config)
+        .env("POSTIE_QUEUE_DIR", &setup.queue)
+        .args([
+            "-FCronDaemon",
+            "-i",
+            "-odi",
+            "-oem",
+            "-oi",
+            "-t",
+            "-f",
+            "root",
+        ])
+        .write_stdin("From: root (Cron Daemon)\nTo: www-data\nSubject: Cron job\n\noutput\n")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(67));
+    let failed = failed_json(&setup);
+    assert_eq!(failed.len(), 1);
+    let id = failed[0]["id"].as_str().unwrap().to_string();
+
+    // Retrying before the cause is fixed says so and keeps it.
+    let again = setup.cmd().args(["queue", "retry", &id]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(67), "{stderr}");
+    assert!(stderr.contains("still cannot be sent"), "{stderr}");
+    assert_eq!(failed_json(&setup).len(), 1);
+
+    // The admin adds `admin`, as the error line said: retry plans it with
+    // today's config and queues it; the flush delivers it.
+    setup.write_config(&server.addr(), "");
+    let config = fs::read_to_string(&setup.config).unwrap();
+    fs::write(
+        &setup.config,
+        format!("admin = \"admin@example.com\"\n{config}"),
+    )
+    .unwrap();
+    let retried = setup.cmd().args(["queue", "retry", &id]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&retried.stderr);
+    assert!(retried.status.success(), "{stderr}");
+    assert!(stderr.contains("for admin@example.com"), "{stderr}");
+    assert!(failed_json(&setup).is_empty());
+    setup
+        .cmd()
+        .args(["queue", "flush", "--now"])
+        .assert()
+        .success();
+    let got = server.wait_for_messages(1);
+    assert_eq!(got[0].rcpt_to, ["admin@example.com"]);
+    assert_eq!(got[0].mail_from, "cron@example.com");
+    assert!(String::from_utf8_lossy(&got[0].data).contains("output"));
+}
