@@ -56,6 +56,9 @@ pub(crate) fn maildrop_dir() -> PathBuf {
     spool_dir().join("maildrop")
 }
 
+/// The most a drop file may hold: the message and its one header line.
+const MAX_DROP_BYTES: u64 = 100 * 1024 * 1024 + 64 * 1024;
+
 /// The first line of every drop file, and its format's version.
 const MAGIC: &[u8] = b"postie-maildrop 1\n";
 
@@ -84,6 +87,14 @@ pub fn applies(cli: &Cli) -> bool {
 /// Writes the message on `stdin` into the maildrop as one file, complete
 /// before its final name exists.
 pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
+    if message.len() as u64 > MAX_DROP_BYTES - 64 * 1024 {
+        return Err(Error::data(format!(
+            "the message is {} bytes, more than the maildrop takes ({} bytes)",
+            message.len(),
+            MAX_DROP_BYTES - 64 * 1024
+        ))
+        .hint("send it with a config of your own, or as a link to the file"));
+    }
     let drop = Submission::from_cli(cli);
     let header = serde_json::to_vec(&drop)
         .map_err(|err| Error::new(Exit::Software, format!("maildrop: cannot encode: {err}")))?;
@@ -250,8 +261,16 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path);
     let refuse = |why: String| {
-        // Removing the name is safe whatever it is: unlink never follows.
-        let removed = match fs::remove_file(path) {
+        // Removing the name is safe whatever it is: unlink never follows,
+        // and a directory (anyone may mkdir here) goes with what is in it,
+        // or it would be refused again by every flush.
+        let is_dir = fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir());
+        let removal = if is_dir {
+            fs::remove_dir_all(path)
+        } else {
+            fs::remove_file(path)
+        };
+        let removed = match removal {
             Ok(()) => "removed".to_string(),
             Err(err) => format!("could not remove it: {}", io_reason(&err)),
         };
@@ -279,12 +298,40 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
         ));
     }
     let uid = meta.uid();
+    // A sparse file costs its owner nothing: never read more than a drop
+    // may hold (deposit refuses bigger messages with the user watching).
+    if meta.len() > MAX_DROP_BYTES {
+        return refuse(format!(
+            "from userid {uid}: {} bytes, more than a drop may hold ({MAX_DROP_BYTES})",
+            meta.len()
+        ));
+    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
+    (&mut file)
+        .take(MAX_DROP_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|err| Error::new(Exit::IoErr, format!("cannot read: {}", io_reason(&err))))?;
     let (drop, message) = match parse(&bytes) {
         Ok(parsed) => parsed,
-        Err(why) => return refuse(format!("from userid {uid}: {why}")),
+        // Written by a postie of another version, or damaged: the user's
+        // sendmail said it was taken, so it is kept where the admin looks.
+        Err(why) => {
+            let reason = format!("from the maildrop, userid {uid}: {why}");
+            let kept = queue.add_failed(
+                "",
+                &[],
+                &QueuedSettings::default(),
+                &Content::from_bytes(bytes),
+                &reason,
+            )?;
+            fs::remove_file(path).map_err(|err| {
+                Error::new(
+                    Exit::IoErr,
+                    format!("cannot remove {}: {}", path.display(), io_reason(&err)),
+                )
+            })?;
+            return Err(Error::data(format!("{reason}; kept in {}", kept.display())));
+        }
     };
     // A bug in planning must neither lose the drop nor stop every flush
     // on this machine (the drop would stay and panic the next one too).
