@@ -20,6 +20,8 @@
 //! What is *not* here: how an attempt is made (`transport`), and where a
 //! queued or failed message is stored (`queue`).
 
+use std::path::PathBuf;
+
 use crate::content::Content;
 use crate::exit::{Error, Exit, Result};
 use crate::log::{Attempt, Logger, Outcome};
@@ -406,6 +408,24 @@ pub struct Flushed {
     pub deferred: Option<Error>,
     /// Refused for some recipients: moved (or copied) to failed/.
     pub refused: Option<Error>,
+}
+
+/// Moves a queue entry to `failed/` without an attempt (too old, its
+/// message missing or short, no recipient), with its log line: the one
+/// end an entry may have besides delivered and queued. Returns where it
+/// went.
+pub fn give_up(queue: &Queue, entry: &Entry, reason: &str, log: &Logger) -> Result<PathBuf> {
+    let path = queue.fail(entry)?;
+    log.record(&Attempt {
+        server: "",
+        sender: &entry.sender,
+        recipients: &entry.recipients,
+        size: entry.size as usize,
+        outcome: Outcome::Failed,
+        reply: reason,
+        exit: Exit::Unavailable.code(),
+    });
+    Ok(path)
 }
 
 /// Settles a queue entry just tried: the owed recipients stay in the entry

@@ -393,7 +393,8 @@ fn triage(
     if entry.recipients.is_empty() || entry.unplanned.is_some() {
         let reason = "it names no recipient to send to (see `postie queue retry`)";
         entry.last_error = Some(reason.to_string());
-        match queue.fail(&entry) {
+        let log = request::replay_logger(&entry.settings, &entry.sender);
+        match outcome::give_up(queue, &entry, reason, &log) {
             Ok(path) => {
                 eprintln!(
                     "postie: queue: failed {id}: {reason}; kept in {}",
@@ -414,7 +415,9 @@ fn triage(
             .last_error
             .clone()
             .unwrap_or_else(|| "never tried".into());
-        let path = match queue.fail(&entry) {
+        let log = request::replay_logger(&entry.settings, &entry.sender);
+        let given_up = format!("gave up after {}: {reason}", age_text(&entry, now));
+        let path = match outcome::give_up(queue, &entry, &given_up, &log) {
             Ok(path) => path,
             Err(err) => {
                 tally.unsaved(id, err);
@@ -447,7 +450,8 @@ fn triage(
         })),
         Err(reason) => {
             entry.last_error = Some(reason.clone());
-            match queue.fail(&entry) {
+            let log = request::replay_logger(&entry.settings, &entry.sender);
+            match outcome::give_up(queue, &entry, &reason, &log) {
                 Ok(path) => {
                     eprintln!(
                         "postie: queue: failed {id}: {reason}; kept in {}",

@@ -257,6 +257,22 @@ pub fn replan(
 /// and today's config (a changed password or server applies), with the
 /// usual precedence: the record's flags, then the account, then defaults.
 pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(Settings, Logger)> {
+    let (cli, account_name, account) = replay_account(stored, &envelope.sender)?;
+    let mut warnings = Vec::new();
+    let settings = transport_settings(&cli, &account, envelope, &mut warnings)?;
+    Ok((settings, logger(account_name, &account)))
+}
+
+/// Where a queued message's attempts are logged, without building its
+/// login (no password command runs): for entries given up without an
+/// attempt. The default logger (none) when the config cannot be read.
+pub fn replay_logger(stored: &QueuedSettings, sender: &str) -> Logger {
+    replay_account(stored, sender)
+        .map(|(_, name, account)| logger(name, &account))
+        .unwrap_or_default()
+}
+
+fn replay_account(stored: &QueuedSettings, sender: &str) -> Result<(Cli, Option<String>, Account)> {
     let mut cli = Cli::try_parse_from(["postie"]).map_err(|err| {
         Error::new(
             Exit::Software,
@@ -265,10 +281,8 @@ pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(
     })?;
     stored.apply(&mut cli);
     let config = ConfigFile::load(cli.config.as_deref())?;
-    let (account_name, account) = config.select(cli.account.as_deref(), Some(&envelope.sender))?;
-    let mut warnings = Vec::new();
-    let settings = transport_settings(&cli, &account, envelope, &mut warnings)?;
-    Ok((settings, logger(account_name, &account)))
+    let (account_name, account) = config.select(cli.account.as_deref(), Some(sender))?;
+    Ok((cli, account_name, account))
 }
 
 /// How much of a message a run needs: a test that stops early needs no
