@@ -125,9 +125,14 @@ fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
     for (err, message) in &failures {
         eprintln!("postie: error: {}: {err}", message.label);
     }
+    // Some of these may have reached some recipients (--partial, MX): the
+    // line must not invite sending them all again.
     Err(Error::new(
         first.exit,
-        format!("{} of {total} messages were not sent", failures.len()),
+        format!(
+            "{} of {total} messages did not reach every recipient; see the lines above",
+            failures.len()
+        ),
     ))
 }
 

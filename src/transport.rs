@@ -406,8 +406,10 @@ impl Context<'_> {
                     if index + 1 < servers.len()
                         && matches!(err.exit, Exit::TempFail | Exit::IoErr | Exit::NoHost) =>
                 {
+                    // Not the run's end: no hint, no exit code.
                     eprintln!(
-                        "postie: warning: {err}; trying {} next",
+                        "postie: warning: {}; trying {} next",
+                        err.message,
                         servers[index + 1].endpoint
                     );
                     last_error = Some(err);
@@ -1858,10 +1860,15 @@ fn refusal_error(endpoint: &Endpoint, refused: &[Refusal], all_refused: bool) ->
     } else {
         Exit::NoUser
     };
-    let hint = if all_refused {
-        "nothing was sent"
-    } else {
-        "nothing was sent; fix or remove these recipients, or use --partial to send to the others"
+    let hint = match (all_refused, exit) {
+        (true, _) => "nothing was sent",
+        // A 4xx is nobody's mistake: the same list may go through later.
+        (false, Exit::TempFail) => {
+            "nothing was sent; try again later, or use --partial to send to the others now"
+        }
+        (false, _) => {
+            "nothing was sent; fix or remove these recipients, or use --partial to send to the others"
+        }
     };
     Error::new(
         exit,
