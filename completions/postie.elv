@@ -46,7 +46,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --tls 'TLS mode [default: implicit on port 465, opportunistic for loopback, else starttls]'
             cand --ca-file 'Trust the CA certificates in this PEM file (in addition to the system''s)'
             cand --client-cert 'Client certificate (PEM) to present to the server; needs --client-key'
-            cand --client-key 'Private key (PEM, PKCS#8) for --client-cert'
+            cand --client-key 'Private key (PEM, PKCS#8) for --client-cert; refused unless private to its owner (chmod 600)'
             cand --user 'User name for SMTP AUTH; the password comes from --password-cmd, POSTIE_PASSWORD or the config'
             cand --password-cmd 'Command whose first output line is the password (or OAuth2 token), e.g. ''pass show smtp'''
             cand --auth 'Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers]'

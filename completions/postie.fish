@@ -48,7 +48,7 @@ opportunistic\t'STARTTLS when the server offers it, plain text otherwise'
 none\t'Plain text only'"
 complete -c postie -n "__fish_postie_needs_command" -l ca-file -d 'Trust the CA certificates in this PEM file (in addition to the system\'s)' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l client-cert -d 'Client certificate (PEM) to present to the server; needs --client-key' -r -F
-complete -c postie -n "__fish_postie_needs_command" -l client-key -d 'Private key (PEM, PKCS#8) for --client-cert' -r -F
+complete -c postie -n "__fish_postie_needs_command" -l client-key -d 'Private key (PEM, PKCS#8) for --client-cert; refused unless private to its owner (chmod 600)' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l user -d 'User name for SMTP AUTH; the password comes from --password-cmd, POSTIE_PASSWORD or the config' -r
 complete -c postie -n "__fish_postie_needs_command" -l password-cmd -d 'Command whose first output line is the password (or OAuth2 token), e.g. \'pass show smtp\'' -r -f -a "(__fish_complete_command)"
 complete -c postie -n "__fish_postie_needs_command" -l auth -d 'Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers]' -r -f -a "auto\t'The first of PLAIN and LOGIN that the server offers'

@@ -178,7 +178,8 @@ pub struct Cli {
     #[arg(long, value_name = "PEM", requires = "client_key", help_heading = TLS)]
     pub client_cert: Option<PathBuf>,
 
-    /// Private key (PEM, PKCS#8) for --client-cert.
+    /// Private key (PEM, PKCS#8) for --client-cert; refused unless private
+    /// to its owner (chmod 600).
     #[arg(long, value_name = "PEM", requires = "client_cert", help_heading = TLS)]
     pub client_key: Option<PathBuf>,
 

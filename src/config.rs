@@ -14,16 +14,19 @@
 //! ```
 //!
 //! Unknown keys are errors, so a typo never silently changes how mail is
-//! sent. A file holding a `password` must be private to its owner.
+//! sent. The file must be writable by its owner alone, who is the user or
+//! root; one holding a `password` must be private to its owner.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::address::Mailbox;
 use crate::cli::{AuthMethod, TlsMode};
-use crate::exit::{io_reason, Error, Exit, Result};
+use crate::exit::{io_reason, Error, Result};
+use crate::permissions;
 use crate::queue::QueuePolicy;
 
 /// Replaces /etc/postie/config.toml: for tests (which must never read the
@@ -271,16 +274,23 @@ impl ConfigFile {
     }
 
     fn read(path: &Path) -> Result<ConfigFile> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        let cannot = |err: std::io::Error| {
             Error::config(format!(
                 "cannot read config file {}: {}",
                 path.display(),
                 io_reason(&err)
             ))
-        })?;
+        };
+        // Checked on the file as opened, before a word of it is believed:
+        // a config names commands that root runs.
+        let mut file = std::fs::File::open(path).map_err(cannot)?;
+        let meta = file.metadata().map_err(cannot)?;
+        permissions::check_trusted_file(&meta, path, "config file")?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(cannot)?;
         let mut config = Self::parse(&text, path)?;
         if config.holds_password() {
-            check_private(path)?;
+            permissions::check_secret_file(&meta, path, "config file", "a password")?;
         }
         config.path = Some(path.to_path_buf());
         Ok(config)
@@ -411,43 +421,10 @@ impl ConfigFile {
     }
 }
 
-/// Refuses a file holding a password that group or others can read, as
-/// msmtp does: such a password is as good as published.
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|err| {
-            Error::config(format!(
-                "cannot stat {}: {}",
-                path.display(),
-                io_reason(&err)
-            ))
-        })?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::new(
-            Exit::Config,
-            format!(
-                "{} holds a password but group or others can read it (mode {:04o})",
-                path.display(),
-                mode & 0o7777
-            ),
-        )
-        .hint(format!("run: chmod 600 {}", path.display())));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<()> {
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::Exit;
 
     const SAMPLE: &str = r#"
 default = "home"

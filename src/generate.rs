@@ -412,9 +412,11 @@ password_cmd = "pass show smtp/work"
          default.",
     );
     page.p(
-        "Unknown keys are errors, reported with their line and column. A file holding a \
-         `password` that group or others can read is refused (exit 78) with the `chmod 600` \
-         that fixes it; `password_cmd` keeps the secret out of the file.",
+        "Unknown keys are errors, reported with their line and column. A config file that group \
+         or others can write, or that belongs to someone other than you or root, is refused \
+         (exit 78), whatever it holds; so is one holding a `password` that group or others can \
+         read. The message names the `chmod` or `chown` that fixes it; `password_cmd` keeps the \
+         secret out of the file. See postie.toml(5), PERMISSIONS.",
     );
 }
 
@@ -850,6 +852,23 @@ fn queue_page() -> String {
          flush.",
     );
 
+    page.section("PERMISSIONS");
+    page.p(
+        "Root's flush acts on what the queue holds, so nobody else may write it. The queue \
+         directory, its `tmp/` and its `failed/` must belong to the user postie runs as and \
+         must not be writable by group or others (0700 as postie makes them; 0711, the \
+         spool's mode, is fine too); otherwise every command that uses the queue exits 78, \
+         naming the directory and the `chmod go-w` or `chown` that fixes it. Check it for \
+         entries you did not queue first. The maildrop is the one exception: anyone may write \
+         it, and what it holds is data only.",
+    );
+    page.p(
+        "Queue files are opened without following symbolic links, and new ones are created \
+         with `O_EXCL`: a link found at a temporary or lock name is removed, never written \
+         through. An entry whose description belongs to another user is skipped, with one \
+         warning line, and left where it is.",
+    );
+
     page.section("MAILDROP");
     for text in MAILDROP_TEXT {
         page.p(text);
@@ -871,7 +890,8 @@ fn queue_page() -> String {
     page.p(
         "`list`, `show` and `drop` exit 0; 66 when there is no entry *ID*; 75 when `drop` finds \
          the entry being sent by a flush. 74 means the queue directory could not be read or \
-         written, 78 a configuration error. The codes are those of postie(1).",
+         written, 78 a configuration error or a queue directory others could write (see \
+         PERMISSIONS). The codes are those of postie(1).",
     );
 
     page.section("ENVIRONMENT");
@@ -1070,7 +1090,8 @@ fn config_page() -> String {
         ),
         (
             "`client_key =` *PATH*",
-            "Private key (PEM, PKCS#8) for `client_cert`.",
+            "Private key (PEM, PKCS#8) for `client_cert`. Refused (exit 78) when group or \
+             others can read it, as a `password` is.",
         ),
         (
             "`insecure =` *BOOL*",
@@ -1149,7 +1170,9 @@ fn config_page() -> String {
             "`logfile =` *PATH*",
             "Append one line per delivery attempt to this file: time, account, server, envelope \
              sender, recipients, size, outcome (sent, queued, failed), the server's reply or the \
-             error, exit code. Never a password.",
+             error, exit code. Never a password. A new log is created private (0600); a symbolic \
+             link at *PATH* is never followed (a warning, nothing logged), and a log that group \
+             or others can write is written with a warning.",
         ),
         (
             "`syslog =` *BOOL*",
@@ -1177,9 +1200,23 @@ default: ops@example.com
 
     page.section("PERMISSIONS");
     page.p(
-        "A file holding a `password` (in any table) that group or others can read is refused \
-         (exit 78) with the `chmod 600` that fixes it: such a password is as good as published. \
-         `password_cmd` keeps the secret elsewhere, in pass(1), a keyring or a root-only file.",
+        "postie runs as root from cron, so it treats its files as OpenSSH and sudo do. The \
+         config file and the aliases file must belong to the user postie runs as or to root, \
+         and must not be writable by group or others, whatever keys they hold: whoever can \
+         change them can make postie run a `password_cmd` or send mail elsewhere. Their \
+         directory must not be writable by group or others either (a sticky one such as /tmp \
+         is fine), since whoever can write it can put another file in their place. Each such \
+         file is refused (exit 78) with the `chmod` or `chown` that fixes it.",
+    );
+    page.p(
+        "A file holding a `password` (in any table), and a `client_key`, that group or others \
+         can read is refused (exit 78) with the `chmod 600` that fixes it: such a secret is as \
+         good as published. `password_cmd` keeps the secret elsewhere, in pass(1), a keyring or \
+         a root-only file.",
+    );
+    page.p(
+        "The `logfile` is created 0600 and never followed when it is a symbolic link; one that \
+         group or others can write is a warning. The queue's rules are in postie-queue(1).",
     );
 
     page.section("EXAMPLES");

@@ -17,6 +17,7 @@ pub mod maildrop;
 pub mod message;
 pub mod mx;
 pub mod outcome;
+pub mod permissions;
 pub mod queue;
 pub mod queue_cmd;
 pub mod queue_settings;

@@ -29,13 +29,20 @@ pub struct Aliases {
 
 impl Aliases {
     pub fn load(path: &Path) -> Result<Aliases> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        use std::io::Read;
+        let cannot = |err: std::io::Error| {
             Error::config(format!(
                 "cannot read aliases file {}: {}",
                 path.display(),
                 io_reason(&err)
             ))
-        })?;
+        };
+        // Whoever can change the aliases can have root's mail sent anywhere.
+        let mut file = std::fs::File::open(path).map_err(cannot)?;
+        let meta = file.metadata().map_err(cannot)?;
+        crate::permissions::check_trusted_file(&meta, path, "aliases file")?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(cannot)?;
         Self::parse(&text, path)
     }
 

@@ -8,7 +8,7 @@
 //! on stderr, not a failure.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mail_builder::headers::date::Date;
 
@@ -62,19 +62,9 @@ impl Logger {
         }
         let line = self.line(attempt);
         if let Some(path) = &self.file {
-            let written = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .and_then(|mut file| {
-                    file.write_all(format!("{} {line}\n", Date::now().to_rfc822()).as_bytes())
-                });
-            if let Err(err) = written {
-                eprintln!(
-                    "postie: warning: cannot write the log file {}: {}",
-                    path.display(),
-                    crate::exit::io_reason(&err)
-                );
+            let stamped = format!("{} {line}\n", Date::now().to_rfc822());
+            if let Err(why) = append(path, stamped.as_bytes()) {
+                eprintln!("postie: warning: {why}");
             }
         }
         if self.syslog {
@@ -106,6 +96,68 @@ impl Logger {
             attempt.exit
         )
     }
+}
+
+/// Appends one line to the log file, creating it private to the user (it
+/// names who mails whom). Root writes it: a symbolic link planted at its
+/// path is refused, never followed, or root would append to whatever file
+/// the link names; a FIFO is refused without blocking. A log that others
+/// can write is still written, with a warning: they could fake lines in
+/// it, which is worth knowing but no reason to lose the real ones. Returns
+/// the warning to show.
+fn append(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let opened = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(format!(
+                "the log file {} is a symbolic link; not following it, nothing logged (name the real file in logfile)",
+                path.display()
+            ))
+        }
+        Err(err) => {
+            return Err(format!(
+                "cannot write the log file {}: {}",
+                path.display(),
+                crate::exit::io_reason(&err)
+            ))
+        }
+    };
+    let meta = file.metadata().map_err(|err| {
+        format!(
+            "cannot write the log file {}: {}",
+            path.display(),
+            crate::exit::io_reason(&err)
+        )
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "the log file {} is not a regular file; nothing logged",
+            path.display()
+        ));
+    }
+    file.write_all(bytes).map_err(|err| {
+        format!(
+            "cannot write the log file {}: {}",
+            path.display(),
+            crate::exit::io_reason(&err)
+        )
+    })?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "the log file {} is writable by group or others (mode {mode:04o}), who could fake lines in it; run: chmod go-w {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// RFC 3164 over /dev/log: facility mail (2), info (6) or err (3).

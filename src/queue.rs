@@ -11,7 +11,8 @@
 //! 250. Entries that fail permanently or grow too old move to `failed/`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
+use crate::permissions;
 use crate::queue_settings::{self, QueuedSettings, Submission};
 
 /// When queueing happens.
@@ -218,6 +220,19 @@ impl Queue {
         for sub in [dir.to_path_buf(), dir.join("tmp"), dir.join("failed")] {
             create_private_dir(&sub).map_err(|err| queue_error("create", &sub, &err))?;
         }
+        // Checked each time, not only when created: the directory may be
+        // older than postie, or someone may have opened it up since. The
+        // queue directory may be a link to where it lives (as a configured
+        // path may be); if someone swaps it for a link, the directory it
+        // names is checked all the same. Its parent is not checked: a
+        // directory put in its place by another user is theirs and refused.
+        // tmp/ and failed/ must be directories of their own, never links.
+        let meta = fs::metadata(dir).map_err(|err| queue_error("open", dir, &err))?;
+        permissions::check_private_dir(&meta, dir, "queue: the queue directory")?;
+        for sub in [dir.join("tmp"), dir.join("failed")] {
+            let meta = fs::symlink_metadata(&sub).map_err(|err| queue_error("open", &sub, &err))?;
+            permissions::check_private_dir(&meta, &sub, "queue: the directory")?;
+        }
         Ok(Queue {
             dir: dir.to_path_buf(),
         })
@@ -349,7 +364,7 @@ impl Queue {
             return Ok(None);
         }
         let path = self.failed_path(id, "eml");
-        let message = fs::read(&path).map_err(|err| queue_error("read", &path, &err))?;
+        let message = read_file(&path).map_err(|err| queue_error("read", &path, &err))?;
         Ok(Some((*entry, message)))
     }
 
@@ -419,7 +434,15 @@ impl Queue {
             .join("tmp")
             .join(format!("{name}.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut file = private_file(&temp)?;
+            let mut file = match private_file(&temp) {
+                // A name left by a crashed run with our pid, or planted:
+                // removed (unlink never follows a link), never written through.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    fs::remove_file(&temp)?;
+                    private_file(&temp)?
+                }
+                other => other?,
+            };
             contents(&mut file)?;
             file.sync_all()?;
             fs::rename(&temp, path)?;
@@ -445,8 +468,8 @@ impl Queue {
         // A damaged description kept there has its reason next to it.
         for item in &mut listed {
             if let Err(damaged) = item {
-                if let Ok(reason) = fs::read_to_string(self.failed_path(&damaged.id, "reason")) {
-                    damaged.reason = reason.trim_end().to_string();
+                if let Ok(reason) = read_file(&self.failed_path(&damaged.id, "reason")) {
+                    damaged.reason = String::from_utf8_lossy(&reason).trim_end().to_string();
                 }
             }
         }
@@ -469,10 +492,18 @@ impl Queue {
             else {
                 continue;
             };
-            match read_description(&path, &id) {
-                Found::Entry(entry) => listed.push(Ok(*entry)),
-                Found::Damaged(damaged) => listed.push(Err(damaged)),
-                Found::Gone => {}
+            match read_owned(&path, &id) {
+                Ok(Found::Entry(entry)) => listed.push(Ok(*entry)),
+                Ok(Found::Damaged(damaged)) => listed.push(Err(damaged)),
+                Ok(Found::Gone) => {}
+                // Not ours, so not written by postie running as us: its
+                // settings (a password_cmd) are nobody's to act on, and
+                // moving it to failed/ would make it look like ours.
+                Err(owner) => eprintln!(
+                    "postie: warning: queue: skipping {}: owned by userid {owner}, not {}; remove it if nobody can say who put it there",
+                    path.display(),
+                    crate::home::effective_uid()
+                ),
             }
         }
         listed.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
@@ -504,7 +535,7 @@ impl Queue {
     pub fn message(&self, id: &str) -> Result<Vec<u8>> {
         check_id(id)?;
         let path = self.message_path(id);
-        fs::read(&path).map_err(|err| queue_error("read", &path, &err))
+        read_file(&path).map_err(|err| queue_error("read", &path, &err))
     }
 
     /// The message, checked against the size its entry recorded: a
@@ -512,7 +543,7 @@ impl Queue {
     /// `failed/`), and must never be sent as it is.
     pub fn checked_message(&self, entry: &Entry) -> std::result::Result<Vec<u8>, String> {
         let path = self.message_path(&entry.id);
-        let bytes = fs::read(&path).map_err(|err| {
+        let bytes = read_file(&path).map_err(|err| {
             format!(
                 "its message {} cannot be read: {}",
                 path.display(),
@@ -535,12 +566,24 @@ impl Queue {
     pub fn lock(&self, id: &str) -> Result<Option<EntryLock>> {
         check_id(id)?;
         let path = self.lock_path(id);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|err| queue_error("lock", &path, &err))?;
+        let open = || {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .mode(0o600)
+                .open(&path)
+        };
+        // Lock files are shared between flushes, so not O_EXCL; but postie
+        // never makes one a link: a link there was planted, and goes.
+        let file = match open() {
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+                fs::remove_file(&path).and_then(|()| open())
+            }
+            other => other,
+        }
+        .map_err(|err| queue_error("lock", &path, &err))?;
         match file.try_lock() {
             Ok(()) => Ok(Some(EntryLock { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -668,14 +711,37 @@ fn encode(entry: &Entry) -> Result<Vec<u8>> {
         .map_err(|err| Error::new(Exit::Software, format!("queue: cannot encode entry: {err}")))
 }
 
+/// An entry's description; one owned by another user is [`Found::Gone`]
+/// (listing it warned).
 fn read_description(path: &Path, id: &str) -> Found {
+    read_owned(path, id).unwrap_or(Found::Gone)
+}
+
+/// An entry's description, or the owner of one that is not the effective
+/// user's.
+fn read_owned(path: &Path, id: &str) -> std::result::Result<Found, u32> {
     let damaged = |reason: String| {
         Found::Damaged(Damaged {
             id: id.to_string(),
             reason,
         })
     };
-    match fs::read(path) {
+    let opened = open_read(path).and_then(|file| Ok((file.metadata()?, file)));
+    let read = match opened {
+        Ok((meta, _)) if meta.uid() != crate::home::effective_uid() => return Err(meta.uid()),
+        Ok((meta, _)) if !meta.is_file() => {
+            return Ok(damaged(format!(
+                "its description {} is not a regular file",
+                path.display()
+            )))
+        }
+        Ok((_, mut file)) => {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map(|_| bytes)
+        }
+        Err(err) => Err(err),
+    };
+    Ok(match read {
         Ok(bytes) => match serde_json::from_slice::<Entry>(&bytes) {
             Ok(entry) if entry.id == id => Found::Entry(Box::new(entry)),
             Ok(entry) => damaged(format!("its description names another entry, {}", entry.id)),
@@ -685,12 +751,32 @@ fn read_description(path: &Path, id: &str) -> Found {
             )),
         },
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Found::Gone,
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => damaged(format!(
+            "its description {} is a symbolic link, which postie never follows",
+            path.display()
+        )),
         Err(err) => damaged(format!(
             "its description {} cannot be read: {}",
             path.display(),
             io_reason(&err)
         )),
-    }
+    })
+}
+
+/// Every queue file is opened without following a link (one planted in
+/// the queue would make root read or write the file it names) and without
+/// blocking on a FIFO.
+fn open_read(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
+fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_read(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Oldest first; damaged descriptions (no time known) by id, which starts
@@ -747,16 +833,15 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
     fs::create_dir_all(path)
 }
 
-/// Mail is private: queue files are readable by their owner only.
+/// Mail is private: queue files are readable by their owner only. Always
+/// a new file (O_EXCL, which also never follows a link at the name).
 fn private_file(path: &Path) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// "5d", "12h", "30m", "90s" or plain seconds.
@@ -1000,6 +1085,42 @@ mod tests {
         assert_eq!(entry.next_attempt(), 1600);
         entry.attempts = 30;
         assert_eq!(entry.next_attempt(), 1000 + 4 * 3600);
+    }
+
+    #[test]
+    fn a_link_at_the_temporary_name_is_removed_not_written_through() {
+        let (dir, queue) = queue();
+        let target = dir.path().join("precious");
+        fs::write(&target, b"keep").unwrap();
+        let meta = queue.meta_path("1-2-3");
+        let temp = queue
+            .dir
+            .join("tmp")
+            .join(format!("1-2-3.json.{}", std::process::id()));
+        std::os::unix::fs::symlink(&target, &temp).unwrap();
+        queue
+            .write_atomic(&meta, |file| file.write_all(b"new"))
+            .unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert!(!fs::symlink_metadata(&meta).unwrap().is_symlink());
+        assert_eq!(fs::read(&meta).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_queue_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, queue) = queue();
+        for sub in [queue.dir.clone(), queue.dir.join("tmp")] {
+            fs::set_permissions(&sub, fs::Permissions::from_mode(0o777)).unwrap();
+            let err = Queue::open(&queue.dir).unwrap_err();
+            assert_eq!(err.exit, Exit::Config, "{err}");
+            assert!(err.to_string().contains("chmod go-w"), "{err}");
+            fs::set_permissions(&sub, fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        // The spool's mode: others may pass, not write.
+        fs::set_permissions(&queue.dir, fs::Permissions::from_mode(0o711)).unwrap();
+        assert!(Queue::open(&queue.dir).is_ok());
+        drop(dir);
     }
 
     #[test]

@@ -33,6 +33,20 @@ pub struct TlsMaterial {
     identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// The client's private key, refused (78) when group or others can read
+/// it, as ssh refuses such an identity file: the mode is checked on the
+/// file as opened.
+fn read_key(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let cannot = |err: std::io::Error| Error::input("client key", path, &err);
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    crate::permissions::check_secret_file(&meta, path, "client key", "a private key")?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(cannot)?;
+    Ok(bytes)
+}
+
 impl TlsMaterial {
     pub fn load(files: &TlsFiles) -> Result<TlsMaterial> {
         let read = |what: &str, path: &Path| {
@@ -52,9 +66,7 @@ impl TlsMaterial {
             None => Vec::new(),
         };
         let identity = match (&files.client_cert, &files.client_key) {
-            (Some(cert), Some(key)) => {
-                Some((read("client certificate", cert)?, read("client key", key)?))
-            }
+            (Some(cert), Some(key)) => Some((read("client certificate", cert)?, read_key(key)?)),
             (None, None) => None,
             _ => return Err(Error::usage("--client-cert and --client-key go together")),
         };

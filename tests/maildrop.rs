@@ -54,8 +54,10 @@ impl Machine {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let home = dir.path().join("home");
         fs::create_dir(&home).unwrap();
-        fs::set_permissions(&home, fs::Permissions::from_mode(0o777)).unwrap();
-        // Its own, or postie rightly ignores $HOME for the passwd home.
+        // Its own (or postie rightly ignores $HOME for the passwd home),
+        // and nobody else's to write (or postie rightly refuses the config
+        // kept in it).
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
         let sendmail = dir.path().join("sendmail");
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_postie"), &sendmail).unwrap();

@@ -409,6 +409,12 @@ fn generate_cert(kind: CertKind) -> CertFiles {
         key.private_key_to_pem_pkcs8().expect("key to PEM"),
     )
     .expect("write key.pem");
+    // postie refuses a client key that group or others can read.
+    std::fs::set_permissions(
+        &key_path,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .expect("chmod key.pem");
     CertFiles {
         dir,
         cert_path,
