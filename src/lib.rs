@@ -215,6 +215,9 @@ fn unplanned(cli: &Cli, raw: Option<Vec<u8>>, err: Error) -> Error {
                 "{}; and the message could not be kept: {}",
                 err.message, keep_err.message
             ),
+            // Until the queue is fixed every such message is lost: its fix
+            // comes first.
+            hint: keep_err.hint.or(err.hint),
             ..err
         },
     }

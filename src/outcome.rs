@@ -320,11 +320,14 @@ pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> 
                     if plan.queue.keep_refused {
                         keep_refused(plan, message, &recipients, &error.message);
                     }
+                    // The queue's own fix (a chmod, free space) is the
+                    // one to try first.
                     not_queued = Some(Error {
                         message: format!(
                             "{}; and it could not be queued: {}",
                             error.message, queue_error.message
                         ),
+                        hint: queue_error.hint.clone().or_else(|| error.hint.clone()),
                         ..error.clone()
                     });
                 }

@@ -957,3 +957,29 @@ fn a_batch_with_partial_refusals_does_not_say_the_messages_were_not_sent() {
         "both messages were sent to ok@, yet: {stderr}"
     );
 }
+
+/// A queue that its permission checks refuse (here: writable by others)
+/// cannot keep a message that the server could not take: the one line
+/// must lead with the queue's own fix, or every cron report meanwhile is
+/// lost with a hint about the server.
+#[test]
+fn a_refused_queue_says_how_to_fix_it_when_a_message_cannot_be_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new(&down(), "");
+    fs::create_dir_all(&setup.queue).unwrap();
+    fs::set_permissions(&setup.queue, fs::Permissions::from_mode(0o777)).unwrap();
+    let (_link, mut cmd) = setup.sendmail();
+    let output = cmd
+        .args(["-i", "ops@example.com"])
+        .write_stdin("Subject: nightly\n\nreport\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("could not be queued"), "{stderr}");
+    assert!(
+        last.contains("chmod go-w"),
+        "the queue's fix comes first: {stderr}"
+    );
+}
