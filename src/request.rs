@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 
 use clap::Parser;
 
-use crate::address::{parse_list, Mailbox};
+use crate::address::{envelope_address, is_ehlo_name, parse_list, Mailbox};
 use crate::cli::{AuthMethod, Cli, QuitAfter, TlsMode};
-use crate::compose::{self, check_one_line, Draft, FilePart};
+use crate::compose::{self, check_one_line, Draft, FilePart, FileRole};
 use crate::config::{Account, ConfigFile};
 use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
@@ -142,7 +142,18 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
             content: Content::default(),
         }],
     };
+    for message in &messages {
+        let envelope = &message.envelope;
+        // The null sender `<>` (RFC 5321 4.5.5) is no address to check.
+        if !envelope.sender.is_empty() {
+            envelope_address(&envelope.sender)?;
+        }
+        for recipient in &envelope.recipients {
+            envelope_address(recipient)?;
+        }
+    }
     let mut warnings = Vec::new();
+    let mut helo_notes = Vec::new();
     let transport = if cli.dry_run {
         None
     } else {
@@ -151,8 +162,12 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
             &account,
             &messages[0].envelope,
             &mut warnings,
+            &mut helo_notes,
         )?)
     };
+    if cli.verbose > 0 {
+        notes.extend(helo_notes);
+    }
     let capabilities = cli.capabilities.then_some(if cli.json {
         ReportFormat::Json
     } else {
@@ -241,8 +256,8 @@ pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(
     stored.apply(&mut cli);
     let config = ConfigFile::load(cli.config.as_deref())?;
     let (account_name, account) = config.select(cli.account.as_deref(), Some(&envelope.sender))?;
-    let mut warnings = Vec::new();
-    let settings = transport_settings(&cli, &account, envelope, &mut warnings)?;
+    let (mut warnings, mut notes) = (Vec::new(), Vec::new());
+    let settings = transport_settings(&cli, &account, envelope, &mut warnings, &mut notes)?;
     Ok((settings, logger(account_name, &account)))
 }
 
@@ -468,11 +483,7 @@ fn draft_and_envelope(
     if let Some(subject) = &cli.subject {
         check_one_line("the subject", subject)?;
     }
-    let headers = cli
-        .headers
-        .iter()
-        .map(|h| compose::parse_header(h))
-        .collect::<Result<Vec<_>>>()?;
+    let headers = compose::parse_headers(&cli.headers)?;
     let html = cli
         .html
         .as_deref()
@@ -482,13 +493,14 @@ fn draft_and_envelope(
     let attachments = cli
         .attachments
         .iter()
-        .map(|spec| FilePart::load(spec, "attachment"))
+        .map(|spec| FilePart::load(spec, FileRole::Attachment))
         .collect::<Result<Vec<_>>>()?;
     let inline = cli
         .inline
         .iter()
-        .map(|spec| FilePart::load(spec, "inline image"))
+        .map(|spec| FilePart::load(spec, FileRole::Inline))
         .collect::<Result<Vec<_>>>()?;
+    compose::check_content_ids(&inline)?;
 
     let envelope = Envelope {
         sender,
@@ -592,6 +604,7 @@ fn transport_settings(
     account: &Account,
     envelope: &Envelope,
     warnings: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) -> Result<Settings> {
     let explicit_tls = cli.tls.or(account.tls);
     if let (true, Some(server)) = (cli.mx, &cli.server) {
@@ -652,12 +665,20 @@ fn transport_settings(
     } else {
         login(cli, account)?
     };
-    let helo = cli
-        .helo
-        .clone()
-        .or_else(|| account.helo.clone())
-        .unwrap_or_else(local_hostname);
-    check_one_line("the EHLO name", &helo)?;
+    let helo = match cli.helo.clone().or_else(|| account.helo.clone()) {
+        Some(helo) if is_ehlo_name(&helo) => helo,
+        Some(helo) => {
+            return Err(Error::data(format!(
+                "the EHLO name {helo:?} is neither a domain name nor an address literal (RFC 5321 4.1.1.1)"
+            ))
+            .hint("give a host name such as mail.example.com, or [192.0.2.1]"))
+        }
+        None => {
+            let (helo, note) = checked_hostname();
+            notes.extend(note);
+            helo
+        }
+    };
     let verbosity = if cli.capabilities || cli.timing {
         cli.verbose.max(1)
     } else {
@@ -755,13 +776,25 @@ fn login(cli: &Cli, account: &Account) -> Result<Option<Login>> {
     }
 }
 
+/// This machine's name for EHLO and Received lines.
 pub(crate) fn local_hostname() -> String {
-    let name = gethostname::gethostname().to_string_lossy().into_owned();
-    if name.is_empty() || name.contains(char::is_whitespace) {
-        "localhost".to_string()
-    } else {
-        name
+    checked_hostname().0
+}
+
+/// gethostname(), or `localhost` when that is no name EHLO may carry
+/// (a container's `my_box`, a name with spaces or 8-bit octets), with a
+/// note saying so: some servers refuse such an EHLO, and a Received line
+/// must not carry it either.
+fn checked_hostname() -> (String, Option<String>) {
+    let raw = gethostname::gethostname();
+    let name = raw.to_string_lossy();
+    if is_ehlo_name(&name) {
+        return (name.into_owned(), None);
     }
+    let note = format!(
+        "this machine's name {name:?} is not a domain name; saying EHLO localhost (set helo to change it)"
+    );
+    ("localhost".to_string(), Some(note))
 }
 
 fn is_loopback(host: &str) -> bool {
