@@ -316,12 +316,7 @@ mod tests {
             .contains("64"));
         let long = format!("a@{}.example", "b".repeat(250));
         assert!(envelope_address(&long).unwrap_err().message.contains("254"));
-        for bad in [
-            "a@b@c",
-            "a.@example.com",
-            "a@-x.example",
-            "root",
-        ] {
+        for bad in ["a@b@c", "a.@example.com", "a@-x.example", "root"] {
             assert_eq!(
                 envelope_address(bad).unwrap_err().exit,
                 crate::exit::Exit::DataErr,

@@ -1031,6 +1031,15 @@ fn config_page() -> String {
         "How long a queued message is retried before it moves to `failed/`: a number with `s`, \
          `m`, `h` or `d` (`\"5d\"`, `\"12h\"`). Default: `\"5d\"`.",
     );
+    page.item(
+        "`max_message_size =` *SIZE*",
+        "The largest ready-made message postie takes (`--message`, and standard input in \
+         sendmail mode): a number of octets, or one with `K`, `M` or `G` (binary multiples: \
+         `\"100M\"` is 100 MiB). A larger one is refused with exit status 65; in sendmail mode \
+         its first *SIZE* octets are kept in `failed/`. Sendmail-mode input over 4 MiB is \
+         spooled to an unlinked file in the queue's `tmp/` (else `$TMPDIR`) rather than held \
+         in memory while it is read. Default: `\"100M\"`.",
+    );
 
     page.section("ACCOUNT KEYS");
     page.p(

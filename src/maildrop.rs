@@ -106,7 +106,7 @@ pub fn applies(cli: &Cli) -> bool {
 
 /// Writes the message on `stdin` into the maildrop as one file, complete
 /// before its final name exists.
-pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
+pub fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> {
     let drop = Drop {
         from: cli.from.clone(),
         full_name: cli.full_name.clone(),
@@ -120,7 +120,7 @@ pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
     let name = crate::queue::new_id();
     // A dot name is unfinished: pickup leaves it alone.
     let temp = dir.join(format!(".{name}"));
-    let write = || -> std::io::Result<()> {
+    let mut write = || -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -129,7 +129,7 @@ pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
         file.write_all(MAGIC)?;
         file.write_all(&header)?;
         file.write_all(b"\n")?;
-        file.write_all(message)?;
+        std::io::copy(message, &mut file)?;
         file.sync_all()?;
         fs::rename(&temp, dir.join(&name))
     };

@@ -263,19 +263,40 @@ impl Queue {
         message: &Content,
         reason: &str,
     ) -> Result<PathBuf> {
-        let entry = Entry {
+        self.add_failed_with(sender, recipients, settings, reason, |file| {
+            message.write_to(file).map(|()| message.len())
+        })
+    }
+
+    /// [`Queue::add_failed`] for a message that `write` copies into the
+    /// file (returning its size) from wherever it is: a spooled one is
+    /// never read into memory for it.
+    pub fn add_failed_with(
+        &self,
+        sender: &str,
+        recipients: &[String],
+        settings: &QueuedSettings,
+        reason: &str,
+        write: impl FnOnce(&mut File) -> std::io::Result<u64>,
+    ) -> Result<PathBuf> {
+        let mut entry = Entry {
             id: new_id(),
             created: now(),
             sender: sender.to_string(),
             recipients: recipients.to_vec(),
             settings: settings.clone(),
-            size: message.len(),
+            size: 0,
             attempts: 0,
             last_attempt: None,
             last_error: Some(reason.to_string()),
         };
         let message_path = self.failed_path(&entry.id, "eml");
-        self.write_atomic(&message_path, |file| message.write_to(file))?;
+        let mut size = 0;
+        self.write_atomic(&message_path, |file| {
+            size = write(file)?;
+            Ok(())
+        })?;
+        entry.size = size;
         let json = encode(&entry)?;
         let meta = self.failed_path(&entry.id, "json");
         self.write_atomic(&meta, |file| file.write_all(&json))?;

@@ -26,6 +26,7 @@ use crate::message::{self, ReadyMessage};
 use crate::mx::{Family, Nameserver};
 use crate::queue::{self, QueuePolicy};
 use crate::queue_settings::QueuedSettings;
+use crate::spool::{read_crlf, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::tls::{parse_fingerprint, Verify};
 use crate::transport::{
     Endpoint, Envelope, Login, Outgoing, Route, Server, Settings, Timeouts, TlsFiles,
@@ -119,7 +120,14 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
                     reader: &mut *stdin.reader,
                     is_terminal: stdin.is_terminal,
                 };
-                let (envelope, sendable) = ready_made(&cli, &account, &local, path, input)?;
+                let (envelope, sendable) = ready_made(
+                    &cli,
+                    &account,
+                    &local,
+                    path,
+                    input,
+                    config.max_message_size(),
+                )?;
                 let label = if path.as_os_str() == "-" {
                     "the message on standard input".to_string()
                 } else {
@@ -211,6 +219,8 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
 /// logged: as much of the config as can be read, else the defaults.
 pub struct Fallback {
     pub queue_dir: Option<PathBuf>,
+    /// `max_message_size`, for sendmail mode's read of its input.
+    pub max_message_size: u64,
     pub log: Logger,
     pub settings: QueuedSettings,
 }
@@ -227,6 +237,9 @@ impl Fallback {
                 .clone()
                 .or_else(|| config.as_ref().and_then(|c| c.queue_dir.clone()))
                 .or_else(queue::default_dir),
+            max_message_size: config
+                .as_ref()
+                .map_or(DEFAULT_MAX_MESSAGE_SIZE, ConfigFile::max_message_size),
             log: selected
                 .map(|(name, account)| logger(name, &account))
                 .unwrap_or_default(),
@@ -390,10 +403,14 @@ fn ready_made(
     local: &LocalRules,
     path: &Path,
     stdin: Stdin<'_>,
+    max_size: u64,
 ) -> Result<(Envelope, Transportable)> {
+    // Read with CRLF line endings as they come: converting afterwards
+    // would hold a large message twice (sendmail mode spools the input,
+    // and this is its only copy in memory).
+    let limit = max_size.saturating_add(1);
     let mut bytes = if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        stdin.reader.read_to_end(&mut bytes).map_err(|err| {
+        read_crlf(stdin.reader, 0, limit).map_err(|err| {
             Error::new(
                 Exit::IoErr,
                 format!(
@@ -401,11 +418,22 @@ fn ready_made(
                     io_reason(&err)
                 ),
             )
-        })?;
-        bytes
+        })?
     } else {
-        std::fs::read(path).map_err(|err| Error::input("message file", path, &err))?
+        std::fs::File::open(path)
+            .and_then(|mut file| {
+                let len = file.metadata()?.len();
+                read_crlf(&mut file, len, limit)
+            })
+            .map_err(|err| Error::input("message file", path, &err))?
     };
+    // Counted after CRLF, as the server counts it (RFC 1870 SIZE).
+    if bytes.len() as u64 > max_size {
+        return Err(Error::data(format!(
+            "the message is more than max_message_size ({max_size} octets)"
+        ))
+        .hint("raise max_message_size in the config, or send less"));
+    }
     if cli.dot_ends_message {
         message::cut_at_lone_dot(&mut bytes);
     }

@@ -418,3 +418,182 @@ fn smuggling_sequences_in_a_composed_message_never_reach_the_wire() {
         format!("text\r.\r\n{smuggled}.\r\n").as_bytes()
     );
 }
+
+// --- sendmail mode's input ------------------------------------------------
+
+/// A cron-like report of at least `size` octets, LF line endings.
+fn cron_report(size: usize) -> Vec<u8> {
+    let mut out =
+        b"From: root (Cron Daemon)\nTo: ops@example.com\nSubject: Cron output\n\n".to_vec();
+    let mut n = 0;
+    while out.len() < size {
+        out.extend_from_slice(format!("03:00:01 backup: copied file-{n:08} ok\n").as_bytes());
+        n += 1;
+    }
+    out
+}
+
+/// A config file in `dir` with `text`.
+fn config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// The `.eml` files in `dir`.
+fn messages_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+#[test]
+fn sendmail_input_over_max_message_size_is_65_and_kept_in_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    let config = config(dir.path(), "max_message_size = \"1M\"\n");
+    let report = cron_report(3 << 20);
+    let (_link, mut cmd) = common::sendmail();
+    let output = cmd
+        .env("POSTIE_QUEUE_DIR", &queue)
+        .env("POSTIE_CONFIG", &config)
+        .env("POSTIE_SERVER", nowhere())
+        .args(["-t", "-i", "-f", "root@example.com"])
+        .write_stdin(report.clone())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(65), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("max_message_size"),
+        "{}",
+        stderr_of(&output)
+    );
+    let kept = messages_in(&queue.join("failed"));
+    assert_eq!(kept.len(), 1, "kept in failed/: {}", stderr_of(&output));
+    let bytes = fs::read(&kept[0]).unwrap();
+    let without_cr: Vec<u8> = bytes.iter().copied().filter(|&b| b != b'\r').collect();
+    assert!(
+        without_cr == report[..1 << 20],
+        "the first max_message_size octets, with CRLF line endings"
+    );
+    assert!(bytes.starts_with(b"From: root (Cron Daemon)\r\n"));
+    assert!(messages_in(&queue).is_empty(), "nothing queued to send");
+
+    // A bad value is a config error when the file is read.
+    let bad = config.with_file_name("bad.toml");
+    fs::write(&bad, "max_message_size = \"lots\"\n").unwrap();
+    let (_link, mut cmd) = common::sendmail();
+    let output = cmd
+        .env("POSTIE_QUEUE_DIR", &queue)
+        .env("POSTIE_CONFIG", &bad)
+        .args(["-i", "ops@example.com"])
+        .write_stdin("Subject: x\n\nx\n")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("max_message_size"));
+}
+
+#[test]
+fn a_ready_made_message_file_over_max_message_size_is_65() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "max_message_size = \"1M\"\n");
+    let message = dir.path().join("big.eml");
+    fs::write(&message, cron_report(2 << 20)).unwrap();
+    let output = postie()
+        .env("POSTIE_CONFIG", &config)
+        .args(["--dry-run", "--message"])
+        .arg(&message)
+        .arg("ops@example.com")
+        .args(["-f", "root@example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(65), "{}", stderr_of(&output));
+    assert!(output.stdout.is_empty());
+}
+
+/// Runs `program` with `input` on stdin and returns its exit code, stderr
+/// and peak resident set size in octets (`ru_maxrss` from wait4).
+// The child is reaped by wait4, which std's wait cannot report rusage of.
+#[allow(clippy::zombie_processes)]
+fn run_measured(mut command: std::process::Command, input: Vec<u8>) -> (Option<i32>, String, u64) {
+    use std::io::{Read, Write};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // A refusal may close the pipe early; that is not the test's concern.
+        let _ = stdin.write_all(&input);
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of that plain C struct,
+    // and wait4 only writes to the two pointers given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    writer.join().unwrap();
+    let stderr = reader.join().unwrap();
+    let status = std::process::ExitStatus::from_raw(status);
+    // Linux reports ru_maxrss in KiB.
+    (status.code(), stderr, usage.ru_maxrss as u64 * 1024)
+}
+
+#[test]
+fn a_large_sendmail_message_is_held_in_memory_at_most_once() {
+    let size = 48 << 20;
+    let report = cron_report(size);
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let (link, _) = common::sendmail();
+    let mut command = std::process::Command::new(link.path().join("sendmail"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("POSTIE_QUEUE_DIR", home.join("queue"))
+        .env("POSTIE_SPOOL_DIR", home.join("spool"))
+        .env(
+            "POSTIE_SYSTEM_CONFIG",
+            home.join("none").join("config.toml"),
+        )
+        .env("POSTIE_SERVER", nowhere())
+        .args(["-t", "-i", "-f", "root@example.com"]);
+    let (code, stderr, peak) = run_measured(command, report);
+    // The closed port is a temporary failure: queued, whole.
+    assert_eq!(code, Some(0), "{stderr}");
+    let queued = messages_in(&home.join("queue"));
+    assert_eq!(queued.len(), 1, "{stderr}");
+    let queued_len = fs::metadata(&queued[0]).unwrap().len();
+    assert!(queued_len > size as u64, "{queued_len}");
+    // Read whole into a Vec, copied to plan, copied to rewrite and again
+    // to make CRLF, it was four times the message (1.2 GB for 300 MB);
+    // spooled and converted as it is read, the message is held once.
+    assert!(
+        peak < 2 * size as u64,
+        "peak RSS {} MiB for a {} MiB message",
+        peak >> 20,
+        size >> 20
+    );
+}
