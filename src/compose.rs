@@ -356,6 +356,14 @@ pub fn is_rfc5322_date(text: &str) -> bool {
             && s.bytes().all(|b| b.is_ascii_digit())
             && s.parse::<u32>().is_ok_and(|n| n <= limit)
     };
+    // A trailing comment, as in `+0000 (UTC)`, is CFWS (RFC 5322 3.2.2).
+    let text = match text.trim_end().strip_suffix(')') {
+        Some(open) => match open.rsplit_once('(') {
+            Some((before, comment)) if !comment.contains(['(', ')', '\\']) => before,
+            _ => return false,
+        },
+        None => text,
+    };
     let rest = match text.split_once(',') {
         Some((day, rest)) if DAYS.contains(&day.trim()) => rest,
         Some(_) => return false,
@@ -782,6 +790,7 @@ mod tests {
             "1 Dec 2026 10:00 -0000",
             "Wed, 02 Dec 2026 23:59:60 GMT",
             "Sat, 5 Dec 2026 01:02:03 EST",
+            "Wed, 2 Dec 2026 03:00:00 +0000 (UTC)",
         ] {
             assert!(is_rfc5322_date(good), "{good}");
         }
@@ -795,6 +804,8 @@ mod tests {
             "1 Dec 2026 10:00:00 +01",
             "32 Dec 2026 10:00:00 +0100",
             "2026-12-01T10:00:00Z",
+            "1 Dec 2026 10:00:00 +0000 (a (nested) comment)",
+            "1 Dec 2026 10:00:00 +0000 )",
         ] {
             assert!(!is_rfc5322_date(bad), "{bad}");
         }
