@@ -109,16 +109,7 @@ pub fn read(
         Input::Memory(head)
     } else {
         match unlinked_file(spool_dir) {
-            Ok(mut file) => {
-                file.write_all(&head).map_err(|err| spool_error(&err))?;
-                let read = head.len() as u64;
-                drop(head);
-                let rest = copy(&mut *reader, &mut file, wanted.saturating_sub(read))?;
-                Input::Spooled {
-                    file,
-                    len: read + rest,
-                }
-            }
+            Ok(file) => spool(&mut *reader, file, head, wanted)?,
             Err(_) => {
                 let read = head.len() as u64;
                 reader
@@ -144,28 +135,48 @@ pub fn read(
     Ok(Err(Oversized { input, len, limit }))
 }
 
-/// Copies at most `limit` octets; returns how many.
-fn copy(reader: &mut dyn Read, file: &mut File, limit: u64) -> Result<u64> {
-    let mut buf = vec![0; CHUNK];
-    let mut total = 0u64;
-    let mut reader = reader.take(limit);
+/// Writes `head` and the rest of `reader` (`wanted` octets in all at
+/// most) to `file`. When a write fails (a full disk), what was spooled is
+/// read back and the rest read into memory: the message is kept either
+/// way, as it was before there was a spool.
+fn spool(reader: &mut dyn Read, mut file: File, head: Vec<u8>, wanted: u64) -> Result<Input> {
+    let read_error = |err: io::Error| {
+        Error::new(
+            Exit::IoErr,
+            format!(
+                "cannot read the message from standard input: {}",
+                io_reason(&err)
+            ),
+        )
+    };
+    let mut reader = reader.take(wanted.saturating_sub(head.len() as u64));
+    let mut pending = head;
+    let mut written = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                return Err(Error::new(
-                    Exit::IoErr,
-                    format!(
-                        "cannot read the message from standard input: {}",
-                        io_reason(&err)
-                    ),
-                ))
+        if file.write_all(&pending).is_err() {
+            let mut bytes = Vec::new();
+            file.rewind()
+                .and_then(|()| (&file).take(written).read_to_end(&mut bytes))
+                .map_err(|err| spool_error(&err))?;
+            bytes.extend_from_slice(&pending);
+            drop(pending);
+            reader.read_to_end(&mut bytes).map_err(read_error)?;
+            return Ok(Input::Memory(bytes));
+        }
+        written += pending.len() as u64;
+        pending.clear();
+        pending.resize(CHUNK, 0);
+        let n = loop {
+            match reader.read(&mut pending) {
+                Ok(n) => break n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(read_error(err)),
             }
         };
-        file.write_all(&buf[..n]).map_err(|err| spool_error(&err))?;
-        total += n as u64;
+        if n == 0 {
+            return Ok(Input::Spooled { file, len: written });
+        }
+        pending.truncate(n);
     }
 }
 
@@ -329,6 +340,24 @@ mod tests {
         let mut back = Vec::new();
         input.reader().unwrap().read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
+    }
+
+    #[test]
+    fn a_full_disk_keeps_the_message_in_memory() {
+        let Ok(full) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/full")
+        else {
+            return; // not Linux
+        };
+        let rest: Vec<u8> = (0..200_000).map(|i| i as u8).collect();
+        let input = spool(&mut rest.as_slice(), full, b"head".to_vec(), 1 << 20).unwrap();
+        let Input::Memory(bytes) = input else {
+            panic!("expected the message in memory");
+        };
+        assert_eq!(&bytes[..4], b"head");
+        assert_eq!(&bytes[4..], &rest[..]);
     }
 
     #[test]
