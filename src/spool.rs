@@ -241,13 +241,26 @@ pub fn read_crlf(reader: &mut dyn Read, size_hint: u64, limit: u64) -> io::Resul
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err),
         };
-        for &b in &buf[..n] {
-            if b == b'\n' && last != b'\r' {
-                out.push(b'\r');
-            }
-            out.push(b);
-            last = b;
+        push_crlf(&mut out, &buf[..n], &mut last);
+    }
+}
+
+/// Appends `chunk` with each bare LF made CRLF; `last` is the octet
+/// before it (the previous chunk's last), so a CRLF split across two
+/// chunks stays one.
+fn push_crlf(out: &mut Vec<u8>, chunk: &[u8], last: &mut u8) {
+    let mut start = 0;
+    for (at, _) in chunk.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+        let before = if at == 0 { *last } else { chunk[at - 1] };
+        if before != b'\r' {
+            out.extend_from_slice(&chunk[start..at]);
+            out.extend_from_slice(b"\r");
+            start = at;
         }
+    }
+    out.extend_from_slice(&chunk[start..]);
+    if let Some(&b) = chunk.last() {
+        *last = b;
     }
 }
 
@@ -267,13 +280,7 @@ pub fn copy_crlf(input: &mut Input, out: &mut dyn Write) -> io::Result<u64> {
             Err(err) => return Err(err),
         };
         fixed.clear();
-        for &b in &buf[..n] {
-            if b == b'\n' && last != b'\r' {
-                fixed.push(b'\r');
-            }
-            fixed.push(b);
-            last = b;
-        }
+        push_crlf(&mut fixed, &buf[..n], &mut last);
         out.write_all(&fixed)?;
         total += fixed.len() as u64;
     }
@@ -381,5 +388,9 @@ mod tests {
         assert_eq!(out, b"a\r\nb\r\n\r\nc");
         let read = read_crlf(&mut &b"a\nb\r\n"[..], 0, 100).unwrap();
         assert_eq!(read, b"a\r\nb\r\n");
+        let (mut out, mut last) = (Vec::new(), 0);
+        push_crlf(&mut out, b"\nx\r", &mut last);
+        push_crlf(&mut out, b"\n\n", &mut last);
+        assert_eq!(out, b"\r\nx\r\n\r\n");
     }
 }
