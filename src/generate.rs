@@ -566,7 +566,9 @@ fn exit_status(page: &mut Page) {
         ),
         (
             "65 EX_DATAERR",
-            "Malformed address, header (CR or LF in it) or message; a body that is not UTF-8.",
+            "Malformed address, header (CR or LF in it) or message; a body that is not UTF-8; an \
+             EHLO name that is no domain; an inline image without a usable Content-ID; a \
+             message over `max_message_size`.",
         ),
         (
             "66 EX_NOINPUT",

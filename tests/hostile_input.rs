@@ -597,3 +597,34 @@ fn a_large_sendmail_message_is_held_in_memory_at_most_once() {
         size >> 20
     );
 }
+
+#[test]
+fn smuggling_sequences_in_a_ready_made_message_never_reach_the_wire() {
+    let srv = server();
+    let message = "From: root@example.com\nTo: ops@example.com\nSubject: cron\n\n\
+         first\r.\r\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n\
+         second\n..\n.x\nend\n";
+    let (_link, mut cmd) = common::sendmail();
+    let output = cmd
+        .env("POSTIE_SERVER", srv.addr())
+        .args(["-t", "-i"])
+        .write_stdin(message)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let mail = srv.wait_for_messages(1).remove(0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(srv.received().len(), 1, "one message, nothing smuggled");
+    assert_eq!(mail.rcpt_to, ["ops@example.com"]);
+    assert!(
+        no_bare_cr(&mail.data),
+        "{}",
+        String::from_utf8_lossy(&mail.data)
+    );
+    let text = parse(&mail.data)
+        .body_text(0)
+        .unwrap()
+        .replace("\r\n", "\n");
+    assert!(text.contains("MAIL FROM:<evil@example.com>"), "{text}");
+    assert!(text.ends_with("second\n..\n.x\nend\n"), "{text}");
+}
