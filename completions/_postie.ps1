@@ -39,7 +39,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--html', '--html', [CompletionResultType]::ParameterName, 'Add an HTML alternative to the text body, read from this file')
             [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type')
             [CompletionResult]::new('--attach', '--attach', [CompletionResultType]::ParameterName, 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type')
-            [CompletionResult]::new('--inline', '--inline', [CompletionResultType]::ParameterName, 'Embed an image for the HTML part (repeatable); reference it as cid:FILENAME')
+            [CompletionResult]::new('--inline', '--inline', [CompletionResultType]::ParameterName, 'Embed an image for the HTML part (repeatable); reference it as cid:FILENAME or cid:ID')
             [CompletionResult]::new('--message', '--message', [CompletionResultType]::ParameterName, 'Send this ready-made RFC 5322 message instead of composing one (''-'' reads stdin; repeatable)')
             [CompletionResult]::new('--full-name', '--full-name', [CompletionResultType]::ParameterName, 'Display name for a From: header that postie adds to a --message')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'SMTP server: HOST, HOST:PORT, smtp://HOST[:PORT] or smtps://HOST[:PORT]')

@@ -36,7 +36,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --html 'Add an HTML alternative to the text body, read from this file'
             cand -a 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type'
             cand --attach 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type'
-            cand --inline 'Embed an image for the HTML part (repeatable); reference it as cid:FILENAME'
+            cand --inline 'Embed an image for the HTML part (repeatable); reference it as cid:FILENAME or cid:ID'
             cand --message 'Send this ready-made RFC 5322 message instead of composing one (''-'' reads stdin; repeatable)'
             cand --full-name 'Display name for a From: header that postie adds to a --message'
             cand --server 'SMTP server: HOST, HOST:PORT, smtp://HOST[:PORT] or smtps://HOST[:PORT]'

@@ -180,6 +180,56 @@ fn checked_email(email: &str, item: &str) -> Result<String> {
     Ok(email.to_string())
 }
 
+/// RFC 5321 4.5.3.1.1: a local part of at most 64 octets.
+const MAX_LOCAL_PART: usize = 64;
+/// RFC 5321 4.5.3.1.3: a path of at most 256 octets, two of them the
+/// angle brackets.
+const MAX_ADDRESS: usize = 254;
+
+/// An envelope address as it goes into MAIL FROM and RCPT TO: lettre's
+/// parse (the one the wire uses) plus the RFC 5321 size limits a server
+/// enforces, so that a dry run refuses what a send would.
+pub fn envelope_address(address: &str) -> Result<lettre::Address> {
+    let bad = |why: String| Error::data(format!("malformed envelope address {address:?}: {why}"));
+    if address.len() > MAX_ADDRESS {
+        return Err(bad(format!(
+            "{} octets, more than the {MAX_ADDRESS} SMTP allows (RFC 5321 4.5.3.1.3)",
+            address.len()
+        )));
+    }
+    let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
+    if local.len() > MAX_LOCAL_PART {
+        return Err(bad(format!(
+            "a local part of {} octets, more than the {MAX_LOCAL_PART} SMTP allows (RFC 5321 4.5.3.1.1)",
+            local.len()
+        )));
+    }
+    address
+        .parse::<lettre::Address>()
+        .map_err(|err| bad(err.to_string()))
+}
+
+/// A name EHLO may carry (RFC 5321 4.1.1.1): a domain (4.1.2, ASCII
+/// letters, digits and hyphens in labels of at most 63, RFC 1035 2.3.4)
+/// or an address literal (4.1.3) such as `[192.0.2.1]` or `[IPv6:::1]`.
+pub fn is_ehlo_name(name: &str) -> bool {
+    if let Some(literal) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return match literal.get(..5) {
+            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+                literal[5..].parse::<std::net::Ipv6Addr>().is_ok()
+            }
+            _ => literal.parse::<std::net::Ipv4Addr>().is_ok(),
+        };
+    }
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    name.len() <= 253 && name.split('.').all(label)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +303,52 @@ mod tests {
             let err = parse_list(input).unwrap_err();
             assert_eq!(err.exit, crate::exit::Exit::DataErr, "{input}");
             assert!(err.message.contains(why), "{input}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn envelope_addresses_follow_the_wire_rules() {
+        assert!(envelope_address("a@example.com").is_ok());
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        assert!(envelope_address(&long_local)
+            .unwrap_err()
+            .message
+            .contains("64"));
+        let long = format!("a@{}.example", "b".repeat(250));
+        assert!(envelope_address(&long).unwrap_err().message.contains("254"));
+        for bad in ["a@b@c", "a.@example.com", "a@-x.example", "root"] {
+            assert_eq!(
+                envelope_address(bad).unwrap_err().exit,
+                crate::exit::Exit::DataErr,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn ehlo_names() {
+        for good in [
+            "mail.example.com",
+            "localhost",
+            "host-1",
+            "[192.0.2.1]",
+            "[IPv6:2001:db8::1]",
+        ] {
+            assert!(is_ehlo_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "-x.example",
+            "x..example",
+            "[300.1.1.1]",
+            "[::1]",
+            "höst",
+            "a_b",
+            "x.example.",
+            "a\r\nMAIL",
+        ] {
+            assert!(!is_ehlo_name(bad), "{bad}");
         }
     }
 

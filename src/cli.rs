@@ -97,11 +97,13 @@ pub struct Cli {
     #[arg(short = 'a', long = "attach", value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = MESSAGE)]
     pub attachments: Vec<String>,
 
-    /// Embed an image for the HTML part (repeatable); reference it as cid:FILENAME.
+    /// Embed an image for the HTML part (repeatable); reference it as cid:FILENAME or cid:ID.
     ///
     /// The Content-ID is the file's name, so `--inline img/logo.png` is shown
-    /// by `<img src="cid:logo.png">`. Needs --html. Append ';type=MIME/TYPE' to
-    /// override the guessed type.
+    /// by `<img src="cid:logo.png">`. A name that is not ASCII letters, digits
+    /// and dots (RFC 5322 dot-atom-text), or one used twice, needs its own ID:
+    /// `--inline 'My Logo.png;cid=logo'` is shown by `cid:logo`. Needs --html.
+    /// Append ';type=MIME/TYPE' to override the guessed type.
     #[arg(long = "inline", value_name = "PATH", value_hint = ValueHint::FilePath, requires = "html", help_heading = MESSAGE)]
     pub inline: Vec<String>,
 
@@ -144,6 +146,10 @@ pub struct Cli {
     pub port: Option<u16>,
 
     /// Name to announce in EHLO [default: this machine's host name].
+    ///
+    /// A domain name or an address literal such as [192.0.2.1] (RFC 5321
+    /// 4.1.1.1); anything else is refused. A host name that is neither is
+    /// replaced by localhost (-v says so).
     #[arg(long, value_name = "NAME", value_hint = ValueHint::Hostname, help_heading = SERVER)]
     pub helo: Option<String>,
 

@@ -47,8 +47,11 @@ pub struct Draft {
 /// A file to attach or embed.
 #[derive(Debug, Clone)]
 pub struct FilePart {
-    /// The file name shown to the recipient, and the Content-ID for inline parts.
+    /// The file name shown to the recipient.
     pub name: String,
+    /// An inline part's Content-ID without the `<>`: `;cid=ID`, else the
+    /// file name; `None` for attachments.
+    pub content_id: Option<String>,
     pub content_type: String,
     pub data: FileData,
 }
@@ -64,11 +67,38 @@ pub enum FileData {
     Stream { path: PathBuf, len: u64 },
 }
 
+/// What a file is for: `;cid=` only makes sense for an inline part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileRole {
+    Attachment,
+    Inline,
+}
+
+impl FileRole {
+    fn what(self) -> &'static str {
+        match self {
+            FileRole::Attachment => "attachment",
+            FileRole::Inline => "inline image",
+        }
+    }
+}
+
 impl FilePart {
-    /// Reads `PATH` or `PATH;type=MIME/TYPE`. A path that exists as written
-    /// wins over the `;type=` reading, so odd file names still work.
-    pub fn load(spec: &str, what: &str) -> Result<FilePart> {
-        let (path, forced_type) = split_type_suffix(spec)?;
+    /// Reads `PATH`, with `;type=MIME/TYPE` and (inline parts) `;cid=ID`
+    /// options after it. A path that exists as written wins over reading
+    /// options, so odd file names still work.
+    pub fn load(spec: &str, role: FileRole) -> Result<FilePart> {
+        let what = role.what();
+        let FileOptions {
+            path,
+            content_type: forced_type,
+            content_id,
+        } = split_options(spec)?;
+        if content_id.is_some() && role != FileRole::Inline {
+            return Err(Error::usage(format!(
+                "{spec:?}: ;cid= names an inline image's Content-ID; it is for --inline only"
+            )));
+        }
         let metadata = std::fs::metadata(&path).map_err(|err| Error::input(what, &path, &err))?;
         if metadata.is_dir() {
             // EISDIR: "Is a directory", as reading it would say.
@@ -101,20 +131,80 @@ impl FilePart {
                 .essence_str()
                 .to_string()
         });
+        let content_id = match (role, content_id) {
+            (FileRole::Attachment, _) => None,
+            (FileRole::Inline, Some(id)) => Some(id),
+            (FileRole::Inline, None) if is_dot_atom_text(&name) => Some(name.clone()),
+            (FileRole::Inline, None) => {
+                return Err(Error::data(format!(
+                    "the inline image's name {name:?} cannot be its Content-ID"
+                ))
+                .hint(format!(
+                    "name one with ;cid=ID (letters, digits, dots): --inline '{spec};cid=image1', shown by cid:image1"
+                )))
+            }
+        };
         Ok(FilePart {
             name,
+            content_id,
             content_type,
             data,
         })
     }
 }
 
-fn split_type_suffix(spec: &str) -> Result<(PathBuf, Option<String>)> {
-    if Path::new(spec).exists() {
-        return Ok((PathBuf::from(spec), None));
+/// RFC 5322 3.2.3 dot-atom-text: atext runs joined by single dots. A
+/// Content-ID is a msg-id (RFC 2045 7), written `<ID>` by mail-builder
+/// without any check, so anything else (a CR or LF, 8-bit octets, `>`)
+/// would break or inject into the part's header.
+pub fn is_dot_atom_text(text: &str) -> bool {
+    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+    !text.is_empty()
+        && text
+            .split('.')
+            .all(|run| !run.is_empty() && run.bytes().all(atext))
+}
+
+/// Refuses two inline parts with one Content-ID: the HTML's `cid:` could
+/// only ever show one of them (RFC 2392 needs it unique in the message).
+pub fn check_content_ids(inline: &[FilePart]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for part in inline {
+        let Some(id) = &part.content_id else { continue };
+        if !seen.insert(id.to_ascii_lowercase()) {
+            return Err(
+                Error::data(format!("two inline images have the Content-ID {id:?}"))
+                    .hint("give each its own with ;cid=ID, e.g. --inline 'a/logo.png;cid=logo-a'"),
+            );
+        }
     }
-    match spec.rsplit_once(";type=") {
-        Some((path, mime)) => {
+    Ok(())
+}
+
+/// A file argument split into its path and options.
+#[derive(Debug, PartialEq, Eq)]
+struct FileOptions {
+    path: PathBuf,
+    content_type: Option<String>,
+    content_id: Option<String>,
+}
+
+/// `PATH[;type=MIME/TYPE][;cid=ID]`, options in any order, each once.
+fn split_options(spec: &str) -> Result<FileOptions> {
+    let mut options = FileOptions {
+        path: PathBuf::from(spec),
+        content_type: None,
+        content_id: None,
+    };
+    if Path::new(spec).exists() {
+        return Ok(options);
+    }
+    let mut rest = spec;
+    while let Some((head, option)) = rest.rsplit_once(';') {
+        if let Some(mime) = option.strip_prefix("type=") {
+            if options.content_type.is_some() {
+                return Err(Error::usage(format!("{spec:?} gives ;type= twice")));
+            }
             let valid = mime.split_once('/').is_some_and(|(a, b)| {
                 !a.is_empty()
                     && !b.is_empty()
@@ -127,10 +217,25 @@ fn split_type_suffix(spec: &str) -> Result<(PathBuf, Option<String>)> {
                     "invalid content type {mime:?} in {spec:?}; expected TYPE/SUBTYPE such as text/csv"
                 )));
             }
-            Ok((PathBuf::from(path), Some(mime.to_ascii_lowercase())))
+            options.content_type = Some(mime.to_ascii_lowercase());
+        } else if let Some(id) = option.strip_prefix("cid=") {
+            if options.content_id.is_some() {
+                return Err(Error::usage(format!("{spec:?} gives ;cid= twice")));
+            }
+            if !is_dot_atom_text(id) {
+                return Err(Error::data(format!(
+                    "invalid Content-ID {id:?} in {spec:?}"
+                ))
+                .hint("use ASCII letters, digits, dots and -_ (RFC 5322 dot-atom-text), e.g. ;cid=logo"));
+            }
+            options.content_id = Some(id.to_string());
+        } else {
+            break;
         }
-        None => Ok((PathBuf::from(spec), None)),
+        rest = head;
     }
+    options.path = PathBuf::from(rest);
+    Ok(options)
 }
 
 /// Headers that postie writes from its own flags; giving them with -H would
@@ -150,6 +255,31 @@ const OWN_HEADERS: &[(&str, &str)] = &[
 /// Headers whose name mail-builder looks for to avoid generating its own;
 /// its check is case-sensitive, so a user's spelling is normalised.
 const CANONICAL_NAMES: &[&str] = &["Date", "Message-ID"];
+
+/// RFC 5322 2.1.1 keeps a line within 78 characters; a name longer than
+/// 76 leaves no room for the colon and a value on its first line, which
+/// mail-builder cannot fold.
+const MAX_HEADER_NAME: usize = 76;
+
+/// Headers RFC 5322 3.6 allows once in a message.
+const ONCE: &[&str] = &["Date", "Message-ID"];
+
+/// Parses every `-H` argument, and refuses what a message may hold only
+/// once (RFC 5322 3.6's table) given twice.
+pub fn parse_headers(args: &[String]) -> Result<Vec<(String, String)>> {
+    let headers = args
+        .iter()
+        .map(|arg| parse_header(arg))
+        .collect::<Result<Vec<_>>>()?;
+    for once in ONCE {
+        if headers.iter().filter(|(name, _)| name == once).count() > 1 {
+            return Err(Error::data(format!(
+                "--header gives {once} twice; a message has at most one (RFC 5322 3.6)"
+            )));
+        }
+    }
+    Ok(headers)
+}
 
 /// Parses a `-H 'Name: value'` argument. CR or LF anywhere is refused:
 /// it would let a value start a new header (header injection).
@@ -171,6 +301,21 @@ pub fn parse_header(arg: &str) -> Result<(String, String)> {
             "invalid header name {name:?}; use letters, digits and '-'"
         )));
     }
+    if name.len() > MAX_HEADER_NAME {
+        return Err(Error::data(format!(
+            "header name {}... is {} characters long; at most {MAX_HEADER_NAME} fit a line (RFC 5322 2.1.1)",
+            &name[..20],
+            name.len()
+        )));
+    }
+    // RFC 5322 3.6.6: Resent-Bcc names hidden recipients of a resend; as
+    // a header it would show them to everyone, and the envelope ignores it.
+    if name.eq_ignore_ascii_case("resent-bcc") {
+        return Err(
+            Error::data("a Resent-Bcc header would show its recipients to every reader")
+                .hint("give hidden recipients with --bcc"),
+        );
+    }
     if let Some((_, flag)) = OWN_HEADERS
         .iter()
         .find(|(own, _)| own.eq_ignore_ascii_case(name))
@@ -184,7 +329,71 @@ pub fn parse_header(arg: &str) -> Result<(String, String)> {
         .find(|canon| canon.eq_ignore_ascii_case(name))
         .map(|canon| canon.to_string())
         .unwrap_or_else(|| name.to_string());
-    Ok((name, value.trim().to_string()))
+    let value = value.trim();
+    if name == "Date" && !is_rfc5322_date(value) {
+        return Err(Error::data(format!(
+            "Date {value:?} is not an RFC 5322 date-time"
+        ))
+        .hint("write it like 'Date: Tue, 1 Dec 2026 10:00:00 +0100' (date -R prints one), or leave it out"));
+    }
+    Ok((name, value.to_string()))
+}
+
+/// RFC 5322 3.3 date-time: `[day-of-week ","] day month year hour ":"
+/// minute [":" second] zone`, with the obsolete zones of 4.3 (`GMT`,
+/// `EST`, ...). Readers that cannot parse a Date sort the message
+/// anywhere, and strict servers refuse it.
+pub fn is_rfc5322_date(text: &str) -> bool {
+    const DAYS: &[&str] = &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: &[&str] = &[
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const ZONES: &[&str] = &[
+        "UT", "GMT", "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT",
+    ];
+    let number = |s: &str, min: usize, max: usize, limit: u32| {
+        (min..=max).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && s.parse::<u32>().is_ok_and(|n| n <= limit)
+    };
+    // A trailing comment, as in `+0000 (UTC)`, is CFWS (RFC 5322 3.2.2).
+    let text = match text.trim_end().strip_suffix(')') {
+        Some(open) => match open.rsplit_once('(') {
+            Some((before, comment)) if !comment.contains(['(', ')', '\\']) => before,
+            _ => return false,
+        },
+        None => text,
+    };
+    let rest = match text.split_once(',') {
+        Some((day, rest)) if DAYS.contains(&day.trim()) => rest,
+        Some(_) => return false,
+        None => text,
+    };
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let [day, month, year, time, zone] = words.as_slice() else {
+        return false;
+    };
+    let clock: Vec<&str> = time.split(':').collect();
+    let time_ok = match clock.as_slice() {
+        [h, m] => number(h, 2, 2, 23) && number(m, 2, 2, 59),
+        // 60: a leap second (RFC 5322 3.3).
+        [h, m, s] => number(h, 2, 2, 23) && number(m, 2, 2, 59) && number(s, 2, 2, 60),
+        _ => false,
+    };
+    let zone_ok = match zone.as_bytes() {
+        [b'+' | b'-', digits @ ..] => digits.len() == 4 && digits.iter().all(u8::is_ascii_digit),
+        // obs-zone military letters (RFC 5322 4.3), all but J.
+        [letter] => letter.is_ascii_alphabetic() && !letter.eq_ignore_ascii_case(&b'j'),
+        _ => ZONES.iter().any(|z| z.eq_ignore_ascii_case(zone)),
+    };
+    number(day, 1, 2, 31)
+        && *day != "0"
+        && *day != "00"
+        && MONTHS.contains(month)
+        && number(year, 4, 4, 9999)
+        && year.parse::<u32>().is_ok_and(|y| y >= 1900)
+        && time_ok
+        && zone_ok
 }
 
 /// Refuses CR or LF in a one-line value given on the command line.
@@ -395,8 +604,15 @@ fn body_tree<'x>(draft: &'x Draft, placeholders: &'x [String]) -> MimePart<'x> {
                 .iter()
                 .zip(placeholders)
                 .map(|(image, placeholder)| {
-                    with_disposition(file_part(image, placeholder), "inline", image.name.as_str())
-                        .cid(image.name.as_str())
+                    let part = with_disposition(
+                        file_part(image, placeholder),
+                        "inline",
+                        image.name.as_str(),
+                    );
+                    match image.content_id.as_deref() {
+                        Some(id) => part.cid(id),
+                        None => part,
+                    }
                 }),
         );
         MimePart::new("multipart/related", parts)
@@ -537,11 +753,62 @@ mod tests {
     #[test]
     fn date_and_message_id_are_canonicalised() {
         assert_eq!(parse_header("message-id: <a@b>").unwrap().0, "Message-ID");
-        assert_eq!(parse_header("DATE: x").unwrap().0, "Date");
+        assert_eq!(
+            parse_header("DATE: 1 Dec 2026 10:00 +0000").unwrap().0,
+            "Date"
+        );
         assert_eq!(
             parse_header("X-Mailer:  postie ").unwrap(),
             ("X-Mailer".to_string(), "postie".to_string())
         );
+    }
+
+    #[test]
+    fn hostile_headers_are_refused() {
+        let long = format!("X-{}: v", "a".repeat(75));
+        assert_eq!(parse_header(&long).unwrap_err().exit, Exit::DataErr);
+        assert!(parse_header(&format!("X-{}: v", "a".repeat(74))).is_ok());
+        assert_eq!(
+            parse_header("resent-BCC: x@example.com").unwrap_err().exit,
+            Exit::DataErr
+        );
+        assert_eq!(
+            parse_header("Date: yesterday").unwrap_err().exit,
+            Exit::DataErr
+        );
+        let twice = [
+            "Message-ID: <a@b>".to_string(),
+            "message-id: <c@d>".to_string(),
+        ];
+        assert_eq!(parse_headers(&twice).unwrap_err().exit, Exit::DataErr);
+    }
+
+    #[test]
+    fn rfc5322_dates() {
+        for good in [
+            "Tue, 1 Dec 2026 10:00:00 +0100",
+            "1 Dec 2026 10:00 -0000",
+            "Wed, 02 Dec 2026 23:59:60 GMT",
+            "Sat, 5 Dec 2026 01:02:03 EST",
+            "Wed, 2 Dec 2026 03:00:00 +0000 (UTC)",
+        ] {
+            assert!(is_rfc5322_date(good), "{good}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "Tue, 1 Dec 2026",
+            "Tuesday, 1 Dec 2026 10:00:00 +0100",
+            "1 December 2026 10:00:00 +0100",
+            "1 Dec 2026 25:00:00 +0100",
+            "1 Dec 2026 10:00:00 +01",
+            "32 Dec 2026 10:00:00 +0100",
+            "2026-12-01T10:00:00Z",
+            "1 Dec 2026 10:00:00 +0000 (a (nested) comment)",
+            "1 Dec 2026 10:00:00 +0000 )",
+        ] {
+            assert!(!is_rfc5322_date(bad), "{bad}");
+        }
     }
 
     #[test]
@@ -552,10 +819,37 @@ mod tests {
 
     #[test]
     fn type_suffix_is_parsed_and_checked() {
-        let (path, mime) = split_type_suffix("/nonexistent/a.bin;type=Text/CSV").unwrap();
-        assert_eq!(path, PathBuf::from("/nonexistent/a.bin"));
-        assert_eq!(mime.as_deref(), Some("text/csv"));
-        assert!(split_type_suffix("/nonexistent/a;type=nonsense").is_err());
+        let options = split_options("/nonexistent/a.bin;type=Text/CSV").unwrap();
+        assert_eq!(options.path, PathBuf::from("/nonexistent/a.bin"));
+        assert_eq!(options.content_type.as_deref(), Some("text/csv"));
+        assert!(split_options("/nonexistent/a;type=nonsense").is_err());
+    }
+
+    #[test]
+    fn cid_option_in_either_order() {
+        for spec in [
+            "/nonexistent/Bild Ä.png;cid=logo;type=image/png",
+            "/nonexistent/Bild Ä.png;type=image/png;cid=logo",
+        ] {
+            let options = split_options(spec).unwrap();
+            assert_eq!(options.path, PathBuf::from("/nonexistent/Bild Ä.png"));
+            assert_eq!(options.content_id.as_deref(), Some("logo"), "{spec}");
+            assert_eq!(options.content_type.as_deref(), Some("image/png"));
+        }
+        let err = split_options("/nonexistent/a.png;cid=a b").unwrap_err();
+        assert_eq!(err.exit, Exit::DataErr);
+    }
+
+    #[test]
+    fn dot_atom_text() {
+        for good in ["logo.png", "a", "x-1_2.b", "a+b=c"] {
+            assert!(is_dot_atom_text(good), "{good}");
+        }
+        for bad in [
+            "", ".a", "a.", "a..b", "a b", "Ä.png", "a>b", "a\r\nb", "a@b",
+        ] {
+            assert!(!is_dot_atom_text(bad), "{bad}");
+        }
     }
 
     #[test]
@@ -577,6 +871,13 @@ mod tests {
             "ID in the sender's domain: {text}"
         );
         assert!(text.contains("Subject: =?utf-8?"), "{text}");
-        assert!(!text.to_ascii_lowercase().contains("bcc"), "{text}");
+        // A line, not a substring: the random Message-ID and boundary are
+        // hex, and "bcc" is hex.
+        assert!(
+            !text
+                .lines()
+                .any(|line| line.to_ascii_lowercase().starts_with("bcc:")),
+            "{text}"
+        );
     }
 }

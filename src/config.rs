@@ -130,6 +130,9 @@ pub struct ConfigFile {
     /// How long a queued message is retried before it moves to failed/
     /// ("5d", "12h"; default 5 days).
     pub queue_max_age: Option<String>,
+    /// The largest ready-made message postie takes ("100M"; default 100
+    /// MiB): more is refused and kept in failed/.
+    pub max_message_size: Option<String>,
     #[serde(default)]
     pub accounts: BTreeMap<String, Account>,
     /// The file it was read from, for error messages.
@@ -258,6 +261,14 @@ impl ConfigFile {
         }
     }
 
+    /// `max_message_size` in octets (checked when the file was read).
+    pub fn max_message_size(&self) -> u64 {
+        self.max_message_size
+            .as_deref()
+            .and_then(|size| crate::spool::parse_size(size).ok())
+            .unwrap_or(crate::spool::DEFAULT_MAX_MESSAGE_SIZE)
+    }
+
     /// Where the settings came from, for -v.
     pub fn source(&self) -> String {
         match &self.path {
@@ -338,6 +349,12 @@ impl ConfigFile {
         if let Some(age) = &config.queue_max_age {
             crate::queue::parse_duration(age).map_err(|err| Error {
                 message: format!("{}: queue_max_age: {}", path.display(), err.message),
+                ..err
+            })?;
+        }
+        if let Some(size) = &config.max_message_size {
+            crate::spool::parse_size(size).map_err(|err| Error {
+                message: format!("{}: max_message_size: {}", path.display(), err.message),
                 ..err
             })?;
         }

@@ -568,7 +568,9 @@ fn exit_status(page: &mut Page) {
         ),
         (
             "65 EX_DATAERR",
-            "Malformed address, header (CR or LF in it) or message; a body that is not UTF-8.",
+            "Malformed address, header (CR or LF in it) or message; a body that is not UTF-8; an \
+             EHLO name that is no domain; an inline image without a usable Content-ID; a \
+             message over `max_message_size`.",
         ),
         (
             "66 EX_NOINPUT",
@@ -1050,6 +1052,15 @@ fn config_page() -> String {
         "`queue_max_age =` *DURATION*",
         "How long a queued message is retried before it moves to `failed/`: a number with `s`, \
          `m`, `h` or `d` (`\"5d\"`, `\"12h\"`). Default: `\"5d\"`.",
+    );
+    page.item(
+        "`max_message_size =` *SIZE*",
+        "The largest ready-made message postie takes (`--message`, and standard input in \
+         sendmail mode): a number of octets, or one with `K`, `M` or `G` (binary multiples: \
+         `\"100M\"` is 100 MiB). A larger one is refused with exit status 65; in sendmail mode \
+         its first *SIZE* octets are kept in `failed/`. Sendmail-mode input over 4 MiB is \
+         spooled to an unlinked file in the queue's `tmp/` (else `$TMPDIR`) rather than held \
+         in memory while it is read. Default: `\"100M\"`.",
     );
 
     page.section("ACCOUNT KEYS");

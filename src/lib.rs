@@ -24,6 +24,7 @@ pub mod queue_settings;
 pub mod report;
 pub mod request;
 pub mod sendmail;
+pub mod spool;
 pub mod tls;
 pub mod transcript;
 pub mod transport;
@@ -46,19 +47,32 @@ pub fn run(cli: Cli) -> Result<()> {
         // Read whole before anything can fail: a message that cannot be
         // planned (a local name with no domain, a broken config) is still
         // kept in failed/, as cron reads no exit status.
-        let raw = read_stdin(&mut reader)?;
+        let mut input = match read_input(&cli, &mut reader)? {
+            Ok(input) => input,
+            Err(oversized) => {
+                let err = oversized.error();
+                return Err(unplanned(&cli, Some(oversized.input), err));
+            }
+        };
         // A user who may not read the system config hands the message to
         // root's queue (`applies` holds only in sendmail mode).
         if maildrop::applies(&cli) {
-            return match maildrop::deposit(&cli, &raw) {
+            let deposited = input
+                .reader()
+                .map_err(|err| spool_read_error(&err))
+                .and_then(|mut reader| maildrop::deposit(&cli, &mut reader));
+            return match deposited {
                 Ok(()) => Ok(()),
-                Err(err) => Err(unplanned(&cli, Some(raw), err)),
+                Err(err) => Err(unplanned(&cli, Some(input), err)),
             };
         }
         // A bug in planning (a parser's panic on hostile input) must not
         // lose what cron handed over either.
         let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            plan(cli.clone(), &mut raw.as_slice(), is_terminal)
+            input
+                .reader()
+                .map_err(|err| spool_read_error(&err))
+                .and_then(|mut reader| plan(cli.clone(), &mut reader, is_terminal))
         }))
         .unwrap_or_else(|_| {
             Err(Error::new(
@@ -69,7 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
         });
         match planned {
             Ok(plan) => plan,
-            Err(err) => return Err(unplanned(&cli, Some(raw), err)),
+            Err(err) => return Err(unplanned(&cli, Some(input), err)),
         }
     } else {
         plan(cli.clone(), &mut reader, is_terminal).map_err(|err| unplanned(&cli, None, err))?
@@ -154,25 +168,32 @@ fn plan(cli: Cli, reader: &mut dyn Read, is_terminal: bool) -> Result<request::P
     )
 }
 
-fn read_stdin(reader: &mut dyn Read) -> Result<Vec<u8>> {
-    let mut raw = Vec::new();
-    reader.read_to_end(&mut raw).map_err(|err| {
-        Error::new(
-            Exit::IoErr,
-            format!(
-                "cannot read the message from standard input: {}",
-                exit::io_reason(&err)
-            ),
-        )
-    })?;
-    Ok(raw)
+/// Sendmail mode's input, read whole: spooled to the queue's `tmp/` when
+/// large, and cut at `max_message_size`.
+fn read_input(
+    cli: &Cli,
+    reader: &mut dyn Read,
+) -> Result<std::result::Result<spool::Input, spool::Oversized>> {
+    let fallback = request::Fallback::of(cli);
+    let spool_dir = fallback.queue_dir.map(|dir| dir.join("tmp"));
+    spool::read(reader, spool_dir.as_deref(), fallback.max_message_size)
+}
+
+fn spool_read_error(err: &std::io::Error) -> Error {
+    Error::new(
+        Exit::IoErr,
+        format!(
+            "cannot read the spooled message back: {}",
+            exit::io_reason(err)
+        ),
+    )
 }
 
 /// A message that failed before any server saw it: logged (a usage error
 /// of the ordinary command line is no delivery attempt), and in sendmail
 /// mode kept whole in failed/. Returns the error to report, amended when
 /// the message could not be kept.
-fn unplanned(cli: &Cli, raw: Option<Vec<u8>>, err: Error) -> Error {
+fn unplanned(cli: &Cli, raw: Option<spool::Input>, err: Error) -> Error {
     let fallback = request::Fallback::of(cli);
     let recipients = &cli.recipients;
     if cli.sendmail || err.exit != Exit::Usage {
@@ -180,13 +201,13 @@ fn unplanned(cli: &Cli, raw: Option<Vec<u8>>, err: Error) -> Error {
             server: "",
             sender: cli.from.as_deref().unwrap_or(""),
             recipients,
-            size: raw.as_ref().map_or(0, Vec::len),
+            size: raw.as_ref().map_or(0, |raw| raw.len() as usize),
             outcome: log::Outcome::Failed,
             reply: &err.message,
             exit: err.exit.code(),
         });
     }
-    let Some(raw) = raw.filter(|raw| !raw.is_empty()) else {
+    let Some(mut raw) = raw.filter(|raw| !raw.is_empty()) else {
         return err;
     };
     let kept = fallback
@@ -198,12 +219,9 @@ fn unplanned(cli: &Cli, raw: Option<Vec<u8>>, err: Error) -> Error {
                 submission: queue_settings::Submission::from_cli(cli),
                 maildrop_uid: None,
             };
-            queue.add_unplanned(
-                unplanned,
-                &fallback.settings,
-                &content::Content::from_bytes(raw),
-                &err.message,
-            )
+            queue.add_unplanned(unplanned, &fallback.settings, &err.message, |file| {
+                spool::copy_crlf(&mut raw, file)
+            })
         });
     match kept {
         Ok(path) => {
@@ -235,8 +253,9 @@ pub fn unparsed_sendmail(args: &[String], err: Error) -> Error {
     if stdin.is_terminal() {
         return err;
     }
-    let raw = match read_stdin(&mut stdin.lock()) {
-        Ok(raw) => raw,
+    let raw = match read_input(&cli, &mut stdin.lock()) {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(oversized)) => oversized.input,
         Err(_) => return err,
     };
     let err = Error {

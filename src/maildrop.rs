@@ -86,15 +86,7 @@ pub fn applies(cli: &Cli) -> bool {
 
 /// Writes the message on `stdin` into the maildrop as one file, complete
 /// before its final name exists.
-pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
-    if message.len() as u64 > MAX_DROP_BYTES - 64 * 1024 {
-        return Err(Error::data(format!(
-            "the message is {} bytes, more than the maildrop takes ({} bytes)",
-            message.len(),
-            MAX_DROP_BYTES - 64 * 1024
-        ))
-        .hint("send it with a config of your own, or as a link to the file"));
-    }
+pub fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> {
     let drop = Submission::from_cli(cli);
     let header = serde_json::to_vec(&drop)
         .map_err(|err| Error::new(Exit::Software, format!("maildrop: cannot encode: {err}")))?;
@@ -102,7 +94,7 @@ pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
     let name = crate::queue::new_id();
     // A dot name is unfinished: pickup leaves it alone.
     let temp = dir.join(format!(".{name}"));
-    let write = || -> std::io::Result<()> {
+    let mut write = || -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -111,7 +103,7 @@ pub fn deposit(cli: &Cli, message: &[u8]) -> Result<()> {
         file.write_all(MAGIC)?;
         file.write_all(&header)?;
         file.write_all(b"\n")?;
-        file.write_all(message)?;
+        std::io::copy(message, &mut file)?;
         file.sync_all()?;
         fs::rename(&temp, dir.join(&name))
     };
@@ -380,8 +372,8 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
                     maildrop_uid: Some(uid),
                 },
                 &QueuedSettings::default(),
-                &Content::from_bytes(message.to_vec()),
                 &reason,
+                |file| file.write_all(message).map(|()| message.len() as u64),
             )?;
             fs::remove_file(path).map_err(|err| {
                 Error::new(

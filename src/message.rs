@@ -253,13 +253,13 @@ pub fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(Envelope
     // CRLF here rather than only on the wire, so that --dry-run shows the
     // exact bytes.
     let qualify_headers = (options.policy != FromPolicy::Keep).then_some(options.local);
-    let bytes = crate::content::crlf(&rewrite(
-        &message,
-        new_from.as_ref(),
-        &sender,
-        qualify_headers,
-    ))
-    .into_owned();
+    let bytes = rewrite(message, new_from.as_ref(), &sender, qualify_headers);
+    // Borrowed (no copy) when the reader already made the line endings
+    // CRLF, as request::ready_made does.
+    let bytes = match crate::content::crlf(&bytes) {
+        std::borrow::Cow::Borrowed(_) => bytes,
+        std::borrow::Cow::Owned(fixed) => fixed,
+    };
     Ok((Envelope { sender, recipients }, bytes))
 }
 
@@ -337,14 +337,17 @@ fn sender_and_from(
 /// The message with Bcc removed, From replaced or added, To and Cc with
 /// their local names qualified when `qualify` says how, and Date and
 /// Message-ID added when missing; every other byte as it was.
+///
+/// Only the header block is written anew; the body stays where it is in
+/// the message's buffer, so a large message is not copied.
 fn rewrite(
-    message: &ReadyMessage,
+    message: ReadyMessage,
     new_from: Option<&Mailbox>,
     sender: &str,
     qualify: Option<&LocalRules>,
 ) -> Vec<u8> {
     let bytes = &message.bytes;
-    let mut out = Vec::with_capacity(bytes.len() + 256);
+    let mut out = Vec::with_capacity(message.header_end + 256);
     let mut from_written = false;
     for field in &message.fields {
         match field.name.as_str() {
@@ -382,13 +385,13 @@ fn rewrite(
         out.extend_from_slice(message_id(sender).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let rest = &bytes[message.header_end..];
-    if rest.is_empty() {
+    let header_end = message.header_end;
+    let mut bytes = message.bytes;
+    if header_end == bytes.len() {
         out.extend_from_slice(b"\r\n");
-    } else {
-        out.extend_from_slice(rest);
     }
-    out
+    bytes.splice(..header_end, out);
+    bytes
 }
 
 /// A To or Cc field with its local names qualified (`To: root` becomes

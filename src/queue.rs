@@ -308,19 +308,21 @@ impl Queue {
                 last_error: Some(reason.to_string()),
                 unplanned: None,
             },
-            message,
+            |file| message.write_to(file).map(|()| message.len()),
         )
     }
 
     /// Stores a message that could not even be planned (sendmail mode, the
     /// maildrop: its sender reads no exit status) in `failed/`, with what
     /// its command line said, so that `queue retry` can plan it again.
+    /// `write` copies the message into the file from wherever it is (a
+    /// spooled one is never read into memory for it) and returns its size.
     pub fn add_unplanned(
         &self,
         unplanned: Unplanned,
         settings: &QueuedSettings,
-        message: &Content,
         reason: &str,
+        write: impl FnOnce(&mut File) -> std::io::Result<u64>,
     ) -> Result<PathBuf> {
         self.store_failed(
             Entry {
@@ -329,19 +331,28 @@ impl Queue {
                 sender: unplanned.submission.from.clone().unwrap_or_default(),
                 recipients: unplanned.submission.recipients.clone(),
                 settings: settings.clone(),
-                size: message.len(),
+                size: 0,
                 attempts: 0,
                 last_attempt: None,
                 last_error: Some(reason.to_string()),
                 unplanned: Some(unplanned),
             },
-            message,
+            write,
         )
     }
 
-    fn store_failed(&self, entry: Entry, message: &Content) -> Result<PathBuf> {
+    fn store_failed(
+        &self,
+        mut entry: Entry,
+        write: impl FnOnce(&mut File) -> std::io::Result<u64>,
+    ) -> Result<PathBuf> {
         let message_path = self.failed_path(&entry.id, "eml");
-        self.write_atomic(&message_path, |file| message.write_to(file))?;
+        let mut size = 0;
+        self.write_atomic(&message_path, |file| {
+            size = write(file)?;
+            Ok(())
+        })?;
+        entry.size = size;
         self.save_failed(&entry)?;
         Ok(message_path)
     }

@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 
 use clap::Parser;
 
-use crate::address::{parse_list, Mailbox};
+use crate::address::{envelope_address, is_ehlo_name, parse_list, Mailbox};
 use crate::cli::{AuthMethod, Cli, QuitAfter, TlsMode};
-use crate::compose::{self, check_one_line, Draft, FilePart};
+use crate::compose::{self, check_one_line, Draft, FilePart, FileRole};
 use crate::config::{Account, ConfigFile};
 use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
@@ -26,6 +26,7 @@ use crate::message::{self, ReadyMessage};
 use crate::mx::{Family, Nameserver};
 use crate::queue::{self, QueuePolicy};
 use crate::queue_settings::QueuedSettings;
+use crate::spool::{read_crlf, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::tls::{parse_fingerprint, Verify};
 use crate::transport::{
     Endpoint, Envelope, Login, Outgoing, Route, Server, Settings, Timeouts, TlsFiles,
@@ -119,7 +120,14 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
                     reader: &mut *stdin.reader,
                     is_terminal: stdin.is_terminal,
                 };
-                let (envelope, sendable) = ready_made(&cli, &account, &local, path, input)?;
+                let (envelope, sendable) = ready_made(
+                    &cli,
+                    &account,
+                    &local,
+                    path,
+                    input,
+                    config.max_message_size(),
+                )?;
                 let label = if path.as_os_str() == "-" {
                     "the message on standard input".to_string()
                 } else {
@@ -142,7 +150,18 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
             content: Content::default(),
         }],
     };
+    for message in &messages {
+        let envelope = &message.envelope;
+        // The null sender `<>` (RFC 5321 4.5.5) is no address to check.
+        if !envelope.sender.is_empty() {
+            envelope_address(&envelope.sender)?;
+        }
+        for recipient in &envelope.recipients {
+            envelope_address(recipient)?;
+        }
+    }
     let mut warnings = Vec::new();
+    let mut helo_notes = Vec::new();
     let transport = if cli.dry_run {
         None
     } else {
@@ -151,8 +170,12 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
             &account,
             &messages[0].envelope,
             &mut warnings,
+            &mut helo_notes,
         )?)
     };
+    if cli.verbose > 0 {
+        notes.extend(helo_notes);
+    }
     let capabilities = cli.capabilities.then_some(if cli.json {
         ReportFormat::Json
     } else {
@@ -196,6 +219,8 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
 /// logged: as much of the config as can be read, else the defaults.
 pub struct Fallback {
     pub queue_dir: Option<PathBuf>,
+    /// `max_message_size`, for sendmail mode's read of its input.
+    pub max_message_size: u64,
     pub log: Logger,
     pub settings: QueuedSettings,
 }
@@ -212,6 +237,9 @@ impl Fallback {
                 .clone()
                 .or_else(|| config.as_ref().and_then(|c| c.queue_dir.clone()))
                 .or_else(queue::default_dir),
+            max_message_size: config
+                .as_ref()
+                .map_or(DEFAULT_MAX_MESSAGE_SIZE, ConfigFile::max_message_size),
             log: selected
                 .map(|(name, account)| logger(name, &account))
                 .unwrap_or_default(),
@@ -258,8 +286,8 @@ pub fn replan(
 /// usual precedence: the record's flags, then the account, then defaults.
 pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(Settings, Logger)> {
     let (cli, account_name, account) = replay_account(stored, &envelope.sender)?;
-    let mut warnings = Vec::new();
-    let settings = transport_settings(&cli, &account, envelope, &mut warnings)?;
+    let (mut warnings, mut notes) = (Vec::new(), Vec::new());
+    let settings = transport_settings(&cli, &account, envelope, &mut warnings, &mut notes)?;
     Ok((settings, logger(account_name, &account)))
 }
 
@@ -414,10 +442,14 @@ fn ready_made(
     local: &LocalRules,
     path: &Path,
     stdin: Stdin<'_>,
+    max_size: u64,
 ) -> Result<(Envelope, Transportable)> {
+    // Read with CRLF line endings as they come: converting afterwards
+    // would hold a large message twice (sendmail mode spools the input,
+    // and this is its only copy in memory).
+    let limit = max_size.saturating_add(1);
     let mut bytes = if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        stdin.reader.read_to_end(&mut bytes).map_err(|err| {
+        read_crlf(stdin.reader, 0, limit).map_err(|err| {
             Error::new(
                 Exit::IoErr,
                 format!(
@@ -425,11 +457,22 @@ fn ready_made(
                     io_reason(&err)
                 ),
             )
-        })?;
-        bytes
+        })?
     } else {
-        std::fs::read(path).map_err(|err| Error::input("message file", path, &err))?
+        std::fs::File::open(path)
+            .and_then(|mut file| {
+                let len = file.metadata()?.len();
+                read_crlf(&mut file, len, limit)
+            })
+            .map_err(|err| Error::input("message file", path, &err))?
     };
+    // Counted after CRLF, as the server counts it (RFC 1870 SIZE).
+    if bytes.len() as u64 > max_size {
+        return Err(Error::data(format!(
+            "the message is more than max_message_size ({max_size} octets)"
+        ))
+        .hint("raise max_message_size in the config, or send less"));
+    }
     if cli.dot_ends_message {
         message::cut_at_lone_dot(&mut bytes);
     }
@@ -507,11 +550,7 @@ fn draft_and_envelope(
     if let Some(subject) = &cli.subject {
         check_one_line("the subject", subject)?;
     }
-    let headers = cli
-        .headers
-        .iter()
-        .map(|h| compose::parse_header(h))
-        .collect::<Result<Vec<_>>>()?;
+    let headers = compose::parse_headers(&cli.headers)?;
     let html = cli
         .html
         .as_deref()
@@ -521,13 +560,14 @@ fn draft_and_envelope(
     let attachments = cli
         .attachments
         .iter()
-        .map(|spec| FilePart::load(spec, "attachment"))
+        .map(|spec| FilePart::load(spec, FileRole::Attachment))
         .collect::<Result<Vec<_>>>()?;
     let inline = cli
         .inline
         .iter()
-        .map(|spec| FilePart::load(spec, "inline image"))
+        .map(|spec| FilePart::load(spec, FileRole::Inline))
         .collect::<Result<Vec<_>>>()?;
+    compose::check_content_ids(&inline)?;
 
     let envelope = Envelope {
         sender,
@@ -631,6 +671,7 @@ fn transport_settings(
     account: &Account,
     envelope: &Envelope,
     warnings: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) -> Result<Settings> {
     let explicit_tls = cli.tls.or(account.tls);
     if let (true, Some(server)) = (cli.mx, &cli.server) {
@@ -691,12 +732,20 @@ fn transport_settings(
     } else {
         login(cli, account)?
     };
-    let helo = cli
-        .helo
-        .clone()
-        .or_else(|| account.helo.clone())
-        .unwrap_or_else(local_hostname);
-    check_one_line("the EHLO name", &helo)?;
+    let helo = match cli.helo.clone().or_else(|| account.helo.clone()) {
+        Some(helo) if is_ehlo_name(&helo) => helo,
+        Some(helo) => {
+            return Err(Error::data(format!(
+                "the EHLO name {helo:?} is neither a domain name nor an address literal (RFC 5321 4.1.1.1)"
+            ))
+            .hint("give a host name such as mail.example.com, or [192.0.2.1]"))
+        }
+        None => {
+            let (helo, note) = checked_hostname();
+            notes.extend(note);
+            helo
+        }
+    };
     let verbosity = if cli.capabilities || cli.timing {
         cli.verbose.max(1)
     } else {
@@ -794,13 +843,25 @@ fn login(cli: &Cli, account: &Account) -> Result<Option<Login>> {
     }
 }
 
+/// This machine's name for EHLO and Received lines.
 pub(crate) fn local_hostname() -> String {
-    let name = gethostname::gethostname().to_string_lossy().into_owned();
-    if name.is_empty() || name.contains(char::is_whitespace) {
-        "localhost".to_string()
-    } else {
-        name
+    checked_hostname().0
+}
+
+/// gethostname(), or `localhost` when that is no name EHLO may carry
+/// (a container's `my_box`, a name with spaces or 8-bit octets), with a
+/// note saying so: some servers refuse such an EHLO, and a Received line
+/// must not carry it either.
+fn checked_hostname() -> (String, Option<String>) {
+    let raw = gethostname::gethostname();
+    let name = raw.to_string_lossy();
+    if is_ehlo_name(&name) {
+        return (name.into_owned(), None);
     }
+    let note = format!(
+        "this machine's name {name:?} is not a domain name; saying EHLO localhost (set helo to change it)"
+    );
+    ("localhost".to_string(), Some(note))
 }
 
 fn is_loopback(host: &str) -> bool {

@@ -14,7 +14,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::address::envelope_address;
 use crate::capabilities::{human_size, Capabilities};
 use crate::cli::{AuthMethod, QuitAfter, TlsMode};
 use crate::content::Content;
@@ -1746,11 +1746,6 @@ fn mechanism_name(mechanism: Mechanism) -> &'static str {
         Mechanism::Login => "LOGIN",
         Mechanism::Xoauth2 => "XOAUTH2",
     }
-}
-
-fn envelope_address(address: &str) -> Result<lettre::Address> {
-    lettre::Address::from_str(address)
-        .map_err(|err| Error::data(format!("malformed envelope address {address:?}: {err}")))
 }
 
 /// A failed host name lookup. getaddrinfo's EAI_AGAIN (the resolver did

@@ -1,0 +1,396 @@
+//! A ready-made message read from standard input (sendmail mode), held
+//! whole before anything can fail, without holding a large one in memory.
+//!
+//! Sendmail mode must read its input before planning: a message that
+//! cannot be planned is still kept in failed/, as cron reads no exit
+//! status. Small messages stay in memory; past [`SPOOL_THRESHOLD`] the
+//! input goes to an unlinked file (O_TMPFILE in the queue's `tmp/`, or in
+//! $TMPDIR without a queue), so that 300 MB of cron output costs 300 MB of
+//! disk, not several copies of it in root's memory. Reading the message
+//! for planning and keeping it in failed/ both stream from that file.
+//!
+//! Not here: parsing the message (`message`), or the queue (`queue`).
+
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use crate::exit::{io_reason, Error, Exit, Result};
+
+/// Input up to this size is kept in memory; more goes to a file.
+pub const SPOOL_THRESHOLD: usize = 4 * 1024 * 1024;
+
+/// `max_message_size` when the config has none: 100 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 100 * 1024 * 1024;
+
+/// How much is read or written at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// The message as read: in memory, or in an unlinked file.
+#[derive(Debug)]
+pub enum Input {
+    Memory(Vec<u8>),
+    Spooled { file: File, len: u64 },
+}
+
+/// A message over `max_message_size`: what was kept of it (the first
+/// `limit` octets) and how long it was.
+#[derive(Debug)]
+pub struct Oversized {
+    pub input: Input,
+    pub len: u64,
+    pub limit: u64,
+}
+
+impl Oversized {
+    /// Exit 65: the message, not the system, is at fault; retrying cannot
+    /// help.
+    pub fn error(&self) -> Error {
+        Error::data(format!(
+            "the message is {} octets, more than max_message_size ({}); only its first {} octets were kept",
+            self.len, self.limit, self.limit
+        ))
+        .hint("raise max_message_size in the config, or send less")
+    }
+}
+
+impl Input {
+    /// The number of octets read.
+    pub fn len(&self) -> u64 {
+        match self {
+            Input::Memory(bytes) => bytes.len() as u64,
+            Input::Spooled { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A reader from the start of the message.
+    pub fn reader(&mut self) -> io::Result<Box<dyn Read + '_>> {
+        match self {
+            Input::Memory(bytes) => Ok(Box::new(bytes.as_slice())),
+            Input::Spooled { file, .. } => {
+                file.rewind()?;
+                Ok(Box::new(&*file))
+            }
+        }
+    }
+}
+
+/// Reads all of `reader`. Past [`SPOOL_THRESHOLD`] it is spooled to an
+/// unlinked file in `spool_dir` (else $TMPDIR); when no such file can be
+/// made it stays in memory, as before: losing cron's mail is worse. More
+/// than `limit` octets is an [`Oversized`] (its excess read and dropped,
+/// so that the writer sees no broken pipe).
+pub fn read(
+    reader: &mut dyn Read,
+    spool_dir: Option<&Path>,
+    limit: u64,
+) -> Result<std::result::Result<Input, Oversized>> {
+    let read_error = |err: io::Error| {
+        Error::new(
+            Exit::IoErr,
+            format!(
+                "cannot read the message from standard input: {}",
+                io_reason(&err)
+            ),
+        )
+    };
+    // One octet over the limit is enough to know it is over.
+    let wanted = limit.saturating_add(1);
+    let mut head = Vec::new();
+    reader
+        .take(SPOOL_THRESHOLD as u64 + 1)
+        .read_to_end(&mut head)
+        .map_err(read_error)?;
+    let mut input = if head.len() <= SPOOL_THRESHOLD {
+        Input::Memory(head)
+    } else {
+        match unlinked_file(spool_dir) {
+            Ok(file) => spool(&mut *reader, file, head, wanted)?,
+            Err(_) => {
+                let read = head.len() as u64;
+                reader
+                    .take(wanted.saturating_sub(read))
+                    .read_to_end(&mut head)
+                    .map_err(read_error)?;
+                Input::Memory(head)
+            }
+        }
+    };
+    if input.len() <= limit {
+        return Ok(Ok(input));
+    }
+    let excess = io::copy(reader, &mut io::sink()).map_err(read_error)?;
+    let len = input.len() + excess;
+    match &mut input {
+        Input::Memory(bytes) => bytes.truncate(limit as usize),
+        Input::Spooled { file, len } => {
+            file.set_len(limit).map_err(|err| spool_error(&err))?;
+            *len = limit;
+        }
+    }
+    Ok(Err(Oversized { input, len, limit }))
+}
+
+/// Writes `head` and the rest of `reader` (`wanted` octets in all at
+/// most) to `file`. When a write fails (a full disk), what was spooled is
+/// read back and the rest read into memory: the message is kept either
+/// way, as it was before there was a spool.
+fn spool(reader: &mut dyn Read, mut file: File, head: Vec<u8>, wanted: u64) -> Result<Input> {
+    let read_error = |err: io::Error| {
+        Error::new(
+            Exit::IoErr,
+            format!(
+                "cannot read the message from standard input: {}",
+                io_reason(&err)
+            ),
+        )
+    };
+    let mut reader = reader.take(wanted.saturating_sub(head.len() as u64));
+    let mut pending = head;
+    let mut written = 0u64;
+    loop {
+        if file.write_all(&pending).is_err() {
+            let mut bytes = Vec::new();
+            file.rewind()
+                .and_then(|()| (&file).take(written).read_to_end(&mut bytes))
+                .map_err(|err| spool_error(&err))?;
+            bytes.extend_from_slice(&pending);
+            drop(pending);
+            reader.read_to_end(&mut bytes).map_err(read_error)?;
+            return Ok(Input::Memory(bytes));
+        }
+        written += pending.len() as u64;
+        pending.clear();
+        pending.resize(CHUNK, 0);
+        let n = loop {
+            match reader.read(&mut pending) {
+                Ok(n) => break n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(read_error(err)),
+            }
+        };
+        if n == 0 {
+            return Ok(Input::Spooled { file, len: written });
+        }
+        pending.truncate(n);
+    }
+}
+
+/// A full disk is temporary (EX_TEMPFAIL): the sender may try again.
+fn spool_error(err: &io::Error) -> Error {
+    Error::new(
+        Exit::TempFail,
+        format!("cannot spool the message to disk: {}", io_reason(err)),
+    )
+}
+
+/// A file no other process can open: O_TMPFILE (Linux 3.11) has no name
+/// at all; elsewhere, or on a file system without it, a fresh private name
+/// removed at once.
+fn unlinked_file(spool_dir: Option<&Path>) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir: PathBuf = spool_dir
+        .filter(|dir| dir.is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    #[cfg(target_os = "linux")]
+    {
+        let tmpfile = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(&dir);
+        if let Ok(file) = tmpfile {
+            return Ok(file);
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = dir.join(format!(".postie-spool-{}-{nanos:x}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// Reads all of `reader` with every bare LF made CRLF (RFC 5322 line
+/// endings) as it goes, so that the message is held once, in its final
+/// form, instead of being read and then copied to convert it. `limit`
+/// bounds what is read (the caller checks the length).
+pub fn read_crlf(reader: &mut dyn Read, size_hint: u64, limit: u64) -> io::Result<Vec<u8>> {
+    let hint = size_hint.min(limit) as usize;
+    let mut out = Vec::with_capacity(hint.saturating_add(hint / 32));
+    let mut buf = vec![0; CHUNK];
+    let mut reader = reader.take(limit);
+    let mut last = 0u8;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        push_crlf(&mut out, &buf[..n], &mut last);
+    }
+}
+
+/// Appends `chunk` with each bare LF made CRLF; `last` is the octet
+/// before it (the previous chunk's last), so a CRLF split across two
+/// chunks stays one.
+fn push_crlf(out: &mut Vec<u8>, chunk: &[u8], last: &mut u8) {
+    let mut start = 0;
+    for (at, _) in chunk.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+        let before = if at == 0 { *last } else { chunk[at - 1] };
+        if before != b'\r' {
+            out.extend_from_slice(&chunk[start..at]);
+            out.extend_from_slice(b"\r");
+            start = at;
+        }
+    }
+    out.extend_from_slice(&chunk[start..]);
+    if let Some(&b) = chunk.last() {
+        *last = b;
+    }
+}
+
+/// Copies `input` to `out` with CRLF line endings, as
+/// `Content::from_bytes` would hold it; returns the octets written.
+pub fn copy_crlf(input: &mut Input, out: &mut dyn Write) -> io::Result<u64> {
+    let mut reader = input.reader()?;
+    let mut buf = vec![0; CHUNK];
+    let mut fixed = Vec::with_capacity(CHUNK * 2);
+    let mut last = 0u8;
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        fixed.clear();
+        push_crlf(&mut fixed, &buf[..n], &mut last);
+        out.write_all(&fixed)?;
+        total += fixed.len() as u64;
+    }
+}
+
+/// `max_message_size`: a number of octets, or one with K, M or G
+/// (binary multiples: `100M` is 100 MiB).
+pub fn parse_size(text: &str) -> Result<u64> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => (&text[..at], text[at..].trim()),
+        None => (text, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => Some(0),
+        "K" => Some(10),
+        "M" => Some(20),
+        "G" => Some(30),
+        _ => None,
+    };
+    match (number.parse::<u64>(), shift) {
+        (Ok(n), Some(shift)) if n > 0 => n.checked_shl(shift).filter(|v| v >> shift == n),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        Error::config(format!(
+            "invalid size {text:?}; write e.g. 100M, 512K or 1G (at least 1 octet)"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100M").unwrap(), 100 << 20);
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("2048").unwrap(), 2048);
+        for bad in ["", "0", "M", "10 MB", "-1M", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn small_input_stays_in_memory() {
+        let input = read(&mut &b"Subject: x\n\nhi\n"[..], None, 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(input, Input::Memory(ref b) if b.len() == 15));
+    }
+
+    #[test]
+    fn large_input_is_spooled_and_read_back_whole() {
+        let data: Vec<u8> = (0..SPOOL_THRESHOLD + 12345).map(|i| i as u8).collect();
+        let dir = std::env::temp_dir();
+        let mut input = read(&mut data.as_slice(), Some(&dir), 1 << 30)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(input, Input::Spooled { .. }));
+        assert_eq!(input.len(), data.len() as u64);
+        let mut back = Vec::new();
+        input.reader().unwrap().read_to_end(&mut back).unwrap();
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn a_full_disk_keeps_the_message_in_memory() {
+        let Ok(full) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/full")
+        else {
+            return; // not Linux
+        };
+        let rest: Vec<u8> = (0..200_000).map(|i| i as u8).collect();
+        let input = spool(&mut rest.as_slice(), full, b"head".to_vec(), 1 << 20).unwrap();
+        let Input::Memory(bytes) = input else {
+            panic!("expected the message in memory");
+        };
+        assert_eq!(&bytes[..4], b"head");
+        assert_eq!(&bytes[4..], &rest[..]);
+    }
+
+    #[test]
+    fn oversized_input_keeps_the_limit_and_counts_the_rest() {
+        let data = vec![b'x'; SPOOL_THRESHOLD * 2];
+        let over = read(&mut data.as_slice(), None, SPOOL_THRESHOLD as u64 + 10)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(over.len, data.len() as u64);
+        assert_eq!(over.input.len(), SPOOL_THRESHOLD as u64 + 10);
+        assert_eq!(over.error().exit, Exit::DataErr);
+        let over = read(&mut &b"0123456789"[..], None, 4).unwrap().unwrap_err();
+        assert_eq!((over.len, over.input.len()), (10, 4));
+    }
+
+    #[test]
+    fn crlf_as_it_is_read() {
+        let mut out = Vec::new();
+        let mut input = Input::Memory(b"a\nb\r\n\nc".to_vec());
+        assert_eq!(copy_crlf(&mut input, &mut out).unwrap(), 9);
+        assert_eq!(out, b"a\r\nb\r\n\r\nc");
+        let read = read_crlf(&mut &b"a\nb\r\n"[..], 0, 100).unwrap();
+        assert_eq!(read, b"a\r\nb\r\n");
+        let (mut out, mut last) = (Vec::new(), 0);
+        push_crlf(&mut out, b"\nx\r", &mut last);
+        push_crlf(&mut out, b"\n\n", &mut last);
+        assert_eq!(out, b"\r\nx\r\n\r\n");
+    }
+}
