@@ -9,7 +9,7 @@
 //! TLS stream also gives postie the peer certificate for its report.
 //!
 //! Replies reach lettre only through [`reply::Lines`]: whole, checked
-//! lines with their text escaped (see that module for why).
+//! replies with their text escaped (see that module for why).
 
 use std::io;
 use std::net::SocketAddr;
