@@ -296,6 +296,33 @@ fn an_endless_reply_to_rcpt_is_76() {
     assert_flood_refused(&run);
 }
 
+/// At -v a refused certificate is fetched again to be shown, over a
+/// second connection with postie's own reader: an endless greeting there
+/// must end that fetch at once, not at the connect timeout.
+#[test]
+fn an_endless_greeting_on_the_certificate_refetch_ends_it_at_once() {
+    let port = common::starttls_then_flood(Flood::endless_reply("220"));
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "--server",
+        addr.as_str(),
+        "--tls",
+        "starttls",
+        "--timeout",
+        "10",
+        "-v",
+    ];
+    args.extend_from_slice(&SMALL_MESSAGE);
+    let run = run_measured(&args, Duration::from_secs(30));
+    assert_eq!(run.code, Some(69), "{run:?}");
+    assert!(
+        run.stderr.contains("could not fetch the certificate"),
+        "{run:?}"
+    );
+    assert!(run.max_rss_kib < MAX_RSS_KIB, "{run:?}");
+    assert!(run.elapsed < Duration::from_secs(5), "{run:?}");
+}
+
 #[test]
 fn a_30_mb_line_is_76_within_seconds() {
     let server = ScriptedServer::start_flooding(GREETING, vec![], 0, Flood::huge_line("220", 30));
@@ -477,7 +504,7 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 proptest! {
-    #![proptest_config(config(24))]
+    #![proptest_config(config(64))]
 
     /// Whatever the server sends: no signal, never EX_SOFTWARE, bounded
     /// memory and time; a greeting that is not a reply is 74, 75 or 76.
