@@ -95,7 +95,7 @@ fn send_args<'a>(server: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 fn assert_flood_refused(run: &Run) {
     assert_eq!(run.code, Some(76), "{run:?}");
     assert!(run.max_rss_kib < MAX_RSS_KIB, "{run:?}");
-    assert!(run.elapsed < Duration::from_secs(5), "{run:?}");
+    assert!(run.elapsed < Duration::from_secs(6), "{run:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -320,7 +320,7 @@ fn an_endless_greeting_on_the_certificate_refetch_ends_it_at_once() {
         "{run:?}"
     );
     assert!(run.max_rss_kib < MAX_RSS_KIB, "{run:?}");
-    assert!(run.elapsed < Duration::from_secs(5), "{run:?}");
+    assert!(run.elapsed < Duration::from_secs(6), "{run:?}");
 }
 
 #[test]
@@ -329,7 +329,7 @@ fn a_30_mb_line_is_76_within_seconds() {
     let addr = server.addr();
     let run = run_measured(&send_args(&addr, &["-v"]), Duration::from_secs(30));
     assert_flood_refused(&run);
-    assert!(run.elapsed < Duration::from_secs(3), "{run:?}");
+    assert!(run.elapsed < Duration::from_secs(5), "{run:?}");
 }
 
 #[test]
@@ -344,7 +344,7 @@ fn a_slowloris_greeting_is_bounded_by_the_timeout() {
     args.extend_from_slice(&SMALL_MESSAGE);
     let run = run_measured(&args, Duration::from_secs(20));
     assert_eq!(run.code, Some(75), "{run:?}");
-    assert!(run.elapsed < Duration::from_secs(5), "{run:?}");
+    assert!(run.elapsed < Duration::from_secs(8), "{run:?}");
     assert!(run.stderr.contains("timed out"), "{run:?}");
 }
 
