@@ -73,8 +73,12 @@ impl Logger {
     }
 
     fn line(&self, attempt: &Attempt<'_>) -> String {
-        let quote =
-            |text: &str| format!("\"{}\"", text.replace(['\r', '\n'], " ").replace('"', "'"));
+        // The reply is the server's text: escaped, so that reading the log
+        // with cat or tail cannot retitle a terminal or clear it.
+        let quote = |text: &str| {
+            let line = text.replace(['\r', '\n'], " ").replace('"', "'");
+            format!("\"{}\"", crate::wire::reply::escape(line.as_bytes()))
+        };
         let recipients: Vec<String> = attempt
             .recipients
             .iter()
@@ -206,5 +210,23 @@ mod tests {
             line,
             "account=relay server=smtp.example.com:587 from=<cron@example.com> to=<a@example.com>,<b@example.com> size=1234 outcome=sent reply=\"250 2.0.0 'queued'  \" exit=0"
         );
+    }
+
+    #[test]
+    fn terminal_escapes_in_a_reply_are_logged_escaped() {
+        let line = Logger::default().line(&Attempt {
+            server: "mx",
+            sender: "a@example.com",
+            recipients: &[],
+            size: 1,
+            outcome: Outcome::Failed,
+            reply: "550 \x1b]0;pwned\x07\x1b[2J",
+            exit: 69,
+        });
+        assert!(
+            line.contains("reply=\"550 \\x1B]0;pwned\\x07\\x1B[2J\""),
+            "{line}"
+        );
+        assert!(!line.contains('\x1b'), "{line}");
     }
 }

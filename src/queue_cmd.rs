@@ -185,7 +185,9 @@ fn list(queue: &Queue, json: bool, failed: bool) -> Result<()> {
                 entry
                     .last_error
                     .as_ref()
-                    .map(|e| format!("  last error: {e}"))
+                    // The server's words: shown escaped, never as
+                    // terminal controls.
+                    .map(|e| format!("  last error: {}", crate::wire::reply::escape(e.as_bytes())))
                     .unwrap_or_default()
             ));
         }

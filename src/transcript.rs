@@ -9,6 +9,7 @@
 //! Secrets never reach stderr: AUTH lines and the client's answers to AUTH
 //! challenges are replaced by `[credentials hidden]` before printing.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -42,12 +43,71 @@ struct MessageStats {
     lines: usize,
     bytes: usize,
     in_headers: bool,
+    /// Its reply is owed from its first byte, not from the final dot: a
+    /// server may refuse a message mid-way (552 too big) and hang up.
+    asked: bool,
+}
+
+/// Keep at most this much of one line: enough for any line an SMTP peer
+/// should send (RFC 5321 4.5.3.1.6: 512 octets a reply line; RFC 5322
+/// 2.1.1: 998 a message line), little enough that a server streaming one
+/// endless line costs no memory.
+const MAX_KEPT: usize = 8 * 1024;
+
+/// Cuts a byte stream into lines. Each byte is looked at once, however the
+/// stream is split into reads (rescanning a growing partial line made a
+/// 30 MB line cost a minute of CPU), and at most [`MAX_KEPT`] bytes of a
+/// line are kept; the rest is only counted.
+#[derive(Debug, Default)]
+struct Cutter {
+    partial: Vec<u8>,
+    dropped: usize,
+}
+
+impl Cutter {
+    /// Calls `line` with each line completed by `bytes` (LF removed) and
+    /// the number of its bytes not kept.
+    fn feed(&mut self, bytes: &[u8], mut line: impl FnMut(&[u8], usize)) {
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let piece = &rest[..end];
+            if self.partial.is_empty() && self.dropped == 0 {
+                let kept = piece.len().min(MAX_KEPT);
+                line(&piece[..kept], piece.len() - kept);
+            } else {
+                self.keep(piece);
+                line(&self.partial, self.dropped);
+                self.partial.clear();
+                self.dropped = 0;
+            }
+            rest = &rest[end + 1..];
+        }
+        self.keep(rest);
+    }
+
+    fn keep(&mut self, piece: &[u8]) {
+        let kept = piece.len().min(MAX_KEPT.saturating_sub(self.partial.len()));
+        self.partial.extend_from_slice(&piece[..kept]);
+        self.dropped += piece.len() - kept;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.partial.is_empty() && self.dropped == 0
+    }
+}
+
+/// What a reply still to come answers (RFC 2920 3.1: in the order asked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asked {
+    Greeting,
+    Ehlo,
+    Other,
 }
 
 #[derive(Debug)]
 struct State {
-    sent_partial: Vec<u8>,
-    received_partial: Vec<u8>,
+    sent: Cutter,
+    received: Cutter,
     /// When the client last finished writing; replies are timed from here.
     last_sent: Instant,
     current_reply: Vec<String>,
@@ -57,6 +117,9 @@ struct State {
     unsolicited: bool,
     secret: bool,
     message: Option<MessageStats>,
+    awaiting: VecDeque<Asked>,
+    /// The text lines of the reply that answered the last EHLO.
+    ehlo_reply: Vec<String>,
 }
 
 /// The recorder and printer of one session's dialogue.
@@ -74,8 +137,8 @@ impl Transcript {
             level,
             timing,
             state: Mutex::new(State {
-                sent_partial: Vec::new(),
-                received_partial: Vec::new(),
+                sent: Cutter::default(),
+                received: Cutter::default(),
                 last_sent: Instant::now(),
                 current_reply: Vec::new(),
                 last_reply: Vec::new(),
@@ -83,6 +146,8 @@ impl Transcript {
                 unsolicited: false,
                 secret: false,
                 message: None,
+                awaiting: VecDeque::from([Asked::Greeting]),
+                ehlo_reply: Vec::new(),
             }),
         }
     }
@@ -92,10 +157,14 @@ impl Transcript {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Every line goes out with control characters escaped: replies, and
+    /// certificate names in notes, come from the server, and must not
+    /// retitle the terminal or clear the screen.
     fn print(&self, prefix: Prefix, text: &str) {
         if self.level == 0 {
             return;
         }
+        let text = crate::wire::reply::escape(text.as_bytes());
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{} {}", prefix.text(), text);
     }
@@ -128,34 +197,41 @@ impl Transcript {
         });
     }
 
-    /// Bytes the client wrote. Lines are cut in one pass over the buffer:
-    /// a 500 MiB message passes through here.
-    pub fn sent(&self, bytes: &[u8], tls: bool) {
+    /// Bytes the client wrote; returns how many replies they ask for (one
+    /// a command line, one a message). Lines are cut even when
+    /// nothing is shown, for that count; a 500 MiB message passes through
+    /// here, so only its last partial line is ever copied.
+    pub fn sent(&self, bytes: &[u8], tls: bool) -> usize {
         let mut state = self.lock();
         state.last_sent = Instant::now();
         state.reply_complete = false;
         state.unsolicited = false;
         state.current_reply.clear();
-        if self.level == 0 {
-            // Nothing is shown: a 500 MiB message need not be cut into lines.
-            return;
+        let mut asked = 0;
+        if let Some(stats) = state.message.as_mut().filter(|stats| !stats.asked) {
+            stats.asked = true;
+            state.awaiting.push_back(Asked::Other);
+            asked += 1;
         }
-        let mut buffer = std::mem::take(&mut state.sent_partial);
-        buffer.extend_from_slice(bytes);
-        let mut start = 0;
-        while let Some(length) = buffer[start..].iter().position(|&b| b == b'\n') {
-            let line = &buffer[start..start + length];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            self.sent_line(&mut state, line, Prefix::Sent { tls });
-            start += length + 1;
-        }
-        buffer.drain(..start);
-        state.sent_partial = buffer;
+        let mut cutter = std::mem::take(&mut state.sent);
+        cutter.feed(bytes, |line, dropped| {
+            let line = match dropped {
+                0 => line.strip_suffix(b"\r").unwrap_or(line),
+                _ => line,
+            };
+            if self.sent_line(&mut state, line, dropped, Prefix::Sent { tls }) {
+                asked += 1;
+            }
+        });
+        state.sent = cutter;
+        asked
     }
 
-    fn sent_line(&self, state: &mut State, line: &[u8], prefix: Prefix) {
+    /// Shows (or counts) one line the client wrote; true when it is a
+    /// command, which asks for a reply.
+    fn sent_line(&self, state: &mut State, line: &[u8], dropped: usize, prefix: Prefix) -> bool {
         if let Some(stats) = &mut state.message {
-            if line == b"." {
+            if line == b"." && dropped == 0 {
                 let summary = format!(
                     "[message: {} lines, {}]",
                     stats.lines,
@@ -164,50 +240,73 @@ impl Transcript {
                 state.message = None;
                 self.print(prefix, &summary);
                 self.print(prefix, ".");
-                return;
+                return false;
             }
             stats.lines += 1;
-            stats.bytes += line.len() + 2;
+            stats.bytes += line.len() + dropped + 2;
             let show = self.level >= 3 || (self.level >= 2 && stats.in_headers);
             if line.is_empty() {
                 stats.in_headers = false;
             }
             if show {
-                self.print(prefix, &String::from_utf8_lossy(line));
+                self.print(prefix, &shown(&String::from_utf8_lossy(line), dropped));
             }
-            return;
+            return false;
         }
-        self.print(
-            prefix,
-            &redact(&String::from_utf8_lossy(line), state.secret),
-        );
+        let is_ehlo = line
+            .get(..5)
+            .is_some_and(|verb| verb.eq_ignore_ascii_case(b"EHLO "));
+        state
+            .awaiting
+            .push_back(if is_ehlo { Asked::Ehlo } else { Asked::Other });
+        if self.level > 0 {
+            let text = redact(&String::from_utf8_lossy(line), state.secret);
+            self.print(prefix, &shown(&text, dropped));
+        }
+        true
     }
 
     /// Bytes the client read.
     pub fn received(&self, bytes: &[u8], tls: bool) {
         let mut state = self.lock();
-        state.received_partial.extend_from_slice(bytes);
-        while let Some(line) = take_line(&mut state.received_partial) {
-            if state.reply_complete {
-                state.unsolicited = true;
-                state.reply_complete = false;
-                state.current_reply.clear();
-            }
-            let is_last = line.len() <= 3 || line.as_bytes().get(3) == Some(&b' ');
-            state
-                .current_reply
-                .push(line.get(4..).unwrap_or("").to_string());
-            let mut shown = line.clone();
-            if is_last {
-                state.reply_complete = true;
-                state.last_reply = state.current_reply.clone();
-                if self.timing {
-                    let ms = state.last_sent.elapsed().as_secs_f64() * 1000.0;
-                    shown.push_str(&format!("  ({ms:.0} ms)"));
-                }
-            }
-            self.print(Prefix::Received { tls }, &shown);
+        let mut cutter = std::mem::take(&mut state.received);
+        cutter.feed(bytes, |line, dropped| {
+            self.received_line(&mut state, line, dropped, tls)
+        });
+        state.received = cutter;
+    }
+
+    fn received_line(&self, state: &mut State, line: &[u8], dropped: usize, tls: bool) {
+        let line = match dropped {
+            0 => line.strip_suffix(b"\r").unwrap_or(line),
+            _ => line,
+        };
+        // Escaped as in error lines: a Latin-1 reply reads the same in both.
+        let line = crate::wire::reply::escape(line);
+        if state.reply_complete {
+            state.unsolicited = true;
+            state.reply_complete = false;
+            state.current_reply.clear();
         }
+        let is_last = line.len() <= 3 || line.as_bytes().get(3) == Some(&b' ');
+        state
+            .current_reply
+            .push(line.get(4..).unwrap_or("").to_string());
+        let mut shown = shown(&line, dropped);
+        if is_last {
+            state.reply_complete = true;
+            state.last_reply = std::mem::take(&mut state.current_reply);
+            // Replies come in the order asked (RFC 2920 3.1); one beyond
+            // those asked for answers nothing, and is no EHLO reply.
+            if state.awaiting.pop_front() == Some(Asked::Ehlo) {
+                state.ehlo_reply = state.last_reply.clone();
+            }
+            if self.timing {
+                let ms = state.last_sent.elapsed().as_secs_f64() * 1000.0;
+                shown.push_str(&format!("  ({ms:.0} ms)"));
+            }
+        }
+        self.print(Prefix::Received { tls }, &shown);
     }
 
     /// The text lines (codes stripped) of the last complete reply.
@@ -215,25 +314,27 @@ impl Transcript {
         self.lock().last_reply.clone()
     }
 
+    /// The text lines (codes stripped) of the reply to the last EHLO: the
+    /// one the capabilities come from, whatever came after it.
+    pub fn ehlo_reply(&self) -> Vec<String> {
+        self.lock().ehlo_reply.clone()
+    }
+
     /// True when nothing arrived after the last complete reply: the state
     /// in which a STARTTLS upgrade is safe (CVE-2011-0411 style injection
     /// puts commands after the 220).
     pub fn nothing_pending(&self) -> bool {
         let state = self.lock();
-        state.reply_complete && !state.unsolicited && state.received_partial.is_empty()
+        state.reply_complete && !state.unsolicited && state.received.is_empty()
     }
 }
 
-/// Takes one complete line (without its line ending) off the front.
-fn take_line(buffer: &mut Vec<u8>) -> Option<String> {
-    let end = buffer.iter().position(|&b| b == b'\n')?;
-    let mut line: Vec<u8> = buffer.drain(..=end).collect();
-    line.pop();
-    if line.last() == Some(&b'\r') {
-        line.pop();
+/// A line as shown, with how much of it was not kept.
+fn shown(text: &str, dropped: usize) -> String {
+    match dropped {
+        0 => text.to_string(),
+        _ => format!("{text} [{dropped} more bytes not shown]"),
     }
-    // Escaped as in error lines: a Latin-1 reply reads the same in both.
-    Some(crate::wire::reply::escape(&line))
 }
 
 /// An AUTH command keeps its mechanism; its initial response, and every
@@ -288,6 +389,53 @@ mod tests {
         t.received(b"0 o", false);
         t.received(b"k\r\n", false);
         assert_eq!(t.last_reply(), ["ok"]);
+    }
+
+    #[test]
+    fn an_endless_line_is_scanned_once_and_kept_bounded() {
+        let t = Transcript::new(0, false);
+        let chunk = [b'x'; 8 * 1024];
+        let started = Instant::now();
+        t.received(b"250 ", false);
+        // 30 MB: rescanning the partial line on each read took minutes.
+        for _ in 0..(30 << 20) / chunk.len() {
+            t.received(&chunk, false);
+            assert!(t.lock().received.partial.len() <= MAX_KEPT);
+        }
+        t.received(b"\r\n", false);
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        let reply = t.last_reply();
+        assert_eq!(reply[0].len(), MAX_KEPT - 4);
+        assert!(t.lock().received.is_empty());
+    }
+
+    #[test]
+    fn sent_commands_count_the_replies_they_ask_for() {
+        let t = Transcript::new(0, false);
+        assert_eq!(t.sent(b"EHLO me\r\nMAIL FROM:<a@b>\r\nRC", false), 2);
+        assert_eq!(t.sent(b"PT TO:<c@d>\r\nDATA\r\n", false), 2);
+        t.begin_message();
+        assert_eq!(t.sent(b"Subject: x\r\n\r\n..dot\r\n", false), 1);
+        assert_eq!(t.sent(b"more\r\n", false), 0);
+        assert_eq!(t.sent(b".\r\nMAIL FROM:<a@b>\r\n", false), 1);
+    }
+
+    #[test]
+    fn capabilities_come_from_the_ehlo_reply_not_what_follows() {
+        let t = Transcript::new(0, false);
+        t.received(b"220 mx\r\n", false);
+        t.sent(b"EHLO me\r\n", false);
+        t.received(
+            b"250-mx\r\n250 STARTTLS\r\n250-evil\r\n250 AUTH PLAIN\r\n",
+            false,
+        );
+        assert_eq!(t.ehlo_reply(), ["mx", "STARTTLS"]);
+        assert_eq!(t.last_reply(), ["evil", "AUTH PLAIN"]);
+        // An unasked reply before EHLO is not taken for its answer either.
+        let t = Transcript::new(0, false);
+        t.received(b"220 mx\r\n250-evil\r\n250 AUTH PLAIN\r\n", false);
+        t.sent(b"EHLO me\r\n", false);
+        assert!(t.ehlo_reply().is_empty());
     }
 
     #[test]

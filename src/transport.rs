@@ -612,7 +612,9 @@ impl Context<'_> {
             .map_err(unreachable)?
             .map_err(|err| unreachable(smtp_error(endpoint, Stage::Greeting, err)))?;
         clock.mark("banner and EHLO");
-        let caps = Capabilities::parse(&transcript.last_reply());
+        // The reply to EHLO itself: the last reply received may be one
+        // sent behind it, which the next read refuses (RFC 5321 4.2).
+        let caps = Capabilities::parse(&transcript.ehlo_reply());
         let mut session = Session {
             context: self,
             conn,
@@ -671,6 +673,9 @@ impl Context<'_> {
         )
         .await?;
         if let Err(detail) = started {
+            if upgrade == Upgrade::Starttls && wire.plaintext_in_handshake() {
+                return Err(starttls_injection(endpoint));
+            }
             let err = handshake_error(endpoint, &detail);
             if verify == Verify::Full
                 && err.exit == Exit::Unavailable
@@ -800,7 +805,8 @@ async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duration) -> Resul
         )),
         _ => Err(Error::new(
             Exit::Protocol,
-            format!("greeting: {endpoint} sent a reply that is not SMTP: {greeting:?}"),
+            // Escaped by the Wire already; {:?} would double each '\'.
+            format!("greeting: {endpoint} sent a reply that is not SMTP: \"{greeting}\""),
         )),
     }
 }
@@ -1058,6 +1064,7 @@ impl Session<'_> {
         command: impl std::fmt::Display,
         stage: Stage,
     ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, SmtpError>> {
+        self.readable(stage)?;
         let limit = self.settings().timeouts.reply;
         let waiting_for = format!("the reply to {}", stage.name());
         let line = command.to_string();
@@ -1070,6 +1077,16 @@ impl Session<'_> {
             return self.reply_left_after(stage, &err).await;
         }
         timed(limit, &waiting_for, self.conn.read_response()).await
+    }
+
+    /// Fails when what the server already sent cannot be read on (a reply
+    /// no command asked for came behind the last one): no further command
+    /// is sent to a server that does that, least of all a password.
+    fn readable(&self, stage: Stage) -> Result<()> {
+        match self.wire.failure() {
+            Some(bad) => Err(malformed_error(&self.endpoint, stage, &bad)),
+            None => Ok(()),
+        }
     }
 
     /// After a 421 postie stops reading a pipelined group's replies; a
@@ -1131,13 +1148,7 @@ impl Session<'_> {
         }
         self.command(Starttls, Stage::StartTls).await?;
         if !self.transcript.nothing_pending() {
-            return Err(Error::new(
-                Exit::Protocol,
-                format!(
-                    "STARTTLS: {} sent more after its 220; refusing to go on (a STARTTLS injection attempt, or a broken server)",
-                    self.endpoint
-                ),
-            ));
+            return Err(starttls_injection(&self.endpoint));
         }
         let certificate = self
             .context
@@ -1152,7 +1163,7 @@ impl Session<'_> {
         self.report.certificate = Some(certificate);
         self.command(Ehlo::new(self.client_id.clone()), Stage::StartTls)
             .await?;
-        self.caps = Capabilities::parse(&self.transcript.last_reply());
+        self.caps = Capabilities::parse(&self.transcript.ehlo_reply());
         self.report
             .capabilities
             .push(("after STARTTLS".to_string(), self.caps.clone()));
@@ -1313,6 +1324,7 @@ impl Session<'_> {
         ahead: Ahead,
     ) -> Result<Vec<Refusal>> {
         if ahead == Ahead::Nothing {
+            self.readable(Stage::Mail)?;
             let batch = self.mail_and_recipients_batch(envelope, message)?;
             let limit = self.settings().timeouts.reply;
             let mut wire = self.wire.clone();
@@ -1444,6 +1456,11 @@ impl Session<'_> {
         next: Option<&Outgoing>,
     ) -> (Result<String>, Ahead) {
         if let Err(err) = self.command(Data, Stage::Data).await {
+            return (Err(err), Ahead::Nothing);
+        }
+        // More behind the 354 would be read as the reply to the message:
+        // the message is not sent to a server that did that.
+        if let Err(err) = self.readable(Stage::Data) {
             return (Err(err), Ahead::Nothing);
         }
         // A next message that cannot be announced (too big for SIZE, say)
@@ -1694,6 +1711,18 @@ fn malformed_error(endpoint: &Endpoint, stage: Stage, bad: &Malformed) -> Error 
         ),
     )
     .hint("check that this port speaks SMTP (and whether it expects implicit TLS)")
+}
+
+/// Plain text behind the 220 to STARTTLS: in the same read as the 220
+/// (still unread), or in the place of the TLS handshake's first record.
+/// Going on would let it pass as a reply over TLS (CVE-2011-0411).
+fn starttls_injection(endpoint: &Endpoint) -> Error {
+    Error::new(
+        Exit::Protocol,
+        format!(
+            "STARTTLS: {endpoint} sent more after its 220; refusing to go on (a STARTTLS injection attempt, or a broken server)"
+        ),
+    )
 }
 
 /// The Wire's verdict on a reply line, inside a lettre error.

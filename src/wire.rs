@@ -9,7 +9,7 @@
 //! TLS stream also gives postie the peer certificate for its report.
 //!
 //! Replies reach lettre only through [`reply::Lines`]: whole, checked
-//! lines with their text escaped (see that module for why).
+//! replies with their text escaped (see that module for why).
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,7 +27,7 @@ use crate::transcript::Transcript;
 
 pub(crate) mod reply;
 
-use reply::{Lines, Next};
+use reply::{Lines, Malformed, Next};
 
 /// Read from the socket this much at a time.
 const READ_CHUNK: usize = 8 * 1024;
@@ -35,7 +35,7 @@ const READ_CHUNK: usize = 8 * 1024;
 #[derive(Debug)]
 enum Link {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Sniffed>>),
     /// Between taking the plain socket out and putting the TLS stream in.
     Upgrading,
 }
@@ -54,6 +54,11 @@ pub struct Wire {
     /// Shared by every clone: lettre and postie's own readers read the
     /// same replies.
     lines: Arc<Mutex<Lines>>,
+    /// Set when the first byte the TLS handshake read was an ASCII digit:
+    /// a TLS record starts with a content type of 20 to 24, a reply with
+    /// its code. After STARTTLS that is a reply sent in the clear behind
+    /// the 220, in a later packet than the 220 (CVE-2011-0411).
+    plaintext_in_handshake: Arc<AtomicBool>,
 }
 
 fn upgrading() -> io::Error {
@@ -68,6 +73,7 @@ impl Wire {
             peer,
             poisoned: Arc::new(AtomicBool::new(false)),
             lines: Arc::new(Mutex::new(Lines::default())),
+            plaintext_in_handshake: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -107,6 +113,10 @@ impl Wire {
         // as if it had come over TLS.
         self.lines().reset();
         let connector = tokio_native_tls::TlsConnector::from(connector);
+        let tcp = Sniffed {
+            tcp,
+            first: Some(self.plaintext_in_handshake.clone()),
+        };
         match connector.connect(domain, tcp).await {
             Ok(tls) => {
                 *self.lock() = Link::Tls(Box::new(tls));
@@ -126,6 +136,61 @@ impl Wire {
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Why what the server sent already cannot be read on, if it cannot:
+    /// a reply no command asked for, say, that came with the last one.
+    pub(crate) fn failure(&self) -> Option<Malformed> {
+        self.lines().failure().cloned()
+    }
+
+    /// True when the server answered the TLS handshake in plain text: an
+    /// SMTP reply where a TLS record belongs.
+    pub fn plaintext_in_handshake(&self) -> bool {
+        self.plaintext_in_handshake.load(Ordering::SeqCst)
+    }
+}
+
+/// The socket under TLS, looking at the first byte the server sends.
+#[derive(Debug)]
+struct Sniffed {
+    tcp: TcpStream,
+    /// Until the first byte arrives: where to say it was plain text.
+    first: Option<Arc<AtomicBool>>,
+}
+
+impl AsyncRead for Sniffed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if let Some(&byte) = buf.filled().get(before) {
+            if let Some(flag) = self.first.take() {
+                flag.store(byte.is_ascii_digit(), Ordering::SeqCst);
+            }
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Sniffed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 
@@ -194,7 +259,8 @@ impl AsyncWrite for Wire {
         };
         drop(link);
         if let Poll::Ready(Ok(written)) = &result {
-            self.transcript.sent(&data[..*written], tls);
+            let asked = self.transcript.sent(&data[..*written], tls);
+            self.lines().owe(asked);
         }
         result
     }

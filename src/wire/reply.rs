@@ -8,7 +8,7 @@
 //! no end at all grows until memory or the timeout runs out. Its reading
 //! is private and used by every command, so this cannot be fixed around
 //! it. The [`crate::wire::Wire`] under it sees every byte first: it
-//! passes lettre only whole lines, checked here, with the text escaped
+//! passes lettre only whole replies, checked here, with the text escaped
 //! into ASCII-safe UTF-8, and turns a line that is not a reply into an
 //! error at once (EX_PROTOCOL, never a retry). The code is never touched,
 //! so lettre classifies by it as before; the transcript escapes the text
@@ -20,6 +20,12 @@ use std::fmt;
 /// lettre itself gives up at 1000, but only once the line has ended).
 const MAX_LINE: usize = 4096;
 
+/// A reply that goes on longer without its last line is not one: an
+/// endless `220-` greeting would otherwise grow without bound. lettre's own
+/// limit is the same but is checked only on what it already buffered; this
+/// counts the escaped lines lettre would get, so it always fails here first.
+const MAX_REPLY: usize = 100_000;
+
 /// Why what the server sent is not an SMTP reply (RFC 5321 4.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Malformed {
@@ -28,6 +34,12 @@ pub(crate) enum Malformed {
     /// No three-digit reply code at the start; the line, escaped.
     NoCode(String),
     TooLong,
+    /// More than [`MAX_REPLY`] bytes of continuation lines.
+    ReplyTooLong,
+    /// A reply no command asked for (RFC 5321 4.2: one reply per command;
+    /// RFC 2920 3.1: pipelined commands owe theirs in order); the first
+    /// line, escaped. Response injection looks like this.
+    Unsolicited(String),
 }
 
 impl fmt::Display for Malformed {
@@ -41,6 +53,13 @@ impl fmt::Display for Malformed {
                 write!(f, "a reply line has no valid reply code: \"{line}\"")
             }
             Malformed::TooLong => write!(f, "a reply line is longer than {MAX_LINE} bytes"),
+            Malformed::ReplyTooLong => {
+                write!(f, "a reply goes on for more than {MAX_REPLY} bytes")
+            }
+            Malformed::Unsolicited(line) => write!(
+                f,
+                "a reply no command asked for: \"{line}\" (a response injection attempt, or a broken server)"
+            ),
         }
     }
 }
@@ -123,16 +142,43 @@ fn clean_line(line: &[u8]) -> Result<Vec<u8>, Malformed> {
 }
 
 /// The server's bytes on their way to lettre, a whole line at a time.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Lines {
     /// Received, not yet a whole line.
     partial: Vec<u8>,
-    /// Checked lines not yet read; `taken` of them already were.
+    /// The lines of a multi-line reply until its last line comes: lettre
+    /// parses the whole reply again on each line it reads, so an endless
+    /// reply passed on line by line would cost it quadratic time.
+    pending: Vec<u8>,
+    /// Checked replies not yet read; `taken` bytes of them already were.
     ready: Vec<u8>,
     taken: usize,
     /// The first line that was not a reply: every later read fails with it.
     failed: Option<Malformed>,
     ended: bool,
+    /// Replies owed by what was sent, the greeting included. Below zero
+    /// only after an unasked 421 (it answers the next command).
+    owed: i64,
+    /// Within a multi-line reply, and how many bytes of it so far.
+    in_reply: bool,
+    reply_bytes: usize,
+}
+
+impl Default for Lines {
+    fn default() -> Lines {
+        Lines {
+            partial: Vec::new(),
+            pending: Vec::new(),
+            ready: Vec::new(),
+            taken: 0,
+            failed: None,
+            ended: false,
+            // RFC 5321 3.1: the greeting is owed before anything is sent.
+            owed: 1,
+            in_reply: false,
+            reply_bytes: 0,
+        }
+    }
 }
 
 /// What a read from the Lines gives.
@@ -160,11 +206,18 @@ impl Lines {
         self.partial.extend_from_slice(raw);
         let mut start = 0;
         while let Some(length) = self.partial[start..].iter().position(|&b| b == b'\n') {
-            match clean_line(&self.partial[start..start + length]) {
-                Ok(line) => self.ready.extend_from_slice(&line),
+            let checked =
+                clean_line(&self.partial[start..start + length]).and_then(|line| self.count(line));
+            match checked {
+                Ok(line) if self.in_reply => self.pending.extend_from_slice(&line),
+                Ok(line) => {
+                    self.ready.append(&mut self.pending);
+                    self.ready.extend_from_slice(&line);
+                }
                 Err(bad) => {
                     self.failed = Some(bad);
                     self.partial.clear();
+                    self.pending.clear();
                     return;
                 }
             }
@@ -174,7 +227,43 @@ impl Lines {
         if self.partial.len() > MAX_LINE {
             self.failed = Some(Malformed::TooLong);
             self.partial.clear();
+            self.pending.clear();
         }
+    }
+
+    /// Checks a clean line against what is owed: a reply must have been
+    /// asked for, and must end within [`MAX_REPLY`].
+    fn count(&mut self, line: Vec<u8>) -> Result<Vec<u8>, Malformed> {
+        if !self.in_reply {
+            // RFC 5321 3.8: a server may say 421 and close at any time;
+            // that one is passed on, to be read as the next reply (75).
+            let closing = line.starts_with(b"421") && self.owed == 0;
+            if self.owed <= 0 && !closing {
+                let text = line.strip_suffix(b"\r\n").unwrap_or(&line);
+                return Err(Malformed::Unsolicited(
+                    String::from_utf8_lossy(text).into_owned(),
+                ));
+            }
+            self.owed -= 1;
+            self.reply_bytes = 0;
+        }
+        self.reply_bytes += line.len();
+        if self.reply_bytes > MAX_REPLY {
+            return Err(Malformed::ReplyTooLong);
+        }
+        self.in_reply = line.get(3) == Some(&b'-');
+        Ok(line)
+    }
+
+    /// `replies` more are owed: that many commands (or the end of a
+    /// message) were sent.
+    pub(crate) fn owe(&mut self, replies: usize) {
+        self.owed = self.owed.saturating_add(replies as i64);
+    }
+
+    /// The error every later read gets, once there is one.
+    pub(crate) fn failure(&self) -> Option<&Malformed> {
+        self.failed.as_ref()
     }
 
     /// What the reader gets next: lines already checked come before the
@@ -201,9 +290,12 @@ impl Lines {
     }
 
     /// Forgets everything received: what came before a TLS handshake must
-    /// never be read as if it came over TLS.
+    /// never be read as if it came over TLS. What is owed stays owed.
     pub(crate) fn reset(&mut self) {
-        *self = Lines::default();
+        *self = Lines {
+            owed: self.owed,
+            ..Lines::default()
+        };
     }
 }
 
@@ -280,6 +372,63 @@ mod tests {
     fn an_endless_line_fails_without_waiting_for_its_end() {
         let long = vec![b'x'; MAX_LINE + 1];
         assert_eq!(through(&[b"250 ", &long]).1, Some(Malformed::TooLong));
+    }
+
+    #[test]
+    fn an_endless_multi_line_reply_fails_at_its_limit() {
+        let mut lines = Lines::default();
+        let line = format!("220-{}\r\n", "x".repeat(1000));
+        let mut passed = 0;
+        for _ in 0..1000 {
+            lines.push(line.as_bytes());
+            while let Next::Bytes(bytes) = lines.next() {
+                let n = bytes.len();
+                passed += n;
+                lines.consume(n);
+            }
+            if lines.failure().is_some() {
+                break;
+            }
+        }
+        assert_eq!(lines.failure(), Some(&Malformed::ReplyTooLong));
+        assert_eq!(passed, 0, "an unfinished reply is never passed on");
+        // A long reply that ends in time is one.
+        let mut lines = Lines::default();
+        for _ in 0..90 {
+            lines.push(line.as_bytes());
+        }
+        lines.push(b"220 done\r\n");
+        assert_eq!(lines.failure(), None);
+    }
+
+    #[test]
+    fn replies_beyond_those_owed_fail_except_a_421() {
+        let (good, bad) = through(&[b"220 hi\r\n250 injected\r\n"]);
+        assert_eq!(good, "220 hi\r\n");
+        assert_eq!(bad, Some(Malformed::Unsolicited("250 injected".into())));
+        // Pipelined commands owe one reply each, in order (RFC 2920).
+        let mut lines = Lines::default();
+        lines.push(b"220 hi\r\n");
+        lines.owe(3);
+        lines.push(b"250 a\r\n250 b\r\n550 c\r\n");
+        assert_eq!(lines.failure(), None);
+        lines.push(b"250 d\r\n");
+        assert!(matches!(lines.failure(), Some(Malformed::Unsolicited(_))));
+        // RFC 5321 3.8: a 421 may come unasked; a second reply may not.
+        let (good, bad) = through(&[b"220 hi\r\n421-closing\r\n421 now\r\n"]);
+        assert_eq!(good, "220 hi\r\n421-closing\r\n421 now\r\n");
+        assert_eq!(bad, None);
+        let (_, bad) = through(&[b"220 hi\r\n421 closing\r\n421 again\r\n"]);
+        assert!(matches!(bad, Some(Malformed::Unsolicited(_))));
+    }
+
+    #[test]
+    fn what_is_owed_outlives_a_tls_reset() {
+        let mut lines = Lines::default();
+        lines.push(b"220 hi\r\n");
+        lines.reset();
+        lines.push(b"220 again\r\n");
+        assert!(matches!(lines.failure(), Some(Malformed::Unsolicited(_))));
     }
 
     #[test]

@@ -955,6 +955,56 @@ impl ScriptedServer {
         )
     }
 
+    /// As `start`, but the reply at `at` (0 the greeting, 1 the first of
+    /// `replies`) is replaced by `flood`: an endless multi-line reply or
+    /// one huge line, written until done or until the client goes away.
+    pub fn start_flooding(
+        greeting: &[u8],
+        replies: Vec<Vec<u8>>,
+        at: usize,
+        flood: Flood,
+    ) -> ScriptedServer {
+        Self::start_with(
+            greeting,
+            replies,
+            Script {
+                flood: Some((at, flood)),
+                ..Script::default()
+            },
+        )
+    }
+
+    /// As `start`, but every byte is written on its own after `pause`: a
+    /// slowloris server, or (with a pause of a few ms) one whose every
+    /// line of a reply comes in a later packet than the one before.
+    pub fn start_slow(greeting: &[u8], replies: Vec<Vec<u8>>, pause: Duration) -> ScriptedServer {
+        Self::start_with(
+            greeting,
+            replies,
+            Script {
+                byte_pause: Some(pause),
+                ..Script::default()
+            },
+        )
+    }
+
+    /// As `start`, but each line of a reply is written on its own, `pause`
+    /// after the one before: a second line is in a later packet.
+    pub fn start_line_by_line(
+        greeting: &[u8],
+        replies: Vec<Vec<u8>>,
+        pause: Duration,
+    ) -> ScriptedServer {
+        Self::start_with(
+            greeting,
+            replies,
+            Script {
+                line_pause: Some(pause),
+                ..Script::default()
+            },
+        )
+    }
+
     fn start_with(greeting: &[u8], replies: Vec<Vec<u8>>, script: Script) -> ScriptedServer {
         let listener = bind_local();
         let port = listener.local_addr().expect("local_addr").port();
@@ -1025,10 +1075,60 @@ fn accept_within(listener: &TcpListener, limit: Duration) -> Option<TcpStream> {
     None
 }
 
+/// What a flooding ScriptedServer writes in place of one reply:
+/// `prefix`, `unit` `count` times, then `suffix`.
+pub struct Flood {
+    pub prefix: Vec<u8>,
+    pub unit: Vec<u8>,
+    pub count: usize,
+    pub suffix: Vec<u8>,
+}
+
+impl Flood {
+    /// `220-xxx...` lines of 80 bytes (short enough for any reader's line
+    /// limit), 1.3 GB of them: never ends in a test.
+    pub fn endless_reply(code: &str) -> Flood {
+        let mut unit = format!("{code}-").into_bytes();
+        unit.resize(78, b'x');
+        unit.extend_from_slice(b"\r\n");
+        Flood {
+            prefix: Vec::new(),
+            unit,
+            count: 1 << 24,
+            suffix: Vec::new(),
+        }
+    }
+
+    /// One line of `megabytes` MiB, ended by CRLF.
+    pub fn huge_line(code: &str, megabytes: usize) -> Flood {
+        Flood {
+            prefix: format!("{code} ").into_bytes(),
+            unit: vec![b'x'; 1 << 20],
+            count: megabytes,
+            suffix: b"\r\n".to_vec(),
+        }
+    }
+
+    fn write(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(&self.prefix)?;
+        for _ in 0..self.count {
+            out.write_all(&self.unit)?;
+        }
+        out.write_all(&self.suffix)?;
+        out.flush()
+    }
+}
+
 /// How a ScriptedServer departs from plain replies.
 #[derive(Default)]
 struct Script {
     trickle: bool,
+    /// The reply at this index (0 the greeting) is this flood instead.
+    flood: Option<(usize, Flood)>,
+    /// Write each byte on its own, after this pause.
+    byte_pause: Option<Duration>,
+    /// Write each line on its own, after this pause.
+    line_pause: Option<Duration>,
     /// Close without draining when the replies run out.
     abrupt_end: bool,
     /// After this many message lines: write the reply, then close at once.
@@ -1047,6 +1147,8 @@ fn run_script(
     let mut writer = TrickleWriter {
         inner: stream.try_clone()?,
         trickle: script.trickle,
+        byte_pause: script.byte_pause,
+        line_pause: script.line_pause,
     };
     let mut reader = BufReader::new(stream);
     let record = |raw: &[u8]| {
@@ -1056,8 +1158,19 @@ fn run_script(
         lock(lines).push(text.to_string());
     };
 
-    writer.write_all(greeting)?;
-    writer.flush()?;
+    let mut written = 0;
+    let mut reply = |writer: &mut TrickleWriter, bytes: &[u8]| -> io::Result<()> {
+        let flood = script.flood.as_ref().filter(|(at, _)| *at == written);
+        written += 1;
+        match flood {
+            Some((_, flood)) => flood.write(&mut writer.inner),
+            None => {
+                writer.write_all(bytes)?;
+                writer.flush()
+            }
+        }
+    };
+    reply(&mut writer, greeting)?;
     let mut replies = replies.into_iter().peekable();
     let mut in_data = false;
     let mut raw = Vec::new();
@@ -1084,12 +1197,11 @@ fn run_script(
             }
             continue;
         }
-        let Some(reply) = replies.next() else {
+        let Some(next) = replies.next() else {
             break;
         };
-        writer.write_all(&reply)?;
-        writer.flush()?;
-        in_data = reply.starts_with(b"354");
+        reply(&mut writer, &next)?;
+        in_data = next.starts_with(b"354");
     }
 
     if script.abrupt_end {
@@ -1119,10 +1231,30 @@ fn run_script(
 struct TrickleWriter {
     inner: TcpStream,
     trickle: bool,
+    byte_pause: Option<Duration>,
+    line_pause: Option<Duration>,
 }
 
 impl Write for TrickleWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(pause) = self.byte_pause {
+            thread::sleep(pause);
+            self.inner.write_all(&buf[..buf.len().min(1)])?;
+            self.inner.flush()?;
+            return Ok(buf.len().min(1));
+        }
+        if let Some(pause) = self.line_pause {
+            let end = buf
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(buf.len(), |i| i + 1);
+            self.inner.write_all(&buf[..end])?;
+            self.inner.flush()?;
+            if end < buf.len() {
+                thread::sleep(pause);
+            }
+            return Ok(end);
+        }
         if !self.trickle {
             return self.inner.write(buf);
         }
@@ -1141,6 +1273,51 @@ impl Write for TrickleWriter {
 // ---------------------------------------------------------------------------
 // Misc servers / ports
 // ---------------------------------------------------------------------------
+
+/// A server for postie's -v certificate re-fetch: the first connection
+/// offers STARTTLS and completes the handshake with a self-signed
+/// certificate (which postie refuses, then connects again to show it);
+/// the second gets `flood` as its greeting. Returns the port.
+pub fn starttls_then_flood(flood: Flood) -> u16 {
+    let listener = bind_local();
+    let port = listener.local_addr().expect("local_addr").port();
+    let certs = generate_cert(CertKind::Good);
+    thread::Builder::new()
+        .name("starttls-then-flood".into())
+        .spawn(move || {
+            let acceptor = implicit_acceptor(&certs, None);
+            if let Some(stream) = accept_within(&listener, Duration::from_secs(30)) {
+                set_timeouts(&stream, Duration::from_secs(10));
+                let _ = starttls_session(stream, &acceptor);
+            }
+            if let Some(mut stream) = accept_within(&listener, Duration::from_secs(30)) {
+                set_timeouts(&stream, Duration::from_secs(10));
+                let _ = flood.write(&mut stream);
+            }
+        })
+        .expect("spawn starttls-then-flood thread");
+    port
+}
+
+/// Greeting, EHLO with STARTTLS, 220, then the TLS handshake.
+fn starttls_session(stream: TcpStream, acceptor: &SslAcceptor) -> io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    writer.write_all(b"220 localhost ESMTP\r\n")?;
+    for reply in [
+        &b"250-localhost\r\n250 STARTTLS\r\n"[..],
+        b"220 go ahead\r\n",
+    ] {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        writer.write_all(reply)?;
+    }
+    let _ = acceptor.accept(reader.into_inner());
+    Ok(())
+}
 
 /// A server that accepts connections and never says anything (for
 /// timeouts). Accepted sockets are held open for ~30 s; keep the returned
@@ -1233,6 +1410,36 @@ pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
             home.join("no-system-config").join("config.toml"),
         );
     cmd
+}
+
+/// The hermetic `postie` of [`postie()`] as a `std::process::Command`,
+/// for tests that spawn and reap it themselves (to read its peak memory
+/// from `wait4`). Same environment; the HOME directory is returned.
+pub fn postie_std() -> (std::process::Command, PathBuf) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_postie"));
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    let home = tempfile::Builder::new()
+        .prefix("postie-home-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create temp HOME")
+        .keep();
+    let config = home.join(".config");
+    let state = home.join(".local").join("state");
+    std::fs::create_dir_all(&config).expect("create XDG_CONFIG_HOME");
+    std::fs::create_dir_all(&state).expect("create XDG_STATE_HOME");
+    cmd.env("HOME", &home)
+        .env("XDG_CONFIG_HOME", &config)
+        .env("XDG_STATE_HOME", &state)
+        .env("POSTIE_QUEUE_DIR", home.join("queue"))
+        .env("POSTIE_SPOOL_DIR", home.join("spool"))
+        .env(
+            "POSTIE_SYSTEM_CONFIG",
+            home.join("no-system-config").join("config.toml"),
+        );
+    (cmd, home)
 }
 
 /// Parses message bytes (e.g. `Received::data`) with mail-parser.
