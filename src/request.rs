@@ -1243,6 +1243,35 @@ mod tests {
         assert!(!is_loopback("mail.example.com"));
     }
 
+    #[test]
+    fn a_login_without_a_server_never_reaches_an_exchanger() {
+        let envelope = Envelope {
+            sender: "a@x.example".into(),
+            recipients: vec!["b@y.example".into()],
+        };
+        let settings = |args: &[&str], account: &Account, warnings: &mut Vec<String>| {
+            let cli = Cli::try_parse_from([&["postie"], args].concat()).unwrap();
+            transport_settings(&cli, account, &envelope, warnings)
+        };
+        let none = Account::default();
+        let err = settings(&["--user", "me"], &none, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit, Exit::Usage);
+        assert!(err.message.contains("--user needs a server"), "{err}");
+        let with_login = Account {
+            user: Some("me".into()),
+            password_cmd: Some("echo pw".into()),
+            ..Account::default()
+        };
+        let err = settings(&[], &with_login, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit, Exit::Config);
+        // Under --mx the account's login is ignored, and said to be.
+        let mut warnings = Vec::new();
+        let (settings, login) = settings(&["--mx"], &with_login, &mut warnings).unwrap();
+        assert!(matches!(settings.route, Route::Mx { .. }));
+        assert!(login.is_none() && settings.login.is_none());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+    }
+
     const DEADLINE: Duration = Duration::from_secs(10);
 
     #[test]
