@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::dns::DnsServer;
-use common::{closed_port, postie, sendmail, ScriptedServer, SMALL_MESSAGE};
+use common::{
+    closed_port, postie, sendmail, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD,
+    SMALL_MESSAGE, USER,
+};
 
 /// How long the old, unbounded behaviour may hang before the test calls it
 /// a failure (instead of hanging the suite with it).
@@ -384,4 +387,39 @@ fn sendmail_queues_the_message_when_the_password_output_is_unusable() {
     let dir = tempfile::tempdir().unwrap();
     let (output, queue) = sendmail_with_password_cmd(dir.path(), r"printf 'sec\\000ret'");
     assert_queued_not_failed(&output, &queue, "NUL byte");
+}
+
+#[test]
+fn the_flush_runs_the_mended_password_command_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, queue) = sendmail_with_password_cmd(dir.path(), HANGING);
+    assert_queued_not_failed(&output, &queue, "did not finish within 1 s");
+    // The keyring is back: the same config file now has a working command
+    // and a server that takes the login.
+    let server = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        auth: true,
+        ..ServerOptions::default()
+    });
+    write_config(
+        dir.path(),
+        &format!(
+            "server = \"{}\"\nca_file = \"{}\"\nfrom = \"cron@corp.example\"\n\
+             user = \"{USER}\"\npassword_cmd = \"echo {PASSWORD}\"\ntimeout = 5",
+            server.addr(),
+            server.ca_file().display()
+        ),
+    );
+    let output = postie()
+        .env("POSTIE_QUEUE_DIR", &queue)
+        .args(["queue", "flush", "--now"])
+        .timeout(HANG)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        server.wait_for_messages(1)[0].auth_user.as_deref(),
+        Some(USER)
+    );
+    assert!(json_files(&queue).is_empty());
 }
