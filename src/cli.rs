@@ -200,9 +200,19 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", env = "POSTIE_USER", help_heading = AUTH)]
     pub user: Option<String>,
 
+    /// Whether `user` came from POSTIE_USER rather than --user: under --mx
+    /// a login on the command line is a mistake to report, one from the
+    /// environment is ignored with a warning.
+    #[arg(skip)]
+    pub user_from_env: bool,
+
     /// Command whose first output line is the password (or OAuth2 token), e.g. 'pass show smtp'.
     ///
-    /// Run with `sh -c`. Passwords are never accepted as arguments, since
+    /// Run with `/bin/sh -c` in its own process group, without
+    /// POSTIE_PASSWORD in its environment, for at most --timeout seconds
+    /// (60 without it; then it is killed, exit 75). Its output must be
+    /// UTF-8 without NUL, at most 64 KiB, with a non-empty first line (exit
+    /// 78 otherwise). Passwords are never accepted as arguments, since
     /// every user on the machine can read a process's arguments.
     #[arg(long, value_name = "CMD", value_hint = ValueHint::CommandString, help_heading = AUTH)]
     pub password_cmd: Option<String>,
@@ -277,6 +287,9 @@ pub struct Cli {
     ///
     /// Also what happens when no server is given or configured. STARTTLS is
     /// opportunistic and unauthenticated unless --tls starttls asks for it.
+    /// Never logs in: --user, --password-cmd or --auth with --mx is a usage
+    /// error, and a login from the config or POSTIE_USER is ignored with a
+    /// warning (an account with a login but no server is a config error).
     #[arg(long, help_heading = SERVER)]
     pub mx: bool,
 
@@ -357,7 +370,10 @@ where
 {
     let mut command = command();
     let matches = command.try_get_matches_from_mut(args)?;
-    Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))?;
+    cli.user_from_env =
+        matches.value_source("user") == Some(clap::parser::ValueSource::EnvVariable);
+    Ok(cli)
 }
 
 /// `postie queue ...` as the binary parses it: [`QueueCli`] with the

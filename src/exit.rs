@@ -89,6 +89,10 @@ pub enum Cause {
     /// A reply did not come in time; a late one could still arrive and be
     /// taken for the answer to the next command.
     Timeout,
+    /// This machine could not get ready to send (the password command hung
+    /// or printed something unusable): the message is not at fault, so it
+    /// is owed whatever the exit code says, and a later run may succeed.
+    LocalSetup,
 }
 
 impl Error {

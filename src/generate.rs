@@ -564,7 +564,8 @@ fn exit_status(page: &mut Page) {
         ),
         (
             "64 EX_USAGE",
-            "Bad command line: unknown flag, missing sender, recipients, server or body.",
+            "Bad command line: unknown flag, missing sender, recipients, server or body; \
+             `--mx` with `--user`, `--password-cmd` or `--auth`.",
         ),
         (
             "65 EX_DATAERR",
@@ -598,7 +599,8 @@ fn exit_status(page: &mut Page) {
         ),
         (
             "75 EX_TEMPFAIL",
-            "Any 4xx reply, connection refused, timeout: retry later.",
+            "Any 4xx reply, connection refused, timeout (also the password command's): retry \
+             later.",
         ),
         (
             "76 EX_PROTOCOL",
@@ -607,7 +609,9 @@ fn exit_status(page: &mut Page) {
         ("77 EX_NOPERM", "Authentication refused, or the server requires a client certificate or did not accept the one given."),
         (
             "78 EX_CONFIG",
-            "Configuration error: bad key, unknown account, unsafe file permissions, no password.",
+            "Configuration error: bad key, unknown account, unsafe file permissions, no password, \
+             a password command that fails or prints something unusable, an account with a \
+             login but no server.",
         ),
     ];
     for (code, meaning) in codes {
@@ -1074,7 +1078,9 @@ fn config_page() -> String {
             "The submission server: `HOST`, `HOST:PORT`, `smtp://HOST[:PORT]` or \
              `smtps://HOST[:PORT]` (implicit TLS). A list is tried in order: a connection \
              failure or a 4xx at one goes on to the next before the message is queued. Without \
-             a server, postie delivers straight to the recipients' MX hosts.",
+             a server, postie delivers straight to the recipients' MX hosts, which never get a \
+             login: an account with `user`, `password`, `password_cmd` or `auth` but no server \
+             is refused (exit 78).",
         ),
         (
             "`port =` *NUMBER*",
@@ -1117,9 +1123,14 @@ fn config_page() -> String {
         ),
         (
             "`password_cmd =` *COMMAND*",
-            "Run with `sh -c`; the first line of its output is the password (or token), e.g. \
-             `\"pass show smtp/work\"`. `--password-cmd` and `POSTIE_PASSWORD` win over it; it \
-             wins over `password`.",
+            "Run with `/bin/sh -c`; the first line of its output is the password (or token), \
+             e.g. `\"pass show smtp/work\"`. `--password-cmd` and `POSTIE_PASSWORD` win over it; \
+             it wins over `password`. It runs only when a session will log in, in a process \
+             group of its own and without `POSTIE_PASSWORD`, for at most `timeout` seconds (60 \
+             without one): then it and whatever it started are killed (exit 75). Output over \
+             64 KiB, not UTF-8, with a NUL byte or with an empty first line is exit 78. In \
+             sendmail mode either failure queues the message for the flush, which runs the \
+             command again.",
         ),
         (
             "`auth =` `\"auto\"` | `\"plain\"` | `\"login\"` | `\"xoauth2\"`",

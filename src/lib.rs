@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let stdin = std::io::stdin();
     let is_terminal = stdin.is_terminal();
     let mut reader = stdin.lock();
-    let plan = if cli.sendmail {
+    let mut plan = if cli.sendmail {
         // Read whole before anything can fail: a message that cannot be
         // planned (a local name with no domain, a broken config) is still
         // kept in failed/, as cron reads no exit status.
@@ -94,20 +94,31 @@ pub fn run(cli: Cli) -> Result<()> {
     for note in &plan.notes {
         eprintln!("postie: note: {note}");
     }
-    let Some(settings) = &plan.transport else {
+    if plan.transport.is_none() {
         return print_dry_run(&plan);
+    }
+    // Every recipient is owed by policy: nothing is tried now, and no
+    // password command runs.
+    let untried = if plan.queue.policy == QueuePolicy::Always {
+        Some(Error::new(Exit::TempFail, "queue = \"always\""))
+    } else {
+        // A password command that hangs or prints nonsense is this
+        // machine's trouble: the planned message is owed (queued when
+        // queueing is on, as sendmail mode has it), never in failed/.
+        request::fetch_login(&mut plan).err()
     };
-    let results: Vec<Result<()>> = if plan.queue.policy == QueuePolicy::Always {
-        // Every recipient is owed by policy: nothing is tried now.
-        let deferred = Error::new(Exit::TempFail, "queue = \"always\"");
+    let results: Vec<Result<()>> = if let Some(error) = untried {
         plan.messages
             .iter()
             .map(|message| {
-                let verdict = Verdict::failed(&message.envelope.recipients, deferred.clone());
+                let verdict = Verdict::failed(&message.envelope.recipients, error.clone());
                 outcome::settle(&plan, message, &verdict)
             })
             .collect()
     } else {
+        let Some(settings) = &plan.transport else {
+            return print_dry_run(&plan);
+        };
         let attempts = transport::submit_all(settings, &plan.messages);
         let mut results = Vec::with_capacity(attempts.len());
         for (attempt, message) in attempts.into_iter().zip(&plan.messages) {

@@ -12,6 +12,11 @@
 //!
 //! Whether a failure is temporary is [`Error::is_temporary`]: the reply's
 //! first digit alone (mapped to 75 by the SMTP layer), never its text.
+//! One more kind of failure is owed: a local setup that failed before any
+//! server was asked ([`Cause::LocalSetup`], e.g. a password command that
+//! hung (75) or printed something unusable (78)). The message is not at
+//! fault, so it waits in the queue for a flush, which runs the setup again,
+//! instead of ending in `failed/`; without a queue its exit code stands.
 //!
 //! The exit status follows from the states alone ([`status`]): 0 when every
 //! recipient was delivered or queued; otherwise the code of the first
@@ -23,7 +28,7 @@
 use std::path::PathBuf;
 
 use crate::content::Content;
-use crate::exit::{Error, Exit, Result};
+use crate::exit::{Cause, Error, Exit, Result};
 use crate::log::{Attempt, Logger, Outcome};
 use crate::queue::{Entry, Queue, QueuePolicy};
 use crate::request::Plan;
@@ -58,9 +63,10 @@ pub struct Verdict {
     pub shares: Vec<Share>,
 }
 
-/// A failure as a fate: the one place that says temporary means owed.
+/// A failure as a fate: the one place that says temporary (or a failed
+/// local setup) means owed.
 pub fn fate_of(error: Error) -> Fate {
-    if error.is_temporary() {
+    if error.is_temporary() || error.cause == Cause::LocalSetup {
         Fate::Owed(error)
     } else {
         Fate::Refused(error)
@@ -582,6 +588,18 @@ mod tests {
         assert!(matches!(fate_of(lost), Fate::Owed(_)));
         assert!(matches!(fate_of(perm), Fate::Refused(_)));
         assert!(matches!(fate_of(protocol), Fate::Refused(_)));
+    }
+
+    #[test]
+    fn a_failed_local_setup_is_owed_and_keeps_its_code_when_not_queued() {
+        let unusable =
+            Error::config("the password command printed nothing").cause(Cause::LocalSetup);
+        let verdict = Verdict::failed(&["a@x".to_string()], unusable);
+        assert!(verdict.owed().is_some());
+        assert_eq!(status(&verdict, true), None);
+        assert_eq!(status(&verdict, false).map(|e| e.exit), Some(Exit::Config));
+        // Without the cause a 78 is the message's end.
+        assert!(matches!(fate_of(Error::config("bad")), Fate::Refused(_)));
     }
 
     #[test]

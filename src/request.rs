@@ -9,8 +9,11 @@
 use std::borrow::Cow;
 use std::io::Read;
 use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
@@ -19,7 +22,7 @@ use crate::cli::{AuthMethod, Cli, QuitAfter, TlsMode};
 use crate::compose::{self, check_one_line, Draft, FilePart, FileRole};
 use crate::config::{Account, ConfigFile};
 use crate::content::Content;
-use crate::exit::{io_reason, Error, Exit, Result};
+use crate::exit::{io_reason, Cause, Error, Exit, Result};
 use crate::local::{Aliases, LocalRules};
 use crate::log::Logger;
 use crate::message::{self, ReadyMessage};
@@ -43,7 +46,10 @@ pub struct Plan {
     /// One message, or several with --message given more than once.
     pub messages: Vec<Outgoing>,
     /// `None` for --dry-run: nothing is resolved, no password is fetched.
+    /// Its `login` is empty until [`fetch_login`] fills it from `login`.
     pub transport: Option<Settings>,
+    /// The login the session will use, its secret not yet fetched.
+    pub login: Option<PendingLogin>,
     /// Things the user must hear about before sending (e.g. --insecure).
     pub warnings: Vec<String>,
     /// With -v (empty without): what postie changed in a ready-made
@@ -162,16 +168,20 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
     }
     let mut warnings = Vec::new();
     let mut helo_notes = Vec::new();
-    let transport = if cli.dry_run {
-        None
+    let (transport, login) = if cli.dry_run {
+        (None, None)
     } else {
-        Some(transport_settings(
+        let (settings, login) = transport_settings(
             &cli,
             &account,
             &messages[0].envelope,
             &mut warnings,
             &mut helo_notes,
-        )?)
+        )?;
+        if cli.verbose > 0 {
+            notes.extend(direct_delivery_note(&cli, &settings.route));
+        }
+        (Some(settings), login)
     };
     if cli.verbose > 0 {
         notes.extend(helo_notes);
@@ -200,13 +210,14 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
             .clone()
             .or_else(|| config.queue_dir.clone())
             .or_else(queue::default_dir),
-        settings: QueuedSettings::from_cli(&cli),
+        settings: stored_settings(&cli),
         keep_refused: cli.sendmail && !probing,
     };
     let log = logger(account_name, &account);
     Ok(Plan {
         messages,
         transport,
+        login,
         warnings,
         notes,
         capabilities,
@@ -287,7 +298,9 @@ pub fn replan(
 pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(Settings, Logger)> {
     let (cli, account_name, account) = replay_account(stored, &envelope.sender)?;
     let (mut warnings, mut notes) = (Vec::new(), Vec::new());
-    let settings = transport_settings(&cli, &account, envelope, &mut warnings, &mut notes)?;
+    let (mut settings, login) =
+        transport_settings(&cli, &account, envelope, &mut warnings, &mut notes)?;
+    settings.login = login.map(PendingLogin::fetch).transpose()?;
     Ok((settings, logger(account_name, &account)))
 }
 
@@ -311,6 +324,46 @@ fn replay_account(stored: &QueuedSettings, sender: &str) -> Result<(Cli, Option<
     let config = ConfigFile::load(cli.config.as_deref())?;
     let (account_name, account) = config.select(cli.account.as_deref(), Some(sender))?;
     Ok((cli, account_name, account))
+}
+
+/// The flags a queued message is sent with later. A login that --mx
+/// ignored is left out: the flush would take it for one given on its
+/// command line and refuse the entry for good.
+fn stored_settings(cli: &Cli) -> QueuedSettings {
+    let mut stored = QueuedSettings::from_cli(cli);
+    if cli.mx {
+        stored.user = None;
+        stored.password_cmd = None;
+        stored.auth = None;
+    }
+    stored
+}
+
+/// Fills the plan's session login, running the password command if there
+/// is one. Separate from [`plan`] so that a command that hangs or prints
+/// nonsense fails after the message is planned: the caller can then keep
+/// the message (owed, [`Cause::LocalSetup`]) instead of losing it.
+pub fn fetch_login(plan: &mut Plan) -> Result<()> {
+    let (Some(settings), Some(pending)) = (plan.transport.as_mut(), plan.login.take()) else {
+        return Ok(());
+    };
+    settings.login = Some(pending.fetch()?);
+    Ok(())
+}
+
+/// -v's note on why the message goes to the recipients' exchangers.
+fn direct_delivery_note(cli: &Cli, route: &Route) -> Option<String> {
+    let Route::Mx { .. } = route else {
+        return None;
+    };
+    let why = if cli.mx {
+        "--mx was given"
+    } else {
+        "no server is given or configured"
+    };
+    Some(format!(
+        "direct delivery to each recipient domain's mail exchangers (MX), without a login: {why}"
+    ))
 }
 
 /// How much of a message a run needs: a test that stops early needs no
@@ -672,7 +725,7 @@ fn transport_settings(
     envelope: &Envelope,
     warnings: &mut Vec<String>,
     notes: &mut Vec<String>,
-) -> Result<Settings> {
+) -> Result<(Settings, Option<PendingLogin>)> {
     let explicit_tls = cli.tls.or(account.tls);
     if let (true, Some(server)) = (cli.mx, &cli.server) {
         // Not a clap conflict: POSTIE_SERVER in the environment counts as
@@ -686,6 +739,7 @@ fn transport_settings(
         (None, None) => Vec::new(),
     };
     let route = if servers.is_empty() {
+        refuse_login_for_mx(cli, account, warnings)?;
         if envelope.recipients.is_empty() {
             return Err(Error::usage("no server, and no recipient whose domain's MX to use").hint(
                 "give --server HOST[:PORT] (or POSTIE_SERVER, or `server` in the config), or a recipient",
@@ -726,11 +780,16 @@ fn transport_settings(
     let quit_after = cli
         .quit_after
         .or(cli.capabilities.then_some(QuitAfter::Starttls));
-    // A test that stops before AUTH must not run a password command.
-    let login = if quit_after.is_some_and(|stage| stage < QuitAfter::Auth) {
+    let timeout = cli.timeout.or(account.timeout);
+    // A test that stops before AUTH needs no password; an exchanger never
+    // gets one.
+    let login = if quit_after.is_some_and(|stage| stage < QuitAfter::Auth)
+        || matches!(route, Route::Mx { .. })
+    {
         None
     } else {
-        login(cli, account)?
+        let deadline = timeout.map_or(PASSWORD_CMD_DEADLINE, Duration::from_secs);
+        login(cli, account, deadline)?
     };
     let helo = match cli.helo.clone().or_else(|| account.helo.clone()) {
         Some(helo) if is_ehlo_name(&helo) => helo,
@@ -751,7 +810,7 @@ fn transport_settings(
     } else {
         cli.verbose
     };
-    Ok(Settings {
+    let settings = Settings {
         route,
         tls_files: TlsFiles {
             ca_file: cli.ca_file.clone().or_else(|| account.ca_file.clone()),
@@ -765,15 +824,11 @@ fn transport_settings(
                 .or_else(|| account.client_key.clone()),
         },
         verify,
-        login,
+        login: None,
         allow_plaintext_auth: cli.allow_plaintext_auth
             || account.allow_plaintext_auth.unwrap_or(false),
         helo,
-        timeouts: cli
-            .timeout
-            .or(account.timeout)
-            .map(Timeouts::uniform)
-            .unwrap_or(Timeouts::DEFAULT),
+        timeouts: timeout.map(Timeouts::uniform).unwrap_or(Timeouts::DEFAULT),
         partial: cli.partial || account.partial.unwrap_or(false),
         family: match (cli.ipv4, cli.ipv6) {
             (true, _) => Family::V4,
@@ -783,7 +838,62 @@ fn transport_settings(
         verbosity,
         timing: cli.timing,
         quit_after,
-    })
+    };
+    Ok((settings, login))
+}
+
+/// Direct delivery never logs in. An exchanger is whoever the recipient's
+/// domain names, reached over TLS nobody verifies: a password sent there
+/// is given to the owner of that domain and to anyone on the path.
+fn refuse_login_for_mx(cli: &Cli, account: &Account, warnings: &mut Vec<String>) -> Result<()> {
+    let flag = [
+        (cli.user.is_some() && !cli.user_from_env, "--user"),
+        (cli.password_cmd.is_some(), "--password-cmd"),
+        (cli.auth.is_some(), "--auth"),
+    ]
+    .into_iter()
+    .find_map(|(given, flag)| given.then_some(flag));
+    if let Some(flag) = flag {
+        let error = if cli.mx {
+            Error::usage(format!(
+                "--mx does not go with {flag}: mail exchangers never get a password"
+            ))
+            .hint("leave out the login, or send through your server with --server")
+        } else {
+            Error::usage(format!("{flag} needs a server to log in to"))
+                .hint("give --server HOST[:PORT]; without one postie delivers to each recipient's MX, which never gets a password")
+        };
+        return Err(error);
+    }
+    let account_login = account.user.is_some()
+        || account.password_cmd.is_some()
+        || account.password.is_some()
+        || account.auth.is_some();
+    let env_user = cli.user.as_deref().filter(|_| cli.user_from_env);
+    if cli.mx {
+        if let Some(user) = env_user.or(account.user.as_deref()) {
+            warnings.push(format!(
+                "--mx: not logging in as {user:?}; mail exchangers never get a password"
+            ));
+        }
+        return Ok(());
+    }
+    // Without --mx the login says the user meant a submission server:
+    // going to the recipients' exchangers instead would hand them the
+    // password (or, without it, send from the wrong place).
+    if account_login {
+        return Err(Error::config(
+            "the account has a login (user, password or password_cmd) but no server",
+        )
+        .hint("set `server` in the account (or give --server); for direct delivery to each recipient's MX, remove the login and use --mx"));
+    }
+    if let Some(user) = env_user {
+        return Err(Error::config(format!(
+            "POSTIE_USER is {user:?} but no server is given or configured"
+        ))
+        .hint("give --server or set POSTIE_SERVER; for direct delivery to each recipient's MX, unset POSTIE_USER or use --mx"));
+    }
+    Ok(())
 }
 
 /// A named server, with the TLS mode its URL, port or address implies.
@@ -828,14 +938,15 @@ fn server_target(
     Ok(Server { endpoint, tls })
 }
 
-fn login(cli: &Cli, account: &Account) -> Result<Option<Login>> {
+fn login(cli: &Cli, account: &Account, deadline: Duration) -> Result<Option<PendingLogin>> {
     let user = cli.user.clone().or_else(|| account.user.clone());
     let method = cli.auth.or(account.auth);
     match user {
-        Some(user) => Ok(Some(Login {
+        Some(user) => Ok(Some(PendingLogin {
             secret: secret(cli, account, &user)?,
             user,
             method: method.unwrap_or(AuthMethod::Auto),
+            deadline,
         })),
         None if method.is_some() => Err(Error::usage("--auth needs a user name")
             .hint("give --user or set `user` in the account")),
@@ -869,20 +980,67 @@ fn is_loopback(host: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// A login whose secret may still have to be fetched: the password
+/// command runs only when a session is about to use it.
+#[derive(Clone)]
+pub struct PendingLogin {
+    user: String,
+    method: AuthMethod,
+    secret: Secret,
+    /// How long the password command may take.
+    deadline: Duration,
+}
+
+#[derive(Clone)]
+enum Secret {
+    Known(String),
+    Command(String),
+}
+
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = match &self.secret {
+            Secret::Known(_) => "[hidden]".to_string(),
+            Secret::Command(cmd) => format!("the output of {cmd:?}"),
+        };
+        f.debug_struct("PendingLogin")
+            .field("user", &self.user)
+            .field("secret", &secret)
+            .field("method", &self.method)
+            .finish()
+    }
+}
+
+impl PendingLogin {
+    /// The login, running the password command if there is one. Its
+    /// failures are [`Cause::LocalSetup`]: this machine's, not the message's.
+    pub fn fetch(self) -> Result<Login> {
+        let secret = match self.secret {
+            Secret::Known(secret) => secret,
+            Secret::Command(cmd) => run_password_cmd(&cmd, self.deadline)?,
+        };
+        Ok(Login {
+            user: self.user,
+            secret,
+            method: self.method,
+        })
+    }
+}
+
 /// The password or token: --password-cmd, then POSTIE_PASSWORD, then the
 /// account's password_cmd, then its password.
-fn secret(cli: &Cli, account: &Account, user: &str) -> Result<String> {
+fn secret(cli: &Cli, account: &Account, user: &str) -> Result<Secret> {
     if let Some(cmd) = &cli.password_cmd {
-        return run_password_cmd(cmd);
+        return Ok(Secret::Command(cmd.clone()));
     }
     if let Ok(password) = std::env::var(PASSWORD_ENV) {
-        return Ok(password);
+        return Ok(Secret::Known(password));
     }
     if let Some(cmd) = &account.password_cmd {
-        return run_password_cmd(cmd);
+        return Ok(Secret::Command(cmd.clone()));
     }
     if let Some(password) = &account.password {
-        return Ok(password.clone());
+        return Ok(Secret::Known(password.clone()));
     }
     Err(
         Error::config(format!("no password for user {user:?}")).hint(format!(
@@ -891,40 +1049,160 @@ fn secret(cli: &Cli, account: &Account, user: &str) -> Result<String> {
     )
 }
 
-/// Runs the command with `sh -c` and returns the first line of its output.
-/// Its stderr goes to the user (a gpg or keyring prompt may need it); its
-/// output is never shown, as it is the secret.
-fn run_password_cmd(cmd: &str) -> Result<String> {
-    let output = Command::new("sh")
+/// How long a password command may take without --timeout: long enough to
+/// type a passphrase into a pinentry, short enough that cron runs do not
+/// pile up behind a hung keyring.
+const PASSWORD_CMD_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The most of a password command's output that is read: a secret is one
+/// line, and a runaway command must not fill memory.
+const PASSWORD_OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// Runs the command with `/bin/sh -c` and returns the first line of its
+/// output. Its stderr goes to the user (a gpg or keyring prompt may need
+/// it); its output is never shown, as it is the secret.
+///
+/// `/bin/sh` by path: a PATH that root inherits from a cron job or a user
+/// must not choose the shell. The command gets no POSTIE_PASSWORD, which
+/// is not its business. It runs in a process group of its own so that at
+/// the deadline everything it started is killed, and the output is read on
+/// a thread so that a grandchild that keeps the pipe open cannot keep
+/// postie waiting past the deadline.
+fn run_password_cmd(cmd: &str, deadline: Duration) -> Result<String> {
+    let failed = |exit: Exit, why: String| {
+        Error::new(exit, format!("the password command {cmd:?} {why}")).cause(Cause::LocalSetup)
+    };
+    let started = Instant::now();
+    let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
+        .env_remove(PASSWORD_ENV)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .map_err(|err| {
-            Error::config(format!(
-                "cannot run the password command: {}",
-                io_reason(&err)
-            ))
-        })?;
-    if !output.status.success() {
-        let status = output
-            .status
+        .process_group(0)
+        .spawn()
+        .map_err(|err| failed(Exit::Config, format!("cannot be run: {}", io_reason(&err))))?;
+    let Some(stdout) = child.stdout.take() else {
+        kill_group(&mut child);
+        return Err(failed(Exit::Software, "has no output pipe".to_string()));
+    };
+    let (sender, receiver) = mpsc::channel();
+    let reader = std::thread::Builder::new()
+        .name("password-cmd".to_string())
+        .spawn(move || {
+            let mut output = Vec::new();
+            // One byte past the limit tells "too long" from "exactly 64 KiB".
+            let read = stdout
+                .take(PASSWORD_OUTPUT_LIMIT as u64 + 1)
+                .read_to_end(&mut output);
+            // The receiver is gone only after the deadline: nobody to tell.
+            let _ = sender.send(read.map(|_| output));
+        });
+    if let Err(err) = reader {
+        kill_group(&mut child);
+        return Err(failed(
+            Exit::Software,
+            format!("could not be read: {}", io_reason(&err)),
+        ));
+    }
+    let timed_out = || {
+        failed(
+            Exit::TempFail,
+            format!(
+                "did not finish within {} s and was killed",
+                deadline.as_secs()
+            ),
+        )
+        .hint("check the keyring or agent it uses; --timeout sets the limit")
+    };
+    let output = match receiver.recv_timeout(deadline) {
+        Ok(Ok(output)) => output,
+        Ok(Err(err)) => {
+            kill_group(&mut child);
+            return Err(failed(
+                Exit::IoErr,
+                format!("could not be read: {}", io_reason(&err)),
+            ));
+        }
+        Err(_) => {
+            kill_group(&mut child);
+            return Err(timed_out());
+        }
+    };
+    if output.len() > PASSWORD_OUTPUT_LIMIT {
+        // Still writing, perhaps forever: stop it rather than wait.
+        kill_group(&mut child);
+        return Err(failed(
+            Exit::Config,
+            format!(
+                "printed more than {} KiB; a password is one line",
+                PASSWORD_OUTPUT_LIMIT / 1024
+            ),
+        ));
+    }
+    // The output is complete; the command itself must still end in time.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Ok(None) => {
+                kill_group(&mut child);
+                return Err(timed_out());
+            }
+            Err(err) => {
+                kill_group(&mut child);
+                return Err(failed(
+                    Exit::Software,
+                    format!("could not be waited for: {}", io_reason(&err)),
+                ));
+            }
+        }
+    };
+    if !status.success() {
+        let status = status
             .code()
             .map(|c| format!("exit status {c}"))
             .unwrap_or_else(|| "killed by a signal".to_string());
-        return Err(Error::config(format!(
-            "the password command {cmd:?} failed ({status})"
-        )));
+        return Err(failed(Exit::Config, format!("failed ({status})")));
     }
-    let text = String::from_utf8_lossy(&output.stdout);
+    first_line(output).map_err(|why| failed(Exit::Config, why))
+}
+
+/// The secret in a password command's output, or what is wrong with it.
+fn first_line(output: Vec<u8>) -> std::result::Result<String, String> {
+    if output.is_empty() {
+        return Err("printed nothing".to_string());
+    }
+    if let Some(at) = output.iter().position(|&b| b == 0) {
+        return Err(format!("printed a NUL byte (at offset {at})"));
+    }
+    let text = String::from_utf8(output).map_err(|err| {
+        format!(
+            "printed output that is not UTF-8 (invalid byte at offset {})",
+            err.utf8_error().valid_up_to()
+        )
+    })?;
     let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if first.is_empty() {
-        return Err(Error::config(format!(
-            "the password command {cmd:?} printed nothing"
-        )));
+        return Err("printed an empty first line".to_string());
     }
     Ok(first.to_string())
+}
+
+/// Kills the password command and whatever it started, and reaps it.
+fn kill_group(child: &mut Child) {
+    // The child leads its own group (process_group(0)) and is not reaped
+    // yet, so its pid still names that group and nothing else.
+    if let Ok(group) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: killpg takes plain integers and only sends a signal.
+        unsafe {
+            libc::killpg(group, libc::SIGKILL);
+        }
+    }
+    let _ = child.wait();
 }
 
 /// A --server value: HOST, HOST:PORT, [IPv6]:PORT, smtp://… or smtps://….
@@ -1071,12 +1349,73 @@ mod tests {
     }
 
     #[test]
+    fn a_login_without_a_server_never_reaches_an_exchanger() {
+        let envelope = Envelope {
+            sender: "a@x.example".into(),
+            recipients: vec!["b@y.example".into()],
+        };
+        let settings = |args: &[&str], account: &Account, warnings: &mut Vec<String>| {
+            let cli = Cli::try_parse_from([&["postie"], args].concat()).unwrap();
+            transport_settings(&cli, account, &envelope, warnings, &mut Vec::new())
+        };
+        let none = Account::default();
+        let err = settings(&["--user", "me"], &none, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit, Exit::Usage);
+        assert!(err.message.contains("--user needs a server"), "{err}");
+        let with_login = Account {
+            user: Some("me".into()),
+            password_cmd: Some("echo pw".into()),
+            ..Account::default()
+        };
+        let err = settings(&[], &with_login, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit, Exit::Config);
+        // Under --mx the account's login is ignored, and said to be.
+        let mut warnings = Vec::new();
+        let (settings, login) = settings(&["--mx"], &with_login, &mut warnings).unwrap();
+        assert!(matches!(settings.route, Route::Mx { .. }));
+        assert!(login.is_none() && settings.login.is_none());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+    }
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+
+    #[test]
     fn password_command_first_line_only() {
-        assert_eq!(run_password_cmd("printf 'pw1\\nsecond\\n'").unwrap(), "pw1");
-        assert_eq!(run_password_cmd("exit 3").unwrap_err().exit, Exit::Config);
-        assert!(run_password_cmd("true")
+        assert_eq!(
+            run_password_cmd("printf 'pw1\\r\\nsecond\\n'", DEADLINE).unwrap(),
+            "pw1"
+        );
+        let err = run_password_cmd("exit 3", DEADLINE).unwrap_err();
+        assert_eq!((err.exit, err.cause), (Exit::Config, Cause::LocalSetup));
+        assert!(run_password_cmd("true", DEADLINE)
             .unwrap_err()
             .message
             .contains("printed nothing"));
+    }
+
+    #[test]
+    fn unusable_password_output_says_why() {
+        for (output, why) in [
+            (&b""[..], "printed nothing"),
+            (b"\npw\n", "empty first line"),
+            (b"p\0w\n", "NUL byte (at offset 1)"),
+            (b"pw\xff\n", "not UTF-8 (invalid byte at offset 2)"),
+        ] {
+            let err = first_line(output.to_vec()).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+        assert_eq!(
+            first_line(b"pw\nmore\xff".to_vec()).map_err(|_| ()),
+            Err(())
+        );
+    }
+
+    #[test]
+    fn a_password_command_that_outlives_its_output_is_killed() {
+        let started = Instant::now();
+        let err =
+            run_password_cmd("echo pw; exec >&-; sleep 30", Duration::from_secs(1)).unwrap_err();
+        assert_eq!((err.exit, err.cause), (Exit::TempFail, Cause::LocalSetup));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

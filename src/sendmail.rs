@@ -34,6 +34,8 @@ pub fn parse(args: Vec<String>) -> Result<Cli> {
         .map_err(|err| Error::usage(err.to_string()))?;
     cli.sendmail = true;
     cli.dot_ends_message = true;
+    // Sendmail's command line has no --user: a user is POSTIE_USER's.
+    cli.user_from_env = cli.user.is_some();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "--" {
