@@ -26,7 +26,20 @@ pub fn print_capabilities(reports: &[SessionReport], format: ReportFormat) -> Re
     }
 }
 
+/// The report for people. Names in a certificate and the greeting are
+/// the server's text: no control character of theirs reaches the
+/// terminal (JSON escapes its own).
 fn table(report: &SessionReport) -> String {
+    table_unescaped(report)
+        .split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(line) => format!("{}\n", crate::wire::reply::escape(line.as_bytes())),
+            None => crate::wire::reply::escape(line.as_bytes()),
+        })
+        .collect()
+}
+
+fn table_unescaped(report: &SessionReport) -> String {
     let mut out = format!("server: {}\n", report.server);
     if let Some((_, first)) = report.capabilities.first() {
         out.push_str(&format!("name: {}\n", first.greeting_name));
@@ -86,10 +99,15 @@ mod tests {
     #[test]
     fn table_columns_never_run_into_each_other() {
         let ehlo = |extra: &str| {
-            let lines: Vec<String> = ["mx.example", "PIPELINING", "SIZE 104857600", extra]
-                .iter()
-                .map(|l| l.to_string())
-                .collect();
+            let lines: Vec<String> = [
+                "mx.example\x1b]0;pwned\x07",
+                "PIPELINING",
+                "SIZE 104857600",
+                extra,
+            ]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
             Capabilities::parse(&lines)
         };
         let report = SessionReport {
@@ -101,6 +119,11 @@ mod tests {
             ..SessionReport::default()
         };
         let text = table(&report);
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(
+            text.contains("name: mx.example\\x1B]0;pwned\\x07"),
+            "{text}"
+        );
         let size = text.lines().find(|l| l.starts_with("SIZE")).unwrap();
         assert_eq!(
             size,
