@@ -15,7 +15,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, postie, sendmail, ServerOptions, TestServer};
+use common::{closed_port, postie, sendmail, ServerOptions, TestServer, TinyDisk};
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(reader) = fs::read_dir(dir) else {
@@ -259,43 +259,6 @@ fn flush_never_resends_to_a_delivered_recipient_when_failed_cannot_be_written() 
         "ok@ got the message twice.\nfirst flush: {first_err}\nsecond flush: {}",
         String::from_utf8_lossy(&second.stderr)
     );
-}
-
-/// A tmpfs of a few KiB, unmounted when dropped (as tests/queue.rs).
-struct TinyDisk {
-    dir: tempfile::TempDir,
-}
-
-impl TinyDisk {
-    fn mount(kib: u32) -> Option<TinyDisk> {
-        let dir = tempfile::tempdir().ok()?;
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .ok()?;
-        status.success().then_some(TinyDisk { dir })
-    }
-
-    fn fill(&self) {
-        let mut filler = fs::File::create(self.dir.path().join("filler")).unwrap();
-        let chunk = vec![0u8; 4096];
-        while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
-        let _ = std::io::Write::write_all(&mut filler, &chunk[..1]);
-    }
-
-    fn free(&self) {
-        fs::remove_file(self.dir.path().join("filler")).unwrap();
-    }
-}
-
-impl Drop for TinyDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// The same root cause with the issue's own scenario, a full disk: a

@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, postie, sendmail, ServerOptions, TestServer};
+use common::{closed_port, postie, sendmail, ServerOptions, TestServer, TinyDisk};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -529,33 +529,6 @@ fn every_attempt_is_logged_on_one_line() {
         "{}",
         lines[2]
     );
-}
-
-/// A tmpfs of a few KiB, unmounted when dropped.
-struct TinyDisk {
-    dir: tempfile::TempDir,
-}
-
-impl TinyDisk {
-    /// Needs root (and a kernel that lets us mount); None otherwise.
-    fn mount(kib: u32) -> Option<TinyDisk> {
-        let dir = tempfile::tempdir().ok()?;
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .ok()?;
-        status.success().then_some(TinyDisk { dir })
-    }
-}
-
-impl Drop for TinyDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 #[test]

@@ -1384,31 +1384,9 @@ pub fn sendmail() -> (TempDir, assert_cmd::Command) {
 pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(program);
     cmd.env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
+    for (name, value) in hermetic_env() {
+        cmd.env(name, value);
     }
-    let home = tempfile::Builder::new()
-        .prefix("postie-home-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("create temp HOME")
-        .keep();
-    let config = home.join(".config");
-    let state = home.join(".local").join("state");
-    std::fs::create_dir_all(&config).expect("create XDG_CONFIG_HOME");
-    std::fs::create_dir_all(&state).expect("create XDG_STATE_HOME");
-    // Tests often run as root, whose default queue is /var/spool/postie.
-    cmd.env("HOME", &home)
-        .env("XDG_CONFIG_HOME", &config)
-        .env("XDG_STATE_HOME", &state)
-        .env("POSTIE_QUEUE_DIR", home.join("queue"))
-        // Root's flush picks up /var/spool/postie/maildrop: never the
-        // real one, whose users' mail is not the test's.
-        .env("POSTIE_SPOOL_DIR", home.join("spool"))
-        // Nor the machine's /etc/postie/config.toml.
-        .env(
-            "POSTIE_SYSTEM_CONFIG",
-            home.join("no-system-config").join("config.toml"),
-        );
     cmd
 }
 
@@ -1418,9 +1396,23 @@ pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
 pub fn postie_std() -> (std::process::Command, PathBuf) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_postie"));
     cmd.env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
+    let env = hermetic_env();
+    let home = env
+        .iter()
+        .find(|(name, _)| *name == "HOME")
+        .map(|(_, home)| PathBuf::from(home))
+        .expect("HOME is set");
+    for (name, value) in env {
+        cmd.env(name, value);
     }
+    (cmd, home)
+}
+
+/// The one environment every postie of the tests gets: PATH, and a fresh
+/// HOME (created, with XDG dirs) in which the queue, the maildrop spool
+/// and the system config all live, so that no test reads or writes the
+/// machine's.
+fn hermetic_env() -> Vec<(&'static str, std::ffi::OsString)> {
     let home = tempfile::Builder::new()
         .prefix("postie-home-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -1430,16 +1422,28 @@ pub fn postie_std() -> (std::process::Command, PathBuf) {
     let state = home.join(".local").join("state");
     std::fs::create_dir_all(&config).expect("create XDG_CONFIG_HOME");
     std::fs::create_dir_all(&state).expect("create XDG_STATE_HOME");
-    cmd.env("HOME", &home)
-        .env("XDG_CONFIG_HOME", &config)
-        .env("XDG_STATE_HOME", &state)
-        .env("POSTIE_QUEUE_DIR", home.join("queue"))
-        .env("POSTIE_SPOOL_DIR", home.join("spool"))
-        .env(
+    let mut env = Vec::new();
+    if let Some(path) = std::env::var_os("PATH") {
+        env.push(("PATH", path));
+    }
+    env.extend([
+        ("HOME", home.clone().into_os_string()),
+        ("XDG_CONFIG_HOME", config.into_os_string()),
+        ("XDG_STATE_HOME", state.into_os_string()),
+        // Tests often run as root, whose default queue is /var/spool/postie.
+        ("POSTIE_QUEUE_DIR", home.join("queue").into_os_string()),
+        // Root's flush picks up /var/spool/postie/maildrop: never the
+        // real one, whose users' mail is not the test's.
+        ("POSTIE_SPOOL_DIR", home.join("spool").into_os_string()),
+        // Nor the machine's /etc/postie/config.toml.
+        (
             "POSTIE_SYSTEM_CONFIG",
-            home.join("no-system-config").join("config.toml"),
-        );
-    (cmd, home)
+            home.join("no-system-config")
+                .join("config.toml")
+                .into_os_string(),
+        ),
+    ]);
+    env
 }
 
 /// Parses message bytes (e.g. `Received::data`) with mail-parser.
@@ -1457,3 +1461,43 @@ pub fn parse(data: &[u8]) -> mail_parser::Message<'static> {
 }
 
 pub mod dns;
+
+/// A tmpfs of a few KiB, for a full disk; unmounted when dropped.
+pub struct TinyDisk {
+    pub dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    /// Needs root (and a kernel that lets us mount); None otherwise.
+    pub fn mount(kib: u32) -> Option<TinyDisk> {
+        let dir = tempfile::tempdir().ok()?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(TinyDisk { dir })
+    }
+
+    /// Takes every free block.
+    pub fn fill(&self) {
+        let mut filler = std::fs::File::create(self.dir.path().join("filler")).unwrap();
+        let chunk = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+        let _ = std::io::Write::write_all(&mut filler, &chunk[..1]);
+    }
+
+    /// Gives back what `fill` took.
+    pub fn free(&self) {
+        std::fs::remove_file(self.dir.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
