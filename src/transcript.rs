@@ -69,7 +69,8 @@ impl Cutter {
     /// the number of its bytes not kept.
     fn feed(&mut self, bytes: &[u8], mut line: impl FnMut(&[u8], usize)) {
         let mut rest = bytes;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        // memchr: the message body passes through here too, every byte.
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let piece = &rest[..end];
             if self.partial.is_empty() && self.dropped == 0 {
                 let kept = piece.len().min(MAX_KEPT);

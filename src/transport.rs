@@ -1587,18 +1587,36 @@ enum LineState {
 }
 
 impl DotStuffing {
+    /// Copies whole lines at a time (memchr finds each LF): the message is
+    /// the bulk of what postie writes, and a 500 MiB attachment must not
+    /// cost a branch per byte. A dot is doubled only right after a CRLF.
     fn encode(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        out.reserve(data.len());
-        for &byte in data {
-            if byte == b'.' && self.state == LineState::AtStart {
+        out.reserve(data.len() + data.len() / 64);
+        let mut rest = data;
+        while let Some(&first) = rest.first() {
+            if first == b'.' && self.state == LineState::AtStart {
                 out.push(b'.');
             }
-            out.push(byte);
-            self.state = match (byte, self.state) {
-                (b'\r', _) => LineState::AfterCr,
-                (b'\n', LineState::AfterCr) => LineState::AtStart,
-                _ => LineState::InLine,
+            let Some(lf) = memchr::memchr(b'\n', rest) else {
+                out.extend_from_slice(rest);
+                self.state = if rest.ends_with(b"\r") {
+                    LineState::AfterCr
+                } else {
+                    LineState::InLine
+                };
+                return;
             };
+            out.extend_from_slice(&rest[..=lf]);
+            let after_cr = match lf {
+                0 => self.state == LineState::AfterCr,
+                _ => rest[lf - 1] == b'\r',
+            };
+            self.state = if after_cr {
+                LineState::AtStart
+            } else {
+                LineState::InLine
+            };
+            rest = &rest[lf + 1..];
         }
     }
 
@@ -1930,6 +1948,47 @@ mod tests {
         assert_eq!(stuffed(&[b"a\r\n", b".b"]), b"a\r\n..b\r\n.\r\n");
         // A dot after a bare LF or mid-line is left alone, as lettre did.
         assert_eq!(stuffed(&[b"a.b\n.c"]), b"a.b\n.c\r\n.\r\n");
+    }
+
+    /// The byte-at-a-time rule the line-at-a-time encoder must match.
+    fn stuffed_by_bytes(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut state = LineState::AtStart;
+        for &byte in chunks.concat().iter() {
+            if byte == b'.' && state == LineState::AtStart {
+                out.push(b'.');
+            }
+            out.push(byte);
+            state = match (byte, state) {
+                (b'\r', _) => LineState::AfterCr,
+                (b'\n', LineState::AfterCr) => LineState::AtStart,
+                _ => LineState::InLine,
+            };
+        }
+        out.extend_from_slice(DotStuffing { state }.end());
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dot_stuffing_by_lines_matches_the_rule_byte_by_byte(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![b'.', b'\r', b'\n', b'a']),
+                0..200,
+            ),
+            cuts in proptest::collection::vec(0usize..200, 0..6),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort();
+            let mut chunks = Vec::new();
+            let mut at = 0;
+            for cut in cuts {
+                chunks.push(&bytes[at..cut]);
+                at = cut;
+            }
+            chunks.push(&bytes[at..]);
+            proptest::prop_assert_eq!(stuffed(&chunks), stuffed_by_bytes(&chunks));
+        }
     }
 
     #[test]
