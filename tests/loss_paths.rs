@@ -15,81 +15,21 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, postie, sendmail, ServerOptions, TestServer, TinyDisk};
+use common::{closed_port, ServerOptions, TestServer, TinyDisk};
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(reader) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = reader
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    found.sort();
-    found
+    common::files_ending(dir, "json")
 }
 
 fn eml_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(reader) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    reader
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect()
+    common::files_ending(dir, "eml")
 }
 
 fn down() -> String {
     format!("127.0.0.1:{}", closed_port())
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    config: PathBuf,
-    queue: PathBuf,
-}
-
-impl Setup {
-    fn new(server: &str, extra: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.toml");
-        let queue = dir.path().join("queue");
-        let setup = Setup {
-            _dir: dir,
-            config,
-            queue,
-        };
-        setup.write_config(server, extra);
-        setup
-    }
-
-    fn write_config(&self, server: &str, extra: &str) {
-        fs::write(
-            &self.config,
-            format!(
-                "default = \"relay\"\n[accounts.relay]\nserver = \"{server}\"\n\
-                 from = \"cron@example.com\"\ntimeout = 5\n{extra}\n"
-            ),
-        )
-        .unwrap();
-    }
-
-    fn cmd(&self) -> assert_cmd::Command {
-        let mut cmd = postie();
-        cmd.env("POSTIE_CONFIG", &self.config)
-            .env("POSTIE_QUEUE_DIR", &self.queue);
-        cmd
-    }
-
-    fn sendmail(&self) -> (tempfile::TempDir, assert_cmd::Command) {
-        let (link, mut cmd) = sendmail();
-        cmd.env("POSTIE_CONFIG", &self.config)
-            .env("POSTIE_QUEUE_DIR", &self.queue);
-        (link, cmd)
-    }
-}
+type Setup = common::QueueSetup;
 
 /// A directory on another file system than the queue (/dev/shm is a
 /// tmpfs; the queue lives on the disk under /tmp), so that a rename from
@@ -414,7 +354,7 @@ impl Spool {
             return None;
         }
         let setup = Setup::new(server, extra);
-        let spool = setup._dir.path().join("spool");
+        let spool = setup.dir.path().join("spool");
         fs::create_dir_all(spool.join("maildrop")).unwrap();
         Some(Spool { setup, spool })
     }

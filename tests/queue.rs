@@ -7,58 +7,12 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, postie, sendmail, ServerOptions, TestServer, TinyDisk};
+use common::{closed_port, sendmail, ServerOptions, TestServer, TinyDisk};
 
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    queue: PathBuf,
-}
-
-impl Setup {
-    fn new(server: &str, extra: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.toml");
-        let queue = dir.path().join("queue");
-        let setup = Setup { dir, config, queue };
-        setup.write_config(server, extra);
-        setup
-    }
-
-    /// Rewrites the config: a flush uses today's settings.
-    fn write_config(&self, server: &str, extra: &str) {
-        fs::write(
-            &self.config,
-            format!(
-                "default = \"relay\"\n[accounts.relay]\nserver = \"{server}\"\nfrom = \"cron@example.com\"\ntimeout = 5\n{extra}\n"
-            ),
-        )
-        .unwrap();
-    }
-
-    fn cmd(&self) -> assert_cmd::Command {
-        let mut cmd = postie();
-        cmd.env("POSTIE_CONFIG", &self.config)
-            .env("POSTIE_QUEUE_DIR", &self.queue);
-        cmd
-    }
-
-    fn entries(&self) -> Vec<PathBuf> {
-        list_json(&self.queue)
-    }
-}
+type Setup = common::QueueSetup;
 
 fn list_json(dir: &Path) -> Vec<PathBuf> {
-    let Ok(reader) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = reader
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    found.sort();
-    found
+    common::files_ending(dir, "json")
 }
 
 fn down() -> String {
@@ -283,7 +237,6 @@ fn flush_defers_with_backoff_and_gives_up_after_max_age() {
     assert!(stderr.contains("gave up on"), "{stderr}");
     assert!(setup.entries().is_empty());
     assert_eq!(list_json(&setup.queue.join("failed")).len(), 1);
-    let _ = &setup.dir;
 }
 
 #[test]
