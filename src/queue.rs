@@ -366,17 +366,17 @@ impl Queue {
 
     /// A failed entry that was never planned, with its message, to plan it
     /// again; `None` for an ordinary one, which `retry` moves back as is.
-    pub fn unplanned(&self, id: &str) -> Result<Option<(Entry, Vec<u8>)>> {
+    pub fn unplanned(&self, id: &str) -> Result<Option<(Entry, Unplanned, Vec<u8>)>> {
         check_id(id)?;
         let Found::Entry(entry) = read_description(&self.failed_path(id, "json"), id) else {
             return Ok(None);
         };
-        if entry.unplanned.is_none() {
+        let Some(unplanned) = entry.unplanned.clone() else {
             return Ok(None);
-        }
+        };
         let path = self.failed_path(id, "eml");
         let message = read_file(&path).map_err(|err| queue_error("read", &path, &err))?;
-        Ok(Some((*entry, message)))
+        Ok(Some((*entry, unplanned, message)))
     }
 
     /// Removes a failed entry whose message has been queued again.

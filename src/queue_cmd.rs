@@ -80,7 +80,7 @@ pub fn run(cli: QueueCli) -> Result<()> {
 /// reset; one kept before it could be planned is planned now, with
 /// today's config, and queued as the message(s) that gives.
 fn retry(queue: &Queue, id: &str) -> Result<()> {
-    let Some((mut entry, message)) = queue.unplanned(id)? else {
+    let Some((mut entry, unplanned, message)) = queue.unplanned(id)? else {
         let entry = queue.retry(id)?;
         eprintln!(
             "postie: queue: {} is queued again for {}",
@@ -89,10 +89,6 @@ fn retry(queue: &Queue, id: &str) -> Result<()> {
         );
         return Ok(());
     };
-    let unplanned = entry
-        .unplanned
-        .clone()
-        .expect("unplanned() returns only those");
     let planned: Result<Vec<(Outgoing, QueuedSettings)>> = match unplanned.maildrop_uid {
         Some(uid) => maildrop::plan(&unplanned.submission, &message, uid)
             .map(|list| list.into_iter().map(|(o, s, _)| (o, s)).collect()),
