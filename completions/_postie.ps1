@@ -97,7 +97,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one queued message: its envelope, history and the message itself')
             [CompletionResult]::new('drop', 'drop', [CompletionResultType]::ParameterValue, 'Delete one queued message without sending it')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create or repair the system spool and its maildrop (root; see MAILDROP)')
-            [CompletionResult]::new('retry', 'retry', [CompletionResultType]::ParameterValue, 'Move a message from failed/ back into the queue, as new: attempts and age start again')
+            [CompletionResult]::new('retry', 'retry', [CompletionResultType]::ParameterValue, 'Move a message from failed/ back into the queue, as new: attempts and age start again; one kept before it could be prepared (sendmail mode) is prepared again with today''s config')
             break
         }
         'postie;queue;list' {

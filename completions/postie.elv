@@ -93,7 +93,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand show 'Show one queued message: its envelope, history and the message itself'
             cand drop 'Delete one queued message without sending it'
             cand init 'Create or repair the system spool and its maildrop (root; see MAILDROP)'
-            cand retry 'Move a message from failed/ back into the queue, as new: attempts and age start again'
+            cand retry 'Move a message from failed/ back into the queue, as new: attempts and age start again; one kept before it could be prepared (sendmail mode) is prepared again with today''s config'
         }
         &'postie;queue;list'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'

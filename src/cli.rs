@@ -448,7 +448,8 @@ pub enum QueueCommand {
     },
     /// Create or repair the system spool and its maildrop (root; see MAILDROP).
     Init,
-    /// Move a message from failed/ back into the queue, as new: attempts and age start again.
+    /// Move a message from failed/ back into the queue, as new: attempts and age start again;
+    /// one kept before it could be prepared (sendmail mode) is prepared again with today's config.
     Retry {
         /// The id from `postie queue list --failed`.
         id: String,

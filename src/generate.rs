@@ -841,7 +841,10 @@ fn queue_page() -> String {
          be written (a full disk), or that cannot be set up for sending (its config unreadable, \
          its password command failing), stays as it was, and the flush goes on too. `list --failed` \
          shows what `failed/` holds and why; `retry` *ID* moves an entry back into the queue \
-         with its attempts and age reset, once the cause is fixed.",
+         with its attempts and age reset, once the cause is fixed. A message kept before it \
+         could even be prepared (sendmail mode: a local name with no alias, a config that could \
+         not be read) keeps what its command line said, and `retry` prepares it again with the \
+         config as it is then.",
     );
     page.p(
         "The settings an entry is sent with are a versioned record of their own, not a command \
@@ -891,7 +894,9 @@ fn queue_page() -> String {
     );
     page.p(
         "`retry` exits 66 when `failed/` has no entry *ID* (or it has lost its message), 65 when \
-         the entry there is damaged. `init` exits 77 when not run as root.",
+         the entry there is damaged, and with the error's own code when a message kept before \
+         it could be prepared still cannot be (it stays in `failed/`). `init` exits 77 when not \
+         run as root.",
     );
     page.p(
         "`list`, `show` and `drop` exit 0; 66 when there is no entry *ID*; 75 when `drop` finds \
