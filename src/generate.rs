@@ -23,7 +23,7 @@ use clap_complete::{Generator, Shell};
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use clap_mangen::Man;
 
-use crate::cli::{self, QueueCli};
+use crate::cli::args::{self, QueueCli};
 use crate::exit::{io_reason, Error, Exit, Result};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -90,8 +90,8 @@ pub fn files() -> Vec<(PathBuf, Vec<u8>)> {
 /// The binary dispatches `postie queue` itself (see main.rs), so this
 /// combination exists only for generation.
 pub fn command() -> Command {
-    cli::command()
-        // Not cli::version(): the files must not depend on the OpenSSL of
+    args::command()
+        // Not args::version(): the files must not depend on the OpenSSL of
         // the machine that generated them.
         .version(VERSION)
         .args_conflicts_with_subcommands(true)

@@ -19,11 +19,6 @@ struct Home {
     trust_env: bool,
 }
 
-/// The effective user's home directory.
-pub fn home_dir() -> Option<PathBuf> {
-    home().map(|home| home.dir)
-}
-
 /// `$XDG_CONFIG_HOME`, else `~/.config`.
 pub fn config_dir() -> Option<PathBuf> {
     xdg_dir("XDG_CONFIG_HOME", &[".config"])

@@ -27,12 +27,12 @@
 
 use std::path::PathBuf;
 
-use crate::content::Content;
 use crate::exit::{Cause, Error, Exit, Result};
-use crate::log::{Attempt, Logger, Outcome};
-use crate::queue::{Entry, Queue, QueuePolicy};
-use crate::request::Plan;
-use crate::transport::{Envelope, Outgoing, Refusal, SessionReport};
+use crate::mail::content::Content;
+use crate::output::log::{Attempt, Logger, Outcome};
+use crate::plan::request::Plan;
+use crate::queue::storage::{Entry, Queue, QueuePolicy};
+use crate::smtp::transport::{Envelope, Outgoing, Refusal, SessionReport};
 
 /// What became of some of a message's recipients.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -550,7 +550,7 @@ fn record_narrowed(queue: &Queue, entry: &Entry, delivered: bool) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::Delivery;
+    use crate::smtp::transport::Delivery;
 
     fn envelope(recipients: &[&str]) -> Envelope {
         Envelope {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::dns::DnsServer;
 use postie::exit::{Exit, Result};
-use postie::mx::{exchangers, Exchanger, Family, Nameserver, Resolver};
+use postie::smtp::mx::{exchangers, Exchanger, Family, Nameserver, Resolver};
 
 const ZONE: &[(&str, &str, &str)] = &[
     // Listed out of order: the answer must come back sorted.

@@ -30,14 +30,14 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
-use crate::cli::Cli;
-use crate::config::Location;
-use crate::content::Content;
+use crate::cli::args::Cli;
+use crate::config::file::Location;
 use crate::exit::{io_reason, Error, Exit, Result};
-use crate::log::{Attempt, Outcome};
-use crate::queue::{Queue, Unplanned};
-use crate::queue_settings::{QueuedSettings, Submission};
-use crate::request;
+use crate::mail::content::Content;
+use crate::output::log::{Attempt, Outcome};
+use crate::plan::request;
+use crate::plan::stored::{QueuedSettings, Submission};
+use crate::queue::storage::{Queue, Unplanned};
 
 /// Overrides `/var/spool/postie`, for tests and for packagers whose spool
 /// lives elsewhere. Not for ordinary use: every user must agree on it.
@@ -77,7 +77,7 @@ pub fn applies(cli: &Cli) -> bool {
     // system's config being closed to them means "hand it to root".
     match Location::find(None) {
         Location::Unreadable { path, error } => {
-            path == crate::config::system_path()
+            path == crate::config::file::system_path()
                 && error.kind() == std::io::ErrorKind::PermissionDenied
         }
         Location::Found(_) | Location::Missing { .. } => false,
@@ -91,7 +91,7 @@ pub fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> {
     let header = serde_json::to_vec(&drop)
         .map_err(|err| Error::new(Exit::Software, format!("maildrop: cannot encode: {err}")))?;
     let dir = maildrop_dir();
-    let name = crate::queue::new_id();
+    let name = crate::queue::storage::new_id();
     // A dot name is unfinished: pickup leaves it alone.
     let temp = dir.join(format!(".{name}"));
     let mut write = || -> std::io::Result<()> {
@@ -114,7 +114,7 @@ pub fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Error::config(
                 format!(
                     "the system config {} is not readable by this user and the maildrop {} cannot be written: {reason}",
-                    crate::config::system_path().display(),
+                    crate::config::file::system_path().display(),
                     dir.display()
                 ),
             )
@@ -409,9 +409,9 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Submission, &[u8]), String> {
 }
 
 type Planned = (
-    crate::transport::Outgoing,
-    crate::queue_settings::QueuedSettings,
-    crate::log::Logger,
+    crate::smtp::transport::Outgoing,
+    crate::plan::stored::QueuedSettings,
+    crate::output::log::Logger,
 );
 
 /// Plans the drop as sendmail mode would for its argv-level data, with the
@@ -422,7 +422,7 @@ pub(crate) fn plan(drop: &Submission, message: &[u8], uid: u32) -> Result<Vec<Pl
     // Only what the drop says, and root's system config: nothing from the
     // flush's environment (POSTIE_FROM, POSTIE_SERVER...) may change it.
     drop.apply(&mut cli);
-    cli.config = Some(crate::config::system_path()).filter(|path| path.exists());
+    cli.config = Some(crate::config::file::system_path()).filter(|path| path.exists());
     cli.account = None;
     cli.server = None;
     cli.port = None;
@@ -433,7 +433,7 @@ pub(crate) fn plan(drop: &Submission, message: &[u8], uid: u32) -> Result<Vec<Pl
     // runs: the flush does that when it sends the queued entry.
     cli.dry_run = true;
     let mut reader = message;
-    let config = crate::config::ConfigFile::load(cli.config.as_deref())?;
+    let config = crate::config::file::ConfigFile::load(cli.config.as_deref())?;
     let plan = request::plan(
         cli,
         config,

@@ -17,24 +17,24 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use crate::address::{envelope_address, is_ehlo_name, parse_list, Mailbox};
-use crate::cli::{AuthMethod, Cli, QuitAfter, TlsMode};
-use crate::compose::{self, check_one_line, Draft, FilePart, FileRole};
-use crate::config::{Account, ConfigFile};
-use crate::content::Content;
+use crate::cli::args::{AuthMethod, Cli, QuitAfter, TlsMode};
+use crate::config::aliases::{Aliases, LocalRules};
+use crate::config::file::{Account, ConfigFile};
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
-use crate::local::{Aliases, LocalRules};
-use crate::log::Logger;
-use crate::message::{self, ReadyMessage};
-use crate::mx::{Family, Nameserver};
-use crate::queue::{self, QueuePolicy};
-use crate::queue_settings::QueuedSettings;
-use crate::spool::{read_crlf, DEFAULT_MAX_MESSAGE_SIZE};
-use crate::tls::{parse_fingerprint, Verify};
-use crate::transport::{
+use crate::mail::address::{envelope_address, is_ehlo_name, parse_list, Mailbox};
+use crate::mail::compose::{self, check_one_line, Draft, FilePart, FileRole};
+use crate::mail::content::Content;
+use crate::mail::message::{self, ReadyMessage};
+use crate::mail::spool::{read_crlf, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::mail::transportable::{make_transportable, Transportable};
+use crate::output::log::Logger;
+use crate::plan::stored::QueuedSettings;
+use crate::queue::storage::{self, QueuePolicy};
+use crate::smtp::mx::{Family, Nameserver};
+use crate::smtp::tls::{parse_fingerprint, Verify};
+use crate::smtp::transport::{
     Endpoint, Envelope, Login, Outgoing, Route, Server, Settings, Timeouts, TlsFiles,
 };
-use crate::transportable::{make_transportable, Transportable};
 use mail_builder::headers::date::Date;
 
 /// The environment variable that may hold the SMTP password or token.
@@ -209,7 +209,7 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
             .queue_dir
             .clone()
             .or_else(|| config.queue_dir.clone())
-            .or_else(queue::default_dir),
+            .or_else(storage::default_dir),
         settings: stored_settings(&cli),
         keep_refused: cli.sendmail && !probing,
     };
@@ -247,7 +247,7 @@ impl Fallback {
                 .queue_dir
                 .clone()
                 .or_else(|| config.as_ref().and_then(|c| c.queue_dir.clone()))
-                .or_else(queue::default_dir),
+                .or_else(storage::default_dir),
             max_message_size: config
                 .as_ref()
                 .map_or(DEFAULT_MAX_MESSAGE_SIZE, ConfigFile::max_message_size),
@@ -271,7 +271,7 @@ fn logger(account_name: Option<String>, account: &Account) -> Logger {
 /// mode would have, with its stored settings and today's config; nothing
 /// is sent (`dry_run`), so no password command runs.
 pub fn replan(
-    submission: &crate::queue_settings::Submission,
+    submission: &crate::plan::stored::Submission,
     settings: &QueuedSettings,
     message: &[u8],
 ) -> Result<Plan> {
@@ -697,7 +697,7 @@ fn body_text(cli: &Cli, has_html: bool, stdin: Stdin<'_>) -> Result<Option<Strin
 /// Text in canonical form (RFC 2045 2.10): CRLF line breaks, which matters
 /// when mail-builder picks base64 for a text part.
 fn crlf_lines(text: String) -> String {
-    match crate::content::crlf(text.as_bytes()) {
+    match crate::mail::content::crlf(text.as_bytes()) {
         Cow::Borrowed(_) => text,
         // Inserting CR before LF keeps UTF-8 valid.
         Cow::Owned(fixed) => String::from_utf8(fixed).expect("CR insertion keeps UTF-8"),

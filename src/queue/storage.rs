@@ -18,10 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::content::Content;
 use crate::exit::{io_reason, Error, Exit, Result};
+use crate::mail::content::Content;
 use crate::permissions;
-use crate::queue_settings::{self, QueuedSettings, Submission};
+use crate::plan::stored::{self, QueuedSettings, Submission};
 
 /// When queueing happens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -91,7 +91,7 @@ struct StoredEntry {
 impl From<Entry> for StoredEntry {
     fn from(entry: Entry) -> StoredEntry {
         StoredEntry {
-            version: queue_settings::VERSION,
+            version: stored::VERSION,
             id: entry.id,
             created: entry.created,
             sender: entry.sender,
@@ -113,11 +113,11 @@ impl TryFrom<StoredEntry> for Entry {
     fn try_from(stored: StoredEntry) -> std::result::Result<Entry, String> {
         let settings = match stored.version {
             0 => QueuedSettings::from_v0_args(stored.args.as_deref().unwrap_or_default())?,
-            queue_settings::VERSION => stored.settings.unwrap_or_default(),
+            stored::VERSION => stored.settings.unwrap_or_default(),
             newer => {
                 return Err(format!(
                     "its settings are version {newer}, written by a newer postie (this one reads up to {})",
-                    queue_settings::VERSION
+                    stored::VERSION
                 ))
             }
         };
@@ -214,8 +214,8 @@ impl Queue {
     pub fn open(dir: &Path) -> Result<Queue> {
         // Root's default queue is the spool that also holds the maildrop:
         // made here first at 0700, it would shut every user out of it.
-        if !dir.exists() && dir == crate::maildrop::spool_dir() && crate::home::is_root() {
-            crate::maildrop::init()?;
+        if !dir.exists() && dir == crate::queue::maildrop::spool_dir() && crate::home::is_root() {
+            crate::queue::maildrop::init()?;
         }
         for sub in [dir.to_path_buf(), dir.join("tmp"), dir.join("failed")] {
             create_private_dir(&sub).map_err(|err| queue_error("create", &sub, &err))?;
@@ -991,12 +991,15 @@ mod tests {
         .unwrap();
         let entry = queue.get("1-2-3").unwrap();
         assert_eq!(entry.settings.server.as_deref(), Some("mx.example"));
-        assert_eq!(entry.settings.tls, Some(crate::cli::TlsMode::Implicit));
+        assert_eq!(
+            entry.settings.tls,
+            Some(crate::cli::args::TlsMode::Implicit)
+        );
         assert!(entry.settings.partial);
         queue.save(&entry).unwrap();
         let saved: serde_json::Value =
             serde_json::from_slice(&fs::read(queue.meta_path("1-2-3")).unwrap()).unwrap();
-        assert_eq!(saved["version"], queue_settings::VERSION);
+        assert_eq!(saved["version"], stored::VERSION);
         assert_eq!(saved["settings"]["server"], "mx.example");
         assert!(saved.get("args").is_none(), "{saved}");
         assert_eq!(queue.get("1-2-3").unwrap(), entry);

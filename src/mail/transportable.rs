@@ -1085,7 +1085,7 @@ mod tests {
         #[test]
         fn the_recipient_decodes_the_original_bytes(raw in body_bytes()) {
             // What message::prepare hands over: bare LF already CRLF.
-            let body = crate::content::crlf(&raw).into_owned();
+            let body = crate::mail::content::crlf(&raw).into_owned();
             let mut message = b"Subject: p\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n".to_vec();
             message.extend_from_slice(&body);
             let out = make_transportable(message.clone()).unwrap();
@@ -1099,7 +1099,7 @@ mod tests {
 
         #[test]
         fn in_a_multipart_the_other_bytes_stay(raw in body_bytes()) {
-            let body = crate::content::crlf(&raw).into_owned();
+            let body = crate::mail::content::crlf(&raw).into_owned();
             let head = b"Subject: m\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"=_b\"\r\n\r\n--=_b\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n";
             let tail = b"\r\n--=_b\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--=_b--\r\n";
             // A line of the body that looks like the boundary would end

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::exit::{Error, Exit, Result};
-use crate::transport::{Endpoint, TlsFiles};
+use crate::smtp::transport::{Endpoint, TlsFiles};
 
 /// How the server's certificate is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -77,7 +77,7 @@ impl Logger {
         // with cat or tail cannot retitle a terminal or clear it.
         let quote = |text: &str| {
             let line = text.replace(['\r', '\n'], " ").replace('"', "'");
-            format!("\"{}\"", crate::wire::reply::escape(line.as_bytes()))
+            format!("\"{}\"", crate::smtp::reply::escape(line.as_bytes()))
         };
         let recipients: Vec<String> = attempt
             .recipients

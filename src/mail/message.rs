@@ -16,12 +16,12 @@ use mail_builder::headers::date::Date;
 use mail_builder::headers::Header;
 use mail_parser::{HeaderName, HeaderValue, MessageParser};
 
-use crate::address::Mailbox;
-use crate::compose::message_id;
-use crate::config::FromPolicy;
+use crate::config::aliases::LocalRules;
+use crate::config::file::FromPolicy;
 use crate::exit::{Error, Exit, Result};
-use crate::local::LocalRules;
-use crate::transport::Envelope;
+use crate::mail::address::Mailbox;
+use crate::mail::compose::message_id;
+use crate::smtp::transport::Envelope;
 
 /// One header field: its lower-cased name and its raw bytes, continuation
 /// lines and line ending included.
@@ -256,7 +256,7 @@ pub fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(Envelope
     let bytes = rewrite(message, new_from.as_ref(), &sender, qualify_headers);
     // Borrowed (no copy) when the reader already made the line endings
     // CRLF, as request::ready_made does.
-    let bytes = match crate::content::crlf(&bytes) {
+    let bytes = match crate::mail::content::crlf(&bytes) {
         std::borrow::Cow::Borrowed(_) => bytes,
         std::borrow::Cow::Owned(fixed) => fixed,
     };

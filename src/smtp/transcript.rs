@@ -1,6 +1,6 @@
 //! The SMTP dialogue as a sysadmin reads it (-v), with swaks' prefixes.
 //!
-//! Every byte postie writes or reads passes through [`crate::wire::Wire`],
+//! Every byte postie writes or reads passes through [`crate::smtp::wire::Wire`],
 //! above TLS, which hands it here; so the transcript shows every line, the
 //! greeting included, in order with postie's own notes. This also makes it
 //! the one place that knows what the last reply was (for EHLO parsing) and
@@ -14,7 +14,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::capabilities::human_size;
+use crate::smtp::capabilities::human_size;
 
 /// Who printed a line, and over what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +165,7 @@ impl Transcript {
         if self.level == 0 {
             return;
         }
-        let text = crate::wire::reply::escape(text.as_bytes());
+        let text = crate::smtp::reply::escape(text.as_bytes());
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{} {}", prefix.text(), text);
     }
@@ -283,7 +283,7 @@ impl Transcript {
             _ => line,
         };
         // Escaped as in error lines: a Latin-1 reply reads the same in both.
-        let line = crate::wire::reply::escape(line);
+        let line = crate::smtp::reply::escape(line);
         if state.reply_complete {
             state.unsolicited = true;
             state.reply_complete = false;
@@ -311,6 +311,7 @@ impl Transcript {
     }
 
     /// The text lines (codes stripped) of the last complete reply.
+    #[cfg(test)]
     pub fn last_reply(&self) -> Vec<String> {
         self.lock().last_reply.clone()
     }

@@ -12,16 +12,16 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::cli::{QueueCli, QueueCommand};
-use crate::config::ConfigFile;
-use crate::content::Content;
+use crate::cli::args::{QueueCli, QueueCommand};
+use crate::config::file::ConfigFile;
 use crate::exit::{Cause, Error, Exit, Result};
-use crate::maildrop;
+use crate::mail::content::Content;
 use crate::outcome::{self, Verdict};
-use crate::queue::{self, parse_duration, Damaged, Entry, Found, Queue};
-use crate::queue_settings::QueuedSettings;
-use crate::request;
-use crate::transport::{self, Envelope, Outgoing, Route, Server};
+use crate::plan::request;
+use crate::plan::stored::QueuedSettings;
+use crate::queue::maildrop;
+use crate::queue::storage::{self, parse_duration, Damaged, Entry, Found, Queue};
+use crate::smtp::transport::{self, Envelope, Outgoing, Route, Server};
 
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 86_400);
 
@@ -31,7 +31,7 @@ pub fn run(cli: QueueCli) -> Result<()> {
         .queue_dir
         .clone()
         .or_else(|| config.queue_dir.clone())
-        .or_else(queue::default_dir)
+        .or_else(storage::default_dir)
         .ok_or_else(|| {
             Error::config("no queue directory: set queue_dir in the config or --queue-dir")
         })?;
@@ -162,7 +162,7 @@ fn list(queue: &Queue, json: bool, failed: bool) -> Result<()> {
         out = items;
         out.push('\n');
     } else {
-        let now = queue::now();
+        let now = storage::now();
         for item in &listed {
             let entry = match item {
                 Ok(entry) => entry,
@@ -183,7 +183,7 @@ fn list(queue: &Queue, json: bool, failed: bool) -> Result<()> {
                     .as_ref()
                     // The server's words: shown escaped, never as
                     // terminal controls.
-                    .map(|e| format!("  last error: {}", crate::wire::reply::escape(e.as_bytes())))
+                    .map(|e| format!("  last error: {}", crate::smtp::reply::escape(e.as_bytes())))
                     .unwrap_or_default()
             ));
         }
@@ -327,7 +327,7 @@ fn batches(listed: Vec<std::result::Result<Entry, Damaged>>) -> Vec<Vec<String>>
 struct Due {
     entry: Entry,
     content: Content,
-    _lock: queue::EntryLock,
+    _lock: storage::EntryLock,
 }
 
 fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) -> Result<()> {
@@ -407,7 +407,7 @@ fn triage(
         }
         return Ok(None);
     }
-    let now = queue::now();
+    let now = storage::now();
     if entry.age(now) > max_age {
         let reason = entry
             .last_error
@@ -534,7 +534,7 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
         unreachable |= no_answer;
         let entry = &mut due.entry;
         entry.attempts += 1;
-        entry.last_attempt = Some(queue::now());
+        entry.last_attempt = Some(storage::now());
         let verdict = Verdict::of(&message.envelope, attempt);
         // A failure to write down what the attempt means is this entry's,
         // not the run's.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
-use crate::cli::Cli;
+use crate::cli::args::Cli;
 use crate::exit::{Error, Result};
 
 /// True when postie was started through a link named `sendmail`.

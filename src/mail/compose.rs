@@ -22,9 +22,9 @@ use mail_builder::headers::HeaderType;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
-use crate::address::Mailbox;
-use crate::content::{Content, Segment};
 use crate::exit::{Error, Exit, Result};
+use crate::mail::address::Mailbox;
+use crate::mail::content::{Content, Segment};
 
 /// Everything a message is made of, already read and checked.
 #[derive(Debug, Default)]

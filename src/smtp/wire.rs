@@ -23,11 +23,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_native_tls::TlsStream;
 
-use crate::transcript::Transcript;
+use crate::smtp::transcript::Transcript;
 
-pub(crate) mod reply;
-
-use reply::{Lines, Malformed, Next};
+use crate::smtp::reply::{Lines, Malformed, Next};
 
 /// Read from the socket this much at a time.
 const READ_CHUNK: usize = 8 * 1024;
@@ -122,7 +120,7 @@ impl Wire {
                 *self.lock() = Link::Tls(Box::new(tls));
                 Ok(())
             }
-            Err(err) => Err(crate::tls::error_chain(&err)),
+            Err(err) => Err(crate::smtp::tls::error_chain(&err)),
         }
     }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{AuthMethod, Cli, TlsMode};
+use crate::cli::args::{AuthMethod, Cli, TlsMode};
 
 /// What sendmail's command line said of a message, and nothing else:
 /// `-f`, `-F`, `-t`, `-i` and the recipient arguments, as typed. Kept with
@@ -127,6 +127,7 @@ fn is_false(value: &bool) -> bool {
 /// Flags of [`Cli`] that the record deliberately does not keep, and why. A
 /// flag in neither this list nor [`KEPT`] fails a test, so that a new
 /// connection setting cannot be silently dropped from the queue.
+#[cfg(test)]
 pub const EXCLUDED: &[(&str, &str)] = &[
     // What the message is: already in the .eml and the envelope.
     ("recipients", "in the envelope"),
@@ -164,6 +165,7 @@ pub const EXCLUDED: &[(&str, &str)] = &[
 ];
 
 /// Flags the record keeps (by clap id).
+#[cfg(test)]
 pub const KEPT: &[&str] = &[
     "config",
     "account",

@@ -35,11 +35,6 @@ impl Mailbox {
     pub fn is_local(&self) -> bool {
         !self.email.contains('@')
     }
-
-    /// True when the address needs SMTPUTF8 (RFC 6531) to be sent.
-    pub fn is_ascii(&self) -> bool {
-        self.email.is_ascii()
-    }
 }
 
 impl std::fmt::Display for Mailbox {
@@ -286,7 +281,7 @@ mod tests {
     fn utf8_names_and_addresses_are_kept() {
         let m = Mailbox::parse("Jürgen Müller <jürgen@bücher.example>").unwrap();
         assert_eq!(m.name.as_deref(), Some("Jürgen Müller"));
-        assert!(!m.is_ascii());
+        assert!(!m.email.is_ascii());
     }
 
     #[test]

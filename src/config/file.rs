@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::address::Mailbox;
-use crate::cli::{AuthMethod, TlsMode};
+use crate::cli::args::{AuthMethod, TlsMode};
 use crate::exit::{io_reason, Error, Result};
+use crate::mail::address::Mailbox;
 use crate::permissions;
-use crate::queue::QueuePolicy;
+use crate::queue::storage::QueuePolicy;
 
 /// Replaces /etc/postie/config.toml: for tests (which must never read the
 /// machine's config) and for packagers who install it elsewhere.
@@ -265,8 +265,8 @@ impl ConfigFile {
     pub fn max_message_size(&self) -> u64 {
         self.max_message_size
             .as_deref()
-            .and_then(|size| crate::spool::parse_size(size).ok())
-            .unwrap_or(crate::spool::DEFAULT_MAX_MESSAGE_SIZE)
+            .and_then(|size| crate::mail::spool::parse_size(size).ok())
+            .unwrap_or(crate::mail::spool::DEFAULT_MAX_MESSAGE_SIZE)
     }
 
     /// Where the settings came from, for -v.
@@ -347,13 +347,13 @@ impl ConfigFile {
         }
         // Checked here, where the file is named, not first at a flush.
         if let Some(age) = &config.queue_max_age {
-            crate::queue::parse_duration(age).map_err(|err| Error {
+            crate::queue::storage::parse_duration(age).map_err(|err| Error {
                 message: format!("{}: queue_max_age: {}", path.display(), err.message),
                 ..err
             })?;
         }
         if let Some(size) = &config.max_message_size {
-            crate::spool::parse_size(size).map_err(|err| Error {
+            crate::mail::spool::parse_size(size).map_err(|err| Error {
                 message: format!("{}: max_message_size: {}", path.display(), err.message),
                 ..err
             })?;

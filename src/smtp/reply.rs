@@ -7,7 +7,7 @@
 //! is never complete and the read waits out the timeout; and a line with
 //! no end at all grows until memory or the timeout runs out. Its reading
 //! is private and used by every command, so this cannot be fixed around
-//! it. The [`crate::wire::Wire`] under it sees every byte first: it
+//! it. The [`crate::smtp::wire::Wire`] under it sees every byte first: it
 //! passes lettre only whole replies, checked here, with the text escaped
 //! into ASCII-safe UTF-8, and turns a line that is not a reply into an
 //! error at once (EX_PROTOCOL, never a retry). The code is never touched,

@@ -26,19 +26,19 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::address::envelope_address;
-use crate::capabilities::{human_size, Capabilities};
-use crate::cli::{AuthMethod, QuitAfter, TlsMode};
-use crate::content::Content;
+use crate::cli::args::{AuthMethod, QuitAfter, TlsMode};
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
-use crate::mx::{self, Family, Nameserver};
-use crate::tls::{
+use crate::mail::address::envelope_address;
+use crate::mail::content::Content;
+use crate::smtp::capabilities::{human_size, Capabilities};
+use crate::smtp::mx::{self, Family, Nameserver};
+use crate::smtp::reply::Malformed;
+use crate::smtp::tls::{
     certificate_flaws, client_certificate_refused, error_chain, handshake_error, sha256,
     CertReport, TlsMaterial, Verify,
 };
-use crate::transcript::Transcript;
-use crate::wire::reply::Malformed;
-use crate::wire::Wire;
+use crate::smtp::transcript::Transcript;
+use crate::smtp::wire::Wire;
 /// The server to talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -703,7 +703,7 @@ impl Context<'_> {
                         Exit::Unavailable,
                         format!(
                             "TLS: the certificate of {endpoint} has SHA-256 {}, not the one given with --tls-fingerprint",
-                            crate::tls::format_fingerprint(&sha256(&der))
+                            crate::smtp::tls::format_fingerprint(&sha256(&der))
                         ),
                     )
                     .hint("the server's certificate changed, or this is not the server you meant"));

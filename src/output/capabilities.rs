@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use crate::exit::{io_reason, Error, Exit, Result};
-use crate::request::ReportFormat;
-use crate::transport::SessionReport;
+use crate::plan::request::ReportFormat;
+use crate::smtp::transport::SessionReport;
 
 pub fn print_capabilities(reports: &[SessionReport], format: ReportFormat) -> Result<()> {
     let text = match format {
@@ -33,8 +33,8 @@ fn table(report: &SessionReport) -> String {
     table_unescaped(report)
         .split_inclusive('\n')
         .map(|line| match line.strip_suffix('\n') {
-            Some(line) => format!("{}\n", crate::wire::reply::escape(line.as_bytes())),
-            None => crate::wire::reply::escape(line.as_bytes()),
+            Some(line) => format!("{}\n", crate::smtp::reply::escape(line.as_bytes())),
+            None => crate::smtp::reply::escape(line.as_bytes()),
         })
         .collect()
 }
@@ -94,7 +94,7 @@ fn table_unescaped(report: &SessionReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::Capabilities;
+    use crate::smtp::capabilities::Capabilities;
 
     #[test]
     fn table_columns_never_run_into_each_other() {

@@ -1,0 +1,122 @@
+//! Which command an argv asks for, decided once, before clap sees it.
+//!
+//! Three things decide it: the name postie was started as (a link named
+//! `sendmail`), `--sendmail`, and a reserved subcommand word as the first
+//! argument. Anything else is the send command, whose bare words are
+//! recipients; so a subcommand word is recognised only as the first
+//! argument, and never in sendmail mode, where `sendmail queue` mails a
+//! local user. A local user whose name is reserved is written `--to NAME`.
+
+use std::ffi::{OsStr, OsString};
+
+use crate::cli::sendmail::invoked_as_sendmail;
+
+/// A subcommand: the first argument, outside sendmail mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subcommand {
+    /// `postie queue list | flush | ...`.
+    Queue,
+    /// Hidden: writes the completions and man pages (see README).
+    Generate,
+    /// A word kept for a command to come (`config`, `oauth2`, `dkim`), so
+    /// that a script mailing a local user by that name does not change
+    /// meaning when the command arrives.
+    Reserved(&'static str),
+}
+
+/// The one list of words that are subcommands when they come first.
+pub(crate) const SUBCOMMANDS: &[(&str, Subcommand)] = &[
+    ("queue", Subcommand::Queue),
+    ("generate", Subcommand::Generate),
+    ("config", Subcommand::Reserved("config")),
+    ("oauth2", Subcommand::Reserved("oauth2")),
+    ("dkim", Subcommand::Reserved("dkim")),
+];
+
+/// What the command line asks for, with the arguments that command reads.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Invocation {
+    /// `postie [FLAGS] RECIPIENT...`: all of argv, argv[0] included, for clap.
+    Send(Vec<OsString>),
+    /// sendmail's argv without argv[0] (its parser ignores `--sendmail`).
+    Sendmail(Vec<OsString>),
+    /// A subcommand and the arguments after its word.
+    Subcommand(Subcommand, Vec<OsString>),
+}
+
+/// Decides the mode from the whole argv (argv[0] first).
+pub(crate) fn invocation(argv: Vec<OsString>) -> Invocation {
+    let sendmail = argv.first().is_some_and(invoked_as_sendmail)
+        || argv.iter().skip(1).any(|arg| arg == "--sendmail");
+    if sendmail {
+        return Invocation::Sendmail(argv.into_iter().skip(1).collect());
+    }
+    match argv.get(1).and_then(|word| subcommand(word)) {
+        Some(command) => Invocation::Subcommand(command, argv.into_iter().skip(2).collect()),
+        None => Invocation::Send(argv),
+    }
+}
+
+fn subcommand(word: &OsStr) -> Option<Subcommand> {
+    SUBCOMMANDS
+        .iter()
+        .find(|(name, _)| word == *name)
+        .map(|(_, command)| *command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn bare_words_are_recipients() {
+        let args = argv(&["postie", "-s", "hi", "ops@example.com"]);
+        assert_eq!(invocation(args.clone()), Invocation::Send(args));
+    }
+
+    #[test]
+    fn a_subcommand_word_counts_only_first() {
+        assert_eq!(
+            invocation(argv(&["postie", "queue", "flush"])),
+            Invocation::Subcommand(Subcommand::Queue, argv(&["flush"]))
+        );
+        assert_eq!(
+            invocation(argv(&["postie", "generate", "."])),
+            Invocation::Subcommand(Subcommand::Generate, argv(&["."]))
+        );
+        let later = argv(&["postie", "-s", "hi", "queue"]);
+        assert_eq!(invocation(later.clone()), Invocation::Send(later));
+        let as_to = argv(&["postie", "--to", "generate"]);
+        assert_eq!(invocation(as_to.clone()), Invocation::Send(as_to));
+    }
+
+    #[test]
+    fn words_for_commands_to_come_are_reserved_now() {
+        for word in ["config", "oauth2", "dkim"] {
+            assert_eq!(
+                invocation(argv(&["postie", word])),
+                Invocation::Subcommand(Subcommand::Reserved(word), vec![])
+            );
+        }
+    }
+
+    #[test]
+    fn sendmail_by_name_or_flag_never_takes_subcommands() {
+        assert_eq!(
+            invocation(argv(&["/usr/sbin/sendmail", "queue"])),
+            Invocation::Sendmail(argv(&["queue"]))
+        );
+        assert_eq!(
+            invocation(argv(&["postie", "-t", "--sendmail", "-i"])),
+            Invocation::Sendmail(argv(&["-t", "--sendmail", "-i"]))
+        );
+        assert_eq!(
+            invocation(argv(&["postie", "--sendmail", "generate"])),
+            Invocation::Sendmail(argv(&["--sendmail", "generate"]))
+        );
+    }
+}

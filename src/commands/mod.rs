@@ -1,0 +1,101 @@
+//! The commands: sending (also as sendmail) and `postie queue`, and the
+//! dispatch to them. The top layer with `main.rs`: they use everything
+//! below, nothing uses them.
+
+pub(crate) mod queue;
+pub(crate) mod send;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+
+use crate::cli::invocation::{invocation, Invocation, Subcommand};
+use crate::cli::{args, sendmail};
+use crate::exit::{Error, Exit};
+
+/// Runs what `argv` asks for and returns the process's exit status.
+pub fn main(argv: Vec<OsString>) -> ExitCode {
+    let result = match invocation(argv) {
+        Invocation::Subcommand(Subcommand::Queue, rest) => {
+            match args::parse_queue_from(
+                std::iter::once(OsString::from("postie queue")).chain(rest),
+            ) {
+                Ok(cli) => queue::run(cli),
+                Err(err) => return clap_exit(err, "postie queue --help"),
+            }
+        }
+        Invocation::Subcommand(Subcommand::Generate, rest) => crate::generate::run(&rest),
+        Invocation::Subcommand(Subcommand::Reserved(word), _) => Err(Error::usage(format!(
+            "'{word}' is reserved for a postie command"
+        ))
+        .hint(format!(
+            "to mail a local user named {word}, write --to {word}"
+        ))),
+        Invocation::Sendmail(rest) => {
+            let rest = sendmail_args(&rest);
+            sendmail::parse(rest.clone())
+                .map_err(|err| send::unparsed_sendmail(&rest, err))
+                .and_then(send::run)
+        }
+        Invocation::Send(argv) => match args::parse_from(&argv) {
+            Ok(cli) => send::run(cli),
+            Err(err) => return clap_exit(err, "postie --help"),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(err),
+    }
+}
+
+fn report(err: Error) -> ExitCode {
+    eprintln!("postie: error: {err}");
+    ExitCode::from(err.exit.code())
+}
+
+/// The arguments as text. One that is not UTF-8 (cron's `-F` from a
+/// Latin-1 GECOS name) is read lossily, with a warning, rather than
+/// refused: refusing would drop the message waiting on stdin.
+fn sendmail_args(args: &[OsString]) -> Vec<String> {
+    args.iter()
+        .map(|arg| {
+            arg.to_str().map(str::to_string).unwrap_or_else(|| {
+                let lossy = arg.to_string_lossy().into_owned();
+                eprintln!("postie: warning: argument {lossy:?} is not UTF-8; read as shown");
+                lossy
+            })
+        })
+        .collect()
+}
+
+/// clap exits 2 on a usage error; scripts expect sysexits' 64, and one line.
+/// A clap error as postie's one line; `help` is the command that explains.
+fn clap_exit(err: clap::Error, help: &str) -> ExitCode {
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = err.render().to_string();
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut first = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" lists them on
+    // the lines below; keep them on the one line.
+    if first.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|line| line.starts_with(' '))
+            .map(str::trim)
+            .collect();
+        first = format!("{first} {}", listed.join(", "));
+    }
+    eprintln!(
+        "postie: error: {first}; see '{help}' ({} {})",
+        Exit::Usage.name(),
+        Exit::Usage.code()
+    );
+    ExitCode::from(Exit::Usage.code())
+}

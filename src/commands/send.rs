@@ -1,0 +1,286 @@
+//! The send command: what `postie [FLAGS] RECIPIENT...` and sendmail mode
+//! do with the message once the command line is parsed. Sits at the top,
+//! with `main`: it plans, sends and settles, so it imports from every
+//! layer below and nothing imports it.
+
+use std::io::{IsTerminal, Read, Write};
+
+use crate::cli::args::{self, Cli};
+use crate::config::file::ConfigFile;
+use crate::exit;
+use crate::exit::{Error, Exit, Result};
+use crate::mail::spool;
+use crate::outcome::{self, Verdict};
+use crate::output::{capabilities as report, log};
+use crate::plan::{request, stored};
+use crate::queue::storage::QueuePolicy;
+use crate::queue::{maildrop, storage};
+use crate::smtp::transport;
+
+/// Sends (or, with --dry-run, prints) the message the command line describes.
+pub fn run(cli: Cli) -> Result<()> {
+    let stdin = std::io::stdin();
+    let is_terminal = stdin.is_terminal();
+    let mut reader = stdin.lock();
+    let mut plan = if cli.sendmail {
+        // Read whole before anything can fail: a message that cannot be
+        // planned (a local name with no domain, a broken config) is still
+        // kept in failed/, as cron reads no exit status.
+        let mut input = match read_input(&cli, &mut reader)? {
+            Ok(input) => input,
+            Err(oversized) => {
+                let err = oversized.error();
+                return Err(unplanned(&cli, Some(oversized.input), err));
+            }
+        };
+        // A user who may not read the system config hands the message to
+        // root's queue (`applies` holds only in sendmail mode).
+        if maildrop::applies(&cli) {
+            let deposited = input
+                .reader()
+                .map_err(|err| spool_read_error(&err))
+                .and_then(|mut reader| maildrop::deposit(&cli, &mut reader));
+            return match deposited {
+                Ok(()) => Ok(()),
+                Err(err) => Err(unplanned(&cli, Some(input), err)),
+            };
+        }
+        // A bug in planning (a parser's panic on hostile input) must not
+        // lose what cron handed over either.
+        let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            input
+                .reader()
+                .map_err(|err| spool_read_error(&err))
+                .and_then(|mut reader| plan(cli.clone(), &mut reader, is_terminal))
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                Exit::Software,
+                "a bug in postie stopped it while preparing the message",
+            )
+            .hint("the message is kept; please report the bug with it"))
+        });
+        match planned {
+            Ok(plan) => plan,
+            Err(err) => return Err(unplanned(&cli, Some(input), err)),
+        }
+    } else {
+        plan(cli.clone(), &mut reader, is_terminal).map_err(|err| unplanned(&cli, None, err))?
+    };
+    for warning in &plan.warnings {
+        eprintln!("postie: warning: {warning}");
+    }
+    for note in &plan.notes {
+        eprintln!("postie: note: {note}");
+    }
+    if plan.transport.is_none() {
+        return print_dry_run(&plan);
+    }
+    // Every recipient is owed by policy: nothing is tried now, and no
+    // password command runs.
+    let untried = if plan.queue.policy == QueuePolicy::Always {
+        Some(Error::new(Exit::TempFail, "queue = \"always\""))
+    } else {
+        // A password command that hangs or prints nonsense is this
+        // machine's trouble: the planned message is owed (queued when
+        // queueing is on, as sendmail mode has it), never in failed/.
+        request::fetch_login(&mut plan).err()
+    };
+    let results: Vec<Result<()>> = if let Some(error) = untried {
+        plan.messages
+            .iter()
+            .map(|message| {
+                let verdict = Verdict::failed(&message.envelope.recipients, error.clone());
+                outcome::settle(&plan, message, &verdict)
+            })
+            .collect()
+    } else {
+        let Some(settings) = &plan.transport else {
+            return print_dry_run(&plan);
+        };
+        let attempts = transport::submit_all(settings, &plan.messages);
+        let mut results = Vec::with_capacity(attempts.len());
+        for (attempt, message) in attempts.into_iter().zip(&plan.messages) {
+            if let (Some(format), Ok(reports)) = (plan.capabilities, &attempt) {
+                report::print_capabilities(reports, format)?;
+            }
+            let verdict = Verdict::of(&message.envelope, attempt);
+            results.push(outcome::settle(&plan, message, &verdict));
+        }
+        results
+    };
+    summarize(&plan, results)
+}
+
+/// One result per message: a single message's error is the error; with
+/// several, each failure gets its line and the first one's code is kept.
+fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
+    if results.len() <= 1 {
+        return results.into_iter().next().unwrap_or(Ok(()));
+    }
+    let total = results.len();
+    let failures: Vec<(Error, &transport::Outgoing)> = results
+        .into_iter()
+        .zip(&plan.messages)
+        .filter_map(|(result, message)| result.err().map(|err| (err, message)))
+        .collect();
+    let Some((first, _)) = failures.first() else {
+        return Ok(());
+    };
+    for (err, message) in &failures {
+        eprintln!("postie: error: {}: {err}", message.label);
+    }
+    // Some of these may have reached some recipients (--partial, MX): the
+    // line must not invite sending them all again.
+    Err(Error::new(
+        first.exit,
+        format!(
+            "{} of {total} messages did not reach every recipient; see the lines above",
+            failures.len()
+        ),
+    ))
+}
+
+/// The config, then the plan; -v names the config and account first, so
+/// that the line is there even when planning fails.
+fn plan(cli: Cli, reader: &mut dyn Read, is_terminal: bool) -> Result<request::Plan> {
+    let config = ConfigFile::load(cli.config.as_deref())?;
+    if cli.verbose > 0 {
+        eprintln!("=== {}", request::describe_settings(&cli, &config));
+    }
+    request::plan(
+        cli,
+        config,
+        request::Stdin {
+            reader,
+            is_terminal,
+        },
+    )
+}
+
+/// Sendmail mode's input, read whole: spooled to the queue's `tmp/` when
+/// large, and cut at `max_message_size`.
+fn read_input(
+    cli: &Cli,
+    reader: &mut dyn Read,
+) -> Result<std::result::Result<spool::Input, spool::Oversized>> {
+    let fallback = request::Fallback::of(cli);
+    let spool_dir = fallback.queue_dir.map(|dir| dir.join("tmp"));
+    spool::read(reader, spool_dir.as_deref(), fallback.max_message_size)
+}
+
+fn spool_read_error(err: &std::io::Error) -> Error {
+    Error::new(
+        Exit::IoErr,
+        format!(
+            "cannot read the spooled message back: {}",
+            exit::io_reason(err)
+        ),
+    )
+}
+
+/// A message that failed before any server saw it: logged (a usage error
+/// of the ordinary command line is no delivery attempt), and in sendmail
+/// mode kept whole in failed/. Returns the error to report, amended when
+/// the message could not be kept.
+fn unplanned(cli: &Cli, raw: Option<spool::Input>, err: Error) -> Error {
+    let fallback = request::Fallback::of(cli);
+    let recipients = &cli.recipients;
+    if cli.sendmail || err.exit != Exit::Usage {
+        fallback.log.record(&log::Attempt {
+            server: "",
+            sender: cli.from.as_deref().unwrap_or(""),
+            recipients,
+            size: raw.as_ref().map_or(0, |raw| raw.len() as usize),
+            outcome: log::Outcome::Failed,
+            reply: &err.message,
+            exit: err.exit.code(),
+        });
+    }
+    let Some(mut raw) = raw.filter(|raw| !raw.is_empty()) else {
+        return err;
+    };
+    let kept = fallback
+        .queue_dir
+        .ok_or_else(|| Error::config("no queue directory"))
+        .and_then(|dir| storage::Queue::open(&dir))
+        .and_then(|queue| {
+            let unplanned = storage::Unplanned {
+                submission: stored::Submission::from_cli(cli),
+                maildrop_uid: None,
+            };
+            queue.add_unplanned(unplanned, &fallback.settings, &err.message, |file| {
+                spool::copy_crlf(&mut raw, file)
+            })
+        });
+    match kept {
+        Ok(path) => {
+            eprintln!("postie: kept the message in {}", path.display());
+            err
+        }
+        Err(keep_err) => Error {
+            message: format!(
+                "{}; and the message could not be kept: {}",
+                err.message, keep_err.message
+            ),
+            // Until the queue is fixed every such message is lost: its fix
+            // comes first.
+            hint: keep_err.hint.or(err.hint),
+            ..err
+        },
+    }
+}
+
+/// Sendmail mode with arguments that do not parse: the message on stdin
+/// is still kept, with the queue and log that the environment and the
+/// default config name.
+pub fn unparsed_sendmail(args: &[String], err: Error) -> Error {
+    let Ok(mut cli) = args::parse_from(["postie"]) else {
+        return err;
+    };
+    cli.sendmail = true;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return err;
+    }
+    let raw = match read_input(&cli, &mut stdin.lock()) {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(oversized)) => oversized.input,
+        Err(_) => return err,
+    };
+    let err = Error {
+        message: format!("{} (sendmail arguments: {})", err.message, args.join(" ")),
+        ..err
+    };
+    unplanned(&cli, Some(raw), err)
+}
+
+fn print_dry_run(plan: &request::Plan) -> Result<()> {
+    eprintln!("postie: dry run, nothing sent");
+    let mut stdout = std::io::stdout().lock();
+    for message in &plan.messages {
+        eprintln!("MAIL FROM:<{}>", message.envelope.sender);
+        for recipient in &message.envelope.recipients {
+            eprintln!("RCPT TO:<{recipient}>");
+        }
+        match message
+            .content
+            .write_to(&mut stdout)
+            .and_then(|_| stdout.flush())
+        {
+            Ok(()) => {}
+            // `postie --dry-run ... | head` is fine.
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(err) => {
+                return Err(Error::new(
+                    Exit::IoErr,
+                    format!(
+                        "cannot write the message to standard output: {}",
+                        exit::io_reason(&err)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}

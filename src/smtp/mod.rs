@@ -1,0 +1,16 @@
+//! The protocol: one SMTP session over a socket postie owns, stage by stage,
+//! with its TLS layer, the byte-level wire and reply checks, the transcript
+//! (-v), what a server says it can do, and MX routing.
+//!
+//! Belongs here: everything between "connect to this server with these
+//! settings" and "this is what each recipient's reply was". Not here: where
+//! the settings come from (`plan`), what a failed attempt means for the
+//! message (`outcome`), printing reports (`output`).
+
+pub(crate) mod capabilities;
+pub mod mx;
+pub(crate) mod reply;
+pub(crate) mod tls;
+pub(crate) mod transcript;
+pub(crate) mod transport;
+pub(crate) mod wire;
