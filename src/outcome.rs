@@ -31,8 +31,10 @@ use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::output::log::{Attempt, Logger, Outcome};
 use crate::plan::request::Plan;
-use crate::queue::storage::{Entry, Queue, QueuePolicy};
-use crate::smtp::transport::{Envelope, Outgoing, Refusal, SessionReport};
+use crate::queue::storage::{Entry, Queue};
+use crate::smtp::transport::{Outgoing, Refusal, SessionReport};
+use crate::types::Envelope;
+use crate::types::QueuePolicy;
 
 /// What became of some of a message's recipients.
 #[derive(Clone, Debug, PartialEq, Eq)]

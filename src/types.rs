@@ -1,1 +1,177 @@
-//! Values every layer shares.
+//! Values every layer shares: the envelope, the server's address, the
+//! connection's modes, and the few units config and flags are written in.
+//!
+//! Belongs here: a type that more than one layer names, with no behaviour
+//! beyond its own value. Not here: anything that does I/O.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use serde::Deserialize;
+
+use crate::exit::{Error, Result};
+
+/// How the connection to the server is encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Upgrade with STARTTLS; fail if the server does not offer it.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+    /// STARTTLS when the server offers it, plain text otherwise.
+    Opportunistic,
+    /// Plain text only.
+    None,
+}
+
+/// The SASL mechanism for SMTP AUTH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// The first of PLAIN and LOGIN that the server offers.
+    Auto,
+    /// AUTH PLAIN.
+    Plain,
+    /// AUTH LOGIN.
+    Login,
+    /// AUTH XOAUTH2 (the secret is an OAuth2 access token).
+    Xoauth2,
+}
+
+/// The SMTP stages --quit-after can stop after, in session order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum QuitAfter {
+    /// The TCP connection (and implicit TLS) is up.
+    Connect,
+    /// The server's greeting was read (no EHLO sent).
+    Banner,
+    /// EHLO was answered.
+    Ehlo,
+    /// STARTTLS done and EHLO repeated (or skipped when TLS is not used).
+    Starttls,
+    /// AUTH done (or skipped without a user).
+    Auth,
+    /// MAIL FROM accepted.
+    Mail,
+    /// Every RCPT TO answered: tests recipients without sending.
+    Rcpt,
+    /// The message was sent: a whole transaction.
+    Data,
+}
+
+impl QuitAfter {
+    pub fn name(self) -> &'static str {
+        match self {
+            QuitAfter::Connect => "connect",
+            QuitAfter::Banner => "banner",
+            QuitAfter::Ehlo => "ehlo",
+            QuitAfter::Starttls => "starttls",
+            QuitAfter::Auth => "auth",
+            QuitAfter::Mail => "mail",
+            QuitAfter::Rcpt => "rcpt",
+            QuitAfter::Data => "data",
+        }
+    }
+}
+
+/// The server to talk to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// TLS trust and identity settings, as files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+/// The SMTP envelope: bare addresses, as they go into MAIL and RCPT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub sender: String,
+    pub recipients: Vec<String>,
+}
+
+impl Envelope {
+    pub fn needs_smtputf8(&self) -> bool {
+        !self.sender.is_ascii() || self.recipients.iter().any(|r| !r.is_ascii())
+    }
+}
+
+/// 2411724 -> "2.3 MiB".
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// When queueing happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueuePolicy {
+    /// Never: a failure is an exit code.
+    Never,
+    /// After a temporary failure (exit 75 or a connection lost mid-session).
+    OnTempfail,
+    /// Always: queue without trying; `postie queue flush` sends.
+    Always,
+}
+
+/// "5d", "12h", "30m", "90s" or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => (&text[..at], &text[at..]),
+        None => (text, "s"),
+    };
+    let multiplier = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if multiplier > 0 => Ok(Duration::from_secs(n * multiplier)),
+        _ => Err(Error::config(format!(
+            "invalid duration {text:?}; write e.g. 5d, 12h, 30m or 90s"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5d").unwrap(), Duration::from_secs(432_000));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("5 weeks").is_err());
+    }
+}

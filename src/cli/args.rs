@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum, ValueHint};
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, ValueHint};
+
+use crate::types::{AuthMethod, QuitAfter, TlsMode};
 
 const MESSAGE: &str = "Message";
 const RECIPIENTS: &str = "Recipients";
@@ -454,70 +456,6 @@ pub enum QueueCommand {
         /// The id from `postie queue list --failed`.
         id: String,
     },
-}
-
-/// How the connection to the server is encrypted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// Upgrade with STARTTLS; fail if the server does not offer it.
-    Starttls,
-    /// TLS from the first byte (SMTPS).
-    Implicit,
-    /// STARTTLS when the server offers it, plain text otherwise.
-    Opportunistic,
-    /// Plain text only.
-    None,
-}
-
-/// The SMTP stages --quit-after can stop after, in session order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-pub enum QuitAfter {
-    /// The TCP connection (and implicit TLS) is up.
-    Connect,
-    /// The server's greeting was read (no EHLO sent).
-    Banner,
-    /// EHLO was answered.
-    Ehlo,
-    /// STARTTLS done and EHLO repeated (or skipped when TLS is not used).
-    Starttls,
-    /// AUTH done (or skipped without a user).
-    Auth,
-    /// MAIL FROM accepted.
-    Mail,
-    /// Every RCPT TO answered: tests recipients without sending.
-    Rcpt,
-    /// The message was sent: a whole transaction.
-    Data,
-}
-
-impl QuitAfter {
-    pub fn name(self) -> &'static str {
-        match self {
-            QuitAfter::Connect => "connect",
-            QuitAfter::Banner => "banner",
-            QuitAfter::Ehlo => "ehlo",
-            QuitAfter::Starttls => "starttls",
-            QuitAfter::Auth => "auth",
-            QuitAfter::Mail => "mail",
-            QuitAfter::Rcpt => "rcpt",
-            QuitAfter::Data => "data",
-        }
-    }
-}
-
-/// The SASL mechanism for SMTP AUTH.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
-    /// The first of PLAIN and LOGIN that the server offers.
-    Auto,
-    /// AUTH PLAIN.
-    Plain,
-    /// AUTH LOGIN.
-    Login,
-    /// AUTH XOAUTH2 (the secret is an OAuth2 access token).
-    Xoauth2,
 }
 
 #[cfg(test)]

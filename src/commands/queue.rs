@@ -20,8 +20,10 @@ use crate::outcome::{self, Verdict};
 use crate::plan::request;
 use crate::plan::stored::QueuedSettings;
 use crate::queue::maildrop;
-use crate::queue::storage::{self, parse_duration, Damaged, Entry, Found, Queue};
-use crate::smtp::transport::{self, Envelope, Outgoing, Route, Server};
+use crate::queue::storage::{self, Damaged, Entry, Found, Queue};
+use crate::smtp::transport::{self, Outgoing, Route, Server};
+use crate::types::parse_duration;
+use crate::types::Envelope;
 
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 86_400);
 

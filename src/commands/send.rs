@@ -13,9 +13,9 @@ use crate::mail::spool;
 use crate::outcome::{self, Verdict};
 use crate::output::{capabilities as report, log};
 use crate::plan::{request, stored};
-use crate::queue::storage::QueuePolicy;
 use crate::queue::{maildrop, storage};
 use crate::smtp::transport;
+use crate::types::QueuePolicy;
 
 /// Sends (or, with --dry-run, prints) the message the command line describes.
 pub fn run(cli: Cli) -> Result<()> {

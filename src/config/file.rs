@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::args::{AuthMethod, TlsMode};
 use crate::exit::{io_reason, Error, Result};
 use crate::mail::address::Mailbox;
 use crate::permissions;
-use crate::queue::storage::QueuePolicy;
+use crate::types::QueuePolicy;
+use crate::types::{AuthMethod, TlsMode};
 
 /// Replaces /etc/postie/config.toml: for tests (which must never read the
 /// machine's config) and for packagers who install it elsewhere.
@@ -347,7 +347,7 @@ impl ConfigFile {
         }
         // Checked here, where the file is named, not first at a flush.
         if let Some(age) = &config.queue_max_age {
-            crate::queue::storage::parse_duration(age).map_err(|err| Error {
+            crate::types::parse_duration(age).map_err(|err| Error {
                 message: format!("{}: queue_max_age: {}", path.display(), err.message),
                 ..err
             })?;

@@ -21,7 +21,7 @@ use crate::config::file::FromPolicy;
 use crate::exit::{Error, Exit, Result};
 use crate::mail::address::Mailbox;
 use crate::mail::compose::message_id;
-use crate::smtp::transport::Envelope;
+use crate::types::Envelope;
 
 /// One header field: its lower-cased name and its raw bytes, continuation
 /// lines and line ending included.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use crate::cli::args::{AuthMethod, Cli, QuitAfter, TlsMode};
+use crate::cli::args::Cli;
 use crate::config::aliases::{Aliases, LocalRules};
 use crate::config::file::{Account, ConfigFile};
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
@@ -29,12 +29,13 @@ use crate::mail::spool::{read_crlf, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::mail::transportable::{make_transportable, Transportable};
 use crate::output::log::Logger;
 use crate::plan::stored::QueuedSettings;
-use crate::queue::storage::{self, QueuePolicy};
+use crate::queue::storage::{self};
 use crate::smtp::mx::{Family, Nameserver};
 use crate::smtp::tls::{parse_fingerprint, Verify};
-use crate::smtp::transport::{
-    Endpoint, Envelope, Login, Outgoing, Route, Server, Settings, Timeouts, TlsFiles,
-};
+use crate::smtp::transport::{Login, Outgoing, Route, Server, Settings, Timeouts};
+use crate::types::QueuePolicy;
+use crate::types::{AuthMethod, QuitAfter, TlsMode};
+use crate::types::{Endpoint, Envelope, TlsFiles};
 use mail_builder::headers::date::Date;
 
 /// The environment variable that may hold the SMTP password or token.

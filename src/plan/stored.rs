@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::args::{AuthMethod, Cli, TlsMode};
+use crate::cli::args::Cli;
+use crate::types::{AuthMethod, TlsMode};
 
 /// What sendmail's command line said of a message, and nothing else:
 /// `-f`, `-F`, `-t`, `-i` and the recipient arguments, as typed. Kept with

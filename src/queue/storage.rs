@@ -23,18 +23,6 @@ use crate::mail::content::Content;
 use crate::permissions;
 use crate::plan::stored::{self, QueuedSettings, Submission};
 
-/// When queueing happens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum QueuePolicy {
-    /// Never: a failure is an exit code.
-    Never,
-    /// After a temporary failure (exit 75 or a connection lost mid-session).
-    OnTempfail,
-    /// Always: queue without trying; `postie queue flush` sends.
-    Always,
-}
-
 /// One queued message's description (the `.json` file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "StoredEntry", try_from = "StoredEntry")]
@@ -855,28 +843,6 @@ fn private_file(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// "5d", "12h", "30m", "90s" or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    let text = text.trim();
-    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((at, _)) => (&text[..at], &text[at..]),
-        None => (text, "s"),
-    };
-    let multiplier = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if multiplier > 0 => Ok(Duration::from_secs(n * multiplier)),
-        _ => Err(Error::config(format!(
-            "invalid duration {text:?}; write e.g. 5d, 12h, 30m or 90s"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -991,10 +957,7 @@ mod tests {
         .unwrap();
         let entry = queue.get("1-2-3").unwrap();
         assert_eq!(entry.settings.server.as_deref(), Some("mx.example"));
-        assert_eq!(
-            entry.settings.tls,
-            Some(crate::cli::args::TlsMode::Implicit)
-        );
+        assert_eq!(entry.settings.tls, Some(crate::types::TlsMode::Implicit));
         assert!(entry.settings.partial);
         queue.save(&entry).unwrap();
         let saved: serde_json::Value =
@@ -1141,12 +1104,5 @@ mod tests {
     fn ids_cannot_escape_the_directory() {
         assert!(check_id("../etc/passwd").is_err());
         assert!(check_id("18eac-1a-0").is_ok());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5d").unwrap(), Duration::from_secs(432_000));
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("5 weeks").is_err());
     }
 }

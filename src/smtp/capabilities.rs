@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use crate::types::human_size;
+
 /// The extensions from one EHLO reply.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
@@ -109,22 +111,6 @@ impl Capabilities {
             ),
             ("AUTH".into(), auth),
         ]
-    }
-}
-
-/// 2411724 -> "2.3 MiB".
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::exit::{Error, Exit, Result};
-use crate::smtp::transport::{Endpoint, TlsFiles};
+use crate::types::{Endpoint, TlsFiles};
 
 /// How the server's certificate is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,21 +317,6 @@ fn name_text(name: &openssl::x509::X509NameRef) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The error and its sources in one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = inner.source();
-    }
-    text
 }
 
 /// The server's TLS alert about the client's certificate, which OpenSSL

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::smtp::capabilities::human_size;
+use crate::types::human_size;
 
 /// Who printed a line, and over what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

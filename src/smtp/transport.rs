@@ -13,7 +13,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,36 +25,23 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cli::args::{AuthMethod, QuitAfter, TlsMode};
+use crate::types::QuitAfter;
+use crate::exit::error_chain;
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
 use crate::mail::address::envelope_address;
 use crate::mail::content::Content;
-use crate::smtp::capabilities::{human_size, Capabilities};
+use crate::smtp::capabilities::Capabilities;
 use crate::smtp::mx::{self, Family, Nameserver};
 use crate::smtp::reply::Malformed;
 use crate::smtp::tls::{
-    certificate_flaws, client_certificate_refused, error_chain, handshake_error, sha256,
-    CertReport, TlsMaterial, Verify,
+    certificate_flaws, client_certificate_refused, handshake_error, sha256, CertReport,
+    TlsMaterial, Verify,
 };
 use crate::smtp::transcript::Transcript;
 use crate::smtp::wire::Wire;
-/// The server to talk to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
+use crate::types::human_size;
+use crate::types::{AuthMethod, TlsMode};
+use crate::types::{Endpoint, Envelope, TlsFiles};
 /// How long to wait at each step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
@@ -82,14 +68,6 @@ impl Timeouts {
             data_end: each,
         }
     }
-}
-
-/// TLS trust and identity settings, as files.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub ca_file: Option<PathBuf>,
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
 }
 
 /// SMTP AUTH credentials. `Debug` hides the secret.
@@ -154,19 +132,6 @@ pub struct Settings {
     pub timing: bool,
     /// Stop cleanly with QUIT after this stage.
     pub quit_after: Option<QuitAfter>,
-}
-
-/// The SMTP envelope: bare addresses, as they go into MAIL and RCPT.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Envelope {
-    pub sender: String,
-    pub recipients: Vec<String>,
-}
-
-impl Envelope {
-    fn needs_smtputf8(&self) -> bool {
-        !self.sender.is_ascii() || self.recipients.iter().any(|r| !r.is_ascii())
-    }
 }
 
 /// A recipient the server would not take, with its reply.

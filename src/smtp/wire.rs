@@ -120,7 +120,7 @@ impl Wire {
                 *self.lock() = Link::Tls(Box::new(tls));
                 Ok(())
             }
-            Err(err) => Err(crate::smtp::tls::error_chain(&err)),
+            Err(err) => Err(crate::exit::error_chain(&err)),
         }
     }
 
