@@ -6,61 +6,123 @@
 
 use std::fmt;
 
-/// The sysexits(3) codes postie uses. The numbers are a contract with the
-/// scripts that call postie: never renumber.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
+/// Defines [`Exit`] with, next to each variant, what the documentation says
+/// of it: its sysexits.h name, a few words for the `--help` footer, and the
+/// full description for the man page and the README (markup: `code`).
+/// [`Exit::ALL`] lists every variant, so no list of codes is kept by hand.
+macro_rules! exits {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident = $code:literal, $name:literal, $summary:literal, $description:literal;
+    )*) => {
+        /// The sysexits(3) codes postie uses. The numbers are a contract with the
+        /// scripts that call postie: never renumber.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Exit {
+            $($(#[doc = $doc])* $variant = $code,)*
+        }
+
+        impl Exit {
+            /// Every exit code but 0, in numeric order.
+            pub const ALL: &'static [Exit] = &[$(Exit::$variant),*];
+
+            /// The name from sysexits.h, shown in error lines so that a reader of a
+            /// cron mail knows what the number means.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Exit::$variant => $name,)*
+                }
+            }
+
+            /// A few words for the `--help` footer ("recipient refused").
+            pub fn summary(self) -> &'static str {
+                match self {
+                    $(Exit::$variant => $summary,)*
+                }
+            }
+
+            /// What leads to this code, for the man page and the README: one
+            /// or more sentences, `code` quoted with backticks.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(Exit::$variant => $description,)*
+                }
+            }
+        }
+    };
+}
+
+exits! {
     /// EX_USAGE: the command line is wrong.
-    Usage = 64,
+    Usage = 64, "EX_USAGE", "usage",
+        "Bad command line: unknown flag, missing sender, recipients, server or body; `--mx` \
+         with `--user`, `--password-cmd` or `--auth`.";
     /// EX_DATAERR: malformed address, header or message.
-    DataErr = 65,
+    DataErr = 65, "EX_DATAERR", "bad address or message",
+        "Malformed address, header (CR or LF in it, a second Date) or message; a body that is not UTF-8; an \
+         EHLO name that is no domain; an inline image without a usable Content-ID; a message \
+         over `max_message_size`.";
     /// EX_NOINPUT: an input file is missing or unreadable.
-    NoInput = 66,
+    NoInput = 66, "EX_NOINPUT", "unreadable input file",
+        "An input file (body, HTML, attachment, CA file) is missing or unreadable.";
     /// EX_NOUSER: a recipient was refused permanently (5xx to RCPT).
-    NoUser = 67,
+    NoUser = 67, "EX_NOUSER", "recipient refused",
+        "A recipient was refused permanently (5xx to RCPT), or a local name has no alias.";
     /// EX_NOHOST: the server's host name does not resolve.
-    NoHost = 68,
+    NoHost = 68, "EX_NOHOST", "unknown host or domain",
+        "The server's host name does not resolve; with MX delivery, a recipient domain does not \
+         exist or has no address.";
     /// EX_UNAVAILABLE: the server refused the service (5xx to the greeting,
     /// MAIL or DATA; STARTTLS required but not offered; untrusted certificate).
-    Unavailable = 69,
+    Unavailable = 69, "EX_UNAVAILABLE", "service unavailable",
+        "5xx to the greeting, MAIL or DATA; STARTTLS required but not offered; certificate not \
+         trusted; no usable AUTH mechanism; SMTPUTF8 needed but not offered.";
     /// EX_SOFTWARE: a bug in postie.
-    Software = 70,
+    Software = 70, "EX_SOFTWARE", "bug in postie",
+        "A bug in postie.";
     /// EX_IOERR: the connection was lost mid-session, or output failed.
-    IoErr = 74,
+    IoErr = 74, "EX_IOERR", "connection lost or write error",
+        "The connection was lost mid-session, or the queue or standard output could not be \
+         written.";
     /// EX_TEMPFAIL: any 4xx reply, connection refused, timeout. Retry later.
-    TempFail = 75,
+    TempFail = 75, "EX_TEMPFAIL", "temporary failure (retry later)",
+        "Any 4xx reply, connection refused, timeout (also the password command's): retry later.";
     /// EX_PROTOCOL: the server spoke something that is not SMTP, or the TLS
     /// handshake failed.
-    Protocol = 76,
+    Protocol = 76, "EX_PROTOCOL", "protocol error",
+        "The reply is not SMTP, or the TLS handshake failed.";
     /// EX_NOPERM: the server refused the credentials.
-    NoPerm = 77,
+    NoPerm = 77, "EX_NOPERM", "authentication refused",
+        "Authentication refused, or the server requires a client certificate or did not accept \
+         the one given.";
     /// EX_CONFIG: the configuration is wrong or unsafe.
-    Config = 78,
+    Config = 78, "EX_CONFIG", "configuration error",
+        "Configuration error: bad key, unknown account, unsafe file permissions, no password, a \
+         password command that fails or prints something unusable, an account with a login but \
+         no server.";
 }
+
+/// Exit status 0, which is no [`Exit`]: its `--help` words and description.
+pub const SUCCESS: (&str, &str) = (
+    "sent or queued",
+    "Every recipient was sent to (the server answered 250 to the end of DATA) or queued.",
+);
 
 impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+}
 
-    /// The name from sysexits.h, shown in error lines so that a reader of a
-    /// cron mail knows what the number means.
-    pub fn name(self) -> &'static str {
-        match self {
-            Exit::Usage => "EX_USAGE",
-            Exit::DataErr => "EX_DATAERR",
-            Exit::NoInput => "EX_NOINPUT",
-            Exit::NoUser => "EX_NOUSER",
-            Exit::NoHost => "EX_NOHOST",
-            Exit::Unavailable => "EX_UNAVAILABLE",
-            Exit::Software => "EX_SOFTWARE",
-            Exit::IoErr => "EX_IOERR",
-            Exit::TempFail => "EX_TEMPFAIL",
-            Exit::Protocol => "EX_PROTOCOL",
-            Exit::NoPerm => "EX_NOPERM",
-            Exit::Config => "EX_CONFIG",
-        }
+/// The exit codes in one sentence, for the end of `--help`: "Exit status
+/// follows sysexits.h: 0 sent or queued, 64 usage, ...".
+pub fn help_summary() -> String {
+    let mut text = format!("Exit status follows sysexits.h: 0 {}", SUCCESS.0);
+    for exit in Exit::ALL {
+        text.push_str(&format!(", {} {}", exit.code(), exit.summary()));
     }
+    text.push('.');
+    text
 }
 
 /// A failure: what went wrong, in one line, and the exit code it maps to.
@@ -227,6 +289,23 @@ mod tests {
         for (exit, code) in expected {
             assert_eq!(exit.code(), code, "{}", exit.name());
         }
+    }
+
+    #[test]
+    fn all_lists_every_code_once_in_order() {
+        let codes: Vec<u8> = Exit::ALL.iter().map(|exit| exit.code()).collect();
+        assert_eq!(codes, [64, 65, 66, 67, 68, 69, 70, 74, 75, 76, 77, 78]);
+        for exit in Exit::ALL {
+            assert!(exit.description().ends_with('.'), "{}", exit.name());
+            assert!(!exit.summary().is_empty(), "{}", exit.name());
+        }
+    }
+
+    #[test]
+    fn help_summary_names_every_code() {
+        let summary = help_summary();
+        assert!(summary.starts_with("Exit status follows sysexits.h: 0 sent or queued, 64 usage,"));
+        assert!(summary.ends_with(", 78 configuration error."), "{summary}");
     }
 
     #[test]

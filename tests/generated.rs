@@ -1,6 +1,6 @@
-//! The committed completions and man pages match what the code generates,
-//! the man pages render without groff warnings, and examples/config.toml
-//! parses and shows every config key.
+//! The committed completions, man pages and README blocks match what the
+//! code generates, the man pages render without groff warnings, and
+//! examples/config.toml parses and shows every config key.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -55,6 +55,10 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn committed_completions_and_man_pages_are_current() {
     let temp = tempfile::tempdir().unwrap();
     let out = temp.path().join("out");
+    // The README's generated blocks are rewritten in place: generate into a
+    // copy and compare.
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::copy(repo().join("README.md"), out.join("README.md")).unwrap();
     let run = postie(&["generate", out.to_str().unwrap()], temp.path());
     assert!(
         run.status.success(),
@@ -63,8 +67,8 @@ fn committed_completions_and_man_pages_are_current() {
     );
     let generated = files_under(&out);
     assert!(
-        generated.len() >= 8,
-        "expected 5 completions and 3 man pages, got {generated:?}"
+        generated.len() >= 9,
+        "expected 5 completions, 3 man pages and the README, got {generated:?}"
     );
     let mut problems = Vec::new();
     for file in &generated {
@@ -91,6 +95,46 @@ fn committed_completions_and_man_pages_are_current() {
         "the generated files differ from what the code generates ({REGENERATE}):\n  {}",
         problems.join("\n  ")
     );
+}
+
+/// Every README table that repeats a fact of the code is a generated block,
+/// so the test above covers it.
+#[test]
+fn readme_tables_of_code_facts_are_generated_blocks() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    for block in ["exit-codes", "environment", "sendmail-options"] {
+        let begin = format!("<!-- {block}:begin -->\n");
+        let end = format!("<!-- {block}:end -->");
+        let start = readme
+            .find(&begin)
+            .unwrap_or_else(|| panic!("README.md has no {begin:?}"));
+        assert!(
+            readme[start..].contains(&end),
+            "README.md has no {end:?} after {begin:?}"
+        );
+        assert_eq!(
+            readme.matches(&begin).count(),
+            1,
+            "README.md has {begin:?} twice"
+        );
+    }
+    // No hand-kept copy outside the blocks: an exit code's sysexits name
+    // in a table row, or a sendmail option row.
+    let outside: String = ["exit-codes", "environment", "sendmail-options"]
+        .iter()
+        .fold(readme.clone(), |text, block| {
+            let begin = format!("<!-- {block}:begin -->");
+            let end = format!("<!-- {block}:end -->");
+            let (before, rest) = text.split_once(&begin).unwrap();
+            let (_, after) = rest.split_once(&end).unwrap();
+            format!("{before}{after}")
+        });
+    for line in outside.lines().filter(|line| line.starts_with('|')) {
+        assert!(
+            !line.contains("| EX_") && !line.contains("| `-t` |") && !line.contains("| `POSTIE_"),
+            "README.md has a hand-kept table row: {line}"
+        );
+    }
 }
 
 #[test]

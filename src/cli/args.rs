@@ -23,6 +23,16 @@ const OUTPUT: &str = "Output";
 const TESTING: &str = "Testing";
 const DELIVERY: &str = "Queue";
 
+/// The end of `--help`: the exit codes, from [`crate::exit::Exit`], and
+/// where to read more.
+fn after_help() -> String {
+    format!(
+        "{}\n\nQueued messages: postie queue --help. Every option in detail: postie \
+         --help-long, or man postie.",
+        crate::exit::help_summary()
+    )
+}
+
 /// Compose a message and submit it over SMTP.
 ///
 /// The body comes from --body, --body-file or standard input; recipients from
@@ -36,13 +46,7 @@ const DELIVERY: &str = "Queue";
     // Last one wins, so wrapper scripts can put defaults first.
     args_override_self = true,
     about = "Compose a message and submit it over SMTP",
-    after_help = "Exit status follows sysexits.h: 0 sent or queued, 64 usage, 65 bad address or \
-message, 66 unreadable input file, 67 recipient refused, 68 unknown host or domain, \
-69 service unavailable, 70 bug in postie, 74 connection lost or write error, \
-75 temporary failure (retry later), 76 protocol error, 77 authentication refused, \
-78 configuration error.
-
-Queued messages: postie queue --help. Every option in detail: postie --help-long, or man postie."
+    after_help = after_help(),
 )]
 pub struct Cli {
     /// Recipient addresses (To:); each may be a comma-separated list.

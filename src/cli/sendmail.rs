@@ -22,11 +22,158 @@ pub fn invoked_as_sendmail(argv0: &OsString) -> bool {
         .is_some_and(|name| name == "sendmail")
 }
 
-/// Single-letter options that take a value, glued (`-fADDR`) or as the
-/// next argument (`-f ADDR`).
-const WITH_VALUE: &str = "fFrBNRVXLhCOoAbqd";
+/// How a short option takes its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// None: a flag, which may be bundled with others (`-ti`).
+    Flag,
+    /// Glued (`-fADDR`) or as the next argument (`-f ADDR`).
+    Required,
+    /// Glued only (`-q1h`), or none (`-q`).
+    GluedOnly,
+}
 
-/// Reads a sendmail command line (without argv[0]).
+/// One row of the sendmail options table: the options the parser knows
+/// and what the documentation says of them. The man page's SENDMAIL
+/// COMPATIBILITY and the README's table are generated from [`OPTIONS`], so
+/// an option the parser takes cannot go undocumented.
+pub struct SendmailOption {
+    /// The short options of the row, each with how it takes its value.
+    pub short: &'static [(char, Value)],
+    /// The long options of the row, without their `--`.
+    pub long: &'static [&'static str],
+    /// How the options read in the documentation (markup: `code`,
+    /// *placeholder*).
+    pub synopsis: &'static str,
+    /// What they do.
+    pub effect: &'static str,
+}
+
+/// Every option of sendmail's command line that postie takes, in the order
+/// the documentation shows them. What each does is in `flag`,
+/// `option_with_value` and `long_option`; an option missing here is an
+/// unknown option.
+pub const OPTIONS: &[SendmailOption] = &[
+    SendmailOption {
+        short: &[],
+        long: &[],
+        synopsis: "*RECIPIENT*...",
+        effect: "Envelope recipients; local names go through the aliases, `admin` and \
+                 `local_domain`.",
+    },
+    SendmailOption {
+        short: &[('t', Value::Flag)],
+        long: &[],
+        synopsis: "`-t`",
+        effect: "Also take recipients from the To, Cc and Bcc headers (or Resent-To, Resent-Cc \
+                 and Resent-Bcc when the message has any).",
+    },
+    SendmailOption {
+        short: &[('f', Value::Required), ('r', Value::Required)],
+        long: &[],
+        synopsis: "`-f` *ADDR*, `-f`*ADDR*, `-r` *ADDR*",
+        effect: "Envelope sender (and From, when postie adds one).",
+    },
+    SendmailOption {
+        short: &[('F', Value::Required)],
+        long: &[],
+        synopsis: "`-F` *NAME*, `-F`*NAME*",
+        effect: "Display name for a From header that postie adds.",
+    },
+    SendmailOption {
+        short: &[('i', Value::Flag)],
+        long: &[],
+        synopsis: "`-i`, `-oi`",
+        effect: "A line holding a single dot does not end the message; without them it does.",
+    },
+    SendmailOption {
+        short: &[('b', Value::Required)],
+        long: &[],
+        synopsis: "`-bm`",
+        effect: "Deliver (the default).",
+    },
+    SendmailOption {
+        // -o* options (-oem, -odi, -oee, ...; -oi is -i), -e (old form of
+        // -oe*, as in -em), -B body type, -N/-R/-V DSN requests, -X log
+        // file, -L tag, -h hop count, -n (no aliasing), -m (me too), -U
+        // (initial submission), -G (gateway), -O, -A, -d: as by msmtp.
+        // postie picks BODY=8BITMIME itself from the content.
+        short: &[
+            ('o', Value::Required),
+            ('e', Value::Flag),
+            ('B', Value::Required),
+            ('N', Value::Required),
+            ('R', Value::Required),
+            ('V', Value::Required),
+            ('X', Value::Required),
+            ('L', Value::Required),
+            ('h', Value::Required),
+            ('n', Value::Flag),
+            ('m', Value::Flag),
+            ('U', Value::Flag),
+            ('G', Value::Flag),
+            ('O', Value::Required),
+            ('A', Value::Required),
+            ('d', Value::GluedOnly),
+        ],
+        long: &[],
+        synopsis: "`-oem`, `-odi`, `-oee`, other `-o`*X*, `-em`, `-B8BITMIME`, `-N` *dsn*, `-R` \
+                   *ret*, `-V`, `-X`, `-L`, `-h`, `-n`, `-m`, `-U`, `-G`, `-O`, `-A`, `-d`",
+        effect: "Accepted and ignored.",
+    },
+    SendmailOption {
+        short: &[('C', Value::Required)],
+        long: &[
+            "config",
+            "account",
+            "from",
+            "server",
+            "queue",
+            "no-queue",
+            "queue-dir",
+            "dry-run",
+            "read-recipients",
+            "sendmail",
+        ],
+        synopsis: "`-C` *FILE*, `--config=`*FILE*, `--account=`*NAME*, `--from`, `--server`, \
+                   `--queue`, `--no-queue`, `--queue-dir=`*DIR*, `--dry-run`, \
+                   `--read-recipients` (= `-t`), `--sendmail`",
+        effect: "postie's own.",
+    },
+    SendmailOption {
+        short: &[('v', Value::Flag)],
+        long: &[],
+        synopsis: "`-v`",
+        effect: "Show the SMTP dialogue on stderr, as postie -v does.",
+    },
+    SendmailOption {
+        short: &[('q', Value::GluedOnly)],
+        long: &[],
+        synopsis: "`-bs`, `-bp`, `-bd`, `-bi`, `-bv`, `-bt`, `-q`...",
+        effect: "Exit 64: postie only submits mail. Its own queue: `postie queue list` (for \
+                 `-bp`) and `postie queue flush` (for `-q`).",
+    },
+];
+
+/// How the short option `letter` takes its value; `None` when postie does
+/// not know it.
+fn short_option(letter: char) -> Option<Value> {
+    OPTIONS
+        .iter()
+        .flat_map(|option| option.short)
+        .find(|(known, _)| *known == letter)
+        .map(|(_, value)| *value)
+}
+
+/// Whether postie knows the long option `name` in sendmail mode.
+fn knows_long_option(name: &str) -> bool {
+    OPTIONS
+        .iter()
+        .flat_map(|option| option.long)
+        .any(|known| *known == name)
+}
+
+/// Reads a sendmail command line (without `argv[0]`).
 pub fn parse(args: Vec<String>) -> Result<Cli> {
     // Environment variables (POSTIE_SERVER, ...) still apply, as they do
     // for the normal command line.
@@ -51,11 +198,15 @@ pub fn parse(args: Vec<String>) -> Result<Cli> {
             continue;
         };
         for (at, letter) in letters.char_indices() {
-            if WITH_VALUE.contains(letter) {
+            let Some(takes) = short_option(letter) else {
+                return Err(Error::usage(format!("unknown sendmail option -{letter}"))
+                    .hint("postie accepts sendmail's -t -i -v -f -F -r -C -o* -B -N -R -V -bm"));
+            };
+            if takes != Value::Flag {
                 let glued = &letters[at + letter.len_utf8()..];
                 let value = if !glued.is_empty() {
                     glued.to_string()
-                } else if matches!(letter, 'q' | 'd') {
+                } else if takes == Value::GluedOnly {
                     String::new() // -q and -d take an optional glued value only
                 } else {
                     args.next().ok_or_else(|| {
@@ -65,27 +216,21 @@ pub fn parse(args: Vec<String>) -> Result<Cli> {
                 option_with_value(&mut cli, letter, value)?;
                 break;
             }
-            flag(&mut cli, letter)?;
+            flag(&mut cli, letter);
         }
     }
     Ok(cli)
 }
 
-fn flag(cli: &mut Cli, letter: char) -> Result<()> {
+/// A known flag ([`Value::Flag`] in [`OPTIONS`]).
+fn flag(cli: &mut Cli, letter: char) {
     match letter {
         't' => cli.read_recipients = true,
         'i' => cli.dot_ends_message = false,
         'v' => cli.verbose = cli.verbose.saturating_add(1),
-        // -n (no aliasing), -m (me too), -U (initial submission), -G
-        // (gateway), -e (old form of -oe*, as in -em): accepted and ignored,
-        // as by msmtp.
-        'n' | 'm' | 'U' | 'G' | 'e' => {}
-        other => {
-            return Err(Error::usage(format!("unknown sendmail option -{other}"))
-                .hint("postie accepts sendmail's -t -i -v -f -F -r -C -o* -B -N -R -V -bm"))
-        }
+        // The others (-n, -m, -U, -G, -e) are accepted and ignored.
+        _ => {}
     }
-    Ok(())
 }
 
 fn option_with_value(cli: &mut Cli, letter: char, value: String) -> Result<()> {
@@ -101,9 +246,7 @@ fn option_with_value(cli: &mut Cli, letter: char, value: String) -> Result<()> {
             ))
             .hint("postie's own queue is sent with: postie queue flush"))
         }
-        // -o* options (-oem, -odi, -oee, ...), -B body type, -N/-R/-V DSN
-        // requests, -X log file, -L tag, -h hop count, -O, -A, -d: accepted
-        // and ignored. postie picks BODY=8BITMIME itself from the content.
+        // The others are accepted and ignored (see OPTIONS).
         _ => {}
     }
     Ok(())
@@ -133,6 +276,9 @@ fn operating_mode(mode: &str) -> Result<()> {
     Err(Error::usage(format!("sendmail {what} is not implemented by postie")).hint(hint))
 }
 
+const LONG_HINT: &str = "sendmail mode takes --account, --config, --from, --server, --queue, \
+                         --no-queue, --queue-dir, --read-recipients, --sendmail and --dry-run";
+
 /// The few long options postie takes in sendmail mode, for callers that
 /// need to pick an account or config (`sendmail --account=reports -t`).
 fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = String>) -> Result<()> {
@@ -140,6 +286,11 @@ fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = Stri
         Some((name, value)) => (name, Some(value.to_string())),
         None => (option, None),
     };
+    if !knows_long_option(name) {
+        return Err(
+            Error::usage(format!("unknown option --{name} in sendmail mode")).hint(LONG_HINT),
+        );
+    }
     let mut value = |what: &str| {
         inline
             .clone()
@@ -147,7 +298,6 @@ fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = Stri
             .ok_or_else(|| Error::usage(format!("--{what} needs a value")))
     };
     match name {
-        "sendmail" => {}
         "dry-run" => cli.dry_run = true,
         "queue" => cli.queue = true,
         "no-queue" => cli.no_queue = true,
@@ -157,13 +307,8 @@ fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = Stri
         "config" => cli.config = Some(PathBuf::from(value("config")?)),
         "from" => cli.from = Some(value("from")?),
         "server" => cli.server = Some(value("server")?),
-        other => {
-            return Err(
-                Error::usage(format!("unknown option --{other} in sendmail mode")).hint(
-                    "sendmail mode takes --account, --config, --from, --server, --queue, --no-queue, --queue-dir, --read-recipients, --sendmail and --dry-run",
-                ),
-            )
-        }
+        // --sendmail: this is sendmail mode already.
+        _ => {}
     }
     Ok(())
 }
@@ -230,6 +375,64 @@ mod tests {
         let err = parse(vec!["-bp".into()]).unwrap_err();
         assert!(err.message.contains("not implemented"), "{}", err.message);
         assert!(err.to_string().contains("postie queue list"), "{err}");
+    }
+
+    #[test]
+    fn options_table_holds_the_options_sendmail_mode_always_took() {
+        let mut with_value: Vec<char> = "fFrBNRVXLhCOoAbqd".chars().collect();
+        let mut flags: Vec<char> = "timvnUGe".chars().collect();
+        let mut table_value = Vec::new();
+        let mut table_flags = Vec::new();
+        for (letter, takes) in OPTIONS.iter().flat_map(|option| option.short) {
+            match takes {
+                Value::Flag => table_flags.push(*letter),
+                _ => table_value.push(*letter),
+            }
+        }
+        for list in [
+            &mut with_value,
+            &mut flags,
+            &mut table_value,
+            &mut table_flags,
+        ] {
+            list.sort_unstable();
+        }
+        assert_eq!(table_value, with_value);
+        assert_eq!(table_flags, flags);
+        for letter in ['q', 'd'] {
+            assert_eq!(short_option(letter), Some(Value::GluedOnly));
+        }
+    }
+
+    #[test]
+    fn every_option_is_in_its_documentation() {
+        for option in OPTIONS {
+            for (letter, _) in option.short {
+                assert!(
+                    option.synopsis.contains(&format!("`-{letter}")),
+                    "-{letter} is not in {:?}",
+                    option.synopsis
+                );
+            }
+            for long in option.long {
+                assert!(
+                    option.synopsis.contains(&format!("`--{long}")),
+                    "--{long} is not in {:?}",
+                    option.synopsis
+                );
+                assert!(LONG_HINT.contains(&format!("--{long}")), "--{long}");
+                let line = format!("--{long}=x a@example.com");
+                let args = line.split_whitespace().map(str::to_string).collect();
+                assert!(parse(args).is_ok(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_long_options_are_usage_errors() {
+        let err = parse(vec!["--bogus".into()]).unwrap_err();
+        assert_eq!(err.exit, crate::exit::Exit::Usage);
+        assert!(err.to_string().contains("--dry-run"), "{err}");
     }
 
     #[test]

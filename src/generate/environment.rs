@@ -1,0 +1,106 @@
+//! The environment variables postie reads, for the man pages and the
+//! README: those of the clap definitions (`env = "POSTIE_..."`), taken from
+//! the commands themselves, and the few read outside clap, listed in
+//! [`OTHERS`] under the names their readers use.
+
+use clap::Command;
+
+use crate::config::file as config;
+use crate::plan::request;
+use crate::queue::maildrop;
+
+/// An environment variable and what it does (markup: `code`, *placeholder*).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    pub description: String,
+}
+
+/// The variables postie reads outside clap, and what each does. The
+/// `POSTIE_` names are the constants their readers use.
+pub const OTHERS: &[(&str, &str)] = &[
+    (
+        request::PASSWORD_ENV,
+        "The password (or OAuth2 token); used when `--password-cmd` is not given, and read \
+         again by each `postie queue flush`. It wins over the account's `password_cmd` and \
+         `password`. It cannot be a flag: every user can read a process's arguments.",
+    ),
+    (
+        config::SYSTEM_CONFIG_ENV,
+        "Replaces `/etc/postie/config.toml`, for tests and for packages that install the \
+         system-wide file elsewhere: the system config that every user falls back to, whose \
+         unreadability sends a user's mail to the maildrop, and which its pickup uses.",
+    ),
+    (
+        maildrop::SPOOL_ENV,
+        "For tests and packagers: the spool holding the maildrop, instead of \
+         `/var/spool/postie`. Every user's postie must agree on it.",
+    ),
+    (
+        "HOME",
+        "The home directory, when it belongs to the user postie runs as (else the password \
+         database's).",
+    ),
+    (
+        "XDG_CONFIG_HOME",
+        "Where the user's config is looked for (default `~/.config`).",
+    ),
+    (
+        "XDG_STATE_HOME",
+        "Where a user's queue is kept (default `~/.local/state`).",
+    ),
+];
+
+/// The variables `command`'s options read, in the order of the options,
+/// each described as the option it stands in for.
+pub fn of_command(command: &Command) -> Vec<Variable> {
+    let mut variables: Vec<Variable> = Vec::new();
+    for arg in command.get_arguments() {
+        let Some(name) = arg.get_env().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        if variables.iter().any(|known| known.name == name) {
+            continue;
+        }
+        let long = arg
+            .get_long()
+            .expect("an option read from the environment has a long name");
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        variables.push(Variable {
+            name: name.to_string(),
+            description: format!("As `--{long}`: {}.", help.trim_end_matches('.')),
+        });
+    }
+    variables
+}
+
+/// The variables of [`OTHERS`] named in `names`, in that order.
+///
+/// # Panics
+///
+/// When a name is not in [`OTHERS`]: a man page would name a variable
+/// nobody describes.
+pub fn others(names: &[&str]) -> Vec<Variable> {
+    names
+        .iter()
+        .map(|name| {
+            let (name, description) = OTHERS
+                .iter()
+                .find(|(known, _)| known == name)
+                .unwrap_or_else(|| panic!("{name} is not in generate::environment::OTHERS"));
+            Variable {
+                name: name.to_string(),
+                description: description.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Every variable postie reads: the main command's, then [`OTHERS`].
+pub fn all() -> Vec<Variable> {
+    let mut variables = of_command(&crate::cli::args::command());
+    variables.extend(others(
+        &OTHERS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+    ));
+    variables
+}

@@ -1,0 +1,103 @@
+//! `postie generate DIR`: the shell completions, the man pages and the
+//! README's generated blocks, from the code.
+//!
+//! The completions come from the clap definitions in `cli` (see
+//! [`completions`]); the man pages are the roff templates in `doc/`, whose
+//! placeholders are filled from the code (see [`man`]); the README's
+//! tables of exit codes, environment variables and sendmail options are
+//! filled from the same sources (see [`readme`]). So each fact has one
+//! home: exit codes in `exit`, options and their variables in `cli`, the
+//! sendmail options in `sendmail`.
+//!
+//! The generated files are committed (`cargo run -- generate .`), and
+//! tests/generated.rs fails when they differ from what this code produces,
+//! so a changed flag cannot leave stale completions, man pages or README
+//! tables behind. Everything here is deterministic: no date, no host, and
+//! the plain crate version rather than the run-time OpenSSL one of
+//! `postie --version`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{Command, CommandFactory};
+
+use crate::cli::args::{self, QueueCli};
+use crate::exit::{io_reason, Error, Exit, Result};
+
+pub mod completions;
+pub mod environment;
+pub mod man;
+pub mod readme;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `postie generate DIR`; `args` are the arguments after `generate`.
+///
+/// Writes `DIR/completions/` and `DIR/man/`, and refreshes the generated
+/// blocks of `DIR/README.md` when there is one.
+pub fn run(args: &[OsString]) -> Result<()> {
+    let [dir] = args else {
+        return Err(Error::usage(
+            "usage: postie generate DIR (writes DIR/completions/ and DIR/man/, and the \
+             generated blocks of DIR/README.md)",
+        ));
+    };
+    let dir = Path::new(dir);
+    for (relative, contents) in files() {
+        let path = dir.join(&relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|err| write_error(parent, &err))?;
+        }
+        std::fs::write(&path, contents).map_err(|err| write_error(&path, &err))?;
+    }
+    let readme = dir.join("README.md");
+    match std::fs::read_to_string(&readme) {
+        Ok(text) => {
+            let updated = readme::update(&text).map_err(|missing| {
+                Error::new(Exit::DataErr, format!("{}: {missing}", readme.display()))
+            })?;
+            if updated != text {
+                std::fs::write(&readme, updated).map_err(|err| write_error(&readme, &err))?;
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(Error::input("README", &readme, &err)),
+    }
+    Ok(())
+}
+
+fn write_error(path: &Path, err: &std::io::Error) -> Error {
+    Error::new(
+        Exit::IoErr,
+        format!("cannot write {}: {}", path.display(), io_reason(err)),
+    )
+}
+
+/// Every generated file: its path under DIR and its contents.
+pub fn files() -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = completions::files();
+    for (path, page) in man::pages() {
+        files.push((path, page.into_bytes()));
+    }
+    files
+}
+
+/// The main command with `queue` as a subcommand: what a shell completes.
+/// The binary dispatches `postie queue` itself (see main.rs), so this
+/// combination exists only for generation.
+pub fn command() -> Command {
+    args::command()
+        // Not cli::version(): the files must not depend on the OpenSSL of
+        // the machine that generated them.
+        .version(VERSION)
+        .args_conflicts_with_subcommands(true)
+        // `postie help` would be a message to a recipient named help: the
+        // binary has no help subcommand, so the completions must not offer one.
+        .disable_help_subcommand(true)
+        .subcommand(queue_command())
+}
+
+/// `postie queue`, as the man page and the completions show it.
+fn queue_command() -> Command {
+    QueueCli::command().name("queue").version(VERSION)
+}
