@@ -244,8 +244,14 @@ pub fn io_reason(err: &std::io::Error) -> String {
 
 /// The error and its sources in one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
+    chain_onto(err.to_string(), err.source())
+}
+
+/// `text`, then each source's text that it does not already hold.
+pub fn chain_onto(
+    mut text: String,
+    mut source: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
     while let Some(inner) = source {
         let more = inner.to_string();
         if !text.contains(&more) {

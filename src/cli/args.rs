@@ -328,7 +328,7 @@ pub struct Cli {
 }
 
 /// The version line's text after "postie ": the crate version and the TLS
-/// library, e.g. "0.1.0 (native-tls, OpenSSL 3.0.17)". OpenSSL is asked at
+/// library, e.g. "0.1.0 (OpenSSL 3.0.17)". OpenSSL is asked at
 /// run time (one cheap call), since that is the library actually loaded.
 pub fn version() -> &'static str {
     static VERSION: OnceLock<String> = OnceLock::new();
@@ -338,11 +338,7 @@ pub fn version() -> &'static str {
             .split_whitespace()
             .take(2)
             .collect();
-        format!(
-            "{} (native-tls, {})",
-            env!("CARGO_PKG_VERSION"),
-            openssl.join(" ")
-        )
+        format!("{} ({})", env!("CARGO_PKG_VERSION"), openssl.join(" "))
     })
 }
 
@@ -476,7 +472,7 @@ mod tests {
     #[test]
     fn version_names_the_tls_library() {
         assert!(
-            version().starts_with(concat!(env!("CARGO_PKG_VERSION"), " (native-tls, ")),
+            version().starts_with(concat!(env!("CARGO_PKG_VERSION"), " (OpenSSL ")),
             "{}",
             version()
         );

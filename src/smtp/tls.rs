@@ -7,7 +7,12 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 
+use openssl::error::ErrorStack;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{Ssl, SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use openssl::x509::{X509VerifyResult, X509};
 use serde::Serialize;
 
 use crate::exit::{Error, Exit, Result};
@@ -26,11 +31,34 @@ pub enum Verify {
     Unauthenticated,
 }
 
-/// CA certificates and client identity, read once.
+/// CA certificates and client identity, read once; the OpenSSL context
+/// built from them on the first handshake and shared by every later one.
 #[derive(Debug)]
 pub struct TlsMaterial {
     roots: Vec<Vec<u8>>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
+    context: OnceLock<std::result::Result<SslConnector, Error>>,
+}
+
+/// What one handshake needs: the shared context and whether this session
+/// verifies the certificate.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    context: SslConnector,
+    check: bool,
+}
+
+impl Connector {
+    /// The TLS session for `domain`: SNI names it (unless it is an IP
+    /// address) and, when checked, the certificate must be valid for it (an
+    /// IP address as an IP SAN), whatever address the socket is connected to.
+    pub fn ssl(&self, domain: &str) -> std::result::Result<Ssl, ErrorStack> {
+        let mut config = self.context.configure()?.verify_hostname(self.check);
+        if !self.check {
+            config.set_verify(SslVerifyMode::NONE);
+        }
+        config.into_ssl(domain)
+    }
 }
 
 /// The client's private key, refused (78) when group or others can read
@@ -70,39 +98,69 @@ impl TlsMaterial {
             (None, None) => None,
             _ => return Err(Error::usage("--client-cert and --client-key go together")),
         };
-        Ok(TlsMaterial { roots, identity })
+        Ok(TlsMaterial {
+            roots,
+            identity,
+            context: OnceLock::new(),
+        })
     }
 
     /// A connector that checks the certificate as `verify` says; pinning is
     /// checked by the caller against the certificate after the handshake.
-    pub fn connector(&self, verify: Verify) -> Result<native_tls::TlsConnector> {
-        let mut builder = native_tls::TlsConnector::builder();
-        let check = verify == Verify::Full;
-        builder
-            .danger_accept_invalid_certs(!check)
-            .danger_accept_invalid_hostnames(!check)
-            .min_protocol_version(Some(native_tls::Protocol::Tlsv12));
-        for root in &self.roots {
-            let cert = native_tls::Certificate::from_pem(root).map_err(|err| {
-                Error::config(format!("invalid certificate in the CA file: {err}"))
-            })?;
-            builder.add_root_certificate(cert);
-        }
+    pub fn connector(&self, verify: Verify) -> Result<Connector> {
+        let context = self.context.get_or_init(|| self.context()).clone()?;
+        Ok(Connector {
+            context,
+            check: verify == Verify::Full,
+        })
+    }
+
+    /// The context: the system trust store (OpenSSL's default paths, or
+    /// SSL_CERT_FILE / SSL_CERT_DIR) plus the CA file's certificates, TLS
+    /// 1.2 at least, and the client certificate if there is one.
+    fn context(&self) -> Result<SslConnector> {
+        let setup = |err: ErrorStack| Error::config(format!("cannot set up TLS: {err}"));
+        let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(setup)?;
         if let Some((cert, key)) = &self.identity {
-            let identity = native_tls::Identity::from_pkcs8(cert, key).map_err(|_| {
+            let (cert, chain, key) = client_identity(cert, key).ok_or_else(|| {
                 Error::config("cannot use the client certificate and key").hint(
                     "both must be PEM, the key in PKCS#8 (convert with: openssl pkcs8 -topk8 -nocrypt -in KEY)",
                 )
             })?;
-            builder.identity(identity);
+            builder.set_certificate(&cert).map_err(setup)?;
+            builder.set_private_key(&key).map_err(setup)?;
+            for extra in chain {
+                builder.add_extra_chain_cert(extra).map_err(setup)?;
+            }
         }
         builder
-            .build()
-            .map_err(|err| Error::config(format!("cannot set up TLS: {err}")))
+            .set_min_proto_version(Some(SslVersion::TLS1_2))
+            .map_err(setup)?;
+        builder.set_max_proto_version(None).map_err(setup)?;
+        for root in &self.roots {
+            let cert = X509::from_pem(root).map_err(|err| {
+                Error::config(format!("invalid certificate in the CA file: {err}"))
+            })?;
+            // Added to the system store, not in its place. A certificate
+            // already there is refused as a duplicate, harmlessly.
+            let _ = builder.cert_store_mut().add_cert(cert);
+        }
+        Ok(builder.build())
     }
 }
 
-/// Splits a PEM bundle into its certificates: native-tls reads one per call.
+/// The client certificate (with any chain after it) and its PKCS#8 key.
+fn client_identity(cert: &[u8], key: &[u8]) -> Option<(X509, Vec<X509>, PKey<Private>)> {
+    if !key.starts_with(b"-----BEGIN PRIVATE KEY-----") {
+        return None;
+    }
+    let key = PKey::private_key_from_pem(key).ok()?;
+    let mut certs = X509::stack_from_pem(cert).ok()?.into_iter();
+    let leaf = certs.next()?;
+    Some((leaf, certs.collect(), key))
+}
+
+/// Splits a PEM bundle into its certificates, each read on its own.
 fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
@@ -317,6 +375,18 @@ fn name_text(name: &openssl::x509::X509NameRef) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A failed handshake in one line: OpenSSL's error, then why the server's
+/// certificate failed verification if it did, as in "error:...:certificate
+/// verify failed:... (self-signed certificate)".
+pub fn handshake_detail(err: &openssl::ssl::Error, verify: X509VerifyResult) -> String {
+    let text = if verify == X509VerifyResult::OK {
+        err.to_string()
+    } else {
+        format!("{err} ({verify})")
+    };
+    crate::exit::chain_onto(text, std::error::Error::source(err))
 }
 
 /// The server's TLS alert about the client's certificate, which OpenSSL

@@ -21,8 +21,9 @@ use std::task::{Context, Poll};
 use lettre::transport::smtp::client::AsyncTokioStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_native_tls::TlsStream;
+use tokio_openssl::SslStream;
 
+use crate::smtp::tls::{handshake_detail, Connector};
 use crate::smtp::transcript::Transcript;
 
 use crate::smtp::reply::{Lines, Malformed, Next};
@@ -33,7 +34,7 @@ const READ_CHUNK: usize = 8 * 1024;
 #[derive(Debug)]
 enum Link {
     Plain(TcpStream),
-    Tls(Box<TlsStream<Sniffed>>),
+    Tls(Box<SslStream<Sniffed>>),
     /// Between taking the plain socket out and putting the TLS stream in.
     Upgrading,
 }
@@ -94,11 +95,7 @@ impl Wire {
 
     /// Runs the TLS handshake on the plain socket (implicit TLS, or after
     /// the server's 220 to STARTTLS).
-    pub async fn start_tls(
-        &self,
-        connector: native_tls::TlsConnector,
-        domain: &str,
-    ) -> Result<(), String> {
+    pub async fn start_tls(&self, connector: Connector, domain: &str) -> Result<(), String> {
         let tcp = match std::mem::replace(&mut *self.lock(), Link::Upgrading) {
             Link::Plain(tcp) => tcp,
             other => {
@@ -110,24 +107,27 @@ impl Wire {
         // (STARTTLS refuses to go on when there is any): never serve it
         // as if it had come over TLS.
         self.lines().reset();
-        let connector = tokio_native_tls::TlsConnector::from(connector);
         let tcp = Sniffed {
             tcp,
             first: Some(self.plaintext_in_handshake.clone()),
         };
-        match connector.connect(domain, tcp).await {
-            Ok(tls) => {
+        let mut tls = connector
+            .ssl(domain)
+            .and_then(|ssl| SslStream::new(ssl, tcp))
+            .map_err(|err| crate::exit::error_chain(&err))?;
+        match Pin::new(&mut tls).connect().await {
+            Ok(()) => {
                 *self.lock() = Link::Tls(Box::new(tls));
                 Ok(())
             }
-            Err(err) => Err(crate::exit::error_chain(&err)),
+            Err(err) => Err(handshake_detail(&err, tls.ssl().verify_result())),
         }
     }
 
     /// The server's certificate (DER), once TLS is up.
     pub fn peer_certificate(&self) -> Option<Vec<u8>> {
         match &*self.lock() {
-            Link::Tls(tls) => tls.get_ref().peer_certificate().ok()??.to_der().ok(),
+            Link::Tls(tls) => tls.ssl().peer_certificate()?.to_der().ok(),
             _ => None,
         }
     }
