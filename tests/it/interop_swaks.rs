@@ -2,11 +2,9 @@
 //! at the same stage with the same outcome. .ci/run installs swaks; where
 //! it is missing the test says so and passes, except under CI.
 
-mod common;
-
 use std::process::Command;
 
-use common::{postie, ServerOptions, TestServer, Tls, PASSWORD, USER};
+use crate::common::{postie, ServerOptions, TestServer, Tls, PASSWORD, USER};
 
 struct Case {
     name: &'static str,

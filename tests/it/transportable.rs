@@ -4,13 +4,13 @@
 //! original text, and differs from the input only in the re-encoded part;
 //! what cannot be fixed is refused with 65 before any connection.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::{closed_port, parse, postie, sendmail, Received, ServerOptions, TestServer};
+use crate::common::{closed_port, parse, postie, sendmail, Received, ServerOptions, TestServer};
 use mail_parser::PartType;
 
 /// The two ways a ready-made message reaches postie.

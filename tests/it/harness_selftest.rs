@@ -1,13 +1,11 @@
-//! Proves the integration-test harness in `tests/common` works, without
+//! Proves the integration-test harness in `tests/it/common` works, without
 //! involving postie: raw SMTP over std TcpStream / openssl.
-
-mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use openssl::base64::encode_block;
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 

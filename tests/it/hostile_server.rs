@@ -10,14 +10,14 @@
 //!
 //! A module of its own so that a one-test-binary layout can move it as is.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{postie, postie_std, Flood, ScriptedServer, SMALL_MESSAGE};
+use crate::common::{postie, postie_std, Flood, ScriptedServer, SMALL_MESSAGE};
 use proptest::prelude::*;
 
 const GREETING: &[u8] = b"220 evil.example ESMTP\r\n";

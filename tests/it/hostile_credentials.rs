@@ -6,15 +6,13 @@
 //! Self-contained apart from `common`, so that the one-test-binary layout
 //! can take it over as a module.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::dns::DnsServer;
-use common::{
+use crate::common::dns::DnsServer;
+use crate::common::{
     closed_port, postie, sendmail, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD,
     SMALL_MESSAGE, USER,
 };

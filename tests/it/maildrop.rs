@@ -6,14 +6,14 @@
 //! setpriv (to act as the user nobody, 65534). Without them they skip, but
 //! only when CI is unset: under .ci/run a missing tool is a failure.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{closed_port, ServerOptions, TestServer};
+use crate::common::{closed_port, ServerOptions, TestServer};
 
 const NOBODY: u32 = 65534;
 const MAGIC: &str = "postie-maildrop 1\n";

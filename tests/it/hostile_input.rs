@@ -3,13 +3,13 @@
 //! and then fail on the wire, or exhaust memory. Each test fails without
 //! the check it names.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{closed_port, parse, postie, ServerOptions, TestServer};
+use crate::common::{closed_port, parse, postie, ServerOptions, TestServer};
 use mail_parser::MimeHeaders;
 
 fn server() -> TestServer {

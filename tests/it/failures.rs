@@ -2,13 +2,13 @@
 //! sysexits code scripts branch on. Servers that misbehave on purpose are
 //! scripted; the rest is bad input and bad configuration.
 
-mod common;
+use crate::common;
 
 use std::fs;
 #[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 
-use common::{
+use crate::common::{
     closed_port, postie, silent_server, ScriptedServer, ServerOptions, TestServer, SMALL_MESSAGE,
 };
 

@@ -1,10 +1,10 @@
 //! Direct delivery to MX hosts, end to end through the binary: a DNS server
 //! and SMTP servers on loopback, postie told to use that resolver and port.
 
-mod common;
+use crate::common;
 
-use common::dns::DnsServer;
-use common::{postie, ScriptedServer, ServerOptions, TestServer};
+use crate::common::dns::DnsServer;
+use crate::common::{postie, ScriptedServer, ServerOptions, TestServer};
 
 fn zone() -> Vec<(&'static str, &'static str, &'static str)> {
     vec![

@@ -8,13 +8,13 @@
 //! (to act as nobody, 65534). Without them they skip, but only when CI is
 //! unset: under .ci/run a missing tool is a failure.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, postie, ServerOptions, Tls};
+use crate::common::{closed_port, postie, ServerOptions, Tls};
 
 const NOBODY: u32 = 65534;
 

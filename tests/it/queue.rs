@@ -2,12 +2,12 @@
 //! `postie queue flush` does with it. Each test uses its own queue
 //! directory and config.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, sendmail, ServerOptions, TestServer, TinyDisk};
+use crate::common::{closed_port, sendmail, ServerOptions, TestServer, TinyDisk};
 
 type Setup = common::QueueSetup;
 

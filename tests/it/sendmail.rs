@@ -2,13 +2,13 @@
 //! and git send-email run, through a symlink named `sendmail`, against a
 //! real SMTP server. Each test checks the envelope and bytes received.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, parse, postie, sendmail, ServerOptions, TestServer};
+use crate::common::{closed_port, parse, postie, sendmail, ServerOptions, TestServer};
 
 /// Debian cron's mail (cron 3.0pl1): From with a comment, local To.
 const DEBIAN_CRON_MAIL: &str = "From: root (Cron Daemon)\n\
@@ -321,7 +321,7 @@ fn refused_recipient_is_67_and_server_down_is_75_or_queued() {
     );
     assert_eq!(out.status.code(), Some(75), "cron and queues retry on 75");
     assert!(String::from_utf8_lossy(&out.stderr).contains("connection refused"));
-    // By default sendmail mode keeps the message instead (tests/queue.rs).
+    // By default sendmail mode keeps the message instead (tests/it/queue.rs).
     let out = run_sendmail(&config, &["-i", "a@example.com"], "Subject: x\n\nbody\n");
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("postie: queued as "));
@@ -1024,7 +1024,7 @@ fn a_config_that_cannot_be_read_is_78_naming_it_not_no_config() {
     let out = cmd
         .env("POSTIE_SYSTEM_CONFIG", &config)
         // The ordinary command line: in sendmail mode the maildrop takes
-        // it (tests/maildrop.rs).
+        // it (tests/it/maildrop.rs).
         .args(["-f", "a@example.com", "root", "--body", "x"])
         .output()
         .unwrap();

@@ -8,12 +8,12 @@
 //! Queueing is on in every mode (`--queue`; sendmail mode's default), as a
 //! cron job or a careful script has it.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, ScriptedServer, ServerOptions, TestServer};
+use crate::common::{closed_port, ScriptedServer, ServerOptions, TestServer};
 
 const GREETING: &[u8] = b"220 faulty.test ESMTP\r\n";
 const EHLO: &[u8] = b"250-faulty.test\r\n250 8BITMIME\r\n";

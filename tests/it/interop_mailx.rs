@@ -4,11 +4,9 @@
 //! that is not set the test says so and passes, except under CI, where a
 //! missing mailx is a failure rather than a silently skipped test.
 
-mod common;
-
 use std::fs;
 
-use common::{hermetic, parse, ServerOptions, TestServer};
+use crate::common::{hermetic, parse, ServerOptions, TestServer};
 
 #[test]
 fn bsd_mailx_sends_through_the_sendmail_link() {

@@ -8,14 +8,14 @@
 //! queued, else the code of the first refused recipient, 75 only when
 //! queueing is off and a recipient is still owed.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, ServerOptions, TestServer, TinyDisk};
+use crate::common::{closed_port, ServerOptions, TestServer, TinyDisk};
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
     common::files_ending(dir, "json")
@@ -442,7 +442,7 @@ fn a_huge_sparse_drop_file_does_not_stop_roots_flush() {
 /// an upgrade is under way) is therefore deleted with one stderr line of
 /// root's flush and no copy anywhere: the user's message is gone, and
 /// the user was told exit 0 when it was dropped. A drop that cannot be
-/// planned is kept in failed/ (tests/maildrop.rs); one whose header
+/// planned is kept in failed/ (tests/it/maildrop.rs); one whose header
 /// cannot be read deserves the same: the message after the header line
 /// is there. Fix in maildrop::pick_one: when MAGIC matches, keep the
 /// bytes in failed/ (add_failed, with the reason and the uid) instead of
