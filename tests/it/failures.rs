@@ -405,15 +405,8 @@ fn no_body_with_a_terminal_is_a_usage_error() {
     );
     // script(1) passes its environment on: the machine's config and home
     // must stay out of reach, as for every other test.
-    let home = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new("script")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env(
-            "POSTIE_SYSTEM_CONFIG",
-            home.path().join("no-system-config.toml"),
-        )
+    let (mut script, _home) = common::hermetic_std("script");
+    let output = script
         .args(["-qec", &command, "/dev/null"])
         .stdin(std::process::Stdio::null())
         .output()

@@ -562,22 +562,9 @@ fn run_measured(mut command: std::process::Command, input: Vec<u8>) -> (Option<i
 fn a_large_sendmail_message_is_held_in_memory_at_most_once() {
     let size = 48 << 20;
     let report = cron_report(size);
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path();
     let (link, _) = common::sendmail();
-    let mut command = std::process::Command::new(link.path().join("sendmail"));
+    let (mut command, home) = common::hermetic_std(link.path().join("sendmail"));
     command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("POSTIE_QUEUE_DIR", home.join("queue"))
-        .env("POSTIE_SPOOL_DIR", home.join("spool"))
-        .env(
-            "POSTIE_SYSTEM_CONFIG",
-            home.join("none").join("config.toml"),
-        )
         .env("POSTIE_SERVER", nowhere())
         .args(["-t", "-i", "-f", "root@example.com"]);
     let (code, stderr, peak) = run_measured(command, report);

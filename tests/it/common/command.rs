@@ -1,6 +1,7 @@
 //! The hermetic `postie` command, and parsing what it sent.
 
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
@@ -31,43 +32,36 @@ pub fn sendmail() -> (TempDir, assert_cmd::Command) {
 }
 
 /// `program` with the hermetic environment `postie()` describes.
-pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(program);
-    cmd.env_clear();
-    for (name, value) in hermetic_env() {
-        cmd.env(name, value);
-    }
-    cmd
+pub fn hermetic(program: impl AsRef<OsStr>) -> assert_cmd::Command {
+    assert_cmd::Command::from_std(hermetic_std(program).0)
 }
 
-/// The hermetic `postie` of [`postie()`] as a `std::process::Command`,
-/// for tests that spawn and reap it themselves (to read its peak memory
-/// from `wait4`). Same environment; the HOME directory is returned.
-pub fn postie_std() -> (std::process::Command, PathBuf) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_postie"));
-    cmd.env_clear();
-    let env = hermetic_env();
-    let home = env
-        .iter()
-        .find(|(name, _)| *name == "HOME")
-        .map(|(_, home)| PathBuf::from(home))
-        .expect("HOME is set");
-    for (name, value) in env {
-        cmd.env(name, value);
-    }
-    (cmd, home)
-}
-
-/// The one environment every postie of the tests gets: PATH, and a fresh
-/// HOME (created, with XDG dirs) in which the queue, the maildrop spool
-/// and the system config all live, so that no test reads or writes the
-/// machine's.
-fn hermetic_env() -> Vec<(&'static str, std::ffi::OsString)> {
+/// [`hermetic`] as a `std::process::Command`, for tests that spawn and
+/// reap the program themselves (to read its peak memory from `wait4`);
+/// the fresh HOME is returned too.
+pub fn hermetic_std(program: impl AsRef<OsStr>) -> (std::process::Command, PathBuf) {
     let home = tempfile::Builder::new()
         .prefix("postie-home-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("create temp HOME")
         .keep();
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_clear().envs(hermetic_env(&home));
+    (cmd, home)
+}
+
+/// The hermetic `postie` of [`postie()`] as a `std::process::Command`
+/// (see [`hermetic_std`]).
+pub fn postie_std() -> (std::process::Command, PathBuf) {
+    hermetic_std(env!("CARGO_BIN_EXE_postie"))
+}
+
+/// The one environment every program of the tests gets, postie or the
+/// tool that runs it: PATH, and `home` as HOME (created, with XDG dirs)
+/// in which the queue, the maildrop spool and the system config all
+/// live, so that no test reads or writes the machine's. Nothing else
+/// passes from the test's own environment.
+pub fn hermetic_env(home: &Path) -> Vec<(&'static str, OsString)> {
     let config = home.join(".config");
     let state = home.join(".local").join("state");
     std::fs::create_dir_all(&config).expect("create XDG_CONFIG_HOME");
@@ -77,7 +71,7 @@ fn hermetic_env() -> Vec<(&'static str, std::ffi::OsString)> {
         env.push(("PATH", path));
     }
     env.extend([
-        ("HOME", home.clone().into_os_string()),
+        ("HOME", home.as_os_str().to_owned()),
         ("XDG_CONFIG_HOME", config.into_os_string()),
         ("XDG_STATE_HOME", state.into_os_string()),
         // Tests often run as root, whose default queue is /var/spool/postie.
