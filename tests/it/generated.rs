@@ -11,19 +11,11 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// postie with no POSTIE_* variables and no user config in reach.
+/// postie with the tests' hermetic environment, its HOME in `home`.
 fn postie(args: &[&str], home: &Path) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_postie"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("POSTIE_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("POSTIE_SYSTEM_CONFIG", home.join("no-system-config.toml"))
+    Command::new(env!("CARGO_BIN_EXE_postie"))
+        .env_clear()
+        .envs(crate::common::hermetic_env(home))
         .current_dir(repo())
         .args(args)
         .output()

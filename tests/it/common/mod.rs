@@ -20,7 +20,9 @@ mod scripted;
 mod server;
 mod tls;
 
-pub use command::{hermetic, hermetic_std, parse, postie, postie_std, sendmail, SMALL_MESSAGE};
+pub use command::{
+    hermetic, hermetic_env, hermetic_std, parse, postie, postie_std, sendmail, SMALL_MESSAGE,
+};
 pub use disk::TinyDisk;
 pub use ports::{closed_port, silent_server, starttls_then_flood};
 pub use queue::{files_ending, QueueSetup};
