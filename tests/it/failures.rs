@@ -386,16 +386,8 @@ fn account_is_chosen_by_from_and_flags_override_it() {
 /// A terminal on stdin and no body flag must not hang waiting for input.
 #[test]
 fn no_body_with_a_terminal_is_a_usage_error() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI has util-linux's script (bsdutils, essential in Debian)"
-        );
-        eprintln!("skipped: util-linux `script` (to get a pseudo-terminal) is not installed");
+    // script(1) gives postie a pseudo-terminal.
+    if !common::require_tool("script", "bsdutils") {
         return;
     }
     // script(1) runs the command on a pseudo-terminal; -e returns its status.

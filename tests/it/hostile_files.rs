@@ -42,17 +42,11 @@ impl Lab {
     /// cannot have one here.
     fn with_nobody() -> Option<Lab> {
         // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        let setpriv = std::process::Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !root || !setpriv {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs as root with setpriv (util-linux): both are needed for the local-attack tests"
-            );
-            eprintln!("skipped: needs root and setpriv");
+        if unsafe { libc::geteuid() } != 0 {
+            common::skip("the local-attack tests need root");
+            return None;
+        }
+        if !common::require_tool("setpriv", "util-linux") {
             return None;
         }
         Some(Lab::new())

@@ -18,6 +18,7 @@ mod queue;
 mod relay;
 mod scripted;
 mod server;
+mod skip;
 mod tls;
 
 pub use command::{
@@ -28,6 +29,7 @@ pub use ports::{closed_port, silent_server, starttls_then_flood};
 pub use queue::{files_ending, QueueSetup};
 pub use scripted::{Flood, ScriptedServer};
 pub use server::{Received, ServerOptions, TestServer, Tls, PASSWORD, USER};
+pub use skip::{require_tool, skip};
 pub use tls::CertKind;
 
 /// How long `wait_for_messages` (and `ScriptedServer::lines`) poll.
