@@ -9,6 +9,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+mod alone;
 mod command;
 mod disk;
 pub mod dns;
@@ -21,6 +22,7 @@ mod server;
 mod skip;
 mod tls;
 
+pub use alone::rerun_alone;
 pub use command::{
     hermetic, hermetic_env, hermetic_std, parse, postie, postie_std, sendmail, SMALL_MESSAGE,
 };
