@@ -329,6 +329,8 @@ fn config_errors_are_78() {
 #[test]
 fn user_without_any_password_source_is_78() {
     let srv = TestServer::start(ServerOptions::default());
+    // No password to log in with: refused before connecting.
+    srv.expect_unused();
     let (code, stderr) = send_to(&srv.addr(), &["--user", "alice"]);
     assert_eq!(code, 78, "{stderr}");
     assert!(

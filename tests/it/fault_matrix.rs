@@ -75,6 +75,13 @@ fn mailin(options: ServerOptions) -> Server {
     Server::Mailin(TestServer::start(options))
 }
 
+/// A server postie refuses to send to before it connects.
+fn unreached(options: ServerOptions) -> Server {
+    let server = TestServer::start(options);
+    server.expect_unused();
+    Server::Mailin(server)
+}
+
 fn scripted(greeting: &'static [u8], replies: &[&'static [u8]]) -> Server {
     Server::Scripted(ScriptedServer::start(
         greeting,
@@ -307,7 +314,7 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "To: a local name with no alias",
-            server: || mailin(ServerOptions::default()),
+            server: || unreached(ServerOptions::default()),
             args: &["-t"],
             config: "",
             recipients: &[],

@@ -662,6 +662,7 @@ fn scripted_server_multiline_and_data_mode() {
 #[test]
 fn scripted_server_without_client_returns_quickly() {
     let server = ScriptedServer::start(b"220 x\r\n", vec![]);
+    server.expect_unused();
     let t = std::time::Instant::now();
     assert!(server.lines().is_empty());
     assert!(t.elapsed() < Duration::from_secs(2));

@@ -146,6 +146,7 @@ fn mx_with_a_login_on_the_command_line_is_64() {
         vec!["--auth", "plain"],
     ] {
         let mx = auth_offering_mx();
+        mx.expect_unused();
         let output = direct(&dns, mx.port)
             .arg("--mx")
             .args(&login)
@@ -172,6 +173,7 @@ fn an_account_with_a_login_and_no_server_is_78() {
     );
     let dns = DnsServer::start(&zone());
     let mx = auth_offering_mx();
+    mx.expect_unused();
     let output = direct(&dns, mx.port)
         .env("POSTIE_CONFIG", &config)
         .output()

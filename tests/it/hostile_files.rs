@@ -350,6 +350,8 @@ fn a_client_key_others_can_read_is_refused() {
         require_client_cert: true,
         ..ServerOptions::default()
     });
+    // The key is refused before postie connects.
+    server.expect_unused();
     let (cert, key) = server.client_cert();
     let lab = Lab::new();
     let readable = lab.path("key.pem");

@@ -308,6 +308,7 @@ fn flush_refuses_fifos_symlinks_and_hard_links_without_hanging() {
 #[test]
 fn a_drop_the_system_config_cannot_plan_is_kept_in_failed() {
     let server = TestServer::start(ServerOptions::default());
+    server.expect_unused();
     let Some(machine) = Machine::new(&server.addr(), "") else {
         return;
     };

@@ -406,6 +406,7 @@ fn a_server_list_falls_over_to_the_next_on_temporary_failure() {
         ..ServerOptions::default()
     });
     let other = TestServer::start(ServerOptions::default());
+    other.expect_unused();
     fs::write(
         &setup.config,
         format!(

@@ -465,6 +465,7 @@ fn the_aliases_default_entry_wins_over_admin() {
 #[test]
 fn unknown_local_recipient_names_the_three_fixes() {
     let s = setup(ServerOptions::default(), "");
+    s.server.expect_unused();
     let out = run_sendmail(&s.config, &["-i", "www-data"], "Subject: x\n\nbody\n");
     assert_eq!(out.status.code(), Some(67));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -480,6 +481,7 @@ fn unknown_local_recipient_names_the_three_fixes() {
 #[test]
 fn unsupported_modes_and_options_are_64() {
     let s = setup(ServerOptions::default(), "");
+    s.server.expect_unused();
     for args in [
         vec!["-bp"],
         vec!["-bs"],
@@ -497,6 +499,7 @@ fn unsupported_modes_and_options_are_64() {
 #[test]
 fn malformed_message_is_65_with_the_reason() {
     let s = setup(ServerOptions::default(), "");
+    s.server.expect_unused();
     let out = run_sendmail(
         &s.config,
         &["-i", "a@example.com"],
@@ -914,6 +917,7 @@ fn a_message_that_cannot_be_planned_is_kept_in_failed_with_a_log_line() {
         ServerOptions::default(),
         &format!("logfile = \"{}\"", log.display()),
     );
+    s.server.expect_unused();
     let report = "Subject: backup\n\nrsync: 1532 files, 0 errors\n";
     // A local name no alias or domain covers: 67 before any connection.
     let (out, kept) = run_sendmail_keeping(&s.config, &["-i", "www-data"], report);
@@ -1091,6 +1095,8 @@ fn the_only_account_is_used_without_default() {
 #[test]
 fn a_local_from_on_the_command_line_sends_as_the_account() {
     let s = setup(ServerOptions::default(), "");
+    // --dry-run: nothing is sent.
+    s.server.expect_unused();
     let out = postie()
         .env("POSTIE_CONFIG", &s.config)
         .args(["--dry-run", "-f", "root", "b@example.com", "--body", "x"])

@@ -21,6 +21,7 @@ mod scripted;
 mod server;
 mod skip;
 mod tls;
+mod usage;
 
 pub use alone::rerun_alone;
 pub use command::{

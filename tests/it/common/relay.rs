@@ -5,7 +5,6 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use openssl::ssl::{SslAcceptor, SslConnector, SslMethod, SslStream, SslVerifyMode};
@@ -13,6 +12,7 @@ use openssl::ssl::{SslAcceptor, SslConnector, SslMethod, SslStream, SslVerifyMod
 use super::lock;
 use super::net::{expect_code, read_line_raw, read_reply_raw, set_timeouts};
 use super::server::Shared;
+use super::usage::Usage;
 
 /// Bound on every blocking socket operation inside the harness.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -110,59 +110,56 @@ fn pump_tls(mut a: SslStream<TcpStream>, mut b: SslStream<TcpStream>) {
 /// before accepting the next client, which guarantees that relay ordinal N
 /// and mailin's N-th handler clone are the same session.
 pub(super) fn spawn_starttls_relay(public: TcpListener, internal: SocketAddr, shared: Arc<Shared>) {
-    let spawned = thread::Builder::new()
-        .name("smtp-starttls-relay".into())
-        .spawn(move || {
-            let mut ordinal = 0usize;
-            for client in public.incoming() {
-                let Ok(client) = client else { continue };
-                let Ok(mut upstream) = TcpStream::connect_timeout(&internal, IO_TIMEOUT) else {
-                    continue;
-                };
-                let session = ordinal;
-                ordinal += 1;
-                let tls_flag = Arc::new(AtomicBool::new(false));
-                lock(&shared.session_tls).insert(session, Arc::clone(&tls_flag));
-                set_timeouts(&client, IO_TIMEOUT);
-                set_timeouts(&upstream, IO_TIMEOUT);
-                let _ = client.set_nodelay(true);
-                let _ = upstream.set_nodelay(true);
-                let Ok(greeting) = read_line_raw(&mut upstream) else {
-                    continue;
-                };
-                let (Ok(client_r), Ok(upstream_w)) = (client.try_clone(), upstream.try_clone())
-                else {
-                    continue;
-                };
-                let mut client_w = client;
-                if client_w.write_all(&greeting).is_err() {
-                    continue;
-                }
-                let _ = thread::Builder::new()
-                    .name("smtp-relay-c2s".into())
-                    .spawn(move || pipe(client_r, upstream_w, |_| {}));
-                let _ = thread::Builder::new()
-                    .name("smtp-relay-s2c".into())
-                    .spawn(move || {
-                        let mut window: Vec<u8> = Vec::new();
-                        pipe(upstream, client_w, move |chunk| {
-                            if tls_flag.load(Ordering::SeqCst) {
-                                return;
-                            }
-                            window.extend_from_slice(chunk);
-                            if window
-                                .windows(MAILIN_STARTTLS_REPLY.len())
-                                .any(|w| w == MAILIN_STARTTLS_REPLY)
-                            {
-                                tls_flag.store(true, Ordering::SeqCst);
-                                window = Vec::new();
-                            } else if window.len() > 256 {
-                                window.drain(..window.len() - 64);
-                            }
-                        })
-                    });
+    let usage = Arc::clone(&shared.usage);
+    let spawned = usage.spawn("smtp-starttls-relay", move || {
+        let mut ordinal = 0usize;
+        for client in public.incoming() {
+            let Ok(client) = client else { continue };
+            shared.usage.connected();
+            let Ok(mut upstream) = TcpStream::connect_timeout(&internal, IO_TIMEOUT) else {
+                continue;
+            };
+            let session = ordinal;
+            ordinal += 1;
+            let tls_flag = Arc::new(AtomicBool::new(false));
+            lock(&shared.session_tls).insert(session, Arc::clone(&tls_flag));
+            set_timeouts(&client, IO_TIMEOUT);
+            set_timeouts(&upstream, IO_TIMEOUT);
+            let _ = client.set_nodelay(true);
+            let _ = upstream.set_nodelay(true);
+            let Ok(greeting) = read_line_raw(&mut upstream) else {
+                continue;
+            };
+            let (Ok(client_r), Ok(upstream_w)) = (client.try_clone(), upstream.try_clone()) else {
+                continue;
+            };
+            let mut client_w = client;
+            if client_w.write_all(&greeting).is_err() {
+                continue;
             }
-        });
+            let _ = shared
+                .usage
+                .spawn("smtp-relay-c2s", move || pipe(client_r, upstream_w, |_| {}));
+            let _ = shared.usage.spawn("smtp-relay-s2c", move || {
+                let mut window: Vec<u8> = Vec::new();
+                pipe(upstream, client_w, move |chunk| {
+                    if tls_flag.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    window.extend_from_slice(chunk);
+                    if window
+                        .windows(MAILIN_STARTTLS_REPLY.len())
+                        .any(|w| w == MAILIN_STARTTLS_REPLY)
+                    {
+                        tls_flag.store(true, Ordering::SeqCst);
+                        window = Vec::new();
+                    } else if window.len() > 256 {
+                        window.drain(..window.len() - 64);
+                    }
+                })
+            });
+        }
+    });
     spawned.expect("spawn STARTTLS relay thread");
 }
 
@@ -174,21 +171,20 @@ pub(super) fn spawn_implicit_terminator(
     public: TcpListener,
     internal: SocketAddr,
     acceptor: SslAcceptor,
+    usage: &Arc<Usage>,
 ) {
     let acceptor = Arc::new(acceptor);
-    let spawned = thread::Builder::new()
-        .name("smtps-terminator".into())
-        .spawn(move || {
-            for client in public.incoming() {
-                let Ok(client) = client else { continue };
-                let acceptor = Arc::clone(&acceptor);
-                let _ = thread::Builder::new()
-                    .name("smtps-conn".into())
-                    .spawn(move || {
-                        let _ = terminate_one(client, internal, &acceptor);
-                    });
-            }
-        });
+    let conns = Arc::clone(usage);
+    let spawned = usage.spawn("smtps-terminator", move || {
+        for client in public.incoming() {
+            let Ok(client) = client else { continue };
+            conns.connected();
+            let acceptor = Arc::clone(&acceptor);
+            let _ = conns.spawn("smtps-conn", move || {
+                let _ = terminate_one(client, internal, &acceptor);
+            });
+        }
+    });
     spawned.expect("spawn implicit TLS terminator thread");
 }
 

@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::net::{accept_within, bind_local, set_timeouts};
+use super::usage::Usage;
 use super::{lock, WAIT};
 
 /// A scripted server for failure classes mailin cannot produce.
@@ -27,6 +28,7 @@ pub struct ScriptedServer {
     accepted: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
     started: Instant,
+    usage: Arc<Usage>,
 }
 
 impl ScriptedServer {
@@ -138,13 +140,15 @@ impl ScriptedServer {
         let accepted = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
         let greeting = greeting.to_vec();
+        let usage = Arc::new(Usage::default());
         let (l, a, d) = (Arc::clone(&lines), Arc::clone(&accepted), Arc::clone(&done));
-        thread::Builder::new()
-            .name("scripted-smtp".into())
-            .spawn(move || {
+        let u = Arc::clone(&usage);
+        usage
+            .spawn("scripted-smtp", move || {
                 if let Some(stream) = accept_within(&listener, Duration::from_secs(30)) {
                     drop(listener);
                     a.store(true, Ordering::SeqCst);
+                    u.connected();
                     let _ = run_script(stream, &greeting, replies, &l, &script);
                 }
                 d.store(true, Ordering::SeqCst);
@@ -156,12 +160,19 @@ impl ScriptedServer {
             accepted,
             done,
             started: Instant::now(),
+            usage,
         }
     }
 
     /// "127.0.0.1:PORT"
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Says that postie is not meant to connect: the drop then checks
+    /// that it did not, instead of that it did.
+    pub fn expect_unused(&self) {
+        self.usage.expect_unused();
     }
 
     /// Lines received so far, without the trailing CRLF/LF.
@@ -377,5 +388,14 @@ impl Write for TrickleWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Fails the test if the server was never connected to (unless it was
+/// told `expect_unused`) or if its thread panicked.
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.usage
+            .check(&format!("ScriptedServer on port {}", self.port));
     }
 }

@@ -36,6 +36,7 @@ use openssl::hash::MessageDigest;
 use super::net::bind_local;
 use super::relay::{spawn_implicit_terminator, spawn_starttls_relay};
 use super::tls::{generate_cert, implicit_acceptor, CertFiles, CertKind};
+use super::usage::Usage;
 use super::{lock, WAIT};
 
 /// Username accepted by the test server's AUTH PLAIN and AUTH LOGIN.
@@ -132,6 +133,8 @@ pub(super) struct Shared {
     next_session: AtomicUsize,
     /// Session ordinal -> "mailin has replied 220 to STARTTLS".
     pub(super) session_tls: Mutex<HashMap<usize, Arc<AtomicBool>>>,
+    /// For the drop check.
+    pub(super) usage: Arc<Usage>,
 }
 
 struct Config {
@@ -163,6 +166,8 @@ struct Recorder {
 
 impl Clone for Recorder {
     fn clone(&self) -> Self {
+        // mailin clones the handler as it accepts a connection.
+        self.shared.usage.connected();
         Recorder {
             shared: Arc::clone(&self.shared),
             config: Arc::clone(&self.config),
@@ -171,6 +176,13 @@ impl Clone for Recorder {
             envelope: None,
             data: Vec::new(),
         }
+    }
+}
+
+/// A handler that panicked fails the server's drop check.
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.shared.usage.note_unwinding();
     }
 }
 
@@ -318,20 +330,20 @@ impl TestServer {
         let port = public.local_addr().expect("local_addr").port();
 
         match opts.tls {
-            Tls::None => start_mailin(handler, public, None, opts.auth),
+            Tls::None => start_mailin(handler, public, None, opts.auth, &shared.usage),
             Tls::StartTls => {
                 let internal = bind_local();
                 let internal_addr = internal.local_addr().expect("local_addr");
-                start_mailin(handler, internal, cert.as_ref(), opts.auth);
+                start_mailin(handler, internal, cert.as_ref(), opts.auth, &shared.usage);
                 spawn_starttls_relay(public, internal_addr, Arc::clone(&shared));
             }
             Tls::Implicit => {
                 let internal = bind_local();
                 let internal_addr = internal.local_addr().expect("local_addr");
                 let certs = cert.as_ref().expect("certificate");
-                start_mailin(handler, internal, Some(certs), opts.auth);
+                start_mailin(handler, internal, Some(certs), opts.auth, &shared.usage);
                 let acceptor = implicit_acceptor(certs, client.as_ref());
-                spawn_implicit_terminator(public, internal_addr, acceptor);
+                spawn_implicit_terminator(public, internal_addr, acceptor, &shared.usage);
             }
         }
 
@@ -356,6 +368,12 @@ impl TestServer {
     /// "127.0.0.1:PORT"
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Says that postie is not meant to connect: the drop then checks
+    /// that it did not, instead of that it did.
+    pub fn expect_unused(&self) {
+        self.shared.usage.expect_unused();
     }
 
     /// The SHA-256 fingerprint of the server's certificate, as hex.
@@ -398,7 +416,23 @@ impl TestServer {
     }
 }
 
-fn start_mailin(handler: Recorder, listener: TcpListener, cert: Option<&CertFiles>, auth: bool) {
+/// Fails the test if the server was never connected to (unless it was
+/// told `expect_unused`) or if one of its threads panicked.
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shared
+            .usage
+            .check(&format!("TestServer on port {}", self.port));
+    }
+}
+
+fn start_mailin(
+    handler: Recorder,
+    listener: TcpListener,
+    cert: Option<&CertFiles>,
+    auth: bool,
+    usage: &Arc<Usage>,
+) {
     let mut server = Server::new(handler);
     server
         .with_name("localhost")
@@ -417,9 +451,8 @@ fn start_mailin(handler: Recorder, listener: TcpListener, cert: Option<&CertFile
             .with_auth(AuthMechanism::Plain)
             .with_auth(AuthMechanism::Login);
     }
-    thread::Builder::new()
-        .name("mailin".into())
-        .spawn(move || {
+    usage
+        .spawn("mailin", move || {
             let _ = server.serve();
         })
         .expect("spawn mailin thread");
