@@ -4,13 +4,13 @@
 //! original text, and differs from the input only in the re-encoded part;
 //! what cannot be fixed is refused with 65 before any connection.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::{closed_port, parse, postie, sendmail, Received, ServerOptions, TestServer};
+use crate::common::{closed_port, parse, postie, sendmail, Received, ServerOptions, TestServer};
 use mail_parser::PartType;
 
 /// The two ways a ready-made message reaches postie.
@@ -342,6 +342,7 @@ fn a_header_with_no_white_space_to_fold_at_is_refused_before_connecting() {
 #[test]
 fn a_bare_cr_in_the_header_is_refused_so_no_bcc_can_leak() {
     let server = TestServer::start(ServerOptions::default());
+    server.expect_unused();
     let s = setup(&server.addr());
     let message =
         b"From: a@example.com\nTo: to@example.com\rBcc: secret@example.com\nSubject: x\n\nbody\n";

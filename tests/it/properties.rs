@@ -24,12 +24,10 @@
 //! Failure persistence is off (this file is the only one the tests own);
 //! bugs found are pinned as plain tests at the end of the file.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Output;
 
-use common::{parse, postie, ServerOptions, TestServer};
+use crate::common::{parse, postie, ServerOptions, TestServer};
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders};

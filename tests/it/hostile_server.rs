@@ -10,14 +10,14 @@
 //!
 //! A module of its own so that a one-test-binary layout can move it as is.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{postie, postie_std, Flood, ScriptedServer, SMALL_MESSAGE};
+use crate::common::{postie, postie_std, Flood, ScriptedServer, SMALL_MESSAGE};
 use proptest::prelude::*;
 
 const GREETING: &[u8] = b"220 evil.example ESMTP\r\n";
@@ -251,6 +251,10 @@ fn capabilities_injected_behind_the_ehlo_reply_are_not_believed() {
 
 #[test]
 fn an_endless_greeting_is_76_with_bounded_memory() {
+    // Measures a child's peak memory: alone, as other tests' would count.
+    if common::rerun_alone() {
+        return;
+    }
     let server = ScriptedServer::start_flooding(GREETING, vec![], 0, Flood::endless_reply("220"));
     let addr = server.addr();
     let run = run_measured(&send_args(&addr, &[]), Duration::from_secs(30));
@@ -259,6 +263,10 @@ fn an_endless_greeting_is_76_with_bounded_memory() {
 
 #[test]
 fn an_endless_greeting_under_quit_after_banner_is_76() {
+    // Measures a child's peak memory: alone, as other tests' would count.
+    if common::rerun_alone() {
+        return;
+    }
     let server = ScriptedServer::start_flooding(GREETING, vec![], 0, Flood::endless_reply("220"));
     let addr = server.addr();
     let run = run_measured(
@@ -271,6 +279,10 @@ fn an_endless_greeting_under_quit_after_banner_is_76() {
 
 #[test]
 fn an_endless_ehlo_reply_is_76_with_bounded_memory() {
+    // Measures a child's peak memory: alone, as other tests' would count.
+    if common::rerun_alone() {
+        return;
+    }
     // The EHLO in the script is what the flood replaces.
     let server = ScriptedServer::start_flooding(
         GREETING,
@@ -285,6 +297,10 @@ fn an_endless_ehlo_reply_is_76_with_bounded_memory() {
 
 #[test]
 fn an_endless_reply_to_rcpt_is_76() {
+    // Measures a child's peak memory: alone, as other tests' would count.
+    if common::rerun_alone() {
+        return;
+    }
     let server = ScriptedServer::start_flooding(
         GREETING,
         vec![EHLO.to_vec(), OK.to_vec(), OK.to_vec()],
@@ -301,6 +317,10 @@ fn an_endless_reply_to_rcpt_is_76() {
 /// must end that fetch at once, not at the connect timeout.
 #[test]
 fn an_endless_greeting_on_the_certificate_refetch_ends_it_at_once() {
+    // Measures a child's peak memory: alone, as other tests' would count.
+    if common::rerun_alone() {
+        return;
+    }
     let port = common::starttls_then_flood(Flood::endless_reply("220"));
     let addr = format!("127.0.0.1:{port}");
     let mut args = vec![
@@ -325,6 +345,10 @@ fn an_endless_greeting_on_the_certificate_refetch_ends_it_at_once() {
 
 #[test]
 fn a_30_mb_line_is_76_within_seconds() {
+    // Measures a child's peak memory: alone, as other tests' would count.
+    if common::rerun_alone() {
+        return;
+    }
     let server = ScriptedServer::start_flooding(GREETING, vec![], 0, Flood::huge_line("220", 30));
     let addr = server.addr();
     let run = run_measured(&send_args(&addr, &["-v"]), Duration::from_secs(30));
@@ -503,17 +527,19 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
-proptest! {
-    #![proptest_config(config(64))]
-
-    /// Whatever the server sends: no signal, never EX_SOFTWARE, bounded
-    /// memory and time; a greeting that is not a reply is 74, 75 or 76.
-    #[test]
-    fn random_reply_streams_never_crash_postie(
+/// Whatever the server sends: no signal, never EX_SOFTWARE, bounded
+/// memory and time; a greeting that is not a reply is 74, 75 or 76.
+#[test]
+fn random_reply_streams_never_crash_postie() {
+    // Measures a child's peak memory: alone, as other tests' would count.
+    if common::rerun_alone() {
+        return;
+    }
+    proptest!(config(64), |(
         greeting in reply(),
         replies in prop::collection::vec(reply(), 0..6),
         verbose in prop::bool::ANY,
-    ) {
+    )| {
         let server = ScriptedServer::start(&greeting, replies);
         let addr = server.addr();
         let mut args = vec!["--server", addr.as_str(), "--tls", "none", "--timeout", "3"];
@@ -532,5 +558,5 @@ proptest! {
             prop_assert!(matches!(run.code, Some(74..=76)), "{:?}", run);
         }
         prop_assert!(!run.stderr.contains('\u{1b}'), "{:?}", run);
-    }
+    });
 }

@@ -2,11 +2,11 @@
 //! loopback port, and each test checks what a user would: the bytes and
 //! envelope the server received, the exit code and the stderr line.
 
-mod common;
+use crate::common;
 
 use std::fs;
 
-use common::{
+use crate::common::{
     parse, postie, CertKind, ServerOptions, TestServer, Tls, PASSWORD, SMALL_MESSAGE, USER,
 };
 use mail_parser::MimeHeaders;

@@ -11,19 +11,11 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// postie with no POSTIE_* variables and no user config in reach.
+/// postie with the tests' hermetic environment, its HOME in `home`.
 fn postie(args: &[&str], home: &Path) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_postie"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("POSTIE_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("POSTIE_SYSTEM_CONFIG", home.join("no-system-config.toml"))
+    Command::new(env!("CARGO_BIN_EXE_postie"))
+        .env_clear()
+        .envs(crate::common::hermetic_env(home))
         .current_dir(repo())
         .args(args)
         .output()
@@ -139,12 +131,7 @@ fn readme_tables_of_code_facts_are_generated_blocks() {
 
 #[test]
 fn man_pages_render_without_warnings() {
-    if Command::new("groff").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "groff is not installed (apt-get install groff-base); CI must check the man pages"
-        );
-        eprintln!("notice: groff is not installed, man pages not checked");
+    if !crate::common::require_tool("groff", "groff-base") {
         return;
     }
     let pages = files_under(&repo().join("man"));

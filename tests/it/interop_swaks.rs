@@ -2,11 +2,9 @@
 //! at the same stage with the same outcome. .ci/run installs swaks; where
 //! it is missing the test says so and passes, except under CI.
 
-mod common;
-
 use std::process::Command;
 
-use common::{postie, ServerOptions, TestServer, Tls, PASSWORD, USER};
+use crate::common::{postie, require_tool, ServerOptions, TestServer, Tls, PASSWORD, USER};
 
 struct Case {
     name: &'static str,
@@ -19,25 +17,13 @@ struct Case {
     expected: (i32, i32, usize),
 }
 
-fn swaks_available() -> bool {
-    let found = Command::new("swaks").arg("--version").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install swaks (see .ci/run)"
-        );
-        eprintln!("skipped: swaks is not installed (apt-get install swaks)");
-    }
-    found
-}
-
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
 #[test]
 fn postie_and_swaks_agree_on_each_outcome() {
-    if !swaks_available() {
+    if !require_tool("swaks", "swaks") {
         return;
     }
     let tls_auth = ServerOptions {

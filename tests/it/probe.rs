@@ -2,9 +2,7 @@
 //! redaction of credentials, --timing, --quit-after, --capabilities,
 //! certificate checks and pinning, and --test-message.
 
-mod common;
-
-use common::{
+use crate::common::{
     parse, postie, CertKind, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD,
     SMALL_MESSAGE, USER,
 };

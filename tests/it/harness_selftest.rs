@@ -1,13 +1,11 @@
-//! Proves the integration-test harness in `tests/common` works, without
+//! Proves the integration-test harness in `tests/it/common` works, without
 //! involving postie: raw SMTP over std TcpStream / openssl.
-
-mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use openssl::base64::encode_block;
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 
@@ -664,6 +662,7 @@ fn scripted_server_multiline_and_data_mode() {
 #[test]
 fn scripted_server_without_client_returns_quickly() {
     let server = ScriptedServer::start(b"220 x\r\n", vec![]);
+    server.expect_unused();
     let t = std::time::Instant::now();
     assert!(server.lines().is_empty());
     assert!(t.elapsed() < Duration::from_secs(2));

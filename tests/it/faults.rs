@@ -3,12 +3,12 @@
 //! leaves the message queued (and `postie queue flush` then delivers it
 //! exactly once) while a permanent one is never queued.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::PathBuf;
 
-use common::{silent_server, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD};
+use crate::common::{silent_server, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD};
 
 const GREETING: &[u8] = b"220 faulty.test ESMTP\r\n";
 const EHLO: &[u8] = b"250-faulty.test\r\n250 8BITMIME\r\n";

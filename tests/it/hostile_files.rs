@@ -8,13 +8,13 @@
 //! (to act as nobody, 65534). Without them they skip, but only when CI is
 //! unset: under .ci/run a missing tool is a failure.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, postie, ServerOptions, Tls};
+use crate::common::{closed_port, postie, ServerOptions, Tls};
 
 const NOBODY: u32 = 65534;
 
@@ -42,17 +42,11 @@ impl Lab {
     /// cannot have one here.
     fn with_nobody() -> Option<Lab> {
         // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        let setpriv = std::process::Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !root || !setpriv {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs as root with setpriv (util-linux): both are needed for the local-attack tests"
-            );
-            eprintln!("skipped: needs root and setpriv");
+        if unsafe { libc::geteuid() } != 0 {
+            common::skip("the local-attack tests need root");
+            return None;
+        }
+        if !common::require_tool("setpriv", "util-linux") {
             return None;
         }
         Some(Lab::new())
@@ -356,6 +350,8 @@ fn a_client_key_others_can_read_is_refused() {
         require_client_cert: true,
         ..ServerOptions::default()
     });
+    // The key is refused before postie connects.
+    server.expect_unused();
     let (cert, key) = server.client_cert();
     let lab = Lab::new();
     let readable = lab.path("key.pem");

@@ -6,15 +6,13 @@
 //! Self-contained apart from `common`, so that the one-test-binary layout
 //! can take it over as a module.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::dns::DnsServer;
-use common::{
+use crate::common::dns::DnsServer;
+use crate::common::{
     closed_port, postie, sendmail, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD,
     SMALL_MESSAGE, USER,
 };
@@ -148,6 +146,7 @@ fn mx_with_a_login_on_the_command_line_is_64() {
         vec!["--auth", "plain"],
     ] {
         let mx = auth_offering_mx();
+        mx.expect_unused();
         let output = direct(&dns, mx.port)
             .arg("--mx")
             .args(&login)
@@ -174,6 +173,7 @@ fn an_account_with_a_login_and_no_server_is_78() {
     );
     let dns = DnsServer::start(&zone());
     let mx = auth_offering_mx();
+    mx.expect_unused();
     let output = direct(&dns, mx.port)
         .env("POSTIE_CONFIG", &config)
         .output()
@@ -257,6 +257,10 @@ fn children_peak_kib() -> i64 {
 
 #[test]
 fn a_flood_of_output_is_78_quickly_with_bounded_memory() {
+    // Measures a child's peak memory: alone, as other tests' would count.
+    if crate::common::rerun_alone() {
+        return;
+    }
     let started = Instant::now();
     let output = with_password_cmd("yes | head -c 300000000")
         .output()

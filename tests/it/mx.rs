@@ -2,12 +2,10 @@
 //! 127.0.0.1 serving a test zone: MX order, the implicit MX, null MX,
 //! NXDOMAIN, address families, and nameservers that fail.
 
-mod common;
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common::dns::DnsServer;
+use crate::common::dns::DnsServer;
 use postie::exit::{Exit, Result};
 use postie::smtp::mx::{exchangers, Exchanger, Family, Nameserver, Resolver};
 

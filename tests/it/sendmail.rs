@@ -2,13 +2,13 @@
 //! and git send-email run, through a symlink named `sendmail`, against a
 //! real SMTP server. Each test checks the envelope and bytes received.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, parse, postie, sendmail, ServerOptions, TestServer};
+use crate::common::{closed_port, parse, postie, sendmail, ServerOptions, TestServer};
 
 /// Debian cron's mail (cron 3.0pl1): From with a comment, local To.
 const DEBIAN_CRON_MAIL: &str = "From: root (Cron Daemon)\n\
@@ -321,7 +321,7 @@ fn refused_recipient_is_67_and_server_down_is_75_or_queued() {
     );
     assert_eq!(out.status.code(), Some(75), "cron and queues retry on 75");
     assert!(String::from_utf8_lossy(&out.stderr).contains("connection refused"));
-    // By default sendmail mode keeps the message instead (tests/queue.rs).
+    // By default sendmail mode keeps the message instead (tests/it/queue.rs).
     let out = run_sendmail(&config, &["-i", "a@example.com"], "Subject: x\n\nbody\n");
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("postie: queued as "));
@@ -465,6 +465,7 @@ fn the_aliases_default_entry_wins_over_admin() {
 #[test]
 fn unknown_local_recipient_names_the_three_fixes() {
     let s = setup(ServerOptions::default(), "");
+    s.server.expect_unused();
     let out = run_sendmail(&s.config, &["-i", "www-data"], "Subject: x\n\nbody\n");
     assert_eq!(out.status.code(), Some(67));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -480,6 +481,7 @@ fn unknown_local_recipient_names_the_three_fixes() {
 #[test]
 fn unsupported_modes_and_options_are_64() {
     let s = setup(ServerOptions::default(), "");
+    s.server.expect_unused();
     for args in [
         vec!["-bp"],
         vec!["-bs"],
@@ -497,6 +499,7 @@ fn unsupported_modes_and_options_are_64() {
 #[test]
 fn malformed_message_is_65_with_the_reason() {
     let s = setup(ServerOptions::default(), "");
+    s.server.expect_unused();
     let out = run_sendmail(
         &s.config,
         &["-i", "a@example.com"],
@@ -914,6 +917,7 @@ fn a_message_that_cannot_be_planned_is_kept_in_failed_with_a_log_line() {
         ServerOptions::default(),
         &format!("logfile = \"{}\"", log.display()),
     );
+    s.server.expect_unused();
     let report = "Subject: backup\n\nrsync: 1532 files, 0 errors\n";
     // A local name no alias or domain covers: 67 before any connection.
     let (out, kept) = run_sendmail_keeping(&s.config, &["-i", "www-data"], report);
@@ -984,16 +988,7 @@ fn as_non_root() -> Option<(assert_cmd::Command, u32)> {
     if uid != 0 {
         return Some((common::hermetic(postie), uid));
     }
-    if std::process::Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root and needs setpriv (util-linux) to test as another user"
-        );
-        eprintln!("skipped: running as root without setpriv");
+    if !common::require_tool("setpriv", "util-linux") {
         return None;
     }
     let mut cmd = common::hermetic("setpriv");
@@ -1024,7 +1019,7 @@ fn a_config_that_cannot_be_read_is_78_naming_it_not_no_config() {
     let out = cmd
         .env("POSTIE_SYSTEM_CONFIG", &config)
         // The ordinary command line: in sendmail mode the maildrop takes
-        // it (tests/maildrop.rs).
+        // it (tests/it/maildrop.rs).
         .args(["-f", "a@example.com", "root", "--body", "x"])
         .output()
         .unwrap();
@@ -1044,11 +1039,7 @@ fn home_of_another_user_is_not_searched_for_the_config() {
     };
     let Some(home) = passwd_home(uid) else {
         // Containers may run the tests under a uid without an entry.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no passwd entry for {uid}"
-        );
-        eprintln!("skipped: uid {uid} has no passwd entry");
+        common::skip(&format!("uid {uid} has no passwd entry"));
         return;
     };
     // Debian's cron: the crontab owner's uid, the daemon's HOME.
@@ -1104,6 +1095,8 @@ fn the_only_account_is_used_without_default() {
 #[test]
 fn a_local_from_on_the_command_line_sends_as_the_account() {
     let s = setup(ServerOptions::default(), "");
+    // --dry-run: nothing is sent.
+    s.server.expect_unused();
     let out = postie()
         .env("POSTIE_CONFIG", &s.config)
         .args(["--dry-run", "-f", "root", "b@example.com", "--body", "x"])

@@ -8,12 +8,12 @@
 //! Queueing is on in every mode (`--queue`; sendmail mode's default), as a
 //! cron job or a careful script has it.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{closed_port, ScriptedServer, ServerOptions, TestServer};
+use crate::common::{closed_port, ScriptedServer, ServerOptions, TestServer};
 
 const GREETING: &[u8] = b"220 faulty.test ESMTP\r\n";
 const EHLO: &[u8] = b"250-faulty.test\r\n250 8BITMIME\r\n";
@@ -73,6 +73,13 @@ impl Server {
 
 fn mailin(options: ServerOptions) -> Server {
     Server::Mailin(TestServer::start(options))
+}
+
+/// A server postie refuses to send to before it connects.
+fn unreached(options: ServerOptions) -> Server {
+    let server = TestServer::start(options);
+    server.expect_unused();
+    Server::Mailin(server)
 }
 
 fn scripted(greeting: &'static [u8], replies: &[&'static [u8]]) -> Server {
@@ -307,7 +314,7 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "To: a local name with no alias",
-            server: || mailin(ServerOptions::default()),
+            server: || unreached(ServerOptions::default()),
             args: &["-t"],
             config: "",
             recipients: &[],

@@ -2,13 +2,13 @@
 //! sysexits code scripts branch on. Servers that misbehave on purpose are
 //! scripted; the rest is bad input and bad configuration.
 
-mod common;
+use crate::common;
 
 use std::fs;
 #[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 
-use common::{
+use crate::common::{
     closed_port, postie, silent_server, ScriptedServer, ServerOptions, TestServer, SMALL_MESSAGE,
 };
 
@@ -329,6 +329,8 @@ fn config_errors_are_78() {
 #[test]
 fn user_without_any_password_source_is_78() {
     let srv = TestServer::start(ServerOptions::default());
+    // No password to log in with: refused before connecting.
+    srv.expect_unused();
     let (code, stderr) = send_to(&srv.addr(), &["--user", "alice"]);
     assert_eq!(code, 78, "{stderr}");
     assert!(
@@ -386,16 +388,8 @@ fn account_is_chosen_by_from_and_flags_override_it() {
 /// A terminal on stdin and no body flag must not hang waiting for input.
 #[test]
 fn no_body_with_a_terminal_is_a_usage_error() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI has util-linux's script (bsdutils, essential in Debian)"
-        );
-        eprintln!("skipped: util-linux `script` (to get a pseudo-terminal) is not installed");
+    // script(1) gives postie a pseudo-terminal.
+    if !common::require_tool("script", "bsdutils") {
         return;
     }
     // script(1) runs the command on a pseudo-terminal; -e returns its status.
@@ -405,15 +399,8 @@ fn no_body_with_a_terminal_is_a_usage_error() {
     );
     // script(1) passes its environment on: the machine's config and home
     // must stay out of reach, as for every other test.
-    let home = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new("script")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env(
-            "POSTIE_SYSTEM_CONFIG",
-            home.path().join("no-system-config.toml"),
-        )
+    let (mut script, _home) = common::hermetic_std("script");
+    let output = script
         .args(["-qec", &command, "/dev/null"])
         .stdin(std::process::Stdio::null())
         .output()

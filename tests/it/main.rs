@@ -1,0 +1,28 @@
+//! postie's integration tests, in one test binary: the crate and its
+//! dependencies are linked once, not once per file. Each module was a
+//! file of its own under tests/; `common` is the harness they share (the
+//! SMTP, DNS and scripted servers, the hermetic `postie` command).
+
+mod common;
+
+mod direct;
+mod failures;
+mod fault_matrix;
+mod faults;
+mod generated;
+mod harness_selftest;
+mod hostile_credentials;
+mod hostile_files;
+mod hostile_input;
+mod hostile_server;
+mod interop_mailx;
+mod interop_swaks;
+mod loss_paths;
+mod maildrop;
+mod mx;
+mod probe;
+mod properties;
+mod queue;
+mod send;
+mod sendmail;
+mod transportable;
