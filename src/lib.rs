@@ -13,6 +13,10 @@
 //! | outcome | [`outcome`] | what happens after a send attempt, for every path |
 //! | top | [`commands`], [`generate`], `main.rs` | the commands, which use everything below |
 
+// The index links to the private modules on purpose: these docs are for
+// the people who work on postie (`cargo doc --document-private-items`).
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub(crate) mod cli;
 pub(crate) mod commands;
 pub(crate) mod config;

@@ -6,6 +6,10 @@
 //! Each doc comment is the flag's help text: the first line is what
 //! `--help` shows, the rest is the long help.
 
+// The doc comments below are clap's help text, written for people at a
+// terminal ("HOST[:PORT]", "Name <addr>"), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -36,15 +36,15 @@ pub(crate) const SUBCOMMANDS: &[(&str, Subcommand)] = &[
 /// What the command line asks for, with the arguments that command reads.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Invocation {
-    /// `postie [FLAGS] RECIPIENT...`: all of argv, argv[0] included, for clap.
+    /// `postie [FLAGS] RECIPIENT...`: all of argv, `argv[0]` included, for clap.
     Send(Vec<OsString>),
-    /// sendmail's argv without argv[0] (its parser ignores `--sendmail`).
+    /// sendmail's argv without `argv[0]` (its parser ignores `--sendmail`).
     Sendmail(Vec<OsString>),
     /// A subcommand and the arguments after its word.
     Subcommand(Subcommand, Vec<OsString>),
 }
 
-/// Decides the mode from the whole argv (argv[0] first).
+/// Decides the mode from the whole argv (`argv[0]` first).
 pub(crate) fn invocation(argv: Vec<OsString>) -> Invocation {
     let sendmail = argv.first().is_some_and(invoked_as_sendmail)
         || argv.iter().skip(1).any(|arg| arg == "--sendmail");

@@ -1206,7 +1206,7 @@ fn kill_group(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A --server value: HOST, HOST:PORT, [IPv6]:PORT, smtp://… or smtps://….
+/// A --server value: HOST, HOST:PORT, `[IPv6]:PORT`, smtp://… or smtps://….
 #[derive(Debug, PartialEq, Eq)]
 struct ServerSpec {
     host: String,

@@ -8,7 +8,7 @@
 //! the transcript sees clear text on both sides of the upgrade. Owning the
 //! TLS stream also gives postie the peer certificate for its report.
 //!
-//! Replies reach lettre only through [`reply::Lines`]: whole, checked
+//! Replies reach lettre only through [`crate::smtp::reply::Lines`]: whole, checked
 //! replies with their text escaped (see that module for why).
 
 use std::io;
