@@ -19,8 +19,8 @@ use crate::mail::content::Content;
 use crate::outcome::{self, Verdict};
 use crate::plan::request;
 use crate::plan::stored::QueuedSettings;
-use crate::queue::maildrop;
 use crate::queue::storage::{self, Damaged, Entry, Found, Queue};
+use crate::queue::{maildrop, system};
 use crate::smtp::transport::{self, Outgoing, Route, Server};
 use crate::types::parse_duration;
 use crate::types::Envelope;
@@ -38,7 +38,7 @@ pub fn run(cli: QueueCli) -> Result<()> {
             Error::config("no queue directory: set queue_dir in the config or --queue-dir")
         })?;
     if let QueueCommand::Init = cli.command {
-        maildrop::init()?;
+        system::init()?;
         Queue::open(&dir)?;
         return Ok(());
     }

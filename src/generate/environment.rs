@@ -7,7 +7,7 @@ use clap::Command;
 
 use crate::config::file as config;
 use crate::plan::request;
-use crate::queue::maildrop;
+use crate::queue::system;
 
 /// An environment variable and what it does (markup: `code`, *placeholder*).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub const OTHERS: &[(&str, &str)] = &[
          unreadability sends a user's mail to the maildrop, and which its pickup uses.",
     ),
     (
-        maildrop::SPOOL_ENV,
+        system::SPOOL_ENV,
         "For tests and packagers: the spool holding the maildrop, instead of \
          `/var/spool/postie`. Every user's postie must agree on it.",
     ),

@@ -31,7 +31,7 @@ use crate::cli::sendmail;
 use crate::config::file as config;
 use crate::exit::{self, Exit};
 use crate::plan::request;
-use crate::queue::maildrop;
+use crate::queue::system;
 
 const POSTIE_1: &str = include_str!("../../doc/postie.1.in");
 const POSTIE_QUEUE_1: &str = include_str!("../../doc/postie-queue.1.in");
@@ -71,7 +71,7 @@ fn queue_page() -> String {
     environment.extend(environment::others(&[
         request::PASSWORD_ENV,
         "XDG_STATE_HOME",
-        maildrop::SPOOL_ENV,
+        system::SPOOL_ENV,
         config::SYSTEM_CONFIG_ENV,
     ]));
     fill(

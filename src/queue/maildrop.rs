@@ -25,8 +25,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 
 use clap::Parser;
 
@@ -38,23 +38,7 @@ use crate::output::log::{Attempt, Outcome};
 use crate::plan::request;
 use crate::plan::stored::{QueuedSettings, Submission};
 use crate::queue::storage::{Queue, Unplanned};
-
-/// Overrides `/var/spool/postie`, for tests and for packagers whose spool
-/// lives elsewhere. Not for ordinary use: every user must agree on it.
-pub const SPOOL_ENV: &str = "POSTIE_SPOOL_DIR";
-
-/// The spool directory: fixed, whatever root's `queue_dir` says, because
-/// every user's postie must find it without reading any config.
-pub(crate) fn spool_dir() -> PathBuf {
-    std::env::var_os(SPOOL_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/spool/postie"))
-}
-
-pub(crate) fn maildrop_dir() -> PathBuf {
-    spool_dir().join("maildrop")
-}
+use crate::queue::system::maildrop_dir;
 
 /// The most a drop file may hold: the message and its one header line.
 const MAX_DROP_BYTES: u64 = 100 * 1024 * 1024 + 64 * 1024;
@@ -128,48 +112,6 @@ pub fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> {
     })?;
     if cli.verbose > 0 {
         eprintln!("postie: handed to the maildrop as {name}; root's `postie queue flush` sends it");
-    }
-    Ok(())
-}
-
-/// `postie queue init`: the spool (0711, so that users reach the maildrop
-/// but cannot list root's queue) and the maildrop (1733), both root's,
-/// created or repaired.
-pub(crate) fn init() -> Result<()> {
-    if !crate::home::is_root() {
-        return Err(Error::new(
-            Exit::NoPerm,
-            "queue init sets up the system spool and must run as root",
-        )
-        .hint("run `sudo postie queue init`"));
-    }
-    let spool = spool_dir();
-    for (dir, mode) in [(spool.clone(), 0o711), (spool.join("maildrop"), 0o1733)] {
-        let fail = |what: &str, err: std::io::Error| {
-            Error::new(
-                Exit::IoErr,
-                format!(
-                    "queue init: cannot {what} {}: {}",
-                    dir.display(),
-                    io_reason(&err)
-                ),
-            )
-            .hint("check the parent directory")
-        };
-        match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(Error::config(format!(
-                    "queue init: {} exists and is not a directory",
-                    dir.display()
-                ))
-                .hint("move it away and run `postie queue init` again"))
-            }
-            Err(_) => fs::create_dir_all(&dir).map_err(|err| fail("create", err))?,
-        }
-        std::os::unix::fs::chown(&dir, Some(0), Some(0)).map_err(|err| fail("chown", err))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
-            .map_err(|err| fail("chmod", err))?;
     }
     Ok(())
 }

@@ -202,8 +202,8 @@ impl Queue {
     pub fn open(dir: &Path) -> Result<Queue> {
         // Root's default queue is the spool that also holds the maildrop:
         // made here first at 0700, it would shut every user out of it.
-        if !dir.exists() && dir == crate::queue::maildrop::spool_dir() && crate::home::is_root() {
-            crate::queue::maildrop::init()?;
+        if !dir.exists() && dir == crate::queue::system::spool_dir() && crate::home::is_root() {
+            crate::queue::system::init()?;
         }
         for sub in [dir.to_path_buf(), dir.join("tmp"), dir.join("failed")] {
             create_private_dir(&sub).map_err(|err| queue_error("create", &sub, &err))?;
