@@ -30,6 +30,7 @@ use std::path::PathBuf;
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::output::log::{Attempt, Logger, Outcome};
+use crate::output::messages;
 use crate::plan::request::Plan;
 use crate::queue::storage::{Entry, Queue};
 use crate::smtp::transport::{Outgoing, Refusal, SessionReport};
@@ -307,18 +308,18 @@ pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> 
         };
         if plan.queue.policy == QueuePolicy::Never {
             if mixed {
-                eprintln!(
-                    "postie: warning: not sent to {}: {}",
+                messages::warning(format_args!(
+                    "not sent to {}: {}",
                     listed(&recipients),
                     error.message
-                );
+                ));
             }
             log_failure(&plan.log, sender, size, &recipients, Outcome::Failed, error);
         } else {
             match enqueue(plan, message, &recipients, &error.message) {
                 Ok(id) => {
                     // Exit 0 follows: no hint to fix anything, no exit code.
-                    eprintln!("postie: queued as {id}{whom}: {}", error.message);
+                    messages::said(format_args!("queued as {id}{whom}: {}", error.message));
                     log_failure(&plan.log, sender, size, &recipients, Outcome::Queued, error);
                     owed_kept = true;
                 }
@@ -344,11 +345,11 @@ pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> 
     }
     for (recipients, error) in verdict.refused() {
         if mixed {
-            eprintln!(
-                "postie: warning: not sent to {}: {}",
+            messages::warning(format_args!(
+                "not sent to {}: {}",
                 listed(recipients),
                 error.message
-            );
+            ));
         }
         if plan.queue.keep_refused {
             keep_refused(plan, message, recipients, &error.message);
@@ -357,7 +358,7 @@ pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> 
     match (status(verdict, owed_kept), not_queued) {
         // A refusal's code wins; the queueing failure is said beside it.
         (Some(refusal), Some(not_queued)) if !refusal.is_temporary() => {
-            eprintln!("postie: error: {not_queued}");
+            messages::error(not_queued);
             Err(refusal)
         }
         (_, Some(not_queued)) => Err(not_queued),
@@ -407,8 +408,8 @@ fn keep_refused(plan: &Plan, message: &Outgoing, recipients: &[String], reason: 
         )
     });
     match kept {
-        Ok(path) => eprintln!("postie: kept the message in {}", path.display()),
-        Err(err) => eprintln!("postie: warning: could not keep the message in failed/: {err}"),
+        Ok(path) => messages::said(format_args!("kept the message in {}", path.display())),
+        Err(err) => messages::warning(format_args!("could not keep the message in failed/: {err}")),
     }
 }
 
@@ -468,7 +469,10 @@ pub fn settle_entry(
         entry.recipients = recipients;
         entry.last_error = Some(error.message.clone());
         record_narrowed(queue, entry, delivered)?;
-        eprintln!("postie: queue: deferred {}: {}", entry.id, error.message);
+        messages::said(format_args!(
+            "queue: deferred {}: {}",
+            entry.id, error.message
+        ));
         flushed.deferred = Some(error.clone());
         for (refused_recipients, refusal) in &refused {
             let path = queue.add_failed(
@@ -478,22 +482,22 @@ pub fn settle_entry(
                 content,
                 &refusal.message,
             )?;
-            eprintln!(
-                "postie: queue: failed {} for {}: {}; kept in {}",
+            messages::said(format_args!(
+                "queue: failed {} for {}: {}; kept in {}",
                 entry.id,
                 listed(refused_recipients),
                 refusal.message,
                 path.display()
-            );
+            ));
         }
     } else if let Some((_, first)) = refused.first() {
         for (recipients, error) in &refused[1..] {
-            eprintln!(
-                "postie: queue: {} refused for {}: {}",
+            messages::said(format_args!(
+                "queue: {} refused for {}: {}",
                 entry.id,
                 listed(recipients),
                 error.message
-            );
+            ));
         }
         entry.recipients = refused
             .iter()
@@ -501,23 +505,23 @@ pub fn settle_entry(
             .collect();
         entry.last_error = Some(first.message.clone());
         match queue.fail(entry) {
-            Ok(path) => eprintln!(
-                "postie: queue: failed {}: {}; kept in {}",
+            Ok(path) => messages::said(format_args!(
+                "queue: failed {}: {}; kept in {}",
                 entry.id,
                 first,
                 path.display()
-            ),
+            )),
             // failed/ cannot take it: it stays queued for the refused
             // recipients alone, and the next flush tries the move again.
             Err(err) if delivered => {
                 record_narrowed(queue, entry, delivered)?;
-                eprintln!(
-                    "postie: queue: failed {}: {}; not moved to failed/ ({}), kept in the queue for {} alone",
+                messages::said(format_args!(
+                    "queue: failed {}: {}; not moved to failed/ ({}), kept in the queue for {} alone",
                     entry.id,
                     first,
                     err.message,
                     listed(&entry.recipients)
-                );
+                ));
             }
             Err(err) => return Err(err),
         }

@@ -13,6 +13,7 @@ use clap::error::ErrorKind;
 use crate::cli::invocation::{invocation, Invocation, Subcommand};
 use crate::cli::{args, sendmail};
 use crate::exit::{Error, Exit};
+use crate::output::messages;
 
 /// Runs what `argv` asks for and returns the process's exit status.
 pub fn main(argv: Vec<OsString>) -> ExitCode {
@@ -50,7 +51,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 }
 
 fn report(err: Error) -> ExitCode {
-    eprintln!("postie: error: {err}");
+    messages::error(&err);
     ExitCode::from(err.exit.code())
 }
 
@@ -62,7 +63,9 @@ fn sendmail_args(args: &[OsString]) -> Vec<String> {
         .map(|arg| {
             arg.to_str().map(str::to_string).unwrap_or_else(|| {
                 let lossy = arg.to_string_lossy().into_owned();
-                eprintln!("postie: warning: argument {lossy:?} is not UTF-8; read as shown");
+                messages::warning(format_args!(
+                    "argument {lossy:?} is not UTF-8; read as shown"
+                ));
                 lossy
             })
         })
@@ -92,10 +95,10 @@ fn clap_exit(err: clap::Error, help: &str) -> ExitCode {
             .collect();
         first = format!("{first} {}", listed.join(", "));
     }
-    eprintln!(
-        "postie: error: {first}; see '{help}' ({} {})",
+    messages::error(format_args!(
+        "{first}; see '{help}' ({} {})",
         Exit::Usage.name(),
         Exit::Usage.code()
-    );
+    ));
     ExitCode::from(Exit::Usage.code())
 }

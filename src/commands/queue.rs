@@ -17,6 +17,7 @@ use crate::config::file::ConfigFile;
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::outcome::{self, Verdict};
+use crate::output::messages;
 use crate::plan::request;
 use crate::plan::stored::QueuedSettings;
 use crate::queue::storage::{self, Damaged, Entry, Found, Queue};
@@ -84,11 +85,11 @@ pub fn run(cli: QueueCli) -> Result<()> {
 fn retry(queue: &Queue, id: &str) -> Result<()> {
     let Some((mut entry, unplanned, message)) = queue.unplanned(id)? else {
         let entry = queue.retry(id)?;
-        eprintln!(
-            "postie: queue: {} is queued again for {}",
+        messages::said(format_args!(
+            "queue: {} is queued again for {}",
             entry.id,
             entry.recipients.join(", ")
-        );
+        ));
         return Ok(());
     };
     let planned: Result<Vec<(Outgoing, QueuedSettings)>> = match unplanned.maildrop_uid {
@@ -123,11 +124,11 @@ fn retry(queue: &Queue, id: &str) -> Result<()> {
             &outgoing.content,
             None,
         )?;
-        eprintln!(
-            "postie: queue: {id} is queued again as {} for {}",
+        messages::said(format_args!(
+            "queue: {id} is queued again as {} for {}",
             queued.id,
             outgoing.envelope.recipients.join(", ")
-        );
+        ));
     }
     queue.forget_failed(id)
 }
@@ -225,7 +226,7 @@ fn unsaved(id: &str, err: Error, first: &mut Option<Error>) {
         Some(_) => err,
         None => err.hint("the next flush tries it again once the queue can be written"),
     };
-    eprintln!("postie: queue: {id} stays as it was: {err}");
+    messages::said(format_args!("queue: {id} stays as it was: {err}"));
     first.get_or_insert(err);
 }
 
@@ -254,10 +255,10 @@ impl Tally {
 
     fn result(self) -> Result<()> {
         if self.skipped > 0 {
-            eprintln!(
-                "postie: queue: {} more message(s) not tried: their server did not answer for an earlier one",
+            messages::said(format_args!(
+                "queue: {} more message(s) not tried: their server did not answer for an earlier one",
                 self.skipped
-            );
+            ));
         }
         if let Some(err) = self
             .first_setup
@@ -373,11 +374,11 @@ fn triage(
         Found::Damaged(damaged) => {
             match queue.fail_damaged(&damaged) {
                 Ok(path) => {
-                    eprintln!(
-                        "postie: queue: failed {id}: {}; kept in {}",
+                    messages::said(format_args!(
+                        "queue: failed {id}: {}; kept in {}",
                         damaged.reason,
                         path.display()
-                    );
+                    ));
                     tally.first_permanent.get_or_insert(
                         Error::data(format!("queue: {id} is damaged: {}", damaged.reason))
                             .hint("see `postie queue list --failed`"),
@@ -396,10 +397,10 @@ fn triage(
         let log = request::replay_logger(&entry.settings, &entry.sender);
         match outcome::give_up(queue, &entry, reason, &log) {
             Ok(path) => {
-                eprintln!(
-                    "postie: queue: failed {id}: {reason}; kept in {}",
+                messages::said(format_args!(
+                    "queue: failed {id}: {reason}; kept in {}",
                     path.display()
-                );
+                ));
                 tally.first_permanent.get_or_insert(
                     Error::data(format!("queue: {id} has no recipient"))
                         .hint("see `postie queue list --failed`"),
@@ -424,13 +425,13 @@ fn triage(
                 return Ok(None);
             }
         };
-        eprintln!(
-            "postie: queue: gave up on {} after {} ({} attempts; last error: {reason}); kept in {}",
+        messages::said(format_args!(
+            "queue: gave up on {} after {} ({} attempts; last error: {reason}); kept in {}",
             entry.id,
             age_text(&entry, now),
             entry.attempts,
             path.display()
-        );
+        ));
         tally.first_permanent.get_or_insert(Error::new(
             Exit::Unavailable,
             format!("queue: {} expired", entry.id),
@@ -453,10 +454,10 @@ fn triage(
             let log = request::replay_logger(&entry.settings, &entry.sender);
             match outcome::give_up(queue, &entry, &reason, &log) {
                 Ok(path) => {
-                    eprintln!(
-                        "postie: queue: failed {id}: {reason}; kept in {}",
+                    messages::said(format_args!(
+                        "queue: failed {id}: {reason}; kept in {}",
                         path.display()
-                    );
+                    ));
                     tally.first_permanent.get_or_insert(
                         Error::data(format!("queue: {id} is damaged: {reason}"))
                             .hint("see `postie queue list --failed`"),
@@ -490,7 +491,7 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
                 };
                 // The first is the flush's error line; the others get theirs.
                 if tally.first_setup.is_some() {
-                    eprintln!("postie: error: {err}");
+                    messages::error(&err);
                 }
                 tally.first_setup.get_or_insert(err);
             }
@@ -550,11 +551,11 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
                     tally.first_permanent.get_or_insert(err);
                 }
                 if verbose > 0 && sent_to_all {
-                    eprintln!(
-                        "postie: queue: sent {} to {}",
+                    messages::said(format_args!(
+                        "queue: sent {} to {}",
                         entry.id,
                         message.envelope.recipients.join(", ")
-                    );
+                    ));
                 }
             }
             Err(err) => tally.unsaved(&entry.id, err),

@@ -3,7 +3,7 @@
 //! with `main`: it plans, sends and settles, so it imports from every
 //! layer below and nothing imports it.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 
 use crate::cli::args::{self, Cli};
 use crate::config::file::ConfigFile;
@@ -12,6 +12,7 @@ use crate::exit::{Error, Exit, Result};
 use crate::mail::spool;
 use crate::outcome::{self, Verdict};
 use crate::output::{capabilities as report, log};
+use crate::output::{dry_run, messages};
 use crate::plan::{request, stored};
 use crate::queue::{maildrop, storage};
 use crate::smtp::transport;
@@ -68,13 +69,13 @@ pub fn run(cli: Cli) -> Result<()> {
         plan(cli.clone(), &mut reader, is_terminal).map_err(|err| unplanned(&cli, None, err))?
     };
     for warning in &plan.warnings {
-        eprintln!("postie: warning: {warning}");
+        messages::warning(warning);
     }
     for note in &plan.notes {
-        eprintln!("postie: note: {note}");
+        messages::note(note);
     }
     if plan.transport.is_none() {
-        return print_dry_run(&plan);
+        return dry_run::print(&plan);
     }
     // Every recipient is owed by policy: nothing is tried now, and no
     // password command runs.
@@ -96,7 +97,7 @@ pub fn run(cli: Cli) -> Result<()> {
             .collect()
     } else {
         let Some(settings) = &plan.transport else {
-            return print_dry_run(&plan);
+            return dry_run::print(&plan);
         };
         let attempts = transport::submit_all(settings, &plan.messages);
         let mut results = Vec::with_capacity(attempts.len());
@@ -128,7 +129,7 @@ fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
         return Ok(());
     };
     for (err, message) in &failures {
-        eprintln!("postie: error: {}: {err}", message.label);
+        messages::error(format_args!("{}: {err}", message.label));
     }
     // Some of these may have reached some recipients (--partial, MX): the
     // line must not invite sending them all again.
@@ -215,7 +216,7 @@ fn unplanned(cli: &Cli, raw: Option<spool::Input>, err: Error) -> Error {
         });
     match kept {
         Ok(path) => {
-            eprintln!("postie: kept the message in {}", path.display());
+            messages::said(format_args!("kept the message in {}", path.display()));
             err
         }
         Err(keep_err) => Error {
@@ -253,34 +254,4 @@ pub fn unparsed_sendmail(args: &[String], err: Error) -> Error {
         ..err
     };
     unplanned(&cli, Some(raw), err)
-}
-
-fn print_dry_run(plan: &request::Plan) -> Result<()> {
-    eprintln!("postie: dry run, nothing sent");
-    let mut stdout = std::io::stdout().lock();
-    for message in &plan.messages {
-        eprintln!("MAIL FROM:<{}>", message.envelope.sender);
-        for recipient in &message.envelope.recipients {
-            eprintln!("RCPT TO:<{recipient}>");
-        }
-        match message
-            .content
-            .write_to(&mut stdout)
-            .and_then(|_| stdout.flush())
-        {
-            Ok(()) => {}
-            // `postie --dry-run ... | head` is fine.
-            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(err) => {
-                return Err(Error::new(
-                    Exit::IoErr,
-                    format!(
-                        "cannot write the message to standard output: {}",
-                        exit::io_reason(&err)
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(())
 }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use mail_builder::headers::date::Date;
 
+use crate::output::messages;
+
 /// Where attempt lines go.
 #[derive(Clone, Debug, Default)]
 pub struct Logger {
@@ -64,7 +66,7 @@ impl Logger {
         if let Some(path) = &self.file {
             let stamped = format!("{} {line}\n", Date::now().to_rfc822());
             if let Err(why) = append(path, stamped.as_bytes()) {
-                eprintln!("postie: warning: {why}");
+                messages::warning(why);
             }
         }
         if self.syslog {
@@ -176,10 +178,10 @@ fn send_to_syslog(outcome: Outcome, line: &str) {
     let sent = std::os::unix::net::UnixDatagram::unbound()
         .and_then(|socket| socket.send_to(message.as_bytes(), "/dev/log"));
     if let Err(err) = sent {
-        eprintln!(
-            "postie: warning: cannot write to syslog (/dev/log): {}",
+        messages::warning(format_args!(
+            "cannot write to syslog (/dev/log): {}",
             crate::exit::io_reason(&err)
-        );
+        ));
     }
 }
 

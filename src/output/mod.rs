@@ -1,7 +1,10 @@
-//! What postie writes for people and scripts besides the message: the
-//! `--capabilities` report and the per-attempt log (file and syslog).
+//! What postie writes for people and scripts: the `postie:` lines on
+//! stderr, the `--capabilities` report, the `--dry-run` output and the
+//! per-attempt log (file and syslog).
 //!
 //! Belongs here: formats. Not here: deciding what happened (`outcome`).
 
 pub(crate) mod capabilities;
+pub(crate) mod dry_run;
 pub(crate) mod log;
+pub(crate) mod messages;

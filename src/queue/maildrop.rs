@@ -35,6 +35,7 @@ use crate::config::file::Location;
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::output::log::{Attempt, Outcome};
+use crate::output::messages;
 use crate::plan::request;
 use crate::plan::stored::{QueuedSettings, Submission};
 use crate::queue::storage::{Queue, Unplanned};
@@ -111,7 +112,9 @@ pub fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> {
         }
     })?;
     if cli.verbose > 0 {
-        eprintln!("postie: handed to the maildrop as {name}; root's `postie queue flush` sends it");
+        messages::said(format_args!(
+            "handed to the maildrop as {name}; root's `postie queue flush` sends it"
+        ));
     }
     Ok(())
 }
@@ -140,7 +143,7 @@ pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
             dir.display()
         ))
         .hint("run `postie queue init`");
-        eprintln!("postie: queue: {err}");
+        messages::said(format_args!("queue: {err}"));
         done.first_error = Some(err);
         return done;
     }
@@ -164,7 +167,7 @@ pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
     for name in names {
         let path = dir.join(&name);
         if let Err(err) = pick_one(queue, &path, verbose) {
-            eprintln!("postie: queue: maildrop: {name}: {err}");
+            messages::said(format_args!("queue: maildrop: {name}: {err}"));
             done.first_error.get_or_insert(err);
         }
     }
@@ -297,10 +300,10 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
                     exit: 0,
                 });
                 if verbose > 0 {
-                    eprintln!(
-                        "postie: queue: picked up a message from userid {uid} as {}",
+                    messages::said(format_args!(
+                        "queue: picked up a message from userid {uid} as {}",
                         entry.id
-                    );
+                    ));
                 }
             }
         }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::mail::content::Content;
+use crate::output::messages;
 use crate::permissions;
 use crate::plan::stored::{self, QueuedSettings, Submission};
 
@@ -498,11 +499,11 @@ impl Queue {
                 // Not ours, so not written by postie running as us: its
                 // settings (a password_cmd) are nobody's to act on, and
                 // moving it to failed/ would make it look like ours.
-                Err(owner) => eprintln!(
-                    "postie: warning: queue: skipping {}: owned by userid {owner}, not {}; remove it if nobody can say who put it there",
+                Err(owner) => messages::warning(format_args!(
+                    "queue: skipping {}: owned by userid {owner}, not {}; remove it if nobody can say who put it there",
                     path.display(),
                     crate::home::effective_uid()
-                ),
+                )),
             }
         }
         listed.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
