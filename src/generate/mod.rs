@@ -10,7 +10,7 @@
 //! sendmail options in `sendmail`.
 //!
 //! The generated files are committed (`cargo run -- generate .`), and
-//! tests/generated.rs fails when they differ from what this code produces,
+//! tests/it/generated.rs fails when they differ from what this code produces,
 //! so a changed flag cannot leave stale completions, man pages or README
 //! tables behind. Everything here is deterministic: no date, no host, and
 //! the plain crate version rather than the run-time OpenSSL one of

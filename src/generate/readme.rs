@@ -3,7 +3,7 @@
 //!
 //! Each block sits between `<!-- NAME:begin -->` and `<!-- NAME:end -->`
 //! lines; `postie generate .` rewrites what is between them, and
-//! tests/generated.rs fails when the committed README differs.
+//! tests/it/generated.rs fails when the committed README differs.
 
 use super::environment;
 use crate::cli::sendmail;
