@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::output::log::{Attempt, Logger, Outcome};
-use crate::plan::request::Plan;
+use crate::plan::Plan;
 use crate::queue::storage::{Entry, Queue};
 use crate::smtp::transport::{Outgoing, Refusal, SessionReport};
 use crate::types::Envelope;

@@ -17,7 +17,7 @@ use crate::config::file::ConfigFile;
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::outcome::{self, Verdict};
-use crate::plan::request;
+use crate::plan::replay;
 use crate::plan::stored::QueuedSettings;
 use crate::queue::maildrop;
 use crate::queue::storage::{self, Damaged, Entry, Found, Queue};
@@ -94,7 +94,7 @@ fn retry(queue: &Queue, id: &str) -> Result<()> {
     let planned: Result<Vec<(Outgoing, QueuedSettings)>> = match unplanned.maildrop_uid {
         Some(uid) => maildrop::plan(&unplanned.submission, &message, uid)
             .map(|list| list.into_iter().map(|(o, s, _)| (o, s)).collect()),
-        None => request::replan(&unplanned.submission, &entry.settings, &message).map(|plan| {
+        None => replay::replan(&unplanned.submission, &entry.settings, &message).map(|plan| {
             let settings = plan.queue.settings.clone();
             plan.messages
                 .into_iter()
@@ -393,7 +393,7 @@ fn triage(
     if entry.recipients.is_empty() || entry.unplanned.is_some() {
         let reason = "it names no recipient to send to (see `postie queue retry`)";
         entry.last_error = Some(reason.to_string());
-        let log = request::replay_logger(&entry.settings, &entry.sender);
+        let log = replay::replay_logger(&entry.settings, &entry.sender);
         match outcome::give_up(queue, &entry, reason, &log) {
             Ok(path) => {
                 eprintln!(
@@ -415,7 +415,7 @@ fn triage(
             .last_error
             .clone()
             .unwrap_or_else(|| "never tried".into());
-        let log = request::replay_logger(&entry.settings, &entry.sender);
+        let log = replay::replay_logger(&entry.settings, &entry.sender);
         let given_up = format!("gave up after {}: {reason}", age_text(&entry, now));
         let path = match outcome::give_up(queue, &entry, &given_up, &log) {
             Ok(path) => path,
@@ -450,7 +450,7 @@ fn triage(
         })),
         Err(reason) => {
             entry.last_error = Some(reason.clone());
-            let log = request::replay_logger(&entry.settings, &entry.sender);
+            let log = replay::replay_logger(&entry.settings, &entry.sender);
             match outcome::give_up(queue, &entry, &reason, &log) {
                 Ok(path) => {
                     eprintln!(
@@ -480,7 +480,7 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
     // A setup that fails here (config, password command) is this
     // machine's problem, not the messages': the entries stay as they are,
     // untried, and the others (other accounts, other configs) go on.
-    let (mut settings, logger) = match request::replay_settings(&first.settings, &envelope) {
+    let (mut settings, logger) = match replay::replay_settings(&first.settings, &envelope) {
         Ok(replayed) => replayed,
         Err(err) => {
             for entry in due.iter().map(|d| &d.entry) {

@@ -311,6 +311,19 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The flags a queued message is sent with later. A login that --mx
+/// ignored is left out: the flush would take it for one given on its
+/// command line and refuse the entry for good.
+pub(crate) fn stored_settings(cli: &Cli) -> QueuedSettings {
+    let mut stored = QueuedSettings::from_cli(cli);
+    if cli.mx {
+        stored.user = None;
+        stored.password_cmd = None;
+        stored.auth = None;
+    }
+    stored
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

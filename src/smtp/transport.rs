@@ -25,7 +25,6 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::types::QuitAfter;
 use crate::exit::error_chain;
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
 use crate::mail::address::envelope_address;
@@ -40,6 +39,7 @@ use crate::smtp::tls::{
 use crate::smtp::transcript::Transcript;
 use crate::smtp::wire::Wire;
 use crate::types::human_size;
+use crate::types::QuitAfter;
 use crate::types::{AuthMethod, TlsMode};
 use crate::types::{Endpoint, Envelope, TlsFiles};
 /// How long to wait at each step.
