@@ -13,8 +13,8 @@ use crate::config::file::ConfigFile;
 use crate::mail::spool::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::output::log::Logger;
 use crate::plan::logger;
+use crate::plan::precedence::queue_dir;
 use crate::plan::stored::QueuedSettings;
-use crate::queue::storage;
 
 /// Where a message that could not be planned is kept, and where that is
 /// logged: as much of the config as can be read, else the defaults.
@@ -33,11 +33,7 @@ impl Fallback {
             .as_ref()
             .and_then(|c| c.select(cli.account.as_deref(), cli.from.as_deref()).ok());
         Fallback {
-            queue_dir: cli
-                .queue_dir
-                .clone()
-                .or_else(|| config.as_ref().and_then(|c| c.queue_dir.clone()))
-                .or_else(storage::default_dir),
+            queue_dir: queue_dir(cli, config.as_ref()),
             max_message_size: config
                 .as_ref()
                 .map_or(DEFAULT_MAX_MESSAGE_SIZE, ConfigFile::max_message_size),

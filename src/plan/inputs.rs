@@ -22,6 +22,7 @@ use crate::mail::compose::{self, check_one_line, Draft, FilePart, FileRole};
 use crate::mail::message::{self, ReadyMessage};
 use crate::mail::spool::read_crlf;
 use crate::mail::transportable::{make_transportable, Transportable};
+use crate::plan::precedence::Selected;
 use crate::plan::recipients::{
     mailboxes, qualified, qualified_sender, recipient_lists, unique_addresses,
 };
@@ -101,19 +102,15 @@ pub(crate) fn ready_made(
 
 pub(crate) fn draft_and_envelope(
     cli: &Cli,
-    account: &Account,
+    selected: &Selected,
     local: &LocalRules,
     stdin: Stdin<'_>,
 ) -> Result<(Draft, Envelope)> {
-    let from_text = cli
-        .from
-        .as_deref()
-        .or(account.from.as_deref())
-        .ok_or_else(|| {
-            Error::usage("no sender address")
-                .hint("give --from, set POSTIE_FROM, or set `from` in the config's account")
-        })?;
-    let (from, sender) = qualified_sender(Mailbox::parse(from_text)?, local, account)?;
+    let from_text = selected.merged.from.as_deref().ok_or_else(|| {
+        Error::usage("no sender address")
+            .hint("give --from, set POSTIE_FROM, or set `from` in the config's account")
+    })?;
+    let (from, sender) = qualified_sender(Mailbox::parse(from_text)?, local, &selected.account)?;
     let (to, cc, bcc) = recipient_lists(cli, local)?;
     if to.is_empty() && cc.is_empty() && bcc.is_empty() {
         return Err(

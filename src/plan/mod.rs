@@ -13,6 +13,7 @@
 //!
 //! | file | what it decides |
 //! |---|---|
+//! | [`precedence`] | flag > environment > account > `[defaults]`, once |
 //! | [`inputs`] | what is read from files and standard input: body, HTML, attachments, ready-made messages |
 //! | [`recipients`] | the sender and recipients: local names, aliases, the envelope |
 //! | [`server`] | where and how to connect: server URLs, TLS, certificate checks, EHLO name, MX route |
@@ -25,6 +26,7 @@
 
 pub(crate) mod fallback;
 pub(crate) mod inputs;
+pub(crate) mod precedence;
 pub(crate) mod recipients;
 pub(crate) mod replay;
 pub(crate) mod secret;
@@ -41,11 +43,11 @@ use crate::mail::compose;
 use crate::mail::content::Content;
 use crate::output::log::Logger;
 use crate::plan::inputs::{draft_and_envelope, ready_made, Stdin};
+use crate::plan::precedence::{queue_dir, Selected};
 use crate::plan::recipients::{envelope_only, local_rules, Needs};
 use crate::plan::secret::PendingLogin;
 use crate::plan::server::transport_settings;
 use crate::plan::stored::{stored_settings, QueuedSettings};
-use crate::queue::storage;
 use crate::smtp::transport::{Outgoing, Route, Settings};
 use crate::types::QueuePolicy;
 
@@ -104,13 +106,13 @@ pub fn describe_settings(cli: &Cli, config: &ConfigFile) -> String {
 
 /// `config` is what [`ConfigFile::load`] made of `cli.config`.
 pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
-    let (account_name, account) = config.select(cli.account.as_deref(), cli.from.as_deref())?;
-    let local = local_rules(&config, &account)?;
+    let selected = Selected::of(&cli, &config)?;
+    let local = local_rules(&config, &selected.account)?;
     let needs = Needs::of(&cli);
     let mut notes = Vec::new();
     let messages = match (cli.message.as_slice(), needs) {
         ([], Needs::Message) => {
-            let (draft, envelope) = draft_and_envelope(&cli, &account, &local, stdin)?;
+            let (draft, envelope) = draft_and_envelope(&cli, &selected, &local, stdin)?;
             vec![Outgoing {
                 label: "the message".to_string(),
                 envelope,
@@ -131,7 +133,7 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
                 };
                 let (envelope, sendable) = ready_made(
                     &cli,
-                    &account,
+                    &selected.account,
                     &local,
                     path,
                     input,
@@ -155,7 +157,7 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
         }
         (_, needs) => vec![Outgoing {
             label: "the test".to_string(),
-            envelope: envelope_only(&cli, &account, &local, needs)?,
+            envelope: envelope_only(&selected, &local, needs, &cli)?,
             content: Content::default(),
         }],
     };
@@ -176,7 +178,7 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
     } else {
         let (settings, login) = transport_settings(
             &cli,
-            &account,
+            &selected,
             &messages[0].envelope,
             &mut warnings,
             &mut helo_notes,
@@ -195,12 +197,14 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
         ReportFormat::Table
     });
     let probing = cli.quit_after.is_some() || cli.capabilities || cli.dry_run;
-    let policy = if probing || cli.no_queue {
+    // A run that stops early or only prints has nothing to keep, whatever
+    // the flags or the account say.
+    let policy = if probing {
         QueuePolicy::Never
-    } else if cli.queue {
-        QueuePolicy::OnTempfail
     } else {
-        account.queue.unwrap_or(if cli.sendmail {
+        // Sendmail's callers (cron, daemons) read no exit status: by
+        // default the message waits in the queue rather than being lost.
+        selected.merged.queue.unwrap_or(if cli.sendmail {
             QueuePolicy::OnTempfail
         } else {
             QueuePolicy::Never
@@ -208,15 +212,11 @@ pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
     };
     let queue = QueuePlan {
         policy,
-        dir: cli
-            .queue_dir
-            .clone()
-            .or_else(|| config.queue_dir.clone())
-            .or_else(storage::default_dir),
+        dir: queue_dir(&cli, Some(&config)),
         settings: stored_settings(&cli),
         keep_refused: cli.sendmail && !probing,
     };
-    let log = logger(account_name, &account);
+    let log = logger(selected.name, &selected.account);
     Ok(Plan {
         messages,
         transport,

@@ -11,6 +11,7 @@ use crate::config::aliases::{Aliases, LocalRules};
 use crate::config::file::{Account, ConfigFile};
 use crate::exit::{Error, Result};
 use crate::mail::address::{parse_list, Mailbox};
+use crate::plan::precedence::Selected;
 use crate::types::{Envelope, QuitAfter};
 
 /// How much of a message a run needs: a test that stops early needs no
@@ -39,13 +40,13 @@ impl Needs {
 
 /// The envelope of a test that stops before DATA.
 pub(crate) fn envelope_only(
-    cli: &Cli,
-    account: &Account,
+    selected: &Selected,
     local: &LocalRules,
     needs: Needs,
+    cli: &Cli,
 ) -> Result<Envelope> {
-    let sender = match cli.from.as_deref().or(account.from.as_deref()) {
-        Some(text) => qualified_sender(Mailbox::parse(text)?, local, account)?.1,
+    let sender = match selected.merged.from.as_deref() {
+        Some(text) => qualified_sender(Mailbox::parse(text)?, local, &selected.account)?.1,
         None if needs == Needs::Nothing => String::new(),
         None => {
             return Err(Error::usage("no sender address")

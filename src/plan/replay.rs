@@ -9,10 +9,11 @@
 use clap::Parser;
 
 use crate::cli::args::Cli;
-use crate::config::file::{Account, ConfigFile};
+use crate::config::file::ConfigFile;
 use crate::exit::{Error, Exit, Result};
 use crate::output::log::Logger;
 use crate::plan::inputs::Stdin;
+use crate::plan::precedence::Selected;
 use crate::plan::secret::PendingLogin;
 use crate::plan::server::transport_settings;
 use crate::plan::stored::{QueuedSettings, Submission};
@@ -45,12 +46,12 @@ pub fn replan(submission: &Submission, settings: &QueuedSettings, message: &[u8]
 /// and today's config (a changed password or server applies), with the
 /// usual precedence: the record's flags, then the account, then defaults.
 pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(Settings, Logger)> {
-    let (cli, account_name, account) = replay_account(stored, &envelope.sender)?;
+    let (cli, selected) = replay_account(stored, &envelope.sender)?;
     let (mut warnings, mut notes) = (Vec::new(), Vec::new());
     let (mut settings, login) =
-        transport_settings(&cli, &account, envelope, &mut warnings, &mut notes)?;
+        transport_settings(&cli, &selected, envelope, &mut warnings, &mut notes)?;
     settings.login = login.map(PendingLogin::fetch).transpose()?;
-    Ok((settings, logger(account_name, &account)))
+    Ok((settings, logger(selected.name, &selected.account)))
 }
 
 /// Where a queued message's attempts are logged, without building its
@@ -58,11 +59,11 @@ pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(
 /// attempt. The default logger (none) when the config cannot be read.
 pub fn replay_logger(stored: &QueuedSettings, sender: &str) -> Logger {
     replay_account(stored, sender)
-        .map(|(_, name, account)| logger(name, &account))
+        .map(|(_, selected)| logger(selected.name, &selected.account))
         .unwrap_or_default()
 }
 
-fn replay_account(stored: &QueuedSettings, sender: &str) -> Result<(Cli, Option<String>, Account)> {
+fn replay_account(stored: &QueuedSettings, sender: &str) -> Result<(Cli, Selected)> {
     let mut cli = Cli::try_parse_from(["postie"]).map_err(|err| {
         Error::new(
             Exit::Software,
@@ -72,5 +73,6 @@ fn replay_account(stored: &QueuedSettings, sender: &str) -> Result<(Cli, Option<
     stored.apply(&mut cli);
     let config = ConfigFile::load(cli.config.as_deref())?;
     let (account_name, account) = config.select(cli.account.as_deref(), Some(sender))?;
-    Ok((cli, account_name, account))
+    let selected = Selected::new(&cli, account_name, account);
+    Ok((cli, selected))
 }

@@ -14,7 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::cli::args::Cli;
 use crate::config::file::Account;
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
 use crate::smtp::transport::Login;
@@ -23,16 +22,13 @@ use crate::types::AuthMethod;
 /// The environment variable that may hold the SMTP password or token.
 pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
 
-pub(crate) fn login(
-    cli: &Cli,
-    account: &Account,
-    deadline: Duration,
-) -> Result<Option<PendingLogin>> {
-    let user = cli.user.clone().or_else(|| account.user.clone());
-    let method = cli.auth.or(account.auth);
-    match user {
+/// The login `merged` names, its secret not yet fetched; none without a
+/// user.
+pub(crate) fn login(merged: &Account, deadline: Duration) -> Result<Option<PendingLogin>> {
+    let method = merged.auth;
+    match merged.user.clone() {
         Some(user) => Ok(Some(PendingLogin {
-            secret: secret(cli, account, &user)?,
+            secret: secret(merged, &user)?,
             user,
             method: method.unwrap_or(AuthMethod::Auto),
             deadline,
@@ -92,17 +88,14 @@ enum Secret {
 
 /// The password or token: --password-cmd, then POSTIE_PASSWORD, then the
 /// account's password_cmd, then its password.
-fn secret(cli: &Cli, account: &Account, user: &str) -> Result<Secret> {
-    if let Some(cmd) = &cli.password_cmd {
+fn secret(merged: &Account, user: &str) -> Result<Secret> {
+    // `merged` already has the layers in order, the two spellings of the
+    // secret taken together from the first layer that gives either
+    // (super::precedence): a command, then a password.
+    if let Some(cmd) = &merged.password_cmd {
         return Ok(Secret::Command(cmd.clone()));
     }
-    if let Ok(password) = std::env::var(PASSWORD_ENV) {
-        return Ok(Secret::Known(password));
-    }
-    if let Some(cmd) = &account.password_cmd {
-        return Ok(Secret::Command(cmd.clone()));
-    }
-    if let Some(password) = &account.password {
+    if let Some(password) = &merged.password {
         return Ok(Secret::Known(password.clone()));
     }
     Err(

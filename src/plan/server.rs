@@ -14,6 +14,7 @@ use crate::cli::args::Cli;
 use crate::config::file::Account;
 use crate::exit::{Error, Result};
 use crate::mail::address::is_ehlo_name;
+use crate::plan::precedence::Selected;
 use crate::plan::secret::{login, PendingLogin, PASSWORD_CMD_DEADLINE};
 use crate::smtp::mx::{Family, Nameserver};
 use crate::smtp::tls::{parse_fingerprint, Verify};
@@ -22,25 +23,25 @@ use crate::types::{Endpoint, Envelope, QuitAfter, TlsFiles, TlsMode};
 
 pub(crate) fn transport_settings(
     cli: &Cli,
-    account: &Account,
+    selected: &Selected,
     envelope: &Envelope,
     warnings: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) -> Result<(Settings, Option<PendingLogin>)> {
-    let explicit_tls = cli.tls.or(account.tls);
+    let merged = &selected.merged;
+    let explicit_tls = merged.tls;
     if let (true, Some(server)) = (cli.mx, &cli.server) {
         // Not a clap conflict: POSTIE_SERVER in the environment counts as
         // given there, and must not make --mx unusable.
         warnings.push(format!("--mx: not using the server {server}"));
     }
-    let servers: Vec<String> = match (&cli.server, &account.server) {
+    let servers: Vec<String> = match &merged.server {
         _ if cli.mx => Vec::new(),
-        (Some(server), _) => vec![server.clone()],
-        (None, Some(list)) => list.items(),
-        (None, None) => Vec::new(),
+        Some(list) => list.items(),
+        None => Vec::new(),
     };
     let route = if servers.is_empty() {
-        refuse_login_for_mx(cli, account, warnings)?;
+        refuse_login_for_mx(cli, &selected.account, warnings)?;
         if envelope.recipients.is_empty() {
             return Err(Error::usage("no server, and no recipient whose domain's MX to use").hint(
                 "give --server HOST[:PORT] (or POSTIE_SERVER, or `server` in the config), or a recipient",
@@ -53,6 +54,8 @@ pub(crate) fn transport_settings(
             .transpose()?
             .unwrap_or(Nameserver::System);
         Route::Mx {
+            // Not the account's port: that is its submission server's,
+            // and exchangers listen on 25 (RFC 5321 2.3.5).
             port: cli.port.unwrap_or(25),
             nameserver,
             tls: explicit_tls.unwrap_or(TlsMode::Opportunistic),
@@ -61,12 +64,12 @@ pub(crate) fn transport_settings(
         Route::Servers(
             servers
                 .iter()
-                .map(|server| server_target(server, cli, account, explicit_tls))
+                .map(|server| server_target(server, cli, selected))
                 .collect::<Result<Vec<_>>>()?,
         )
     };
 
-    let insecure = cli.insecure || account.insecure.unwrap_or(false);
+    let insecure = merged.insecure.unwrap_or(false);
     let verify = match (&cli.tls_fingerprint, insecure) {
         (Some(pin), _) => Verify::Pinned(parse_fingerprint(pin)?),
         (None, true) => {
@@ -81,7 +84,7 @@ pub(crate) fn transport_settings(
     let quit_after = cli
         .quit_after
         .or(cli.capabilities.then_some(QuitAfter::Starttls));
-    let timeout = cli.timeout.or(account.timeout);
+    let timeout = merged.timeout;
     // A test that stops before AUTH needs no password; an exchanger never
     // gets one.
     let login = if quit_after.is_some_and(|stage| stage < QuitAfter::Auth)
@@ -90,9 +93,9 @@ pub(crate) fn transport_settings(
         None
     } else {
         let deadline = timeout.map_or(PASSWORD_CMD_DEADLINE, Duration::from_secs);
-        login(cli, account, deadline)?
+        login(merged, deadline)?
     };
-    let helo = match cli.helo.clone().or_else(|| account.helo.clone()) {
+    let helo = match merged.helo.clone() {
         Some(helo) if is_ehlo_name(&helo) => helo,
         Some(helo) => {
             return Err(Error::data(format!(
@@ -114,23 +117,16 @@ pub(crate) fn transport_settings(
     let settings = Settings {
         route,
         tls_files: TlsFiles {
-            ca_file: cli.ca_file.clone().or_else(|| account.ca_file.clone()),
-            client_cert: cli
-                .client_cert
-                .clone()
-                .or_else(|| account.client_cert.clone()),
-            client_key: cli
-                .client_key
-                .clone()
-                .or_else(|| account.client_key.clone()),
+            ca_file: merged.ca_file.clone(),
+            client_cert: merged.client_cert.clone(),
+            client_key: merged.client_key.clone(),
         },
         verify,
         login: None,
-        allow_plaintext_auth: cli.allow_plaintext_auth
-            || account.allow_plaintext_auth.unwrap_or(false),
+        allow_plaintext_auth: merged.allow_plaintext_auth.unwrap_or(false),
         helo,
         timeouts: timeout.map(Timeouts::uniform).unwrap_or(Timeouts::DEFAULT),
-        partial: cli.partial || account.partial.unwrap_or(false),
+        partial: merged.partial.unwrap_or(false),
         family: match (cli.ipv4, cli.ipv6) {
             (true, _) => Family::V4,
             (_, true) => Family::V6,
@@ -198,15 +194,11 @@ fn refuse_login_for_mx(cli: &Cli, account: &Account, warnings: &mut Vec<String>)
 }
 
 /// A named server, with the TLS mode its URL, port or address implies.
-fn server_target(
-    server: &str,
-    cli: &Cli,
-    account: &Account,
-    explicit_tls: Option<TlsMode>,
-) -> Result<Server> {
+fn server_target(server: &str, cli: &Cli, selected: &Selected) -> Result<Server> {
     let parsed = ServerSpec::parse(server)?;
-    // The URL's scheme is more specific than a config's `tls` (which may
-    // come from [defaults] for every account); only a flag contradicts it.
+    // An exception to the layers: the URL's scheme is more specific than a
+    // config's `tls` (which may come from [defaults] for every account), so
+    // it beats it; only a flag contradicts it.
     if let Some(flag) = cli
         .tls
         .filter(|t| parsed.implicit_tls && *t != TlsMode::Implicit)
@@ -221,9 +213,11 @@ fn server_target(
     let explicit_tls = if parsed.implicit_tls {
         Some(TlsMode::Implicit)
     } else {
-        explicit_tls
+        selected.merged.tls
     };
-    let port = cli.port.or(parsed.port).or(account.port);
+    // Likewise a port in the URL beats a configured `port`, and --port
+    // beats both.
+    let port = cli.port.or(parsed.port).or(selected.account.port);
     let tls = explicit_tls.unwrap_or(if port == Some(465) {
         TlsMode::Implicit
     } else if is_loopback(&parsed.host) {
@@ -378,11 +372,14 @@ mod tests {
             tls: Some(TlsMode::Starttls),
             ..Account::default()
         };
-        let cli = Cli::try_parse_from(["postie"]).unwrap();
-        let server = server_target("smtps://mx.example", &cli, &account, account.tls).unwrap();
+        let target = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["postie"], args].concat()).unwrap();
+            let selected = Selected::new(&cli, None, account.clone());
+            server_target("smtps://mx.example", &cli, &selected)
+        };
+        let server = target(&[]).unwrap();
         assert_eq!((server.tls, server.endpoint.port), (TlsMode::Implicit, 465));
-        let cli = Cli::try_parse_from(["postie", "--tls", "starttls"]).unwrap();
-        let err = server_target("smtps://mx.example", &cli, &account, cli.tls).unwrap_err();
+        let err = target(&["--tls", "starttls"]).unwrap_err();
         assert_eq!(err.exit, Exit::Usage);
         assert!(err.message.contains("--tls starttls"), "{err}");
     }
@@ -411,7 +408,8 @@ mod tests {
         };
         let settings = |args: &[&str], account: &Account, warnings: &mut Vec<String>| {
             let cli = Cli::try_parse_from([&["postie"], args].concat()).unwrap();
-            transport_settings(&cli, account, &envelope, warnings, &mut Vec::new())
+            let selected = Selected::new(&cli, None, account.clone());
+            transport_settings(&cli, &selected, &envelope, warnings, &mut Vec::new())
         };
         let none = Account::default();
         let err = settings(&["--user", "me"], &none, &mut Vec::new()).unwrap_err();
