@@ -25,6 +25,7 @@ use clap_mangen::Man;
 
 use crate::cli::args::{self, QueueCli};
 use crate::exit::{io_reason, Error, Exit, Result};
+use crate::types::{AuthMethod, QueuePolicy, TlsMode};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -1007,6 +1008,16 @@ fn arg_synopsis(arg: &Arg) -> String {
 // ---------------------------------------------------------------------------
 // postie.toml(5)
 
+/// A config key's heading with its values: `` `tls =` `"starttls"` | ... ``.
+fn key_values<T: clap::ValueEnum>(key: &str) -> String {
+    let values: Vec<String> = T::value_variants()
+        .iter()
+        .filter_map(|v| v.to_possible_value())
+        .map(|v| format!("`\"{}\"`", v.get_name()))
+        .collect();
+    format!("`{key} =` {}", values.join(" | "))
+}
+
 fn config_page() -> String {
     let mut page = Page::new("POSTIE.TOML", "5", "File Formats");
     page.section("NAME");
@@ -1077,6 +1088,13 @@ fn config_page() -> String {
         "These go in `[accounts.`*NAME*`]` tables and in `[defaults]`. Most match a command-line \
          flag of the same name, which wins over them.",
     );
+    // The values as clap spells them, which is also how the config and the
+    // queue's records spell them (types::tests checks that).
+    let (tls, auth, queue) = (
+        key_values::<TlsMode>("tls"),
+        key_values::<AuthMethod>("auth"),
+        key_values::<QueuePolicy>("queue"),
+    );
     let keys: [(&str, &str); 22] = [
         (
             "`server =` *SERVER* | [*SERVER*, ...]",
@@ -1093,7 +1111,7 @@ fn config_page() -> String {
              for MX delivery).",
         ),
         (
-            "`tls =` `\"starttls\"` | `\"implicit\"` | `\"opportunistic\"` | `\"none\"`",
+            &tls,
             "`starttls`: STARTTLS is required, a server that does not offer it is an error (never \
              a silent downgrade). `implicit`: TLS from the first byte (SMTPS). `opportunistic`: \
              STARTTLS when offered, plain text otherwise. `none`: never encrypt. Default: \
@@ -1138,7 +1156,7 @@ fn config_page() -> String {
              command again.",
         ),
         (
-            "`auth =` `\"auto\"` | `\"plain\"` | `\"login\"` | `\"xoauth2\"`",
+            &auth,
             "The AUTH mechanism. `auto` (the default) is the first of PLAIN and LOGIN that the \
              server offers; `xoauth2` sends the secret as an OAuth2 access token.",
         ),
@@ -1188,7 +1206,7 @@ fn config_page() -> String {
              display name.",
         ),
         (
-            "`queue =` `\"never\"` | `\"on-tempfail\"` | `\"always\"`",
+            &queue,
             "When to keep a message in the queue instead of failing: never; after a temporary \
              failure; always (without trying: `postie queue flush` sends). Default: \
              `on-tempfail` in sendmail mode, else `never`. See postie-queue(1).",
