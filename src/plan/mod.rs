@@ -240,7 +240,7 @@ pub(crate) fn logger(account_name: Option<String>, account: &Account) -> Logger 
 /// Fills the plan's session login, running the password command if there
 /// is one. Separate from [`plan`] so that a command that hangs or prints
 /// nonsense fails after the message is planned: the caller can then keep
-/// the message (owed, [`Cause::LocalSetup`]) instead of losing it.
+/// the message (owed, [`Cause::LocalSetup`](crate::exit::Cause::LocalSetup)) instead of losing it.
 pub fn fetch_login(plan: &mut Plan) -> Result<()> {
     let (Some(settings), Some(pending)) = (plan.transport.as_mut(), plan.login.take()) else {
         return Ok(());

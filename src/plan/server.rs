@@ -259,7 +259,7 @@ fn is_loopback(host: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A --server value: HOST, HOST:PORT, [IPv6]:PORT, smtp://… or smtps://….
+/// A --server value: HOST, HOST:PORT, `[IPv6]:PORT`, smtp://… or smtps://….
 #[derive(Debug, PartialEq, Eq)]
 struct ServerSpec {
     host: String,
