@@ -31,7 +31,7 @@ use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::output::log::{Attempt, Logger, Outcome};
 use crate::output::messages;
-use crate::plan::request::Plan;
+use crate::plan::Plan;
 use crate::queue::storage::{Entry, Queue};
 use crate::smtp::transport::{Outgoing, Refusal, SessionReport};
 use crate::types::Envelope;

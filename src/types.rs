@@ -1,6 +1,11 @@
 //! Values every layer shares: the envelope, the server's address, the
 //! connection's modes, and the few units config and flags are written in.
 //!
+//! The enums that flags, the config file and the queue's records all name
+//! (TLS mode, AUTH method, queue policy) are spelled by clap's `ValueEnum`;
+//! serde's `rename_all` must give the same names, which a test checks, and
+//! the man page lists them from clap.
+//!
 //! Belongs here: a type that more than one layer names, with no behaviour
 //! beyond its own value. Not here: anything that does I/O.
 
@@ -40,7 +45,10 @@ pub enum AuthMethod {
     Xoauth2,
 }
 
-/// The SMTP stages --quit-after can stop after, in session order.
+/// The SMTP stages --quit-after can stop after, in session order. [`name`]
+/// spells them as clap does (a test checks it).
+///
+/// [`name`]: QuitAfter::name
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum QuitAfter {
     /// The TCP connection (and implicit TLS) is up.
@@ -131,7 +139,7 @@ pub fn human_size(bytes: u64) -> String {
 }
 
 /// When queueing happens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QueuePolicy {
     /// Never: a failure is an exit code.
@@ -167,6 +175,45 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every value of `T` as clap spells it, and whether serde reads that
+    /// spelling as the same value.
+    fn serde_reads_clap_names<T>() -> Vec<(String, bool)>
+    where
+        T: ValueEnum + serde::de::DeserializeOwned + PartialEq,
+    {
+        T::value_variants()
+            .iter()
+            .map(|value| {
+                let name = value.to_possible_value().unwrap().get_name().to_string();
+                let read: Option<T> =
+                    serde_json::from_value(serde_json::Value::String(name.clone())).ok();
+                let same = read.as_ref() == Some(value);
+                (name, same)
+            })
+            .collect()
+    }
+
+    /// One spelling per value: the flags (clap), the config file and the
+    /// queue's records (serde) and the man page (generated from clap) must
+    /// agree, or a value written one way is refused the other.
+    #[test]
+    fn one_spelling_per_value() {
+        for (name, same) in serde_reads_clap_names::<TlsMode>()
+            .into_iter()
+            .chain(serde_reads_clap_names::<AuthMethod>())
+            .chain(serde_reads_clap_names::<QueuePolicy>())
+        {
+            assert!(
+                same,
+                "serde does not read clap's {name:?} as the same value"
+            );
+        }
+        for value in QuitAfter::value_variants() {
+            let clap = value.to_possible_value().unwrap();
+            assert_eq!(value.name(), clap.get_name());
+        }
+    }
 
     #[test]
     fn durations() {

@@ -18,7 +18,7 @@ use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::outcome::{self, Verdict};
 use crate::output::messages;
-use crate::plan::request;
+use crate::plan::replay;
 use crate::plan::stored::QueuedSettings;
 use crate::queue::storage::{self, Damaged, Entry, Found, Queue};
 use crate::queue::{maildrop, system};
@@ -95,7 +95,7 @@ fn retry(queue: &Queue, id: &str) -> Result<()> {
     let planned: Result<Vec<(Outgoing, QueuedSettings)>> = match unplanned.maildrop_uid {
         Some(uid) => maildrop::plan(&unplanned.submission, &message, uid)
             .map(|list| list.into_iter().map(|(o, s, _)| (o, s)).collect()),
-        None => request::replan(&unplanned.submission, &entry.settings, &message).map(|plan| {
+        None => replay::replan(&unplanned.submission, &entry.settings, &message).map(|plan| {
             let settings = plan.queue.settings.clone();
             plan.messages
                 .into_iter()
@@ -394,7 +394,7 @@ fn triage(
     if entry.recipients.is_empty() || entry.unplanned.is_some() {
         let reason = "it names no recipient to send to (see `postie queue retry`)";
         entry.last_error = Some(reason.to_string());
-        let log = request::replay_logger(&entry.settings, &entry.sender);
+        let log = replay::replay_logger(&entry.settings, &entry.sender);
         match outcome::give_up(queue, &entry, reason, &log) {
             Ok(path) => {
                 messages::said(format_args!(
@@ -416,7 +416,7 @@ fn triage(
             .last_error
             .clone()
             .unwrap_or_else(|| "never tried".into());
-        let log = request::replay_logger(&entry.settings, &entry.sender);
+        let log = replay::replay_logger(&entry.settings, &entry.sender);
         let given_up = format!("gave up after {}: {reason}", age_text(&entry, now));
         let path = match outcome::give_up(queue, &entry, &given_up, &log) {
             Ok(path) => path,
@@ -451,7 +451,7 @@ fn triage(
         })),
         Err(reason) => {
             entry.last_error = Some(reason.clone());
-            let log = request::replay_logger(&entry.settings, &entry.sender);
+            let log = replay::replay_logger(&entry.settings, &entry.sender);
             match outcome::give_up(queue, &entry, &reason, &log) {
                 Ok(path) => {
                     messages::said(format_args!(
@@ -481,7 +481,7 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
     // A setup that fails here (config, password command) is this
     // machine's problem, not the messages': the entries stay as they are,
     // untried, and the others (other accounts, other configs) go on.
-    let (mut settings, logger) = match request::replay_settings(&first.settings, &envelope) {
+    let (mut settings, logger) = match replay::replay_settings(&first.settings, &envelope) {
         Ok(replayed) => replayed,
         Err(err) => {
             for entry in due.iter().map(|d| &d.entry) {

@@ -13,7 +13,9 @@ use crate::mail::spool;
 use crate::outcome::{self, Verdict};
 use crate::output::{capabilities as report, log};
 use crate::output::{dry_run, messages};
-use crate::plan::{request, stored};
+use crate::plan::fallback::Fallback;
+use crate::plan::inputs::Stdin;
+use crate::plan::{self as planning, stored, Plan};
 use crate::queue::{maildrop, storage};
 use crate::smtp::transport;
 use crate::types::QueuePolicy;
@@ -85,7 +87,7 @@ pub fn run(cli: Cli) -> Result<()> {
         // A password command that hangs or prints nonsense is this
         // machine's trouble: the planned message is owed (queued when
         // queueing is on, as sendmail mode has it), never in failed/.
-        request::fetch_login(&mut plan).err()
+        planning::fetch_login(&mut plan).err()
     };
     let results: Vec<Result<()>> = if let Some(error) = untried {
         plan.messages
@@ -115,7 +117,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// One result per message: a single message's error is the error; with
 /// several, each failure gets its line and the first one's code is kept.
-fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
+fn summarize(plan: &Plan, results: Vec<Result<()>>) -> Result<()> {
     if results.len() <= 1 {
         return results.into_iter().next().unwrap_or(Ok(()));
     }
@@ -144,15 +146,15 @@ fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
 
 /// The config, then the plan; -v names the config and account first, so
 /// that the line is there even when planning fails.
-fn plan(cli: Cli, reader: &mut dyn Read, is_terminal: bool) -> Result<request::Plan> {
+fn plan(cli: Cli, reader: &mut dyn Read, is_terminal: bool) -> Result<Plan> {
     let config = ConfigFile::load(cli.config.as_deref())?;
     if cli.verbose > 0 {
-        eprintln!("=== {}", request::describe_settings(&cli, &config));
+        eprintln!("=== {}", planning::describe_settings(&cli, &config));
     }
-    request::plan(
+    planning::plan(
         cli,
         config,
-        request::Stdin {
+        Stdin {
             reader,
             is_terminal,
         },
@@ -165,7 +167,7 @@ fn read_input(
     cli: &Cli,
     reader: &mut dyn Read,
 ) -> Result<std::result::Result<spool::Input, spool::Oversized>> {
-    let fallback = request::Fallback::of(cli);
+    let fallback = Fallback::of(cli);
     let spool_dir = fallback.queue_dir.map(|dir| dir.join("tmp"));
     spool::read(reader, spool_dir.as_deref(), fallback.max_message_size)
 }
@@ -185,7 +187,7 @@ fn spool_read_error(err: &std::io::Error) -> Error {
 /// mode kept whole in failed/. Returns the error to report, amended when
 /// the message could not be kept.
 fn unplanned(cli: &Cli, raw: Option<spool::Input>, err: Error) -> Error {
-    let fallback = request::Fallback::of(cli);
+    let fallback = Fallback::of(cli);
     let recipients = &cli.recipients;
     if cli.sendmail || err.exit != Exit::Usage {
         fallback.log.record(&log::Attempt {

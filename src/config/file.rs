@@ -214,7 +214,7 @@ pub enum FromPolicy {
 
 impl Account {
     /// Fills every key this account leaves unset from `fallback`.
-    fn or(self, fallback: &Account) -> Account {
+    pub(crate) fn or(self, fallback: &Account) -> Account {
         let fb = fallback.clone();
         Account {
             server: self.server.or(fb.server),

@@ -6,7 +6,7 @@
 use clap::Command;
 
 use crate::config::file as config;
-use crate::plan::request;
+use crate::plan::secret;
 use crate::queue::system;
 
 /// An environment variable and what it does (markup: `code`, *placeholder*).
@@ -20,7 +20,7 @@ pub struct Variable {
 /// `POSTIE_` names are the constants their readers use.
 pub const OTHERS: &[(&str, &str)] = &[
     (
-        request::PASSWORD_ENV,
+        secret::PASSWORD_ENV,
         "The password (or OAuth2 token); used when `--password-cmd` is not given, and read \
          again by each `postie queue flush`. It wins over the account's `password_cmd` and \
          `password`. It cannot be a flag: every user can read a process's arguments.",

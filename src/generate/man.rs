@@ -30,8 +30,9 @@ use crate::cli::args::QueueCli;
 use crate::cli::sendmail;
 use crate::config::file as config;
 use crate::exit::{self, Exit};
-use crate::plan::request;
+use crate::plan::secret;
 use crate::queue::system;
+use crate::types::{AuthMethod, QueuePolicy, TlsMode};
 
 const POSTIE_1: &str = include_str!("../../doc/postie.1.in");
 const POSTIE_QUEUE_1: &str = include_str!("../../doc/postie-queue.1.in");
@@ -43,7 +44,7 @@ pub fn pages() -> Vec<(PathBuf, String)> {
     vec![
         (PathBuf::from("man/postie.1"), postie_page()),
         (PathBuf::from("man/postie-queue.1"), queue_page()),
-        (PathBuf::from("man/postie.toml.5"), fill(POSTIE_TOML_5, &[])),
+        (PathBuf::from("man/postie.toml.5"), config_page()),
     ]
 }
 
@@ -62,6 +63,30 @@ fn postie_page() -> String {
     )
 }
 
+/// postie.toml(5): the keys whose values are an enum list them as clap
+/// spells them, which is also how the config and the queue's records spell
+/// them (`types::tests` checks that).
+fn config_page() -> String {
+    fill(
+        POSTIE_TOML_5,
+        &[
+            ("TLS KEY", key_values::<TlsMode>("tls")),
+            ("AUTH KEY", key_values::<AuthMethod>("auth")),
+            ("QUEUE KEY", key_values::<QueuePolicy>("queue")),
+        ],
+    )
+}
+
+/// A config key's heading with its values: `tls = "starttls" | ...`.
+fn key_values<T: clap::ValueEnum>(key: &str) -> String {
+    let values: Vec<String> = T::value_variants()
+        .iter()
+        .filter_map(|value| value.to_possible_value())
+        .map(|value| format!("\\fB\"{}\"\\fR", value.get_name().replace('-', "\\-")))
+        .collect();
+    format!("\\fB{key} =\\fR {}\n", values.join(" | "))
+}
+
 fn queue_page() -> String {
     let command = super::queue_command()
         .bin_name("postie queue")
@@ -69,7 +94,7 @@ fn queue_page() -> String {
     let clap = ClapText::of(command);
     let mut environment = environment::of_command(&QueueCli::command());
     environment.extend(environment::others(&[
-        request::PASSWORD_ENV,
+        secret::PASSWORD_ENV,
         "XDG_STATE_HOME",
         system::SPOOL_ENV,
         config::SYSTEM_CONFIG_ENV,

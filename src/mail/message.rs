@@ -255,7 +255,7 @@ pub fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(Envelope
     let qualify_headers = (options.policy != FromPolicy::Keep).then_some(options.local);
     let bytes = rewrite(message, new_from.as_ref(), &sender, qualify_headers);
     // Borrowed (no copy) when the reader already made the line endings
-    // CRLF, as request::ready_made does.
+    // CRLF, as plan::inputs::ready_made does.
     let bytes = match crate::mail::content::crlf(&bytes) {
         std::borrow::Cow::Borrowed(_) => bytes,
         std::borrow::Cow::Owned(fixed) => fixed,

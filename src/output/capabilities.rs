@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::exit::{io_reason, Error, Exit, Result};
-use crate::plan::request::ReportFormat;
+use crate::plan::ReportFormat;
 use crate::smtp::transport::SessionReport;
 
 pub fn print_capabilities(reports: &[SessionReport], format: ReportFormat) -> Result<()> {

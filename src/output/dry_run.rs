@@ -5,7 +5,7 @@ use std::io::Write;
 
 use crate::exit::{self, Error, Exit, Result};
 use crate::output::messages;
-use crate::plan::request::Plan;
+use crate::plan::Plan;
 
 pub(crate) fn print(plan: &Plan) -> Result<()> {
     messages::said("dry run, nothing sent");

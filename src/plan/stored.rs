@@ -8,6 +8,14 @@
 //! says is in its `.eml`, and passwords are never stored (the account's
 //! `password_cmd` or `password` is read at flush time).
 //!
+//! `KEPT` and `EXCLUDED` (in tests) are the one list of which flags an entry
+//! keeps: a test fails for a flag in neither (the README and man pages
+//! describe the record, they do not repeat the list).
+//!
+//! Belongs here: the record, its versions, and what of a command line goes
+//! into it. Not here: reading it back into a plan ([`super::replay`]), the
+//! entry's files (`queue::storage`).
+//!
 //! Versions: 0 is the argument list that entries held before this record
 //! existed (`"args": ["--server=x", ...]`), read by [`QueuedSettings::from_v0_args`]
 //! and written back as the current version on the entry's next save.
@@ -309,6 +317,19 @@ fn enum_value<T: serde::de::DeserializeOwned>(name: &str, value: &str) -> Result
 /// (the flush then reports the file it cannot find).
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The flags a queued message is sent with later. A login that --mx
+/// ignored is left out: the flush would take it for one given on its
+/// command line and refuse the entry for good.
+pub(crate) fn stored_settings(cli: &Cli) -> QueuedSettings {
+    let mut stored = QueuedSettings::from_cli(cli);
+    if cli.mx {
+        stored.user = None;
+        stored.password_cmd = None;
+        stored.auth = None;
+    }
+    stored
 }
 
 #[cfg(test)]

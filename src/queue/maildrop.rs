@@ -36,7 +36,8 @@ use crate::exit::{io_reason, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::output::log::{Attempt, Outcome};
 use crate::output::messages;
-use crate::plan::request;
+use crate::plan::inputs::Stdin;
+use crate::plan::server::local_hostname;
 use crate::plan::stored::{QueuedSettings, Submission};
 use crate::queue::storage::{Queue, Unplanned};
 use crate::queue::system::maildrop_dir;
@@ -379,17 +380,17 @@ pub(crate) fn plan(drop: &Submission, message: &[u8], uid: u32) -> Result<Vec<Pl
     cli.dry_run = true;
     let mut reader = message;
     let config = crate::config::file::ConfigFile::load(cli.config.as_deref())?;
-    let plan = request::plan(
+    let plan = crate::plan::plan(
         cli,
         config,
-        request::Stdin {
+        Stdin {
             reader: &mut reader,
             is_terminal: false,
         },
     )?;
     let received = format!(
         "Received: by {} (postie, from userid {uid});\r\n\t{}\r\n",
-        request::local_hostname(),
+        local_hostname(),
         mail_builder::headers::date::Date::now().to_rfc822()
     );
     let mut planned = Vec::new();
