@@ -21,7 +21,9 @@ use crate::plan::request;
 use crate::plan::stored::QueuedSettings;
 use crate::queue::maildrop;
 use crate::queue::storage::{self, Damaged, Entry, Found, Queue};
-use crate::smtp::transport::{self, Outgoing, Route, Server};
+use crate::smtp::outgoing::Outgoing;
+use crate::smtp::settings::{Route, Server};
+use crate::smtp::transport;
 use crate::types::parse_duration;
 use crate::types::Envelope;
 

@@ -14,6 +14,7 @@ use crate::outcome::{self, Verdict};
 use crate::output::{capabilities as report, log};
 use crate::plan::{request, stored};
 use crate::queue::{maildrop, storage};
+use crate::smtp::outgoing::Outgoing;
 use crate::smtp::transport;
 use crate::types::QueuePolicy;
 
@@ -119,7 +120,7 @@ fn summarize(plan: &request::Plan, results: Vec<Result<()>>) -> Result<()> {
         return results.into_iter().next().unwrap_or(Ok(()));
     }
     let total = results.len();
-    let failures: Vec<(Error, &transport::Outgoing)> = results
+    let failures: Vec<(Error, &Outgoing)> = results
         .into_iter()
         .zip(&plan.messages)
         .filter_map(|(result, message)| result.err().map(|err| (err, message)))

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::plan::request::ReportFormat;
-use crate::smtp::transport::SessionReport;
+use crate::smtp::report::SessionReport;
 
 pub fn print_capabilities(reports: &[SessionReport], format: ReportFormat) -> Result<()> {
     let text = match format {

@@ -14,178 +14,39 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Rcpt, Rset, Starttls};
 use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::Error as SmtpError;
-use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::types::QuitAfter;
-use crate::exit::error_chain;
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
 use crate::mail::address::envelope_address;
 use crate::mail::content::Content;
 use crate::smtp::capabilities::Capabilities;
-use crate::smtp::mx::{self, Family, Nameserver};
+use crate::smtp::classify::{
+    connect_error, hung_up, is_closing, lookup_error, malformed, malformed_error, refusal_error,
+    reply_text, server_reply, smtp_error, starttls_injection, timed, unreachable, write_error,
+};
+use crate::smtp::data::{write_message, MessageWriteError};
+use crate::smtp::mx::{self, Nameserver};
+use crate::smtp::outgoing::Outgoing;
 use crate::smtp::reply::Malformed;
+use crate::smtp::report::{Delivery, Refusal, SessionReport};
+use crate::smtp::settings::{Route, Server, Settings};
+use crate::smtp::stage::Stage;
+use crate::smtp::timing::Clock;
 use crate::smtp::tls::{
-    certificate_flaws, client_certificate_refused, handshake_error, sha256, CertReport,
-    TlsMaterial, Verify,
+    certificate_flaws, handshake_error, sha256, CertReport, TlsMaterial, Verify,
 };
 use crate::smtp::transcript::Transcript;
 use crate::smtp::wire::Wire;
 use crate::types::human_size;
-use crate::types::{AuthMethod, TlsMode};
-use crate::types::{Endpoint, Envelope, TlsFiles};
-/// How long to wait at each step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub reply: Duration,
-    /// For the reply to the end of the message, which the server may only
-    /// send after scanning it (RFC 5321 4.5.3.2 suggests 10 minutes).
-    pub data_end: Duration,
-}
-
-impl Timeouts {
-    pub const DEFAULT: Timeouts = Timeouts {
-        connect: Duration::from_secs(30),
-        reply: Duration::from_secs(120),
-        data_end: Duration::from_secs(300),
-    };
-
-    /// One limit for every step, as --timeout asks.
-    pub fn uniform(seconds: u64) -> Timeouts {
-        let each = Duration::from_secs(seconds);
-        Timeouts {
-            connect: each,
-            reply: each,
-            data_end: each,
-        }
-    }
-}
-
-/// SMTP AUTH credentials. `Debug` hides the secret.
-#[derive(Clone)]
-pub struct Login {
-    pub user: String,
-    pub secret: String,
-    pub method: AuthMethod,
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("user", &self.user)
-            .field("secret", &"[hidden]")
-            .field("method", &self.method)
-            .finish()
-    }
-}
-
-/// Where the message goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Route {
-    /// Submission servers (--server, POSTIE_SERVER or the account's list),
-    /// tried in order: a connection or 4xx failure at one goes on to the
-    /// next.
-    Servers(Vec<Server>),
-    /// Each recipient domain's mail exchangers, on this port (25 unless
-    /// --port says otherwise).
-    Mx {
-        port: u16,
-        nameserver: Nameserver,
-        tls: TlsMode,
-    },
-}
-
-/// A submission server and how to secure the connection to it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Server {
-    pub endpoint: Endpoint,
-    pub tls: TlsMode,
-}
-
-/// Everything the session needs besides the message.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub route: Route,
-    pub tls_files: TlsFiles,
-    /// How certificates are checked (opportunistic TLS to MX hosts is
-    /// never authenticated unless --tls starttls asks for it).
-    pub verify: Verify,
-    pub login: Option<Login>,
-    pub allow_plaintext_auth: bool,
-    pub helo: String,
-    pub timeouts: Timeouts,
-    /// Send to the accepted recipients when some are refused.
-    pub partial: bool,
-    pub family: Family,
-    /// 0 quiet; 1 the dialogue; 2 with message headers; 3 everything.
-    pub verbosity: u8,
-    /// Time each reply and print a summary.
-    pub timing: bool,
-    /// Stop cleanly with QUIT after this stage.
-    pub quit_after: Option<QuitAfter>,
-}
-
-/// A recipient the server would not take, with its reply.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Refusal {
-    pub recipient: String,
-    pub reply: String,
-    pub temporary: bool,
-}
-
-/// How one message's transaction ended, once MAIL and RCPT were answered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Delivery {
-    /// The server's reply to the end of DATA ("250 2.0.0 queued as ...");
-    /// `None` when DATA was never sent because every recipient was refused
-    /// (only with `partial`: otherwise that is an error).
-    pub reply: Option<String>,
-    /// Recipients refused while the rest were sent to (only with `partial`).
-    pub refused: Vec<Refusal>,
-}
-
-/// One message to send, with its envelope.
-#[derive(Clone, Debug)]
-pub struct Outgoing {
-    /// What to call it in messages: the file it came from.
-    pub label: String,
-    pub envelope: Envelope,
-    pub content: Content,
-}
-
-/// One SMTP session's results, for reports and --capabilities.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct SessionReport {
-    /// "host:port (address)".
-    pub server: String,
-    /// EHLO replies: ("before STARTTLS" | "after STARTTLS" | "EHLO", ...).
-    pub capabilities: Vec<(String, Capabilities)>,
-    pub certificate: Option<CertReport>,
-    /// Present when the message was accepted.
-    pub delivery: Option<Delivery>,
-    /// The stage the session stopped after, with --quit-after.
-    pub stopped_after: Option<String>,
-    /// The outcome of each further message sent over this session.
-    #[serde(skip)]
-    pub more: Vec<Result<Delivery>>,
-    /// The envelope recipients this session was about: all of them with a
-    /// submission server, one domain's with MX delivery.
-    #[serde(skip)]
-    pub recipients: Vec<String>,
-    /// MX delivery: why this domain's recipients did not get the message
-    /// (no session took place, or it failed).
-    #[serde(skip)]
-    pub failure: Option<Error>,
-}
+use crate::types::{AuthMethod, Endpoint, Envelope, QuitAfter, TlsMode};
 
 /// Submits one message (or runs a test up to --quit-after). With a server
 /// route that is one session; with MX delivery one session per domain.
@@ -278,33 +139,6 @@ pub fn submit_all(settings: &Settings, messages: &[Outgoing]) -> Vec<Result<Vec<
         }
     }
     results
-}
-
-/// The protocol step a failure belongs to; it picks the exit code for a
-/// 5xx reply and names the step in the error line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
-    Greeting,
-    StartTls,
-    Auth,
-    Mail,
-    Rcpt,
-    Data,
-    Message,
-}
-
-impl Stage {
-    fn name(self) -> &'static str {
-        match self {
-            Stage::Greeting => "greeting/EHLO",
-            Stage::StartTls => "STARTTLS",
-            Stage::Auth => "AUTH",
-            Stage::Mail => "MAIL FROM",
-            Stage::Rcpt => "RCPT TO",
-            Stage::Data => "DATA",
-            Stage::Message => "end of DATA",
-        }
-    }
 }
 
 /// Where one session goes and how it is secured.
@@ -803,46 +637,6 @@ async fn read_reply(reader: &mut tokio::io::BufReader<Wire>) -> Result<String> {
         if line.len() <= 3 || line.as_bytes()[3] != b'-' {
             return Ok(line);
         }
-    }
-}
-
-/// Stage durations for --timing.
-struct Clock {
-    enabled: bool,
-    started: Instant,
-    last: Instant,
-    marks: Vec<(&'static str, Duration)>,
-}
-
-impl Clock {
-    fn new(enabled: bool) -> Clock {
-        let now = Instant::now();
-        Clock {
-            enabled,
-            started: now,
-            last: now,
-            marks: Vec::new(),
-        }
-    }
-
-    fn mark(&mut self, stage: &'static str) {
-        let now = Instant::now();
-        self.marks.push((stage, now - self.last));
-        self.last = now;
-    }
-
-    fn summary(&self, transcript: &Transcript) {
-        if !self.enabled {
-            return;
-        }
-        let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
-        let mut parts: Vec<String> = self
-            .marks
-            .iter()
-            .map(|(s, d)| format!("{s} {}", ms(*d)))
-            .collect();
-        parts.push(format!("total {}", ms(self.started.elapsed())));
-        transcript.note(&format!("timing: {}", parts.join(", ")));
     }
 }
 
@@ -1493,109 +1287,6 @@ enum Ahead {
     MailAndRecipients,
 }
 
-/// Why a message could not be written to its end.
-enum MessageWriteError {
-    /// An attachment could not be read: the connection is poisoned so that
-    /// nothing can end the message, and a truncated one is never accepted.
-    Source(io::Error),
-    Wire(io::Error),
-}
-
-/// Writes up to this much at a time: few system calls, little memory.
-const WRITE_CHUNK: usize = 64 * 1024;
-
-/// The message as it goes on the wire after DATA: dot-stuffed, ended with
-/// the lone dot, and followed by `trailer` (pipelined commands) in the same
-/// write, so that a small message and the next MAIL leave in one packet.
-async fn write_message(
-    mut wire: Wire,
-    message: &Content,
-    trailer: &[u8],
-) -> std::result::Result<(), MessageWriteError> {
-    let mut stuffing = DotStuffing::default();
-    let mut out = Vec::with_capacity(WRITE_CHUNK + WRITE_CHUNK / 8);
-    for chunk in message.chunks() {
-        let chunk = chunk.map_err(|err| {
-            wire.poison();
-            MessageWriteError::Source(err)
-        })?;
-        stuffing.encode(&chunk, &mut out);
-        if out.len() >= WRITE_CHUNK {
-            wire.write_all(&out)
-                .await
-                .map_err(MessageWriteError::Wire)?;
-            out.clear();
-        }
-    }
-    out.extend_from_slice(stuffing.end());
-    out.extend_from_slice(trailer);
-    wire.write_all(&out)
-        .await
-        .map_err(MessageWriteError::Wire)?;
-    wire.flush().await.map_err(MessageWriteError::Wire)
-}
-
-/// SMTP transparency (RFC 5321 4.5.2): a line that starts with a dot gets
-/// one more. lettre has this codec but keeps it private, and postie writes
-/// the message itself to put the next commands behind the final dot.
-#[derive(Default)]
-struct DotStuffing {
-    state: LineState,
-}
-
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
-enum LineState {
-    #[default]
-    AtStart,
-    AfterCr,
-    InLine,
-}
-
-impl DotStuffing {
-    /// Copies whole lines at a time (memchr finds each LF): the message is
-    /// the bulk of what postie writes, and a 500 MiB attachment must not
-    /// cost a branch per byte. A dot is doubled only right after a CRLF.
-    fn encode(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        out.reserve(data.len() + data.len() / 64);
-        let mut rest = data;
-        while let Some(&first) = rest.first() {
-            if first == b'.' && self.state == LineState::AtStart {
-                out.push(b'.');
-            }
-            let Some(lf) = memchr::memchr(b'\n', rest) else {
-                out.extend_from_slice(rest);
-                self.state = if rest.ends_with(b"\r") {
-                    LineState::AfterCr
-                } else {
-                    LineState::InLine
-                };
-                return;
-            };
-            out.extend_from_slice(&rest[..=lf]);
-            let after_cr = match lf {
-                0 => self.state == LineState::AfterCr,
-                _ => rest[lf - 1] == b'\r',
-            };
-            self.state = if after_cr {
-                LineState::AtStart
-            } else {
-                LineState::InLine
-            };
-            rest = &rest[lf + 1..];
-        }
-    }
-
-    /// The end of the message: the lone dot, after a CRLF if the last line
-    /// has none (a message always ends with a line break on the wire).
-    fn end(&self) -> &'static [u8] {
-        if self.state == LineState::AtStart {
-            b".\r\n"
-        } else {
-            b"\r\n.\r\n"
-        }
-    }
-}
-
 /// Credentials go in clear text only over loopback, or when the user asked
 /// for it by name: anyone on the path could read them otherwise.
 fn plaintext_auth_allowed(encrypted: bool, peer: std::net::IpAddr, allowed_by_user: bool) -> bool {
@@ -1639,123 +1330,8 @@ async fn connect_tcp(
     }))
 }
 
-/// A temporary failure before the session started (no connection, no
-/// greeting, or a 4xx greeting) says the server is not there for now.
-fn unreachable(err: Error) -> Error {
-    match err.exit {
-        Exit::TempFail | Exit::IoErr | Exit::NoHost => err.cause(Cause::Unreachable),
-        _ => err,
-    }
-}
-
-/// Maps a lettre error at a given stage to postie's error and exit code.
-fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> Error {
-    let at = stage.name();
-    if err.status().is_some() {
-        let reply = server_reply(&err);
-        let (exit, hint) = if err.is_transient() {
-            (Exit::TempFail, "a temporary failure; try again later")
-        } else {
-            match stage {
-                Stage::Auth => (Exit::NoPerm, "check the user name and password"),
-                Stage::Rcpt => (Exit::NoUser, "the server does not accept this recipient"),
-                Stage::Mail => (
-                    Exit::Unavailable,
-                    "the server does not accept this sender; check --from and the account",
-                ),
-                _ => (Exit::Unavailable, "the server refused the message"),
-            }
-        };
-        return Error::new(exit, format!("{at}: {endpoint} replied {reply}")).hint(hint);
-    }
-    if let Some(bad) = malformed(&err) {
-        return malformed_error(endpoint, stage, bad);
-    }
-    let detail = error_chain(&err);
-    if let Some(refused) = client_certificate_refused(endpoint, &detail) {
-        return refused;
-    }
-    if is_connection_lost(&err, &detail) {
-        return connection_lost(endpoint, stage);
-    }
-    if err.is_response() {
-        return Error::new(
-            Exit::Protocol,
-            format!("{at}: {endpoint} sent a reply that is not SMTP: {detail}"),
-        )
-        .hint("check that this port speaks SMTP (and whether it expects implicit TLS)");
-    }
-    Error::new(Exit::IoErr, format!("{at}: {endpoint}: {detail}"))
-}
-
-/// A line that is not a reply is a protocol error at once: retrying a
-/// server that does not speak SMTP for days helps nobody (EX_PROTOCOL).
-fn malformed_error(endpoint: &Endpoint, stage: Stage, bad: &Malformed) -> Error {
-    Error::new(
-        Exit::Protocol,
-        format!(
-            "{}: {endpoint} sent a reply that is not SMTP: {bad}",
-            stage.name()
-        ),
-    )
-    .hint("check that this port speaks SMTP (and whether it expects implicit TLS)")
-}
-
-/// Plain text behind the 220 to STARTTLS: in the same read as the 220
-/// (still unread), or in the place of the TLS handshake's first record.
-/// Going on would let it pass as a reply over TLS (CVE-2011-0411).
-fn starttls_injection(endpoint: &Endpoint) -> Error {
-    Error::new(
-        Exit::Protocol,
-        format!(
-            "STARTTLS: {endpoint} sent more after its 220; refusing to go on (a STARTTLS injection attempt, or a broken server)"
-        ),
-    )
-}
-
-/// The Wire's verdict on a reply line, inside a lettre error.
-fn malformed(err: &SmtpError) -> Option<&Malformed> {
-    Malformed::in_chain(err)
-}
-
 /// How long to look for a reply the server sent before hanging up.
 const REPLY_LEFT_WAIT: Duration = Duration::from_secs(2);
-
-/// RFC 5321 3.8: 421 means the server is closing the connection.
-fn is_closing(err: &SmtpError) -> bool {
-    err.status().map(u16::from) == Some(421)
-}
-
-/// The server hung up (a reset or broken pipe).
-fn hung_up(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::NotConnected
-    )
-}
-
-/// A write that failed: mostly the server hung up.
-fn write_error(endpoint: &Endpoint, stage: Stage, err: &io::Error) -> Error {
-    if hung_up(err) {
-        return connection_lost(endpoint, stage);
-    }
-    Error::new(
-        Exit::IoErr,
-        format!("{}: {endpoint}: {}", stage.name(), io_reason(err)),
-    )
-}
-
-fn connection_lost(endpoint: &Endpoint, stage: Stage) -> Error {
-    Error::new(
-        Exit::IoErr,
-        format!("{}: connection to {endpoint} lost", stage.name()),
-    )
-    .hint("the server closed the connection; try again later")
-}
 
 fn mechanism_name(mechanism: Mechanism) -> &'static str {
     match mechanism {
@@ -1765,248 +1341,9 @@ fn mechanism_name(mechanism: Mechanism) -> &'static str {
     }
 }
 
-/// A failed host name lookup. getaddrinfo's EAI_AGAIN (the resolver did
-/// not answer: a machine still booting, a flaky network) is temporary, so
-/// a cron report waits in the queue instead of failing for good; std keeps
-/// only its text, which glibc and musl word alike.
-fn lookup_error(host: &str, err: &io::Error) -> Error {
-    let reason = lookup_reason(err);
-    if reason.contains("Temporary failure in name resolution") {
-        return Error::new(Exit::TempFail, format!("cannot resolve {host}: {reason}"))
-            .hint("the name server did not answer; try again later")
-            .cause(Cause::Unreachable);
-    }
-    Error::new(Exit::NoHost, format!("cannot resolve {host}: {reason}"))
-        .hint("check the server name")
-}
-
-fn lookup_reason(err: &io::Error) -> String {
-    let text = io_reason(err);
-    text.strip_prefix("failed to lookup address information: ")
-        .unwrap_or(&text)
-        .to_string()
-}
-
-fn connect_error(endpoint: &Endpoint, address: &SocketAddr, err: &io::Error) -> Error {
-    let what = match err.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-        _ => io_reason(err),
-    };
-    Error::new(
-        Exit::TempFail,
-        format!("cannot connect to {endpoint} ({address}): {what}"),
-    )
-    .hint("check the server and port; try again later")
-}
-
-/// Runs `future` under a time limit; running out is a temporary failure.
-async fn timed<F: std::future::Future>(
-    limit: Duration,
-    waiting_for: &str,
-    future: F,
-) -> Result<F::Output> {
-    tokio::time::timeout(limit, future).await.map_err(|_| {
-        Error::new(
-            Exit::TempFail,
-            format!(
-                "timed out after {} s waiting for {waiting_for}",
-                limit.as_secs()
-            ),
-        )
-        .hint("the server is slow or unreachable; try again later or raise --timeout")
-        .cause(Cause::Timeout)
-    })
-}
-
-/// The server's reply as it was sent: "550 5.1.1 no such user".
-fn server_reply(err: &SmtpError) -> String {
-    let code = err.status().map(|c| c.to_string()).unwrap_or_default();
-    let text = std::error::Error::source(err)
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    format!("{code} {text}").trim().to_string()
-}
-
-fn reply_text(reply: &lettre::transport::smtp::response::Response) -> String {
-    format!(
-        "{} {}",
-        reply.code(),
-        reply.message().collect::<Vec<_>>().join(" ")
-    )
-    .trim()
-    .to_string()
-}
-
-/// lettre reports a closed connection as "incomplete response" (EOF while
-/// reading a reply) or as a network error with a reset/EOF io::Error.
-fn is_connection_lost(err: &SmtpError, detail: &str) -> bool {
-    if err.is_response() {
-        return detail.ends_with("incomplete response");
-    }
-    let mut source = std::error::Error::source(err);
-    while let Some(inner) = source {
-        if let Some(io_err) = inner.downcast_ref::<io::Error>() {
-            return matches!(
-                io_err.kind(),
-                io::ErrorKind::UnexpectedEof
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::NotConnected
-            );
-        }
-        source = inner.source();
-    }
-    false
-}
-
-fn refusal_error(endpoint: &Endpoint, refused: &[Refusal], all_refused: bool) -> Error {
-    let list: Vec<String> = refused
-        .iter()
-        .map(|r| format!("<{}>: {}", r.recipient, r.reply))
-        .collect();
-    // The message goes to all or none: a permanent refusal means no retry
-    // can ever deliver it whole, so only an all-4xx list is temporary.
-    let exit = if refused.iter().all(|r| r.temporary) {
-        Exit::TempFail
-    } else {
-        Exit::NoUser
-    };
-    let hint = match (all_refused, exit) {
-        (true, _) => "nothing was sent",
-        // A 4xx is nobody's mistake: the same list may go through later.
-        (false, Exit::TempFail) => {
-            "nothing was sent; try again later, or use --partial to send to the others now"
-        }
-        (false, _) => {
-            "nothing was sent; fix or remove these recipients, or use --partial to send to the others"
-        }
-    };
-    Error::new(
-        exit,
-        format!("RCPT TO: {endpoint} refused {}", list.join("; ")),
-    )
-    .hint(hint)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stuffed(chunks: &[&[u8]]) -> Vec<u8> {
-        let mut stuffing = DotStuffing::default();
-        let mut out = Vec::new();
-        for chunk in chunks {
-            stuffing.encode(chunk, &mut out);
-        }
-        out.extend_from_slice(stuffing.end());
-        out
-    }
-
-    #[test]
-    fn dot_stuffing_doubles_leading_dots_even_across_chunks() {
-        assert_eq!(
-            stuffed(&[b".a\r\n.\r\n..b\r\n"]),
-            b"..a\r\n..\r\n...b\r\n.\r\n"
-        );
-        assert_eq!(stuffed(&[b"a\r", b"\n.b\r\n"]), b"a\r\n..b\r\n.\r\n");
-        assert_eq!(stuffed(&[b"a\r\n", b".b"]), b"a\r\n..b\r\n.\r\n");
-        // A dot after a bare LF or mid-line is left alone, as lettre did.
-        assert_eq!(stuffed(&[b"a.b\n.c"]), b"a.b\n.c\r\n.\r\n");
-    }
-
-    /// The byte-at-a-time rule the line-at-a-time encoder must match.
-    fn stuffed_by_bytes(chunks: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut state = LineState::AtStart;
-        for &byte in chunks.concat().iter() {
-            if byte == b'.' && state == LineState::AtStart {
-                out.push(b'.');
-            }
-            out.push(byte);
-            state = match (byte, state) {
-                (b'\r', _) => LineState::AfterCr,
-                (b'\n', LineState::AfterCr) => LineState::AtStart,
-                _ => LineState::InLine,
-            };
-        }
-        out.extend_from_slice(DotStuffing { state }.end());
-        out
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn dot_stuffing_by_lines_matches_the_rule_byte_by_byte(
-            bytes in proptest::collection::vec(
-                proptest::sample::select(vec![b'.', b'\r', b'\n', b'a']),
-                0..200,
-            ),
-            cuts in proptest::collection::vec(0usize..200, 0..6),
-        ) {
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
-            cuts.sort();
-            let mut chunks = Vec::new();
-            let mut at = 0;
-            for cut in cuts {
-                chunks.push(&bytes[at..cut]);
-                at = cut;
-            }
-            chunks.push(&bytes[at..]);
-            proptest::prop_assert_eq!(stuffed(&chunks), stuffed_by_bytes(&chunks));
-        }
-    }
-
-    #[test]
-    fn the_message_ends_with_one_line_break_before_the_dot() {
-        assert_eq!(stuffed(&[b"x\r\n"]), b"x\r\n.\r\n");
-        assert_eq!(stuffed(&[b"x"]), b"x\r\n.\r\n");
-        assert_eq!(stuffed(&[b"x\r\n\r\n"]), b"x\r\n\r\n.\r\n");
-    }
-
-    #[test]
-    fn refusals_are_75_only_when_every_one_is_temporary() {
-        let endpoint = Endpoint {
-            host: "h".into(),
-            port: 25,
-        };
-        let permanent = Refusal {
-            recipient: "a@x".into(),
-            reply: "550 no".into(),
-            temporary: false,
-        };
-        let temporary = Refusal {
-            temporary: true,
-            ..permanent.clone()
-        };
-        assert_eq!(
-            refusal_error(&endpoint, std::slice::from_ref(&permanent), true).exit,
-            Exit::NoUser
-        );
-        assert_eq!(
-            refusal_error(&endpoint, &[permanent, temporary.clone()], true).exit,
-            Exit::NoUser
-        );
-        assert_eq!(
-            refusal_error(&endpoint, &[temporary.clone(), temporary], true).exit,
-            Exit::TempFail
-        );
-    }
-
-    #[test]
-    fn a_resolver_that_does_not_answer_is_temporary() {
-        let again = io::Error::other(
-            "failed to lookup address information: Temporary failure in name resolution",
-        );
-        let err = lookup_error("smtp.example", &again);
-        assert_eq!(err.exit, Exit::TempFail);
-        assert_eq!(
-            err.message,
-            "cannot resolve smtp.example: Temporary failure in name resolution"
-        );
-        let unknown =
-            io::Error::other("failed to lookup address information: Name or service not known");
-        assert_eq!(lookup_error("smtp.example", &unknown).exit, Exit::NoHost);
-    }
 
     #[test]
     fn plaintext_auth_only_on_loopback_or_by_name() {
