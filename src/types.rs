@@ -174,4 +174,13 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("5 weeks").is_err());
     }
+
+    #[test]
+    fn endpoint_display_brackets_ipv6() {
+        let v6 = Endpoint {
+            host: "::1".into(),
+            port: 25,
+        };
+        assert_eq!(v6.to_string(), "[::1]:25");
+    }
 }

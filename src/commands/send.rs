@@ -15,7 +15,7 @@ use crate::output::{capabilities as report, log};
 use crate::plan::{request, stored};
 use crate::queue::{maildrop, storage};
 use crate::smtp::outgoing::Outgoing;
-use crate::smtp::transport;
+use crate::smtp::route;
 use crate::types::QueuePolicy;
 
 /// Sends (or, with --dry-run, prints) the message the command line describes.
@@ -99,7 +99,7 @@ pub fn run(cli: Cli) -> Result<()> {
         let Some(settings) = &plan.transport else {
             return print_dry_run(&plan);
         };
-        let attempts = transport::submit_all(settings, &plan.messages);
+        let attempts = route::submit_all(settings, &plan.messages);
         let mut results = Vec::with_capacity(attempts.len());
         for (attempt, message) in attempts.into_iter().zip(&plan.messages) {
             if let (Some(format), Ok(reports)) = (plan.capabilities, &attempt) {

@@ -9,15 +9,17 @@
 
 pub(crate) mod capabilities;
 pub(crate) mod classify;
+pub(crate) mod connect;
 pub(crate) mod data;
 pub mod mx;
 pub(crate) mod outgoing;
 pub(crate) mod reply;
 pub(crate) mod report;
+pub(crate) mod route;
+pub(crate) mod session;
 pub(crate) mod settings;
 pub(crate) mod stage;
 pub(crate) mod timing;
 pub(crate) mod tls;
 pub(crate) mod transcript;
-pub(crate) mod transport;
 pub(crate) mod wire;

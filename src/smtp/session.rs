@@ -1,4 +1,6 @@
-//! SMTP submission: one session, stage by stage, over a socket postie owns.
+//! One SMTP session with one server, stage by stage: greeting and EHLO,
+//! STARTTLS, AUTH, MAIL and RCPT (pipelined when offered), DATA, and
+//! further messages over the same connection.
 //!
 //! lettre's `SmtpTransport::send` stops at the first refused recipient and
 //! leaves Nagle's algorithm on (about 40 ms lost per message), so postie
@@ -6,10 +8,14 @@
 //! [`Wire`] it opens itself (TCP_NODELAY, address family, connect timeout)
 //! and upgrades to TLS itself (implicit TLS and STARTTLS alike), so that
 //! the transcript sees every line in clear and the certificate can be
-//! reported. Greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT and DATA run one at
-//! a time, each under its own timeout, so every failure is known by its
-//! stage and mapped to the right exit code, and `--quit-after` can stop
-//! cleanly after any of them.
+//! reported. Each stage runs under its own timeout, so every failure is
+//! known by its stage, and `--quit-after` can stop cleanly after any.
+//!
+//! A session is given what it needs (the settings, the target, the TLS
+//! material) and makes its own transcript and clock; it knows nothing of
+//! routing. Belongs here: the dialogue and its rules. Not here: which
+//! server to try next (`route`), sockets and handshakes (`connect`), the
+//! message bytes (`data`), what a failure is called (`classify`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,627 +27,165 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Rcpt, Rset, Starttls};
 use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::Error as SmtpError;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
 use crate::mail::address::envelope_address;
 use crate::mail::content::Content;
 use crate::smtp::capabilities::Capabilities;
 use crate::smtp::classify::{
-    connect_error, hung_up, is_closing, lookup_error, malformed, malformed_error, refusal_error,
-    reply_text, server_reply, smtp_error, starttls_injection, timed, unreachable, write_error,
+    hung_up, is_closing, malformed, malformed_error, refusal_error, reply_text, server_reply,
+    smtp_error, starttls_injection, timed, unreachable, write_error,
 };
+use crate::smtp::connect::{banner_only, connect_tcp, Handshaker, Upgrade};
 use crate::smtp::data::{write_message, MessageWriteError};
-use crate::smtp::mx::{self, Nameserver};
 use crate::smtp::outgoing::Outgoing;
-use crate::smtp::reply::Malformed;
 use crate::smtp::report::{Delivery, Refusal, SessionReport};
-use crate::smtp::settings::{Route, Server, Settings};
+use crate::smtp::settings::{Route, Settings};
 use crate::smtp::stage::Stage;
 use crate::smtp::timing::Clock;
-use crate::smtp::tls::{
-    certificate_flaws, handshake_error, sha256, CertReport, TlsMaterial, Verify,
-};
+use crate::smtp::tls::Verify;
 use crate::smtp::transcript::Transcript;
 use crate::smtp::wire::Wire;
 use crate::types::human_size;
 use crate::types::{AuthMethod, Endpoint, Envelope, QuitAfter, TlsMode};
 
-/// Submits one message (or runs a test up to --quit-after). With a server
-/// route that is one session; with MX delivery one session per domain.
-pub fn submit(
-    settings: &Settings,
-    envelope: &Envelope,
-    message: &Content,
-) -> Result<Vec<SessionReport>> {
-    let material = TlsMaterial::load(&settings.tls_files)?;
-    let context = Context {
-        settings,
-        material: &material,
-    };
-    runtime()?.block_on(context.deliver(envelope, message))
-}
-
-/// One thread is plenty for one SMTP session at a time, and starts fastest.
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|err| {
-            Error::new(
-                Exit::Software,
-                format!("cannot start the I/O runtime: {err}"),
-            )
-        })
-}
-
-/// Submits several messages: over one session where a submission server
-/// is used (MAIL, RCPT, DATA again after each final reply), else one at a
-/// time. One result per message, in order.
-pub fn submit_all(settings: &Settings, messages: &[Outgoing]) -> Vec<Result<Vec<SessionReport>>> {
-    let Route::Servers(servers) = &settings.route else {
-        return messages
-            .iter()
-            .map(|m| submit(settings, &m.envelope, &m.content))
-            .collect();
-    };
-    let setup = TlsMaterial::load(&settings.tls_files).and_then(|m| Ok((m, runtime()?)));
-    let (material, runtime) = match setup {
-        Ok(setup) => setup,
-        Err(err) => return messages.iter().map(|_| Err(err.clone())).collect(),
-    };
-    let context = Context {
-        settings,
-        material: &material,
-    };
-    let mut results = Vec::with_capacity(messages.len());
-    let mut remaining = messages;
-    while let Some((first, rest)) = remaining.split_first() {
-        let shared = runtime.block_on(context.deliver_to_servers(
-            servers,
-            &first.envelope,
-            &first.content,
-            rest,
-        ));
-        match shared {
-            Ok(mut reports) => {
-                let (server, more) = reports
-                    .first_mut()
-                    .map(|r| (r.server.clone(), std::mem::take(&mut r.more)))
-                    .unwrap_or_default();
-                results.push(Ok(reports));
-                results.extend(more.into_iter().zip(rest).map(|(r, message)| {
-                    r.map(|delivery| {
-                        vec![SessionReport {
-                            server: server.clone(),
-                            delivery: Some(delivery),
-                            recipients: message.envelope.recipients.clone(),
-                            ..SessionReport::default()
-                        }]
-                    })
-                }));
-                break;
-            }
-            // No server answered: the others would only wait out the same
-            // timeouts, one message at a time.
-            Err(err) if err.cause == Cause::Unreachable => {
-                results.extend(std::iter::repeat_n(Err(err), remaining.len()));
-                break;
-            }
-            // The first message did not get through, and the session ended
-            // with it: the others go over the next one.
-            Err(err) => {
-                results.push(Err(err));
-                remaining = rest;
-            }
-        }
-    }
-    results
-}
-
 /// Where one session goes and how it is secured.
 #[derive(Clone, Copy)]
-struct Target<'a> {
-    endpoint: &'a Endpoint,
-    tls: TlsMode,
-    addresses: &'a [SocketAddr],
-    verify: Verify,
+pub(crate) struct Target<'a> {
+    pub(crate) endpoint: &'a Endpoint,
+    pub(crate) tls: TlsMode,
+    pub(crate) addresses: &'a [SocketAddr],
+    pub(crate) verify: Verify,
 }
 
-struct Context<'a> {
-    settings: &'a Settings,
-    material: &'a TlsMaterial,
+/// One session with one server, up to --quit-after or the final reply.
+pub(crate) async fn run(
+    handshaker: Handshaker<'_>,
+    target: &Target<'_>,
+    envelope: &Envelope,
+    message: &Content,
+    more: &[Outgoing],
+) -> Result<SessionReport> {
+    let settings = handshaker.settings;
+    let transcript = Arc::new(Transcript::new(settings.verbosity, settings.timing));
+    let mut clock = Clock::new(settings.timing);
+    let result = stages(
+        handshaker,
+        target,
+        envelope,
+        message,
+        more,
+        &transcript,
+        &mut clock,
+    )
+    .await;
+    if let Err(err) = &result {
+        transcript.error(&err.to_string());
+    }
+    clock.summary(&transcript);
+    result
 }
 
-impl Context<'_> {
-    async fn deliver(&self, envelope: &Envelope, message: &Content) -> Result<Vec<SessionReport>> {
-        match &self.settings.route {
-            Route::Servers(servers) => {
-                self.deliver_to_servers(servers, envelope, message, &[])
-                    .await
-            }
-            Route::Mx {
-                port,
-                nameserver,
-                tls,
-            } => {
-                self.deliver_mx(*port, nameserver, *tls, envelope, message)
-                    .await
-            }
-        }
-    }
-
-    /// The servers in order; a temporary failure at one goes on to the
-    /// next, and the last failure is the result.
-    async fn deliver_to_servers(
-        &self,
-        servers: &[Server],
-        envelope: &Envelope,
-        message: &Content,
-        more: &[Outgoing],
-    ) -> Result<Vec<SessionReport>> {
-        let mut last_error = None;
-        for (index, server) in servers.iter().enumerate() {
-            let attempt = async {
-                let addresses = self.resolve(&server.endpoint).await?;
-                let target = Target {
-                    endpoint: &server.endpoint,
-                    tls: server.tls,
-                    addresses: &addresses,
-                    verify: self.settings.verify,
-                };
-                self.session(&target, envelope, message, more).await
-            };
-            match attempt.await {
-                Ok(report) => {
-                    return Ok(vec![SessionReport {
-                        recipients: envelope.recipients.clone(),
-                        ..report
-                    }])
-                }
-                Err(err)
-                    if index + 1 < servers.len()
-                        && matches!(err.exit, Exit::TempFail | Exit::IoErr | Exit::NoHost) =>
-                {
-                    // Not the run's end: no hint, no exit code.
-                    eprintln!(
-                        "postie: warning: {}; trying {} next",
-                        err.message,
-                        servers[index + 1].endpoint
-                    );
-                    last_error = Some(err);
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| Error::config("no server to send to")))
-    }
-
-    /// RFC 5321 5.1: per domain, the exchangers in preference order; a
-    /// temporary failure at one goes on to the next. Every domain's result
-    /// comes back as its own report, failed ones included, so that the
-    /// caller settles each domain's recipients on their own (retrying the
-    /// whole message would deliver it twice to the domains that have it).
-    async fn deliver_mx(
-        &self,
-        port: u16,
-        nameserver: &Nameserver,
-        tls: TlsMode,
-        envelope: &Envelope,
-        message: &Content,
-    ) -> Result<Vec<SessionReport>> {
-        let resolver = mx::Resolver::new(nameserver, self.settings.timeouts.connect)?;
-        let mut reports = Vec::new();
-        for (domain, recipients) in mx::by_domain(&envelope.recipients) {
-            let part = Envelope {
-                sender: envelope.sender.clone(),
-                recipients,
-            };
-            let report = match self
-                .deliver_domain(&resolver, &domain, port, tls, &part, message)
-                .await
-            {
-                Ok(report) => report,
-                Err(err) => SessionReport {
-                    failure: Some(Error {
-                        message: format!("{domain}: {}", err.message),
-                        ..err
-                    }),
-                    ..SessionReport::default()
-                },
-            };
-            reports.push(SessionReport {
-                recipients: part.recipients,
-                ..report
-            });
-        }
-        Ok(reports)
-    }
-
-    async fn deliver_domain(
-        &self,
-        resolver: &mx::Resolver,
-        domain: &str,
-        port: u16,
-        tls: TlsMode,
-        envelope: &Envelope,
-        message: &Content,
-    ) -> Result<SessionReport> {
-        let exchangers = mx::exchangers(resolver, domain, self.settings.family).await?;
-        // Opportunistic TLS to an MX host is encryption without
-        // authentication (RFC 7435); --tls starttls asks for verification.
-        let verify = match (tls, self.settings.verify) {
-            (TlsMode::Starttls | TlsMode::Implicit, verify) => verify,
-            (_, Verify::Full) => Verify::Unauthenticated,
-            (_, verify) => verify,
-        };
-        let mut last_error = None;
-        for exchanger in exchangers {
-            let endpoint = Endpoint {
-                host: exchanger.name.clone(),
-                port,
-            };
-            let addresses: Vec<SocketAddr> = exchanger
-                .addresses
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, port))
-                .collect();
-            let target = Target {
-                endpoint: &endpoint,
-                tls,
-                addresses: &addresses,
-                verify,
-            };
-            match self.session(&target, envelope, message, &[]).await {
-                Ok(report) => return Ok(report),
-                Err(err) if err.is_temporary() => {
-                    last_error = Some(err);
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            Error::new(
-                Exit::NoHost,
-                format!("{domain} has no mail exchanger to try"),
-            )
-        }))
-    }
-
-    /// The addresses of a submission server, of the wanted family.
-    async fn resolve(&self, endpoint: &Endpoint) -> Result<Vec<SocketAddr>> {
-        let lookup = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port));
-        let found: Vec<SocketAddr> = timed(
-            self.settings.timeouts.connect,
-            "the host name lookup",
-            lookup,
-        )
-        .await?
-        .map_err(|err| lookup_error(&endpoint.host, &err))?
-        .collect();
-        let wanted: Vec<SocketAddr> = found
-            .iter()
-            .copied()
-            .filter(|a| self.settings.family.allows(a.ip()))
-            .collect();
-        if wanted.is_empty() {
-            return Err(Error::new(
-                Exit::NoHost,
-                format!(
-                    "{} has no address of the family asked for (-4 / -6)",
-                    endpoint.host
-                ),
-            ));
-        }
-        Ok(wanted)
-    }
-
-    /// One session with one server, up to --quit-after or the final reply.
-    async fn session(
-        &self,
-        target: &Target<'_>,
-        envelope: &Envelope,
-        message: &Content,
-        more: &[Outgoing],
-    ) -> Result<SessionReport> {
-        let settings = self.settings;
-        let transcript = Arc::new(Transcript::new(settings.verbosity, settings.timing));
-        let mut clock = Clock::new(settings.timing);
-        let result = self
-            .session_stages(target, envelope, message, more, &transcript, &mut clock)
-            .await;
-        if let Err(err) = &result {
-            transcript.error(&err.to_string());
-        }
-        clock.summary(&transcript);
-        result
-    }
-
-    async fn session_stages(
-        &self,
-        target: &Target<'_>,
-        envelope: &Envelope,
-        message: &Content,
-        more: &[Outgoing],
-        transcript: &Arc<Transcript>,
-        clock: &mut Clock,
-    ) -> Result<SessionReport> {
-        let settings = self.settings;
-        let Target {
-            endpoint,
-            tls,
-            addresses,
-            verify,
-        } = *target;
-        let (tcp, peer) = connect_tcp(endpoint, addresses, settings.timeouts.connect, transcript)
-            .await
-            .map_err(unreachable)?;
-        clock.mark("connect");
-        let mut report = SessionReport {
-            server: format!("{endpoint} ({peer})"),
-            ..SessionReport::default()
-        };
-        if settings.quit_after == Some(QuitAfter::Connect) {
-            transcript.note("closing the connection (--quit-after connect)");
-            report.stopped_after = Some("connect".into());
-            return Ok(report);
-        }
-        let wire = Wire::plain(tcp, peer, transcript.clone());
-        transcript.restart_clock();
-        if tls == TlsMode::Implicit {
-            let certificate = self
-                .handshake(&wire, endpoint, verify, transcript, Upgrade::Implicit)
-                .await?;
-            report.certificate = Some(certificate);
-            clock.mark("TLS handshake");
-        }
-        if settings.quit_after == Some(QuitAfter::Banner) {
-            banner_only(&wire, endpoint, settings.timeouts.reply).await?;
-            clock.mark("banner");
-            report.stopped_after = Some("banner".into());
-            return Ok(report);
-        }
-        let client_id = ClientId::Domain(settings.helo.clone());
-        let greeting =
-            AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &client_id);
-        let conn = timed(settings.timeouts.reply, "the greeting", greeting)
-            .await
-            .map_err(unreachable)?
-            .map_err(|err| unreachable(smtp_error(endpoint, Stage::Greeting, err)))?;
-        clock.mark("banner and EHLO");
-        // The reply to EHLO itself: the last reply received may be one
-        // sent behind it, which the next read refuses (RFC 5321 4.2).
-        let caps = Capabilities::parse(&transcript.ehlo_reply());
-        let mut session = Session {
-            context: self,
-            conn,
-            wire,
-            transcript: transcript.clone(),
-            endpoint: endpoint.clone(),
-            client_id,
-            caps,
-            tls,
-            verify,
-            report,
-        };
-        // "before STARTTLS" only where an upgrade is to come.
-        let upgrade_follows = match tls {
-            TlsMode::Starttls => true,
-            TlsMode::Opportunistic => session.caps.starttls,
-            TlsMode::Implicit | TlsMode::None => false,
-        };
-        let label = if upgrade_follows {
-            "before STARTTLS"
-        } else {
-            "EHLO"
-        };
-        session
-            .report
-            .capabilities
-            .push((label.to_string(), session.caps.clone()));
-        let outcome = session.stages(envelope, message, more.first(), clock).await;
-        let outcome = match outcome {
-            Ok(ahead) if !more.is_empty() => {
-                session.report.more = session.more(more, ahead).await;
-                Ok(())
-            }
-            other => other.map(|_| ()),
-        };
-        // A failing QUIT must not turn success into an error: a retry would
-        // send the message twice.
-        let _ = tokio::time::timeout(settings.timeouts.reply, session.conn.quit()).await;
-        outcome.map(|()| session.report)
-    }
-
-    /// TLS on the wire, checked as `verify` says; the certificate report.
-    async fn handshake(
-        &self,
-        wire: &Wire,
-        endpoint: &Endpoint,
-        verify: Verify,
-        transcript: &Transcript,
-        upgrade: Upgrade,
-    ) -> Result<CertReport> {
-        let connector = self.material.connector(verify)?;
-        let started = timed(
-            self.settings.timeouts.connect,
-            "the TLS handshake",
-            wire.start_tls(connector, &endpoint.host),
-        )
-        .await?;
-        if let Err(detail) = started {
-            if upgrade == Upgrade::Starttls && wire.plaintext_in_handshake() {
-                return Err(starttls_injection(endpoint));
-            }
-            let err = handshake_error(endpoint, &detail);
-            if verify == Verify::Full
-                && err.exit == Exit::Unavailable
-                && self.settings.verbosity > 0
-            {
-                self.show_unverified_certificate(wire.peer(), endpoint, upgrade, transcript)
-                    .await;
-            }
-            return Err(err);
-        }
-        transcript.note("TLS started");
-        let der = wire.peer_certificate().unwrap_or_default();
-        let verification = match verify {
-            Verify::Full => "verified: trusted issuer, name matches".to_string(),
-            Verify::Insecure => match certificate_flaws(&der, &endpoint.host)[..] {
-                [] => "NOT verified (--insecure)".to_string(),
-                ref flaws => format!("NOT verified (--insecure); it is {}", flaws.join(", ")),
-            },
-            Verify::Unauthenticated => {
-                "not verified (opportunistic TLS to a mail exchanger)".to_string()
-            }
-            Verify::Pinned(pin) => {
-                if sha256(&der) != pin {
-                    return Err(Error::new(
-                        Exit::Unavailable,
-                        format!(
-                            "TLS: the certificate of {endpoint} has SHA-256 {}, not the one given with --tls-fingerprint",
-                            crate::smtp::tls::format_fingerprint(&sha256(&der))
-                        ),
-                    )
-                    .hint("the server's certificate changed, or this is not the server you meant"));
-                }
-                "pinned: SHA-256 matches --tls-fingerprint".to_string()
-            }
-        };
-        let report = CertReport::from_der(&der, verification).ok_or_else(|| {
-            Error::new(
-                Exit::Protocol,
-                format!("TLS: {endpoint} sent no readable certificate"),
-            )
-        })?;
-        for line in report.lines() {
-            transcript.note(&line);
-        }
-        Ok(report)
-    }
-}
-
-/// How the TLS handshake is reached: at once, or after STARTTLS.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Upgrade {
-    Implicit,
-    Starttls,
-}
-
-impl Context<'_> {
-    /// After a certificate failed verification, at -v: connect again and
-    /// fetch it without checking, only to show what the server presents
-    /// (the failed handshake gives no certificate to show). Best effort:
-    /// the verification error stays the result whatever happens here.
-    async fn show_unverified_certificate(
-        &self,
-        peer: SocketAddr,
-        endpoint: &Endpoint,
-        upgrade: Upgrade,
-        transcript: &Transcript,
-    ) {
-        transcript.note("connecting again without verification, only to show the certificate");
-        let fetch = async {
-            let tcp = TcpStream::connect(peer).await.ok()?;
-            // The second dialogue is not shown: it repeats the first.
-            let wire = Wire::plain(tcp, peer, Arc::new(Transcript::new(0, false)));
-            if upgrade == Upgrade::Starttls {
-                let mut reader = tokio::io::BufReader::new(wire.clone());
-                let mut writer = wire.clone();
-                read_reply(&mut reader).await.ok()?;
-                let ehlo = format!("EHLO {}\r\n", self.settings.helo);
-                writer.write_all(ehlo.as_bytes()).await.ok()?;
-                read_reply(&mut reader).await.ok()?;
-                writer.write_all(b"STARTTLS\r\n").await.ok()?;
-                read_reply(&mut reader)
-                    .await
-                    .ok()?
-                    .starts_with("220")
-                    .then_some(())?;
-            }
-            let connector = self.material.connector(Verify::Insecure).ok()?;
-            wire.start_tls(connector, &endpoint.host).await.ok()?;
-            let der = wire.peer_certificate()?;
-            CertReport::from_der(&der, "NOT verified (see the error below)".to_string())
-        };
-        match tokio::time::timeout(self.settings.timeouts.connect, fetch).await {
-            Ok(Some(report)) => {
-                for line in report.lines() {
-                    transcript.note(&line);
-                }
-            }
-            _ => transcript.note("could not fetch the certificate to show it"),
-        }
-    }
-}
-
-/// --quit-after banner: read the greeting and say QUIT, without EHLO
-/// (lettre's connection always sends EHLO, so this is done by hand).
-async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duration) -> Result<()> {
-    let mut reader = tokio::io::BufReader::new(wire.clone());
-    let greeting = timed(limit, "the greeting", read_reply(&mut reader)).await??;
-    let mut writer = wire.clone();
-    let quit = async {
-        let lost = |err: io::Error| {
-            Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
-        };
-        writer.write_all(b"QUIT\r\n").await.map_err(lost)?;
-        writer.flush().await.map_err(lost)?;
-        read_reply(&mut reader).await
+async fn stages(
+    handshaker: Handshaker<'_>,
+    target: &Target<'_>,
+    envelope: &Envelope,
+    message: &Content,
+    more: &[Outgoing],
+    transcript: &Arc<Transcript>,
+    clock: &mut Clock,
+) -> Result<SessionReport> {
+    let settings = handshaker.settings;
+    let Target {
+        endpoint,
+        tls,
+        addresses,
+        verify,
+    } = *target;
+    let (tcp, peer) = connect_tcp(endpoint, addresses, settings.timeouts.connect, transcript)
+        .await
+        .map_err(unreachable)?;
+    clock.mark("connect");
+    let mut report = SessionReport {
+        server: format!("{endpoint} ({peer})"),
+        ..SessionReport::default()
     };
-    let _ = timed(limit, "the reply to QUIT", quit).await;
-    match greeting.chars().next() {
-        Some('2') => Ok(()),
-        Some('4') => Err(Error::new(
-            Exit::TempFail,
-            format!("greeting: {endpoint} replied {greeting}"),
-        )),
-        Some('5') => Err(Error::new(
-            Exit::Unavailable,
-            format!("greeting: {endpoint} replied {greeting}"),
-        )),
-        _ => Err(Error::new(
-            Exit::Protocol,
-            // Escaped by the Wire already; {:?} would double each '\'.
-            format!("greeting: {endpoint} sent a reply that is not SMTP: \"{greeting}\""),
-        )),
+    if settings.quit_after == Some(QuitAfter::Connect) {
+        transcript.note("closing the connection (--quit-after connect)");
+        report.stopped_after = Some("connect".into());
+        return Ok(report);
     }
-}
-
-/// Reads one (possibly multi-line) reply; returns its last line.
-async fn read_reply(reader: &mut tokio::io::BufReader<Wire>) -> Result<String> {
-    loop {
-        let mut line = String::new();
-        let read =
-            reader
-                .read_line(&mut line)
-                .await
-                .map_err(|err| match Malformed::in_io(&err) {
-                    Some(bad) => Error::new(
-                        Exit::Protocol,
-                        format!("greeting: the server sent a reply that is not SMTP: {bad}"),
-                    ),
-                    None => {
-                        Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
-                    }
-                })?;
-        if read == 0 {
-            return Err(Error::new(
-                Exit::IoErr,
-                "connection lost before the greeting",
-            ));
-        }
-        let line = line.trim_end().to_string();
-        if line.len() <= 3 || line.as_bytes()[3] != b'-' {
-            return Ok(line);
-        }
+    let wire = Wire::plain(tcp, peer, transcript.clone());
+    transcript.restart_clock();
+    if tls == TlsMode::Implicit {
+        let certificate = handshaker
+            .handshake(&wire, endpoint, verify, transcript, Upgrade::Implicit)
+            .await?;
+        report.certificate = Some(certificate);
+        clock.mark("TLS handshake");
     }
+    if settings.quit_after == Some(QuitAfter::Banner) {
+        banner_only(&wire, endpoint, settings.timeouts.reply).await?;
+        clock.mark("banner");
+        report.stopped_after = Some("banner".into());
+        return Ok(report);
+    }
+    let client_id = ClientId::Domain(settings.helo.clone());
+    let greeting = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &client_id);
+    let conn = timed(settings.timeouts.reply, "the greeting", greeting)
+        .await
+        .map_err(unreachable)?
+        .map_err(|err| unreachable(smtp_error(endpoint, Stage::Greeting, err)))?;
+    clock.mark("banner and EHLO");
+    // The reply to EHLO itself: the last reply received may be one
+    // sent behind it, which the next read refuses (RFC 5321 4.2).
+    let caps = Capabilities::parse(&transcript.ehlo_reply());
+    let mut session = Session {
+        settings,
+        handshaker,
+        conn,
+        wire,
+        transcript: transcript.clone(),
+        endpoint: endpoint.clone(),
+        client_id,
+        caps,
+        tls,
+        verify,
+        report,
+    };
+    // "before STARTTLS" only where an upgrade is to come.
+    let upgrade_follows = match tls {
+        TlsMode::Starttls => true,
+        TlsMode::Opportunistic => session.caps.starttls,
+        TlsMode::Implicit | TlsMode::None => false,
+    };
+    let label = if upgrade_follows {
+        "before STARTTLS"
+    } else {
+        "EHLO"
+    };
+    session
+        .report
+        .capabilities
+        .push((label.to_string(), session.caps.clone()));
+    let outcome = session.stages(envelope, message, more.first(), clock).await;
+    let outcome = match outcome {
+        Ok(ahead) if !more.is_empty() => {
+            session.report.more = session.more(more, ahead).await;
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    };
+    // A failing QUIT must not turn success into an error: a retry would
+    // send the message twice.
+    let _ = tokio::time::timeout(settings.timeouts.reply, session.conn.quit()).await;
+    outcome.map(|()| session.report)
 }
 
 struct Session<'a> {
-    context: &'a Context<'a>,
+    settings: &'a Settings,
+    handshaker: Handshaker<'a>,
     conn: AsyncSmtpConnection,
     wire: Wire,
     transcript: Arc<Transcript>,
@@ -655,7 +199,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn settings(&self) -> &Settings {
-        self.context.settings
+        self.settings
     }
 
     fn stop_after(&mut self, stage: QuitAfter) -> bool {
@@ -910,7 +454,7 @@ impl Session<'_> {
             return Err(starttls_injection(&self.endpoint));
         }
         let certificate = self
-            .context
+            .handshaker
             .handshake(
                 &self.wire,
                 &self.endpoint,
@@ -1293,43 +837,6 @@ fn plaintext_auth_allowed(encrypted: bool, peer: std::net::IpAddr, allowed_by_us
     encrypted || peer.is_loopback() || allowed_by_user
 }
 
-/// Connects to the first address that answers, noting each attempt.
-async fn connect_tcp(
-    endpoint: &Endpoint,
-    addresses: &[SocketAddr],
-    limit: Duration,
-    transcript: &Transcript,
-) -> Result<(TcpStream, SocketAddr)> {
-    let mut last_error = None;
-    for address in addresses {
-        let target = if endpoint.host.parse::<std::net::IpAddr>().is_ok() {
-            address.to_string()
-        } else {
-            format!("{endpoint} ({address})")
-        };
-        transcript.note(&format!("Trying {target}..."));
-        match timed(limit, "the connection", TcpStream::connect(address)).await {
-            Ok(Ok(stream)) => {
-                // Without this the final dot waits on a delayed ACK (~40 ms).
-                let _ = stream.set_nodelay(true);
-                transcript.note(&format!("Connected to {target}"));
-                return Ok((stream, *address));
-            }
-            Ok(Err(err)) => last_error = Some(connect_error(endpoint, address, &err)),
-            Err(timeout) => last_error = Some(timeout),
-        }
-        if let Some(err) = &last_error {
-            transcript.error(&err.message);
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        Error::new(
-            Exit::NoHost,
-            format!("{} has no address to connect to", endpoint.host),
-        )
-    }))
-}
-
 /// How long to look for a reply the server sent before hanging up.
 const REPLY_LEFT_WAIT: Duration = Duration::from_secs(2);
 
@@ -1353,14 +860,5 @@ mod tests {
         assert!(plaintext_auth_allowed(true, remote, false));
         assert!(plaintext_auth_allowed(false, local, false));
         assert!(plaintext_auth_allowed(false, remote, true));
-    }
-
-    #[test]
-    fn endpoint_display_brackets_ipv6() {
-        let v6 = Endpoint {
-            host: "::1".into(),
-            port: 25,
-        };
-        assert_eq!(v6.to_string(), "[::1]:25");
     }
 }
