@@ -5,14 +5,12 @@
 //! `output`. Not here: any printed format (`output::capabilities` builds
 //! the --capabilities --json document from it).
 
-use serde::Serialize;
-
 use crate::exit::{Error, Result};
 use crate::smtp::capabilities::Capabilities;
 use crate::smtp::tls::CertReport;
 
 /// A recipient the server would not take, with its reply.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Refusal {
     pub recipient: String,
     pub reply: String,
@@ -20,7 +18,7 @@ pub(crate) struct Refusal {
 }
 
 /// How one message's transaction ended, once MAIL and RCPT were answered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Delivery {
     /// The server's reply to the end of DATA ("250 2.0.0 queued as ...");
     /// `None` when DATA was never sent because every recipient was refused
@@ -30,8 +28,11 @@ pub(crate) struct Delivery {
     pub refused: Vec<Refusal>,
 }
 
-/// One SMTP session's results, for reports and --capabilities.
-#[derive(Clone, Debug, Default, Serialize)]
+/// One SMTP session's results, for `outcome` and the reports. Not a
+/// printed format: `output::capabilities` copies into its own JSON type
+/// only the fields it publishes, so a field added here for the sending
+/// layer's use never appears in `--capabilities --json` by accident.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SessionReport {
     /// "host:port (address)".
     pub server: String,
@@ -43,14 +44,11 @@ pub(crate) struct SessionReport {
     /// The stage the session stopped after, with --quit-after.
     pub stopped_after: Option<String>,
     /// The outcome of each further message sent over this session.
-    #[serde(skip)]
     pub more: Vec<Result<Delivery>>,
     /// The envelope recipients this session was about: all of them with a
     /// submission server, one domain's with MX delivery.
-    #[serde(skip)]
     pub recipients: Vec<String>,
     /// MX delivery: why this domain's recipients did not get the message
     /// (no session took place, or it failed).
-    #[serde(skip)]
     pub failure: Option<Error>,
 }
