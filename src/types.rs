@@ -62,17 +62,12 @@ pub enum QuitAfter {
 }
 
 impl QuitAfter {
-    pub fn name(self) -> &'static str {
-        match self {
-            QuitAfter::Connect => "connect",
-            QuitAfter::Banner => "banner",
-            QuitAfter::Ehlo => "ehlo",
-            QuitAfter::Starttls => "starttls",
-            QuitAfter::Auth => "auth",
-            QuitAfter::Mail => "mail",
-            QuitAfter::Rcpt => "rcpt",
-            QuitAfter::Data => "data",
-        }
+    /// As written after --quit-after: clap's spelling of the variant, so
+    /// that the messages and the flag cannot disagree.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|value| value.get_name().to_string())
+            .unwrap_or_default()
     }
 }
 

@@ -18,6 +18,7 @@ use crate::exit::{io_reason, Error, Exit, Result};
 use crate::smtp::classify::{connect_error, starttls_injection, timed};
 use crate::smtp::reply::Malformed;
 use crate::smtp::settings::Settings;
+use crate::smtp::stage::Stage;
 use crate::smtp::tls::{
     certificate_flaws, handshake_error, sha256, CertReport, TlsMaterial, Verify,
 };
@@ -176,16 +177,19 @@ pub(crate) async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duratio
         Some('2') => Ok(()),
         Some('4') => Err(Error::new(
             Exit::TempFail,
-            format!("greeting: {endpoint} replied {greeting}"),
+            format!("{}: {endpoint} replied {greeting}", Stage::Banner.name()),
         )),
         Some('5') => Err(Error::new(
             Exit::Unavailable,
-            format!("greeting: {endpoint} replied {greeting}"),
+            format!("{}: {endpoint} replied {greeting}", Stage::Banner.name()),
         )),
         _ => Err(Error::new(
             Exit::Protocol,
             // Escaped by the Wire already; {:?} would double each '\'.
-            format!("greeting: {endpoint} sent a reply that is not SMTP: \"{greeting}\""),
+            format!(
+                "{}: {endpoint} sent a reply that is not SMTP: \"{greeting}\"",
+                Stage::Banner.name()
+            ),
         )),
     }
 }
@@ -201,7 +205,10 @@ async fn read_reply(reader: &mut tokio::io::BufReader<Wire>) -> Result<String> {
                 .map_err(|err| match Malformed::in_io(&err) {
                     Some(bad) => Error::new(
                         Exit::Protocol,
-                        format!("greeting: the server sent a reply that is not SMTP: {bad}"),
+                        format!(
+                            "{}: the server sent a reply that is not SMTP: {bad}",
+                            Stage::Banner.name()
+                        ),
                     ),
                     None => {
                         Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))

@@ -106,14 +106,17 @@ async fn stages(
     let (tcp, peer) = connect_tcp(endpoint, addresses, settings.timeouts.connect, transcript)
         .await
         .map_err(unreachable)?;
-    clock.mark("connect");
+    clock.mark(&[Stage::Connect]);
     let mut report = SessionReport {
         server: format!("{endpoint} ({peer})"),
         ..SessionReport::default()
     };
-    if settings.quit_after == Some(QuitAfter::Connect) {
-        transcript.note("closing the connection (--quit-after connect)");
-        report.stopped_after = Some("connect".into());
+    if let Some(stop) = quits_after(settings, Stage::Connect) {
+        transcript.note(&format!(
+            "closing the connection (--quit-after {})",
+            stop.name()
+        ));
+        report.stopped_after = Some(stop.name());
         return Ok(report);
     }
     let wire = Wire::plain(tcp, peer, transcript.clone());
@@ -123,12 +126,12 @@ async fn stages(
             .handshake(&wire, endpoint, verify, transcript, Upgrade::Implicit)
             .await?;
         report.certificate = Some(certificate);
-        clock.mark("TLS handshake");
+        clock.mark(&[Stage::TlsHandshake]);
     }
-    if settings.quit_after == Some(QuitAfter::Banner) {
+    if let Some(stop) = quits_after(settings, Stage::Banner) {
         banner_only(&wire, endpoint, settings.timeouts.reply).await?;
-        clock.mark("banner");
-        report.stopped_after = Some("banner".into());
+        clock.mark(&[Stage::Banner]);
+        report.stopped_after = Some(stop.name());
         return Ok(report);
     }
     let client_id = ClientId::Domain(settings.helo.clone());
@@ -137,7 +140,7 @@ async fn stages(
         .await
         .map_err(unreachable)?
         .map_err(|err| unreachable(smtp_error(endpoint, Stage::Greeting, err)))?;
-    clock.mark("banner and EHLO");
+    clock.mark(&[Stage::Banner, Stage::Greeting]);
     // The reply to EHLO itself: the last reply received may be one
     // sent behind it, which the next read refuses (RFC 5321 4.2).
     let caps = Capabilities::parse(&transcript.ehlo_reply());
@@ -202,14 +205,15 @@ impl Session<'_> {
         self.settings
     }
 
-    fn stop_after(&mut self, stage: QuitAfter) -> bool {
-        if self.settings().quit_after != Some(stage) {
+    /// Says so and records it when --quit-after stops after `stage`.
+    fn stop_after(&mut self, stage: Stage) -> bool {
+        let Some(stop) = quits_after(self.settings(), stage) else {
             return false;
-        }
-        let name = stage.name();
+        };
+        let name = stop.name();
         self.transcript
             .note(&format!("stopping after {name} (--quit-after {name})"));
-        self.report.stopped_after = Some(name.to_string());
+        self.report.stopped_after = Some(name);
         true
     }
 
@@ -223,38 +227,38 @@ impl Session<'_> {
         next: Option<&Outgoing>,
         clock: &mut Clock,
     ) -> Result<Ahead> {
-        if self.stop_after(QuitAfter::Ehlo) {
+        if self.stop_after(Stage::Greeting) {
             return Ok(Ahead::Nothing);
         }
         if self.secure().await? {
-            clock.mark("STARTTLS");
+            clock.mark(&[Stage::StartTls]);
         }
-        if self.stop_after(QuitAfter::Starttls) {
+        if self.stop_after(Stage::StartTls) {
             return Ok(Ahead::Nothing);
         }
         if self.authenticate().await? {
-            clock.mark("AUTH");
+            clock.mark(&[Stage::Auth]);
         }
-        if self.stop_after(QuitAfter::Auth) {
+        if self.stop_after(Stage::Auth) {
             return Ok(Ahead::Nothing);
         }
         let refused = if self.settings().quit_after.is_none() {
             let refused = self
                 .mail_and_recipients(envelope, message, Ahead::Nothing)
                 .await?;
-            clock.mark("MAIL and RCPT");
+            clock.mark(&[Stage::Mail, Stage::Rcpt]);
             refused
         } else {
             self.mail(envelope, message).await?;
-            clock.mark("MAIL");
-            if self.stop_after(QuitAfter::Mail) {
+            clock.mark(&[Stage::Mail]);
+            if self.stop_after(Stage::Mail) {
                 return Ok(Ahead::Nothing);
             }
             let refused = self.recipients(envelope).await?;
-            clock.mark("RCPT");
+            clock.mark(&[Stage::Rcpt]);
             refused
         };
-        if self.stop_after(QuitAfter::Rcpt) {
+        if self.stop_after(Stage::Rcpt) {
             let _ = self.command(Rset, Stage::Rcpt).await;
             return Ok(Ahead::Nothing);
         }
@@ -267,12 +271,12 @@ impl Session<'_> {
         }
         let (reply, ahead) = self.data(message, next).await;
         let reply = reply?;
-        clock.mark("DATA");
+        clock.mark(&[Stage::Data]);
         self.report.delivery = Some(Delivery {
             reply: Some(reply),
             refused,
         });
-        let _ = self.stop_after(QuitAfter::Data);
+        let _ = self.stop_after(Stage::Data);
         Ok(ahead)
     }
 
@@ -649,7 +653,12 @@ impl Session<'_> {
             }
         }
         let limit = self.settings().timeouts.reply;
-        let mail_reply = timed(limit, "the reply to MAIL FROM", self.conn.read_response()).await?;
+        let mail_reply = timed(
+            limit,
+            &format!("the reply to {}", Stage::Mail.name()),
+            self.conn.read_response(),
+        )
+        .await?;
         let mail_failure = match mail_reply {
             Ok(_) => None,
             // RFC 5321 3.8: a 421 is followed by the close; the RCPT
@@ -661,7 +670,12 @@ impl Session<'_> {
         };
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
-            let reply = timed(limit, "the reply to RCPT TO", self.conn.read_response()).await?;
+            let reply = timed(
+                limit,
+                &format!("the reply to {}", Stage::Rcpt.name()),
+                self.conn.read_response(),
+            )
+            .await?;
             if let Err(err) = self.sort_rcpt_reply(recipient, reply, &mut refused) {
                 // A server that refused MAIL and then hung up: its refusal
                 // is the reason, not the RCPT replies that never came.
@@ -835,6 +849,13 @@ enum Ahead {
 /// for it by name: anyone on the path could read them otherwise.
 fn plaintext_auth_allowed(encrypted: bool, peer: std::net::IpAddr, allowed_by_user: bool) -> bool {
     encrypted || peer.is_loopback() || allowed_by_user
+}
+
+/// The --quit-after value, when it stops the session after `stage`.
+fn quits_after(settings: &Settings, stage: Stage) -> Option<QuitAfter> {
+    settings
+        .quit_after
+        .filter(|&stop| Stage::from(stop) == stage)
 }
 
 /// How long to look for a reply the server sent before hanging up.

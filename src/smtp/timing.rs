@@ -2,10 +2,12 @@
 //! in one transcript line at the end.
 //!
 //! Belongs here: measuring and the summary line. Not here: the time
-//! limits of each step (`classify::timed`, `settings::Timeouts`).
+//! limits of each step (`classify::timed`, `settings::Timeouts`), the
+//! stage names (`stage`).
 
 use std::time::{Duration, Instant};
 
+use crate::smtp::stage::Stage;
 use crate::smtp::transcript::Transcript;
 
 /// Stage durations for --timing.
@@ -13,7 +15,7 @@ pub(crate) struct Clock {
     enabled: bool,
     started: Instant,
     last: Instant,
-    marks: Vec<(&'static str, Duration)>,
+    marks: Vec<(String, Duration)>,
 }
 
 impl Clock {
@@ -27,9 +29,12 @@ impl Clock {
         }
     }
 
-    pub(crate) fn mark(&mut self, stage: &'static str) {
+    /// The time since the last mark, for the stages done in it (several
+    /// when one exchange covers them, as the greeting and EHLO).
+    pub(crate) fn mark(&mut self, stages: &[Stage]) {
         let now = Instant::now();
-        self.marks.push((stage, now - self.last));
+        let label: Vec<&str> = stages.iter().map(|s| s.timing_label()).collect();
+        self.marks.push((label.join(" and "), now - self.last));
         self.last = now;
     }
 
