@@ -11,6 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error as SmtpError;
 
 use crate::exit::{error_chain, io_reason, Cause, Error, Exit, Result};
@@ -67,6 +68,105 @@ pub(crate) fn smtp_error(endpoint: &Endpoint, stage: Stage, err: SmtpError) -> E
         .hint("check that this port speaks SMTP (and whether it expects implicit TLS)");
     }
     Error::new(Exit::IoErr, format!("{at}: {endpoint}: {detail}"))
+}
+
+/// The greeting read by hand (--quit-after banner, where lettre, which
+/// always sends EHLO, is not used), by its first digit.
+pub(crate) fn greeting_reply(endpoint: &Endpoint, greeting: &str) -> Result<()> {
+    let at = Stage::Banner.name();
+    match greeting.chars().next() {
+        Some('2') => Ok(()),
+        Some('4') => Err(Error::new(
+            Exit::TempFail,
+            format!("{at}: {endpoint} replied {greeting}"),
+        )),
+        Some('5') => Err(Error::new(
+            Exit::Unavailable,
+            format!("{at}: {endpoint} replied {greeting}"),
+        )),
+        _ => Err(Error::new(
+            Exit::Protocol,
+            // Escaped by the Wire already; {:?} would double each '\'.
+            format!("{at}: {endpoint} sent a reply that is not SMTP: \"{greeting}\""),
+        )),
+    }
+}
+
+/// A reply read by hand that could not be read: a line that is not SMTP
+/// (the Wire's verdict), or the connection gone.
+pub(crate) fn reply_read_error(err: &io::Error) -> Error {
+    match Malformed::in_io(err) {
+        Some(bad) => Error::new(
+            Exit::Protocol,
+            format!(
+                "{}: the server sent a reply that is not SMTP: {bad}",
+                Stage::Banner.name()
+            ),
+        ),
+        None => connection_dropped(err),
+    }
+}
+
+/// The connection failed under a dialogue held by hand.
+pub(crate) fn connection_dropped(err: &io::Error) -> Error {
+    Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(err)))
+}
+
+/// The server closed the connection without a greeting.
+pub(crate) fn closed_before_greeting() -> Error {
+    Error::new(Exit::IoErr, "connection lost before the greeting")
+}
+
+/// AUTH ended with a reply that is neither 334 nor 2xx.
+pub(crate) fn auth_refused(endpoint: &Endpoint, reply: &Response) -> Error {
+    Error::new(
+        Exit::NoPerm,
+        format!(
+            "{}: {endpoint} replied {}",
+            Stage::Auth.name(),
+            reply_text(reply)
+        ),
+    )
+}
+
+/// A 334 challenge the mechanism cannot answer.
+pub(crate) fn unexpected_challenge(endpoint: &Endpoint, err: &impl std::fmt::Display) -> Error {
+    Error::new(
+        Exit::NoPerm,
+        format!(
+            "{}: unexpected challenge from {endpoint}: {err}",
+            Stage::Auth.name()
+        ),
+    )
+}
+
+/// An attachment that could not be read while the message was being
+/// written: the connection is dropped before the final dot.
+pub(crate) fn attachment_unreadable(err: &io::Error) -> Error {
+    Error::new(
+        Exit::NoInput,
+        format!(
+            "cannot read an attachment while sending: {}",
+            io_reason(err)
+        ),
+    )
+    .hint("the connection was dropped before the end of the message, so nothing was delivered")
+}
+
+/// A message of a batch not sent because the session broke before it:
+/// a reply that never came (a late one would be misread) or a lost
+/// connection.
+pub(crate) fn session_broken(endpoint: &Endpoint, timed_out: bool) -> Error {
+    let reason = if timed_out {
+        "a reply did not come"
+    } else {
+        "the connection was lost"
+    };
+    Error::new(
+        Exit::TempFail,
+        format!("not sent: {reason} in the session with {endpoint} before this message"),
+    )
+    .hint("try again later")
 }
 
 /// A line that is not a reply is a protocol error at once: retrying a
@@ -197,7 +297,7 @@ pub(crate) fn server_reply(err: &SmtpError) -> String {
     format!("{code} {text}").trim().to_string()
 }
 
-pub(crate) fn reply_text(reply: &lettre::transport::smtp::response::Response) -> String {
+pub(crate) fn reply_text(reply: &Response) -> String {
     format!(
         "{} {}",
         reply.code(),

@@ -14,11 +14,12 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::exit::{io_reason, Error, Exit, Result};
-use crate::smtp::classify::{connect_error, starttls_injection, timed};
-use crate::smtp::reply::Malformed;
+use crate::exit::{Error, Exit, Result};
+use crate::smtp::classify::{
+    closed_before_greeting, connect_error, connection_dropped, greeting_reply, reply_read_error,
+    starttls_injection, timed,
+};
 use crate::smtp::settings::Settings;
-use crate::smtp::stage::Stage;
 use crate::smtp::tls::{
     certificate_flaws, handshake_error, sha256, CertReport, TlsMaterial, Verify,
 };
@@ -165,60 +166,25 @@ pub(crate) async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duratio
     let greeting = timed(limit, "the greeting", read_reply(&mut reader)).await??;
     let mut writer = wire.clone();
     let quit = async {
-        let lost = |err: io::Error| {
-            Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
-        };
+        let lost = |err: io::Error| connection_dropped(&err);
         writer.write_all(b"QUIT\r\n").await.map_err(lost)?;
         writer.flush().await.map_err(lost)?;
         read_reply(&mut reader).await
     };
     let _ = timed(limit, "the reply to QUIT", quit).await;
-    match greeting.chars().next() {
-        Some('2') => Ok(()),
-        Some('4') => Err(Error::new(
-            Exit::TempFail,
-            format!("{}: {endpoint} replied {greeting}", Stage::Banner.name()),
-        )),
-        Some('5') => Err(Error::new(
-            Exit::Unavailable,
-            format!("{}: {endpoint} replied {greeting}", Stage::Banner.name()),
-        )),
-        _ => Err(Error::new(
-            Exit::Protocol,
-            // Escaped by the Wire already; {:?} would double each '\'.
-            format!(
-                "{}: {endpoint} sent a reply that is not SMTP: \"{greeting}\"",
-                Stage::Banner.name()
-            ),
-        )),
-    }
+    greeting_reply(endpoint, &greeting)
 }
 
 /// Reads one (possibly multi-line) reply; returns its last line.
 async fn read_reply(reader: &mut tokio::io::BufReader<Wire>) -> Result<String> {
     loop {
         let mut line = String::new();
-        let read =
-            reader
-                .read_line(&mut line)
-                .await
-                .map_err(|err| match Malformed::in_io(&err) {
-                    Some(bad) => Error::new(
-                        Exit::Protocol,
-                        format!(
-                            "{}: the server sent a reply that is not SMTP: {bad}",
-                            Stage::Banner.name()
-                        ),
-                    ),
-                    None => {
-                        Error::new(Exit::IoErr, format!("connection lost: {}", io_reason(&err)))
-                    }
-                })?;
+        let read = reader
+            .read_line(&mut line)
+            .await
+            .map_err(|err| reply_read_error(&err))?;
         if read == 0 {
-            return Err(Error::new(
-                Exit::IoErr,
-                "connection lost before the greeting",
-            ));
+            return Err(closed_before_greeting());
         }
         let line = line.trim_end().to_string();
         if line.len() <= 3 || line.as_bytes()[3] != b'-' {

@@ -29,13 +29,14 @@ use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParame
 use lettre::transport::smtp::Error as SmtpError;
 use tokio::io::AsyncWriteExt;
 
-use crate::exit::{io_reason, Cause, Error, Exit, Result};
+use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::address::envelope_address;
 use crate::mail::content::Content;
 use crate::smtp::capabilities::Capabilities;
 use crate::smtp::classify::{
-    hung_up, is_closing, malformed, malformed_error, refusal_error, reply_text, server_reply,
-    smtp_error, starttls_injection, timed, unreachable, write_error,
+    attachment_unreadable, auth_refused, hung_up, is_closing, malformed, malformed_error,
+    refusal_error, reply_text, server_reply, session_broken, smtp_error, starttls_injection, timed,
+    unexpected_challenge, unreachable, write_error,
 };
 use crate::smtp::connect::{banner_only, connect_tcp, Handshaker, Upgrade};
 use crate::smtp::data::{write_message, MessageWriteError};
@@ -302,20 +303,8 @@ impl Session<'_> {
             let broken = timed_out
                 || (failed && ahead == Ahead::Nothing && !self.conn.test_connected().await);
             if broken {
-                let reason = if timed_out {
-                    "a reply did not come"
-                } else {
-                    "the connection was lost"
-                };
                 for _ in index + 1..messages.len() {
-                    results.push(Err(Error::new(
-                        Exit::TempFail,
-                        format!(
-                            "not sent: {reason} in the session with {} before this message",
-                            self.endpoint
-                        ),
-                    )
-                    .hint("try again later")));
+                    results.push(Err(session_broken(&self.endpoint, timed_out)));
                 }
                 break;
             }
@@ -540,22 +529,14 @@ impl Session<'_> {
             if !reply.has_code(334) {
                 break;
             }
-            let next =
-                Auth::new_from_response(mechanism, credentials.clone(), &reply).map_err(|err| {
-                    Error::new(
-                        Exit::NoPerm,
-                        format!("AUTH: unexpected challenge from {}: {err}", self.endpoint),
-                    )
-                })?;
+            let next = Auth::new_from_response(mechanism, credentials.clone(), &reply)
+                .map_err(|err| unexpected_challenge(&self.endpoint, &err))?;
             reply = self.command(next, Stage::Auth).await?;
         }
         if reply.code().to_string().starts_with('2') {
             Ok(())
         } else {
-            Err(Error::new(
-                Exit::NoPerm,
-                format!("AUTH: {} replied {}", self.endpoint, reply_text(&reply)),
-            ))
+            Err(auth_refused(&self.endpoint, &reply))
         }
     }
 
@@ -810,12 +791,7 @@ impl Session<'_> {
         match written {
             Ok(()) => {}
             Err(MessageWriteError::Source(err)) => {
-                let err = Error::new(
-                    Exit::NoInput,
-                    format!("cannot read an attachment while sending: {}", io_reason(&err)),
-                )
-                .hint("the connection was dropped before the end of the message, so nothing was delivered");
-                return (Err(err), Ahead::Nothing);
+                return (Err(attachment_unreadable(&err)), Ahead::Nothing);
             }
             Err(MessageWriteError::Wire(err)) => {
                 let err = match self.reply_left_after(Stage::Message, &err).await {
