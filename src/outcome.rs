@@ -33,7 +33,8 @@ use crate::output::log::{Attempt, Logger, Outcome};
 use crate::output::messages;
 use crate::plan::Plan;
 use crate::queue::storage::{Entry, Queue};
-use crate::smtp::transport::{Outgoing, Refusal, SessionReport};
+use crate::smtp::outgoing::Outgoing;
+use crate::smtp::report::{Refusal, SessionReport};
 use crate::types::Envelope;
 use crate::types::QueuePolicy;
 
@@ -556,7 +557,7 @@ fn record_narrowed(queue: &Queue, entry: &Entry, delivered: bool) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::transport::Delivery;
+    use crate::smtp::report::Delivery;
 
     fn envelope(recipients: &[&str]) -> Envelope {
         Envelope {

@@ -70,17 +70,12 @@ pub enum QuitAfter {
 }
 
 impl QuitAfter {
-    pub fn name(self) -> &'static str {
-        match self {
-            QuitAfter::Connect => "connect",
-            QuitAfter::Banner => "banner",
-            QuitAfter::Ehlo => "ehlo",
-            QuitAfter::Starttls => "starttls",
-            QuitAfter::Auth => "auth",
-            QuitAfter::Mail => "mail",
-            QuitAfter::Rcpt => "rcpt",
-            QuitAfter::Data => "data",
-        }
+    /// As written after --quit-after: clap's spelling of the variant, so
+    /// that the messages and the flag cannot disagree.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|value| value.get_name().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -220,5 +215,14 @@ mod tests {
         assert_eq!(parse_duration("5d").unwrap(), Duration::from_secs(432_000));
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("5 weeks").is_err());
+    }
+
+    #[test]
+    fn endpoint_display_brackets_ipv6() {
+        let v6 = Endpoint {
+            host: "::1".into(),
+            port: 25,
+        };
+        assert_eq!(v6.to_string(), "[::1]:25");
     }
 }

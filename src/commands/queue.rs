@@ -22,7 +22,9 @@ use crate::plan::replay;
 use crate::plan::stored::QueuedSettings;
 use crate::queue::storage::{self, Damaged, Entry, Found, Queue};
 use crate::queue::{maildrop, system};
-use crate::smtp::transport::{self, Outgoing, Route, Server};
+use crate::smtp::outgoing::Outgoing;
+use crate::smtp::route;
+use crate::smtp::settings::{Route, Server};
 use crate::types::parse_duration;
 use crate::types::Envelope;
 
@@ -523,7 +525,7 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
             content: d.content.clone(),
         })
         .collect();
-    let attempts = transport::submit_all(&settings, &outgoing);
+    let attempts = route::submit_all(&settings, &outgoing);
     let mut unreachable = false;
     for ((attempt, message), mut due) in attempts.into_iter().zip(&outgoing).zip(due) {
         let no_answer = matches!(&attempt, Err(err) if err.cause == Cause::Unreachable);

@@ -17,7 +17,8 @@ use crate::plan::fallback::Fallback;
 use crate::plan::inputs::Stdin;
 use crate::plan::{self as planning, stored, Plan};
 use crate::queue::{maildrop, storage};
-use crate::smtp::transport;
+use crate::smtp::outgoing::Outgoing;
+use crate::smtp::route;
 use crate::types::QueuePolicy;
 
 /// Sends (or, with --dry-run, prints) the message the command line describes.
@@ -101,7 +102,7 @@ pub fn run(cli: Cli) -> Result<()> {
         let Some(settings) = &plan.transport else {
             return dry_run::print(&plan);
         };
-        let attempts = transport::submit_all(settings, &plan.messages);
+        let attempts = route::submit_all(settings, &plan.messages);
         let mut results = Vec::with_capacity(attempts.len());
         for (attempt, message) in attempts.into_iter().zip(&plan.messages) {
             if let (Some(format), Ok(reports)) = (plan.capabilities, &attempt) {
@@ -122,7 +123,7 @@ fn summarize(plan: &Plan, results: Vec<Result<()>>) -> Result<()> {
         return results.into_iter().next().unwrap_or(Ok(()));
     }
     let total = results.len();
-    let failures: Vec<(Error, &transport::Outgoing)> = results
+    let failures: Vec<(Error, &Outgoing)> = results
         .into_iter()
         .zip(&plan.messages)
         .filter_map(|(result, message)| result.err().map(|err| (err, message)))

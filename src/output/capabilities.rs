@@ -2,14 +2,75 @@
 
 use std::io::Write;
 
+use serde::Serialize;
+
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::plan::ReportFormat;
-use crate::smtp::transport::SessionReport;
+use crate::smtp::capabilities::Capabilities;
+use crate::smtp::report::{Delivery, Refusal, SessionReport};
+use crate::smtp::tls::CertReport;
+
+/// One session in `--capabilities --json`: the published format, field by
+/// field (names and order are what scripts read). Built from the internal
+/// [`SessionReport`], which has fields of its own that are not published.
+#[derive(Serialize)]
+struct SessionJson<'a> {
+    server: &'a str,
+    capabilities: &'a [(String, Capabilities)],
+    certificate: Option<&'a CertReport>,
+    delivery: Option<DeliveryJson<'a>>,
+    stopped_after: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct DeliveryJson<'a> {
+    reply: Option<&'a str>,
+    refused: Vec<RefusalJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct RefusalJson<'a> {
+    recipient: &'a str,
+    reply: &'a str,
+    temporary: bool,
+}
+
+impl<'a> SessionJson<'a> {
+    fn of(report: &'a SessionReport) -> SessionJson<'a> {
+        SessionJson {
+            server: &report.server,
+            capabilities: &report.capabilities,
+            certificate: report.certificate.as_ref(),
+            delivery: report.delivery.as_ref().map(DeliveryJson::of),
+            stopped_after: report.stopped_after.as_deref(),
+        }
+    }
+}
+
+impl<'a> DeliveryJson<'a> {
+    fn of(delivery: &'a Delivery) -> DeliveryJson<'a> {
+        DeliveryJson {
+            reply: delivery.reply.as_deref(),
+            refused: delivery.refused.iter().map(RefusalJson::of).collect(),
+        }
+    }
+}
+
+impl<'a> RefusalJson<'a> {
+    fn of(refusal: &'a Refusal) -> RefusalJson<'a> {
+        RefusalJson {
+            recipient: &refusal.recipient,
+            reply: &refusal.reply,
+            temporary: refusal.temporary,
+        }
+    }
+}
 
 pub fn print_capabilities(reports: &[SessionReport], format: ReportFormat) -> Result<()> {
     let text = match format {
         ReportFormat::Json => {
-            let mut json = serde_json::to_string_pretty(reports)
+            let published: Vec<SessionJson> = reports.iter().map(SessionJson::of).collect();
+            let mut json = serde_json::to_string_pretty(&published)
                 .map_err(|err| Error::new(Exit::Software, format!("cannot write JSON: {err}")))?;
             json.push('\n');
             json
@@ -94,7 +155,6 @@ fn table_unescaped(report: &SessionReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::capabilities::Capabilities;
 
     #[test]
     fn table_columns_never_run_into_each_other() {

@@ -48,7 +48,8 @@ use crate::plan::recipients::{envelope_only, local_rules, Needs};
 use crate::plan::secret::PendingLogin;
 use crate::plan::server::transport_settings;
 use crate::plan::stored::{stored_settings, QueuedSettings};
-use crate::smtp::transport::{Outgoing, Route, Settings};
+use crate::smtp::outgoing::Outgoing;
+use crate::smtp::settings::{Route, Settings};
 use crate::types::QueuePolicy;
 
 /// What `main` will do: the message, its envelope, and where to send it.

@@ -18,7 +18,7 @@ use crate::plan::secret::PendingLogin;
 use crate::plan::server::transport_settings;
 use crate::plan::stored::{QueuedSettings, Submission};
 use crate::plan::{logger, plan, Plan};
-use crate::smtp::transport::Settings;
+use crate::smtp::settings::Settings;
 use crate::types::Envelope;
 
 /// Plans a message that was kept before it could be planned, as sendmail

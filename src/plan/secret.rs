@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::file::Account;
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
-use crate::smtp::transport::Login;
+use crate::smtp::settings::Login;
 use crate::types::AuthMethod;
 
 /// The environment variable that may hold the SMTP password or token.

@@ -17,8 +17,8 @@ use crate::mail::address::is_ehlo_name;
 use crate::plan::precedence::Selected;
 use crate::plan::secret::{login, PendingLogin, PASSWORD_CMD_DEADLINE};
 use crate::smtp::mx::{Family, Nameserver};
+use crate::smtp::settings::{Route, Server, Settings, Timeouts};
 use crate::smtp::tls::{parse_fingerprint, Verify};
-use crate::smtp::transport::{Route, Server, Settings, Timeouts};
 use crate::types::{Endpoint, Envelope, QuitAfter, TlsFiles, TlsMode};
 
 pub(crate) fn transport_settings(

@@ -355,7 +355,7 @@ fn parse(bytes: &[u8]) -> std::result::Result<(Submission, &[u8]), String> {
 }
 
 type Planned = (
-    crate::smtp::transport::Outgoing,
+    crate::smtp::outgoing::Outgoing,
     crate::plan::stored::QueuedSettings,
     crate::output::log::Logger,
 );

@@ -632,12 +632,12 @@ fn a_retried_unplanned_cron_message_is_never_dropped_as_sent() {
 
 /// Without --partial and without a queue (the ordinary command line), a
 /// greylisted recipient (451) among accepted ones cancels the message
-/// with exit 75, and transport::refusal_error gives every such refusal
+/// with exit 75, and classify::refusal_error gives every such refusal
 /// the hint "nothing was sent; fix or remove these recipients, or use
 /// --partial to send to the others", whatever the code: for a 451 that
 /// is the wrong way (nothing is wrong with the recipient; sending the
 /// same command again later works, and --queue would do it). The issue
-/// fixed this for the queued case only. Fix in transport::refusal_error:
+/// fixed this for the queued case only. Fix in classify::refusal_error:
 /// when every refusal is temporary, hint "try again later (or --queue)"
 /// rather than "fix or remove".
 #[test]
@@ -666,7 +666,7 @@ fn a_greylisted_recipient_is_not_called_a_recipient_to_fix() {
 /// server takes the message and postie exits 0, yet stderr (which cron
 /// mails, and which log scrapers grep for "(EX_") carries an exit code
 /// that did not happen, the very thing the issue removed from the queued
-/// line. Fix in transport::Context::deliver_to_servers: print the error's
+/// line. Fix in route::Context::deliver_to_servers: print the error's
 /// message (and hint) without the exit-code suffix.
 #[test]
 fn a_fallover_that_delivers_prints_no_exit_code() {

@@ -1,0 +1,231 @@
+//! Getting to the point where SMTP can start: the TCP connection, the
+//! greeting read by hand for --quit-after banner, and the TLS handshake
+//! (implicit or after STARTTLS) with its certificate report.
+//!
+//! Belongs here: sockets and handshakes, each under the connect timeout.
+//! Not here: the SMTP dialogue after the greeting (`session`), the TLS
+//! library's configuration (`tls`), the bytes on the socket (`wire`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::exit::{Error, Exit, Result};
+use crate::smtp::classify::{
+    closed_before_greeting, connect_error, connection_dropped, greeting_reply, reply_read_error,
+    starttls_injection, timed,
+};
+use crate::smtp::settings::Settings;
+use crate::smtp::tls::{
+    certificate_flaws, handshake_error, sha256, CertReport, TlsMaterial, Verify,
+};
+use crate::smtp::transcript::Transcript;
+use crate::smtp::wire::Wire;
+use crate::types::Endpoint;
+
+/// What a TLS handshake needs besides the wire: the settings (the time
+/// limit, the verbosity, the EHLO name for a second look at a refused
+/// certificate) and the trust material, loaded once per run.
+#[derive(Clone, Copy)]
+pub(crate) struct Handshaker<'a> {
+    pub(crate) settings: &'a Settings,
+    pub(crate) material: &'a TlsMaterial,
+}
+
+impl Handshaker<'_> {
+    /// TLS on the wire, checked as `verify` says; the certificate report.
+    pub(crate) async fn handshake(
+        &self,
+        wire: &Wire,
+        endpoint: &Endpoint,
+        verify: Verify,
+        transcript: &Transcript,
+        upgrade: Upgrade,
+    ) -> Result<CertReport> {
+        let connector = self.material.connector(verify)?;
+        let started = timed(
+            self.settings.timeouts.connect,
+            "the TLS handshake",
+            wire.start_tls(connector, &endpoint.host),
+        )
+        .await?;
+        if let Err(detail) = started {
+            if upgrade == Upgrade::Starttls && wire.plaintext_in_handshake() {
+                return Err(starttls_injection(endpoint));
+            }
+            let err = handshake_error(endpoint, &detail);
+            if verify == Verify::Full
+                && err.exit == Exit::Unavailable
+                && self.settings.verbosity > 0
+            {
+                self.show_unverified_certificate(wire.peer(), endpoint, upgrade, transcript)
+                    .await;
+            }
+            return Err(err);
+        }
+        transcript.note("TLS started");
+        let der = wire.peer_certificate().unwrap_or_default();
+        let verification = match verify {
+            Verify::Full => "verified: trusted issuer, name matches".to_string(),
+            Verify::Insecure => match certificate_flaws(&der, &endpoint.host)[..] {
+                [] => "NOT verified (--insecure)".to_string(),
+                ref flaws => format!("NOT verified (--insecure); it is {}", flaws.join(", ")),
+            },
+            Verify::Unauthenticated => {
+                "not verified (opportunistic TLS to a mail exchanger)".to_string()
+            }
+            Verify::Pinned(pin) => {
+                if sha256(&der) != pin {
+                    return Err(Error::new(
+                        Exit::Unavailable,
+                        format!(
+                            "TLS: the certificate of {endpoint} has SHA-256 {}, not the one given with --tls-fingerprint",
+                            crate::smtp::tls::format_fingerprint(&sha256(&der))
+                        ),
+                    )
+                    .hint("the server's certificate changed, or this is not the server you meant"));
+                }
+                "pinned: SHA-256 matches --tls-fingerprint".to_string()
+            }
+        };
+        let report = CertReport::from_der(&der, verification).ok_or_else(|| {
+            Error::new(
+                Exit::Protocol,
+                format!("TLS: {endpoint} sent no readable certificate"),
+            )
+        })?;
+        for line in report.lines() {
+            transcript.note(&line);
+        }
+        Ok(report)
+    }
+}
+
+/// How the TLS handshake is reached: at once, or after STARTTLS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upgrade {
+    Implicit,
+    Starttls,
+}
+
+impl Handshaker<'_> {
+    /// After a certificate failed verification, at -v: connect again and
+    /// fetch it without checking, only to show what the server presents
+    /// (the failed handshake gives no certificate to show). Best effort:
+    /// the verification error stays the result whatever happens here.
+    async fn show_unverified_certificate(
+        &self,
+        peer: SocketAddr,
+        endpoint: &Endpoint,
+        upgrade: Upgrade,
+        transcript: &Transcript,
+    ) {
+        transcript.note("connecting again without verification, only to show the certificate");
+        let fetch = async {
+            let tcp = TcpStream::connect(peer).await.ok()?;
+            // The second dialogue is not shown: it repeats the first.
+            let wire = Wire::plain(tcp, peer, Arc::new(Transcript::new(0, false)));
+            if upgrade == Upgrade::Starttls {
+                let mut reader = tokio::io::BufReader::new(wire.clone());
+                let mut writer = wire.clone();
+                read_reply(&mut reader).await.ok()?;
+                let ehlo = format!("EHLO {}\r\n", self.settings.helo);
+                writer.write_all(ehlo.as_bytes()).await.ok()?;
+                read_reply(&mut reader).await.ok()?;
+                writer.write_all(b"STARTTLS\r\n").await.ok()?;
+                read_reply(&mut reader)
+                    .await
+                    .ok()?
+                    .starts_with("220")
+                    .then_some(())?;
+            }
+            let connector = self.material.connector(Verify::Insecure).ok()?;
+            wire.start_tls(connector, &endpoint.host).await.ok()?;
+            let der = wire.peer_certificate()?;
+            CertReport::from_der(&der, "NOT verified (see the error below)".to_string())
+        };
+        match tokio::time::timeout(self.settings.timeouts.connect, fetch).await {
+            Ok(Some(report)) => {
+                for line in report.lines() {
+                    transcript.note(&line);
+                }
+            }
+            _ => transcript.note("could not fetch the certificate to show it"),
+        }
+    }
+}
+
+/// --quit-after banner: read the greeting and say QUIT, without EHLO
+/// (lettre's connection always sends EHLO, so this is done by hand).
+pub(crate) async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duration) -> Result<()> {
+    let mut reader = tokio::io::BufReader::new(wire.clone());
+    let greeting = timed(limit, "the greeting", read_reply(&mut reader)).await??;
+    let mut writer = wire.clone();
+    let quit = async {
+        let lost = |err: io::Error| connection_dropped(&err);
+        writer.write_all(b"QUIT\r\n").await.map_err(lost)?;
+        writer.flush().await.map_err(lost)?;
+        read_reply(&mut reader).await
+    };
+    let _ = timed(limit, "the reply to QUIT", quit).await;
+    greeting_reply(endpoint, &greeting)
+}
+
+/// Reads one (possibly multi-line) reply; returns its last line.
+async fn read_reply(reader: &mut tokio::io::BufReader<Wire>) -> Result<String> {
+    loop {
+        let mut line = String::new();
+        let read = reader
+            .read_line(&mut line)
+            .await
+            .map_err(|err| reply_read_error(&err))?;
+        if read == 0 {
+            return Err(closed_before_greeting());
+        }
+        let line = line.trim_end().to_string();
+        if line.len() <= 3 || line.as_bytes()[3] != b'-' {
+            return Ok(line);
+        }
+    }
+}
+
+/// Connects to the first address that answers, noting each attempt.
+pub(crate) async fn connect_tcp(
+    endpoint: &Endpoint,
+    addresses: &[SocketAddr],
+    limit: Duration,
+    transcript: &Transcript,
+) -> Result<(TcpStream, SocketAddr)> {
+    let mut last_error = None;
+    for address in addresses {
+        let target = if endpoint.host.parse::<std::net::IpAddr>().is_ok() {
+            address.to_string()
+        } else {
+            format!("{endpoint} ({address})")
+        };
+        transcript.note(&format!("Trying {target}..."));
+        match timed(limit, "the connection", TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                // Without this the final dot waits on a delayed ACK (~40 ms).
+                let _ = stream.set_nodelay(true);
+                transcript.note(&format!("Connected to {target}"));
+                return Ok((stream, *address));
+            }
+            Ok(Err(err)) => last_error = Some(connect_error(endpoint, address, &err)),
+            Err(timeout) => last_error = Some(timeout),
+        }
+        if let Some(err) = &last_error {
+            transcript.error(&err.message);
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        Error::new(
+            Exit::NoHost,
+            format!("{} has no address to connect to", endpoint.host),
+        )
+    }))
+}

@@ -1,0 +1,54 @@
+//! What one SMTP session found out: the server, its capabilities, its
+//! certificate, and how each message's transaction ended.
+//!
+//! Belongs here: the internal result of a session, read by `outcome` and
+//! `output`. Not here: any printed format (`output::capabilities` builds
+//! the --capabilities --json document from it).
+
+use crate::exit::{Error, Result};
+use crate::smtp::capabilities::Capabilities;
+use crate::smtp::tls::CertReport;
+
+/// A recipient the server would not take, with its reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub recipient: String,
+    pub reply: String,
+    pub temporary: bool,
+}
+
+/// How one message's transaction ended, once MAIL and RCPT were answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Delivery {
+    /// The server's reply to the end of DATA ("250 2.0.0 queued as ...");
+    /// `None` when DATA was never sent because every recipient was refused
+    /// (only with `partial`: otherwise that is an error).
+    pub reply: Option<String>,
+    /// Recipients refused while the rest were sent to (only with `partial`).
+    pub refused: Vec<Refusal>,
+}
+
+/// One SMTP session's results, for `outcome` and the reports. Not a
+/// printed format: `output::capabilities` copies into its own JSON type
+/// only the fields it publishes, so a field added here for the sending
+/// layer's use never appears in `--capabilities --json` by accident.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SessionReport {
+    /// "host:port (address)".
+    pub server: String,
+    /// EHLO replies: ("before STARTTLS" | "after STARTTLS" | "EHLO", ...).
+    pub capabilities: Vec<(String, Capabilities)>,
+    pub certificate: Option<CertReport>,
+    /// Present when the message was accepted.
+    pub delivery: Option<Delivery>,
+    /// The stage the session stopped after, with --quit-after.
+    pub stopped_after: Option<String>,
+    /// The outcome of each further message sent over this session.
+    pub more: Vec<Result<Delivery>>,
+    /// The envelope recipients this session was about: all of them with a
+    /// submission server, one domain's with MX delivery.
+    pub recipients: Vec<String>,
+    /// MX delivery: why this domain's recipients did not get the message
+    /// (no session took place, or it failed).
+    pub failure: Option<Error>,
+}

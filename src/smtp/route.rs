@@ -1,0 +1,313 @@
+//! Where a message goes: submission servers in order (failover on a
+//! temporary failure), or each recipient domain's mail exchangers (RFC
+//! 5321 5.1); batches of messages over one session; the I/O runtime.
+//!
+//! Belongs here: choosing targets and calling `session::run` for each;
+//! merging what the sessions report. Not here: the dialogue with one
+//! server (`session`), what a failure is called (`classify`).
+
+use std::net::SocketAddr;
+
+use crate::exit::{Cause, Error, Exit, Result};
+use crate::mail::content::Content;
+use crate::smtp::classify::{lookup_error, timed};
+use crate::smtp::connect::Handshaker;
+use crate::smtp::mx::{self, Nameserver};
+use crate::smtp::outgoing::Outgoing;
+use crate::smtp::report::SessionReport;
+use crate::smtp::session::{self, Target};
+use crate::smtp::settings::{Route, Server, Settings};
+use crate::smtp::tls::{TlsMaterial, Verify};
+use crate::types::{Endpoint, Envelope, TlsMode};
+
+/// Submits one message (or runs a test up to --quit-after). With a server
+/// route that is one session; with MX delivery one session per domain.
+pub(crate) fn submit(
+    settings: &Settings,
+    envelope: &Envelope,
+    message: &Content,
+) -> Result<Vec<SessionReport>> {
+    let material = TlsMaterial::load(&settings.tls_files)?;
+    let context = Context {
+        settings,
+        material: &material,
+    };
+    runtime()?.block_on(context.deliver(envelope, message))
+}
+
+/// One thread is plenty for one SMTP session at a time, and starts fastest.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|err| {
+            Error::new(
+                Exit::Software,
+                format!("cannot start the I/O runtime: {err}"),
+            )
+        })
+}
+
+/// Submits several messages: over one session where a submission server
+/// is used (MAIL, RCPT, DATA again after each final reply), else one at a
+/// time. One result per message, in order.
+pub(crate) fn submit_all(
+    settings: &Settings,
+    messages: &[Outgoing],
+) -> Vec<Result<Vec<SessionReport>>> {
+    let Route::Servers(servers) = &settings.route else {
+        return messages
+            .iter()
+            .map(|m| submit(settings, &m.envelope, &m.content))
+            .collect();
+    };
+    let setup = TlsMaterial::load(&settings.tls_files).and_then(|m| Ok((m, runtime()?)));
+    let (material, runtime) = match setup {
+        Ok(setup) => setup,
+        Err(err) => return messages.iter().map(|_| Err(err.clone())).collect(),
+    };
+    let context = Context {
+        settings,
+        material: &material,
+    };
+    let mut results = Vec::with_capacity(messages.len());
+    let mut remaining = messages;
+    while let Some((first, rest)) = remaining.split_first() {
+        let shared = runtime.block_on(context.deliver_to_servers(
+            servers,
+            &first.envelope,
+            &first.content,
+            rest,
+        ));
+        match shared {
+            Ok(mut reports) => {
+                let (server, more) = reports
+                    .first_mut()
+                    .map(|r| (r.server.clone(), std::mem::take(&mut r.more)))
+                    .unwrap_or_default();
+                results.push(Ok(reports));
+                results.extend(more.into_iter().zip(rest).map(|(r, message)| {
+                    r.map(|delivery| {
+                        vec![SessionReport {
+                            server: server.clone(),
+                            delivery: Some(delivery),
+                            recipients: message.envelope.recipients.clone(),
+                            ..SessionReport::default()
+                        }]
+                    })
+                }));
+                break;
+            }
+            // No server answered: the others would only wait out the same
+            // timeouts, one message at a time.
+            Err(err) if err.cause == Cause::Unreachable => {
+                results.extend(std::iter::repeat_n(Err(err), remaining.len()));
+                break;
+            }
+            // The first message did not get through, and the session ended
+            // with it: the others go over the next one.
+            Err(err) => {
+                results.push(Err(err));
+                remaining = rest;
+            }
+        }
+    }
+    results
+}
+
+struct Context<'a> {
+    settings: &'a Settings,
+    material: &'a TlsMaterial,
+}
+
+impl Context<'_> {
+    fn handshaker(&self) -> Handshaker<'_> {
+        Handshaker {
+            settings: self.settings,
+            material: self.material,
+        }
+    }
+
+    async fn deliver(&self, envelope: &Envelope, message: &Content) -> Result<Vec<SessionReport>> {
+        match &self.settings.route {
+            Route::Servers(servers) => {
+                self.deliver_to_servers(servers, envelope, message, &[])
+                    .await
+            }
+            Route::Mx {
+                port,
+                nameserver,
+                tls,
+            } => {
+                self.deliver_mx(*port, nameserver, *tls, envelope, message)
+                    .await
+            }
+        }
+    }
+
+    /// The servers in order; a temporary failure at one goes on to the
+    /// next, and the last failure is the result.
+    async fn deliver_to_servers(
+        &self,
+        servers: &[Server],
+        envelope: &Envelope,
+        message: &Content,
+        more: &[Outgoing],
+    ) -> Result<Vec<SessionReport>> {
+        let mut last_error = None;
+        for (index, server) in servers.iter().enumerate() {
+            let attempt = async {
+                let addresses = self.resolve(&server.endpoint).await?;
+                let target = Target {
+                    endpoint: &server.endpoint,
+                    tls: server.tls,
+                    addresses: &addresses,
+                    verify: self.settings.verify,
+                };
+                session::run(self.handshaker(), &target, envelope, message, more).await
+            };
+            match attempt.await {
+                Ok(report) => {
+                    return Ok(vec![SessionReport {
+                        recipients: envelope.recipients.clone(),
+                        ..report
+                    }])
+                }
+                Err(err)
+                    if index + 1 < servers.len()
+                        && matches!(err.exit, Exit::TempFail | Exit::IoErr | Exit::NoHost) =>
+                {
+                    // Not the run's end: no hint, no exit code.
+                    eprintln!(
+                        "postie: warning: {}; trying {} next",
+                        err.message,
+                        servers[index + 1].endpoint
+                    );
+                    last_error = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::config("no server to send to")))
+    }
+
+    /// RFC 5321 5.1: per domain, the exchangers in preference order; a
+    /// temporary failure at one goes on to the next. Every domain's result
+    /// comes back as its own report, failed ones included, so that the
+    /// caller settles each domain's recipients on their own (retrying the
+    /// whole message would deliver it twice to the domains that have it).
+    async fn deliver_mx(
+        &self,
+        port: u16,
+        nameserver: &Nameserver,
+        tls: TlsMode,
+        envelope: &Envelope,
+        message: &Content,
+    ) -> Result<Vec<SessionReport>> {
+        let resolver = mx::Resolver::new(nameserver, self.settings.timeouts.connect)?;
+        let mut reports = Vec::new();
+        for (domain, recipients) in mx::by_domain(&envelope.recipients) {
+            let part = Envelope {
+                sender: envelope.sender.clone(),
+                recipients,
+            };
+            let report = match self
+                .deliver_domain(&resolver, &domain, port, tls, &part, message)
+                .await
+            {
+                Ok(report) => report,
+                Err(err) => SessionReport {
+                    failure: Some(Error {
+                        message: format!("{domain}: {}", err.message),
+                        ..err
+                    }),
+                    ..SessionReport::default()
+                },
+            };
+            reports.push(SessionReport {
+                recipients: part.recipients,
+                ..report
+            });
+        }
+        Ok(reports)
+    }
+
+    async fn deliver_domain(
+        &self,
+        resolver: &mx::Resolver,
+        domain: &str,
+        port: u16,
+        tls: TlsMode,
+        envelope: &Envelope,
+        message: &Content,
+    ) -> Result<SessionReport> {
+        let exchangers = mx::exchangers(resolver, domain, self.settings.family).await?;
+        // Opportunistic TLS to an MX host is encryption without
+        // authentication (RFC 7435); --tls starttls asks for verification.
+        let verify = match (tls, self.settings.verify) {
+            (TlsMode::Starttls | TlsMode::Implicit, verify) => verify,
+            (_, Verify::Full) => Verify::Unauthenticated,
+            (_, verify) => verify,
+        };
+        let mut last_error = None;
+        for exchanger in exchangers {
+            let endpoint = Endpoint {
+                host: exchanger.name.clone(),
+                port,
+            };
+            let addresses: Vec<SocketAddr> = exchanger
+                .addresses
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect();
+            let target = Target {
+                endpoint: &endpoint,
+                tls,
+                addresses: &addresses,
+                verify,
+            };
+            match session::run(self.handshaker(), &target, envelope, message, &[]).await {
+                Ok(report) => return Ok(report),
+                Err(err) if err.is_temporary() => {
+                    last_error = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            Error::new(
+                Exit::NoHost,
+                format!("{domain} has no mail exchanger to try"),
+            )
+        }))
+    }
+
+    /// The addresses of a submission server, of the wanted family.
+    async fn resolve(&self, endpoint: &Endpoint) -> Result<Vec<SocketAddr>> {
+        let lookup = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port));
+        let found: Vec<SocketAddr> = timed(
+            self.settings.timeouts.connect,
+            "the host name lookup",
+            lookup,
+        )
+        .await?
+        .map_err(|err| lookup_error(&endpoint.host, &err))?
+        .collect();
+        let wanted: Vec<SocketAddr> = found
+            .iter()
+            .copied()
+            .filter(|a| self.settings.family.allows(a.ip()))
+            .collect();
+        if wanted.is_empty() {
+            return Err(Error::new(
+                Exit::NoHost,
+                format!(
+                    "{} has no address of the family asked for (-4 / -6)",
+                    endpoint.host
+                ),
+            ));
+        }
+        Ok(wanted)
+    }
+}

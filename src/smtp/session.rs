@@ -1,0 +1,861 @@
+//! One SMTP session with one server, stage by stage: greeting and EHLO,
+//! STARTTLS, AUTH, MAIL and RCPT (pipelined when offered), DATA, and
+//! further messages over the same connection.
+//!
+//! lettre's `SmtpTransport::send` stops at the first refused recipient and
+//! leaves Nagle's algorithm on (about 40 ms lost per message), so postie
+//! drives lettre's lower-level `AsyncSmtpConnection` instead, over a
+//! [`Wire`] it opens itself (TCP_NODELAY, address family, connect timeout)
+//! and upgrades to TLS itself (implicit TLS and STARTTLS alike), so that
+//! the transcript sees every line in clear and the certificate can be
+//! reported. Each stage runs under its own timeout, so every failure is
+//! known by its stage, and `--quit-after` can stop cleanly after any.
+//!
+//! A session is given what it needs (the settings, the target, the TLS
+//! material) and makes its own transcript and clock; it knows nothing of
+//! routing. Belongs here: the dialogue and its rules. Not here: which
+//! server to try next (`route`), sockets and handshakes (`connect`), the
+//! message bytes (`data`), what a failure is called (`classify`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Rcpt, Rset, Starttls};
+use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::Error as SmtpError;
+use tokio::io::AsyncWriteExt;
+
+use crate::exit::{Cause, Error, Exit, Result};
+use crate::mail::address::envelope_address;
+use crate::mail::content::Content;
+use crate::smtp::capabilities::Capabilities;
+use crate::smtp::classify::{
+    attachment_unreadable, auth_refused, hung_up, is_closing, malformed, malformed_error,
+    refusal_error, reply_text, server_reply, session_broken, smtp_error, starttls_injection, timed,
+    unexpected_challenge, unreachable, write_error,
+};
+use crate::smtp::connect::{banner_only, connect_tcp, Handshaker, Upgrade};
+use crate::smtp::data::{write_message, MessageWriteError};
+use crate::smtp::outgoing::Outgoing;
+use crate::smtp::report::{Delivery, Refusal, SessionReport};
+use crate::smtp::settings::{Route, Settings};
+use crate::smtp::stage::Stage;
+use crate::smtp::timing::Clock;
+use crate::smtp::tls::Verify;
+use crate::smtp::transcript::Transcript;
+use crate::smtp::wire::Wire;
+use crate::types::human_size;
+use crate::types::{AuthMethod, Endpoint, Envelope, QuitAfter, TlsMode};
+
+/// Where one session goes and how it is secured.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) endpoint: &'a Endpoint,
+    pub(crate) tls: TlsMode,
+    pub(crate) addresses: &'a [SocketAddr],
+    pub(crate) verify: Verify,
+}
+
+/// One session with one server, up to --quit-after or the final reply.
+pub(crate) async fn run(
+    handshaker: Handshaker<'_>,
+    target: &Target<'_>,
+    envelope: &Envelope,
+    message: &Content,
+    more: &[Outgoing],
+) -> Result<SessionReport> {
+    let settings = handshaker.settings;
+    let transcript = Arc::new(Transcript::new(settings.verbosity, settings.timing));
+    let mut clock = Clock::new(settings.timing);
+    let result = stages(
+        handshaker,
+        target,
+        envelope,
+        message,
+        more,
+        &transcript,
+        &mut clock,
+    )
+    .await;
+    if let Err(err) = &result {
+        transcript.error(&err.to_string());
+    }
+    clock.summary(&transcript);
+    result
+}
+
+async fn stages(
+    handshaker: Handshaker<'_>,
+    target: &Target<'_>,
+    envelope: &Envelope,
+    message: &Content,
+    more: &[Outgoing],
+    transcript: &Arc<Transcript>,
+    clock: &mut Clock,
+) -> Result<SessionReport> {
+    let settings = handshaker.settings;
+    let Target {
+        endpoint,
+        tls,
+        addresses,
+        verify,
+    } = *target;
+    let (tcp, peer) = connect_tcp(endpoint, addresses, settings.timeouts.connect, transcript)
+        .await
+        .map_err(unreachable)?;
+    clock.mark(&[Stage::Connect]);
+    let mut report = SessionReport {
+        server: format!("{endpoint} ({peer})"),
+        ..SessionReport::default()
+    };
+    if let Some(stop) = quits_after(settings, Stage::Connect) {
+        transcript.note(&format!(
+            "closing the connection (--quit-after {})",
+            stop.name()
+        ));
+        report.stopped_after = Some(stop.name());
+        return Ok(report);
+    }
+    let wire = Wire::plain(tcp, peer, transcript.clone());
+    transcript.restart_clock();
+    if tls == TlsMode::Implicit {
+        let certificate = handshaker
+            .handshake(&wire, endpoint, verify, transcript, Upgrade::Implicit)
+            .await?;
+        report.certificate = Some(certificate);
+        clock.mark(&[Stage::TlsHandshake]);
+    }
+    if let Some(stop) = quits_after(settings, Stage::Banner) {
+        banner_only(&wire, endpoint, settings.timeouts.reply).await?;
+        clock.mark(&[Stage::Banner]);
+        report.stopped_after = Some(stop.name());
+        return Ok(report);
+    }
+    let client_id = ClientId::Domain(settings.helo.clone());
+    let greeting = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &client_id);
+    let conn = timed(settings.timeouts.reply, "the greeting", greeting)
+        .await
+        .map_err(unreachable)?
+        .map_err(|err| unreachable(smtp_error(endpoint, Stage::Greeting, err)))?;
+    clock.mark(&[Stage::Banner, Stage::Greeting]);
+    // The reply to EHLO itself: the last reply received may be one
+    // sent behind it, which the next read refuses (RFC 5321 4.2).
+    let caps = Capabilities::parse(&transcript.ehlo_reply());
+    let mut session = Session {
+        settings,
+        handshaker,
+        conn,
+        wire,
+        transcript: transcript.clone(),
+        endpoint: endpoint.clone(),
+        client_id,
+        caps,
+        tls,
+        verify,
+        report,
+    };
+    // "before STARTTLS" only where an upgrade is to come.
+    let upgrade_follows = match tls {
+        TlsMode::Starttls => true,
+        TlsMode::Opportunistic => session.caps.starttls,
+        TlsMode::Implicit | TlsMode::None => false,
+    };
+    let label = if upgrade_follows {
+        "before STARTTLS"
+    } else {
+        "EHLO"
+    };
+    session
+        .report
+        .capabilities
+        .push((label.to_string(), session.caps.clone()));
+    let outcome = session.stages(envelope, message, more.first(), clock).await;
+    let outcome = match outcome {
+        Ok(ahead) if !more.is_empty() => {
+            session.report.more = session.more(more, ahead).await;
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    };
+    // A failing QUIT must not turn success into an error: a retry would
+    // send the message twice.
+    let _ = tokio::time::timeout(settings.timeouts.reply, session.conn.quit()).await;
+    outcome.map(|()| session.report)
+}
+
+struct Session<'a> {
+    settings: &'a Settings,
+    handshaker: Handshaker<'a>,
+    conn: AsyncSmtpConnection,
+    wire: Wire,
+    transcript: Arc<Transcript>,
+    endpoint: Endpoint,
+    client_id: ClientId,
+    caps: Capabilities,
+    tls: TlsMode,
+    verify: Verify,
+    report: SessionReport,
+}
+
+impl Session<'_> {
+    fn settings(&self) -> &Settings {
+        self.settings
+    }
+
+    /// Says so and records it when --quit-after stops after `stage`.
+    fn stop_after(&mut self, stage: Stage) -> bool {
+        let Some(stop) = quits_after(self.settings(), stage) else {
+            return false;
+        };
+        let name = stop.name();
+        self.transcript
+            .note(&format!("stopping after {name} (--quit-after {name})"));
+        self.report.stopped_after = Some(name);
+        true
+    }
+
+    /// The first message of a session, stage by stage. `next` is the
+    /// message after it in a batch; returns whether that one's MAIL and RCPT
+    /// already went out behind this one's final dot.
+    async fn stages(
+        &mut self,
+        envelope: &Envelope,
+        message: &Content,
+        next: Option<&Outgoing>,
+        clock: &mut Clock,
+    ) -> Result<Ahead> {
+        if self.stop_after(Stage::Greeting) {
+            return Ok(Ahead::Nothing);
+        }
+        if self.secure().await? {
+            clock.mark(&[Stage::StartTls]);
+        }
+        if self.stop_after(Stage::StartTls) {
+            return Ok(Ahead::Nothing);
+        }
+        if self.authenticate().await? {
+            clock.mark(&[Stage::Auth]);
+        }
+        if self.stop_after(Stage::Auth) {
+            return Ok(Ahead::Nothing);
+        }
+        let refused = if self.settings().quit_after.is_none() {
+            let refused = self
+                .mail_and_recipients(envelope, message, Ahead::Nothing)
+                .await?;
+            clock.mark(&[Stage::Mail, Stage::Rcpt]);
+            refused
+        } else {
+            self.mail(envelope, message).await?;
+            clock.mark(&[Stage::Mail]);
+            if self.stop_after(Stage::Mail) {
+                return Ok(Ahead::Nothing);
+            }
+            let refused = self.recipients(envelope).await?;
+            clock.mark(&[Stage::Rcpt]);
+            refused
+        };
+        if self.stop_after(Stage::Rcpt) {
+            let _ = self.command(Rset, Stage::Rcpt).await;
+            return Ok(Ahead::Nothing);
+        }
+        if refused.len() == envelope.recipients.len() {
+            self.report.delivery = Some(Delivery {
+                reply: None,
+                refused,
+            });
+            return Ok(Ahead::Nothing);
+        }
+        let (reply, ahead) = self.data(message, next).await;
+        let reply = reply?;
+        clock.mark(&[Stage::Data]);
+        self.report.delivery = Some(Delivery {
+            reply: Some(reply),
+            refused,
+        });
+        let _ = self.stop_after(Stage::Data);
+        Ok(ahead)
+    }
+
+    /// Further messages over the same session. A failed one is reset and
+    /// the next tried, unless the connection is gone (a NOOP tells, or the
+    /// replies to commands already sent ahead) or a reply never came: after
+    /// a timeout, a late reply would be read as the answer to the next
+    /// command, so the session is given up.
+    async fn more(&mut self, messages: &[Outgoing], mut ahead: Ahead) -> Vec<Result<Delivery>> {
+        let mut results = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            let next = messages.get(index + 1);
+            let (result, next_ahead) = self
+                .transaction(&message.envelope, &message.content, ahead, next)
+                .await;
+            ahead = next_ahead;
+            let failed = result.is_err();
+            let timed_out = result
+                .as_ref()
+                .is_err_and(|err| err.cause == Cause::Timeout);
+            results.push(result);
+            // With commands in flight a NOOP's reply would be read as theirs.
+            let broken = timed_out
+                || (failed && ahead == Ahead::Nothing && !self.conn.test_connected().await);
+            if broken {
+                for _ in index + 1..messages.len() {
+                    results.push(Err(session_broken(&self.endpoint, timed_out)));
+                }
+                break;
+            }
+        }
+        results
+    }
+
+    /// MAIL, RCPT and DATA for one message of a batch; `ahead` says
+    /// whether its MAIL and RCPT were already sent. Returns the same for
+    /// `next`.
+    async fn transaction(
+        &mut self,
+        envelope: &Envelope,
+        message: &Content,
+        ahead: Ahead,
+        next: Option<&Outgoing>,
+    ) -> (Result<Delivery>, Ahead) {
+        let refused = match self.mail_and_recipients(envelope, message, ahead).await {
+            Ok(refused) => refused,
+            Err(err) => return (Err(err), Ahead::Nothing),
+        };
+        if refused.len() == envelope.recipients.len() {
+            let delivery = Delivery {
+                reply: None,
+                refused,
+            };
+            return (Ok(delivery), Ahead::Nothing);
+        }
+        let (reply, ahead) = self.data(message, next).await;
+        let delivery = reply.map(|reply| Delivery {
+            reply: Some(reply),
+            refused,
+        });
+        (delivery, ahead)
+    }
+
+    /// Sends a command and waits for its reply under the reply timeout.
+    async fn command(
+        &mut self,
+        command: impl std::fmt::Display,
+        stage: Stage,
+    ) -> Result<lettre::transport::smtp::response::Response> {
+        self.exchange(command, stage)
+            .await?
+            .map_err(|err| smtp_error(&self.endpoint, stage, err))
+    }
+
+    /// A command and its reply, as lettre's `command` does, but written
+    /// here so that a write the server broke off is told from a failed
+    /// read: then its reply may still be waiting (see `reply_left_after`).
+    async fn exchange(
+        &mut self,
+        command: impl std::fmt::Display,
+        stage: Stage,
+    ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, SmtpError>> {
+        self.readable(stage)?;
+        let limit = self.settings().timeouts.reply;
+        let waiting_for = format!("the reply to {}", stage.name());
+        let line = command.to_string();
+        let mut wire = self.wire.clone();
+        let send = async {
+            wire.write_all(line.as_bytes()).await?;
+            wire.flush().await
+        };
+        if let Err(err) = timed(limit, &waiting_for, send).await? {
+            return self.reply_left_after(stage, &err).await;
+        }
+        timed(limit, &waiting_for, self.conn.read_response()).await
+    }
+
+    /// Fails when what the server already sent cannot be read on (a reply
+    /// no command asked for came behind the last one): no further command
+    /// is sent to a server that does that, least of all a password.
+    fn readable(&self, stage: Stage) -> Result<()> {
+        match self.wire.failure() {
+            Some(bad) => Err(malformed_error(&self.endpoint, stage, &bad)),
+            None => Ok(()),
+        }
+    }
+
+    /// After a 421 postie stops reading a pipelined group's replies; a
+    /// server that then stays open would have the rest read as answers to
+    /// later commands. No later command is written, so nothing can be.
+    fn closed_by_server(&self, err: Error) -> Error {
+        self.wire.poison();
+        err
+    }
+
+    /// A server that hangs up mid-command or mid-message usually says why
+    /// first (a 421 before closing, a 552 to a message it will not take in
+    /// full); the reset then fails the write while that reply is already in
+    /// the socket. The reply is the reason the user needs, so it is read,
+    /// briefly (the connection is gone: it is there or it never will be).
+    /// Without one, the connection was lost.
+    async fn reply_left_after(
+        &mut self,
+        stage: Stage,
+        err: &io::Error,
+    ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, SmtpError>> {
+        let lost = write_error(&self.endpoint, stage, err);
+        if !hung_up(err) {
+            return Err(lost);
+        }
+        let bound = REPLY_LEFT_WAIT.min(self.settings().timeouts.reply);
+        match tokio::time::timeout(bound, self.conn.read_response()).await {
+            Ok(Err(reply)) if reply.status().is_some() || malformed(&reply).is_some() => {
+                Ok(Err(reply))
+            }
+            _ => Err(lost),
+        }
+    }
+
+    /// STARTTLS when the mode asks for it; true when TLS was started.
+    async fn secure(&mut self) -> Result<bool> {
+        let offered = self.caps.starttls;
+        match self.tls {
+            TlsMode::Implicit | TlsMode::None => return Ok(false),
+            TlsMode::Opportunistic if !offered => {
+                self.transcript.note(
+                    "the server does not offer STARTTLS; going on without TLS (opportunistic)",
+                );
+                return Ok(false);
+            }
+            TlsMode::Starttls if !offered => {
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "{} does not offer STARTTLS, and --tls starttls requires it",
+                        self.endpoint
+                    ),
+                )
+                .hint(
+                    "use --tls implicit for port 465, or --tls none only on a network you trust",
+                ));
+            }
+            _ => {}
+        }
+        self.command(Starttls, Stage::StartTls).await?;
+        if !self.transcript.nothing_pending() {
+            return Err(starttls_injection(&self.endpoint));
+        }
+        let certificate = self
+            .handshaker
+            .handshake(
+                &self.wire,
+                &self.endpoint,
+                self.verify,
+                &self.transcript,
+                Upgrade::Starttls,
+            )
+            .await?;
+        self.report.certificate = Some(certificate);
+        self.command(Ehlo::new(self.client_id.clone()), Stage::StartTls)
+            .await?;
+        self.caps = Capabilities::parse(&self.transcript.ehlo_reply());
+        self.report
+            .capabilities
+            .push(("after STARTTLS".to_string(), self.caps.clone()));
+        Ok(true)
+    }
+
+    /// AUTH when a user is configured; true when it was done.
+    async fn authenticate(&mut self) -> Result<bool> {
+        // request never gives an MX route a login; this keeps it so should
+        // that change: an exchanger is whoever the recipient's domain names.
+        if matches!(self.settings().route, Route::Mx { .. }) {
+            return Ok(false);
+        }
+        let Some(login) = self.settings().login.clone() else {
+            return Ok(false);
+        };
+        if !plaintext_auth_allowed(
+            self.wire.is_tls(),
+            self.wire.peer().ip(),
+            self.settings().allow_plaintext_auth,
+        ) {
+            return Err(Error::new(
+                Exit::Unavailable,
+                format!(
+                    "refusing to send the password for {:?} to {} over an unencrypted connection",
+                    login.user, self.endpoint
+                ),
+            )
+            .hint("use --tls starttls or implicit; --allow-plaintext-auth overrides this"));
+        }
+        let wanted: &[Mechanism] = match login.method {
+            AuthMethod::Auto => &[Mechanism::Plain, Mechanism::Login],
+            AuthMethod::Plain => &[Mechanism::Plain],
+            AuthMethod::Login => &[Mechanism::Login],
+            AuthMethod::Xoauth2 => &[Mechanism::Xoauth2],
+        };
+        let Some(mechanism) = wanted
+            .iter()
+            .copied()
+            .find(|m| self.caps.offers_auth(mechanism_name(*m)))
+        else {
+            let offered = if self.caps.auth.is_empty() {
+                "no AUTH mechanism".to_string()
+            } else {
+                self.caps.auth.join(", ")
+            };
+            let wanted: Vec<&str> = wanted.iter().copied().map(mechanism_name).collect();
+            return Err(Error::new(
+                Exit::Unavailable,
+                format!("AUTH: {} offers {offered}, not {}", self.endpoint, wanted.join(" or ")),
+            )
+            .hint("pick another --auth, or check that TLS is on (many servers offer AUTH only after STARTTLS)"));
+        };
+        let credentials = Credentials::new(login.user.clone(), login.secret.clone());
+        self.transcript.set_secret(true);
+        let result = self.sasl(mechanism, &credentials).await;
+        self.transcript.set_secret(false);
+        result.map(|()| true)
+    }
+
+    /// The SASL exchange: the first command, then an answer per 334.
+    async fn sasl(&mut self, mechanism: Mechanism, credentials: &Credentials) -> Result<()> {
+        let first = Auth::new(mechanism, credentials.clone(), None)
+            .map_err(|err| Error::new(Exit::Software, format!("AUTH: {err}")))?;
+        let mut reply = self.command(first, Stage::Auth).await?;
+        for _ in 0..10 {
+            if !reply.has_code(334) {
+                break;
+            }
+            let next = Auth::new_from_response(mechanism, credentials.clone(), &reply)
+                .map_err(|err| unexpected_challenge(&self.endpoint, &err))?;
+            reply = self.command(next, Stage::Auth).await?;
+        }
+        if reply.code().to_string().starts_with('2') {
+            Ok(())
+        } else {
+            Err(auth_refused(&self.endpoint, &reply))
+        }
+    }
+
+    /// MAIL FROM, with SIZE, SMTPUTF8 and BODY=8BITMIME as needed.
+    fn mail_command(&self, envelope: &Envelope, message: &Content) -> Result<Mail> {
+        let endpoint = &self.endpoint;
+        let mut parameters = Vec::new();
+        // The message and the ".\r\n" after it (write_message adds a CRLF
+        // first when the message lacks one; SIZE is an estimate anyway).
+        let size = message.len() as usize + 3;
+        if let Some(limit) = self.caps.size {
+            if let Some(limit) = limit.filter(|&l| size as u64 > l) {
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "the message is {} but {endpoint} takes at most {} (SIZE {limit})",
+                        human_size(size as u64),
+                        human_size(limit)
+                    ),
+                )
+                .hint("send smaller attachments, or a link to the file"));
+            }
+            if !message.is_empty() {
+                parameters.push(MailParameter::Size(size));
+            }
+        }
+        if envelope.needs_smtputf8() {
+            if !self.caps.smtputf8 {
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!("{endpoint} does not support SMTPUTF8, which the non-ASCII addresses in the envelope need"),
+                )
+                .hint("use ASCII (IDNA) addresses or another server"));
+            }
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        if !message.is_ascii() {
+            if !self.caps.eight_bit_mime {
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!("{endpoint} does not support 8BITMIME, which this message's 8-bit content needs"),
+                ));
+            }
+            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let sender = if envelope.sender.is_empty() {
+            None
+        } else {
+            Some(envelope_address(&envelope.sender)?)
+        };
+        Ok(Mail::new(sender, parameters))
+    }
+
+    async fn mail(&mut self, envelope: &Envelope, message: &Content) -> Result<()> {
+        let mail = self.mail_command(envelope, message)?;
+        self.command(mail, Stage::Mail).await?;
+        Ok(())
+    }
+
+    /// MAIL and every RCPT as one PIPELINING (RFC 2920) group. DATA is not
+    /// part of it: after a refusal postie must be able to send RSET instead,
+    /// and a 354 could only be undone by dropping the connection.
+    fn mail_and_recipients_batch(&self, envelope: &Envelope, message: &Content) -> Result<String> {
+        let mut batch = self.mail_command(envelope, message)?.to_string();
+        for recipient in &envelope.recipients {
+            batch.push_str(&Rcpt::new(envelope_address(recipient)?, vec![]).to_string());
+        }
+        Ok(batch)
+    }
+
+    /// With PIPELINING: MAIL and every RCPT in one write (unless they went
+    /// out ahead, behind the previous message), then their replies, all of
+    /// them whatever MAIL got.
+    async fn mail_and_recipients_pipelined(
+        &mut self,
+        envelope: &Envelope,
+        message: &Content,
+        ahead: Ahead,
+    ) -> Result<Vec<Refusal>> {
+        if ahead == Ahead::Nothing {
+            self.readable(Stage::Mail)?;
+            let batch = self.mail_and_recipients_batch(envelope, message)?;
+            let limit = self.settings().timeouts.reply;
+            let mut wire = self.wire.clone();
+            let send = async {
+                wire.write_all(batch.as_bytes()).await?;
+                wire.flush().await
+            };
+            if let Err(err) = timed(limit, "sending MAIL and RCPT", send).await? {
+                let reply = self.reply_left_after(Stage::Mail, &err).await?;
+                return Err(reply.map_or_else(
+                    |err| smtp_error(&self.endpoint, Stage::Mail, err),
+                    |_| write_error(&self.endpoint, Stage::Mail, &err),
+                ));
+            }
+        }
+        let limit = self.settings().timeouts.reply;
+        let mail_reply = timed(
+            limit,
+            &format!("the reply to {}", Stage::Mail.name()),
+            self.conn.read_response(),
+        )
+        .await?;
+        let mail_failure = match mail_reply {
+            Ok(_) => None,
+            // RFC 5321 3.8: a 421 is followed by the close; the RCPT
+            // replies will never come, so waiting for them is pointless.
+            Err(err) if is_closing(&err) => {
+                return Err(self.closed_by_server(smtp_error(&self.endpoint, Stage::Mail, err)))
+            }
+            Err(err) => Some(smtp_error(&self.endpoint, Stage::Mail, err)),
+        };
+        let mut refused = Vec::new();
+        for recipient in &envelope.recipients {
+            let reply = timed(
+                limit,
+                &format!("the reply to {}", Stage::Rcpt.name()),
+                self.conn.read_response(),
+            )
+            .await?;
+            if let Err(err) = self.sort_rcpt_reply(recipient, reply, &mut refused) {
+                // A server that refused MAIL and then hung up: its refusal
+                // is the reason, not the RCPT replies that never came.
+                return Err(mail_failure.unwrap_or(err));
+            }
+        }
+        if let Some(err) = mail_failure {
+            return Err(err);
+        }
+        self.judge_refusals(envelope, refused).await
+    }
+
+    /// MAIL and RCPT, pipelined when the server offers it and no
+    /// --quit-after needs them one at a time.
+    async fn mail_and_recipients(
+        &mut self,
+        envelope: &Envelope,
+        message: &Content,
+        ahead: Ahead,
+    ) -> Result<Vec<Refusal>> {
+        if self.caps.pipelining {
+            return self
+                .mail_and_recipients_pipelined(envelope, message, ahead)
+                .await;
+        }
+        self.mail(envelope, message).await?;
+        self.recipients(envelope).await
+    }
+
+    /// Every RCPT, even after a refusal, so that all refusals are listed.
+    async fn recipients(&mut self, envelope: &Envelope) -> Result<Vec<Refusal>> {
+        let mut refused = Vec::new();
+        for recipient in &envelope.recipients {
+            let rcpt = Rcpt::new(envelope_address(recipient)?, vec![]);
+            let reply = self.exchange(rcpt, Stage::Rcpt).await?;
+            self.sort_rcpt_reply(recipient, reply, &mut refused)?;
+        }
+        self.judge_refusals(envelope, refused).await
+    }
+
+    /// One RCPT reply: accepted, refused (kept, with the server's words,
+    /// to be listed) or a failure of the whole session.
+    fn sort_rcpt_reply(
+        &self,
+        recipient: &str,
+        reply: std::result::Result<lettre::transport::smtp::response::Response, SmtpError>,
+        refused: &mut Vec<Refusal>,
+    ) -> Result<()> {
+        match reply {
+            Ok(_) => Ok(()),
+            // RFC 5321 3.8: the server is closing the session, which is
+            // no answer about this recipient.
+            Err(err) if is_closing(&err) => {
+                Err(self.closed_by_server(smtp_error(&self.endpoint, Stage::Rcpt, err)))
+            }
+            Err(err) if err.status().is_some() => {
+                refused.push(Refusal {
+                    recipient: recipient.to_string(),
+                    reply: server_reply(&err),
+                    temporary: err.is_transient(),
+                });
+                Ok(())
+            }
+            Err(err) => Err(smtp_error(&self.endpoint, Stage::Rcpt, err)),
+        }
+    }
+
+    /// Without --partial a message goes to all its recipients or to none:
+    /// any refusal cancels it (RSET) and is the message's failure. With
+    /// --partial the refusals are returned, each recipient to be settled on
+    /// its own; when every recipient was refused nothing is left to send.
+    async fn judge_refusals(
+        &mut self,
+        envelope: &Envelope,
+        refused: Vec<Refusal>,
+    ) -> Result<Vec<Refusal>> {
+        if refused.is_empty() {
+            return Ok(refused);
+        }
+        let all_refused = refused.len() == envelope.recipients.len();
+        if all_refused || !self.settings().partial {
+            // Nothing is sent, so a retry after fixing the list cannot
+            // deliver twice to the recipients that were accepted.
+            let _ = self.command(Rset, Stage::Rcpt).await;
+        }
+        if !self.settings().partial {
+            return Err(refusal_error(&self.endpoint, &refused, all_refused));
+        }
+        Ok(refused)
+    }
+
+    /// DATA, the message and the server's final reply. When the server
+    /// offers PIPELINING, the MAIL and RCPT of `next` (the following message
+    /// of a batch) go out in the same write as the final dot: RFC 2920 lets
+    /// the message start a group, and it saves a round trip per message.
+    /// Returns whether they did.
+    async fn data(
+        &mut self,
+        message: &Content,
+        next: Option<&Outgoing>,
+    ) -> (Result<String>, Ahead) {
+        if let Err(err) = self.command(Data, Stage::Data).await {
+            return (Err(err), Ahead::Nothing);
+        }
+        // More behind the 354 would be read as the reply to the message:
+        // the message is not sent to a server that did that.
+        if let Err(err) = self.readable(Stage::Data) {
+            return (Err(err), Ahead::Nothing);
+        }
+        // A next message that cannot be announced (too big for SIZE, say)
+        // fails on its own turn, with its own error.
+        let trailer = next
+            .filter(|_| self.caps.pipelining && self.settings().quit_after.is_none())
+            .and_then(|n| self.mail_and_recipients_batch(&n.envelope, &n.content).ok());
+        let ahead = if trailer.is_some() {
+            Ahead::MailAndRecipients
+        } else {
+            Ahead::Nothing
+        };
+        // Large messages take time to write; the limit covers the transfer
+        // at a slow 32 KiB/s plus the wait for the final reply.
+        let transfer = Duration::from_secs(message.len() / (32 * 1024));
+        let limit = self.settings().timeouts.data_end + transfer;
+        self.transcript.begin_message();
+        let wire = self.wire.clone();
+        let trailer = trailer.unwrap_or_default();
+        let send = write_message(wire, message, trailer.as_bytes());
+        let written = match timed(limit, "the reply to the end of the message", send).await {
+            Ok(written) => written,
+            Err(err) => return (Err(err), Ahead::Nothing),
+        };
+        match written {
+            Ok(()) => {}
+            Err(MessageWriteError::Source(err)) => {
+                return (Err(attachment_unreadable(&err)), Ahead::Nothing);
+            }
+            Err(MessageWriteError::Wire(err)) => {
+                let err = match self.reply_left_after(Stage::Message, &err).await {
+                    Ok(Err(reply)) => smtp_error(&self.endpoint, Stage::Message, reply),
+                    Ok(Ok(_)) => write_error(&self.endpoint, Stage::Message, &err),
+                    Err(err) => err,
+                };
+                return (Err(err), Ahead::Nothing);
+            }
+        }
+        let reply = timed(
+            limit,
+            "the reply to the end of the message",
+            self.conn.read_response(),
+        )
+        .await
+        .and_then(|reply| reply.map_err(|err| smtp_error(&self.endpoint, Stage::Message, err)));
+        (reply.map(|reply| reply_text(&reply)), ahead)
+    }
+}
+
+/// Whether the next message's commands are already on the wire, their
+/// replies still to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ahead {
+    Nothing,
+    MailAndRecipients,
+}
+
+/// Credentials go in clear text only over loopback, or when the user asked
+/// for it by name: anyone on the path could read them otherwise.
+fn plaintext_auth_allowed(encrypted: bool, peer: std::net::IpAddr, allowed_by_user: bool) -> bool {
+    encrypted || peer.is_loopback() || allowed_by_user
+}
+
+/// The --quit-after value, when it stops the session after `stage`.
+fn quits_after(settings: &Settings, stage: Stage) -> Option<QuitAfter> {
+    settings
+        .quit_after
+        .filter(|&stop| Stage::from(stop) == stage)
+}
+
+/// How long to look for a reply the server sent before hanging up.
+const REPLY_LEFT_WAIT: Duration = Duration::from_secs(2);
+
+fn mechanism_name(mechanism: Mechanism) -> &'static str {
+    match mechanism {
+        Mechanism::Plain => "PLAIN",
+        Mechanism::Login => "LOGIN",
+        Mechanism::Xoauth2 => "XOAUTH2",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_auth_only_on_loopback_or_by_name() {
+        let remote: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let local: std::net::IpAddr = "::1".parse().unwrap();
+        assert!(!plaintext_auth_allowed(false, remote, false));
+        assert!(plaintext_auth_allowed(true, remote, false));
+        assert!(plaintext_auth_allowed(false, local, false));
+        assert!(plaintext_auth_allowed(false, remote, true));
+    }
+}

@@ -1,0 +1,103 @@
+//! The values a session is given: where to send, how to secure and
+//! authenticate, how long to wait, how much to show.
+//!
+//! Belongs here: plain settings, built by `plan` before any I/O. Not here:
+//! what is done with them (`route`, `session`).
+
+use std::time::Duration;
+
+use crate::smtp::mx::{Family, Nameserver};
+use crate::smtp::tls::Verify;
+use crate::types::{AuthMethod, Endpoint, QuitAfter, TlsFiles, TlsMode};
+
+/// How long to wait at each step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    pub connect: Duration,
+    pub reply: Duration,
+    /// For the reply to the end of the message, which the server may only
+    /// send after scanning it (RFC 5321 4.5.3.2 suggests 10 minutes).
+    pub data_end: Duration,
+}
+
+impl Timeouts {
+    pub const DEFAULT: Timeouts = Timeouts {
+        connect: Duration::from_secs(30),
+        reply: Duration::from_secs(120),
+        data_end: Duration::from_secs(300),
+    };
+
+    /// One limit for every step, as --timeout asks.
+    pub fn uniform(seconds: u64) -> Timeouts {
+        let each = Duration::from_secs(seconds);
+        Timeouts {
+            connect: each,
+            reply: each,
+            data_end: each,
+        }
+    }
+}
+
+/// SMTP AUTH credentials. `Debug` hides the secret.
+#[derive(Clone)]
+pub(crate) struct Login {
+    pub user: String,
+    pub secret: String,
+    pub method: AuthMethod,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("secret", &"[hidden]")
+            .field("method", &self.method)
+            .finish()
+    }
+}
+
+/// Where the message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Submission servers (--server, POSTIE_SERVER or the account's list),
+    /// tried in order: a connection or 4xx failure at one goes on to the
+    /// next.
+    Servers(Vec<Server>),
+    /// Each recipient domain's mail exchangers, on this port (25 unless
+    /// --port says otherwise).
+    Mx {
+        port: u16,
+        nameserver: Nameserver,
+        tls: TlsMode,
+    },
+}
+
+/// A submission server and how to secure the connection to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Server {
+    pub endpoint: Endpoint,
+    pub tls: TlsMode,
+}
+
+/// Everything the session needs besides the message.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub route: Route,
+    pub tls_files: TlsFiles,
+    /// How certificates are checked (opportunistic TLS to MX hosts is
+    /// never authenticated unless --tls starttls asks for it).
+    pub verify: Verify,
+    pub login: Option<Login>,
+    pub allow_plaintext_auth: bool,
+    pub helo: String,
+    pub timeouts: Timeouts,
+    /// Send to the accepted recipients when some are refused.
+    pub partial: bool,
+    pub family: Family,
+    /// 0 quiet; 1 the dialogue; 2 with message headers; 3 everything.
+    pub verbosity: u8,
+    /// Time each reply and print a summary.
+    pub timing: bool,
+    /// Stop cleanly with QUIT after this stage.
+    pub quit_after: Option<QuitAfter>,
+}
