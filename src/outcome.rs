@@ -22,7 +22,7 @@
 //! recipient was delivered or queued; otherwise the code of the first
 //! refused recipient; 75 only when queueing is off and a recipient is owed.
 //!
-//! What is *not* here: how an attempt is made (`transport`), and where a
+//! What is *not* here: how an attempt is made (`smtp`), and where a
 //! queued or failed message is stored (`queue`).
 
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The command line, as clap sees it.
 //!
 //! This is the first of two parsing stages: these structs hold the raw
-//! flags exactly as typed. `request` turns them (with the environment and
+//! flags exactly as typed. `plan` turns them (with the environment and
 //! the config file) into a validated submission before any I/O happens.
 //! Each doc comment is the flag's help text: the first line is what
 //! `--help` shows, the rest is the long help.

@@ -83,7 +83,7 @@ pub fn files() -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 /// The main command with `queue` as a subcommand: what a shell completes.
-/// The binary dispatches `postie queue` itself (see main.rs), so this
+/// The binary dispatches `postie queue` itself (see `cli::invocation`), so this
 /// combination exists only for generation.
 pub fn command() -> Command {
     args::command()

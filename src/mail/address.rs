@@ -159,7 +159,7 @@ fn checked_email(email: &str, item: &str) -> Result<String> {
     }
     let Some((local, domain)) = email.rsplit_once('@') else {
         // A local name such as `root`: aliases or local_domain qualify it
-        // later (see `local`), as sendmail's callers expect.
+        // later (see `config::aliases`), as sendmail's callers expect.
         return Ok(email.to_string());
     };
     if local.is_empty() {

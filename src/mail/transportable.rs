@@ -13,7 +13,7 @@
 //! §6.8), with the MIME headers that needs. Every other byte stays as it
 //! was. What does not: envelope, Bcc and From handling (`message`), line
 //! ends (`content::crlf`, already applied), 8BITMIME negotiation
-//! (`transport`).
+//! (`smtp::session`).
 
 use std::ops::Range;
 

@@ -373,7 +373,7 @@ mod tests {
             let id = arg.get_id().as_str();
             assert!(
                 KEPT.contains(&id) ^ excluded.contains(&id),
-                "the flag {id} must be in exactly one of queue_settings::KEPT and EXCLUDED"
+                "the flag {id} must be in exactly one of stored::KEPT and EXCLUDED"
             );
         }
     }

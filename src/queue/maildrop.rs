@@ -21,7 +21,7 @@
 //! before removing the drop file.
 //!
 //! What does not belong here: sending (the queue does that) and deciding
-//! whether an entry is delivered (`queue_cmd`).
+//! whether an entry is delivered (`commands::queue`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -51,7 +51,7 @@ const MAGIC: &[u8] = b"postie-maildrop 1\n";
 /// Whether this sendmail-mode run hands its message to the maildrop: a
 /// user other than root, who names no config or server and has no config
 /// of their own, on a machine whose system config exists but is closed to
-/// them. The ordinary command line never gets here (see main.rs).
+/// them. The ordinary command line never gets here (see `cli::invocation`).
 pub fn applies(cli: &Cli) -> bool {
     if !cli.sendmail || cli.dry_run || cli.config.is_some() || cli.server.is_some() {
         return false;

@@ -6,7 +6,7 @@
 //! look up, and the lookups must obey `--timeout` and, with `--resolver`,
 //! go to one chosen nameserver; so this module asks DNS itself, with
 //! hickory-resolver. It only finds where to connect: connecting and
-//! speaking SMTP stay in `transport`.
+//! speaking SMTP stay in `session` and `route`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
