@@ -20,12 +20,12 @@ struct Home {
 }
 
 /// `$XDG_CONFIG_HOME`, else `~/.config`.
-pub fn config_dir() -> Option<PathBuf> {
+pub(crate) fn config_dir() -> Option<PathBuf> {
     xdg_dir("XDG_CONFIG_HOME", &[".config"])
 }
 
 /// `$XDG_STATE_HOME`, else `~/.local/state`.
-pub fn state_dir() -> Option<PathBuf> {
+pub(crate) fn state_dir() -> Option<PathBuf> {
     xdg_dir("XDG_STATE_HOME", &[".local", "state"])
 }
 
@@ -82,18 +82,18 @@ fn choose(
 }
 
 /// True when postie runs with root's rights.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     effective_uid() == 0
 }
 
 #[cfg(unix)]
-pub fn effective_uid() -> u32 {
+pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
 
 #[cfg(not(unix))]
-pub fn effective_uid() -> u32 {
+pub(crate) fn effective_uid() -> u32 {
     u32::MAX
 }
 

@@ -16,6 +16,8 @@
 // The index links to the private modules on purpose: these docs are for
 // the people who work on postie (`cargo doc --document-private-items`).
 #![allow(rustdoc::private_intra_doc_links)]
+// Items are `pub(crate)` unless the binary or the tests use them (exit, mx).
+#![warn(unreachable_pub)]
 
 pub(crate) mod cli;
 pub(crate) mod commands;

@@ -40,7 +40,7 @@ use crate::types::QueuePolicy;
 
 /// What became of some of a message's recipients.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fate {
+pub(crate) enum Fate {
     /// The server took the message (or a probe got as far as it asked).
     Delivered {
         /// "host:port (address)".
@@ -56,20 +56,20 @@ pub enum Fate {
 
 /// Recipients that share one fate.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Share {
-    pub recipients: Vec<String>,
-    pub fate: Fate,
+pub(crate) struct Share {
+    pub(crate) recipients: Vec<String>,
+    pub(crate) fate: Fate,
 }
 
 /// Every recipient of one message, each in one share.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    pub shares: Vec<Share>,
+pub(crate) struct Verdict {
+    pub(crate) shares: Vec<Share>,
 }
 
 /// A failure as a fate: the one place that says temporary (or a failed
 /// local setup) means owed.
-pub fn fate_of(error: Error) -> Fate {
+pub(crate) fn fate_of(error: Error) -> Fate {
     if error.is_temporary() || error.cause == Cause::LocalSetup {
         Fate::Owed(error)
     } else {
@@ -89,7 +89,7 @@ fn refusal(server: &str, refused: &Refusal) -> Error {
 
 impl Verdict {
     /// Every recipient shares one failure (nothing was sent to anyone).
-    pub fn failed(recipients: &[String], error: Error) -> Verdict {
+    pub(crate) fn failed(recipients: &[String], error: Error) -> Verdict {
         Verdict {
             shares: vec![Share {
                 recipients: recipients.to_vec(),
@@ -99,7 +99,7 @@ impl Verdict {
     }
 
     /// The verdict on one attempt to send a message with `envelope`.
-    pub fn of(envelope: &Envelope, attempt: Result<Vec<SessionReport>>) -> Verdict {
+    pub(crate) fn of(envelope: &Envelope, attempt: Result<Vec<SessionReport>>) -> Verdict {
         let reports = match attempt {
             Ok(reports) => reports,
             Err(error) => return Verdict::failed(&envelope.recipients, error),
@@ -147,7 +147,7 @@ impl Verdict {
     }
 
     /// All owed recipients, in order, and the first owed failure.
-    pub fn owed(&self) -> Option<(Vec<String>, &Error)> {
+    pub(crate) fn owed(&self) -> Option<(Vec<String>, &Error)> {
         let mut owed = self.shares.iter().filter_map(|share| match &share.fate {
             Fate::Owed(error) => Some((&share.recipients, error)),
             _ => None,
@@ -161,7 +161,7 @@ impl Verdict {
     }
 
     /// The refused shares, in order.
-    pub fn refused(&self) -> impl Iterator<Item = (&[String], &Error)> {
+    pub(crate) fn refused(&self) -> impl Iterator<Item = (&[String], &Error)> {
         self.shares.iter().filter_map(|share| match &share.fate {
             Fate::Refused(error) => Some((share.recipients.as_slice(), error)),
             _ => None,
@@ -169,7 +169,7 @@ impl Verdict {
     }
 
     /// The delivered shares: recipients, server and reply.
-    pub fn delivered(&self) -> impl Iterator<Item = (&[String], &str, &str)> {
+    pub(crate) fn delivered(&self) -> impl Iterator<Item = (&[String], &str, &str)> {
         self.shares.iter().filter_map(|share| match &share.fate {
             Fate::Delivered { server, reply } => {
                 Some((share.recipients.as_slice(), server.as_str(), reply.as_str()))
@@ -187,7 +187,7 @@ impl Verdict {
     }
 
     /// One failure for every recipient: its error says it all.
-    pub fn single_failure(&self) -> Option<&Error> {
+    pub(crate) fn single_failure(&self) -> Option<&Error> {
         match self.shares.as_slice() {
             [Share {
                 fate: Fate::Owed(error) | Fate::Refused(error),
@@ -200,7 +200,7 @@ impl Verdict {
 
 /// The exit status of a message whose owed recipients were `owed_kept`
 /// (queued) or not. `None` when it exits 0.
-pub fn status(verdict: &Verdict, owed_kept: bool) -> Option<Error> {
+pub(crate) fn status(verdict: &Verdict, owed_kept: bool) -> Option<Error> {
     if let Some(single) = verdict.single_failure() {
         let owed = matches!(verdict.shares[0].fate, Fate::Owed(_));
         return (!owed || !owed_kept).then(|| single.clone());
@@ -293,7 +293,7 @@ fn log_failure(
 /// copy for the refused ones in `failed/` in sendmail mode, and returns
 /// the exit status. Lines on stderr say what happened to whom; the error
 /// returned is the one line `main` prints last.
-pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> {
+pub(crate) fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> {
     let sender = &message.envelope.sender;
     let size = message.content.len();
     let mixed = verdict.single_failure().is_none();
@@ -369,7 +369,7 @@ pub fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> 
 }
 
 /// Queues a message for `recipients`; returns the entry's id.
-pub fn enqueue(
+pub(crate) fn enqueue(
     plan: &Plan,
     message: &Outgoing,
     recipients: &[String],
@@ -416,18 +416,18 @@ fn keep_refused(plan: &Plan, message: &Outgoing, recipients: &[String], reason: 
 
 /// What one flush attempt did to its queue entry.
 #[derive(Debug, Default)]
-pub struct Flushed {
+pub(crate) struct Flushed {
     /// Still owed to some recipients: kept in the queue.
-    pub deferred: Option<Error>,
+    pub(crate) deferred: Option<Error>,
     /// Refused for some recipients: moved (or copied) to failed/.
-    pub refused: Option<Error>,
+    pub(crate) refused: Option<Error>,
 }
 
 /// Moves a queue entry to `failed/` without an attempt (too old, its
 /// message missing or short, no recipient), with its log line: the one
 /// end an entry may have besides delivered and queued. Returns where it
 /// went.
-pub fn give_up(queue: &Queue, entry: &Entry, reason: &str, log: &Logger) -> Result<PathBuf> {
+pub(crate) fn give_up(queue: &Queue, entry: &Entry, reason: &str, log: &Logger) -> Result<PathBuf> {
     let path = queue.fail(entry)?;
     log.record(&Attempt {
         server: "",
@@ -447,7 +447,7 @@ pub fn give_up(queue: &Queue, entry: &Entry, reason: &str, log: &Logger) -> Resu
 /// owed to nobody is removed. The entry is narrowed first: whatever fails
 /// after that, the next flush never sends again to a recipient that has
 /// the message.
-pub fn settle_entry(
+pub(crate) fn settle_entry(
     queue: &Queue,
     entry: &mut Entry,
     content: &Content,

@@ -20,7 +20,7 @@ use crate::exit::{Error, Result};
 /// How the connection to the server is encrypted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TlsMode {
+pub(crate) enum TlsMode {
     /// Upgrade with STARTTLS; fail if the server does not offer it.
     Starttls,
     /// TLS from the first byte (SMTPS).
@@ -34,7 +34,7 @@ pub enum TlsMode {
 /// The SASL mechanism for SMTP AUTH.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
+pub(crate) enum AuthMethod {
     /// The first of PLAIN and LOGIN that the server offers.
     Auto,
     /// AUTH PLAIN.
@@ -50,7 +50,7 @@ pub enum AuthMethod {
 ///
 /// [`name`]: QuitAfter::name
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-pub enum QuitAfter {
+pub(crate) enum QuitAfter {
     /// The TCP connection (and implicit TLS) is up.
     Connect,
     /// The server's greeting was read (no EHLO sent).
@@ -72,7 +72,7 @@ pub enum QuitAfter {
 impl QuitAfter {
     /// As written after --quit-after: clap's spelling of the variant, so
     /// that the messages and the flag cannot disagree.
-    pub fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         self.to_possible_value()
             .map(|value| value.get_name().to_string())
             .unwrap_or_default()
@@ -81,9 +81,9 @@ impl QuitAfter {
 
 /// The server to talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
+pub(crate) struct Endpoint {
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 impl std::fmt::Display for Endpoint {
@@ -98,27 +98,27 @@ impl std::fmt::Display for Endpoint {
 
 /// TLS trust and identity settings, as files.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub ca_file: Option<PathBuf>,
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
+pub(crate) struct TlsFiles {
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
 }
 
 /// The SMTP envelope: bare addresses, as they go into MAIL and RCPT.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Envelope {
-    pub sender: String,
-    pub recipients: Vec<String>,
+pub(crate) struct Envelope {
+    pub(crate) sender: String,
+    pub(crate) recipients: Vec<String>,
 }
 
 impl Envelope {
-    pub fn needs_smtputf8(&self) -> bool {
+    pub(crate) fn needs_smtputf8(&self) -> bool {
         !self.sender.is_ascii() || self.recipients.iter().any(|r| !r.is_ascii())
     }
 }
 
 /// 2411724 -> "2.3 MiB".
-pub fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -136,7 +136,7 @@ pub fn human_size(bytes: u64) -> String {
 /// When queueing happens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum QueuePolicy {
+pub(crate) enum QueuePolicy {
     /// Never: a failure is an exit code.
     Never,
     /// After a temporary failure (exit 75 or a connection lost mid-session).
@@ -146,7 +146,7 @@ pub enum QueuePolicy {
 }
 
 /// "5d", "12h", "30m", "90s" or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();
     let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((at, _)) => (&text[..at], &text[at..]),

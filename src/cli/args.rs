@@ -52,60 +52,60 @@ fn after_help() -> String {
     about = "Compose a message and submit it over SMTP",
     after_help = after_help(),
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Recipient addresses (To:); each may be a comma-separated list.
     #[arg(value_name = "RECIPIENT", value_hint = ValueHint::EmailAddress, help_heading = RECIPIENTS)]
-    pub recipients: Vec<String>,
+    pub(crate) recipients: Vec<String>,
 
     /// Add To: recipients (repeatable; comma-separated lists allowed).
     #[arg(long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, help_heading = RECIPIENTS)]
-    pub to: Vec<String>,
+    pub(crate) to: Vec<String>,
 
     /// Add Cc: recipients (repeatable; comma-separated lists allowed).
     #[arg(short = 'c', long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, help_heading = RECIPIENTS)]
-    pub cc: Vec<String>,
+    pub(crate) cc: Vec<String>,
 
     /// Add blind recipients: envelope only, never written into a header.
     #[arg(short = 'b', long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, help_heading = RECIPIENTS)]
-    pub bcc: Vec<String>,
+    pub(crate) bcc: Vec<String>,
 
     /// Sender address, for the From: header and the envelope ("Name <addr>" allowed).
     #[arg(short = 'f', long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, env = "POSTIE_FROM", help_heading = MESSAGE)]
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
 
     /// Subject line (UTF-8; encoded as RFC 2047 requires).
     #[arg(short = 's', long, value_name = "TEXT", help_heading = MESSAGE)]
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
 
     /// Reply-To: address(es).
     #[arg(short = 'r', long, value_name = "ADDR", value_hint = ValueHint::EmailAddress, help_heading = MESSAGE)]
-    pub reply_to: Vec<String>,
+    pub(crate) reply_to: Vec<String>,
 
     /// Extra header, as 'Name: value' (repeatable; CR or LF in it is refused).
     #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'", help_heading = MESSAGE)]
-    pub headers: Vec<String>,
+    pub(crate) headers: Vec<String>,
 
     /// Message body text (instead of standard input).
     #[arg(long, value_name = "TEXT", conflicts_with = "body_file", help_heading = MESSAGE)]
-    pub body: Option<String>,
+    pub(crate) body: Option<String>,
 
     /// Read the body from a file ('-' reads standard input).
     ///
     /// Without --body or --body-file, the body is read from standard input
     /// when it is not a terminal, as mailx does.
     #[arg(long, value_name = "PATH", help_heading = MESSAGE)]
-    pub body_file: Option<PathBuf>,
+    pub(crate) body_file: Option<PathBuf>,
 
     /// Add an HTML alternative to the text body, read from this file.
     #[arg(long, value_name = "PATH", help_heading = MESSAGE)]
-    pub html: Option<PathBuf>,
+    pub(crate) html: Option<PathBuf>,
 
     /// Attach a file (repeatable); append ';type=MIME/TYPE' to override the guessed type.
     ///
     /// The content type is guessed from the file name (application/octet-stream
     /// when unknown). Example: -a 'data.bin;type=application/x-foo'.
     #[arg(short = 'a', long = "attach", value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = MESSAGE)]
-    pub attachments: Vec<String>,
+    pub(crate) attachments: Vec<String>,
 
     /// Embed an image for the HTML part (repeatable); reference it as cid:FILENAME or cid:ID.
     ///
@@ -115,7 +115,7 @@ pub struct Cli {
     /// `--inline 'My Logo.png;cid=logo'` is shown by `cid:logo`. Needs --html.
     /// Append ';type=MIME/TYPE' to override the guessed type.
     #[arg(long = "inline", value_name = "PATH", value_hint = ValueHint::FilePath, requires = "html", help_heading = MESSAGE)]
-    pub inline: Vec<String>,
+    pub(crate) inline: Vec<String>,
 
     /// Send this ready-made RFC 5322 message instead of composing one ('-' reads stdin; repeatable).
     ///
@@ -133,27 +133,27 @@ pub struct Cli {
         conflicts_with_all = ["body", "body_file", "html", "attachments", "inline", "subject", "headers", "reply_to", "to", "cc", "bcc"],
         help_heading = MESSAGE
     )]
-    pub message: Vec<std::path::PathBuf>,
+    pub(crate) message: Vec<std::path::PathBuf>,
 
     /// With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers.
     #[arg(short = 't', long, requires = "message", help_heading = RECIPIENTS)]
-    pub read_recipients: bool,
+    pub(crate) read_recipients: bool,
 
     /// Display name for a From: header that postie adds to a --message.
     #[arg(long, value_name = "NAME", help_heading = MESSAGE)]
-    pub full_name: Option<String>,
+    pub(crate) full_name: Option<String>,
 
     /// sendmail without -i: a line holding a single dot ends the message.
     #[arg(skip)]
-    pub dot_ends_message: bool,
+    pub(crate) dot_ends_message: bool,
 
     /// SMTP server: HOST, HOST:PORT, smtp://HOST[:PORT] or smtps://HOST[:PORT].
     #[arg(long, value_name = "HOST[:PORT]", value_hint = ValueHint::Hostname, env = "POSTIE_SERVER", help_heading = SERVER)]
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
 
     /// Server port [default: 465 for smtps:// or --tls implicit, else 587].
     #[arg(long, value_name = "PORT", env = "POSTIE_PORT", value_parser = clap::value_parser!(u16).range(1..), help_heading = SERVER)]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
 
     /// Name to announce in EHLO [default: this machine's host name].
     ///
@@ -161,21 +161,21 @@ pub struct Cli {
     /// 4.1.1.1); anything else is refused. A host name that is neither is
     /// replaced by localhost (-v says so).
     #[arg(long, value_name = "NAME", value_hint = ValueHint::Hostname, help_heading = SERVER)]
-    pub helo: Option<String>,
+    pub(crate) helo: Option<String>,
 
     /// Seconds to wait for the connection and for each server reply.
     ///
     /// Without it: 30 s to connect, 120 s per reply, 300 s for the reply to
     /// the end of the message (RFC 5321 section 4.5.3.2).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..), help_heading = SERVER)]
-    pub timeout: Option<u64>,
+    pub(crate) timeout: Option<u64>,
 
     /// Send to the accepted recipients even if some were refused (they are still reported).
     ///
     /// Without it, one refused recipient cancels the whole message (RSET), so
     /// that a retry never delivers twice.
     #[arg(long, help_heading = SERVER)]
-    pub partial: bool,
+    pub(crate) partial: bool,
 
     /// TLS mode [default: implicit on port 465, opportunistic for loopback, else starttls].
     ///
@@ -184,37 +184,37 @@ pub struct Cli {
     /// opportunistic: STARTTLS when offered, plain text otherwise.
     /// none: never encrypt.
     #[arg(long, value_enum, value_name = "MODE", env = "POSTIE_TLS", help_heading = TLS)]
-    pub tls: Option<TlsMode>,
+    pub(crate) tls: Option<TlsMode>,
 
     /// Trust the CA certificates in this PEM file (in addition to the system's).
     #[arg(long, value_name = "PEM", help_heading = TLS)]
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
 
     /// Client certificate (PEM) to present to the server; needs --client-key.
     #[arg(long, value_name = "PEM", requires = "client_key", help_heading = TLS)]
-    pub client_cert: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
 
     /// Private key (PEM, PKCS#8) for --client-cert; refused unless private
     /// to its owner (chmod 600).
     #[arg(long, value_name = "PEM", requires = "client_cert", help_heading = TLS)]
-    pub client_key: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
 
     /// Do not verify the server's certificate (prints a warning). Prefer --ca-file.
     ///
     /// With -v the certificate report still says what verification would
     /// have rejected: self-signed, expired, or not valid for the server name.
     #[arg(long, help_heading = TLS)]
-    pub insecure: bool,
+    pub(crate) insecure: bool,
 
     /// User name for SMTP AUTH; the password comes from --password-cmd, POSTIE_PASSWORD or the config.
     #[arg(long, value_name = "NAME", env = "POSTIE_USER", help_heading = AUTH)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
 
     /// Whether `user` came from POSTIE_USER rather than --user: under --mx
     /// a login on the command line is a mistake to report, one from the
     /// environment is ignored with a warning.
     #[arg(skip)]
-    pub user_from_env: bool,
+    pub(crate) user_from_env: bool,
 
     /// Command whose first output line is the password (or OAuth2 token), e.g. 'pass show smtp'.
     ///
@@ -225,34 +225,34 @@ pub struct Cli {
     /// 78 otherwise). Passwords are never accepted as arguments, since
     /// every user on the machine can read a process's arguments.
     #[arg(long, value_name = "CMD", value_hint = ValueHint::CommandString, help_heading = AUTH)]
-    pub password_cmd: Option<String>,
+    pub(crate) password_cmd: Option<String>,
 
     /// Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers].
     #[arg(long, value_enum, value_name = "MECH", help_heading = AUTH)]
-    pub auth: Option<AuthMethod>,
+    pub(crate) auth: Option<AuthMethod>,
 
     /// Allow AUTH over an unencrypted connection to a host that is not loopback.
     #[arg(long, help_heading = AUTH)]
-    pub allow_plaintext_auth: bool,
+    pub(crate) allow_plaintext_auth: bool,
 
     /// Take sendmail's command line (as when called through a link named sendmail).
     ///
     /// Recipients as arguments, the message on stdin, -t, -f, -F, -i, -oi
     /// and the other sendmail options; see SENDMAIL COMPATIBILITY in postie(1) or the README.
     #[arg(long, help_heading = CONFIG)]
-    pub sendmail: bool,
+    pub(crate) sendmail: bool,
 
     /// Config file [default: $XDG_CONFIG_HOME/postie/config.toml, then /etc/postie/config.toml].
     #[arg(long, value_name = "PATH", env = "POSTIE_CONFIG", help_heading = CONFIG)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     /// Use this account from the config file [default: the one whose `from` matches --from, else `default`, else the only one].
     #[arg(long, value_name = "NAME", env = "POSTIE_ACCOUNT", help_heading = CONFIG)]
-    pub account: Option<String>,
+    pub(crate) account: Option<String>,
 
     /// Print the envelope on stderr and the message on stdout; send nothing.
     #[arg(long, help_heading = OUTPUT)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 
     /// Show the SMTP dialogue on stderr (-vv adds message headers, -vvv the whole message).
     ///
@@ -262,36 +262,36 @@ pub struct Cli {
     /// server's certificate fails verification, postie connects once more
     /// without verifying, only to show that certificate.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, help_heading = OUTPUT)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 
     /// Show how long each reply took, and a summary per stage (implies -v).
     #[arg(long, help_heading = TESTING)]
-    pub timing: bool,
+    pub(crate) timing: bool,
 
     /// Stop cleanly with QUIT after this stage; `rcpt` tests recipients without sending.
     #[arg(long, value_enum, value_name = "STAGE", help_heading = TESTING)]
-    pub quit_after: Option<QuitAfter>,
+    pub(crate) quit_after: Option<QuitAfter>,
 
     /// Report the server's EHLO extensions before and after STARTTLS, and its certificate.
     ///
     /// Like --quit-after starttls -v, plus a table on stdout (JSON with --json).
     #[arg(long, help_heading = TESTING)]
-    pub capabilities: bool,
+    pub(crate) capabilities: bool,
 
     /// With --capabilities: print the report as JSON on stdout.
     #[arg(long, requires = "capabilities", help_heading = TESTING)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// Send a generated test message ("postie test DATE", saying which host sent it).
     #[arg(long, conflicts_with_all = ["body", "body_file", "message"], help_heading = TESTING)]
-    pub test_message: bool,
+    pub(crate) test_message: bool,
 
     /// Trust only the certificate with this SHA-256 fingerprint (hex, colons allowed).
     ///
     /// For a self-signed server you trust: safer than --insecure, which
     /// trusts anything. `-v` prints the fingerprint to pin.
     #[arg(long, value_name = "SHA256", help_heading = TLS)]
-    pub tls_fingerprint: Option<String>,
+    pub(crate) tls_fingerprint: Option<String>,
 
     /// Deliver straight to each recipient domain's mail exchangers (MX) on port 25.
     ///
@@ -301,40 +301,40 @@ pub struct Cli {
     /// error, and a login from the config or POSTIE_USER is ignored with a
     /// warning (an account with a login but no server is a config error).
     #[arg(long, help_heading = SERVER)]
-    pub mx: bool,
+    pub(crate) mx: bool,
 
     /// Send DNS queries for --mx to this server instead of the system's.
     #[arg(long, value_name = "IP[:PORT]", help_heading = SERVER)]
-    pub resolver: Option<String>,
+    pub(crate) resolver: Option<String>,
 
     /// Keep the message in the queue after a temporary failure (the default in sendmail mode).
     ///
     /// postie then exits 0 saying `queued as ID`; `postie queue flush` sends
     /// it later. Same as queue = "on-tempfail" in the account.
     #[arg(long, conflicts_with = "no_queue", help_heading = DELIVERY)]
-    pub queue: bool,
+    pub(crate) queue: bool,
 
     /// Never queue: a temporary failure is exit 75 (the default outside sendmail mode).
     #[arg(long, help_heading = DELIVERY)]
-    pub no_queue: bool,
+    pub(crate) no_queue: bool,
 
     /// Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue].
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, env = "POSTIE_QUEUE_DIR", help_heading = DELIVERY)]
-    pub queue_dir: Option<PathBuf>,
+    pub(crate) queue_dir: Option<PathBuf>,
 
     /// Connect over IPv4 only.
     #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6", help_heading = SERVER)]
-    pub ipv4: bool,
+    pub(crate) ipv4: bool,
 
     /// Connect over IPv6 only.
     #[arg(short = '6', long = "ipv6", help_heading = SERVER)]
-    pub ipv6: bool,
+    pub(crate) ipv6: bool,
 }
 
 /// The version line's text after "postie ": the crate version and the TLS
 /// library, e.g. "0.1.0 (OpenSSL 3.0.17)". OpenSSL is asked at
 /// run time (one cheap call), since that is the library actually loaded.
-pub fn version() -> &'static str {
+pub(crate) fn version() -> &'static str {
     static VERSION: OnceLock<String> = OnceLock::new();
     VERSION.get_or_init(|| {
         // "OpenSSL 3.0.17 1 Jul 2025": keep the name and number.
@@ -349,7 +349,7 @@ pub fn version() -> &'static str {
 /// The main command as the binary parses it: [`Cli`] plus the run-time
 /// version, and `-h/--help` printing the short summary (one line per
 /// option) with `--help-long` for the details.
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     Cli::command()
         .version(version())
         .disable_help_flag(true)
@@ -369,7 +369,7 @@ pub fn command() -> clap::Command {
 }
 
 /// Parses the main command line (not sendmail's) with [`command`].
-pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+pub(crate) fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -384,12 +384,12 @@ where
 
 /// `postie queue ...` as the binary parses it: [`QueueCli`] with the
 /// run-time version.
-pub fn queue_command() -> clap::Command {
+pub(crate) fn queue_command() -> clap::Command {
     QueueCli::command().version(version())
 }
 
 /// Parses `postie queue ...` (`args` starts with the program name).
-pub fn parse_queue_from<I, T>(args: I) -> Result<QueueCli, clap::Error>
+pub(crate) fn parse_queue_from<I, T>(args: I) -> Result<QueueCli, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -407,23 +407,23 @@ where
     version,
     about = "List, send, show, drop or retry queued messages; set up the maildrop"
 )]
-pub struct QueueCli {
+pub(crate) struct QueueCli {
     #[command(subcommand)]
-    pub command: QueueCommand,
+    pub(crate) command: QueueCommand,
 
     /// Config file for the queue directory and queue_max_age. A flush sends each
     /// message with the config it was queued with (its --config, else POSTIE_CONFIG
     /// or the default path, as read at flush time).
     #[arg(long, global = true, value_name = "PATH", env = "POSTIE_CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     /// Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue].
     #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath, env = "POSTIE_QUEUE_DIR")]
-    pub queue_dir: Option<PathBuf>,
+    pub(crate) queue_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum QueueCommand {
+pub(crate) enum QueueCommand {
     /// List queued messages: id, age, sender, recipients, attempts, last error.
     List {
         /// Print JSON for scripts.

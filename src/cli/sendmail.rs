@@ -16,7 +16,7 @@ use crate::cli::args::Cli;
 use crate::exit::{Error, Result};
 
 /// True when postie was started through a link named `sendmail`.
-pub fn invoked_as_sendmail(argv0: &OsString) -> bool {
+pub(crate) fn invoked_as_sendmail(argv0: &OsString) -> bool {
     Path::new(argv0)
         .file_name()
         .is_some_and(|name| name == "sendmail")
@@ -24,7 +24,7 @@ pub fn invoked_as_sendmail(argv0: &OsString) -> bool {
 
 /// How a short option takes its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Value {
+pub(crate) enum Value {
     /// None: a flag, which may be bundled with others (`-ti`).
     Flag,
     /// Glued (`-fADDR`) or as the next argument (`-f ADDR`).
@@ -37,23 +37,23 @@ pub enum Value {
 /// and what the documentation says of them. The man page's SENDMAIL
 /// COMPATIBILITY and the README's table are generated from [`OPTIONS`], so
 /// an option the parser takes cannot go undocumented.
-pub struct SendmailOption {
+pub(crate) struct SendmailOption {
     /// The short options of the row, each with how it takes its value.
-    pub short: &'static [(char, Value)],
+    pub(crate) short: &'static [(char, Value)],
     /// The long options of the row, without their `--`.
-    pub long: &'static [&'static str],
+    pub(crate) long: &'static [&'static str],
     /// How the options read in the documentation (markup: `code`,
     /// *placeholder*).
-    pub synopsis: &'static str,
+    pub(crate) synopsis: &'static str,
     /// What they do.
-    pub effect: &'static str,
+    pub(crate) effect: &'static str,
 }
 
 /// Every option of sendmail's command line that postie takes, in the order
 /// the documentation shows them. What each does is in `flag`,
 /// `option_with_value` and `long_option`; an option missing here is an
 /// unknown option.
-pub const OPTIONS: &[SendmailOption] = &[
+pub(crate) const OPTIONS: &[SendmailOption] = &[
     SendmailOption {
         short: &[],
         long: &[],
@@ -174,7 +174,7 @@ fn knows_long_option(name: &str) -> bool {
 }
 
 /// Reads a sendmail command line (without `argv[0]`).
-pub fn parse(args: Vec<String>) -> Result<Cli> {
+pub(crate) fn parse(args: Vec<String>) -> Result<Cli> {
     // Environment variables (POSTIE_SERVER, ...) still apply, as they do
     // for the normal command line.
     let mut cli = Cli::try_parse_from(["postie", "--message", "-"])

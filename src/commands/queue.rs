@@ -30,7 +30,7 @@ use crate::types::Envelope;
 
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 86_400);
 
-pub fn run(cli: QueueCli) -> Result<()> {
+pub(crate) fn run(cli: QueueCli) -> Result<()> {
     let config = ConfigFile::load(cli.config.as_deref())?;
     let dir = cli
         .queue_dir

@@ -22,7 +22,7 @@ use crate::smtp::route;
 use crate::types::QueuePolicy;
 
 /// Sends (or, with --dry-run, prints) the message the command line describes.
-pub fn run(cli: Cli) -> Result<()> {
+pub(crate) fn run(cli: Cli) -> Result<()> {
     let stdin = std::io::stdin();
     let is_terminal = stdin.is_terminal();
     let mut reader = stdin.lock();
@@ -238,7 +238,7 @@ fn unplanned(cli: &Cli, raw: Option<spool::Input>, err: Error) -> Error {
 /// Sendmail mode with arguments that do not parse: the message on stdin
 /// is still kept, with the queue and log that the environment and the
 /// default config name.
-pub fn unparsed_sendmail(args: &[String], err: Error) -> Error {
+pub(crate) fn unparsed_sendmail(args: &[String], err: Error) -> Error {
     let Ok(mut cli) = args::parse_from(["postie"]) else {
         return err;
     };

@@ -22,13 +22,13 @@ const MAX_DEPTH: usize = 10;
 
 /// A parsed aliases file: lower-cased name to its targets.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Aliases {
+pub(crate) struct Aliases {
     path: PathBuf,
     entries: HashMap<String, Vec<String>>,
 }
 
 impl Aliases {
-    pub fn load(path: &Path) -> Result<Aliases> {
+    pub(crate) fn load(path: &Path) -> Result<Aliases> {
         use std::io::Read;
         let cannot = |err: std::io::Error| {
             Error::config(format!(
@@ -48,7 +48,7 @@ impl Aliases {
 
     /// Parses `name: target, target` lines; a line starting with white
     /// space continues the previous one; `#` starts a comment line.
-    pub fn parse(text: &str, path: &Path) -> Result<Aliases> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Aliases> {
         let mut logical: Vec<(usize, String)> = Vec::new();
         for (index, line) in text.lines().enumerate() {
             if line.trim_start().starts_with('#') || line.trim().is_empty() {
@@ -104,20 +104,20 @@ impl Aliases {
 /// What qualifies local names: an aliases file, a catch-all address,
 /// domains.
 #[derive(Debug, Default, Clone)]
-pub struct LocalRules {
-    pub aliases: Option<Aliases>,
-    pub local_domain: Option<String>,
+pub(crate) struct LocalRules {
+    pub(crate) aliases: Option<Aliases>,
+    pub(crate) local_domain: Option<String>,
     /// The config's `admin`: mail for a local name no alias maps.
-    pub admin: Option<String>,
+    pub(crate) admin: Option<String>,
     /// The domain of the account's `from`: qualifies local names in
     /// headers when there is no `local_domain`.
-    pub from_domain: Option<String>,
+    pub(crate) from_domain: Option<String>,
 }
 
 impl LocalRules {
     /// Expands one envelope recipient into the addresses to send to.
     /// Qualified addresses pass through unchanged.
-    pub fn expand(&self, address: &str) -> Result<Vec<String>> {
+    pub(crate) fn expand(&self, address: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
         self.expand_into(address, 0, &mut out)?;
         Ok(out)
@@ -179,7 +179,7 @@ impl LocalRules {
     }
 
     /// Qualifies a local sender name with `local_domain`.
-    pub fn qualify_sender(&self, sender: &str) -> Option<String> {
+    pub(crate) fn qualify_sender(&self, sender: &str) -> Option<String> {
         if sender.contains('@') {
             return Some(sender.to_string());
         }
@@ -190,7 +190,7 @@ impl LocalRules {
 
     /// A local name in a header, qualified with `local_domain`, else the
     /// domain of the account's `from`; never expanded through aliases.
-    pub fn qualify_header(&self, name: &str) -> Option<String> {
+    pub(crate) fn qualify_header(&self, name: &str) -> Option<String> {
         if name.contains('@') {
             return Some(name.to_string());
         }

@@ -31,10 +31,10 @@ use crate::types::{AuthMethod, TlsMode};
 
 /// Replaces /etc/postie/config.toml: for tests (which must never read the
 /// machine's config) and for packagers who install it elsewhere.
-pub const SYSTEM_CONFIG_ENV: &str = "POSTIE_SYSTEM_CONFIG";
+pub(crate) const SYSTEM_CONFIG_ENV: &str = "POSTIE_SYSTEM_CONFIG";
 
 /// The system-wide config file.
-pub fn system_path() -> PathBuf {
+pub(crate) fn system_path() -> PathBuf {
     std::env::var_os(SYSTEM_CONFIG_ENV)
         .filter(|path| !path.is_empty())
         .map(PathBuf::from)
@@ -43,7 +43,7 @@ pub fn system_path() -> PathBuf {
 
 /// Where the config is looked for when neither --config nor POSTIE_CONFIG
 /// names one, in order: the user's, then the system's.
-pub fn default_paths() -> Vec<PathBuf> {
+pub(crate) fn default_paths() -> Vec<PathBuf> {
     let mut paths = Vec::new();
     if let Some(dir) = crate::home::config_dir() {
         paths.push(dir.join("postie").join("config.toml"));
@@ -54,7 +54,7 @@ pub fn default_paths() -> Vec<PathBuf> {
 
 /// Which config file applies, before it is read.
 #[derive(Debug)]
-pub enum Location {
+pub(crate) enum Location {
     /// This file exists and could be opened.
     Found(PathBuf),
     /// The first file that exists, or may exist, but cannot be opened:
@@ -73,7 +73,7 @@ pub enum Location {
 impl Location {
     /// The file named on the command line, else the first default path
     /// that is there.
-    pub fn find(explicit: Option<&Path>) -> Location {
+    pub(crate) fn find(explicit: Option<&Path>) -> Location {
         if let Some(path) = explicit {
             return match std::fs::File::open(path) {
                 Ok(_) => Location::Found(path.to_path_buf()),
@@ -113,82 +113,82 @@ const ENOTDIR: i32 = -1;
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     /// The account used when neither --account nor a matching --from picks one.
-    pub default: Option<String>,
+    pub(crate) default: Option<String>,
     /// Settings every account inherits.
     #[serde(default)]
-    pub defaults: Account,
+    pub(crate) defaults: Account,
     /// Aliases file for every account (an account's own `aliases` wins).
-    pub aliases: Option<PathBuf>,
+    pub(crate) aliases: Option<PathBuf>,
     /// Where mail for a local name that no alias maps goes (nullmailer's
     /// adminaddr, ssmtp's root=); the aliases file's `default:` wins.
-    pub admin: Option<String>,
+    pub(crate) admin: Option<String>,
     /// Where queued messages are kept [default: /var/spool/postie for root,
     /// else $XDG_STATE_HOME/postie/queue].
-    pub queue_dir: Option<PathBuf>,
+    pub(crate) queue_dir: Option<PathBuf>,
     /// How long a queued message is retried before it moves to failed/
     /// ("5d", "12h"; default 5 days).
-    pub queue_max_age: Option<String>,
+    pub(crate) queue_max_age: Option<String>,
     /// The largest ready-made message postie takes ("100M"; default 100
     /// MiB): more is refused and kept in failed/.
-    pub max_message_size: Option<String>,
+    pub(crate) max_message_size: Option<String>,
     #[serde(default)]
-    pub accounts: BTreeMap<String, Account>,
+    pub(crate) accounts: BTreeMap<String, Account>,
     /// The file it was read from, for error messages.
     #[serde(skip)]
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     /// When no file was found: the paths looked at, for -v.
     #[serde(skip)]
-    pub tried: Vec<PathBuf>,
+    pub(crate) tried: Vec<PathBuf>,
 }
 
 /// One account's settings; every key is optional and falls back to
 /// `[defaults]`, then to postie's built-in defaults.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Account {
+pub(crate) struct Account {
     /// One server, or a list tried in order (`server = ["a", "b"]`).
-    pub server: Option<ServerList>,
-    pub port: Option<u16>,
-    pub tls: Option<TlsMode>,
-    pub ca_file: Option<PathBuf>,
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
-    pub insecure: Option<bool>,
-    pub user: Option<String>,
-    pub password: Option<String>,
-    pub password_cmd: Option<String>,
-    pub auth: Option<AuthMethod>,
-    pub allow_plaintext_auth: Option<bool>,
-    pub helo: Option<String>,
-    pub timeout: Option<u64>,
-    pub from: Option<String>,
-    pub partial: Option<bool>,
+    pub(crate) server: Option<ServerList>,
+    pub(crate) port: Option<u16>,
+    pub(crate) tls: Option<TlsMode>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
+    pub(crate) insecure: Option<bool>,
+    pub(crate) user: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) password_cmd: Option<String>,
+    pub(crate) auth: Option<AuthMethod>,
+    pub(crate) allow_plaintext_auth: Option<bool>,
+    pub(crate) helo: Option<String>,
+    pub(crate) timeout: Option<u64>,
+    pub(crate) from: Option<String>,
+    pub(crate) partial: Option<bool>,
     /// Aliases file (sendmail syntax) for local recipients such as `root`.
-    pub aliases: Option<PathBuf>,
+    pub(crate) aliases: Option<PathBuf>,
     /// Domain appended to local names that no alias maps.
-    pub local_domain: Option<String>,
+    pub(crate) local_domain: Option<String>,
     /// What to do with the From of a ready-made message.
-    pub from_policy: Option<FromPolicy>,
+    pub(crate) from_policy: Option<FromPolicy>,
     /// When to keep a message in the queue instead of failing.
-    pub queue: Option<QueuePolicy>,
+    pub(crate) queue: Option<QueuePolicy>,
     /// Append one line per delivery attempt to this file.
-    pub logfile: Option<PathBuf>,
+    pub(crate) logfile: Option<PathBuf>,
     /// Log one line per delivery attempt to syslog (facility mail).
-    pub syslog: Option<bool>,
+    pub(crate) syslog: Option<bool>,
 }
 
 /// `server = "a"` or `server = ["a", "b"]`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
-pub enum ServerList {
+pub(crate) enum ServerList {
     One(String),
     Many(Vec<String>),
 }
 
 impl ServerList {
-    pub fn items(&self) -> Vec<String> {
+    pub(crate) fn items(&self) -> Vec<String> {
         match self {
             ServerList::One(server) => vec![server.clone()],
             ServerList::Many(list) => list.clone(),
@@ -201,7 +201,7 @@ impl ServerList {
 /// which real providers refuse; `override` fixes that.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FromPolicy {
+pub(crate) enum FromPolicy {
     /// Never touch From; the envelope sender is -f, else the account's from.
     Keep,
     /// Add From (the envelope sender, with -F's name) only when missing.
@@ -246,7 +246,7 @@ impl Account {
 impl ConfigFile {
     /// Loads the config named on the command line (which must exist), else
     /// the first default path that exists, else an empty config.
-    pub fn load(explicit: Option<&Path>) -> Result<ConfigFile> {
+    pub(crate) fn load(explicit: Option<&Path>) -> Result<ConfigFile> {
         match Location::find(explicit) {
             Location::Found(path) => Self::read(&path),
             Location::Unreadable { path, error } => Err(Error::config(format!(
@@ -262,7 +262,7 @@ impl ConfigFile {
     }
 
     /// `max_message_size` in octets (checked when the file was read).
-    pub fn max_message_size(&self) -> u64 {
+    pub(crate) fn max_message_size(&self) -> u64 {
         self.max_message_size
             .as_deref()
             .and_then(|size| crate::mail::spool::parse_size(size).ok())
@@ -270,7 +270,7 @@ impl ConfigFile {
     }
 
     /// Where the settings came from, for -v.
-    pub fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         match &self.path {
             Some(path) => format!("config file {}", path.display()),
             None => format!(
@@ -308,7 +308,7 @@ impl ConfigFile {
     }
 
     /// Parses config text; `path` only names the file in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<ConfigFile> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<ConfigFile> {
         let config: ConfigFile = toml::from_str(text).map_err(|err| {
             let line = err
                 .span()
@@ -391,7 +391,7 @@ impl ConfigFile {
     /// Picks the account: by name, else the one whose `from` address equals
     /// `from`, else `default`, else the only one, else none; returns it
     /// merged over `[defaults]`.
-    pub fn select(
+    pub(crate) fn select(
         &self,
         name: Option<&str>,
         from: Option<&str>,

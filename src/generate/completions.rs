@@ -14,7 +14,7 @@ const SHELLS: [Shell; 5] = [
 ];
 
 /// Each shell's completion file: its path under DIR and its contents.
-pub fn files() -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn files() -> Vec<(PathBuf, Vec<u8>)> {
     SHELLS
         .into_iter()
         .map(|shell| {

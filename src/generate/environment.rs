@@ -11,14 +11,14 @@ use crate::queue::system;
 
 /// An environment variable and what it does (markup: `code`, *placeholder*).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Variable {
-    pub name: String,
-    pub description: String,
+pub(crate) struct Variable {
+    pub(crate) name: String,
+    pub(crate) description: String,
 }
 
 /// The variables postie reads outside clap, and what each does. The
 /// `POSTIE_` names are the constants their readers use.
-pub const OTHERS: &[(&str, &str)] = &[
+pub(crate) const OTHERS: &[(&str, &str)] = &[
     (
         secret::PASSWORD_ENV,
         "The password (or OAuth2 token); used when `--password-cmd` is not given, and read \
@@ -53,7 +53,7 @@ pub const OTHERS: &[(&str, &str)] = &[
 
 /// The variables `command`'s options read, in the order of the options,
 /// each described as the option it stands in for.
-pub fn of_command(command: &Command) -> Vec<Variable> {
+pub(crate) fn of_command(command: &Command) -> Vec<Variable> {
     let mut variables: Vec<Variable> = Vec::new();
     for arg in command.get_arguments() {
         let Some(name) = arg.get_env().and_then(|name| name.to_str()) else {
@@ -80,7 +80,7 @@ pub fn of_command(command: &Command) -> Vec<Variable> {
 ///
 /// When a name is not in [`OTHERS`]: a man page would name a variable
 /// nobody describes.
-pub fn others(names: &[&str]) -> Vec<Variable> {
+pub(crate) fn others(names: &[&str]) -> Vec<Variable> {
     names
         .iter()
         .map(|name| {
@@ -97,7 +97,7 @@ pub fn others(names: &[&str]) -> Vec<Variable> {
 }
 
 /// Every variable postie reads: the main command's, then [`OTHERS`].
-pub fn all() -> Vec<Variable> {
+pub(crate) fn all() -> Vec<Variable> {
     let mut variables = of_command(&crate::cli::args::command());
     variables.extend(others(
         &OTHERS.iter().map(|(name, _)| *name).collect::<Vec<_>>(),

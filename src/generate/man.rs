@@ -40,7 +40,7 @@ const POSTIE_TOML_5: &str = include_str!("../../doc/postie.toml.5.in");
 const MAILDROP: &str = include_str!("../../doc/maildrop.in");
 
 /// Every man page: its path under DIR and its roff text.
-pub fn pages() -> Vec<(PathBuf, String)> {
+pub(crate) fn pages() -> Vec<(PathBuf, String)> {
     vec![
         (PathBuf::from("man/postie.1"), postie_page()),
         (PathBuf::from("man/postie-queue.1"), queue_page()),

@@ -24,10 +24,10 @@ use clap::{Command, CommandFactory};
 use crate::cli::args::{self, QueueCli};
 use crate::exit::{io_reason, Error, Exit, Result};
 
-pub mod completions;
-pub mod environment;
-pub mod man;
-pub mod readme;
+pub(crate) mod completions;
+pub(crate) mod environment;
+pub(crate) mod man;
+pub(crate) mod readme;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -35,7 +35,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 ///
 /// Writes `DIR/completions/` and `DIR/man/`, and refreshes the generated
 /// blocks of `DIR/README.md` when there is one.
-pub fn run(args: &[OsString]) -> Result<()> {
+pub(crate) fn run(args: &[OsString]) -> Result<()> {
     let [dir] = args else {
         return Err(Error::usage(
             "usage: postie generate DIR (writes DIR/completions/ and DIR/man/, and the \
@@ -74,7 +74,7 @@ fn write_error(path: &Path, err: &std::io::Error) -> Error {
 }
 
 /// Every generated file: its path under DIR and its contents.
-pub fn files() -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn files() -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = completions::files();
     for (path, page) in man::pages() {
         files.push((path, page.into_bytes()));
@@ -85,7 +85,7 @@ pub fn files() -> Vec<(PathBuf, Vec<u8>)> {
 /// The main command with `queue` as a subcommand: what a shell completes.
 /// The binary dispatches `postie queue` itself (see `cli::invocation`), so this
 /// combination exists only for generation.
-pub fn command() -> Command {
+pub(crate) fn command() -> Command {
     args::command()
         // Not cli::version(): the files must not depend on the OpenSSL of
         // the machine that generated them.

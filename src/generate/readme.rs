@@ -10,7 +10,7 @@ use crate::cli::sendmail;
 use crate::exit::{self, Exit};
 
 /// Every generated block: its marker name and its Markdown.
-pub fn blocks() -> Vec<(&'static str, String)> {
+pub(crate) fn blocks() -> Vec<(&'static str, String)> {
     vec![
         ("exit-codes", exit_codes()),
         ("environment", environment()),
@@ -20,7 +20,7 @@ pub fn blocks() -> Vec<(&'static str, String)> {
 
 /// `readme` with every generated block rewritten; `Err` names a block whose
 /// markers are missing.
-pub fn update(readme: &str) -> Result<String, String> {
+pub(crate) fn update(readme: &str) -> Result<String, String> {
     let mut out = readme.to_string();
     for (name, block) in blocks() {
         let begin = format!("<!-- {name}:begin -->\n");

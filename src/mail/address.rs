@@ -11,14 +11,14 @@ use crate::exit::{Error, Result};
 /// One mailbox: an optional display name and the bare address that goes
 /// into the SMTP envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mailbox {
-    pub name: Option<String>,
-    pub email: String,
+pub(crate) struct Mailbox {
+    pub(crate) name: Option<String>,
+    pub(crate) email: String,
 }
 
 impl Mailbox {
     /// Parses exactly one mailbox.
-    pub fn parse(text: &str) -> Result<Mailbox> {
+    pub(crate) fn parse(text: &str) -> Result<Mailbox> {
         let mut list = parse_list(text)?;
         match list.len() {
             1 => Ok(list.remove(0)),
@@ -32,7 +32,7 @@ impl Mailbox {
 
     /// True for a bare local name (`root`), which has to be qualified
     /// before it can go into an SMTP envelope.
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         !self.email.contains('@')
     }
 }
@@ -48,7 +48,7 @@ impl std::fmt::Display for Mailbox {
 
 /// Parses a comma-separated list of mailboxes. Empty items (a trailing
 /// comma, `a@b,,c@d`) are skipped, as mail clients do.
-pub fn parse_list(text: &str) -> Result<Vec<Mailbox>> {
+pub(crate) fn parse_list(text: &str) -> Result<Vec<Mailbox>> {
     if text.contains(['\r', '\n']) {
         return Err(Error::data(format!(
             "address {:?} contains a line break",
@@ -184,7 +184,7 @@ const MAX_ADDRESS: usize = 254;
 /// An envelope address as it goes into MAIL FROM and RCPT TO: lettre's
 /// parse (the one the wire uses) plus the RFC 5321 size limits a server
 /// enforces, so that a dry run refuses what a send would.
-pub fn envelope_address(address: &str) -> Result<lettre::Address> {
+pub(crate) fn envelope_address(address: &str) -> Result<lettre::Address> {
     let bad = |why: String| Error::data(format!("malformed envelope address {address:?}: {why}"));
     if address.len() > MAX_ADDRESS {
         return Err(bad(format!(
@@ -207,7 +207,7 @@ pub fn envelope_address(address: &str) -> Result<lettre::Address> {
 /// A name EHLO may carry (RFC 5321 4.1.1.1): a domain (4.1.2, ASCII
 /// letters, digits and hyphens in labels of at most 63, RFC 1035 2.3.4)
 /// or an address literal (4.1.3) such as `[192.0.2.1]` or `[IPv6:::1]`.
-pub fn is_ehlo_name(name: &str) -> bool {
+pub(crate) fn is_ehlo_name(name: &str) -> bool {
     if let Some(literal) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
         return match literal.get(..5) {
             Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {

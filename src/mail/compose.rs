@@ -28,48 +28,48 @@ use crate::mail::content::{Content, Segment};
 
 /// Everything a message is made of, already read and checked.
 #[derive(Debug, Default)]
-pub struct Draft {
-    pub from: Option<Mailbox>,
-    pub to: Vec<Mailbox>,
-    pub cc: Vec<Mailbox>,
-    pub reply_to: Vec<Mailbox>,
-    pub subject: Option<String>,
+pub(crate) struct Draft {
+    pub(crate) from: Option<Mailbox>,
+    pub(crate) to: Vec<Mailbox>,
+    pub(crate) cc: Vec<Mailbox>,
+    pub(crate) reply_to: Vec<Mailbox>,
+    pub(crate) subject: Option<String>,
     /// Extra headers in the order given, already checked by [`parse_header`].
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// The text/plain body; `None` only for an HTML-only message.
-    pub text: Option<String>,
-    pub html: Option<String>,
-    pub attachments: Vec<FilePart>,
+    pub(crate) text: Option<String>,
+    pub(crate) html: Option<String>,
+    pub(crate) attachments: Vec<FilePart>,
     /// Images the HTML shows by `cid:NAME`.
-    pub inline: Vec<FilePart>,
+    pub(crate) inline: Vec<FilePart>,
 }
 
 /// A file to attach or embed.
 #[derive(Debug, Clone)]
-pub struct FilePart {
+pub(crate) struct FilePart {
     /// The file name shown to the recipient.
-    pub name: String,
+    pub(crate) name: String,
     /// An inline part's Content-ID without the `<>`: `;cid=ID`, else the
     /// file name; `None` for attachments.
-    pub content_id: Option<String>,
-    pub content_type: String,
-    pub data: FileData,
+    pub(crate) content_id: Option<String>,
+    pub(crate) content_type: String,
+    pub(crate) data: FileData,
 }
 
 /// Files up to this size are read and encoded by mail-builder; larger ones
 /// are streamed from disk as base64 when the message is written.
-pub const STREAM_THRESHOLD: u64 = 1024 * 1024;
+pub(crate) const STREAM_THRESHOLD: u64 = 1024 * 1024;
 
 /// A file's contents: read, or to be streamed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileData {
+pub(crate) enum FileData {
     Memory(Vec<u8>),
     Stream { path: PathBuf, len: u64 },
 }
 
 /// What a file is for: `;cid=` only makes sense for an inline part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileRole {
+pub(crate) enum FileRole {
     Attachment,
     Inline,
 }
@@ -87,7 +87,7 @@ impl FilePart {
     /// Reads `PATH`, with `;type=MIME/TYPE` and (inline parts) `;cid=ID`
     /// options after it. A path that exists as written wins over reading
     /// options, so odd file names still work.
-    pub fn load(spec: &str, role: FileRole) -> Result<FilePart> {
+    pub(crate) fn load(spec: &str, role: FileRole) -> Result<FilePart> {
         let what = role.what();
         let FileOptions {
             path,
@@ -157,7 +157,7 @@ impl FilePart {
 /// Content-ID is a msg-id (RFC 2045 7), written `<ID>` by mail-builder
 /// without any check, so anything else (a CR or LF, 8-bit octets, `>`)
 /// would break or inject into the part's header.
-pub fn is_dot_atom_text(text: &str) -> bool {
+pub(crate) fn is_dot_atom_text(text: &str) -> bool {
     let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
     !text.is_empty()
         && text
@@ -167,7 +167,7 @@ pub fn is_dot_atom_text(text: &str) -> bool {
 
 /// Refuses two inline parts with one Content-ID: the HTML's `cid:` could
 /// only ever show one of them (RFC 2392 needs it unique in the message).
-pub fn check_content_ids(inline: &[FilePart]) -> Result<()> {
+pub(crate) fn check_content_ids(inline: &[FilePart]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for part in inline {
         let Some(id) = &part.content_id else { continue };
@@ -266,7 +266,7 @@ const ONCE: &[&str] = &["Date", "Message-ID"];
 
 /// Parses every `-H` argument, and refuses what a message may hold only
 /// once (RFC 5322 3.6's table) given twice.
-pub fn parse_headers(args: &[String]) -> Result<Vec<(String, String)>> {
+pub(crate) fn parse_headers(args: &[String]) -> Result<Vec<(String, String)>> {
     let headers = args
         .iter()
         .map(|arg| parse_header(arg))
@@ -283,7 +283,7 @@ pub fn parse_headers(args: &[String]) -> Result<Vec<(String, String)>> {
 
 /// Parses a `-H 'Name: value'` argument. CR or LF anywhere is refused:
 /// it would let a value start a new header (header injection).
-pub fn parse_header(arg: &str) -> Result<(String, String)> {
+pub(crate) fn parse_header(arg: &str) -> Result<(String, String)> {
     if arg.contains(['\r', '\n']) {
         return Err(Error::data(format!(
             "header {:?} contains CR or LF; a header value must be one line",
@@ -343,7 +343,7 @@ pub fn parse_header(arg: &str) -> Result<(String, String)> {
 /// minute [":" second] zone`, with the obsolete zones of 4.3 (`GMT`,
 /// `EST`, ...). Readers that cannot parse a Date sort the message
 /// anywhere, and strict servers refuse it.
-pub fn is_rfc5322_date(text: &str) -> bool {
+pub(crate) fn is_rfc5322_date(text: &str) -> bool {
     const DAYS: &[&str] = &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const MONTHS: &[&str] = &[
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -397,7 +397,7 @@ pub fn is_rfc5322_date(text: &str) -> bool {
 }
 
 /// Refuses CR or LF in a one-line value given on the command line.
-pub fn check_one_line(what: &str, value: &str) -> Result<()> {
+pub(crate) fn check_one_line(what: &str, value: &str) -> Result<()> {
     if value.contains(['\r', '\n']) {
         return Err(Error::data(format!(
             "{what} contains CR or LF; it must be one line"
@@ -645,7 +645,7 @@ fn body_tree<'x>(draft: &'x Draft, placeholders: &'x [String]) -> MimePart<'x> {
 /// A fresh Message-ID in the sender's domain: the machine's own host name
 /// (mail-builder's choice) is often not a public name, and spam filters
 /// score such IDs.
-pub fn message_id(sender: &str) -> String {
+pub(crate) fn message_id(sender: &str) -> String {
     let domain = sender
         .rsplit_once('@')
         .map(|(_, domain)| domain)
@@ -658,7 +658,7 @@ pub fn message_id(sender: &str) -> String {
 
 /// Serialises the draft. Date and Message-ID are added by mail-builder
 /// unless the draft's headers carry them.
-pub fn build(draft: &Draft) -> Result<Content> {
+pub(crate) fn build(draft: &Draft) -> Result<Content> {
     let mut message = MessageBuilder::new();
     if let Some(from) = &draft.from {
         message = message.header("From", address_list(std::slice::from_ref(from)));

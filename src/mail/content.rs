@@ -25,7 +25,7 @@ const CHUNK_LINES: usize = 1024;
 
 /// One piece of a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Segment {
+pub(crate) enum Segment {
     /// Bytes as they go on the wire (CRLF line endings).
     Bytes(Vec<u8>),
     /// A file, base64-encoded in CRLF-separated lines of 76, with no CRLF
@@ -35,13 +35,13 @@ pub enum Segment {
 
 /// A whole message, ready for the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Content {
-    pub segments: Vec<Segment>,
+pub(crate) struct Content {
+    pub(crate) segments: Vec<Segment>,
 }
 
 /// Bytes with every bare LF turned into CRLF (RFC 5322 line endings);
 /// borrowed when they already are.
-pub fn crlf(bytes: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn crlf(bytes: &[u8]) -> Cow<'_, [u8]> {
     let is_bare_lf = |i: usize| bytes[i] == b'\n' && (i == 0 || bytes[i - 1] != b'\r');
     if !(0..bytes.len()).any(is_bare_lf) {
         return Cow::Borrowed(bytes);
@@ -66,7 +66,7 @@ fn base64_len(len: u64) -> u64 {
 impl Content {
     /// A message held in memory (composed without large files, or read
     /// from --message); line endings become CRLF.
-    pub fn from_bytes(bytes: Vec<u8>) -> Content {
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Content {
         let bytes = match crlf(&bytes) {
             Cow::Borrowed(_) => bytes,
             Cow::Owned(fixed) => fixed,
@@ -77,7 +77,7 @@ impl Content {
     }
 
     /// The exact number of octets [`Content::write_to`] writes.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.segments
             .iter()
             .map(|segment| match segment {
@@ -87,12 +87,12 @@ impl Content {
             .sum()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// True when every octet is 7-bit (base64 always is).
-    pub fn is_ascii(&self) -> bool {
+    pub(crate) fn is_ascii(&self) -> bool {
         self.segments.iter().all(|segment| match segment {
             Segment::Bytes(bytes) => bytes.is_ascii(),
             Segment::Base64File { .. } => true,
@@ -100,7 +100,7 @@ impl Content {
     }
 
     /// Writes the whole message, streaming the files.
-    pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
+    pub(crate) fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
         for chunk in self.chunks() {
             out.write_all(&chunk?)?;
         }
@@ -109,7 +109,7 @@ impl Content {
 
     /// The message in pieces of at most about 64 KiB, files read as they
     /// are needed. An error reading a file ends the iteration with it.
-    pub fn chunks(&self) -> impl Iterator<Item = io::Result<Vec<u8>>> + '_ {
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = io::Result<Vec<u8>>> + '_ {
         self.segments.iter().flat_map(
             |segment| -> Box<dyn Iterator<Item = io::Result<Vec<u8>>> + '_> {
                 match segment {

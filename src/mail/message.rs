@@ -33,7 +33,7 @@ struct Field {
 
 /// A message split into header fields and the rest.
 #[derive(Debug)]
-pub struct ReadyMessage {
+pub(crate) struct ReadyMessage {
     bytes: Vec<u8>,
     fields: Vec<Field>,
     /// Where the header block ends: the blank line (kept) and body follow.
@@ -43,7 +43,7 @@ pub struct ReadyMessage {
 impl ReadyMessage {
     /// Checks the header block and locates every field. A line that is
     /// neither `Name: value` nor a continuation is malformed (exit 65).
-    pub fn parse(mut bytes: Vec<u8>) -> Result<ReadyMessage> {
+    pub(crate) fn parse(mut bytes: Vec<u8>) -> Result<ReadyMessage> {
         // An mbox "From " line (no colon) is an envelope, not a header.
         if bytes.starts_with(b"From ") {
             let end = bytes
@@ -210,23 +210,23 @@ fn malformed(line_number: usize, content: &[u8], why: &str) -> Error {
 
 /// What the command line and the account say about a ready-made message.
 #[derive(Debug)]
-pub struct Options<'a> {
+pub(crate) struct Options<'a> {
     /// Recipients given as arguments (envelope only).
-    pub recipients: &'a [Mailbox],
+    pub(crate) recipients: &'a [Mailbox],
     /// -t: add the header recipients.
-    pub read_recipients: bool,
+    pub(crate) read_recipients: bool,
     /// -f: the envelope sender asked for.
-    pub sender: Option<&'a Mailbox>,
+    pub(crate) sender: Option<&'a Mailbox>,
     /// -F: the display name for a From that postie adds.
-    pub full_name: Option<&'a str>,
+    pub(crate) full_name: Option<&'a str>,
     /// The account's `from`.
-    pub account_from: Option<&'a Mailbox>,
-    pub policy: FromPolicy,
-    pub local: &'a LocalRules,
+    pub(crate) account_from: Option<&'a Mailbox>,
+    pub(crate) policy: FromPolicy,
+    pub(crate) local: &'a LocalRules,
 }
 
 /// Turns a ready-made message into its envelope and the bytes to send.
-pub fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(Envelope, Vec<u8>)> {
+pub(crate) fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(Envelope, Vec<u8>)> {
     let mut wanted: Vec<Mailbox> = options.recipients.to_vec();
     if options.read_recipients {
         wanted.extend(message.header_recipients());
@@ -443,7 +443,7 @@ fn write_from(out: &mut Vec<u8>, from: &Mailbox) {
 }
 
 /// sendmail without -i: the message ends at a line holding a single dot.
-pub fn cut_at_lone_dot(bytes: &mut Vec<u8>) {
+pub(crate) fn cut_at_lone_dot(bytes: &mut Vec<u8>) {
     let mut at = 0;
     while at < bytes.len() {
         let end = bytes[at..]

@@ -18,17 +18,17 @@ use std::path::{Path, PathBuf};
 use crate::exit::{io_reason, Error, Exit, Result};
 
 /// Input up to this size is kept in memory; more goes to a file.
-pub const SPOOL_THRESHOLD: usize = 4 * 1024 * 1024;
+pub(crate) const SPOOL_THRESHOLD: usize = 4 * 1024 * 1024;
 
 /// `max_message_size` when the config has none: 100 MiB.
-pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 100 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: u64 = 100 * 1024 * 1024;
 
 /// How much is read or written at a time.
 const CHUNK: usize = 64 * 1024;
 
 /// The message as read: in memory, or in an unlinked file.
 #[derive(Debug)]
-pub enum Input {
+pub(crate) enum Input {
     Memory(Vec<u8>),
     Spooled { file: File, len: u64 },
 }
@@ -36,16 +36,16 @@ pub enum Input {
 /// A message over `max_message_size`: what was kept of it (the first
 /// `limit` octets) and how long it was.
 #[derive(Debug)]
-pub struct Oversized {
-    pub input: Input,
-    pub len: u64,
-    pub limit: u64,
+pub(crate) struct Oversized {
+    pub(crate) input: Input,
+    pub(crate) len: u64,
+    pub(crate) limit: u64,
 }
 
 impl Oversized {
     /// Exit 65: the message, not the system, is at fault; retrying cannot
     /// help.
-    pub fn error(&self) -> Error {
+    pub(crate) fn error(&self) -> Error {
         Error::data(format!(
             "the message is {} octets, more than max_message_size ({}); only its first {} octets were kept",
             self.len, self.limit, self.limit
@@ -56,19 +56,19 @@ impl Oversized {
 
 impl Input {
     /// The number of octets read.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             Input::Memory(bytes) => bytes.len() as u64,
             Input::Spooled { len, .. } => *len,
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// A reader from the start of the message.
-    pub fn reader(&mut self) -> io::Result<Box<dyn Read + '_>> {
+    pub(crate) fn reader(&mut self) -> io::Result<Box<dyn Read + '_>> {
         match self {
             Input::Memory(bytes) => Ok(Box::new(bytes.as_slice())),
             Input::Spooled { file, .. } => {
@@ -84,7 +84,7 @@ impl Input {
 /// made it stays in memory, as before: losing cron's mail is worse. More
 /// than `limit` octets is an [`Oversized`] (its excess read and dropped,
 /// so that the writer sees no broken pipe).
-pub fn read(
+pub(crate) fn read(
     reader: &mut dyn Read,
     spool_dir: Option<&Path>,
     limit: u64,
@@ -228,7 +228,7 @@ fn unlinked_file(spool_dir: Option<&Path>) -> io::Result<File> {
 /// endings) as it goes, so that the message is held once, in its final
 /// form, instead of being read and then copied to convert it. `limit`
 /// bounds what is read (the caller checks the length).
-pub fn read_crlf(reader: &mut dyn Read, size_hint: u64, limit: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_crlf(reader: &mut dyn Read, size_hint: u64, limit: u64) -> io::Result<Vec<u8>> {
     let hint = size_hint.min(limit) as usize;
     let mut out = Vec::with_capacity(hint.saturating_add(hint / 32));
     let mut buf = vec![0; CHUNK];
@@ -266,7 +266,7 @@ fn push_crlf(out: &mut Vec<u8>, chunk: &[u8], last: &mut u8) {
 
 /// Copies `input` to `out` with CRLF line endings, as
 /// `Content::from_bytes` would hold it; returns the octets written.
-pub fn copy_crlf(input: &mut Input, out: &mut dyn Write) -> io::Result<u64> {
+pub(crate) fn copy_crlf(input: &mut Input, out: &mut dyn Write) -> io::Result<u64> {
     let mut reader = input.reader()?;
     let mut buf = vec![0; CHUNK];
     let mut fixed = Vec::with_capacity(CHUNK * 2);
@@ -288,7 +288,7 @@ pub fn copy_crlf(input: &mut Input, out: &mut dyn Write) -> io::Result<u64> {
 
 /// `max_message_size`: a number of octets, or one with K, M or G
 /// (binary multiples: `100M` is 100 MiB).
-pub fn parse_size(text: &str) -> Result<u64> {
+pub(crate) fn parse_size(text: &str) -> Result<u64> {
     let text = text.trim();
     let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((at, _)) => (&text[..at], text[at..].trim()),

@@ -33,10 +33,10 @@ const MAX_DEPTH: usize = 64;
 
 /// The bytes to send and what was changed to get them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transportable {
-    pub bytes: Vec<u8>,
+pub(crate) struct Transportable {
+    pub(crate) bytes: Vec<u8>,
     /// One sentence per change, for -v: what was re-encoded or folded, and why.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// Makes a prepared message (CRLF line ends, as `message::prepare` gives
@@ -47,7 +47,7 @@ pub struct Transportable {
 /// in a part already base64 or quoted-printable, in a composite part's own
 /// lines (RFC 2045 §6.4 forbids encoding those), a header line with no
 /// white space to fold at, and a NUL or bare CR in a header.
-pub fn make_transportable(bytes: Vec<u8>) -> Result<Transportable> {
+pub(crate) fn make_transportable(bytes: Vec<u8>) -> Result<Transportable> {
     if !scan(&bytes).any() {
         return Ok(Transportable {
             bytes,

@@ -66,7 +66,7 @@ impl<'a> RefusalJson<'a> {
     }
 }
 
-pub fn print_capabilities(reports: &[SessionReport], format: ReportFormat) -> Result<()> {
+pub(crate) fn print_capabilities(reports: &[SessionReport], format: ReportFormat) -> Result<()> {
     let text = match format {
         ReportFormat::Json => {
             let published: Vec<SessionJson> = reports.iter().map(SessionJson::of).collect();

@@ -16,15 +16,15 @@ use crate::output::messages;
 
 /// Where attempt lines go.
 #[derive(Clone, Debug, Default)]
-pub struct Logger {
-    pub file: Option<PathBuf>,
-    pub syslog: bool,
-    pub account: Option<String>,
+pub(crate) struct Logger {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) syslog: bool,
+    pub(crate) account: Option<String>,
 }
 
 /// How an attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Sent,
     Queued,
     Failed,
@@ -42,23 +42,23 @@ impl Outcome {
 
 /// One attempt's facts.
 #[derive(Clone, Debug)]
-pub struct Attempt<'a> {
-    pub server: &'a str,
-    pub sender: &'a str,
-    pub recipients: &'a [String],
-    pub size: usize,
-    pub outcome: Outcome,
+pub(crate) struct Attempt<'a> {
+    pub(crate) server: &'a str,
+    pub(crate) sender: &'a str,
+    pub(crate) recipients: &'a [String],
+    pub(crate) size: usize,
+    pub(crate) outcome: Outcome,
     /// The server's final reply, or the error line.
-    pub reply: &'a str,
-    pub exit: u8,
+    pub(crate) reply: &'a str,
+    pub(crate) exit: u8,
 }
 
 impl Logger {
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.file.is_some() || self.syslog
     }
 
-    pub fn record(&self, attempt: &Attempt<'_>) {
+    pub(crate) fn record(&self, attempt: &Attempt<'_>) {
         if !self.enabled() {
             return;
         }

@@ -18,16 +18,16 @@ use crate::plan::stored::QueuedSettings;
 
 /// Where a message that could not be planned is kept, and where that is
 /// logged: as much of the config as can be read, else the defaults.
-pub struct Fallback {
-    pub queue_dir: Option<PathBuf>,
+pub(crate) struct Fallback {
+    pub(crate) queue_dir: Option<PathBuf>,
     /// `max_message_size`, for sendmail mode's read of its input.
-    pub max_message_size: u64,
-    pub log: Logger,
-    pub settings: QueuedSettings,
+    pub(crate) max_message_size: u64,
+    pub(crate) log: Logger,
+    pub(crate) settings: QueuedSettings,
 }
 
 impl Fallback {
-    pub fn of(cli: &Cli) -> Fallback {
+    pub(crate) fn of(cli: &Cli) -> Fallback {
         let config = ConfigFile::load(cli.config.as_deref()).ok();
         let selected = config
             .as_ref()

@@ -30,9 +30,9 @@ use crate::plan::server::local_hostname;
 use crate::types::Envelope;
 
 /// Where the body may come from when no flag names it.
-pub struct Stdin<'a> {
-    pub reader: &'a mut dyn Read,
-    pub is_terminal: bool,
+pub(crate) struct Stdin<'a> {
+    pub(crate) reader: &'a mut dyn Read,
+    pub(crate) is_terminal: bool,
 }
 
 /// A --message (or sendmail's stdin): read, checked, and prepared.

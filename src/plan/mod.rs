@@ -54,48 +54,48 @@ use crate::types::QueuePolicy;
 
 /// What `main` will do: the message, its envelope, and where to send it.
 #[derive(Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// One message, or several with --message given more than once.
-    pub messages: Vec<Outgoing>,
+    pub(crate) messages: Vec<Outgoing>,
     /// `None` for --dry-run: nothing is resolved, no password is fetched.
     /// Its `login` is empty until [`fetch_login`] fills it from `login`.
-    pub transport: Option<Settings>,
+    pub(crate) transport: Option<Settings>,
     /// The login the session will use, its secret not yet fetched.
-    pub login: Option<PendingLogin>,
+    pub(crate) login: Option<PendingLogin>,
     /// Things the user must hear about before sending (e.g. --insecure).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// With -v (empty without): what postie changed in a ready-made
     /// message so that SMTP can carry it.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// --capabilities: how to print the report.
-    pub capabilities: Option<ReportFormat>,
+    pub(crate) capabilities: Option<ReportFormat>,
     /// Whether and where a failed message is kept.
-    pub queue: QueuePlan,
+    pub(crate) queue: QueuePlan,
     /// Where attempts are logged.
-    pub log: Logger,
+    pub(crate) log: Logger,
 }
 
 /// What to do with a message the server could not take now.
 #[derive(Clone, Debug)]
-pub struct QueuePlan {
-    pub policy: QueuePolicy,
-    pub dir: Option<PathBuf>,
+pub(crate) struct QueuePlan {
+    pub(crate) policy: QueuePolicy,
+    pub(crate) dir: Option<PathBuf>,
     /// The settings to send it with later.
-    pub settings: QueuedSettings,
+    pub(crate) settings: QueuedSettings,
     /// Sendmail mode: a message refused for good is also kept in failed/,
     /// since the program that handed it over reads no exit status.
-    pub keep_refused: bool,
+    pub(crate) keep_refused: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     Table,
     Json,
 }
 
 /// -v's note on where the settings come from: the config file (or the
 /// paths tried for one) and the account.
-pub fn describe_settings(cli: &Cli, config: &ConfigFile) -> String {
+pub(crate) fn describe_settings(cli: &Cli, config: &ConfigFile) -> String {
     let account = match config.select(cli.account.as_deref(), cli.from.as_deref()) {
         Ok((Some(name), _)) => format!("account {name}"),
         Ok((None, _)) => "no account, only [defaults] and flags".to_string(),
@@ -106,7 +106,7 @@ pub fn describe_settings(cli: &Cli, config: &ConfigFile) -> String {
 }
 
 /// `config` is what [`ConfigFile::load`] made of `cli.config`.
-pub fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
+pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
     let selected = Selected::of(&cli, &config)?;
     let local = local_rules(&config, &selected.account)?;
     let needs = Needs::of(&cli);
@@ -242,7 +242,7 @@ pub(crate) fn logger(account_name: Option<String>, account: &Account) -> Logger 
 /// is one. Separate from [`plan`] so that a command that hangs or prints
 /// nonsense fails after the message is planned: the caller can then keep
 /// the message (owed, [`Cause::LocalSetup`](crate::exit::Cause::LocalSetup)) instead of losing it.
-pub fn fetch_login(plan: &mut Plan) -> Result<()> {
+pub(crate) fn fetch_login(plan: &mut Plan) -> Result<()> {
     let (Some(settings), Some(pending)) = (plan.transport.as_mut(), plan.login.take()) else {
         return Ok(());
     };

@@ -24,7 +24,11 @@ use crate::types::Envelope;
 /// Plans a message that was kept before it could be planned, as sendmail
 /// mode would have, with its stored settings and today's config; nothing
 /// is sent (`dry_run`), so no password command runs.
-pub fn replan(submission: &Submission, settings: &QueuedSettings, message: &[u8]) -> Result<Plan> {
+pub(crate) fn replan(
+    submission: &Submission,
+    settings: &QueuedSettings,
+    message: &[u8],
+) -> Result<Plan> {
     let mut cli = Cli::try_parse_from(["postie", "--message", "-"])
         .map_err(|err| Error::new(Exit::Software, format!("queue: {}", err.kind())))?;
     settings.apply(&mut cli);
@@ -45,7 +49,10 @@ pub fn replan(submission: &Submission, settings: &QueuedSettings, message: &[u8]
 /// The transport settings for a queued message, from its stored record
 /// and today's config (a changed password or server applies), with the
 /// usual precedence: the record's flags, then the account, then defaults.
-pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(Settings, Logger)> {
+pub(crate) fn replay_settings(
+    stored: &QueuedSettings,
+    envelope: &Envelope,
+) -> Result<(Settings, Logger)> {
     let (cli, selected) = replay_account(stored, &envelope.sender)?;
     let (mut warnings, mut notes) = (Vec::new(), Vec::new());
     let (mut settings, login) =
@@ -57,7 +64,7 @@ pub fn replay_settings(stored: &QueuedSettings, envelope: &Envelope) -> Result<(
 /// Where a queued message's attempts are logged, without building its
 /// login (no password command runs): for entries given up without an
 /// attempt. The default logger (none) when the config cannot be read.
-pub fn replay_logger(stored: &QueuedSettings, sender: &str) -> Logger {
+pub(crate) fn replay_logger(stored: &QueuedSettings, sender: &str) -> Logger {
     replay_account(stored, sender)
         .map(|(_, selected)| logger(selected.name, &selected.account))
         .unwrap_or_default()

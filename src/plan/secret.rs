@@ -20,7 +20,7 @@ use crate::smtp::settings::Login;
 use crate::types::AuthMethod;
 
 /// The environment variable that may hold the SMTP password or token.
-pub const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
+pub(crate) const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
 
 /// The login `merged` names, its secret not yet fetched; none without a
 /// user.
@@ -42,7 +42,7 @@ pub(crate) fn login(merged: &Account, deadline: Duration) -> Result<Option<Pendi
 /// A login whose secret may still have to be fetched: the password
 /// command runs only when a session is about to use it.
 #[derive(Clone)]
-pub struct PendingLogin {
+pub(crate) struct PendingLogin {
     user: String,
     method: AuthMethod,
     secret: Secret,
@@ -67,7 +67,7 @@ impl std::fmt::Debug for PendingLogin {
 impl PendingLogin {
     /// The login, running the password command if there is one. Its
     /// failures are [`Cause::LocalSetup`]: this machine's, not the message's.
-    pub fn fetch(self) -> Result<Login> {
+    pub(crate) fn fetch(self) -> Result<Login> {
         let secret = match self.secret {
             Secret::Known(secret) => secret,
             Secret::Command(cmd) => run_password_cmd(&cmd, self.deadline)?,

@@ -34,26 +34,26 @@ use crate::types::{AuthMethod, TlsMode};
 /// with the config as it is then. Never settings that run anything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Submission {
+pub(crate) struct Submission {
     /// -f / -r, as typed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// -F.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub full_name: Option<String>,
+    pub(crate) full_name: Option<String>,
     /// -t.
     #[serde(default)]
-    pub read_recipients: bool,
+    pub(crate) read_recipients: bool,
     /// -i / -oi: a lone dot does not end the message.
     #[serde(default)]
-    pub ignore_dots: bool,
+    pub(crate) ignore_dots: bool,
     /// The recipient arguments, as typed.
     #[serde(default)]
-    pub recipients: Vec<String>,
+    pub(crate) recipients: Vec<String>,
 }
 
 impl Submission {
-    pub fn from_cli(cli: &Cli) -> Submission {
+    pub(crate) fn from_cli(cli: &Cli) -> Submission {
         Submission {
             from: cli.from.clone(),
             full_name: cli.full_name.clone(),
@@ -65,7 +65,7 @@ impl Submission {
 
     /// A sendmail-mode command line for it: what it says and nothing from
     /// the environment of whoever plans it now.
-    pub fn apply(&self, cli: &mut Cli) {
+    pub(crate) fn apply(&self, cli: &mut Cli) {
         cli.from = self.from.clone();
         cli.full_name = self.full_name.clone();
         cli.read_recipients = self.read_recipients;
@@ -76,57 +76,57 @@ impl Submission {
 }
 
 /// The version [`QueuedSettings`] is written as.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// Every field is what the command line (or its POSTIE_* variable) said;
 /// `None`/`false` leaves the setting to the account and defaults at flush
 /// time, so a changed config applies to messages already queued.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct QueuedSettings {
+pub(crate) struct QueuedSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
+    pub(crate) account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsMode>,
+    pub(crate) tls: Option<TlsMode>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_cert: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_key: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_fingerprint: Option<String>,
+    pub(crate) tls_fingerprint: Option<String>,
     #[serde(skip_serializing_if = "is_false")]
-    pub insecure: bool,
+    pub(crate) insecure: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// The command, never its output.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_cmd: Option<String>,
+    pub(crate) password_cmd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<AuthMethod>,
+    pub(crate) auth: Option<AuthMethod>,
     #[serde(skip_serializing_if = "is_false")]
-    pub allow_plaintext_auth: bool,
+    pub(crate) allow_plaintext_auth: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub helo: Option<String>,
+    pub(crate) helo: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<u64>,
+    pub(crate) timeout: Option<u64>,
     #[serde(skip_serializing_if = "is_false")]
-    pub partial: bool,
+    pub(crate) partial: bool,
     #[serde(skip_serializing_if = "is_false")]
-    pub mx: bool,
+    pub(crate) mx: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolver: Option<String>,
+    pub(crate) resolver: Option<String>,
     #[serde(skip_serializing_if = "is_false")]
-    pub ipv4: bool,
+    pub(crate) ipv4: bool,
     #[serde(skip_serializing_if = "is_false")]
-    pub ipv6: bool,
+    pub(crate) ipv6: bool,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -137,7 +137,7 @@ fn is_false(value: &bool) -> bool {
 /// flag in neither this list nor [`KEPT`] fails a test, so that a new
 /// connection setting cannot be silently dropped from the queue.
 #[cfg(test)]
-pub const EXCLUDED: &[(&str, &str)] = &[
+pub(crate) const EXCLUDED: &[(&str, &str)] = &[
     // What the message is: already in the .eml and the envelope.
     ("recipients", "in the envelope"),
     ("to", "in the envelope and headers"),
@@ -175,7 +175,7 @@ pub const EXCLUDED: &[(&str, &str)] = &[
 
 /// Flags the record keeps (by clap id).
 #[cfg(test)]
-pub const KEPT: &[&str] = &[
+pub(crate) const KEPT: &[&str] = &[
     "config",
     "account",
     "server",
@@ -202,7 +202,7 @@ pub const KEPT: &[&str] = &[
 impl QueuedSettings {
     /// What of `cli` decides how its message is sent, with relative paths
     /// made absolute against the current directory.
-    pub fn from_cli(cli: &Cli) -> QueuedSettings {
+    pub(crate) fn from_cli(cli: &Cli) -> QueuedSettings {
         QueuedSettings {
             config: cli.config.as_deref().map(absolute),
             account: cli.account.clone(),
@@ -233,7 +233,7 @@ impl QueuedSettings {
     /// how a queued message is sent. The one exception is the config: an
     /// entry that names none is sent with the flush's (POSTIE_CONFIG, else
     /// the default paths), as postie-queue(1) says.
-    pub fn apply(&self, cli: &mut Cli) {
+    pub(crate) fn apply(&self, cli: &mut Cli) {
         let s = self.clone();
         if s.config.is_some() {
             cli.config = s.config;
@@ -263,7 +263,7 @@ impl QueuedSettings {
     /// Version 0: the `--flag=value` / `--flag` list that older postie
     /// wrote. Read by hand against the flag names of that time, so that
     /// renaming a flag in clap later cannot break it.
-    pub fn from_v0_args(args: &[String]) -> Result<QueuedSettings, String> {
+    pub(crate) fn from_v0_args(args: &[String]) -> Result<QueuedSettings, String> {
         let mut s = QueuedSettings::default();
         for arg in args {
             let (name, value) = match arg.split_once('=') {

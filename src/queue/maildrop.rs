@@ -52,7 +52,7 @@ const MAGIC: &[u8] = b"postie-maildrop 1\n";
 /// user other than root, who names no config or server and has no config
 /// of their own, on a machine whose system config exists but is closed to
 /// them. The ordinary command line never gets here (see `cli::invocation`).
-pub fn applies(cli: &Cli) -> bool {
+pub(crate) fn applies(cli: &Cli) -> bool {
     if !cli.sendmail || cli.dry_run || cli.config.is_some() || cli.server.is_some() {
         return false;
     }
@@ -72,7 +72,7 @@ pub fn applies(cli: &Cli) -> bool {
 
 /// Writes the message on `stdin` into the maildrop as one file, complete
 /// before its final name exists.
-pub fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> {
+pub(crate) fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> {
     let drop = Submission::from_cli(cli);
     let header = serde_json::to_vec(&drop)
         .map_err(|err| Error::new(Exit::Software, format!("maildrop: cannot encode: {err}")))?;
@@ -124,7 +124,7 @@ pub fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> {
 #[derive(Debug, Default)]
 pub(crate) struct Pickup {
     /// The first drop that was refused or could not be planned.
-    pub first_error: Option<Error>,
+    pub(crate) first_error: Option<Error>,
 }
 
 /// Moves every finished drop file into `queue` (root only; anyone else

@@ -27,32 +27,32 @@ use crate::plan::stored::{self, QueuedSettings, Submission};
 /// One queued message's description (the `.json` file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "StoredEntry", try_from = "StoredEntry")]
-pub struct Entry {
-    pub id: String,
+pub(crate) struct Entry {
+    pub(crate) id: String,
     /// Seconds since the epoch.
-    pub created: u64,
-    pub sender: String,
-    pub recipients: Vec<String>,
+    pub(crate) created: u64,
+    pub(crate) sender: String,
+    pub(crate) recipients: Vec<String>,
     /// How to send it; replayed through the normal precedence.
-    pub settings: QueuedSettings,
-    pub size: u64,
-    pub attempts: u32,
-    pub last_attempt: Option<u64>,
-    pub last_error: Option<String>,
+    pub(crate) settings: QueuedSettings,
+    pub(crate) size: u64,
+    pub(crate) attempts: u32,
+    pub(crate) last_attempt: Option<u64>,
+    pub(crate) last_error: Option<String>,
     /// A message kept in failed/ before it could be planned: what its
     /// sendmail command line said, to plan it again on `queue retry`. Its
     /// `sender` and `recipients` are then only as typed.
-    pub unplanned: Option<Unplanned>,
+    pub(crate) unplanned: Option<Unplanned>,
 }
 
 /// How a message that was never planned came in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Unplanned {
-    pub submission: Submission,
+pub(crate) struct Unplanned {
+    pub(crate) submission: Submission,
     /// From the maildrop: the submitter's uid, from `fstat`, never from
     /// the drop's content. Planned again with the system config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub maildrop_uid: Option<u32>,
+    pub(crate) maildrop_uid: Option<u32>,
 }
 
 /// The `.json` as written: [`Entry`] with the version of its settings
@@ -127,14 +127,14 @@ impl TryFrom<StoredEntry> for Entry {
 
 /// A `.json` that is no usable entry, with why.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Damaged {
-    pub id: String,
-    pub reason: String,
+pub(crate) struct Damaged {
+    pub(crate) id: String,
+    pub(crate) reason: String,
 }
 
 /// What reading one `.json` found.
 #[derive(Debug)]
-pub enum Found {
+pub(crate) enum Found {
     Entry(Box<Entry>),
     Damaged(Damaged),
     /// Removed or moved since it was listed (by a concurrent flush): no
@@ -143,13 +143,13 @@ pub enum Found {
 }
 
 impl Entry {
-    pub fn age(&self, now: u64) -> Duration {
+    pub(crate) fn age(&self, now: u64) -> Duration {
         Duration::from_secs(now.saturating_sub(self.created))
     }
 
     /// Exponential backoff: 5 minutes after the first failure, doubling,
     /// at most 4 hours.
-    pub fn next_attempt(&self) -> u64 {
+    pub(crate) fn next_attempt(&self) -> u64 {
         let Some(last) = self.last_attempt else {
             return 0;
         };
@@ -159,7 +159,7 @@ impl Entry {
     }
 }
 
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -168,7 +168,7 @@ pub fn now() -> u64 {
 
 /// The default queue directory: /var/spool/postie for root (whose cron
 /// mails most), else $XDG_STATE_HOME/postie/queue.
-pub fn default_dir() -> Option<PathBuf> {
+pub(crate) fn default_dir() -> Option<PathBuf> {
     if crate::home::is_root() {
         return Some(PathBuf::from("/var/spool/postie"));
     }
@@ -177,13 +177,13 @@ pub fn default_dir() -> Option<PathBuf> {
 
 /// A queue directory.
 #[derive(Debug, Clone)]
-pub struct Queue {
+pub(crate) struct Queue {
     dir: PathBuf,
 }
 
 /// Held while an entry is being sent; dropping it releases the lock.
 #[derive(Debug)]
-pub struct EntryLock {
+pub(crate) struct EntryLock {
     _file: File,
 }
 
@@ -200,7 +200,7 @@ fn queue_error(what: &str, path: &Path, err: &std::io::Error) -> Error {
 
 impl Queue {
     /// Opens (and creates, private to the user) the queue directory.
-    pub fn open(dir: &Path) -> Result<Queue> {
+    pub(crate) fn open(dir: &Path) -> Result<Queue> {
         // Root's default queue is the spool that also holds the maildrop:
         // made here first at 0700, it would shut every user out of it.
         if !dir.exists() && dir == crate::queue::system::spool_dir() && crate::home::is_root() {
@@ -247,7 +247,7 @@ impl Queue {
     /// before the entry that points at it exists. `failed_try` is the
     /// error of the attempt just made, when there was one: the entry then
     /// starts with that attempt counted and waits out its backoff.
-    pub fn add(
+    pub(crate) fn add(
         &self,
         sender: &str,
         recipients: &[String],
@@ -276,7 +276,7 @@ impl Queue {
     /// Stores a message straight into `failed/`, with why: for recipients
     /// refused for good. Never in the queue proper, where a flush could
     /// send it. Returns the message's path.
-    pub fn add_failed(
+    pub(crate) fn add_failed(
         &self,
         sender: &str,
         recipients: &[String],
@@ -306,7 +306,7 @@ impl Queue {
     /// its command line said, so that `queue retry` can plan it again.
     /// `write` copies the message into the file from wherever it is (a
     /// spooled one is never read into memory for it) and returns its size.
-    pub fn add_unplanned(
+    pub(crate) fn add_unplanned(
         &self,
         unplanned: Unplanned,
         settings: &QueuedSettings,
@@ -347,7 +347,7 @@ impl Queue {
     }
 
     /// Rewrites a failed entry's description (a retry that failed again).
-    pub fn save_failed(&self, entry: &Entry) -> Result<()> {
+    pub(crate) fn save_failed(&self, entry: &Entry) -> Result<()> {
         let json = encode(entry)?;
         let meta = self.failed_path(&entry.id, "json");
         self.write_atomic(&meta, |file| file.write_all(&json))
@@ -355,7 +355,7 @@ impl Queue {
 
     /// A failed entry that was never planned, with its message, to plan it
     /// again; `None` for an ordinary one, which `retry` moves back as is.
-    pub fn unplanned(&self, id: &str) -> Result<Option<(Entry, Unplanned, Vec<u8>)>> {
+    pub(crate) fn unplanned(&self, id: &str) -> Result<Option<(Entry, Unplanned, Vec<u8>)>> {
         check_id(id)?;
         let Found::Entry(entry) = read_description(&self.failed_path(id, "json"), id) else {
             return Ok(None);
@@ -369,7 +369,7 @@ impl Queue {
     }
 
     /// Removes a failed entry whose message has been queued again.
-    pub fn forget_failed(&self, id: &str) -> Result<()> {
+    pub(crate) fn forget_failed(&self, id: &str) -> Result<()> {
         check_id(id)?;
         let meta = self.failed_path(id, "json");
         fs::remove_file(&meta).map_err(|err| queue_error("remove", &meta, &err))?;
@@ -378,7 +378,7 @@ impl Queue {
     }
 
     /// Writes an entry's description atomically (also after each attempt).
-    pub fn save(&self, entry: &Entry) -> Result<()> {
+    pub(crate) fn save(&self, entry: &Entry) -> Result<()> {
         let json = encode(entry)?;
         self.write_atomic(&self.meta_path(&entry.id), |file| file.write_all(&json))
     }
@@ -389,7 +389,7 @@ impl Queue {
     /// delivery, where the alternative is sending again to those who have
     /// it. A crash midway leaves a description that does not parse, which
     /// the flush moves to failed/: never a resend either.
-    pub fn save_in_place(&self, entry: &Entry) -> Result<()> {
+    pub(crate) fn save_in_place(&self, entry: &Entry) -> Result<()> {
         let path = self.meta_path(&entry.id);
         let old_len = fs::metadata(&path)
             .map_err(|err| queue_error("read", &path, &err))?
@@ -457,12 +457,12 @@ impl Queue {
 
     /// Every entry, oldest first, and the descriptions that are no usable
     /// entry (flush moves those to `failed/`).
-    pub fn list(&self) -> Result<Vec<std::result::Result<Entry, Damaged>>> {
+    pub(crate) fn list(&self) -> Result<Vec<std::result::Result<Entry, Damaged>>> {
         self.scan(&self.dir)
     }
 
     /// What `failed/` holds, oldest first.
-    pub fn list_failed(&self) -> Result<Vec<std::result::Result<Entry, Damaged>>> {
+    pub(crate) fn list_failed(&self) -> Result<Vec<std::result::Result<Entry, Damaged>>> {
         let failed = self.dir.join("failed");
         let mut listed = self.scan(&failed)?;
         // A damaged description kept there has its reason next to it.
@@ -511,12 +511,12 @@ impl Queue {
     }
 
     /// Reads one entry's description again (under its lock, say).
-    pub fn read(&self, id: &str) -> Result<Found> {
+    pub(crate) fn read(&self, id: &str) -> Result<Found> {
         check_id(id)?;
         Ok(read_description(&self.meta_path(id), id))
     }
 
-    pub fn get(&self, id: &str) -> Result<Entry> {
+    pub(crate) fn get(&self, id: &str) -> Result<Entry> {
         match self.read(id)? {
             Found::Entry(entry) => Ok(*entry),
             Found::Damaged(damaged) => Err(Error::data(format!(
@@ -532,7 +532,7 @@ impl Queue {
         }
     }
 
-    pub fn message(&self, id: &str) -> Result<Vec<u8>> {
+    pub(crate) fn message(&self, id: &str) -> Result<Vec<u8>> {
         check_id(id)?;
         let path = self.message_path(id);
         read_file(&path).map_err(|err| queue_error("read", &path, &err))
@@ -541,7 +541,7 @@ impl Queue {
     /// The message, checked against the size its entry recorded: a
     /// missing or cut message is the entry's fault (it moves to
     /// `failed/`), and must never be sent as it is.
-    pub fn checked_message(&self, entry: &Entry) -> std::result::Result<Vec<u8>, String> {
+    pub(crate) fn checked_message(&self, entry: &Entry) -> std::result::Result<Vec<u8>, String> {
         let path = self.message_path(&entry.id);
         let bytes = read_file(&path).map_err(|err| {
             format!(
@@ -563,7 +563,7 @@ impl Queue {
 
     /// Tries to lock an entry for sending; `None` when another process
     /// (another flush) holds it.
-    pub fn lock(&self, id: &str) -> Result<Option<EntryLock>> {
+    pub(crate) fn lock(&self, id: &str) -> Result<Option<EntryLock>> {
         check_id(id)?;
         let path = self.lock_path(id);
         let open = || {
@@ -593,14 +593,14 @@ impl Queue {
 
     /// Lets go of the lock of an entry that another flush has finished
     /// with since it was listed, without leaving its lock file behind.
-    pub fn release_gone(&self, id: &str, lock: EntryLock) {
+    pub(crate) fn release_gone(&self, id: &str, lock: EntryLock) {
         drop(lock);
         let _ = fs::remove_file(self.lock_path(id));
     }
 
     /// Removes an entry: the description first, so that a crash in between
     /// leaves an orphan message, never an entry without its message.
-    pub fn remove(&self, id: &str) -> Result<()> {
+    pub(crate) fn remove(&self, id: &str) -> Result<()> {
         check_id(id)?;
         let meta = self.meta_path(id);
         fs::remove_file(&meta).map_err(|err| queue_error("remove", &meta, &err))?;
@@ -612,7 +612,7 @@ impl Queue {
     /// Moves an entry to `failed/`, where flush no longer sees it. Its
     /// `last_error` says why. A message file that is already gone is no
     /// reason to keep the entry in the queue.
-    pub fn fail(&self, entry: &Entry) -> Result<PathBuf> {
+    pub(crate) fn fail(&self, entry: &Entry) -> Result<PathBuf> {
         let message_target = self.failed_path(&entry.id, "eml");
         let meta_target = self.failed_path(&entry.id, "json");
         match fs::rename(self.message_path(&entry.id), &message_target) {
@@ -631,7 +631,7 @@ impl Queue {
 
     /// Moves a description that cannot be read as an entry to `failed/`
     /// as it is (it is the evidence), with the reason in `ID.reason`.
-    pub fn fail_damaged(&self, damaged: &Damaged) -> Result<PathBuf> {
+    pub(crate) fn fail_damaged(&self, damaged: &Damaged) -> Result<PathBuf> {
         let id = &damaged.id;
         check_id(id)?;
         let reason_path = self.failed_path(id, "reason");
@@ -654,7 +654,7 @@ impl Queue {
     /// Moves an entry from `failed/` back into the queue as if it were
     /// new: attempts reset and its age restarted, so that neither the
     /// backoff nor `queue_max_age` sends it straight back.
-    pub fn retry(&self, id: &str) -> Result<Entry> {
+    pub(crate) fn retry(&self, id: &str) -> Result<Entry> {
         check_id(id)?;
         let meta = self.failed_path(id, "json");
         let mut entry = match read_description(&meta, id) {

@@ -10,7 +10,7 @@ use crate::exit::{io_reason, Error, Exit, Result};
 
 /// Overrides `/var/spool/postie`, for tests and for packagers whose spool
 /// lives elsewhere. Not for ordinary use: every user must agree on it.
-pub const SPOOL_ENV: &str = "POSTIE_SPOOL_DIR";
+pub(crate) const SPOOL_ENV: &str = "POSTIE_SPOOL_DIR";
 
 /// The spool directory: fixed, whatever root's `queue_dir` says, because
 /// every user's postie must find it without reading any config.

@@ -11,28 +11,28 @@ use crate::types::human_size;
 
 /// The extensions from one EHLO reply.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Capabilities {
+pub(crate) struct Capabilities {
     /// The server's name from the first line of the reply.
-    pub greeting_name: String,
-    pub starttls: bool,
+    pub(crate) greeting_name: String,
+    pub(crate) starttls: bool,
     /// SIZE, with its limit in octets when the server gives one (0 or
     /// absent means no fixed limit, RFC 1870).
-    pub size: Option<Option<u64>>,
-    pub pipelining: bool,
-    pub eight_bit_mime: bool,
-    pub smtputf8: bool,
-    pub chunking: bool,
-    pub dsn: bool,
-    pub enhanced_status_codes: bool,
+    pub(crate) size: Option<Option<u64>>,
+    pub(crate) pipelining: bool,
+    pub(crate) eight_bit_mime: bool,
+    pub(crate) smtputf8: bool,
+    pub(crate) chunking: bool,
+    pub(crate) dsn: bool,
+    pub(crate) enhanced_status_codes: bool,
     /// AUTH mechanisms, upper-cased, in the order offered.
-    pub auth: Vec<String>,
+    pub(crate) auth: Vec<String>,
     /// Every extension line as sent, for the report.
-    pub raw: Vec<String>,
+    pub(crate) raw: Vec<String>,
 }
 
 impl Capabilities {
     /// Parses the text lines of a 250 reply to EHLO (without the codes).
-    pub fn parse(lines: &[String]) -> Capabilities {
+    pub(crate) fn parse(lines: &[String]) -> Capabilities {
         let mut caps = Capabilities {
             greeting_name: lines
                 .first()
@@ -80,12 +80,12 @@ impl Capabilities {
         }
     }
 
-    pub fn offers_auth(&self, mechanism: &str) -> bool {
+    pub(crate) fn offers_auth(&self, mechanism: &str) -> bool {
         self.auth.iter().any(|m| m == mechanism)
     }
 
     /// A readable table, one extension a line, for --capabilities.
-    pub fn table(&self) -> Vec<(String, String)> {
+    pub(crate) fn table(&self) -> Vec<(String, String)> {
         let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
         let size = match self.size {
             None => "no".to_string(),

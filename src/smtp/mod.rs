@@ -26,6 +26,7 @@ pub(crate) mod capabilities;
 pub(crate) mod classify;
 pub(crate) mod connect;
 pub(crate) mod data;
+// Public for tests/it/mx.rs, which drives it against a test DNS server.
 pub mod mx;
 pub(crate) mod outgoing;
 pub(crate) mod reply;

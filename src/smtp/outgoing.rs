@@ -10,7 +10,7 @@ use crate::types::Envelope;
 #[derive(Clone, Debug)]
 pub(crate) struct Outgoing {
     /// What to call it in messages: the file it came from.
-    pub label: String,
-    pub envelope: Envelope,
-    pub content: Content,
+    pub(crate) label: String,
+    pub(crate) envelope: Envelope,
+    pub(crate) content: Content,
 }

@@ -12,9 +12,9 @@ use crate::smtp::tls::CertReport;
 /// A recipient the server would not take, with its reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Refusal {
-    pub recipient: String,
-    pub reply: String,
-    pub temporary: bool,
+    pub(crate) recipient: String,
+    pub(crate) reply: String,
+    pub(crate) temporary: bool,
 }
 
 /// How one message's transaction ended, once MAIL and RCPT were answered.
@@ -23,9 +23,9 @@ pub(crate) struct Delivery {
     /// The server's reply to the end of DATA ("250 2.0.0 queued as ...");
     /// `None` when DATA was never sent because every recipient was refused
     /// (only with `partial`: otherwise that is an error).
-    pub reply: Option<String>,
+    pub(crate) reply: Option<String>,
     /// Recipients refused while the rest were sent to (only with `partial`).
-    pub refused: Vec<Refusal>,
+    pub(crate) refused: Vec<Refusal>,
 }
 
 /// One SMTP session's results, for `outcome` and the reports. Not a
@@ -35,20 +35,20 @@ pub(crate) struct Delivery {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SessionReport {
     /// "host:port (address)".
-    pub server: String,
+    pub(crate) server: String,
     /// EHLO replies: ("before STARTTLS" | "after STARTTLS" | "EHLO", ...).
-    pub capabilities: Vec<(String, Capabilities)>,
-    pub certificate: Option<CertReport>,
+    pub(crate) capabilities: Vec<(String, Capabilities)>,
+    pub(crate) certificate: Option<CertReport>,
     /// Present when the message was accepted.
-    pub delivery: Option<Delivery>,
+    pub(crate) delivery: Option<Delivery>,
     /// The stage the session stopped after, with --quit-after.
-    pub stopped_after: Option<String>,
+    pub(crate) stopped_after: Option<String>,
     /// The outcome of each further message sent over this session.
-    pub more: Vec<Result<Delivery>>,
+    pub(crate) more: Vec<Result<Delivery>>,
     /// The envelope recipients this session was about: all of them with a
     /// submission server, one domain's with MX delivery.
-    pub recipients: Vec<String>,
+    pub(crate) recipients: Vec<String>,
     /// MX delivery: why this domain's recipients did not get the message
     /// (no session took place, or it failed).
-    pub failure: Option<Error>,
+    pub(crate) failure: Option<Error>,
 }

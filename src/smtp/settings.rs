@@ -13,22 +13,22 @@ use crate::types::{AuthMethod, Endpoint, QuitAfter, TlsFiles, TlsMode};
 /// How long to wait at each step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Timeouts {
-    pub connect: Duration,
-    pub reply: Duration,
+    pub(crate) connect: Duration,
+    pub(crate) reply: Duration,
     /// For the reply to the end of the message, which the server may only
     /// send after scanning it (RFC 5321 4.5.3.2 suggests 10 minutes).
-    pub data_end: Duration,
+    pub(crate) data_end: Duration,
 }
 
 impl Timeouts {
-    pub const DEFAULT: Timeouts = Timeouts {
+    pub(crate) const DEFAULT: Timeouts = Timeouts {
         connect: Duration::from_secs(30),
         reply: Duration::from_secs(120),
         data_end: Duration::from_secs(300),
     };
 
     /// One limit for every step, as --timeout asks.
-    pub fn uniform(seconds: u64) -> Timeouts {
+    pub(crate) fn uniform(seconds: u64) -> Timeouts {
         let each = Duration::from_secs(seconds);
         Timeouts {
             connect: each,
@@ -41,9 +41,9 @@ impl Timeouts {
 /// SMTP AUTH credentials. `Debug` hides the secret.
 #[derive(Clone)]
 pub(crate) struct Login {
-    pub user: String,
-    pub secret: String,
-    pub method: AuthMethod,
+    pub(crate) user: String,
+    pub(crate) secret: String,
+    pub(crate) method: AuthMethod,
 }
 
 impl std::fmt::Debug for Login {
@@ -75,29 +75,29 @@ pub(crate) enum Route {
 /// A submission server and how to secure the connection to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Server {
-    pub endpoint: Endpoint,
-    pub tls: TlsMode,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) tls: TlsMode,
 }
 
 /// Everything the session needs besides the message.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
-    pub route: Route,
-    pub tls_files: TlsFiles,
+    pub(crate) route: Route,
+    pub(crate) tls_files: TlsFiles,
     /// How certificates are checked (opportunistic TLS to MX hosts is
     /// never authenticated unless --tls starttls asks for it).
-    pub verify: Verify,
-    pub login: Option<Login>,
-    pub allow_plaintext_auth: bool,
-    pub helo: String,
-    pub timeouts: Timeouts,
+    pub(crate) verify: Verify,
+    pub(crate) login: Option<Login>,
+    pub(crate) allow_plaintext_auth: bool,
+    pub(crate) helo: String,
+    pub(crate) timeouts: Timeouts,
     /// Send to the accepted recipients when some are refused.
-    pub partial: bool,
-    pub family: Family,
+    pub(crate) partial: bool,
+    pub(crate) family: Family,
     /// 0 quiet; 1 the dialogue; 2 with message headers; 3 everything.
-    pub verbosity: u8,
+    pub(crate) verbosity: u8,
     /// Time each reply and print a summary.
-    pub timing: bool,
+    pub(crate) timing: bool,
     /// Stop cleanly with QUIT after this stage.
-    pub quit_after: Option<QuitAfter>,
+    pub(crate) quit_after: Option<QuitAfter>,
 }

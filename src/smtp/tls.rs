@@ -20,7 +20,7 @@ use crate::types::{Endpoint, TlsFiles};
 
 /// How the server's certificate is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verify {
+pub(crate) enum Verify {
     /// Chain to a trusted CA, and the name must match.
     Full,
     /// Nothing is checked (--insecure).
@@ -34,7 +34,7 @@ pub enum Verify {
 /// CA certificates and client identity, read once; the OpenSSL context
 /// built from them on the first handshake and shared by every later one.
 #[derive(Debug)]
-pub struct TlsMaterial {
+pub(crate) struct TlsMaterial {
     roots: Vec<Vec<u8>>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
     context: OnceLock<std::result::Result<SslConnector, Error>>,
@@ -43,7 +43,7 @@ pub struct TlsMaterial {
 /// What one handshake needs: the shared context and whether this session
 /// verifies the certificate.
 #[derive(Clone, Debug)]
-pub struct Connector {
+pub(crate) struct Connector {
     context: SslConnector,
     check: bool,
 }
@@ -52,7 +52,7 @@ impl Connector {
     /// The TLS session for `domain`: SNI names it (unless it is an IP
     /// address) and, when checked, the certificate must be valid for it (an
     /// IP address as an IP SAN), whatever address the socket is connected to.
-    pub fn ssl(&self, domain: &str) -> std::result::Result<Ssl, ErrorStack> {
+    pub(crate) fn ssl(&self, domain: &str) -> std::result::Result<Ssl, ErrorStack> {
         let mut config = self.context.configure()?.verify_hostname(self.check);
         if !self.check {
             config.set_verify(SslVerifyMode::NONE);
@@ -76,7 +76,7 @@ fn read_key(path: &Path) -> Result<Vec<u8>> {
 }
 
 impl TlsMaterial {
-    pub fn load(files: &TlsFiles) -> Result<TlsMaterial> {
+    pub(crate) fn load(files: &TlsFiles) -> Result<TlsMaterial> {
         let read = |what: &str, path: &Path| {
             std::fs::read(path).map_err(|err| Error::input(what, path, &err))
         };
@@ -107,7 +107,7 @@ impl TlsMaterial {
 
     /// A connector that checks the certificate as `verify` says; pinning is
     /// checked by the caller against the certificate after the handshake.
-    pub fn connector(&self, verify: Verify) -> Result<Connector> {
+    pub(crate) fn connector(&self, verify: Verify) -> Result<Connector> {
         let context = self.context.get_or_init(|| self.context()).clone()?;
         Ok(Connector {
             context,
@@ -179,7 +179,7 @@ fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// Reads `AB:CD:...` or `abcd...` (64 hex digits) as a SHA-256 fingerprint.
-pub fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
+pub(crate) fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
     let hex: String = text
         .chars()
         .filter(|c| *c != ':' && !c.is_whitespace())
@@ -199,7 +199,7 @@ pub fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
 }
 
 /// `AB:CD:...`, as openssl and browsers show fingerprints.
-pub fn format_fingerprint(bytes: &[u8]) -> String {
+pub(crate) fn format_fingerprint(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -207,26 +207,26 @@ pub fn format_fingerprint(bytes: &[u8]) -> String {
         .join(":")
 }
 
-pub fn sha256(der: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(der: &[u8]) -> [u8; 32] {
     openssl::sha::sha256(der)
 }
 
 /// What a sysadmin wants to know about the server's certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CertReport {
-    pub subject: String,
-    pub issuer: String,
-    pub alt_names: Vec<String>,
-    pub not_before: String,
-    pub not_after: String,
-    pub days_left: i64,
-    pub sha256: String,
+pub(crate) struct CertReport {
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
+    pub(crate) alt_names: Vec<String>,
+    pub(crate) not_before: String,
+    pub(crate) not_after: String,
+    pub(crate) days_left: i64,
+    pub(crate) sha256: String,
     /// How it was checked: "verified", "pinned", "not verified (...)".
-    pub verification: String,
+    pub(crate) verification: String,
 }
 
 impl CertReport {
-    pub fn from_der(der: &[u8], verification: String) -> Option<CertReport> {
+    pub(crate) fn from_der(der: &[u8], verification: String) -> Option<CertReport> {
         let cert = openssl::x509::X509::from_der(der).ok()?;
         let alt_names = cert
             .subject_alt_names()
@@ -265,7 +265,7 @@ impl CertReport {
     }
 
     /// Lines for the transcript's `===` notes.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let mut lines = vec![
             format!("certificate subject: {}", self.subject),
             format!("certificate issuer: {}", self.issuer),
@@ -311,7 +311,7 @@ fn days(count: i64) -> String {
 /// self-signed, outside its dates, not for `host`. For the --insecure
 /// report, where no verification ran; the chain to a trusted CA cannot be
 /// judged from the certificate alone, so it is not.
-pub fn certificate_flaws(der: &[u8], host: &str) -> Vec<String> {
+pub(crate) fn certificate_flaws(der: &[u8], host: &str) -> Vec<String> {
     let Ok(cert) = openssl::x509::X509::from_der(der) else {
         return Vec::new();
     };
@@ -380,7 +380,7 @@ fn name_text(name: &openssl::x509::X509NameRef) -> String {
 /// A failed handshake in one line: OpenSSL's error, then why the server's
 /// certificate failed verification if it did, as in "error:...:certificate
 /// verify failed:... (self-signed certificate)".
-pub fn handshake_detail(err: &openssl::ssl::Error, verify: X509VerifyResult) -> String {
+pub(crate) fn handshake_detail(err: &openssl::ssl::Error, verify: X509VerifyResult) -> String {
     let text = if verify == X509VerifyResult::OK {
         err.to_string()
     } else {
@@ -394,7 +394,7 @@ pub fn handshake_detail(err: &openssl::ssl::Error, verify: X509VerifyResult) -> 
 /// it arrives after the client finished the handshake, at the first read.
 /// Not a temporary failure: retrying without a certificate the server
 /// accepts cannot succeed.
-pub fn client_certificate_refused(endpoint: &Endpoint, detail: &str) -> Option<Error> {
+pub(crate) fn client_certificate_refused(endpoint: &Endpoint, detail: &str) -> Option<Error> {
     let lower = detail.to_ascii_lowercase();
     if lower.contains("alert certificate required") {
         return Some(
@@ -428,7 +428,7 @@ pub fn client_certificate_refused(endpoint: &Endpoint, detail: &str) -> Option<E
 /// A failed TLS handshake: an untrusted certificate is 69 and says which of
 /// self-signed, expired or wrong name it is; a refused client certificate
 /// is 77; anything else is 76.
-pub fn handshake_error(endpoint: &Endpoint, detail: &str) -> Error {
+pub(crate) fn handshake_error(endpoint: &Endpoint, detail: &str) -> Error {
     if let Some(err) = client_certificate_refused(endpoint, detail) {
         return err;
     }

@@ -125,7 +125,7 @@ struct State {
 
 /// The recorder and printer of one session's dialogue.
 #[derive(Debug)]
-pub struct Transcript {
+pub(crate) struct Transcript {
     /// 0 prints nothing; 1 the dialogue; 2 adds message headers; 3 the body.
     level: u8,
     timing: bool,
@@ -133,7 +133,7 @@ pub struct Transcript {
 }
 
 impl Transcript {
-    pub fn new(level: u8, timing: bool) -> Transcript {
+    pub(crate) fn new(level: u8, timing: bool) -> Transcript {
         Transcript {
             level,
             timing,
@@ -171,27 +171,27 @@ impl Transcript {
     }
 
     /// A note of postie's own: connecting, TLS, certificate.
-    pub fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         self.print(Prefix::Note, text);
     }
 
     /// An error line in the dialogue (main prints the final error too).
-    pub fn error(&self, text: &str) {
+    pub(crate) fn error(&self, text: &str) {
         self.print(Prefix::Error, text);
     }
 
     /// Marks the start of the time the next reply is measured from.
-    pub fn restart_clock(&self) {
+    pub(crate) fn restart_clock(&self) {
         self.lock().last_sent = Instant::now();
     }
 
     /// While set, every line the client writes is shown as hidden.
-    pub fn set_secret(&self, secret: bool) {
+    pub(crate) fn set_secret(&self, secret: bool) {
         self.lock().secret = secret;
     }
 
     /// The message follows: count it instead of printing it (at -v).
-    pub fn begin_message(&self) {
+    pub(crate) fn begin_message(&self) {
         self.lock().message = Some(MessageStats {
             in_headers: true,
             ..MessageStats::default()
@@ -202,7 +202,7 @@ impl Transcript {
     /// a command line, one a message). Lines are cut even when
     /// nothing is shown, for that count; a 500 MiB message passes through
     /// here, so only its last partial line is ever copied.
-    pub fn sent(&self, bytes: &[u8], tls: bool) -> usize {
+    pub(crate) fn sent(&self, bytes: &[u8], tls: bool) -> usize {
         let mut state = self.lock();
         state.last_sent = Instant::now();
         state.reply_complete = false;
@@ -268,7 +268,7 @@ impl Transcript {
     }
 
     /// Bytes the client read.
-    pub fn received(&self, bytes: &[u8], tls: bool) {
+    pub(crate) fn received(&self, bytes: &[u8], tls: bool) {
         let mut state = self.lock();
         let mut cutter = std::mem::take(&mut state.received);
         cutter.feed(bytes, |line, dropped| {
@@ -312,20 +312,20 @@ impl Transcript {
 
     /// The text lines (codes stripped) of the last complete reply.
     #[cfg(test)]
-    pub fn last_reply(&self) -> Vec<String> {
+    pub(crate) fn last_reply(&self) -> Vec<String> {
         self.lock().last_reply.clone()
     }
 
     /// The text lines (codes stripped) of the reply to the last EHLO: the
     /// one the capabilities come from, whatever came after it.
-    pub fn ehlo_reply(&self) -> Vec<String> {
+    pub(crate) fn ehlo_reply(&self) -> Vec<String> {
         self.lock().ehlo_reply.clone()
     }
 
     /// True when nothing arrived after the last complete reply: the state
     /// in which a STARTTLS upgrade is safe (CVE-2011-0411 style injection
     /// puts commands after the 220).
-    pub fn nothing_pending(&self) -> bool {
+    pub(crate) fn nothing_pending(&self) -> bool {
         let state = self.lock();
         state.reply_complete && !state.unsolicited && state.received.is_empty()
     }

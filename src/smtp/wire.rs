@@ -41,7 +41,7 @@ enum Link {
 
 /// A cloneable handle on the one connection; lettre holds one clone.
 #[derive(Clone, Debug)]
-pub struct Wire {
+pub(crate) struct Wire {
     link: Arc<Mutex<Link>>,
     transcript: Arc<Transcript>,
     peer: SocketAddr,
@@ -65,7 +65,7 @@ fn upgrading() -> io::Error {
 }
 
 impl Wire {
-    pub fn plain(tcp: TcpStream, peer: SocketAddr, transcript: Arc<Transcript>) -> Wire {
+    pub(crate) fn plain(tcp: TcpStream, peer: SocketAddr, transcript: Arc<Transcript>) -> Wire {
         Wire {
             link: Arc::new(Mutex::new(Link::Plain(tcp))),
             transcript,
@@ -81,7 +81,7 @@ impl Wire {
     }
 
     /// Makes every later write fail (see `poisoned`).
-    pub fn poison(&self) {
+    pub(crate) fn poison(&self) {
         self.poisoned.store(true, Ordering::SeqCst);
     }
 
@@ -89,13 +89,13 @@ impl Wire {
         self.link.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         matches!(*self.lock(), Link::Tls(_))
     }
 
     /// Runs the TLS handshake on the plain socket (implicit TLS, or after
     /// the server's 220 to STARTTLS).
-    pub async fn start_tls(&self, connector: Connector, domain: &str) -> Result<(), String> {
+    pub(crate) async fn start_tls(&self, connector: Connector, domain: &str) -> Result<(), String> {
         let tcp = match std::mem::replace(&mut *self.lock(), Link::Upgrading) {
             Link::Plain(tcp) => tcp,
             other => {
@@ -125,14 +125,14 @@ impl Wire {
     }
 
     /// The server's certificate (DER), once TLS is up.
-    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+    pub(crate) fn peer_certificate(&self) -> Option<Vec<u8>> {
         match &*self.lock() {
             Link::Tls(tls) => tls.ssl().peer_certificate()?.to_der().ok(),
             _ => None,
         }
     }
 
-    pub fn peer(&self) -> SocketAddr {
+    pub(crate) fn peer(&self) -> SocketAddr {
         self.peer
     }
 
@@ -144,7 +144,7 @@ impl Wire {
 
     /// True when the server answered the TLS handshake in plain text: an
     /// SMTP reply where a TLS record belongs.
-    pub fn plaintext_in_handshake(&self) -> bool {
+    pub(crate) fn plaintext_in_handshake(&self) -> bool {
         self.plaintext_in_handshake.load(Ordering::SeqCst)
     }
 }
