@@ -32,8 +32,9 @@ const DELIVERY: &str = "Queue";
 fn after_help() -> String {
     format!(
         "{}\n\nQueued messages: postie queue --help. Every option in detail: postie \
-         --help-long, or man postie.",
-        crate::exit::help_summary()
+         --help-long, or man postie.\n\n{}",
+        crate::exit::help_summary(),
+        crate::cli::invocation::reserved_words_help()
     )
 }
 

@@ -8,8 +8,7 @@
 //! local user. A local user whose name is reserved is written `--to NAME`.
 
 use std::ffi::{OsStr, OsString};
-
-use crate::cli::sendmail::invoked_as_sendmail;
+use std::path::Path;
 
 /// A subcommand: the first argument, outside sendmail mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +54,24 @@ pub(crate) fn invocation(argv: Vec<OsString>) -> Invocation {
         Some(command) => Invocation::Subcommand(command, argv.into_iter().skip(2).collect()),
         None => Invocation::Send(argv),
     }
+}
+
+/// The line of `--help` (and so of the man page) that names the words.
+pub(crate) fn reserved_words_help() -> String {
+    let words: Vec<&str> = SUBCOMMANDS.iter().map(|(word, _)| *word).collect();
+    let (last, others) = words.split_last().expect("SUBCOMMANDS is not empty");
+    format!(
+        "As the first argument, {} and {last} are command words (some kept for commands \
+         to come), not recipients; mail a local user of that name with --to NAME.",
+        others.join(", ")
+    )
+}
+
+/// True when postie was started through a link named `sendmail`.
+fn invoked_as_sendmail(argv0: &OsString) -> bool {
+    Path::new(argv0)
+        .file_name()
+        .is_some_and(|name| name == "sendmail")
 }
 
 fn subcommand(word: &OsStr) -> Option<Subcommand> {
@@ -118,5 +135,12 @@ mod tests {
             invocation(argv(&["postie", "--sendmail", "generate"])),
             Invocation::Sendmail(argv(&["--sendmail", "generate"]))
         );
+    }
+
+    #[test]
+    fn argv0_detection() {
+        assert!(invoked_as_sendmail(&"/usr/sbin/sendmail".into()));
+        assert!(invoked_as_sendmail(&"sendmail".into()));
+        assert!(!invoked_as_sendmail(&"/usr/bin/postie".into()));
     }
 }

@@ -7,20 +7,12 @@
 //! same [`Cli`] the normal command line produces. msmtp's sendmail
 //! interface is the reference for what is accepted and ignored.
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Parser;
 
 use crate::cli::args::Cli;
 use crate::exit::{Error, Result};
-
-/// True when postie was started through a link named `sendmail`.
-pub(crate) fn invoked_as_sendmail(argv0: &OsString) -> bool {
-    Path::new(argv0)
-        .file_name()
-        .is_some_and(|name| name == "sendmail")
-}
 
 /// How a short option takes its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -433,12 +425,5 @@ mod tests {
         let err = parse(vec!["--bogus".into()]).unwrap_err();
         assert_eq!(err.exit, crate::exit::Exit::Usage);
         assert!(err.to_string().contains("--dry-run"), "{err}");
-    }
-
-    #[test]
-    fn argv0_detection() {
-        assert!(invoked_as_sendmail(&"/usr/sbin/sendmail".into()));
-        assert!(invoked_as_sendmail(&"sendmail".into()));
-        assert!(!invoked_as_sendmail(&"/usr/bin/postie".into()));
     }
 }

@@ -262,6 +262,35 @@ fn usage_errors_are_64_on_one_line() {
     }
 }
 
+#[test]
+fn a_reserved_word_first_is_64_naming_the_way_to_mail_that_user() {
+    for word in ["config", "oauth2", "dkim"] {
+        let output = postie()
+            .args([word, "--body", "x", "-f", "a@example.com"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{word}: {stderr}");
+        assert_one_error_line(&stderr, 64);
+        assert!(stderr.contains(&format!("write --to {word}")), "{stderr}");
+    }
+    // Anywhere else, and with --to, it is a recipient as before.
+    let output = postie()
+        .args(["--dry-run", "-f", "a@example.com", "--body", "x"])
+        .args(["--to", "config@example.com", "dkim@example.com"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("config@example.com"), "{stdout}");
+    assert!(stdout.contains("dkim@example.com"), "{stdout}");
+}
+
 fn write_config(text: &str, mode: u32) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
