@@ -16,8 +16,8 @@ use crate::smtp::tls::CertReport;
 #[derive(Serialize)]
 struct SessionJson<'a> {
     server: &'a str,
-    capabilities: &'a [(String, Capabilities)],
-    certificate: Option<&'a CertReport>,
+    capabilities: Vec<(&'a str, CapabilitiesJson<'a>)>,
+    certificate: Option<CertificateJson<'a>>,
     delivery: Option<DeliveryJson<'a>>,
     stopped_after: Option<&'a str>,
 }
@@ -35,12 +35,79 @@ struct RefusalJson<'a> {
     temporary: bool,
 }
 
+/// An EHLO reply as published: the same fields as [`Capabilities`], kept
+/// apart so that a field added there for postie's own use stays private.
+#[derive(Serialize)]
+struct CapabilitiesJson<'a> {
+    greeting_name: &'a str,
+    starttls: bool,
+    size: Option<Option<u64>>,
+    pipelining: bool,
+    eight_bit_mime: bool,
+    smtputf8: bool,
+    chunking: bool,
+    dsn: bool,
+    enhanced_status_codes: bool,
+    auth: &'a [String],
+    raw: &'a [String],
+}
+
+/// The server's certificate as published (see [`CapabilitiesJson`]).
+#[derive(Serialize)]
+struct CertificateJson<'a> {
+    subject: &'a str,
+    issuer: &'a str,
+    alt_names: &'a [String],
+    not_before: &'a str,
+    not_after: &'a str,
+    days_left: i64,
+    sha256: &'a str,
+    verification: &'a str,
+}
+
+impl<'a> CapabilitiesJson<'a> {
+    fn of(caps: &'a Capabilities) -> CapabilitiesJson<'a> {
+        CapabilitiesJson {
+            greeting_name: &caps.greeting_name,
+            starttls: caps.starttls,
+            size: caps.size,
+            pipelining: caps.pipelining,
+            eight_bit_mime: caps.eight_bit_mime,
+            smtputf8: caps.smtputf8,
+            chunking: caps.chunking,
+            dsn: caps.dsn,
+            enhanced_status_codes: caps.enhanced_status_codes,
+            auth: &caps.auth,
+            raw: &caps.raw,
+        }
+    }
+}
+
+impl<'a> CertificateJson<'a> {
+    fn of(cert: &'a CertReport) -> CertificateJson<'a> {
+        CertificateJson {
+            subject: &cert.subject,
+            issuer: &cert.issuer,
+            alt_names: &cert.alt_names,
+            not_before: &cert.not_before,
+            not_after: &cert.not_after,
+            days_left: cert.days_left,
+            sha256: &cert.sha256,
+            verification: &cert.verification,
+        }
+    }
+}
+
 impl<'a> SessionJson<'a> {
     fn of(report: &'a SessionReport) -> SessionJson<'a> {
         SessionJson {
             server: &report.server,
-            capabilities: &report.capabilities,
-            certificate: report.certificate.as_ref(),
+            capabilities: report
+                .capabilities
+                .iter()
+                .map(|(when, caps)| (when.as_str(), CapabilitiesJson::of(caps)))
+                .collect(),
+            certificate: report.certificate.as_ref().map(CertificateJson::of),
             delivery: report.delivery.as_ref().map(DeliveryJson::of),
             stopped_after: report.stopped_after.as_deref(),
         }
@@ -195,5 +262,87 @@ mod tests {
             size.rfind("104857600"),
             "{text}"
         );
+    }
+
+    /// The published format: these keys (their order is golden's), and no internal
+    /// field of the report (its recipients, the failure, further messages).
+    #[test]
+    fn json_has_the_published_fields_only() {
+        let report = SessionReport {
+            server: "mx.example:25 (192.0.2.1:25)".into(),
+            capabilities: vec![(
+                "EHLO".into(),
+                Capabilities::parse(&["mx.example".to_string(), "SIZE 1000".to_string()]),
+            )],
+            certificate: Some(CertReport {
+                subject: "CN=mx.example".into(),
+                issuer: "CN=ca".into(),
+                alt_names: vec!["mx.example".into()],
+                not_before: "a".into(),
+                not_after: "b".into(),
+                days_left: 3,
+                sha256: "AB".into(),
+                verification: "verified".into(),
+            }),
+            delivery: Some(Delivery {
+                reply: Some("250 ok".into()),
+                refused: vec![Refusal {
+                    recipient: "x@example.com".into(),
+                    reply: "550 no".into(),
+                    temporary: false,
+                }],
+            }),
+            recipients: vec!["secret@example.com".into()],
+            failure: Some(Error::new(Exit::Unavailable, "internal")),
+            ..SessionReport::default()
+        };
+        let json = serde_json::to_value(SessionJson::of(&report)).unwrap();
+        let keys = |value: &serde_json::Value| -> Vec<String> {
+            value.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(
+            keys(&json),
+            [
+                "capabilities",
+                "certificate",
+                "delivery",
+                "server",
+                "stopped_after"
+            ]
+        );
+        assert_eq!(
+            keys(&json["capabilities"][0][1]),
+            [
+                "auth",
+                "chunking",
+                "dsn",
+                "eight_bit_mime",
+                "enhanced_status_codes",
+                "greeting_name",
+                "pipelining",
+                "raw",
+                "size",
+                "smtputf8",
+                "starttls"
+            ]
+        );
+        assert_eq!(
+            keys(&json["certificate"]),
+            [
+                "alt_names",
+                "days_left",
+                "issuer",
+                "not_after",
+                "not_before",
+                "sha256",
+                "subject",
+                "verification"
+            ]
+        );
+        assert_eq!(keys(&json["delivery"]), ["refused", "reply"]);
+        assert_eq!(json["capabilities"][0][1]["size"], 1000);
+        let text = json.to_string();
+        assert!(!text.contains("secret@example.com"), "{text}");
+        assert!(!text.contains("internal"), "{text}");
     }
 }

@@ -5,12 +5,10 @@
 //! DSN for the capabilities report, and the old `AUTH=PLAIN LOGIN` form
 //! some servers still send. So the raw reply lines are parsed here.
 
-use serde::Serialize;
-
 use crate::types::human_size;
 
 /// The extensions from one EHLO reply.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Capabilities {
     /// The server's name from the first line of the reply.
     pub(crate) greeting_name: String,

@@ -13,7 +13,6 @@ use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{Ssl, SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::{X509VerifyResult, X509};
-use serde::Serialize;
 
 use crate::exit::{Error, Exit, Result};
 use crate::types::{Endpoint, TlsFiles};
@@ -212,7 +211,7 @@ pub(crate) fn sha256(der: &[u8]) -> [u8; 32] {
 }
 
 /// What a sysadmin wants to know about the server's certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CertReport {
     pub(crate) subject: String,
     pub(crate) issuer: String,
