@@ -216,6 +216,15 @@ impl Account {
     /// Fills every key this account leaves unset from `fallback`.
     pub(crate) fn or(self, fallback: &Account) -> Account {
         let fb = fallback.clone();
+        // The secret is one setting with two spellings: a layer that gives
+        // either gives it whole. Key by key, a `password_cmd` in
+        // `[defaults]` would beat an account's own `password`, and send
+        // another account's secret to this account's server.
+        let (password, password_cmd) = if self.password.is_some() || self.password_cmd.is_some() {
+            (self.password, self.password_cmd)
+        } else {
+            (fb.password, fb.password_cmd)
+        };
         Account {
             server: self.server.or(fb.server),
             port: self.port.or(fb.port),
@@ -225,8 +234,8 @@ impl Account {
             client_key: self.client_key.or(fb.client_key),
             insecure: self.insecure.or(fb.insecure),
             user: self.user.or(fb.user),
-            password: self.password.or(fb.password),
-            password_cmd: self.password_cmd.or(fb.password_cmd),
+            password,
+            password_cmd,
             auth: self.auth.or(fb.auth),
             allow_plaintext_auth: self.allow_plaintext_auth.or(fb.allow_plaintext_auth),
             helo: self.helo.or(fb.helo),

@@ -48,17 +48,10 @@ impl Selected {
 
     /// `account` (already over `[defaults]`) with `cli`'s flags over it.
     pub(crate) fn new(cli: &Cli, name: Option<String>, account: Account) -> Selected {
-        let flags = flags(cli);
-        // The secret is one setting with two spellings: a layer that gives
-        // either gives it, so POSTIE_PASSWORD beats the account's
-        // password_cmd; within a layer the command comes first.
-        let secret_given = flags.password_cmd.is_some() || flags.password.is_some();
-        let (password, password_cmd) = (flags.password.clone(), flags.password_cmd.clone());
-        let mut merged = flags.or(&account);
-        if secret_given {
-            merged.password = password;
-            merged.password_cmd = password_cmd;
-        }
+        // `Account::or` takes the secret whole from the first layer that
+        // gives it, so POSTIE_PASSWORD beats the account's password_cmd;
+        // within a layer the command comes first (plan::secret).
+        let merged = flags(cli).or(&account);
         Selected {
             name,
             account,
@@ -185,5 +178,16 @@ mod tests {
         let selected = Selected::of(&cli, &config).unwrap();
         assert_eq!(selected.merged.password_cmd.as_deref(), Some("pass b"));
         assert_eq!(selected.account.password_cmd.as_deref(), Some("pass a"));
+    }
+
+    #[test]
+    fn an_accounts_own_password_beats_a_password_command_in_defaults() {
+        let config = "[defaults]\npassword_cmd = \"pass shared\"\n\
+                      [accounts.own]\nserver = \"smtp.example.com\"\npassword = \"own\"\n";
+        let cli = Cli::try_parse_from(["postie", "--account", "own"]).unwrap();
+        let config = ConfigFile::parse(config, Path::new("test.toml")).unwrap();
+        let selected = Selected::of(&cli, &config).unwrap();
+        assert_eq!(selected.merged.password.as_deref(), Some("own"));
+        assert_eq!(selected.merged.password_cmd, None);
     }
 }
