@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use clap_complete::{Generator, Shell};
 
+use super::commands;
+
 /// The shells completions are written for.
 const SHELLS: [Shell; 5] = [
     Shell::Bash,
@@ -18,7 +20,7 @@ pub(crate) fn files() -> Vec<(PathBuf, Vec<u8>)> {
     SHELLS
         .into_iter()
         .map(|shell| {
-            let mut command = super::command();
+            let mut command = commands::command();
             let mut buffer = Vec::new();
             clap_complete::generate(shell, &mut command, "postie", &mut buffer);
             (

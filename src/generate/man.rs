@@ -24,8 +24,8 @@ use clap::{Arg, Command, CommandFactory};
 use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use clap_mangen::Man;
 
+use super::commands::{self, VERSION};
 use super::environment::{self, Variable};
-use super::VERSION;
 use crate::cli::args::QueueCli;
 use crate::cli::sendmail;
 use crate::config::file as config;
@@ -49,13 +49,17 @@ pub(crate) fn pages() -> Vec<(PathBuf, String)> {
 }
 
 fn postie_page() -> String {
-    let clap = ClapText::of(super::command());
+    let clap = ClapText::of(commands::command());
     fill(
         POSTIE_1,
         &[
             ("NAME", clap.name),
             ("OPTIONS", clap.options),
             ("SENDMAIL OPTIONS", sendmail_options()),
+            (
+                "RESERVED WORDS",
+                paragraph(&crate::cli::invocation::reserved_words_help()),
+            ),
             ("MAILDROP", MAILDROP.to_string()),
             ("EXIT STATUS", exit_status()),
             ("ENVIRONMENT", variables(&environment::all())),
@@ -88,7 +92,7 @@ fn key_values<T: clap::ValueEnum>(key: &str) -> String {
 }
 
 fn queue_page() -> String {
-    let command = super::queue_command()
+    let command = commands::queue_command()
         .bin_name("postie queue")
         .display_name("postie-queue");
     let clap = ClapText::of(command);
@@ -316,6 +320,15 @@ fn item(term: &str, text: &str) -> String {
         .text(inline(text))
         .render();
     // Each Roff renders the apostrophe preamble; the template has it once.
+    match roff.split_once(".el .ds Aq '\n") {
+        Some((_, body)) => body.to_string(),
+        None => roff,
+    }
+}
+
+/// A line of running text, with the markup of [`item`].
+fn paragraph(text: &str) -> String {
+    let roff = Roff::new().text(inline(text)).render();
     match roff.split_once(".el .ds Aq '\n") {
         Some((_, body)) => body.to_string(),
         None => roff,

@@ -19,17 +19,13 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::{Command, CommandFactory};
-
-use crate::cli::args::{self, QueueCli};
 use crate::exit::{io_reason, Error, Exit, Result};
 
+pub(crate) mod commands;
 pub(crate) mod completions;
 pub(crate) mod environment;
 pub(crate) mod man;
 pub(crate) mod readme;
-
-const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `postie generate DIR`; `args` are the arguments after `generate`.
 ///
@@ -43,6 +39,17 @@ pub(crate) fn run(args: &[OsString]) -> Result<()> {
         ));
     };
     let dir = Path::new(dir);
+    // The README first: a broken one must not leave half the files written.
+    let readme = dir.join("README.md");
+    let updated_readme = match std::fs::read_to_string(&readme) {
+        Ok(text) => readme::update(&text)
+            .map_err(|missing| {
+                Error::new(Exit::DataErr, format!("{}: {missing}", readme.display()))
+            })?
+            .filter(|updated| *updated != text),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(Error::input("README", &readme, &err)),
+    };
     for (relative, contents) in files() {
         let path = dir.join(&relative);
         if let Some(parent) = path.parent() {
@@ -50,18 +57,8 @@ pub(crate) fn run(args: &[OsString]) -> Result<()> {
         }
         std::fs::write(&path, contents).map_err(|err| write_error(&path, &err))?;
     }
-    let readme = dir.join("README.md");
-    match std::fs::read_to_string(&readme) {
-        Ok(text) => {
-            let updated = readme::update(&text).map_err(|missing| {
-                Error::new(Exit::DataErr, format!("{}: {missing}", readme.display()))
-            })?;
-            if updated != text {
-                std::fs::write(&readme, updated).map_err(|err| write_error(&readme, &err))?;
-            }
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(Error::input("README", &readme, &err)),
+    if let Some(updated) = updated_readme {
+        std::fs::write(&readme, updated).map_err(|err| write_error(&readme, &err))?;
     }
     Ok(())
 }
@@ -80,24 +77,4 @@ pub(crate) fn files() -> Vec<(PathBuf, Vec<u8>)> {
         files.push((path, page.into_bytes()));
     }
     files
-}
-
-/// The main command with `queue` as a subcommand: what a shell completes.
-/// The binary dispatches `postie queue` itself (see `cli::invocation`), so this
-/// combination exists only for generation.
-pub(crate) fn command() -> Command {
-    args::command()
-        // Not cli::version(): the files must not depend on the OpenSSL of
-        // the machine that generated them.
-        .version(VERSION)
-        .args_conflicts_with_subcommands(true)
-        // `postie help` would be a message to a recipient named help: the
-        // binary has no help subcommand, so the completions must not offer one.
-        .disable_help_subcommand(true)
-        .subcommand(queue_command())
-}
-
-/// `postie queue`, as the man page and the completions show it.
-fn queue_command() -> Command {
-    QueueCli::command().name("queue").version(VERSION)
 }

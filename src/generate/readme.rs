@@ -15,22 +15,36 @@ pub(crate) fn blocks() -> Vec<(&'static str, String)> {
         ("exit-codes", exit_codes()),
         ("environment", environment()),
         ("sendmail-options", sendmail_options()),
+        ("reserved-words", reserved_words()),
     ]
 }
 
-/// `readme` with every generated block rewritten; `Err` names a block whose
-/// markers are missing.
-pub(crate) fn update(readme: &str) -> Result<String, String> {
+/// `readme` with every generated block rewritten: `None` for a README
+/// with no generated block at all (not postie's, say in a staging
+/// directory: left alone); `Err` names a block whose markers are missing
+/// from one that has others.
+pub(crate) fn update(readme: &str) -> Result<Option<String>, String> {
+    let marker = |name: &str, end: &str| format!("<!-- {name}:{end} -->");
+    if !blocks()
+        .iter()
+        .any(|(name, _)| readme.contains(&marker(name, "begin")))
+    {
+        return Ok(None);
+    }
     let mut out = readme.to_string();
     for (name, block) in blocks() {
-        let begin = format!("<!-- {name}:begin -->\n");
-        let end = format!("<!-- {name}:end -->");
+        let begin = format!("{}\n", marker(name, "begin"));
+        let end = marker(name, "end");
         let missing = || format!("no {} ... {end} block", begin.trim_end());
         let start = out.find(&begin).ok_or_else(missing)? + begin.len();
         let stop = start + out[start..].find(&end).ok_or_else(missing)?;
         out.replace_range(start..stop, &format!("\n{block}\n"));
     }
-    Ok(out)
+    Ok(Some(out))
+}
+
+fn reserved_words() -> String {
+    format!("{}\n", crate::cli::invocation::reserved_words_help())
 }
 
 fn exit_codes() -> String {
@@ -96,18 +110,21 @@ mod tests {
     fn update_rewrites_between_the_markers_only() {
         let readme = "# x\n<!-- exit-codes:begin -->\nSTALE\n<!-- exit-codes:end -->\n\
                       <!-- environment:begin -->\n<!-- environment:end -->\n\
-                      <!-- sendmail-options:begin -->\n<!-- sendmail-options:end -->\ntail\n";
-        let updated = update(readme).unwrap();
+                      <!-- sendmail-options:begin -->\n<!-- sendmail-options:end -->\n\
+                      <!-- reserved-words:begin -->\n<!-- reserved-words:end -->\ntail\n";
+        let updated = update(readme).unwrap().unwrap();
         assert!(updated.starts_with("# x\n<!-- exit-codes:begin -->\n\n| code |"));
         assert!(!updated.contains("STALE"));
-        assert!(updated.ends_with("|\n\n<!-- sendmail-options:end -->\ntail\n"));
-        assert_eq!(update(&updated).unwrap(), updated);
+        assert!(updated.ends_with("with --to NAME.\n\n<!-- reserved-words:end -->\ntail\n"));
+        assert_eq!(update(&updated).unwrap().unwrap(), updated);
     }
 
     #[test]
-    fn update_names_a_missing_block() {
-        let err = update("# x\n").unwrap_err();
+    fn update_names_a_missing_block_and_leaves_other_readmes_alone() {
+        let err =
+            update("# x\n<!-- environment:begin -->\n<!-- environment:end -->\n").unwrap_err();
         assert!(err.contains("exit-codes:begin"), "{err}");
+        assert_eq!(update("# someone else's README\n"), Ok(None));
     }
 
     #[test]

@@ -92,6 +92,27 @@ fn committed_completions_and_man_pages_are_current() {
 /// Every README table that repeats a fact of the code is a generated block,
 /// so the test above covers it.
 #[test]
+fn a_readme_without_generated_blocks_is_left_alone() {
+    // `postie generate DIR` into a staging directory that has a README of
+    // its own writes the pages and completions and does not touch it.
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("stage");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("README.md"), "# someone else's\n").unwrap();
+    let run = postie(&["generate", out.to_str().unwrap()], temp.path());
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("README.md")).unwrap(),
+        "# someone else's\n"
+    );
+    assert!(out.join("man/postie.1").exists());
+}
+
+#[test]
 fn readme_tables_of_code_facts_are_generated_blocks() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     for block in ["exit-codes", "environment", "sendmail-options"] {

@@ -1,22 +1,70 @@
 //! The layer rule of src/lib.rs, checked on the source: a module imports
-//! only from its own layer or below, and the files of one folder never
-//! import each other in a circle. A change that breaks it fails here with
-//! the file and the import, not months later as a tangle.
+//! only from its own layer or below, and the modules of one folder (its
+//! mod.rs included) never import each other in a circle. A change that
+//! breaks it fails here with the module and the import, not months later as
+//! a tangle.
+//!
+//! The layers are read from the table in src/lib.rs, the one place they are
+//! written; the README's Layout table must list the same modules per layer.
+//! Imports are read from `use` trees (groups, `self`, `super`, renames) and
+//! from paths written inline (`crate::x::y`, `super::x`, a child module's
+//! name), outside comments, strings and the test module at the end of a
+//! file (tests may reach anything).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Bottom to top, as in the table of src/lib.rs.
-const LAYERS: &[&[&str]] = &[
-    &["types", "exit", "home", "permissions"],
-    &["mail", "config", "smtp", "cli"],
-    &["plan", "queue", "output"],
-    &["outcome"],
-    &["commands", "generate"],
-];
+type Module = Vec<String>;
 
-fn layer_of(top: &str) -> Option<usize> {
-    LAYERS.iter().position(|layer| layer.contains(&top))
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// The layers, bottom to top, from the table in src/lib.rs: each row's
+/// [`module`] links.
+fn layers_of_lib(lib: &str) -> Vec<BTreeSet<String>> {
+    lib.lines()
+        .filter_map(|line| line.strip_prefix("//! |"))
+        .filter(|row| row.contains("[`"))
+        .map(|row| {
+            row.split("[`")
+                .skip(1)
+                .filter_map(|link| link.split_once("`]").map(|(name, _)| name.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The same from the README's Layout table: rows with the same label in
+/// the first column form one layer; `x.rs` and `x/` name module `x`.
+fn layers_of_readme(readme: &str) -> Vec<BTreeSet<String>> {
+    let layout = readme
+        .split("\n## Layout\n")
+        .nth(1)
+        .expect("README has a Layout section");
+    let mut layers: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for row in layout.lines().take_while(|line| !line.starts_with("## ")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        if cells.len() < 4 || cells[1] == "layer" || cells[1].starts_with("---") {
+            continue;
+        }
+        let modules: BTreeSet<String> = cells[2]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|name| *name != "main.rs")
+            .map(|name| {
+                name.trim_end_matches(".rs")
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .collect();
+        match layers.last_mut() {
+            Some((label, set)) if *label == cells[1] => set.extend(modules),
+            _ => layers.push((cells[1].to_string(), modules)),
+        }
+    }
+    layers.into_iter().map(|(_, set)| set).collect()
 }
 
 fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -31,9 +79,9 @@ fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// `src/smtp/session.rs` -> ["smtp", "session"]; `src/smtp/mod.rs` -> ["smtp"].
-fn module_path(src: &Path, file: &Path) -> Vec<String> {
-    let mut parts: Vec<String> = file
-        .strip_prefix(src)
+fn module_path(file: &Path) -> Module {
+    let mut parts: Module = file
+        .strip_prefix(src())
         .unwrap()
         .with_extension("")
         .iter()
@@ -45,76 +93,239 @@ fn module_path(src: &Path, file: &Path) -> Vec<String> {
     parts
 }
 
-/// The module paths a file names through `crate::`, outside comments, as
-/// far as they go (`crate::smtp::tls::Verify` -> ["smtp", "tls", "Verify"]),
-/// with `use crate::{a, b}` groups opened.
-fn crate_references(text: &str) -> Vec<Vec<String>> {
-    let code: String = text
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut found = Vec::new();
-    let mut rest = code.as_str();
-    while let Some(at) = rest.find("crate::") {
-        rest = &rest[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let end = group.find('}').unwrap_or(group.len());
-            for item in group[..end].split(',') {
-                found.push(path_words(item.trim()));
+/// The code of a file without comments, string and char contents, and the
+/// `#[cfg(test)]` module that ends it.
+fn code_of(text: &str) -> String {
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(at) => &text[..at],
+        None => text,
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &text[i..];
+        if rest.starts_with("//") {
+            i += rest.find('\n').unwrap_or(rest.len());
+        } else if rest.starts_with("/*") {
+            i += rest.find("*/").map_or(rest.len(), |end| end + 2);
+        } else if rest.starts_with("r#\"") {
+            i += rest.find("\"#").map_or(rest.len(), |end| end + 2);
+            out.push_str("\"\"");
+        } else if bytes[i] == b'"' {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j] != b'"' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
             }
-            continue;
+            out.push_str("\"\"");
+            i = j + 1;
+        } else if rest.starts_with("'\\") || (rest.len() > 2 && rest.as_bytes()[2] == b'\'') {
+            // A char literal ('"', '\n'); a lifetime ('a) has no closing quote.
+            let end = rest[1..].find('\'').map_or(1, |end| end + 2);
+            i += end;
+        } else {
+            let c = rest.chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
         }
-        found.push(path_words(rest));
     }
-    found.retain(|path| !path.is_empty());
-    found
+    out
 }
 
-fn path_words(text: &str) -> Vec<String> {
-    let end = text
-        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-        .unwrap_or(text.len());
-    text[..end]
-        .split("::")
-        .filter(|word| !word.is_empty())
+/// Every path a `use` tree names: `crate::{a, b::{c, d as e}}` ->
+/// crate::a, crate::b::c, crate::b::d.
+fn expand_use(tree: &str, prefix: &[String], out: &mut Vec<Vec<String>>) {
+    let tree = tree.trim();
+    if tree.is_empty() {
+        return;
+    }
+    if let Some(open) = tree.find('{') {
+        let head = &tree[..open];
+        let mut base = prefix.to_vec();
+        base.extend(segments(head));
+        let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
+        for item in split_top_level(inner) {
+            expand_use(item, &base, out);
+        }
+        return;
+    }
+    let path = tree.split(" as ").next().unwrap_or(tree);
+    let mut full = prefix.to_vec();
+    full.extend(segments(path));
+    if full.last().is_some_and(|last| last == "self") {
+        full.pop();
+    }
+    out.push(full);
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.split("::")
+        .map(str::trim)
+        .filter(|word| !word.is_empty() && *word != "*")
         .map(str::to_string)
         .collect()
 }
 
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (at, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&text[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&text[start..]);
+    items
+}
+
+/// The paths a file's code names: its `use` trees, and paths written
+/// inline that start with `crate::`, `super::` or `self::` or with the name
+/// of one of `children` (the module's own submodules).
+fn named_paths(code: &str, children: &BTreeSet<String>) -> Vec<Vec<String>> {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    let mut rest_of_code = String::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("use ") {
+        let before = rest[..at].chars().next_back();
+        let Some(end) = rest[at..].find(';') else {
+            break;
+        };
+        if before.is_some_and(is_word) {
+            rest_of_code.push_str(&rest[..at + 4]);
+            rest = &rest[at + 4..];
+            continue;
+        }
+        rest_of_code.push_str(&rest[..at]);
+        expand_use(&rest[at + 4..at + end], &[], &mut found);
+        rest = &rest[at + end..];
+    }
+    rest_of_code.push_str(rest);
+    let mut starts: Vec<&str> = vec!["crate::", "super::", "self::"];
+    let child_prefixes: Vec<String> = children.iter().map(|child| format!("{child}::")).collect();
+    starts.extend(child_prefixes.iter().map(String::as_str));
+    for start in starts {
+        for (at, _) in rest_of_code.match_indices(start) {
+            let before = rest_of_code[..at].chars().next_back();
+            if before.is_some_and(|c| is_word(c) || c == ':') {
+                continue;
+            }
+            let tail = &rest_of_code[at..];
+            let end = tail
+                .find(|c: char| !(is_word(c) || c == ':'))
+                .unwrap_or(tail.len());
+            found.push(segments(&tail[..end]));
+        }
+    }
+    found
+}
+
+/// The module a path names, resolved from `module`, as far as a module of
+/// the crate goes: `super::man::pages` in generate::completions ->
+/// ["generate", "man"].
+fn resolve(path: &[String], module: &Module, modules: &BTreeSet<Module>) -> Option<Module> {
+    let mut base: Module = match path.first().map(String::as_str) {
+        Some("crate") => Vec::new(),
+        Some("self") => module.clone(),
+        Some("super") => module[..module.len().saturating_sub(1)].to_vec(),
+        Some(first) => {
+            let mut child = module.clone();
+            child.push(first.to_string());
+            if !modules.contains(&child) {
+                return None; // an extern crate or a local item
+            }
+            module.clone()
+        }
+        None => return None,
+    };
+    let skip = usize::from(matches!(
+        path.first().map(String::as_str),
+        Some("crate" | "self" | "super")
+    ));
+    let mut rest = path[skip..].iter();
+    for word in rest.by_ref() {
+        if word == "super" {
+            base.pop();
+            continue;
+        }
+        let mut deeper = base.clone();
+        deeper.push(word.clone());
+        if !modules.contains(&deeper) {
+            break;
+        }
+        base = deeper;
+    }
+    (!base.is_empty() && modules.contains(&base)).then_some(base)
+}
+
 struct Crate {
-    /// file's module path -> the module paths it references.
-    references: BTreeMap<Vec<String>, Vec<Vec<String>>>,
+    layers: Vec<BTreeSet<String>>,
+    /// module -> the modules it names (itself left out).
+    imports: BTreeMap<Module, BTreeSet<Module>>,
 }
 
 fn read_crate() -> Crate {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
     let mut files = Vec::new();
-    source_files(&src, &mut files);
-    let mut references = BTreeMap::new();
-    for file in files {
-        let module = module_path(&src, &file);
-        if module.is_empty() || module == ["lib"] || module == ["main"] {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).unwrap();
-        references.insert(module, crate_references(&text));
+    source_files(&src(), &mut files);
+    let by_module: BTreeMap<Module, PathBuf> = files
+        .into_iter()
+        .map(|file| (module_path(&file), file))
+        .filter(|(module, _)| !module.is_empty() && *module != ["lib"] && *module != ["main"])
+        .collect();
+    let modules: BTreeSet<Module> = by_module.keys().cloned().collect();
+    let mut imports = BTreeMap::new();
+    for (module, file) in &by_module {
+        let children: BTreeSet<String> = modules
+            .iter()
+            .filter(|other| other.len() == module.len() + 1 && other.starts_with(module))
+            .map(|child| child.last().unwrap().clone())
+            .collect();
+        let code = code_of(&std::fs::read_to_string(file).unwrap());
+        let named: BTreeSet<Module> = named_paths(&code, &children)
+            .iter()
+            .filter_map(|path| resolve(path, module, &modules))
+            .filter(|target| target != module)
+            .collect();
+        imports.insert(module.clone(), named);
     }
-    Crate { references }
+    Crate {
+        layers: layers_of_lib(&lib),
+        imports,
+    }
+}
+
+impl Crate {
+    fn layer_of(&self, top: &str) -> Option<usize> {
+        self.layers.iter().position(|layer| layer.contains(top))
+    }
 }
 
 #[test]
-fn every_module_belongs_to_a_layer() {
+fn every_module_belongs_to_a_layer_and_the_readme_agrees() {
     let krate = read_crate();
+    assert!(krate.layers.len() >= 4, "{:?}", krate.layers);
     let unknown: BTreeSet<&String> = krate
-        .references
+        .imports
         .keys()
         .map(|module| &module[0])
-        .filter(|top| layer_of(top).is_none())
+        .filter(|top| krate.layer_of(top).is_none())
         .collect();
     assert!(
         unknown.is_empty(),
-        "add these to LAYERS here and to the table in src/lib.rs: {unknown:?}"
+        "add these to the layer table in src/lib.rs: {unknown:?}"
+    );
+    let readme = std::fs::read_to_string(src().join("../README.md")).unwrap();
+    assert_eq!(
+        layers_of_readme(&readme),
+        krate.layers,
+        "README's Layout table and src/lib.rs's disagree"
     );
 }
 
@@ -122,24 +333,18 @@ fn every_module_belongs_to_a_layer() {
 fn imports_point_to_the_same_layer_or_below() {
     let krate = read_crate();
     let mut upwards = Vec::new();
-    for (module, references) in &krate.references {
-        let Some(own) = layer_of(&module[0]) else {
-            continue;
-        };
-        for reference in references {
-            if let Some(theirs) = layer_of(&reference[0]) {
-                if theirs > own {
-                    upwards.push(format!(
-                        "{} imports crate::{}",
-                        module.join("::"),
-                        reference.join("::")
-                    ));
-                }
+    for (module, targets) in &krate.imports {
+        let own = krate.layer_of(&module[0]);
+        for target in targets {
+            if krate.layer_of(&target[0]) > own {
+                upwards.push(format!(
+                    "{} imports {}",
+                    module.join("::"),
+                    target.join("::")
+                ));
             }
         }
     }
-    upwards.sort();
-    upwards.dedup();
     assert!(
         upwards.is_empty(),
         "imports that point upwards:\n{}",
@@ -148,45 +353,41 @@ fn imports_point_to_the_same_layer_or_below() {
 }
 
 #[test]
-fn files_of_one_folder_do_not_import_each_other_in_a_circle() {
+fn modules_of_one_folder_do_not_import_each_other_in_a_circle() {
     let krate = read_crate();
-    // Edges between sibling files of one folder: smtp::session -> smtp::wire.
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (module, references) in &krate.references {
-        if module.len() != 2 {
-            continue;
-        }
-        for reference in references {
-            let sibling = reference.len() >= 2
-                && reference[0] == module[0]
-                && reference[1] != module[1]
-                && krate
-                    .references
-                    .contains_key(&vec![reference[0].clone(), reference[1].clone()]);
-            if sibling {
-                edges
-                    .entry(module.join("::"))
-                    .or_default()
-                    .insert(format!("{}::{}", reference[0], reference[1]));
-            }
+    // Edges inside one top folder, its mod.rs included.
+    let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
+    for (module, targets) in &krate.imports {
+        for target in targets.iter().filter(|target| target[0] == module[0]) {
+            edges
+                .entry(module.clone())
+                .or_default()
+                .insert(target.clone());
         }
     }
-    let mut circles = Vec::new();
-    for start in edges.keys() {
-        if let Some(circle) = circle_through(&edges, start) {
-            circles.push(circle.join(" -> "));
-        }
-    }
+    let circles: Vec<String> = edges
+        .keys()
+        .filter_map(|start| circle_through(&edges, start))
+        .map(|circle| {
+            circle
+                .iter()
+                .map(|module| module.join("::"))
+                .collect::<Vec<_>>()
+                .join(" -> ")
+        })
+        .collect();
     assert!(circles.is_empty(), "circles:\n{}", circles.join("\n"));
 }
 
 /// A path from `start` back to itself, if there is one.
-fn circle_through(edges: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
-    let mut stack = vec![vec![start.to_string()]];
+fn circle_through(
+    edges: &BTreeMap<Module, BTreeSet<Module>>,
+    start: &Module,
+) -> Option<Vec<Module>> {
+    let mut stack = vec![vec![start.clone()]];
     let mut seen = BTreeSet::new();
     while let Some(path) = stack.pop() {
-        let last = path.last().unwrap();
-        for next in edges.get(last).into_iter().flatten() {
+        for next in edges.get(path.last().unwrap()).into_iter().flatten() {
             if next == start {
                 let mut circle = path.clone();
                 circle.push(next.clone());
@@ -203,14 +404,44 @@ fn circle_through(edges: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Op
 }
 
 #[test]
-fn the_checker_sees_imports_and_ignores_comments() {
-    let text = "//! [`crate::commands`]\nuse crate::{exit::Error, smtp::tls};\nfn f() { crate::queue::storage::Queue::open() }\n";
-    assert_eq!(
-        crate_references(text),
-        [
-            vec!["exit", "Error"],
-            vec!["smtp", "tls"],
-            vec!["queue", "storage", "Queue", "open"],
-        ]
+fn the_checker_reads_use_trees_super_and_inline_paths_but_not_comments() {
+    let modules: BTreeSet<Module> = [
+        vec!["exit"],
+        vec!["smtp"],
+        vec!["smtp", "tls"],
+        vec!["smtp", "wire"],
+        vec!["plan"],
+        vec!["generate"],
+        vec!["generate", "man"],
+        vec!["generate", "readme"],
+    ]
+    .into_iter()
+    .map(|module| module.into_iter().map(str::to_string).collect())
+    .collect();
+    let code = code_of(
+        "//! [`crate::plan`]\n\
+         use crate::{exit::Error, smtp::{tls::{self, Verify}, wire as w}};\n\
+         /* crate::plan */ const A: &str = \"crate::plan\";\n\
+         fn f() { super::readme::update(); man::pages(); }\n\
+         #[cfg(test)]\nmod tests { use crate::plan; }\n",
     );
+    let module: Module = vec!["generate".into(), "man".into()];
+    let children = BTreeSet::new();
+    let named: BTreeSet<Module> = named_paths(&code, &children)
+        .iter()
+        .filter_map(|path| resolve(path, &module, &modules))
+        .collect();
+    let names: Vec<String> = named.iter().map(|module| module.join("::")).collect();
+    assert_eq!(
+        names,
+        ["exit", "generate::readme", "smtp::tls", "smtp::wire"]
+    );
+    // From generate/mod.rs, a child's name alone is a path.
+    let parent: Module = vec!["generate".into()];
+    let children: BTreeSet<String> = ["man".to_string()].into();
+    let named: Vec<Module> = named_paths(&code, &children)
+        .iter()
+        .filter_map(|path| resolve(path, &parent, &modules))
+        .collect();
+    assert!(named.contains(&vec!["generate".to_string(), "man".to_string()]));
 }

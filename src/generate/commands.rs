@@ -1,0 +1,30 @@
+//! The clap commands as the generated files show them: the main command
+//! with `queue` as a subcommand, and the crate version instead of the
+//! run-time OpenSSL one. Read by the completions, the man pages and the
+//! README blocks alike.
+
+use clap::{Command, CommandFactory};
+
+use crate::cli::args::{self, QueueCli};
+
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The main command with `queue` as a subcommand: what a shell completes.
+/// The binary dispatches `postie queue` itself (see `cli::invocation`), so this
+/// combination exists only for generation.
+pub(crate) fn command() -> Command {
+    args::command()
+        // Not cli::version(): the files must not depend on the OpenSSL of
+        // the machine that generated them.
+        .version(VERSION)
+        .args_conflicts_with_subcommands(true)
+        // `postie help` would be a message to a recipient named help: the
+        // binary has no help subcommand, so the completions must not offer one.
+        .disable_help_subcommand(true)
+        .subcommand(queue_command())
+}
+
+/// `postie queue`, as the man page and the completions show it.
+pub(crate) fn queue_command() -> Command {
+    QueueCli::command().name("queue").version(VERSION)
+}
