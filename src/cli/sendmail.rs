@@ -268,8 +268,18 @@ fn operating_mode(mode: &str) -> Result<()> {
     Err(Error::usage(format!("sendmail {what} is not implemented by postie")).hint(hint))
 }
 
-const LONG_HINT: &str = "sendmail mode takes --account, --config, --from, --server, --queue, \
-                         --no-queue, --queue-dir, --read-recipients, --sendmail and --dry-run";
+/// The hint for an unknown long option: every long option of [`OPTIONS`].
+fn long_hint() -> String {
+    let longs: Vec<String> = OPTIONS
+        .iter()
+        .flat_map(|option| option.long)
+        .map(|long| format!("--{long}"))
+        .collect();
+    match longs.split_last() {
+        Some((last, others)) => format!("sendmail mode takes {} and {last}", others.join(", ")),
+        None => "sendmail mode takes no long option".to_string(),
+    }
+}
 
 /// The few long options postie takes in sendmail mode, for callers that
 /// need to pick an account or config (`sendmail --account=reports -t`).
@@ -280,7 +290,7 @@ fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = Stri
     };
     if !knows_long_option(name) {
         return Err(
-            Error::usage(format!("unknown option --{name} in sendmail mode")).hint(LONG_HINT),
+            Error::usage(format!("unknown option --{name} in sendmail mode")).hint(long_hint()),
         );
     }
     let mut value = |what: &str| {
@@ -412,7 +422,7 @@ mod tests {
                     "--{long} is not in {:?}",
                     option.synopsis
                 );
-                assert!(LONG_HINT.contains(&format!("--{long}")), "--{long}");
+                assert!(long_hint().contains(&format!("--{long}")), "--{long}");
                 let line = format!("--{long}=x a@example.com");
                 let args = line.split_whitespace().map(str::to_string).collect();
                 assert!(parse(args).is_ok(), "{line}");

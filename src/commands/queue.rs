@@ -18,6 +18,7 @@ use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::outcome::{self, Verdict};
 use crate::output::messages;
+use crate::plan::precedence::queue_dir;
 use crate::plan::replay;
 use crate::plan::stored::QueuedSettings;
 use crate::queue::storage::{self, Damaged, Entry, Found, Queue};
@@ -32,14 +33,9 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 86_400);
 
 pub(crate) fn run(cli: QueueCli) -> Result<()> {
     let config = ConfigFile::load(cli.config.as_deref())?;
-    let dir = cli
-        .queue_dir
-        .clone()
-        .or_else(|| config.queue_dir.clone())
-        .or_else(storage::default_dir)
-        .ok_or_else(|| {
-            Error::config("no queue directory: set queue_dir in the config or --queue-dir")
-        })?;
+    let dir = queue_dir(cli.queue_dir.as_deref(), Some(&config)).ok_or_else(|| {
+        Error::config("no queue directory: set queue_dir in the config or --queue-dir")
+    })?;
     if let QueueCommand::Init = cli.command {
         system::init()?;
         Queue::open(&dir)?;

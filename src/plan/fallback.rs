@@ -33,7 +33,7 @@ impl Fallback {
             .as_ref()
             .and_then(|c| c.select(cli.account.as_deref(), cli.from.as_deref()).ok());
         Fallback {
-            queue_dir: queue_dir(cli, config.as_ref()),
+            queue_dir: queue_dir(cli.queue_dir.as_deref(), config.as_ref()),
             max_message_size: config
                 .as_ref()
                 .map_or(DEFAULT_MAX_MESSAGE_SIZE, ConfigFile::max_message_size),

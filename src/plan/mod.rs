@@ -213,7 +213,7 @@ pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Pla
     };
     let queue = QueuePlan {
         policy,
-        dir: queue_dir(&cli, Some(&config)),
+        dir: queue_dir(cli.queue_dir.as_deref(), Some(&config)),
         settings: stored_settings(&cli),
         keep_refused: cli.sendmail && !probing,
     };

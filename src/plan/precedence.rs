@@ -17,7 +17,7 @@
 //! defaults either: they depend on the route (port 465 or 587, TLS by
 //! host) and are written where each is used.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::args::Cli;
 use crate::config::file::{Account, ConfigFile, ServerList};
@@ -100,9 +100,8 @@ fn flags(cli: &Cli) -> Account {
 
 /// The queue's directory: --queue-dir, then the config's `queue_dir` (a
 /// file-wide key, not an account's), then the default for this user.
-pub(crate) fn queue_dir(cli: &Cli, config: Option<&ConfigFile>) -> Option<PathBuf> {
-    cli.queue_dir
-        .clone()
+pub(crate) fn queue_dir(flag: Option<&Path>, config: Option<&ConfigFile>) -> Option<PathBuf> {
+    flag.map(Path::to_path_buf)
         .or_else(|| config.and_then(|c| c.queue_dir.clone()))
         .or_else(storage::default_dir)
 }
