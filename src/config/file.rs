@@ -274,8 +274,8 @@ impl ConfigFile {
     pub(crate) fn max_message_size(&self) -> u64 {
         self.max_message_size
             .as_deref()
-            .and_then(|size| crate::mail::spool::parse_size(size).ok())
-            .unwrap_or(crate::mail::spool::DEFAULT_MAX_MESSAGE_SIZE)
+            .and_then(|size| crate::types::parse_size(size).ok())
+            .unwrap_or(crate::types::DEFAULT_MAX_MESSAGE_SIZE)
     }
 
     /// Where the settings came from, for -v.
@@ -362,7 +362,7 @@ impl ConfigFile {
             })?;
         }
         if let Some(size) = &config.max_message_size {
-            crate::mail::spool::parse_size(size).map_err(|err| Error {
+            crate::types::parse_size(size).map_err(|err| Error {
                 message: format!("{}: max_message_size: {}", path.display(), err.message),
                 ..err
             })?;

@@ -20,9 +20,6 @@ use crate::exit::{io_reason, Error, Exit, Result};
 /// Input up to this size is kept in memory; more goes to a file.
 pub(crate) const SPOOL_THRESHOLD: usize = 4 * 1024 * 1024;
 
-/// `max_message_size` when the config has none: 100 MiB.
-pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: u64 = 100 * 1024 * 1024;
-
 /// How much is read or written at a time.
 const CHUNK: usize = 64 * 1024;
 
@@ -286,46 +283,9 @@ pub(crate) fn copy_crlf(input: &mut Input, out: &mut dyn Write) -> io::Result<u6
     }
 }
 
-/// `max_message_size`: a number of octets, or one with K, M or G
-/// (binary multiples: `100M` is 100 MiB).
-pub(crate) fn parse_size(text: &str) -> Result<u64> {
-    let text = text.trim();
-    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((at, _)) => (&text[..at], text[at..].trim()),
-        None => (text, ""),
-    };
-    let shift = match unit.to_ascii_uppercase().as_str() {
-        "" => Some(0),
-        "K" => Some(10),
-        "M" => Some(20),
-        "G" => Some(30),
-        _ => None,
-    };
-    match (number.parse::<u64>(), shift) {
-        (Ok(n), Some(shift)) if n > 0 => n.checked_shl(shift).filter(|v| v >> shift == n),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        Error::config(format!(
-            "invalid size {text:?}; write e.g. 100M, 512K or 1G (at least 1 octet)"
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("100M").unwrap(), 100 << 20);
-        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
-        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
-        assert_eq!(parse_size("2048").unwrap(), 2048);
-        for bad in ["", "0", "M", "10 MB", "-1M", "99999999999999999999G"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn small_input_stays_in_memory() {

@@ -5,10 +5,10 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::exit::{io_reason, Error, Exit, Result};
-use crate::plan::ReportFormat;
 use crate::smtp::capabilities::Capabilities;
 use crate::smtp::report::{Delivery, Refusal, SessionReport};
 use crate::smtp::tls::CertReport;
+use crate::types::ReportFormat;
 
 /// One session in `--capabilities --json`: the published format, field by
 /// field (names and order are what scripts read). Built from the internal

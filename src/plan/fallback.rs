@@ -10,11 +10,11 @@ use std::path::PathBuf;
 
 use crate::cli::args::Cli;
 use crate::config::file::ConfigFile;
-use crate::mail::spool::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::output::log::Logger;
 use crate::plan::logger;
 use crate::plan::precedence::queue_dir;
 use crate::plan::stored::QueuedSettings;
+use crate::types::DEFAULT_MAX_MESSAGE_SIZE;
 
 /// Where a message that could not be planned is kept, and where that is
 /// logged: as much of the config as can be read, else the defaults.

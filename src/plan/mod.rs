@@ -50,7 +50,7 @@ use crate::plan::server::transport_settings;
 use crate::plan::stored::{stored_settings, QueuedSettings};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::settings::{Route, Settings};
-use crate::types::QueuePolicy;
+use crate::types::{QueuePolicy, ReportFormat};
 
 /// What `main` will do: the message, its envelope, and where to send it.
 #[derive(Debug)]
@@ -85,12 +85,6 @@ pub(crate) struct QueuePlan {
     /// Sendmail mode: a message refused for good is also kept in failed/,
     /// since the program that handed it over reads no exit status.
     pub(crate) keep_refused: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ReportFormat {
-    Table,
-    Json,
 }
 
 /// -v's note on where the settings come from: the config file (or the
