@@ -5,12 +5,12 @@ use std::io::Write;
 
 use crate::exit::{self, Error, Exit, Result};
 use crate::output::messages;
-use crate::plan::Plan;
+use crate::smtp::outgoing::Outgoing;
 
-pub(crate) fn print(plan: &Plan) -> Result<()> {
+pub(crate) fn print(messages: &[Outgoing]) -> Result<()> {
     messages::said("dry run, nothing sent");
     let mut stdout = std::io::stdout().lock();
-    for message in &plan.messages {
+    for message in messages {
         eprintln!("MAIL FROM:<{}>", message.envelope.sender);
         for recipient in &message.envelope.recipients {
             eprintln!("RCPT TO:<{recipient}>");
