@@ -316,14 +316,7 @@ fn is_connection_lost(err: &SmtpError, detail: &str) -> bool {
     let mut source = std::error::Error::source(err);
     while let Some(inner) = source {
         if let Some(io_err) = inner.downcast_ref::<io::Error>() {
-            return matches!(
-                io_err.kind(),
-                io::ErrorKind::UnexpectedEof
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::NotConnected
-            );
+            return hung_up(io_err);
         }
         source = inner.source();
     }
