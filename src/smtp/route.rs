@@ -17,6 +17,7 @@ use crate::smtp::outgoing::Outgoing;
 use crate::smtp::report::SessionReport;
 use crate::smtp::session::{self, Target};
 use crate::smtp::settings::{Route, Server, Settings};
+use crate::smtp::stage::Stage;
 use crate::smtp::tls::{TlsMaterial, Verify};
 use crate::types::{Endpoint, Envelope, TlsMode};
 
@@ -286,14 +287,10 @@ impl Context<'_> {
     /// The addresses of a submission server, of the wanted family.
     async fn resolve(&self, endpoint: &Endpoint) -> Result<Vec<SocketAddr>> {
         let lookup = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port));
-        let found: Vec<SocketAddr> = timed(
-            self.settings.timeouts.connect,
-            "the host name lookup",
-            lookup,
-        )
-        .await?
-        .map_err(|err| lookup_error(&endpoint.host, &err))?
-        .collect();
+        let found: Vec<SocketAddr> = timed(self.settings.timeouts.connect, Stage::Lookup, lookup)
+            .await?
+            .map_err(|err| lookup_error(&endpoint.host, &err))?
+            .collect();
         let wanted: Vec<SocketAddr> = found
             .iter()
             .copied()

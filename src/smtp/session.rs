@@ -137,7 +137,7 @@ async fn stages(
     }
     let client_id = ClientId::Domain(settings.helo.clone());
     let greeting = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &client_id);
-    let conn = timed(settings.timeouts.reply, "the greeting", greeting)
+    let conn = timed(settings.timeouts.reply, Stage::Greeting, greeting)
         .await
         .map_err(unreachable)?
         .map_err(|err| unreachable(smtp_error(endpoint, Stage::Greeting, err)))?;
@@ -362,17 +362,16 @@ impl Session<'_> {
     ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, SmtpError>> {
         self.readable(stage)?;
         let limit = self.settings().timeouts.reply;
-        let waiting_for = format!("the reply to {}", stage.name());
         let line = command.to_string();
         let mut wire = self.wire.clone();
         let send = async {
             wire.write_all(line.as_bytes()).await?;
             wire.flush().await
         };
-        if let Err(err) = timed(limit, &waiting_for, send).await? {
+        if let Err(err) = timed(limit, stage, send).await? {
             return self.reply_left_after(stage, &err).await;
         }
-        timed(limit, &waiting_for, self.conn.read_response()).await
+        timed(limit, stage, self.conn.read_response()).await
     }
 
     /// Fails when what the server already sent cannot be read on (a reply
@@ -625,7 +624,7 @@ impl Session<'_> {
                 wire.write_all(batch.as_bytes()).await?;
                 wire.flush().await
             };
-            if let Err(err) = timed(limit, "sending MAIL and RCPT", send).await? {
+            if let Err(err) = timed(limit, Stage::MailAndRcpt, send).await? {
                 let reply = self.reply_left_after(Stage::Mail, &err).await?;
                 return Err(reply.map_or_else(
                     |err| smtp_error(&self.endpoint, Stage::Mail, err),
@@ -634,12 +633,7 @@ impl Session<'_> {
             }
         }
         let limit = self.settings().timeouts.reply;
-        let mail_reply = timed(
-            limit,
-            &format!("the reply to {}", Stage::Mail.name()),
-            self.conn.read_response(),
-        )
-        .await?;
+        let mail_reply = timed(limit, Stage::Mail, self.conn.read_response()).await?;
         let mail_failure = match mail_reply {
             Ok(_) => None,
             // RFC 5321 3.8: a 421 is followed by the close; the RCPT
@@ -651,12 +645,7 @@ impl Session<'_> {
         };
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
-            let reply = timed(
-                limit,
-                &format!("the reply to {}", Stage::Rcpt.name()),
-                self.conn.read_response(),
-            )
-            .await?;
+            let reply = timed(limit, Stage::Rcpt, self.conn.read_response()).await?;
             if let Err(err) = self.sort_rcpt_reply(recipient, reply, &mut refused) {
                 // A server that refused MAIL and then hung up: its refusal
                 // is the reason, not the RCPT replies that never came.
@@ -784,7 +773,7 @@ impl Session<'_> {
         let wire = self.wire.clone();
         let trailer = trailer.unwrap_or_default();
         let send = write_message(wire, message, trailer.as_bytes());
-        let written = match timed(limit, "the reply to the end of the message", send).await {
+        let written = match timed(limit, Stage::Message, send).await {
             Ok(written) => written,
             Err(err) => return (Err(err), Ahead::Nothing),
         };
@@ -802,13 +791,9 @@ impl Session<'_> {
                 return (Err(err), Ahead::Nothing);
             }
         }
-        let reply = timed(
-            limit,
-            "the reply to the end of the message",
-            self.conn.read_response(),
-        )
-        .await
-        .and_then(|reply| reply.map_err(|err| smtp_error(&self.endpoint, Stage::Message, err)));
+        let reply = timed(limit, Stage::Message, self.conn.read_response())
+            .await
+            .and_then(|reply| reply.map_err(|err| smtp_error(&self.endpoint, Stage::Message, err)));
         (reply.map(|reply| reply_text(&reply)), ahead)
     }
 }
