@@ -4,7 +4,8 @@
 //!
 //! Belongs here: choosing targets and calling `session::run` for each;
 //! merging what the sessions report. Not here: the dialogue with one
-//! server (`session`), what a failure is called (`classify`).
+//! server (`session`), what a failure is called (`classify`), printing
+//! (a failover warning is handed to the caller's `warn`).
 
 use std::net::SocketAddr;
 
@@ -23,15 +24,17 @@ use crate::types::{Endpoint, Envelope, TlsMode};
 
 /// Submits one message (or runs a test up to --quit-after). With a server
 /// route that is one session; with MX delivery one session per domain.
-pub(crate) fn submit(
+fn submit(
     settings: &Settings,
     envelope: &Envelope,
     message: &Content,
+    warn: &dyn Fn(&str),
 ) -> Result<Vec<SessionReport>> {
     let material = TlsMaterial::load(&settings.tls_files)?;
     let context = Context {
         settings,
         material: &material,
+        warn,
     };
     runtime()?.block_on(context.deliver(envelope, message))
 }
@@ -53,14 +56,19 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Submits several messages: over one session where a submission server
 /// is used (MAIL, RCPT, DATA again after each final reply), else one at a
 /// time. One result per message, in order.
+///
+/// `warn` is given, as it happens, the warning line for a server given up
+/// for the next one: the caller prints it, and at that moment, so that
+/// with -v it stands between the two servers' transcripts.
 pub(crate) fn submit_all(
     settings: &Settings,
     messages: &[Outgoing],
+    warn: &dyn Fn(&str),
 ) -> Vec<Result<Vec<SessionReport>>> {
     let Route::Servers(servers) = &settings.route else {
         return messages
             .iter()
-            .map(|m| submit(settings, &m.envelope, &m.content))
+            .map(|m| submit(settings, &m.envelope, &m.content, warn))
             .collect();
     };
     let setup = TlsMaterial::load(&settings.tls_files).and_then(|m| Ok((m, runtime()?)));
@@ -71,6 +79,7 @@ pub(crate) fn submit_all(
     let context = Context {
         settings,
         material: &material,
+        warn,
     };
     let mut results = Vec::with_capacity(messages.len());
     let mut remaining = messages;
@@ -120,6 +129,7 @@ pub(crate) fn submit_all(
 struct Context<'a> {
     settings: &'a Settings,
     material: &'a TlsMaterial,
+    warn: &'a dyn Fn(&str),
 }
 
 impl Context<'_> {
@@ -180,11 +190,11 @@ impl Context<'_> {
                         && matches!(err.exit, Exit::TempFail | Exit::IoErr | Exit::NoHost) =>
                 {
                     // Not the run's end: no hint, no exit code.
-                    eprintln!(
-                        "postie: warning: {}; trying {} next",
+                    (self.warn)(&format!(
+                        "{}; trying {} next",
                         err.message,
                         servers[index + 1].endpoint
-                    );
+                    ));
                     last_error = Some(err);
                 }
                 Err(err) => return Err(err),
