@@ -19,7 +19,7 @@ use crate::smtp::classify::{
     closed_before_greeting, connect_error, connection_dropped, greeting_reply, reply_read_error,
     starttls_injection, timed,
 };
-use crate::smtp::settings::Settings;
+use crate::smtp::settings::SessionSettings;
 use crate::smtp::stage::Stage;
 use crate::smtp::tls::{
     certificate_flaws, handshake_error, sha256, CertReport, TlsMaterial, Verify,
@@ -28,12 +28,12 @@ use crate::smtp::transcript::Transcript;
 use crate::smtp::wire::Wire;
 use crate::types::Endpoint;
 
-/// What a TLS handshake needs besides the wire: the settings (the time
-/// limit, the verbosity, the EHLO name for a second look at a refused
-/// certificate) and the trust material, loaded once per run.
+/// What a TLS handshake needs besides the wire: the session's settings
+/// (the time limit, the verbosity, the EHLO name for a second look at a
+/// refused certificate) and the trust material, loaded once per run.
 #[derive(Clone, Copy)]
 pub(crate) struct Handshaker<'a> {
-    pub(crate) settings: &'a Settings,
+    pub(crate) settings: &'a SessionSettings,
     pub(crate) material: &'a TlsMaterial,
 }
 

@@ -2,12 +2,14 @@
 //! temporary failure), or each recipient domain's mail exchangers (RFC
 //! 5321 5.1); batches of messages over one session; the I/O runtime.
 //!
-//! Belongs here: choosing targets and calling `session::run` for each;
+//! Belongs here: choosing targets and calling `session::run` for each,
+//! with what that session is given (its settings, transcript and clock);
 //! merging what the sessions report. Not here: the dialogue with one
 //! server (`session`), what a failure is called (`classify`), printing
 //! (a failover warning is handed to the caller's `warn`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
@@ -17,9 +19,11 @@ use crate::smtp::mx::{self, Nameserver};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::report::SessionReport;
 use crate::smtp::session::{self, Target};
-use crate::smtp::settings::{Route, Server, Settings};
+use crate::smtp::settings::{Route, Server, SessionSettings, Settings};
 use crate::smtp::stage::Stage;
+use crate::smtp::timing::Clock;
 use crate::smtp::tls::{TlsMaterial, Verify};
+use crate::smtp::transcript::Transcript;
 use crate::types::{Endpoint, Envelope, TlsMode};
 
 /// Submits one message (or runs a test up to --quit-after). With a server
@@ -31,11 +35,7 @@ fn submit(
     warn: &dyn Fn(&str),
 ) -> Result<Vec<SessionReport>> {
     let material = TlsMaterial::load(&settings.tls_files)?;
-    let context = Context {
-        settings,
-        material: &material,
-        warn,
-    };
+    let context = Context::new(settings, &material, warn);
     runtime()?.block_on(context.deliver(envelope, message))
 }
 
@@ -76,11 +76,7 @@ pub(crate) fn submit_all(
         Ok(setup) => setup,
         Err(err) => return messages.iter().map(|_| Err(err.clone())).collect(),
     };
-    let context = Context {
-        settings,
-        material: &material,
-        warn,
-    };
+    let context = Context::new(settings, &material, warn);
     let mut results = Vec::with_capacity(messages.len());
     let mut remaining = messages;
     while let Some((first, rest)) = remaining.split_first() {
@@ -128,16 +124,72 @@ pub(crate) fn submit_all(
 
 struct Context<'a> {
     settings: &'a Settings,
+    /// What each session is given, the same for every one of a run.
+    session: SessionSettings,
     material: &'a TlsMaterial,
     warn: &'a dyn Fn(&str),
+}
+
+impl<'a> Context<'a> {
+    fn new(
+        settings: &'a Settings,
+        material: &'a TlsMaterial,
+        warn: &'a dyn Fn(&str),
+    ) -> Context<'a> {
+        Context {
+            settings,
+            session: session_settings(settings),
+            material,
+            warn,
+        }
+    }
+}
+
+/// The part of the settings a session is given. A mail exchanger is
+/// whoever the recipient's domain names, so it is never given the login
+/// (plan gives an MX route none; this keeps it so should that change).
+fn session_settings(settings: &Settings) -> SessionSettings {
+    let login = match settings.route {
+        Route::Servers(_) => settings.login.clone(),
+        Route::Mx { .. } => None,
+    };
+    SessionSettings {
+        helo: settings.helo.clone(),
+        timeouts: settings.timeouts,
+        login,
+        allow_plaintext_auth: settings.allow_plaintext_auth,
+        partial: settings.partial,
+        quit_after: settings.quit_after,
+        verbosity: settings.verbosity,
+    }
 }
 
 impl Context<'_> {
     fn handshaker(&self) -> Handshaker<'_> {
         Handshaker {
-            settings: self.settings,
+            settings: &self.session,
             material: self.material,
         }
+    }
+
+    /// One session with `target`, with a transcript and a clock of its own.
+    async fn session(
+        &self,
+        target: &Target<'_>,
+        envelope: &Envelope,
+        message: &Content,
+        more: &[Outgoing],
+    ) -> Result<SessionReport> {
+        let transcript = Arc::new(Transcript::new(
+            self.settings.verbosity,
+            self.settings.timing,
+        ));
+        let clock = Clock::new(self.settings.timing);
+        let handshaker = self.handshaker();
+        session::run(
+            handshaker, target, transcript, clock, envelope, message, more,
+        )
+        .await
     }
 
     async fn deliver(&self, envelope: &Envelope, message: &Content) -> Result<Vec<SessionReport>> {
@@ -176,7 +228,7 @@ impl Context<'_> {
                     addresses: &addresses,
                     verify: self.settings.verify,
                 };
-                session::run(self.handshaker(), &target, envelope, message, more).await
+                self.session(&target, envelope, message, more).await
             };
             match attempt.await {
                 Ok(report) => {
@@ -278,7 +330,7 @@ impl Context<'_> {
                 addresses: &addresses,
                 verify,
             };
-            match session::run(self.handshaker(), &target, envelope, message, &[]).await {
+            match self.session(&target, envelope, message, &[]).await {
                 Ok(report) => return Ok(report),
                 Err(err) if err.is_temporary() => {
                     last_error = Some(err);

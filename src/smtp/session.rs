@@ -11,9 +11,10 @@
 //! reported. Each stage runs under its own timeout, so every failure is
 //! known by its stage, and `--quit-after` can stop cleanly after any.
 //!
-//! A session is given what it needs (the settings, the target, the TLS
-//! material) and makes its own transcript and clock; it knows nothing of
-//! routing. Belongs here: the dialogue and its rules. Not here: which
+//! A session is given all it needs: its settings (the login already left
+//! out by `route` where none is to be sent), the target, the TLS material,
+//! the transcript and the --timing clock. It knows nothing of routing.
+//! Belongs here: the dialogue and its rules. Not here: which
 //! server to try next (`route`), sockets and handshakes (`connect`), the
 //! message bytes (`data`), what a failure is called (`classify`).
 
@@ -42,7 +43,7 @@ use crate::smtp::connect::{banner_only, connect_tcp, Handshaker, Upgrade};
 use crate::smtp::data::{write_message, MessageWriteError};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::report::{Delivery, Refusal, SessionReport};
-use crate::smtp::settings::{Route, Settings};
+use crate::smtp::settings::SessionSettings;
 use crate::smtp::stage::Stage;
 use crate::smtp::timing::Clock;
 use crate::smtp::tls::Verify;
@@ -61,16 +62,18 @@ pub(crate) struct Target<'a> {
 }
 
 /// One session with one server, up to --quit-after or the final reply.
+/// `handshaker` carries the session's settings and the TLS material; the
+/// session ends by writing its error, if any, and the --timing summary to
+/// `transcript`.
 pub(crate) async fn run(
     handshaker: Handshaker<'_>,
     target: &Target<'_>,
+    transcript: Arc<Transcript>,
+    mut clock: Clock,
     envelope: &Envelope,
     message: &Content,
     more: &[Outgoing],
 ) -> Result<SessionReport> {
-    let settings = handshaker.settings;
-    let transcript = Arc::new(Transcript::new(settings.verbosity, settings.timing));
-    let mut clock = Clock::new(settings.timing);
     let result = stages(
         handshaker,
         target,
@@ -188,7 +191,7 @@ async fn stages(
 }
 
 struct Session<'a> {
-    settings: &'a Settings,
+    settings: &'a SessionSettings,
     handshaker: Handshaker<'a>,
     conn: AsyncSmtpConnection,
     wire: Wire,
@@ -202,7 +205,7 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    fn settings(&self) -> &Settings {
+    fn settings(&self) -> &SessionSettings {
         self.settings
     }
 
@@ -465,13 +468,8 @@ impl Session<'_> {
         Ok(true)
     }
 
-    /// AUTH when a user is configured; true when it was done.
+    /// AUTH when the session was given a login; true when it was done.
     async fn authenticate(&mut self) -> Result<bool> {
-        // request never gives an MX route a login; this keeps it so should
-        // that change: an exchanger is whoever the recipient's domain names.
-        if matches!(self.settings().route, Route::Mx { .. }) {
-            return Ok(false);
-        }
         let Some(login) = self.settings().login.clone() else {
             return Ok(false);
         };
@@ -813,7 +811,7 @@ fn plaintext_auth_allowed(encrypted: bool, peer: std::net::IpAddr, allowed_by_us
 }
 
 /// The --quit-after value, when it stops the session after `stage`.
-fn quits_after(settings: &Settings, stage: Stage) -> Option<QuitAfter> {
+fn quits_after(settings: &SessionSettings, stage: Stage) -> Option<QuitAfter> {
     settings
         .quit_after
         .filter(|&stop| Stage::from(stop) == stage)
