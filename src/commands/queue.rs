@@ -521,7 +521,7 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
             content: d.content.clone(),
         })
         .collect();
-    let attempts = route::submit_all(&settings, &outgoing);
+    let attempts = route::submit_all(&settings, &outgoing, &|text| messages::warning(text));
     let mut unreachable = false;
     for ((attempt, message), mut due) in attempts.into_iter().zip(&outgoing).zip(due) {
         let no_answer = matches!(&attempt, Err(err) if err.cause == Cause::Unreachable);

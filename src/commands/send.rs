@@ -102,7 +102,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         let Some(settings) = &plan.transport else {
             return dry_run::print(&plan.messages);
         };
-        let attempts = route::submit_all(settings, &plan.messages);
+        let attempts = route::submit_all(settings, &plan.messages, &|text| messages::warning(text));
         let mut results = Vec::with_capacity(attempts.len());
         for (attempt, message) in attempts.into_iter().zip(&plan.messages) {
             if let (Some(format), Ok(reports)) = (plan.capabilities, &attempt) {

@@ -269,18 +269,20 @@ pub(crate) fn connect_error(endpoint: &Endpoint, address: &SocketAddr, err: &io:
     .hint("check the server and port; try again later")
 }
 
-/// Runs `future` under a time limit; running out is a temporary failure.
+/// Runs `future`, the step `stage`, under a time limit; running out is a
+/// temporary failure, worded by `Stage::waited_for`.
 pub(crate) async fn timed<F: std::future::Future>(
     limit: Duration,
-    waiting_for: &str,
+    stage: Stage,
     future: F,
 ) -> Result<F::Output> {
     tokio::time::timeout(limit, future).await.map_err(|_| {
         Error::new(
             Exit::TempFail,
             format!(
-                "timed out after {} s waiting for {waiting_for}",
-                limit.as_secs()
+                "timed out after {} s waiting for {}",
+                limit.as_secs(),
+                stage.waited_for()
             ),
         )
         .hint("the server is slow or unreachable; try again later or raise --timeout")
@@ -316,14 +318,7 @@ fn is_connection_lost(err: &SmtpError, detail: &str) -> bool {
     let mut source = std::error::Error::source(err);
     while let Some(inner) = source {
         if let Some(io_err) = inner.downcast_ref::<io::Error>() {
-            return matches!(
-                io_err.kind(),
-                io::ErrorKind::UnexpectedEof
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::NotConnected
-            );
+            return hung_up(io_err);
         }
         source = inner.source();
     }

@@ -19,7 +19,8 @@ use crate::smtp::classify::{
     closed_before_greeting, connect_error, connection_dropped, greeting_reply, reply_read_error,
     starttls_injection, timed,
 };
-use crate::smtp::settings::Settings;
+use crate::smtp::settings::SessionSettings;
+use crate::smtp::stage::Stage;
 use crate::smtp::tls::{
     certificate_flaws, handshake_error, sha256, CertReport, TlsMaterial, Verify,
 };
@@ -27,12 +28,12 @@ use crate::smtp::transcript::Transcript;
 use crate::smtp::wire::Wire;
 use crate::types::Endpoint;
 
-/// What a TLS handshake needs besides the wire: the settings (the time
-/// limit, the verbosity, the EHLO name for a second look at a refused
-/// certificate) and the trust material, loaded once per run.
+/// What a TLS handshake needs besides the wire: the session's settings
+/// (the time limit, the verbosity, the EHLO name for a second look at a
+/// refused certificate) and the trust material, loaded once per run.
 #[derive(Clone, Copy)]
 pub(crate) struct Handshaker<'a> {
-    pub(crate) settings: &'a Settings,
+    pub(crate) settings: &'a SessionSettings,
     pub(crate) material: &'a TlsMaterial,
 }
 
@@ -49,7 +50,7 @@ impl Handshaker<'_> {
         let connector = self.material.connector(verify)?;
         let started = timed(
             self.settings.timeouts.connect,
-            "the TLS handshake",
+            Stage::TlsHandshake,
             wire.start_tls(connector, &endpoint.host),
         )
         .await?;
@@ -163,7 +164,7 @@ impl Handshaker<'_> {
 /// (lettre's connection always sends EHLO, so this is done by hand).
 pub(crate) async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duration) -> Result<()> {
     let mut reader = tokio::io::BufReader::new(wire.clone());
-    let greeting = timed(limit, "the greeting", read_reply(&mut reader)).await??;
+    let greeting = timed(limit, Stage::Banner, read_reply(&mut reader)).await??;
     let mut writer = wire.clone();
     let quit = async {
         let lost = |err: io::Error| connection_dropped(&err);
@@ -171,7 +172,7 @@ pub(crate) async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duratio
         writer.flush().await.map_err(lost)?;
         read_reply(&mut reader).await
     };
-    let _ = timed(limit, "the reply to QUIT", quit).await;
+    let _ = timed(limit, Stage::Quit, quit).await;
     greeting_reply(endpoint, &greeting)
 }
 
@@ -208,7 +209,7 @@ pub(crate) async fn connect_tcp(
             format!("{endpoint} ({address})")
         };
         transcript.note(&format!("Trying {target}..."));
-        match timed(limit, "the connection", TcpStream::connect(address)).await {
+        match timed(limit, Stage::Connect, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => {
                 // Without this the final dot waits on a delayed ACK (~40 ms).
                 let _ = stream.set_nodelay(true);

@@ -10,8 +10,8 @@
 //! One noun per file. From the bottom up (a file imports only files above
 //! it in this list, never the other way round):
 //!
-//! - bytes and facts: `reply`, `transcript` (-v), `wire` (the socket),
-//!   `tls` (certificates and connectors), `mx` (DNS), `capabilities` (an
+//! - bytes and facts: `reply`, `transcript` (-v), `tls` (certificates and
+//!   connectors), `wire` (the socket), `mx` (DNS), `capabilities` (an
 //!   EHLO reply);
 //! - values: `stage` (the names of the steps), `settings` (what a session
 //!   is given), `outgoing` (a message of a batch), `report` (what a

@@ -2,11 +2,14 @@
 //! temporary failure), or each recipient domain's mail exchangers (RFC
 //! 5321 5.1); batches of messages over one session; the I/O runtime.
 //!
-//! Belongs here: choosing targets and calling `session::run` for each;
+//! Belongs here: choosing targets and calling `session::run` for each,
+//! with what that session is given (its settings, transcript and clock);
 //! merging what the sessions report. Not here: the dialogue with one
-//! server (`session`), what a failure is called (`classify`).
+//! server (`session`), what a failure is called (`classify`), printing
+//! (a failover warning is handed to the caller's `warn`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
@@ -16,22 +19,23 @@ use crate::smtp::mx::{self, Nameserver};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::report::SessionReport;
 use crate::smtp::session::{self, Target};
-use crate::smtp::settings::{Route, Server, Settings};
+use crate::smtp::settings::{Route, Server, SessionSettings, Settings};
+use crate::smtp::stage::Stage;
+use crate::smtp::timing::Clock;
 use crate::smtp::tls::{TlsMaterial, Verify};
+use crate::smtp::transcript::Transcript;
 use crate::types::{Endpoint, Envelope, TlsMode};
 
 /// Submits one message (or runs a test up to --quit-after). With a server
 /// route that is one session; with MX delivery one session per domain.
-pub(crate) fn submit(
+fn submit(
     settings: &Settings,
     envelope: &Envelope,
     message: &Content,
+    warn: &dyn Fn(&str),
 ) -> Result<Vec<SessionReport>> {
     let material = TlsMaterial::load(&settings.tls_files)?;
-    let context = Context {
-        settings,
-        material: &material,
-    };
+    let context = Context::new(settings, &material, warn);
     runtime()?.block_on(context.deliver(envelope, message))
 }
 
@@ -52,14 +56,19 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Submits several messages: over one session where a submission server
 /// is used (MAIL, RCPT, DATA again after each final reply), else one at a
 /// time. One result per message, in order.
+///
+/// `warn` is given, as it happens, the warning line for a server given up
+/// for the next one: the caller prints it, and at that moment, so that
+/// with -v it stands between the two servers' transcripts.
 pub(crate) fn submit_all(
     settings: &Settings,
     messages: &[Outgoing],
+    warn: &dyn Fn(&str),
 ) -> Vec<Result<Vec<SessionReport>>> {
     let Route::Servers(servers) = &settings.route else {
         return messages
             .iter()
-            .map(|m| submit(settings, &m.envelope, &m.content))
+            .map(|m| submit(settings, &m.envelope, &m.content, warn))
             .collect();
     };
     let setup = TlsMaterial::load(&settings.tls_files).and_then(|m| Ok((m, runtime()?)));
@@ -67,10 +76,7 @@ pub(crate) fn submit_all(
         Ok(setup) => setup,
         Err(err) => return messages.iter().map(|_| Err(err.clone())).collect(),
     };
-    let context = Context {
-        settings,
-        material: &material,
-    };
+    let context = Context::new(settings, &material, warn);
     let mut results = Vec::with_capacity(messages.len());
     let mut remaining = messages;
     while let Some((first, rest)) = remaining.split_first() {
@@ -118,15 +124,72 @@ pub(crate) fn submit_all(
 
 struct Context<'a> {
     settings: &'a Settings,
+    /// What each session is given, the same for every one of a run.
+    session: SessionSettings,
     material: &'a TlsMaterial,
+    warn: &'a dyn Fn(&str),
+}
+
+impl<'a> Context<'a> {
+    fn new(
+        settings: &'a Settings,
+        material: &'a TlsMaterial,
+        warn: &'a dyn Fn(&str),
+    ) -> Context<'a> {
+        Context {
+            settings,
+            session: session_settings(settings),
+            material,
+            warn,
+        }
+    }
+}
+
+/// The part of the settings a session is given. A mail exchanger is
+/// whoever the recipient's domain names, so it is never given the login
+/// (plan gives an MX route none; this keeps it so should that change).
+fn session_settings(settings: &Settings) -> SessionSettings {
+    let login = match settings.route {
+        Route::Servers(_) => settings.login.clone(),
+        Route::Mx { .. } => None,
+    };
+    SessionSettings {
+        helo: settings.helo.clone(),
+        timeouts: settings.timeouts,
+        login,
+        allow_plaintext_auth: settings.allow_plaintext_auth,
+        partial: settings.partial,
+        quit_after: settings.quit_after,
+        verbosity: settings.verbosity,
+    }
 }
 
 impl Context<'_> {
     fn handshaker(&self) -> Handshaker<'_> {
         Handshaker {
-            settings: self.settings,
+            settings: &self.session,
             material: self.material,
         }
+    }
+
+    /// One session with `target`, with a transcript and a clock of its own.
+    async fn session(
+        &self,
+        target: &Target<'_>,
+        envelope: &Envelope,
+        message: &Content,
+        more: &[Outgoing],
+    ) -> Result<SessionReport> {
+        let transcript = Arc::new(Transcript::new(
+            self.settings.verbosity,
+            self.settings.timing,
+        ));
+        let clock = Clock::new(self.settings.timing);
+        let handshaker = self.handshaker();
+        session::run(
+            handshaker, target, transcript, clock, envelope, message, more,
+        )
+        .await
     }
 
     async fn deliver(&self, envelope: &Envelope, message: &Content) -> Result<Vec<SessionReport>> {
@@ -165,7 +228,7 @@ impl Context<'_> {
                     addresses: &addresses,
                     verify: self.settings.verify,
                 };
-                session::run(self.handshaker(), &target, envelope, message, more).await
+                self.session(&target, envelope, message, more).await
             };
             match attempt.await {
                 Ok(report) => {
@@ -179,11 +242,11 @@ impl Context<'_> {
                         && matches!(err.exit, Exit::TempFail | Exit::IoErr | Exit::NoHost) =>
                 {
                     // Not the run's end: no hint, no exit code.
-                    eprintln!(
-                        "postie: warning: {}; trying {} next",
+                    (self.warn)(&format!(
+                        "{}; trying {} next",
                         err.message,
                         servers[index + 1].endpoint
-                    );
+                    ));
                     last_error = Some(err);
                 }
                 Err(err) => return Err(err),
@@ -267,7 +330,7 @@ impl Context<'_> {
                 addresses: &addresses,
                 verify,
             };
-            match session::run(self.handshaker(), &target, envelope, message, &[]).await {
+            match self.session(&target, envelope, message, &[]).await {
                 Ok(report) => return Ok(report),
                 Err(err) if err.is_temporary() => {
                     last_error = Some(err);
@@ -286,14 +349,10 @@ impl Context<'_> {
     /// The addresses of a submission server, of the wanted family.
     async fn resolve(&self, endpoint: &Endpoint) -> Result<Vec<SocketAddr>> {
         let lookup = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port));
-        let found: Vec<SocketAddr> = timed(
-            self.settings.timeouts.connect,
-            "the host name lookup",
-            lookup,
-        )
-        .await?
-        .map_err(|err| lookup_error(&endpoint.host, &err))?
-        .collect();
+        let found: Vec<SocketAddr> = timed(self.settings.timeouts.connect, Stage::Lookup, lookup)
+            .await?
+            .map_err(|err| lookup_error(&endpoint.host, &err))?
+            .collect();
         let wanted: Vec<SocketAddr> = found
             .iter()
             .copied()

@@ -11,9 +11,10 @@
 //! reported. Each stage runs under its own timeout, so every failure is
 //! known by its stage, and `--quit-after` can stop cleanly after any.
 //!
-//! A session is given what it needs (the settings, the target, the TLS
-//! material) and makes its own transcript and clock; it knows nothing of
-//! routing. Belongs here: the dialogue and its rules. Not here: which
+//! A session is given all it needs: its settings (the login already left
+//! out by `route` where none is to be sent), the target, the TLS material,
+//! the transcript and the --timing clock. It knows nothing of routing.
+//! Belongs here: the dialogue and its rules. Not here: which
 //! server to try next (`route`), sockets and handshakes (`connect`), the
 //! message bytes (`data`), what a failure is called (`classify`).
 
@@ -42,7 +43,7 @@ use crate::smtp::connect::{banner_only, connect_tcp, Handshaker, Upgrade};
 use crate::smtp::data::{write_message, MessageWriteError};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::report::{Delivery, Refusal, SessionReport};
-use crate::smtp::settings::{Route, Settings};
+use crate::smtp::settings::SessionSettings;
 use crate::smtp::stage::Stage;
 use crate::smtp::timing::Clock;
 use crate::smtp::tls::Verify;
@@ -61,16 +62,18 @@ pub(crate) struct Target<'a> {
 }
 
 /// One session with one server, up to --quit-after or the final reply.
+/// `handshaker` carries the session's settings and the TLS material; the
+/// session ends by writing its error, if any, and the --timing summary to
+/// `transcript`.
 pub(crate) async fn run(
     handshaker: Handshaker<'_>,
     target: &Target<'_>,
+    transcript: Arc<Transcript>,
+    mut clock: Clock,
     envelope: &Envelope,
     message: &Content,
     more: &[Outgoing],
 ) -> Result<SessionReport> {
-    let settings = handshaker.settings;
-    let transcript = Arc::new(Transcript::new(settings.verbosity, settings.timing));
-    let mut clock = Clock::new(settings.timing);
     let result = stages(
         handshaker,
         target,
@@ -137,7 +140,7 @@ async fn stages(
     }
     let client_id = ClientId::Domain(settings.helo.clone());
     let greeting = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &client_id);
-    let conn = timed(settings.timeouts.reply, "the greeting", greeting)
+    let conn = timed(settings.timeouts.reply, Stage::Greeting, greeting)
         .await
         .map_err(unreachable)?
         .map_err(|err| unreachable(smtp_error(endpoint, Stage::Greeting, err)))?;
@@ -188,7 +191,7 @@ async fn stages(
 }
 
 struct Session<'a> {
-    settings: &'a Settings,
+    settings: &'a SessionSettings,
     handshaker: Handshaker<'a>,
     conn: AsyncSmtpConnection,
     wire: Wire,
@@ -202,7 +205,7 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    fn settings(&self) -> &Settings {
+    fn settings(&self) -> &SessionSettings {
         self.settings
     }
 
@@ -362,17 +365,16 @@ impl Session<'_> {
     ) -> Result<std::result::Result<lettre::transport::smtp::response::Response, SmtpError>> {
         self.readable(stage)?;
         let limit = self.settings().timeouts.reply;
-        let waiting_for = format!("the reply to {}", stage.name());
         let line = command.to_string();
         let mut wire = self.wire.clone();
         let send = async {
             wire.write_all(line.as_bytes()).await?;
             wire.flush().await
         };
-        if let Err(err) = timed(limit, &waiting_for, send).await? {
+        if let Err(err) = timed(limit, stage, send).await? {
             return self.reply_left_after(stage, &err).await;
         }
-        timed(limit, &waiting_for, self.conn.read_response()).await
+        timed(limit, stage, self.conn.read_response()).await
     }
 
     /// Fails when what the server already sent cannot be read on (a reply
@@ -466,13 +468,8 @@ impl Session<'_> {
         Ok(true)
     }
 
-    /// AUTH when a user is configured; true when it was done.
+    /// AUTH when the session was given a login; true when it was done.
     async fn authenticate(&mut self) -> Result<bool> {
-        // request never gives an MX route a login; this keeps it so should
-        // that change: an exchanger is whoever the recipient's domain names.
-        if matches!(self.settings().route, Route::Mx { .. }) {
-            return Ok(false);
-        }
         let Some(login) = self.settings().login.clone() else {
             return Ok(false);
         };
@@ -625,7 +622,7 @@ impl Session<'_> {
                 wire.write_all(batch.as_bytes()).await?;
                 wire.flush().await
             };
-            if let Err(err) = timed(limit, "sending MAIL and RCPT", send).await? {
+            if let Err(err) = timed(limit, Stage::MailAndRcpt, send).await? {
                 let reply = self.reply_left_after(Stage::Mail, &err).await?;
                 return Err(reply.map_or_else(
                     |err| smtp_error(&self.endpoint, Stage::Mail, err),
@@ -634,12 +631,7 @@ impl Session<'_> {
             }
         }
         let limit = self.settings().timeouts.reply;
-        let mail_reply = timed(
-            limit,
-            &format!("the reply to {}", Stage::Mail.name()),
-            self.conn.read_response(),
-        )
-        .await?;
+        let mail_reply = timed(limit, Stage::Mail, self.conn.read_response()).await?;
         let mail_failure = match mail_reply {
             Ok(_) => None,
             // RFC 5321 3.8: a 421 is followed by the close; the RCPT
@@ -651,12 +643,7 @@ impl Session<'_> {
         };
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
-            let reply = timed(
-                limit,
-                &format!("the reply to {}", Stage::Rcpt.name()),
-                self.conn.read_response(),
-            )
-            .await?;
+            let reply = timed(limit, Stage::Rcpt, self.conn.read_response()).await?;
             if let Err(err) = self.sort_rcpt_reply(recipient, reply, &mut refused) {
                 // A server that refused MAIL and then hung up: its refusal
                 // is the reason, not the RCPT replies that never came.
@@ -784,7 +771,7 @@ impl Session<'_> {
         let wire = self.wire.clone();
         let trailer = trailer.unwrap_or_default();
         let send = write_message(wire, message, trailer.as_bytes());
-        let written = match timed(limit, "the reply to the end of the message", send).await {
+        let written = match timed(limit, Stage::Message, send).await {
             Ok(written) => written,
             Err(err) => return (Err(err), Ahead::Nothing),
         };
@@ -802,13 +789,9 @@ impl Session<'_> {
                 return (Err(err), Ahead::Nothing);
             }
         }
-        let reply = timed(
-            limit,
-            "the reply to the end of the message",
-            self.conn.read_response(),
-        )
-        .await
-        .and_then(|reply| reply.map_err(|err| smtp_error(&self.endpoint, Stage::Message, err)));
+        let reply = timed(limit, Stage::Message, self.conn.read_response())
+            .await
+            .and_then(|reply| reply.map_err(|err| smtp_error(&self.endpoint, Stage::Message, err)));
         (reply.map(|reply| reply_text(&reply)), ahead)
     }
 }
@@ -828,7 +811,7 @@ fn plaintext_auth_allowed(encrypted: bool, peer: std::net::IpAddr, allowed_by_us
 }
 
 /// The --quit-after value, when it stops the session after `stage`.
-fn quits_after(settings: &Settings, stage: Stage) -> Option<QuitAfter> {
+fn quits_after(settings: &SessionSettings, stage: Stage) -> Option<QuitAfter> {
     settings
         .quit_after
         .filter(|&stop| Stage::from(stop) == stage)

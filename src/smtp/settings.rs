@@ -1,8 +1,10 @@
-//! The values a session is given: where to send, how to secure and
-//! authenticate, how long to wait, how much to show.
+//! The values a run is given: where to send, how to secure and
+//! authenticate, how long to wait, how much to show; and the part of them
+//! one session is given.
 //!
-//! Belongs here: plain settings, built by `plan` before any I/O. Not here:
-//! what is done with them (`route`, `session`).
+//! Belongs here: plain settings, built by `plan` before any I/O (and
+//! `SessionSettings`, taken from them by `route`). Not here: what is done
+//! with them (`route`, `session`).
 
 use std::time::Duration;
 
@@ -79,7 +81,9 @@ pub(crate) struct Server {
     pub(crate) tls: TlsMode,
 }
 
-/// Everything the session needs besides the message.
+/// Everything a run needs besides the messages. `route` reads the route,
+/// the TLS files, the address family and --timing itself, and hands each
+/// session its `SessionSettings`.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub(crate) route: Route,
@@ -100,4 +104,23 @@ pub(crate) struct Settings {
     pub(crate) timing: bool,
     /// Stop cleanly with QUIT after this stage.
     pub(crate) quit_after: Option<QuitAfter>,
+}
+
+/// What one session is given: the rules of the dialogue with one server,
+/// and nothing of the route. `route` makes it from the [`Settings`].
+#[derive(Clone, Debug)]
+pub(crate) struct SessionSettings {
+    pub(crate) helo: String,
+    pub(crate) timeouts: Timeouts,
+    /// The login to send, if any: `None` for a mail exchanger, which is
+    /// whoever the recipient's domain names.
+    pub(crate) login: Option<Login>,
+    pub(crate) allow_plaintext_auth: bool,
+    /// Send to the accepted recipients when some are refused.
+    pub(crate) partial: bool,
+    /// Stop cleanly with QUIT after this stage.
+    pub(crate) quit_after: Option<QuitAfter>,
+    /// At 1 or more, a certificate that failed verification is fetched
+    /// again to be shown (the transcript itself comes made).
+    pub(crate) verbosity: u8,
 }

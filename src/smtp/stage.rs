@@ -1,7 +1,9 @@
 //! The names of a session's steps: the one list that error lines,
 //! timeouts and the --timing summary take their words from.
 //!
-//! Belongs here: the stages, in session order, and what each is called.
+//! Belongs here: the stages, in session order, and what each is called:
+//! in an error line (`name`), in a timeout (`waited_for`), in the --timing
+//! summary (`timing_label`).
 //! The --quit-after values are clap's spelling of [`QuitAfter`] (see
 //! `QuitAfter::name`), and each maps to the stage it stops after here. Not
 //! here: what a stage does (`session`), what a failure at it means
@@ -14,9 +16,13 @@ use crate::types::QuitAfter;
 /// error line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stage {
+    /// The submission server's host name, looked up before connecting
+    /// (`route`; mail exchangers come with their addresses from `mx`).
+    Lookup,
     /// The TCP connection.
     Connect,
-    /// TLS from the first byte (implicit TLS).
+    /// A TLS handshake: from the first byte (implicit TLS), or after the
+    /// 220 to STARTTLS, where --timing counts it in `StartTls`.
     TlsHandshake,
     /// The server's greeting, read on its own (--quit-after banner).
     Banner,
@@ -27,16 +33,24 @@ pub(crate) enum Stage {
     Auth,
     Mail,
     Rcpt,
+    /// MAIL and every RCPT written as one PIPELINING group (RFC 2920);
+    /// their replies are read at `Mail` and `Rcpt`.
+    MailAndRcpt,
     /// The DATA command (and, for --timing, the whole transfer).
     Data,
     /// The message and the reply to its final dot.
     Message,
+    /// QUIT. A session's closing QUIT may fail unnoticed (the message is
+    /// sent by then); only the one said by hand after --quit-after banner
+    /// is a step of its own.
+    Quit,
 }
 
 impl Stage {
-    /// In error lines and timeouts: the command as RFC 5321 writes it.
+    /// In error lines: the command as RFC 5321 writes it.
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Stage::Lookup => "host name lookup",
             Stage::Connect => "connect",
             Stage::TlsHandshake => "TLS handshake",
             Stage::Banner => "greeting",
@@ -45,8 +59,31 @@ impl Stage {
             Stage::Auth => "AUTH",
             Stage::Mail => "MAIL FROM",
             Stage::Rcpt => "RCPT TO",
+            Stage::MailAndRcpt => "MAIL FROM and RCPT TO",
             Stage::Data => "DATA",
             Stage::Message => "end of DATA",
+            Stage::Quit => "QUIT",
+        }
+    }
+
+    /// In a timeout ("timed out after 30 s waiting for the greeting"): what
+    /// was awaited, which for a command is its reply.
+    pub(crate) fn waited_for(self) -> String {
+        match self {
+            Stage::Lookup => "the host name lookup".to_string(),
+            Stage::Connect => "the connection".to_string(),
+            Stage::TlsHandshake => "the TLS handshake".to_string(),
+            // lettre reads the greeting and sends EHLO as one step.
+            Stage::Banner | Stage::Greeting => "the greeting".to_string(),
+            // A write that does not end, not a reply that does not come.
+            Stage::MailAndRcpt => "sending MAIL and RCPT".to_string(),
+            Stage::Message => "the reply to the end of the message".to_string(),
+            Stage::StartTls
+            | Stage::Auth
+            | Stage::Mail
+            | Stage::Rcpt
+            | Stage::Data
+            | Stage::Quit => format!("the reply to {}", self.name()),
         }
     }
 
@@ -59,6 +96,7 @@ impl Stage {
             Stage::Greeting => "EHLO",
             Stage::Mail => "MAIL",
             Stage::Rcpt => "RCPT",
+            Stage::MailAndRcpt => "MAIL and RCPT",
             other => other.name(),
         }
     }
@@ -77,5 +115,51 @@ impl From<QuitAfter> for Stage {
             QuitAfter::Rcpt => Stage::Rcpt,
             QuitAfter::Data => Stage::Data,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Timeout lines are part of what users and their scripts see.
+    #[test]
+    fn what_each_stage_waited_for() {
+        let said: Vec<String> = [
+            Stage::Lookup,
+            Stage::Connect,
+            Stage::TlsHandshake,
+            Stage::Banner,
+            Stage::Greeting,
+            Stage::StartTls,
+            Stage::Auth,
+            Stage::Mail,
+            Stage::Rcpt,
+            Stage::MailAndRcpt,
+            Stage::Data,
+            Stage::Message,
+            Stage::Quit,
+        ]
+        .iter()
+        .map(|stage| stage.waited_for())
+        .collect();
+        assert_eq!(
+            said,
+            [
+                "the host name lookup",
+                "the connection",
+                "the TLS handshake",
+                "the greeting",
+                "the greeting",
+                "the reply to STARTTLS",
+                "the reply to AUTH",
+                "the reply to MAIL FROM",
+                "the reply to RCPT TO",
+                "sending MAIL and RCPT",
+                "the reply to DATA",
+                "the reply to the end of the message",
+                "the reply to QUIT",
+            ]
+        );
     }
 }
