@@ -1,5 +1,7 @@
 //! The command line as typed: the clap definitions of postie's own flags
-//! and of `postie queue`, and sendmail's argv.
+//! and of `postie queue` (`args`), sendmail's argv (`sendmail`), and which
+//! of the commands an argv asks for (`invocation`, which owns the reserved
+//! first words).
 //!
 //! This is the first of two parsing stages: raw values, checked only for
 //! form. Belongs here: flags, their help and their spellings. Not here:

@@ -1,6 +1,10 @@
 //! The commands: sending (also as sendmail) and `postie queue`, and the
 //! dispatch to them. The top layer with `main.rs`: they use everything
 //! below, nothing uses them.
+//!
+//! Belongs here: the order of a command's steps and its exit status. Not
+//! here: the decisions those steps make (`plan`, `smtp`, `outcome`), or
+//! printing beyond calling `output`.
 
 pub(crate) mod queue;
 pub(crate) mod send;

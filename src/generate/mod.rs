@@ -15,6 +15,10 @@
 //! tables behind. Everything here is deterministic: no date, no host, and
 //! the plain crate version rather than the run-time OpenSSL one of
 //! `postie --version`.
+//!
+//! Belongs here: turning facts the code holds into documents, and the page
+//! prose's placeholders. Not here: the facts themselves (they stay with the
+//! code that acts on them), or the prose, which is in `doc/*.in`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

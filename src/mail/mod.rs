@@ -1,6 +1,7 @@
 //! The message itself: addresses, composing one from flags and files,
 //! its bytes ([`content::Content`]), ready-made messages (`--message`,
-//! sendmail's stdin) and making those carriable by SMTP.
+//! sendmail's stdin, held by `spool` without holding a large one in
+//! memory) and making those carriable by SMTP.
 //!
 //! Belongs here: anything that decides what the recipient reads. Not here:
 //! how or where it is sent (`smtp`), which flags or account apply (`plan`),

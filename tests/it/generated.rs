@@ -214,8 +214,13 @@ fn main_man_page_has_the_sysadmin_sections() {
 #[test]
 fn example_config_parses_for_every_account() {
     let temp = tempfile::tempdir().unwrap();
+    // A copy private to the user: a checkout made under umask 002 leaves
+    // the file group-writable, which postie rightly refuses.
+    let config = temp.path().join("config.toml");
+    std::fs::copy(repo().join("examples/config.toml"), &config).unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     for account in [None, Some("work"), Some("relay")] {
-        let mut args = vec!["--config", "examples/config.toml"];
+        let mut args = vec!["--config", config.to_str().unwrap()];
         if let Some(account) = account {
             args.extend(["--account", account]);
         }
@@ -267,8 +272,13 @@ fn known_keys(config: &str) -> Vec<String> {
 }
 
 #[test]
-fn example_config_and_man_page_show_every_key() {
+fn example_config_man_page_and_readme_show_every_key() {
     let example = std::fs::read_to_string(repo().join("examples/config.toml")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let (_, readme_keys) = readme
+        .split_once("Account keys (also allowed in `[defaults]`)")
+        .expect("README lists the account keys");
+    let readme_keys = readme_keys.split("\n\n").next().unwrap();
     let man = std::fs::read_to_string(repo().join("man/postie.toml.5")).unwrap();
     let account_keys = known_keys("[accounts.a]\nno_such_key = 1\n");
     let top_keys = known_keys("no_such_key = 1\n");
@@ -288,6 +298,10 @@ fn example_config_and_man_page_show_every_key() {
         assert!(
             man.contains(&format!("\\fB{key} =\\fR")),
             "man/postie.toml.5 does not describe `{key}`"
+        );
+        assert!(
+            readme_keys.contains(&format!("`{key}`")),
+            "README's paragraph of account and top-level keys does not name `{key}`"
         );
     }
 }

@@ -136,7 +136,7 @@ fn recipients_received(server: &TestServer, who: &str) -> usize {
 
 /// outcome::settle_entry writes the entry's new state only after it has
 /// moved the refused recipients to failed/ (`queue.fail` / `add_failed`
-/// with `?`), and queue_cmd::flush then reports "stays as it was" and
+/// with `?`), and commands::queue::flush then reports "stays as it was" and
 /// leaves the entry on disk with *every* recipient, delivered ones
 /// included. Reproduction: an entry for ok@ and bad@ with `partial =
 /// true`; the server takes ok@ and refuses bad@ (550); failed/ cannot be
@@ -205,7 +205,7 @@ fn flush_never_resends_to_a_delivered_recipient_when_failed_cannot_be_written() 
 /// freed) sends to now@ again. The issue's "a full disk while saving one
 /// entry's new state fails that entry, not the run" was implemented by
 /// keeping the *old* state, which is wrong as soon as anyone was
-/// delivered to. Fix in outcome::settle_entry / queue_cmd::flush: when
+/// delivered to. Fix in outcome::settle_entry / commands::queue::flush: when
 /// the new state cannot be written, the delivered recipients must still
 /// leave the entry (e.g. rewrite the recipient list in place, or remove
 /// the entry and keep the owed ones in failed/ when nothing can be
@@ -479,13 +479,13 @@ fn log_lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// queue_cmd::flush moves an entry older than `queue_max_age` to failed/
+/// commands::queue::flush moves an entry older than `queue_max_age` to failed/
 /// ("gave up on ...") with a line on stderr only: the account's `logfile`
 /// (and syslog) never hear of it, because the logger is only built later,
 /// by `replay_settings`, for entries that are sent. The log then shows the
 /// message as `outcome=queued` forever. The principle is "in failed/ with
 /// a log line". Same for an entry moved to failed/ because its `.eml` is
-/// missing or short (see the next test). Fix in queue_cmd::flush: build the
+/// missing or short (see the next test). Fix in commands::queue::flush: build the
 /// entry's logger (from its settings and today's config) before the
 /// expiry and damage checks, and record an `outcome=failed` line there.
 #[test]
@@ -567,7 +567,7 @@ fn an_entry_failed_for_a_missing_message_gets_a_log_line() {
 /// again at once with 65 on the raw "root": retry is a dead end for every
 /// unplanned message.) Fix: Queue::retry (or flush) must replan an entry
 /// kept before planning (mark such entries, and replan them through
-/// request::plan with today's config as the maildrop pickup does), and
+/// plan::plan with today's config as the maildrop pickup does), and
 /// outcome::Verdict::of / settle_entry must treat an attempt that covered
 /// no recipient as a failure, never as "delivered to all".
 #[test]
@@ -660,7 +660,7 @@ fn a_greylisted_recipient_is_not_called_a_recipient_to_fix() {
     );
 }
 
-/// A server list whose first server is down: transport's
+/// A server list whose first server is down: smtp::route's
 /// `deliver_to_servers` prints "postie: warning: <error Display>; trying
 /// B next", and Error's Display ends in "(EX_TEMPFAIL 75)". The second
 /// server takes the message and postie exits 0, yet stderr (which cron
@@ -739,7 +739,7 @@ fn a_planning_panic_in_sendmail_mode_keeps_the_message() {
 /// The same panic through the maildrop: any local user drops that message
 /// (a valid drop file, as `sendmail -t` writes it) and root's `postie
 /// queue flush`, which plans drops before it sends the queue, panics in
-/// maildrop::plan -> request::plan -> transportable. The drop file stays,
+/// maildrop::plan -> plan::plan -> transportable. The drop file stays,
 /// so every later flush panics the same way: no queued mail on the
 /// machine is ever sent again until root finds and removes the file. Fix:
 /// as above, and in maildrop::pick_one run `plan` under catch_unwind and

@@ -121,7 +121,7 @@ fn refused_as_data_error(args: &[String], stdin: &[u8]) -> Result<(), TestCaseEr
 }
 
 /// Each address once, in order, compared without case: the envelope
-/// postie builds (request.rs `unique_addresses`).
+/// postie builds (plan/recipients.rs `unique_addresses`).
 fn unique<'a>(all: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for addr in all {
@@ -454,7 +454,7 @@ fn encoded_word(word: &str) -> Option<Vec<u8>> {
 }
 
 /// What postie documents for text bodies: each bare LF becomes CRLF,
-/// everything else is kept (request.rs `crlf_lines`).
+/// everything else is kept (plan/inputs.rs `crlf_lines`).
 fn crlf(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut prev = None;
