@@ -383,6 +383,17 @@ where
     Ok(cli)
 }
 
+/// For unit tests: the command line `args` as [`parse_from`] reads it, but
+/// blind to the POSTIE_* variables of whoever runs the tests.
+#[cfg(test)]
+pub(crate) fn parse_without_environment(args: &[&str]) -> Cli {
+    let command = command().mut_args(|arg| arg.env(None));
+    let matches = command
+        .try_get_matches_from(std::iter::once("postie").chain(args.iter().copied()))
+        .unwrap();
+    Cli::from_arg_matches(&matches).unwrap()
+}
+
 /// `postie queue ...` as the binary parses it: [`QueueCli`] with the
 /// run-time version.
 pub(crate) fn queue_command() -> clap::Command {

@@ -60,6 +60,16 @@ impl Selected {
     }
 }
 
+/// POSTIE_PASSWORD, which clap does not read. Unit tests never see the
+/// one of whoever runs them.
+fn password_from_environment() -> Option<String> {
+    if cfg!(test) {
+        None
+    } else {
+        std::env::var(PASSWORD_ENV).ok()
+    }
+}
+
 /// What the command line (with its POSTIE_* variables) sets, as an account:
 /// `None` where it says nothing. A switch such as --insecure can only turn
 /// a setting on; leaving it out leaves the account's value.
@@ -74,7 +84,7 @@ fn flags(cli: &Cli) -> Account {
         client_key: cli.client_key.clone(),
         insecure: on(cli.insecure),
         user: cli.user.clone(),
-        password: std::env::var(PASSWORD_ENV).ok(),
+        password: password_from_environment(),
         password_cmd: cli.password_cmd.clone(),
         auth: cli.auth,
         allow_plaintext_auth: on(cli.allow_plaintext_auth),
@@ -110,11 +120,10 @@ pub(crate) fn queue_dir(flag: Option<&Path>, config: Option<&ConfigFile>) -> Opt
 mod tests {
     use super::*;
     use crate::types::TlsMode;
-    use clap::Parser;
     use std::path::Path;
 
     fn merged(args: &[&str], config: &str) -> Account {
-        let cli = Cli::try_parse_from([&["postie"], args].concat()).unwrap();
+        let cli = crate::cli::args::parse_without_environment(args);
         let config = ConfigFile::parse(config, Path::new("test.toml")).unwrap();
         Selected::of(&cli, &config).unwrap().merged
     }
@@ -172,7 +181,7 @@ mod tests {
     #[test]
     fn a_password_command_flag_replaces_the_accounts_password() {
         let config = "[defaults]\npassword_cmd = \"pass a\"\n";
-        let cli = Cli::try_parse_from(["postie", "--password-cmd", "pass b"]).unwrap();
+        let cli = crate::cli::args::parse_without_environment(&["--password-cmd", "pass b"]);
         let config = ConfigFile::parse(config, Path::new("test.toml")).unwrap();
         let selected = Selected::of(&cli, &config).unwrap();
         assert_eq!(selected.merged.password_cmd.as_deref(), Some("pass b"));
@@ -183,7 +192,7 @@ mod tests {
     fn an_accounts_own_password_beats_a_password_command_in_defaults() {
         let config = "[defaults]\npassword_cmd = \"pass shared\"\n\
                       [accounts.own]\nserver = \"smtp.example.com\"\npassword = \"own\"\n";
-        let cli = Cli::try_parse_from(["postie", "--account", "own"]).unwrap();
+        let cli = crate::cli::args::parse_without_environment(&["--account", "own"]);
         let config = ConfigFile::parse(config, Path::new("test.toml")).unwrap();
         let selected = Selected::of(&cli, &config).unwrap();
         assert_eq!(selected.merged.password.as_deref(), Some("own"));

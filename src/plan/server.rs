@@ -331,7 +331,6 @@ fn strip_scheme<'a>(text: &'a str, scheme: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
     use crate::exit::Exit;
-    use clap::Parser;
 
     fn spec(host: &str, port: Option<u16>, implicit_tls: bool) -> ServerSpec {
         ServerSpec {
@@ -373,7 +372,7 @@ mod tests {
             ..Account::default()
         };
         let target = |args: &[&str]| {
-            let cli = Cli::try_parse_from([&["postie"], args].concat()).unwrap();
+            let cli = crate::cli::args::parse_without_environment(args);
             let selected = Selected::new(&cli, None, account.clone());
             server_target("smtps://mx.example", &cli, &selected)
         };
@@ -407,7 +406,7 @@ mod tests {
             recipients: vec!["b@y.example".into()],
         };
         let settings = |args: &[&str], account: &Account, warnings: &mut Vec<String>| {
-            let cli = Cli::try_parse_from([&["postie"], args].concat()).unwrap();
+            let cli = crate::cli::args::parse_without_environment(args);
             let selected = Selected::new(&cli, None, account.clone());
             transport_settings(&cli, &selected, &envelope, warnings, &mut Vec::new())
         };

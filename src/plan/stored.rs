@@ -335,7 +335,7 @@ pub(crate) fn stored_settings(cli: &Cli) -> QueuedSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, Parser};
+    use clap::CommandFactory;
 
     /// One command line per kept flag, setting it to a value that differs
     /// from the default.
@@ -380,9 +380,9 @@ mod tests {
 
     #[test]
     fn kept_flags_survive_the_round_trip() {
-        let base = || Cli::try_parse_from(["postie"]).unwrap();
+        let base = || crate::cli::args::parse_without_environment(&[]);
         for id in KEPT {
-            let cli = Cli::try_parse_from(std::iter::once("postie").chain(sample(id))).unwrap();
+            let cli = crate::cli::args::parse_without_environment(&sample(id));
             assert_ne!(format!("{cli:?}"), format!("{:?}", base()), "{id}");
             let stored: QueuedSettings = serde_json::from_str(
                 &serde_json::to_string(&QueuedSettings::from_cli(&cli)).unwrap(),
@@ -396,8 +396,12 @@ mod tests {
 
     #[test]
     fn relative_paths_become_absolute() {
-        let cli =
-            Cli::try_parse_from(["postie", "--config", "p.toml", "--ca-file", "ca.pem"]).unwrap();
+        let cli = crate::cli::args::parse_without_environment(&[
+            "--config",
+            "p.toml",
+            "--ca-file",
+            "ca.pem",
+        ]);
         let stored = QueuedSettings::from_cli(&cli);
         let here = std::env::current_dir().unwrap();
         assert_eq!(stored.config, Some(here.join("p.toml")));
