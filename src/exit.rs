@@ -24,7 +24,7 @@ macro_rules! exits {
 
         impl Exit {
             /// Every exit code but 0, in numeric order.
-            pub const ALL: &'static [Exit] = &[$(Exit::$variant),*];
+            pub(crate) const ALL: &'static [Exit] = &[$(Exit::$variant),*];
 
             /// The name from sysexits.h, shown in error lines so that a reader of a
             /// cron mail knows what the number means.
@@ -35,7 +35,7 @@ macro_rules! exits {
             }
 
             /// A few words for the `--help` footer ("recipient refused").
-            pub fn summary(self) -> &'static str {
+            pub(crate) fn summary(self) -> &'static str {
                 match self {
                     $(Exit::$variant => $summary,)*
                 }
@@ -43,7 +43,7 @@ macro_rules! exits {
 
             /// What leads to this code, for the man page and the README: one
             /// or more sentences, `code` quoted with backticks.
-            pub fn description(self) -> &'static str {
+            pub(crate) fn description(self) -> &'static str {
                 match self {
                     $(Exit::$variant => $description,)*
                 }
@@ -103,7 +103,7 @@ exits! {
 }
 
 /// Exit status 0, which is no [`Exit`]: its `--help` words and description.
-pub const SUCCESS: (&str, &str) = (
+pub(crate) const SUCCESS: (&str, &str) = (
     "sent or queued",
     "Every recipient was sent to (the server answered 250 to the end of DATA) or queued.",
 );
@@ -116,7 +116,7 @@ impl Exit {
 
 /// The exit codes in one sentence, for the end of `--help`: "Exit status
 /// follows sysexits.h: 0 sent or queued, 64 usage, ...".
-pub fn help_summary() -> String {
+pub(crate) fn help_summary() -> String {
     let mut text = format!("Exit status follows sysexits.h: 0 {}", SUCCESS.0);
     for exit in Exit::ALL {
         text.push_str(&format!(", {} {}", exit.code(), exit.summary()));
@@ -133,15 +133,15 @@ pub fn help_summary() -> String {
 pub struct Error {
     pub exit: Exit,
     pub message: String,
-    pub hint: Option<String>,
+    pub(crate) hint: Option<String>,
     /// What the caller may need to know beyond the exit code.
-    pub cause: Cause,
+    pub(crate) cause: Cause,
 }
 
 /// Failures that change what the caller does next, where the exit code
 /// alone cannot tell (a 75 may be a 4xx reply or a silent server).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Cause {
+pub(crate) enum Cause {
     #[default]
     Other,
     /// No SMTP session started: the connection was refused or not
@@ -158,7 +158,7 @@ pub enum Cause {
 }
 
 impl Error {
-    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
         Error {
             exit,
             message: message.into(),
@@ -167,35 +167,35 @@ impl Error {
         }
     }
 
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
-    pub fn cause(mut self, cause: Cause) -> Self {
+    pub(crate) fn cause(mut self, cause: Cause) -> Self {
         self.cause = cause;
         self
     }
 
     /// Worth trying again later (and queueing): 75 and 74.
-    pub fn is_temporary(&self) -> bool {
+    pub(crate) fn is_temporary(&self) -> bool {
         matches!(self.exit, Exit::TempFail | Exit::IoErr)
     }
 
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self::new(Exit::Usage, message)
     }
 
-    pub fn data(message: impl Into<String>) -> Self {
+    pub(crate) fn data(message: impl Into<String>) -> Self {
         Self::new(Exit::DataErr, message)
     }
 
-    pub fn config(message: impl Into<String>) -> Self {
+    pub(crate) fn config(message: impl Into<String>) -> Self {
         Self::new(Exit::Config, message)
     }
 
     /// An input file that cannot be read: 66, naming the file and the reason.
-    pub fn input(what: &str, path: &std::path::Path, err: &std::io::Error) -> Self {
+    pub(crate) fn input(what: &str, path: &std::path::Path, err: &std::io::Error) -> Self {
         Self::new(
             Exit::NoInput,
             format!("cannot read {what} {}: {}", path.display(), io_reason(err)),
@@ -224,7 +224,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// into `None`, without the panic message on stderr: the caller reports
 /// it as one line. Meant for the single-threaded CLI; the panic hook is
 /// process-wide.
-pub fn without_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
+pub(crate) fn without_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
@@ -234,7 +234,7 @@ pub fn without_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
 
 /// An io::Error as a person would say it: "No such file or directory",
 /// without Rust's "(os error 2)" suffix.
-pub fn io_reason(err: &std::io::Error) -> String {
+pub(crate) fn io_reason(err: &std::io::Error) -> String {
     let text = err.to_string();
     match text.find(" (os error") {
         Some(at) => text[..at].to_string(),
@@ -243,12 +243,12 @@ pub fn io_reason(err: &std::io::Error) -> String {
 }
 
 /// The error and its sources in one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     chain_onto(err.to_string(), err.source())
 }
 
 /// `text`, then each source's text that it does not already hold.
-pub fn chain_onto(
+pub(crate) fn chain_onto(
     mut text: String,
     mut source: Option<&(dyn std::error::Error + 'static)>,
 ) -> String {

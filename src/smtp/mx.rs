@@ -34,7 +34,7 @@ impl Nameserver {
     /// Parses `--resolver`: `192.0.2.1`, `192.0.2.1:5353`, `::1`, `[::1]`
     /// or `[::1]:5353`. A host name is refused: looking up the address of
     /// the nameserver would need a nameserver.
-    pub fn parse(text: &str) -> Result<Nameserver> {
+    pub(crate) fn parse(text: &str) -> Result<Nameserver> {
         let text = text.trim();
         let address = if let Ok(address) = text.parse::<SocketAddr>() {
             address
@@ -69,7 +69,7 @@ pub enum Family {
 
 impl Family {
     /// Whether -4 / -6 let postie use this address.
-    pub fn allows(self, ip: IpAddr) -> bool {
+    pub(crate) fn allows(self, ip: IpAddr) -> bool {
         match self {
             Family::Any => true,
             Family::V4 => ip.is_ipv4(),
@@ -561,7 +561,7 @@ fn seconds(duration: Duration) -> String {
 /// Groups recipient addresses by domain (case-insensitive), keeping the
 /// first-seen order of domains and of recipients within each. A recipient
 /// without `@` lands under the empty domain, which [`exchangers`] refuses.
-pub fn by_domain(recipients: &[String]) -> Vec<(String, Vec<String>)> {
+pub(crate) fn by_domain(recipients: &[String]) -> Vec<(String, Vec<String>)> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for recipient in recipients {
         // The last @: a quoted local part may hold one ("a@b"@example.com).
