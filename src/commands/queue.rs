@@ -115,13 +115,7 @@ fn retry(queue: &Queue, id: &str) -> Result<()> {
         }
     };
     for (outgoing, settings) in &planned {
-        let queued = queue.add(
-            &outgoing.envelope.sender,
-            &outgoing.envelope.recipients,
-            settings,
-            &outgoing.content,
-            None,
-        )?;
+        let queued = queue.add_outgoing(outgoing, settings)?;
         messages::said(format_args!(
             "queue: {id} is queued again as {} for {}",
             queued.id,
@@ -345,6 +339,27 @@ fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) ->
     tally.result()
 }
 
+/// Moves an entry that can never be sent to failed/ with a log line,
+/// saying so; `error` (with a pointer to `queue list --failed`) becomes
+/// this flush's exit status unless an earlier one did.
+fn fail_entry(queue: &Queue, mut entry: Entry, reason: &str, error: Error, tally: &mut Tally) {
+    entry.last_error = Some(reason.to_string());
+    let log = replay::replay_logger(&entry.settings, &entry.sender);
+    match outcome::give_up(queue, &entry, reason, &log) {
+        Ok(path) => {
+            messages::said(format_args!(
+                "queue: failed {}: {reason}; kept in {}",
+                entry.id,
+                path.display()
+            ));
+            tally
+                .first_permanent
+                .get_or_insert(error.hint("see `postie queue list --failed`"));
+        }
+        Err(err) => tally.unsaved(&entry.id, err),
+    }
+}
+
 /// Locks and re-reads an entry; what is damaged or too old moves to
 /// failed/ here. `Some` when it is due to be sent now.
 fn triage(
@@ -363,7 +378,7 @@ fn triage(
         }
     };
     // Re-read under the lock: the other flush may have sent it since.
-    let mut entry = match queue.read(id)? {
+    let entry = match queue.read(id)? {
         Found::Entry(entry) => *entry,
         Found::Gone => {
             queue.release_gone(id, lock);
@@ -391,21 +406,8 @@ fn triage(
     // was never planned, which belongs in failed/) cannot be sent.
     if entry.recipients.is_empty() || entry.unplanned.is_some() {
         let reason = "it names no recipient to send to (see `postie queue retry`)";
-        entry.last_error = Some(reason.to_string());
-        let log = replay::replay_logger(&entry.settings, &entry.sender);
-        match outcome::give_up(queue, &entry, reason, &log) {
-            Ok(path) => {
-                messages::said(format_args!(
-                    "queue: failed {id}: {reason}; kept in {}",
-                    path.display()
-                ));
-                tally.first_permanent.get_or_insert(
-                    Error::data(format!("queue: {id} has no recipient"))
-                        .hint("see `postie queue list --failed`"),
-                );
-            }
-            Err(err) => tally.unsaved(id, err),
-        }
+        let error = Error::data(format!("queue: {id} has no recipient"));
+        fail_entry(queue, entry, reason, error, tally);
         return Ok(None);
     }
     let now = storage::now();
@@ -448,21 +450,8 @@ fn triage(
             _lock: lock,
         })),
         Err(reason) => {
-            entry.last_error = Some(reason.clone());
-            let log = replay::replay_logger(&entry.settings, &entry.sender);
-            match outcome::give_up(queue, &entry, &reason, &log) {
-                Ok(path) => {
-                    messages::said(format_args!(
-                        "queue: failed {id}: {reason}; kept in {}",
-                        path.display()
-                    ));
-                    tally.first_permanent.get_or_insert(
-                        Error::data(format!("queue: {id} is damaged: {reason}"))
-                            .hint("see `postie queue list --failed`"),
-                    );
-                }
-                Err(err) => tally.unsaved(id, err),
-            }
+            let error = Error::data(format!("queue: {id} is damaged: {reason}"));
+            fail_entry(queue, entry, &reason, error, tally);
             Ok(None)
         }
     }

@@ -262,12 +262,7 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
                 &Content::from_bytes(bytes),
                 &reason,
             )?;
-            fs::remove_file(path).map_err(|err| {
-                Error::new(
-                    Exit::IoErr,
-                    format!("cannot remove {}: {}", path.display(), io_reason(&err)),
-                )
-            })?;
+            remove_drop(path)?;
             return Err(Error::data(format!("{reason}; kept in {}", kept.display())));
         }
     };
@@ -284,13 +279,7 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
     match planned {
         Ok(planned) => {
             for (outgoing, settings, log) in &planned {
-                let entry = queue.add(
-                    &outgoing.envelope.sender,
-                    &outgoing.envelope.recipients,
-                    settings,
-                    &outgoing.content,
-                    None,
-                )?;
+                let entry = queue.add_outgoing(outgoing, settings)?;
                 log.record(&Attempt {
                     server: "",
                     sender: &outgoing.envelope.sender,
@@ -321,12 +310,7 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
                 &reason,
                 |file| file.write_all(message).map(|()| message.len() as u64),
             )?;
-            fs::remove_file(path).map_err(|err| {
-                Error::new(
-                    Exit::IoErr,
-                    format!("cannot remove {}: {}", path.display(), io_reason(&err)),
-                )
-            })?;
+            remove_drop(path)?;
             return Err(Error {
                 message: format!("{reason}; kept in {}", kept.display()),
                 ..err
@@ -404,6 +388,16 @@ pub(crate) fn plan(drop: &Submission, message: &[u8], uid: u32) -> Result<Vec<Pl
         planned.push((outgoing, plan.queue.settings.clone(), plan.log.clone()));
     }
     Ok(planned)
+}
+
+/// Removes a drop file whose message is now in the queue or in failed/.
+fn remove_drop(path: &Path) -> Result<()> {
+    fs::remove_file(path).map_err(|err| {
+        Error::new(
+            Exit::IoErr,
+            format!("cannot remove {}: {}", path.display(), io_reason(&err)),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::mail::content::Content;
 use crate::output::messages;
 use crate::permissions;
 use crate::plan::stored::{self, QueuedSettings, Submission};
+use crate::smtp::outgoing::Outgoing;
 
 /// One queued message's description (the `.json` file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +242,21 @@ impl Queue {
 
     fn failed_path(&self, id: &str, extension: &str) -> PathBuf {
         self.dir.join("failed").join(format!("{id}.{extension}"))
+    }
+
+    /// Stores a planned message, untried, to be sent with `settings`.
+    pub(crate) fn add_outgoing(
+        &self,
+        outgoing: &Outgoing,
+        settings: &QueuedSettings,
+    ) -> Result<Entry> {
+        self.add(
+            &outgoing.envelope.sender,
+            &outgoing.envelope.recipients,
+            settings,
+            &outgoing.content,
+            None,
+        )
     }
 
     /// Stores a message; returns its entry. The message file is durable
