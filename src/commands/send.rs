@@ -78,7 +78,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         messages::note(note);
     }
     if plan.transport.is_none() {
-        return dry_run::print(&plan.messages);
+        return dry_run::print(&plan.messages, plan.destination.as_ref());
     }
     // Every recipient is owed by policy: nothing is tried now, and no
     // password command runs.
@@ -100,7 +100,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             .collect()
     } else {
         let Some(settings) = &plan.transport else {
-            return dry_run::print(&plan.messages);
+            return dry_run::print(&plan.messages, plan.destination.as_ref());
         };
         let attempts = route::submit_all(settings, &plan.messages, &|text| messages::warning(text));
         let mut results = Vec::with_capacity(attempts.len());

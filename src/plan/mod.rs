@@ -41,6 +41,7 @@ use crate::exit::{Error, Result};
 use crate::mail::address::envelope_address;
 use crate::mail::compose;
 use crate::mail::content::Content;
+use crate::output::dry_run::Destination;
 use crate::output::log::Logger;
 use crate::plan::inputs::{draft_and_envelope, ready_made, Stdin};
 use crate::plan::precedence::{queue_dir, Selected};
@@ -60,6 +61,8 @@ pub(crate) struct Plan {
     /// `None` for --dry-run: nothing is resolved, no password is fetched.
     /// Its `login` is empty until [`fetch_login`] fills it from `login`.
     pub(crate) transport: Option<Settings>,
+    /// --dry-run: where the messages would go, for its report.
+    pub(crate) destination: Option<Destination>,
     /// The login the session will use, its secret not yet fetched.
     pub(crate) login: Option<PendingLogin>,
     /// Things the user must hear about before sending (e.g. --insecure).
@@ -168,8 +171,26 @@ pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Pla
     }
     let mut warnings = Vec::new();
     let mut helo_notes = Vec::new();
-    let (transport, login) = if cli.dry_run {
-        (None, None)
+    let (transport, login, destination) = if cli.dry_run {
+        // Planned as a send is, so that the dry run says where the message
+        // would go, and fails where sending would fail before connecting.
+        // Its warnings are the send's to give.
+        let (settings, _) = transport_settings(
+            &cli,
+            &selected,
+            &messages[0].envelope,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )?;
+        let destination = Destination {
+            user: match settings.route {
+                Route::Servers(_) => selected.merged.user.clone(),
+                Route::Mx { .. } => None,
+            },
+            route: settings.route,
+            account: selected.name.clone(),
+        };
+        (None, None, Some(destination))
     } else {
         let (settings, login) = transport_settings(
             &cli,
@@ -181,7 +202,7 @@ pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Pla
         if cli.verbose > 0 {
             notes.extend(direct_delivery_note(&cli, &settings.route));
         }
-        (Some(settings), login)
+        (Some(settings), login, None)
     };
     if cli.verbose > 0 {
         notes.extend(helo_notes);
@@ -215,6 +236,7 @@ pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Pla
     Ok(Plan {
         messages,
         transport,
+        destination,
         login,
         warnings,
         notes,

@@ -85,9 +85,10 @@ pub(crate) fn transport_settings(
         .quit_after
         .or(cli.capabilities.then_some(QuitAfter::Starttls));
     let timeout = merged.timeout;
-    // A test that stops before AUTH needs no password; an exchanger never
-    // gets one.
+    // A test that stops before AUTH needs no password, nor does a dry run
+    // (which reads no password file); an exchanger never gets one.
     let login = if quit_after.is_some_and(|stage| stage < QuitAfter::Auth)
+        || cli.dry_run
         || matches!(route, Route::Mx { .. })
     {
         None
