@@ -70,7 +70,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Show the SMTP dialogue on stderr (-vv adds message headers, -vvv the whole message)')
             [CompletionResult]::new('--timing', '--timing', [CompletionResultType]::ParameterName, 'Show how long each reply took, and a summary per stage (implies -v)')
             [CompletionResult]::new('--capabilities', '--capabilities', [CompletionResultType]::ParameterName, 'Report the server''s EHLO extensions before and after STARTTLS, and its certificate')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'With --capabilities: print the report as JSON on stdout')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print what became of each message and recipient as JSON on stdout, even on failure')
             [CompletionResult]::new('--test-message', '--test-message', [CompletionResultType]::ParameterName, 'Send a generated test message ("postie test DATE", saying which host sent it)')
             [CompletionResult]::new('--mx', '--mx', [CompletionResultType]::ParameterName, 'Deliver straight to each recipient domain''s mail exchangers (MX) on port 25')
             [CompletionResult]::new('--queue', '--queue', [CompletionResultType]::ParameterName, 'Keep the message in the queue after a temporary failure (the default in sendmail mode)')

@@ -67,7 +67,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --verbose 'Show the SMTP dialogue on stderr (-vv adds message headers, -vvv the whole message)'
             cand --timing 'Show how long each reply took, and a summary per stage (implies -v)'
             cand --capabilities 'Report the server''s EHLO extensions before and after STARTTLS, and its certificate'
-            cand --json 'With --capabilities: print the report as JSON on stdout'
+            cand --json 'Print what became of each message and recipient as JSON on stdout, even on failure'
             cand --test-message 'Send a generated test message ("postie test DATE", saying which host sent it)'
             cand --mx 'Deliver straight to each recipient domain''s mail exchangers (MX) on port 25'
             cand --queue 'Keep the message in the queue after a temporary failure (the default in sendmail mode)'

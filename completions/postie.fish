@@ -77,7 +77,7 @@ complete -c postie -n "__fish_postie_needs_command" -l dry-run -d 'Print the env
 complete -c postie -n "__fish_postie_needs_command" -s v -l verbose -d 'Show the SMTP dialogue on stderr (-vv adds message headers, -vvv the whole message)'
 complete -c postie -n "__fish_postie_needs_command" -l timing -d 'Show how long each reply took, and a summary per stage (implies -v)'
 complete -c postie -n "__fish_postie_needs_command" -l capabilities -d 'Report the server\'s EHLO extensions before and after STARTTLS, and its certificate'
-complete -c postie -n "__fish_postie_needs_command" -l json -d 'With --capabilities: print the report as JSON on stdout'
+complete -c postie -n "__fish_postie_needs_command" -l json -d 'Print what became of each message and recipient as JSON on stdout, even on failure'
 complete -c postie -n "__fish_postie_needs_command" -l test-message -d 'Send a generated test message ("postie test DATE", saying which host sent it)'
 complete -c postie -n "__fish_postie_needs_command" -l mx -d 'Deliver straight to each recipient domain\'s mail exchangers (MX) on port 25'
 complete -c postie -n "__fish_postie_needs_command" -l queue -d 'Keep the message in the queue after a temporary failure (the default in sendmail mode)'

@@ -31,6 +31,9 @@ use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::output::log::{Attempt, Logger, Outcome};
 use crate::output::messages;
+use crate::output::result_json::{
+    MessageResult, RecipientOutcome, RecipientResult, SessionResult, TlsUsed,
+};
 use crate::plan::Plan;
 use crate::queue::storage::{Entry, Queue};
 use crate::smtp::outgoing::Outgoing;
@@ -59,12 +62,53 @@ pub(crate) enum Fate {
 pub(crate) struct Share {
     pub(crate) recipients: Vec<String>,
     pub(crate) fate: Fate,
+    /// The server's own reply about these recipients when they were
+    /// refused one by one (--partial); the error says the rest.
+    pub(crate) reply: Option<String>,
 }
 
-/// Every recipient of one message, each in one share.
+/// Every recipient of one message, each in one share, and the sessions
+/// that were about them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Verdict {
     pub(crate) shares: Vec<Share>,
+    pub(crate) sessions: Vec<Session>,
+}
+
+/// A session that reached a server, for the result scripts read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Session {
+    /// "host:port (address)".
+    pub(crate) server: String,
+    pub(crate) tls: TlsUsed,
+    /// The recipients it was about.
+    pub(crate) recipients: Vec<String>,
+}
+
+impl Session {
+    /// `None` when no server answered (an MX domain that failed before
+    /// any session).
+    fn of(report: &SessionReport) -> Option<Session> {
+        if report.server.is_empty() {
+            return None;
+        }
+        // The EHLO after an upgrade is labelled so; a certificate without
+        // an upgrade came with the first byte.
+        let upgraded = report
+            .capabilities
+            .iter()
+            .any(|(label, _)| label == "after STARTTLS");
+        let tls = match (&report.certificate, upgraded) {
+            (_, true) => TlsUsed::Starttls,
+            (Some(_), false) => TlsUsed::Implicit,
+            (None, false) => TlsUsed::None,
+        };
+        Some(Session {
+            server: report.server.clone(),
+            tls,
+            recipients: report.recipients.clone(),
+        })
+    }
 }
 
 /// A failure as a fate: the one place that says temporary (or a failed
@@ -94,7 +138,9 @@ impl Verdict {
             shares: vec![Share {
                 recipients: recipients.to_vec(),
                 fate: fate_of(error),
+                reply: None,
             }],
+            sessions: Vec::new(),
         }
     }
 
@@ -105,11 +151,13 @@ impl Verdict {
             Err(error) => return Verdict::failed(&envelope.recipients, error),
         };
         let mut shares = Vec::new();
+        let sessions = reports.iter().filter_map(Session::of).collect();
         for report in reports {
             if let Some(error) = report.failure {
                 shares.push(Share {
                     recipients: report.recipients,
                     fate: fate_of(error),
+                    reply: None,
                 });
                 continue;
             }
@@ -136,14 +184,16 @@ impl Verdict {
                         server: report.server.clone(),
                         reply,
                     },
+                    reply: None,
                 });
             }
             shares.extend(refused.iter().map(|r| Share {
                 recipients: vec![r.recipient.clone()],
                 fate: fate_of(refusal(&report.server, r)),
+                reply: Some(r.reply.clone()),
             }));
         }
-        Verdict { shares }
+        Verdict { shares, sessions }
     }
 
     /// All owed recipients, in order, and the first owed failure.
@@ -292,8 +342,28 @@ fn log_failure(
 /// owed ones (one entry holding only them) when queueing is on, keeps a
 /// copy for the refused ones in `failed/` in sendmail mode, and returns
 /// the exit status. Lines on stderr say what happened to whom; the error
-/// returned is the one line `main` prints last.
-pub(crate) fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Result<()> {
+/// in the status is the one line `main` prints last.
+pub(crate) fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Settled {
+    let mut queued_as = None;
+    let status = settle_status(plan, message, verdict, &mut queued_as);
+    Settled { status, queued_as }
+}
+
+/// What settling a message did.
+#[derive(Debug)]
+pub(crate) struct Settled {
+    /// The message's exit status.
+    pub(crate) status: Result<()>,
+    /// The queue entry that holds it for its owed recipients, if it was queued.
+    pub(crate) queued_as: Option<String>,
+}
+
+fn settle_status(
+    plan: &Plan,
+    message: &Outgoing,
+    verdict: &Verdict,
+    queued_as: &mut Option<String>,
+) -> Result<()> {
     let sender = &message.envelope.sender;
     let size = message.content.len();
     let mixed = verdict.single_failure().is_none();
@@ -323,6 +393,7 @@ pub(crate) fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Resu
                     messages::said(format_args!("queued as {id}{whom}: {}", error.message));
                     log_failure(&plan.log, sender, size, &recipients, Outcome::Queued, error);
                     owed_kept = true;
+                    *queued_as = Some(id);
                 }
                 Err(queue_error) => {
                     log_failure(&plan.log, sender, size, &recipients, Outcome::Failed, error);
@@ -365,6 +436,83 @@ pub(crate) fn settle(plan: &Plan, message: &Outgoing, verdict: &Verdict) -> Resu
         (_, Some(not_queued)) => Err(not_queued),
         (Some(error), None) => Err(error),
         (None, None) => Ok(()),
+    }
+}
+
+/// What became of a message and each of its recipients, as `--json`
+/// publishes it: the verdict, with the queue entry that settling made.
+pub(crate) fn result(
+    message: &Outgoing,
+    verdict: &Verdict,
+    queued_as: Option<&str>,
+) -> MessageResult {
+    let session_for = |recipient: &String| {
+        verdict
+            .sessions
+            .iter()
+            .rev()
+            .find(|session| session.recipients.contains(recipient))
+            .map(|session| session.server.clone())
+    };
+    let recipients = message
+        .envelope
+        .recipients
+        .iter()
+        .map(|address| {
+            let share = verdict
+                .shares
+                .iter()
+                .find(|share| share.recipients.contains(address));
+            let (outcome, server, reply, error) = match share.map(|share| (&share.fate, share)) {
+                Some((Fate::Delivered { server, reply }, _)) => (
+                    RecipientOutcome::Delivered,
+                    Some(server.clone()),
+                    (!reply.is_empty()).then(|| reply.clone()),
+                    None,
+                ),
+                Some((Fate::Owed(error) | Fate::Refused(error), share)) => {
+                    let outcome = match (&share.fate, queued_as) {
+                        (Fate::Refused(_), _) => RecipientOutcome::Refused,
+                        (_, Some(_)) => RecipientOutcome::Queued,
+                        (_, None) => RecipientOutcome::Owed,
+                    };
+                    (
+                        outcome,
+                        session_for(address),
+                        share.reply.clone(),
+                        Some(error.message.clone()),
+                    )
+                }
+                // Every recipient is in a share; an empty verdict tells
+                // nothing.
+                None => (RecipientOutcome::Owed, None, None, None),
+            };
+            let queue_id = (outcome == RecipientOutcome::Queued)
+                .then(|| queued_as.map(str::to_string))
+                .flatten();
+            RecipientResult {
+                address: address.clone(),
+                outcome,
+                server,
+                reply,
+                error,
+                queue_id,
+            }
+        })
+        .collect();
+    MessageResult {
+        label: message.label.clone(),
+        message_id: message.content.header("Message-ID"),
+        sender: message.envelope.sender.clone(),
+        sessions: verdict
+            .sessions
+            .iter()
+            .map(|session| SessionResult {
+                server: session.server.clone(),
+                tls: session.tls,
+            })
+            .collect(),
+        recipients,
     }
 }
 
@@ -702,5 +850,42 @@ mod tests {
         };
         let verdict = Verdict::of(&env, Ok(vec![probe]));
         assert_eq!(status(&verdict, false), None);
+    }
+
+    #[test]
+    fn the_result_names_each_recipient_in_envelope_order() {
+        let env = envelope(&["a@x", "b@x", "c@x"]);
+        let verdict = Verdict::of(
+            &env,
+            Ok(vec![report(
+                &["a@x", "b@x", "c@x"],
+                &[("b@x", true), ("c@x", false)],
+            )]),
+        );
+        let message = Outgoing {
+            label: "the message".into(),
+            envelope: env,
+            content: Content::from_bytes(b"Message-ID: <m@x>\n\nhi\n".to_vec()),
+        };
+        let queued = result(&message, &verdict, Some("q1"));
+        assert_eq!(queued.message_id.as_deref(), Some("<m@x>"));
+        assert_eq!(queued.sessions[0].tls, TlsUsed::None);
+        let outcomes: Vec<_> = queued.recipients.iter().map(|r| r.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                RecipientOutcome::Delivered,
+                RecipientOutcome::Queued,
+                RecipientOutcome::Refused
+            ]
+        );
+        assert_eq!(queued.recipients[0].reply.as_deref(), Some("250 ok"));
+        assert_eq!(queued.recipients[1].queue_id.as_deref(), Some("q1"));
+        assert_eq!(queued.recipients[2].reply.as_deref(), Some("550 no"));
+        assert_eq!(queued.recipients[2].queue_id, None);
+        // Not queued: owed, with no queue ID.
+        let owed = result(&message, &verdict, None);
+        assert_eq!(owed.recipients[1].outcome, RecipientOutcome::Owed);
+        assert_eq!(owed.recipients[1].queue_id, None);
     }
 }

@@ -279,8 +279,14 @@ pub(crate) struct Cli {
     #[arg(long, help_heading = TESTING)]
     pub(crate) capabilities: bool,
 
-    /// With --capabilities: print the report as JSON on stdout.
-    #[arg(long, requires = "capabilities", help_heading = TESTING)]
+    /// Print what became of each message and recipient as JSON on stdout, even on failure.
+    ///
+    /// Per message its Message-ID, the servers and TLS used; per recipient
+    /// delivered, queued (with the queue ID), owed (try again later) or
+    /// refused, with the server's reply. The exit status is the same as
+    /// without it. With --capabilities: the report as JSON instead. Not
+    /// with --dry-run, which writes the message itself to stdout.
+    #[arg(long, help_heading = OUTPUT)]
     pub(crate) json: bool,
 
     /// Send a generated test message ("postie test DATE", saying which host sent it).

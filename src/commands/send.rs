@@ -11,6 +11,7 @@ use crate::exit;
 use crate::exit::{Error, Exit, Result};
 use crate::mail::spool;
 use crate::outcome::{self, Verdict};
+use crate::output::result_json::{self, MessageResult};
 use crate::output::{capabilities as report, log};
 use crate::output::{dry_run, messages};
 use crate::plan::fallback::Fallback;
@@ -21,8 +22,28 @@ use crate::smtp::outgoing::Outgoing;
 use crate::smtp::route;
 use crate::types::QueuePolicy;
 
-/// Sends (or, with --dry-run, prints) the message the command line describes.
+/// Sends (or, with --dry-run, prints) the message the command line
+/// describes; with --json, then prints the result on stdout, failed or not.
 pub(crate) fn run(cli: Cli) -> Result<()> {
+    if cli.json && cli.dry_run && !cli.capabilities {
+        return Err(Error::usage(
+            "--json cannot be used with --dry-run, which writes the message itself to standard output",
+        )
+        .hint("drop --json to see the message, or --dry-run to send it"));
+    }
+    // --capabilities --json prints its own document; sendmail's callers
+    // read no output.
+    if !cli.json || cli.capabilities || cli.sendmail {
+        return send(cli, &mut Vec::new());
+    }
+    let mut results = Vec::new();
+    let status = send(cli, &mut results);
+    result_json::print(&status, &results)?;
+    status
+}
+
+/// Sends or prints; the result of each message settled goes to `results`.
+fn send(cli: Cli, results: &mut Vec<MessageResult>) -> Result<()> {
     let stdin = std::io::stdin();
     let is_terminal = stdin.is_terminal();
     let mut reader = stdin.lock();
@@ -90,12 +111,23 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         // queueing is on, as sendmail mode has it), never in failed/.
         planning::fetch_login(&mut plan).err()
     };
-    let results: Vec<Result<()>> = if let Some(error) = untried {
+    let mut settle = |message, verdict: &Verdict| {
+        let settled = outcome::settle(&plan, message, verdict);
+        results.push(outcome::result(
+            message,
+            verdict,
+            settled.queued_as.as_deref(),
+        ));
+        settled.status
+    };
+    let statuses: Vec<Result<()>> = if let Some(error) = untried {
         plan.messages
             .iter()
             .map(|message| {
-                let verdict = Verdict::failed(&message.envelope.recipients, error.clone());
-                outcome::settle(&plan, message, &verdict)
+                settle(
+                    message,
+                    &Verdict::failed(&message.envelope.recipients, error.clone()),
+                )
             })
             .collect()
     } else {
@@ -103,17 +135,16 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             return dry_run::print(&plan.messages, plan.destination.as_ref());
         };
         let attempts = route::submit_all(settings, &plan.messages, &|text| messages::warning(text));
-        let mut results = Vec::with_capacity(attempts.len());
+        let mut statuses = Vec::with_capacity(attempts.len());
         for (attempt, message) in attempts.into_iter().zip(&plan.messages) {
             if let (Some(format), Ok(reports)) = (plan.capabilities, &attempt) {
                 report::print_capabilities(reports, format)?;
             }
-            let verdict = Verdict::of(&message.envelope, attempt);
-            results.push(outcome::settle(&plan, message, &verdict));
+            statuses.push(settle(message, &Verdict::of(&message.envelope, attempt)));
         }
-        results
+        statuses
     };
-    summarize(&plan, results)
+    summarize(&plan, statuses)
 }
 
 /// One result per message: a single message's error is the error; with

@@ -91,6 +91,39 @@ impl Content {
         self.len() == 0
     }
 
+    /// The value of the first header field called `name` (any case),
+    /// unfolded and trimmed; `None` when there is none. The header block is
+    /// always in the first segment: files are only ever attached in a body
+    /// part.
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        let Some(Segment::Bytes(bytes)) = self.segments.first() else {
+            return None;
+        };
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(bytes.len(), |at| at + 2);
+        let block = String::from_utf8_lossy(&bytes[..end]);
+        let mut value: Option<String> = None;
+        for line in block.split("\r\n") {
+            let folded = line.starts_with([' ', '\t']);
+            match (&mut value, folded) {
+                // RFC 5322 2.2.3: a line starting with white space goes on
+                // the field before it.
+                (Some(value), true) => value.push_str(line),
+                (Some(_), false) => break,
+                (None, _) => {
+                    if let Some((field, rest)) = line.split_once(':') {
+                        if !folded && field.trim_end().eq_ignore_ascii_case(name) {
+                            value = Some(rest.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        value.map(|value| value.trim().to_string())
+    }
+
     /// True when every octet is 7-bit (base64 always is).
     pub(crate) fn is_ascii(&self) -> bool {
         self.segments.iter().all(|segment| match segment {
@@ -258,5 +291,17 @@ mod tests {
             vec![Segment::Bytes(b"a\r\nb\r\n".to_vec())]
         );
         assert!(content.is_ascii());
+    }
+
+    #[test]
+    fn a_header_is_found_in_any_case_and_unfolded() {
+        let content = Content::from_bytes(
+            b"Subject: hi\nmessage-id:\n <a@b>\nX: y\n\nMessage-ID: <body@x>\n".to_vec(),
+        );
+        assert_eq!(content.header("Message-ID").as_deref(), Some("<a@b>"));
+        assert_eq!(content.header("Subject").as_deref(), Some("hi"));
+        // Not from the body.
+        assert_eq!(content.header("Date"), None);
+        assert_eq!(Content::default().header("Subject"), None);
     }
 }

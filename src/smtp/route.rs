@@ -92,11 +92,19 @@ pub(crate) fn submit_all(
                     .first_mut()
                     .map(|r| (r.server.clone(), std::mem::take(&mut r.more)))
                     .unwrap_or_default();
+                // The later messages went over the same session, so over
+                // the same TLS: their reports say so too.
+                let (capabilities, certificate) = reports
+                    .first()
+                    .map(|r| (r.capabilities.clone(), r.certificate.clone()))
+                    .unwrap_or_default();
                 results.push(Ok(reports));
                 results.extend(more.into_iter().zip(rest).map(|(r, message)| {
                     r.map(|delivery| {
                         vec![SessionReport {
                             server: server.clone(),
+                            capabilities: capabilities.clone(),
+                            certificate: certificate.clone(),
                             delivery: Some(delivery),
                             recipients: message.envelope.recipients.clone(),
                             ..SessionReport::default()

@@ -17,6 +17,7 @@ mod hostile_input;
 mod hostile_server;
 mod interop_mailx;
 mod interop_swaks;
+mod json;
 mod layers;
 mod loss_paths;
 mod maildrop;
