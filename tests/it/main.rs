@@ -24,6 +24,7 @@ mod mx;
 mod probe;
 mod properties;
 mod queue;
+mod replies;
 mod send;
 mod sendmail;
 mod transportable;
