@@ -150,12 +150,11 @@ async fn stages(
     }
     let client_id = ClientId::Domain(settings.helo.clone());
     let greeting = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &client_id);
-    // Hung up after the first byte, or within the greeting: an implicit
-    // TLS port that sent something first may still be behind it.
+    // Hung up after the first byte, within the greeting: an implicit TLS
+    // port that sent something first may still be behind it. (A greeting
+    // that is not SMTP has a hint of its own, which says as much.)
     let mixed_up = |err: Error| match err.exit {
-        Exit::IoErr | Exit::Protocol if tls != TlsMode::Implicit => {
-            implicit_tls_hint(err, endpoint.port)
-        }
+        Exit::IoErr if tls != TlsMode::Implicit => implicit_tls_hint(err, endpoint.port),
         _ => err,
     };
     let conn = timed(settings.timeouts.reply, Stage::Greeting, endpoint, greeting)
