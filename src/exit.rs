@@ -67,7 +67,8 @@ exits! {
         "An input file (body, HTML, attachment, CA file) is missing or unreadable.";
     /// EX_NOUSER: a recipient was refused permanently (5xx to RCPT).
     NoUser = 67, "EX_NOUSER", "recipient refused",
-        "A recipient was refused permanently (5xx to RCPT), or a local name has no alias.";
+        "A recipient was refused permanently (5xx to RCPT, unless the reply is about the sender, \
+         TLS or a login), or a local name has no alias.";
     /// EX_NOHOST: the server's host name does not resolve.
     NoHost = 68, "EX_NOHOST", "unknown host or domain",
         "The server's host name does not resolve; with MX delivery, a recipient domain does not \
@@ -75,8 +76,9 @@ exits! {
     /// EX_UNAVAILABLE: the server refused the service (5xx to the greeting,
     /// MAIL or DATA; STARTTLS required but not offered; untrusted certificate).
     Unavailable = 69, "EX_UNAVAILABLE", "service unavailable",
-        "5xx to the greeting, MAIL or DATA; STARTTLS required but not offered; certificate not \
-         trusted; no usable AUTH mechanism; SMTPUTF8 needed but not offered.";
+        "5xx to the greeting, MAIL or DATA (a policy refusal, a bad sender, a message too big); \
+         the server requires TLS; STARTTLS required but not offered; certificate not trusted; no \
+         usable AUTH mechanism; SMTPUTF8 needed but not offered.";
     /// EX_SOFTWARE: a bug in postie.
     Software = 70, "EX_SOFTWARE", "bug in postie",
         "A bug in postie.";
@@ -90,11 +92,14 @@ exits! {
     /// EX_PROTOCOL: the server spoke something that is not SMTP, or the TLS
     /// handshake failed.
     Protocol = 76, "EX_PROTOCOL", "protocol error",
-        "The reply is not SMTP, or the TLS handshake failed.";
+        "The reply is not SMTP or is an `X.5.x` protocol status, a TLS record came where the \
+         greeting was expected, or the TLS handshake failed (a plain server on an `smtps://` URL \
+         too).";
     /// EX_NOPERM: the server refused the credentials.
     NoPerm = 77, "EX_NOPERM", "authentication refused",
-        "Authentication refused, or the server requires a client certificate or did not accept \
-         the one given.";
+        "Authentication refused (wrong user name or password); the server requires \
+         authentication and none was given; or the server requires a client certificate or did \
+         not accept the one given.";
     /// EX_CONFIG: the configuration is wrong or unsafe.
     Config = 78, "EX_CONFIG", "configuration error",
         "Configuration error: bad key, unknown account, unsafe file permissions, no password, a \

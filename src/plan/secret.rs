@@ -125,8 +125,11 @@ const PASSWORD_OUTPUT_LIMIT: usize = 64 * 1024;
 /// a thread so that a grandchild that keeps the pipe open cannot keep
 /// postie waiting past the deadline.
 fn run_password_cmd(cmd: &str, deadline: Duration) -> Result<String> {
+    // In the error line's form, "STAGE: what happened; what to try".
     let failed = |exit: Exit, why: String| {
-        Error::new(exit, format!("the password command {cmd:?} {why}")).cause(Cause::LocalSetup)
+        Error::new(exit, format!("password command: {cmd:?} {why}"))
+            .hint("run it in a shell to see why, or fix --password-cmd (the account's `password_cmd`)")
+            .cause(Cause::LocalSetup)
     };
     let started = Instant::now();
     let mut child = Command::new("/bin/sh")

@@ -219,6 +219,7 @@ fn server_target(server: &str, cli: &Cli, selected: &Selected) -> Result<Server>
     // Likewise a port in the URL beats a configured `port`, and --port
     // beats both.
     let port = cli.port.or(parsed.port).or(selected.account.port);
+    let tls_explicit = explicit_tls.is_some();
     let tls = explicit_tls.unwrap_or(if port == Some(465) {
         TlsMode::Implicit
     } else if is_loopback(&parsed.host) {
@@ -231,7 +232,11 @@ fn server_target(server: &str, cli: &Cli, selected: &Selected) -> Result<Server>
         host: parsed.host,
         port,
     };
-    Ok(Server { endpoint, tls })
+    Ok(Server {
+        endpoint,
+        tls,
+        tls_explicit,
+    })
 }
 
 /// This machine's name for EHLO and Received lines.
@@ -382,6 +387,47 @@ mod tests {
         let err = target(&["--tls", "starttls"]).unwrap_err();
         assert_eq!(err.exit, Exit::Usage);
         assert!(err.message.contains("--tls starttls"), "{err}");
+    }
+
+    /// An error about TLS names the user's choice only when there was
+    /// one: a port's or a host's default is nobody's doing.
+    #[test]
+    fn the_tls_mode_is_explicit_only_when_chosen() {
+        let target = |server: &str, account: Account, args: &[&str]| {
+            let cli = crate::cli::args::parse_without_environment(args);
+            let selected = Selected::new(&cli, None, account);
+            let server = server_target(server, &cli, &selected).unwrap();
+            (server.tls, server.tls_explicit)
+        };
+        let none = Account::default;
+        assert_eq!(
+            target("mx.example", none(), &[]),
+            (TlsMode::Starttls, false)
+        );
+        assert_eq!(
+            target("mx.example:465", none(), &[]),
+            (TlsMode::Implicit, false)
+        );
+        assert_eq!(
+            target("localhost", none(), &[]),
+            (TlsMode::Opportunistic, false)
+        );
+        assert_eq!(
+            target("mx.example", none(), &["--tls", "starttls"]),
+            (TlsMode::Starttls, true)
+        );
+        let configured = Account {
+            tls: Some(TlsMode::Starttls),
+            ..Account::default()
+        };
+        assert_eq!(
+            target("mx.example", configured, &[]),
+            (TlsMode::Starttls, true)
+        );
+        assert_eq!(
+            target("smtps://mx.example", none(), &[]),
+            (TlsMode::Implicit, true)
+        );
     }
 
     #[test]

@@ -16,8 +16,9 @@ use tokio::net::TcpStream;
 
 use crate::exit::{Error, Exit, Result};
 use crate::smtp::classify::{
-    closed_before_greeting, connect_error, connection_dropped, greeting_reply, reply_read_error,
-    starttls_injection, timed,
+    closed_before_greeting, connect_error, connection_dropped, endpoint_at, greeting_reply,
+    hung_up, hung_up_before_greeting, implicit_tls_hint, plain_smtp_on_implicit_tls,
+    reply_read_error, starttls_injection, timed, timed_out, tls_record_before_greeting,
 };
 use crate::smtp::settings::SessionSettings;
 use crate::smtp::stage::Stage;
@@ -51,12 +52,16 @@ impl Handshaker<'_> {
         let started = timed(
             self.settings.timeouts.connect,
             Stage::TlsHandshake,
+            endpoint,
             wire.start_tls(connector, &endpoint.host),
         )
         .await?;
         if let Err(detail) = started {
             if upgrade == Upgrade::Starttls && wire.plaintext_in_handshake() {
                 return Err(starttls_injection(endpoint));
+            }
+            if upgrade == Upgrade::Implicit && wire.plaintext_in_handshake() {
+                return Err(plain_smtp_on_implicit_tls(endpoint));
             }
             let err = handshake_error(endpoint, &detail);
             if verify == Verify::Full
@@ -164,7 +169,7 @@ impl Handshaker<'_> {
 /// (lettre's connection always sends EHLO, so this is done by hand).
 pub(crate) async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duration) -> Result<()> {
     let mut reader = tokio::io::BufReader::new(wire.clone());
-    let greeting = timed(limit, Stage::Banner, read_reply(&mut reader)).await??;
+    let greeting = timed(limit, Stage::Banner, endpoint, read_reply(&mut reader)).await??;
     let mut writer = wire.clone();
     let quit = async {
         let lost = |err: io::Error| connection_dropped(&err);
@@ -172,7 +177,7 @@ pub(crate) async fn banner_only(wire: &Wire, endpoint: &Endpoint, limit: Duratio
         writer.flush().await.map_err(lost)?;
         read_reply(&mut reader).await
     };
-    let _ = timed(limit, Stage::Quit, quit).await;
+    let _ = timed(limit, Stage::Quit, endpoint, quit).await;
     greeting_reply(endpoint, &greeting)
 }
 
@@ -202,14 +207,10 @@ pub(crate) async fn connect_tcp(
     transcript: &Transcript,
 ) -> Result<(TcpStream, SocketAddr)> {
     let mut last_error = None;
-    for address in addresses {
-        let target = if endpoint.host.parse::<std::net::IpAddr>().is_ok() {
-            address.to_string()
-        } else {
-            format!("{endpoint} ({address})")
-        };
+    for (index, address) in addresses.iter().enumerate() {
+        let target = endpoint_at(endpoint, address);
         transcript.note(&format!("Trying {target}..."));
-        match timed(limit, Stage::Connect, TcpStream::connect(address)).await {
+        match timed(limit, Stage::Connect, endpoint, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => {
                 // Without this the final dot waits on a delayed ACK (~40 ms).
                 let _ = stream.set_nodelay(true);
@@ -219,7 +220,8 @@ pub(crate) async fn connect_tcp(
             Ok(Err(err)) => last_error = Some(connect_error(endpoint, address, &err)),
             Err(timeout) => last_error = Some(timeout),
         }
-        if let Some(err) = &last_error {
+        // The last failure is the run's error, which the caller prints.
+        if let Some(err) = last_error.as_ref().filter(|_| index + 1 < addresses.len()) {
             transcript.error(&err.message);
         }
     }
@@ -229,4 +231,38 @@ pub(crate) async fn connect_tcp(
             format!("{} has no address to connect to", endpoint.host),
         )
     }))
+}
+
+/// How long a plain connection to port 465 may stay silent: that port
+/// speaks implicit TLS (RFC 8314 3.3), where the server waits for the
+/// client to start, so the reply timeout would only be waited out.
+const PORT_465_SILENCE: Duration = Duration::from_secs(10);
+
+/// Waits for the server's first byte on a plain connection, before SMTP
+/// starts, to tell a greeting from what an implicit TLS port does: stay
+/// silent (waiting for the client's handshake), hang up, or start a TLS
+/// record (0x16). Each of those fails with a hint to use implicit TLS; on
+/// port 465 the silence is given up after at most 10 s. `stage` names the
+/// greeting as the caller reads it.
+pub(crate) async fn await_greeting(
+    tcp: &TcpStream,
+    endpoint: &Endpoint,
+    limit: Duration,
+    stage: Stage,
+) -> Result<()> {
+    let limit = if endpoint.port == 465 {
+        limit.min(PORT_465_SILENCE)
+    } else {
+        limit
+    };
+    let mut first = [0u8; 1];
+    let hint = |err| implicit_tls_hint(err, endpoint.port);
+    match tokio::time::timeout(limit, tcp.peek(&mut first)).await {
+        Err(_) => Err(hint(timed_out(limit, stage, endpoint))),
+        Ok(Ok(0)) => Err(hint(hung_up_before_greeting(endpoint, stage))),
+        Ok(Ok(_)) if first[0] == 0x16 => Err(tls_record_before_greeting(endpoint, stage)),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) if hung_up(&err) => Err(hint(hung_up_before_greeting(endpoint, stage))),
+        Ok(Err(err)) => Err(connection_dropped(&err)),
+    }
 }

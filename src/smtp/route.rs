@@ -169,6 +169,7 @@ fn session_settings(settings: &Settings) -> SessionSettings {
         partial: settings.partial,
         quit_after: settings.quit_after,
         verbosity: settings.verbosity,
+        mx: matches!(settings.route, Route::Mx { .. }),
     }
 }
 
@@ -233,6 +234,7 @@ impl Context<'_> {
                 let target = Target {
                     endpoint: &server.endpoint,
                     tls: server.tls,
+                    tls_explicit: server.tls_explicit,
                     addresses: &addresses,
                     verify: self.settings.verify,
                 };
@@ -335,6 +337,8 @@ impl Context<'_> {
             let target = Target {
                 endpoint: &endpoint,
                 tls,
+                // Only opportunistic TLS is the default for an exchanger.
+                tls_explicit: tls != TlsMode::Opportunistic,
                 addresses: &addresses,
                 verify,
             };
@@ -357,10 +361,15 @@ impl Context<'_> {
     /// The addresses of a submission server, of the wanted family.
     async fn resolve(&self, endpoint: &Endpoint) -> Result<Vec<SocketAddr>> {
         let lookup = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port));
-        let found: Vec<SocketAddr> = timed(self.settings.timeouts.connect, Stage::Lookup, lookup)
-            .await?
-            .map_err(|err| lookup_error(&endpoint.host, &err))?
-            .collect();
+        let found: Vec<SocketAddr> = timed(
+            self.settings.timeouts.connect,
+            Stage::Lookup,
+            endpoint,
+            lookup,
+        )
+        .await?
+        .map_err(|err| lookup_error(&endpoint.host, &err))?
+        .collect();
         let wanted: Vec<SocketAddr> = found
             .iter()
             .copied()

@@ -35,11 +35,11 @@ use crate::mail::address::envelope_address;
 use crate::mail::content::Content;
 use crate::smtp::capabilities::Capabilities;
 use crate::smtp::classify::{
-    attachment_unreadable, auth_refused, hung_up, is_closing, malformed, malformed_error,
-    refusal_error, reply_text, server_reply, session_broken, smtp_error, starttls_injection, timed,
-    unexpected_challenge, unreachable, write_error,
+    attachment_unreadable, auth_refused, hung_up, implicit_tls_hint, is_closing, malformed,
+    malformed_error, refusal_error, reply_text, server_reply, session_broken, smtp_error,
+    starttls_injection, timed, unexpected_challenge, unreachable, write_error, ReplyContext,
 };
-use crate::smtp::connect::{banner_only, connect_tcp, Handshaker, Upgrade};
+use crate::smtp::connect::{await_greeting, banner_only, connect_tcp, Handshaker, Upgrade};
 use crate::smtp::data::{write_message, MessageWriteError};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::report::{Delivery, Refusal, SessionReport};
@@ -57,14 +57,16 @@ use crate::types::{AuthMethod, Endpoint, Envelope, QuitAfter, TlsMode};
 pub(crate) struct Target<'a> {
     pub(crate) endpoint: &'a Endpoint,
     pub(crate) tls: TlsMode,
+    /// `tls` was chosen, not the default for the port and host.
+    pub(crate) tls_explicit: bool,
     pub(crate) addresses: &'a [SocketAddr],
     pub(crate) verify: Verify,
 }
 
 /// One session with one server, up to --quit-after or the final reply.
 /// `handshaker` carries the session's settings and the TLS material; the
-/// session ends by writing its error, if any, and the --timing summary to
-/// `transcript`.
+/// session ends by writing the --timing summary to `transcript`. Its
+/// error is returned, not shown: the caller prints it once, -v or not.
 pub(crate) async fn run(
     handshaker: Handshaker<'_>,
     target: &Target<'_>,
@@ -84,9 +86,6 @@ pub(crate) async fn run(
         &mut clock,
     )
     .await;
-    if let Err(err) = &result {
-        transcript.error(&err.to_string());
-    }
     clock.summary(&transcript);
     result
 }
@@ -104,6 +103,7 @@ async fn stages(
     let Target {
         endpoint,
         tls,
+        tls_explicit,
         addresses,
         verify,
     } = *target;
@@ -123,8 +123,18 @@ async fn stages(
         report.stopped_after = Some(stop.name());
         return Ok(report);
     }
-    let wire = Wire::plain(tcp, peer, transcript.clone());
     transcript.restart_clock();
+    let greeting_stage = if quits_after(settings, Stage::Banner).is_some() {
+        Stage::Banner
+    } else {
+        Stage::Greeting
+    };
+    if tls != TlsMode::Implicit {
+        await_greeting(&tcp, endpoint, settings.timeouts.reply, greeting_stage)
+            .await
+            .map_err(unreachable)?;
+    }
+    let wire = Wire::plain(tcp, peer, transcript.clone());
     if tls == TlsMode::Implicit {
         let certificate = handshaker
             .handshake(&wire, endpoint, verify, transcript, Upgrade::Implicit)
@@ -140,10 +150,20 @@ async fn stages(
     }
     let client_id = ClientId::Domain(settings.helo.clone());
     let greeting = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &client_id);
-    let conn = timed(settings.timeouts.reply, Stage::Greeting, greeting)
+    // Hung up after the first byte, within the greeting: an implicit TLS
+    // port that sent something first may still be behind it. (A greeting
+    // that is not SMTP has a hint of its own, which says as much.)
+    let mixed_up = |err: Error| match err.exit {
+        Exit::IoErr if tls != TlsMode::Implicit => implicit_tls_hint(err, endpoint.port),
+        _ => err,
+    };
+    let conn = timed(settings.timeouts.reply, Stage::Greeting, endpoint, greeting)
         .await
         .map_err(unreachable)?
-        .map_err(|err| unreachable(smtp_error(endpoint, Stage::Greeting, err)))?;
+        .map_err(|err| {
+            let err = smtp_error(endpoint, &ReplyContext::at(Stage::Greeting), err);
+            unreachable(mixed_up(err))
+        })?;
     clock.mark(&[Stage::Banner, Stage::Greeting]);
     // The reply to EHLO itself: the last reply received may be one
     // sent behind it, which the next read refuses (RFC 5321 4.2).
@@ -158,8 +178,10 @@ async fn stages(
         client_id,
         caps,
         tls,
+        tls_explicit,
         verify,
         report,
+        authenticated: false,
     };
     // "before STARTTLS" only where an upgrade is to come.
     let upgrade_follows = match tls {
@@ -200,13 +222,30 @@ struct Session<'a> {
     client_id: ClientId,
     caps: Capabilities,
     tls: TlsMode,
+    tls_explicit: bool,
     verify: Verify,
     report: SessionReport,
+    /// AUTH succeeded in this session.
+    authenticated: bool,
 }
 
 impl Session<'_> {
     fn settings(&self) -> &SessionSettings {
         self.settings
+    }
+
+    /// What the table of replies needs to know at `stage`.
+    fn context(&self, stage: Stage) -> ReplyContext {
+        ReplyContext {
+            stage,
+            auth_offered: !self.caps.auth.is_empty(),
+            authenticated: self.authenticated,
+            mx: self.settings.mx,
+        }
+    }
+
+    fn smtp_error(&self, stage: Stage, err: SmtpError) -> Error {
+        smtp_error(&self.endpoint, &self.context(stage), err)
     }
 
     /// Says so and records it when --quit-after stops after `stage`.
@@ -352,7 +391,7 @@ impl Session<'_> {
     ) -> Result<lettre::transport::smtp::response::Response> {
         self.exchange(command, stage)
             .await?
-            .map_err(|err| smtp_error(&self.endpoint, stage, err))
+            .map_err(|err| self.smtp_error(stage, err))
     }
 
     /// A command and its reply, as lettre's `command` does, but written
@@ -371,10 +410,10 @@ impl Session<'_> {
             wire.write_all(line.as_bytes()).await?;
             wire.flush().await
         };
-        if let Err(err) = timed(limit, stage, send).await? {
+        if let Err(err) = timed(limit, stage, &self.endpoint, send).await? {
             return self.reply_left_after(stage, &err).await;
         }
-        timed(limit, stage, self.conn.read_response()).await
+        timed(limit, stage, &self.endpoint, self.conn.read_response()).await
     }
 
     /// Fails when what the server already sent cannot be read on (a reply
@@ -430,18 +469,7 @@ impl Session<'_> {
                 );
                 return Ok(false);
             }
-            TlsMode::Starttls if !offered => {
-                return Err(Error::new(
-                    Exit::Unavailable,
-                    format!(
-                        "{} does not offer STARTTLS, and --tls starttls requires it",
-                        self.endpoint
-                    ),
-                )
-                .hint(
-                    "use --tls implicit for port 465, or --tls none only on a network you trust",
-                ));
-            }
+            TlsMode::Starttls if !offered => return Err(self.no_starttls()),
             _ => {}
         }
         self.command(Starttls, Stage::StartTls).await?;
@@ -468,6 +496,26 @@ impl Session<'_> {
         Ok(true)
     }
 
+    /// STARTTLS is required but not offered. When that was only the
+    /// default (a server not on this machine, on a port other than 465),
+    /// the user chose nothing to blame.
+    fn no_starttls(&self) -> Error {
+        let at = Stage::StartTls.name();
+        let endpoint = &self.endpoint;
+        let (message, hint) = if self.tls_explicit {
+            (
+                format!("{at}: {endpoint} does not offer STARTTLS, which --tls starttls (or the account's `tls`) requires"),
+                "use --tls implicit (an smtps:// URL) if the server listens for TLS, or --tls none only on a network you trust",
+            )
+        } else {
+            (
+                format!("{at}: {endpoint} does not offer STARTTLS, and postie uses TLS with every server not on this machine"),
+                "if the server speaks implicit TLS, use an smtps:// URL (port 465); --tls none sends in clear text, only on a network you trust",
+            )
+        };
+        Error::new(Exit::Unavailable, message).hint(hint)
+    }
+
     /// AUTH when the session was given a login; true when it was done.
     async fn authenticate(&mut self) -> Result<bool> {
         let Some(login) = self.settings().login.clone() else {
@@ -481,7 +529,7 @@ impl Session<'_> {
             return Err(Error::new(
                 Exit::Unavailable,
                 format!(
-                    "refusing to send the password for {:?} to {} over an unencrypted connection",
+                    "AUTH: refusing to send the password for {:?} to {} over an unencrypted connection",
                     login.user, self.endpoint
                 ),
             )
@@ -514,6 +562,7 @@ impl Session<'_> {
         self.transcript.set_secret(true);
         let result = self.sasl(mechanism, &credentials).await;
         self.transcript.set_secret(false);
+        self.authenticated = result.is_ok();
         result.map(|()| true)
     }
 
@@ -533,7 +582,11 @@ impl Session<'_> {
         if reply.code().to_string().starts_with('2') {
             Ok(())
         } else {
-            Err(auth_refused(&self.endpoint, &reply))
+            Err(auth_refused(
+                &self.endpoint,
+                &self.context(Stage::Auth),
+                &reply,
+            ))
         }
     }
 
@@ -549,7 +602,8 @@ impl Session<'_> {
                 return Err(Error::new(
                     Exit::Unavailable,
                     format!(
-                        "the message is {} but {endpoint} takes at most {} (SIZE {limit})",
+                        "{}: the message is {} but {endpoint} takes at most {} (SIZE {limit})",
+                        Stage::Mail.name(),
                         human_size(size as u64),
                         human_size(limit)
                     ),
@@ -564,7 +618,7 @@ impl Session<'_> {
             if !self.caps.smtputf8 {
                 return Err(Error::new(
                     Exit::Unavailable,
-                    format!("{endpoint} does not support SMTPUTF8, which the non-ASCII addresses in the envelope need"),
+                    format!("{}: {endpoint} does not support SMTPUTF8, which the non-ASCII addresses in the envelope need", Stage::Mail.name()),
                 )
                 .hint("use ASCII (IDNA) addresses or another server"));
             }
@@ -574,8 +628,9 @@ impl Session<'_> {
             if !self.caps.eight_bit_mime {
                 return Err(Error::new(
                     Exit::Unavailable,
-                    format!("{endpoint} does not support 8BITMIME, which this message's 8-bit content needs"),
-                ));
+                    format!("{}: {endpoint} does not support 8BITMIME, which this message's 8-bit content needs", Stage::Mail.name()),
+                )
+                .hint("send it through a server that offers 8BITMIME"));
             }
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
@@ -622,28 +677,40 @@ impl Session<'_> {
                 wire.write_all(batch.as_bytes()).await?;
                 wire.flush().await
             };
-            if let Err(err) = timed(limit, Stage::MailAndRcpt, send).await? {
+            if let Err(err) = timed(limit, Stage::MailAndRcpt, &self.endpoint, send).await? {
                 let reply = self.reply_left_after(Stage::Mail, &err).await?;
                 return Err(reply.map_or_else(
-                    |err| smtp_error(&self.endpoint, Stage::Mail, err),
+                    |err| self.smtp_error(Stage::Mail, err),
                     |_| write_error(&self.endpoint, Stage::Mail, &err),
                 ));
             }
         }
         let limit = self.settings().timeouts.reply;
-        let mail_reply = timed(limit, Stage::Mail, self.conn.read_response()).await?;
+        let mail_reply = timed(
+            limit,
+            Stage::Mail,
+            &self.endpoint,
+            self.conn.read_response(),
+        )
+        .await?;
         let mail_failure = match mail_reply {
             Ok(_) => None,
             // RFC 5321 3.8: a 421 is followed by the close; the RCPT
             // replies will never come, so waiting for them is pointless.
             Err(err) if is_closing(&err) => {
-                return Err(self.closed_by_server(smtp_error(&self.endpoint, Stage::Mail, err)))
+                return Err(self.closed_by_server(self.smtp_error(Stage::Mail, err)))
             }
-            Err(err) => Some(smtp_error(&self.endpoint, Stage::Mail, err)),
+            Err(err) => Some(self.smtp_error(Stage::Mail, err)),
         };
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
-            let reply = timed(limit, Stage::Rcpt, self.conn.read_response()).await?;
+            let reply = timed(
+                limit,
+                Stage::Rcpt,
+                &self.endpoint,
+                self.conn.read_response(),
+            )
+            .await?;
             if let Err(err) = self.sort_rcpt_reply(recipient, reply, &mut refused) {
                 // A server that refused MAIL and then hung up: its refusal
                 // is the reason, not the RCPT replies that never came.
@@ -697,7 +764,7 @@ impl Session<'_> {
             // RFC 5321 3.8: the server is closing the session, which is
             // no answer about this recipient.
             Err(err) if is_closing(&err) => {
-                Err(self.closed_by_server(smtp_error(&self.endpoint, Stage::Rcpt, err)))
+                Err(self.closed_by_server(self.smtp_error(Stage::Rcpt, err)))
             }
             Err(err) if err.status().is_some() => {
                 refused.push(Refusal {
@@ -707,7 +774,7 @@ impl Session<'_> {
                 });
                 Ok(())
             }
-            Err(err) => Err(smtp_error(&self.endpoint, Stage::Rcpt, err)),
+            Err(err) => Err(self.smtp_error(Stage::Rcpt, err)),
         }
     }
 
@@ -730,7 +797,12 @@ impl Session<'_> {
             let _ = self.command(Rset, Stage::Rcpt).await;
         }
         if !self.settings().partial {
-            return Err(refusal_error(&self.endpoint, &refused, all_refused));
+            return Err(refusal_error(
+                &self.endpoint,
+                &self.context(Stage::Rcpt),
+                &refused,
+                all_refused,
+            ));
         }
         Ok(refused)
     }
@@ -771,7 +843,7 @@ impl Session<'_> {
         let wire = self.wire.clone();
         let trailer = trailer.unwrap_or_default();
         let send = write_message(wire, message, trailer.as_bytes());
-        let written = match timed(limit, Stage::Message, send).await {
+        let written = match timed(limit, Stage::Message, &self.endpoint, send).await {
             Ok(written) => written,
             Err(err) => return (Err(err), Ahead::Nothing),
         };
@@ -782,16 +854,21 @@ impl Session<'_> {
             }
             Err(MessageWriteError::Wire(err)) => {
                 let err = match self.reply_left_after(Stage::Message, &err).await {
-                    Ok(Err(reply)) => smtp_error(&self.endpoint, Stage::Message, reply),
+                    Ok(Err(reply)) => self.smtp_error(Stage::Message, reply),
                     Ok(Ok(_)) => write_error(&self.endpoint, Stage::Message, &err),
                     Err(err) => err,
                 };
                 return (Err(err), Ahead::Nothing);
             }
         }
-        let reply = timed(limit, Stage::Message, self.conn.read_response())
-            .await
-            .and_then(|reply| reply.map_err(|err| smtp_error(&self.endpoint, Stage::Message, err)));
+        let reply = timed(
+            limit,
+            Stage::Message,
+            &self.endpoint,
+            self.conn.read_response(),
+        )
+        .await
+        .and_then(|reply| reply.map_err(|err| self.smtp_error(Stage::Message, err)));
         (reply.map(|reply| reply_text(&reply)), ahead)
     }
 }

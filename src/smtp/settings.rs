@@ -79,6 +79,10 @@ pub(crate) enum Route {
 pub(crate) struct Server {
     pub(crate) endpoint: Endpoint,
     pub(crate) tls: TlsMode,
+    /// The TLS mode was chosen (a flag, the account's `tls`, an smtps://
+    /// URL), not implied by the port or host: an error then names the
+    /// choice to change.
+    pub(crate) tls_explicit: bool,
 }
 
 /// Everything a run needs besides the messages. `route` reads the route,
@@ -123,4 +127,7 @@ pub(crate) struct SessionSettings {
     /// At 1 or more, a certificate that failed verification is fetched
     /// again to be shown (the transcript itself comes made).
     pub(crate) verbosity: u8,
+    /// Direct delivery to mail exchangers: a refusal there is never
+    /// "log in first" (`classify`).
+    pub(crate) mx: bool,
 }

@@ -119,12 +119,25 @@ fn data_refused_is_69() {
             EHLO_OK,
             b"250 ok\r\n",
             b"250 ok\r\n",
-            b"554 5.5.0 no DATA for you\r\n",
+            b"554 no DATA for you\r\n",
         ],
     );
     let (code, stderr) = send_to(&srv.addr(), &[]);
     assert_eq!(code, 69, "{stderr}");
     assert!(stderr.contains("DATA: "), "{stderr}");
+    // RFC 3463's X.5.x is protocol status: the command itself was not
+    // taken, which no retry and no other sender fixes.
+    let srv = scripted(
+        b"220 test ESMTP\r\n",
+        &[
+            EHLO_OK,
+            b"250 ok\r\n",
+            b"250 ok\r\n",
+            b"554 5.5.0 no DATA for you\r\n",
+        ],
+    );
+    let (code, stderr) = send_to(&srv.addr(), &[]);
+    assert_eq!(code, 76, "{stderr}");
 }
 
 #[test]

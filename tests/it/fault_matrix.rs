@@ -275,7 +275,7 @@ fn scenarios() -> Vec<Scenario> {
             headers: "Subject: report\n",
             body: REPORT_BODY,
             modes: ALL,
-            end: End::Refused(69),
+            end: End::Refused(76),
         },
         Scenario {
             name: "a 5000-octet line (minified JSON)",

@@ -25,6 +25,7 @@ mod mx;
 mod probe;
 mod properties;
 mod queue;
+mod replies;
 mod send;
 mod sendmail;
 mod transportable;

@@ -765,7 +765,11 @@ fn in_a_batch_a_reply_that_never_comes_ends_the_session() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(75), "{stderr}");
     assert!(
-        stderr.contains(&format!("{}: timed out after 1 s", messages[3])),
+        stderr.contains(&format!(
+            "{}: end of DATA: timed out after 1 s waiting for the reply to the end of the message from {}",
+            messages[3],
+            server.addr()
+        )),
         "{stderr}"
     );
     // 3 is not read against replies that may still come for 2.
