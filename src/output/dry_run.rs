@@ -124,6 +124,7 @@ mod tests {
                 port,
             },
             tls,
+            tls_explicit: false,
         }
     }
 
