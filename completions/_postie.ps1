@@ -85,6 +85,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show, drop or retry queued messages; set up the maildrop')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'About the config file: print a commented example')
             break
         }
         'postie;queue' {
@@ -133,6 +134,15 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
         'postie;queue;retry' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            break
+        }
+        'postie;config' {
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('example', 'example', [CompletionResultType]::ParameterValue, 'Print a commented example config with every key (save it as ~/.config/postie/config.toml)')
+            break
+        }
+        'postie;config;example' {
             break
         }
     })

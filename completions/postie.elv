@@ -82,6 +82,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand queue 'List, send, show, drop or retry queued messages; set up the maildrop'
+            cand config 'About the config file: print a commented example'
         }
         &'postie;queue'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
@@ -123,6 +124,13 @@ set edit:completion:arg-completer[postie] = {|@words|
         &'postie;queue;retry'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
+        }
+        &'postie;config'= {
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand example 'Print a commented example config with every key (save it as ~/.config/postie/config.toml)'
+        }
+        &'postie;config;example'= {
         }
     ]
     $completions[$command]

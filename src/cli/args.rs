@@ -474,6 +474,40 @@ pub(crate) enum QueueCommand {
     },
 }
 
+/// `postie config ...` with its version, as `--version` prints it.
+pub(crate) fn config_command() -> clap::Command {
+    ConfigCli::command().version(version())
+}
+
+/// Parses `postie config ...` (`args` starts with the program name).
+pub(crate) fn parse_config_from<I, T>(args: I) -> Result<ConfigCli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = config_command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    ConfigCli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+}
+
+/// `postie config ...`: about the config file itself.
+#[derive(Debug, Parser)]
+#[command(
+    name = "postie config",
+    version,
+    about = "About the config file: print a commented example"
+)]
+pub(crate) struct ConfigCli {
+    #[command(subcommand)]
+    pub(crate) command: ConfigCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print a commented example config with every key (save it as ~/.config/postie/config.toml).
+    Example,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +517,7 @@ mod tests {
         Cli::command().debug_assert();
         command().debug_assert();
         queue_command().debug_assert();
+        config_command().debug_assert();
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The commands: sending (also as sendmail) and `postie queue`, and the
-//! dispatch to them. The top layer with `main.rs`: they use everything
+//! The commands: sending (also as sendmail), `postie queue` and `postie
+//! config`, and the dispatch to them. The top layer with `main.rs`: they use everything
 //! below, nothing uses them.
 //!
 //! Belongs here: the order of a command's steps and its exit status. Not
 //! here: the decisions those steps make (`plan`, `smtp`, `outcome`), or
 //! printing beyond calling `output`.
 
+pub(crate) mod config;
 pub(crate) mod queue;
 pub(crate) mod send;
 
@@ -27,7 +28,15 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
                 std::iter::once(OsString::from("postie queue")).chain(rest),
             ) {
                 Ok(cli) => queue::run(cli),
-                Err(err) => return clap_exit(err, "postie queue --help"),
+                Err(err) => return clap_exit(err, &args::queue_command()),
+            }
+        }
+        Invocation::Subcommand(Subcommand::Config, rest) => {
+            match args::parse_config_from(
+                std::iter::once(OsString::from("postie config")).chain(rest),
+            ) {
+                Ok(cli) => config::run(cli),
+                Err(err) => return clap_exit(err, &args::config_command()),
             }
         }
         Invocation::Subcommand(Subcommand::Generate, rest) => crate::generate::run(&rest),
@@ -45,7 +54,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         }
         Invocation::Send(argv) => match args::parse_from(&argv) {
             Ok(cli) => send::run(cli),
-            Err(err) => return clap_exit(err, "postie --help"),
+            Err(err) => return clap_exit(err, &args::command()),
         },
     };
     match result {
@@ -77,10 +86,10 @@ fn sendmail_args(args: &[OsString]) -> Vec<String> {
 }
 
 /// clap exits 2 on a usage error; scripts expect sysexits' 64, and one line.
-/// A clap error as postie's one line; `help` is the command that explains.
+/// A clap error of `command` as postie's one line, pointing to its --help.
 /// clap's `tip:` lines (a flag or subcommand of a similar name) follow it,
 /// as clap words them: a typo is fixed faster when the right name is shown.
-fn clap_exit(err: clap::Error, help: &str) -> ExitCode {
+fn clap_exit(err: clap::Error, command: &clap::Command) -> ExitCode {
     if matches!(
         err.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
@@ -88,8 +97,16 @@ fn clap_exit(err: clap::Error, help: &str) -> ExitCode {
         let _ = err.print();
         return ExitCode::SUCCESS;
     }
+    let name = command.get_name();
+    let help = format!("{name} --help");
     let rendered = err.render().to_string();
-    let (line, tips) = usage_lines(&rendered);
+    let (line, tips) = if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap would print the whole help, whose first line is the
+        // command's description, not what is missing.
+        (missing_subcommand(command), Vec::new())
+    } else {
+        usage_lines(&rendered)
+    };
     messages::error(format_args!(
         "{line}; see '{help}' ({} {})",
         Exit::Usage.name(),
@@ -99,6 +116,20 @@ fn clap_exit(err: clap::Error, help: &str) -> ExitCode {
         messages::said(tip);
     }
     ExitCode::from(Exit::Usage.code())
+}
+
+/// `postie queue` or `postie config` alone: what may follow.
+fn missing_subcommand(command: &clap::Command) -> String {
+    let names: Vec<&str> = command
+        .get_subcommands()
+        .map(clap::Command::get_name)
+        .filter(|name| *name != "help")
+        .collect();
+    format!(
+        "'{}' needs a command: {}",
+        command.get_name(),
+        names.join(", ")
+    )
 }
 
 /// clap's rendered error as its first line (with the arguments it lists

@@ -8,3 +8,4 @@ pub(crate) mod capabilities;
 pub(crate) mod dry_run;
 pub(crate) mod log;
 pub(crate) mod messages;
+pub(crate) mod stdout;
