@@ -34,7 +34,7 @@ complete -c postie -n "__fish_postie_needs_command" -s H -l header -d 'Extra hea
 complete -c postie -n "__fish_postie_needs_command" -l body -d 'Message body text (instead of standard input)' -r
 complete -c postie -n "__fish_postie_needs_command" -l body-file -d 'Read the body from a file (\'-\' reads standard input)' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l html -d 'Add an HTML alternative to the text body, read from this file' -r -F
-complete -c postie -n "__fish_postie_needs_command" -s a -l attach -d 'Attach a file (repeatable); append \';type=MIME/TYPE\' to override the guessed type' -r -F
+complete -c postie -n "__fish_postie_needs_command" -s a -l attach -d 'Attach a file (repeatable; \'-\' reads standard input); append \';name=FILE\' or \';type=MIME/TYPE\' to set its name or type' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l inline -d 'Embed an image for the HTML part (repeatable); reference it as cid:FILENAME or cid:ID' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l message -d 'Send this ready-made RFC 5322 message instead of composing one (\'-\' reads stdin; repeatable)' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l full-name -d 'Display name for a From: header that postie adds to a --message' -r

@@ -291,6 +291,40 @@ fn a_typo_is_one_error_line_and_the_tip_naming_the_flag() {
 }
 
 #[test]
+fn standard_input_as_attachment_needs_the_body_elsewhere() {
+    for extra in [
+        &[][..],
+        &["--body-file", "-"],
+        &["--body", "x", "-a", "-;name=b.txt"],
+    ] {
+        let output = postie()
+            .args(["--dry-run", "-f", "a@example.com", "b@example.com"])
+            .args(["-a", "-;name=a.txt"])
+            .args(extra)
+            .write_stdin("data")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{extra:?}: {stderr}");
+        assert_one_error_line(&stderr, 64);
+    }
+    let output = postie()
+        .args(["--dry-run", "-f", "a@example.com", "b@example.com"])
+        .args(["--body", "x", "-a", "-"])
+        .write_stdin("data")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("filename=\"stdin\""), "{stdout}");
+}
+
+#[test]
 fn a_reserved_word_first_is_64_naming_the_way_to_mail_that_user() {
     for word in ["oauth2", "dkim"] {
         let output = postie()

@@ -792,6 +792,57 @@ fn large_attachments_are_streamed_and_arrive_intact() {
 }
 
 #[test]
+fn standard_input_and_renamed_files_attach_under_the_given_names() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out-20261201.tmp");
+    fs::write(&file, "renamed\n").unwrap();
+    postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["b@example.com", "--body", "the report"])
+        .args(["-a", "-;name=report.csv;type=text/csv"])
+        .arg("-a")
+        .arg(format!("{};name=notes.txt", file.display()))
+        .write_stdin("a,b\n1,2\n")
+        .assert()
+        .success();
+    let msg = parse(&srv.wait_for_messages(1)[0].data);
+    assert_eq!(msg.body_text(0).unwrap(), "the report");
+    let parts: Vec<_> = msg.attachments().collect();
+    let report = parts
+        .iter()
+        .find(|p| p.attachment_name() == Some("report.csv"))
+        .expect("standard input attached as report.csv");
+    assert_eq!(report.content_type().unwrap().subtype(), Some("csv"));
+    assert_eq!(report.contents(), b"a,b\n1,2\n");
+    let notes = parts
+        .iter()
+        .find(|p| p.attachment_name() == Some("notes.txt"))
+        .expect("the file attached as notes.txt");
+    assert_eq!(notes.contents(), b"renamed\n");
+}
+
+#[test]
+fn a_large_attachment_on_standard_input_is_spooled_and_arrives_intact() {
+    let srv = server();
+    // Over the 4 MiB that stay in memory, so it goes through the spool.
+    let data: Vec<u8> = (0..5 * 1024 * 1024 + 7)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["b@example.com", "--body", "a dump"])
+        .args(["-a", "-;name=dump.bin"])
+        .write_stdin(data.clone())
+        .assert()
+        .success();
+    let msg = parse(&srv.wait_for_messages(1)[0].data);
+    let dump = msg.attachments().next().expect("one attachment");
+    assert_eq!(dump.attachment_name(), Some("dump.bin"));
+    assert!(dump.contents() == &data[..], "arrives byte for byte");
+}
+
+#[test]
 fn an_attachment_over_the_servers_size_fails_before_sending() {
     // A 2 GiB sparse file: postie must not read it to learn it is too big.
     let dir = tempfile::tempdir().unwrap();
