@@ -1,6 +1,6 @@
 //! What postie writes for people and scripts: the `postie:` lines on
-//! stderr, the `--capabilities` report, the `--dry-run` output and the
-//! per-attempt log (file and syslog).
+//! stderr, the `--capabilities` report, the `--dry-run` output, the
+//! upload progress bar and the per-attempt log (file and syslog).
 //!
 //! Belongs here: formats. Not here: deciding what happened (`outcome`).
 
@@ -8,4 +8,5 @@ pub(crate) mod capabilities;
 pub(crate) mod dry_run;
 pub(crate) mod log;
 pub(crate) mod messages;
+pub(crate) mod progress;
 pub(crate) mod stdout;

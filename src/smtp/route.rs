@@ -161,6 +161,7 @@ fn session_settings(settings: &Settings) -> SessionSettings {
         partial: settings.partial,
         quit_after: settings.quit_after,
         verbosity: settings.verbosity,
+        progress: settings.progress.clone(),
     }
 }
 

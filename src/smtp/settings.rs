@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::smtp::data::Progress;
 use crate::smtp::mx::{Family, Nameserver};
 use crate::smtp::tls::Verify;
 use crate::types::{AuthMethod, Endpoint, QuitAfter, TlsFiles, TlsMode};
@@ -104,6 +105,8 @@ pub(crate) struct Settings {
     pub(crate) timing: bool,
     /// Stop cleanly with QUIT after this stage.
     pub(crate) quit_after: Option<QuitAfter>,
+    /// Told how each message's upload goes (the commands' progress bar).
+    pub(crate) progress: Option<Progress>,
 }
 
 /// What one session is given: the rules of the dialogue with one server,
@@ -123,4 +126,5 @@ pub(crate) struct SessionSettings {
     /// At 1 or more, a certificate that failed verification is fetched
     /// again to be shown (the transcript itself comes made).
     pub(crate) verbosity: u8,
+    pub(crate) progress: Option<Progress>,
 }

@@ -842,6 +842,76 @@ fn a_large_attachment_on_standard_input_is_spooled_and_arrives_intact() {
     assert!(dump.contents() == &data[..], "arrives byte for byte");
 }
 
+/// A file over the 8 MiB above which an upload shows a progress bar.
+fn nine_mib_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    fs::write(&path, vec![7u8; 9 * 1024 * 1024]).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn no_progress_bar_when_stderr_is_not_a_terminal() {
+    let srv = server();
+    let (_dir, big) = nine_mib_file();
+    let output = postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["b@example.com", "--body", "big"])
+        .arg("-a")
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(stderr_of(&output), "", "nothing on stderr, no bar");
+    srv.wait_for_messages(1);
+}
+
+#[test]
+fn a_large_upload_shows_a_progress_bar_on_a_terminal() {
+    // script(1) gives postie a pseudo-terminal for stderr.
+    if !common::require_tool("script", "bsdutils") {
+        return;
+    }
+    let srv = server();
+    let (_dir, big) = nine_mib_file();
+    let command = format!(
+        "{} --server {} -f a@example.com b@example.com --body big -a {}",
+        env!("CARGO_BIN_EXE_postie"),
+        srv.addr(),
+        big.display()
+    );
+    let (mut script, _home) = common::hermetic_std("script");
+    // Without TERM (or with TERM=dumb) the terminal cannot redraw a line,
+    // and indicatif draws nothing.
+    let output = script
+        .env("TERM", "xterm")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("postie: sending "), "{text}");
+    srv.wait_for_messages(1);
+
+    // A small message, on the same terminal, shows none.
+    let small = format!(
+        "{} --server {} -f a@example.com b@example.com --body small",
+        env!("CARGO_BIN_EXE_postie"),
+        srv.addr()
+    );
+    let (mut script, _home) = common::hermetic_std("script");
+    let output = script
+        .env("TERM", "xterm")
+        .args(["-qec", &small, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(!text.contains("postie: sending"), "{text}");
+}
+
 #[test]
 fn an_attachment_over_the_servers_size_fails_before_sending() {
     // A 2 GiB sparse file: postie must not read it to learn it is too big.
