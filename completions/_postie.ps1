@@ -37,8 +37,8 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--body', '--body', [CompletionResultType]::ParameterName, 'Message body text (instead of standard input)')
             [CompletionResult]::new('--body-file', '--body-file', [CompletionResultType]::ParameterName, 'Read the body from a file (''-'' reads standard input)')
             [CompletionResult]::new('--html', '--html', [CompletionResultType]::ParameterName, 'Add an HTML alternative to the text body, read from this file')
-            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type')
-            [CompletionResult]::new('--attach', '--attach', [CompletionResultType]::ParameterName, 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type')
+            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Attach a file (repeatable; ''-'' reads standard input); append '';name=FILE'' or '';type=MIME/TYPE'' to set its name or type')
+            [CompletionResult]::new('--attach', '--attach', [CompletionResultType]::ParameterName, 'Attach a file (repeatable; ''-'' reads standard input); append '';name=FILE'' or '';type=MIME/TYPE'' to set its name or type')
             [CompletionResult]::new('--inline', '--inline', [CompletionResultType]::ParameterName, 'Embed an image for the HTML part (repeatable); reference it as cid:FILENAME or cid:ID')
             [CompletionResult]::new('--message', '--message', [CompletionResultType]::ParameterName, 'Send this ready-made RFC 5322 message instead of composing one (''-'' reads stdin; repeatable)')
             [CompletionResult]::new('--full-name', '--full-name', [CompletionResultType]::ParameterName, 'Display name for a From: header that postie adds to a --message')
@@ -85,6 +85,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show, drop or retry queued messages; set up the maildrop')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'About the config file: print a commented example')
             break
         }
         'postie;queue' {
@@ -133,6 +134,15 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
         'postie;queue;retry' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            break
+        }
+        'postie;config' {
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('example', 'example', [CompletionResultType]::ParameterValue, 'Print a commented example config with every key (save it as ~/.config/postie/config.toml)')
+            break
+        }
+        'postie;config;example' {
             break
         }
     })

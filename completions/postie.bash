@@ -16,8 +16,14 @@ _postie() {
             ",$1")
                 cmd="postie"
                 ;;
+            postie,config)
+                cmd="postie__subcmd__config"
+                ;;
             postie,queue)
                 cmd="postie__subcmd__queue"
+                ;;
+            postie__subcmd__config,example)
+                cmd="postie__subcmd__config__subcmd__example"
                 ;;
             postie__subcmd__queue,drop)
                 cmd="postie__subcmd__queue__subcmd__drop"
@@ -44,7 +50,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -f -s -r -H -a -t -v -4 -6 -h -V --to --cc --bcc --from --subject --reply-to --header --body --body-file --html --attach --inline --message --read-recipients --full-name --server --port --helo --timeout --partial --tls --ca-file --client-cert --client-key --insecure --user --password-cmd --auth --allow-plaintext-auth --sendmail --config --account --dry-run --verbose --timing --quit-after --capabilities --json --test-message --tls-fingerprint --mx --resolver --queue --no-queue --queue-dir --ipv4 --ipv6 --help --help-long --version queue"
+            opts="-c -b -f -s -r -H -a -t -v -4 -6 -h -V --to --cc --bcc --from --subject --reply-to --header --body --body-file --html --attach --inline --message --read-recipients --full-name --server --port --helo --timeout --partial --tls --ca-file --client-cert --client-key --insecure --user --password-cmd --auth --allow-plaintext-auth --sendmail --config --account --dry-run --verbose --timing --quit-after --capabilities --json --test-message --tls-fingerprint --mx --resolver --queue --no-queue --queue-dir --ipv4 --ipv6 --help --help-long --version queue config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -238,6 +244,34 @@ _postie() {
                     fi
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__config)
+            opts="-V --version example"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__config__subcmd__example)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -34,8 +34,8 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --body 'Message body text (instead of standard input)'
             cand --body-file 'Read the body from a file (''-'' reads standard input)'
             cand --html 'Add an HTML alternative to the text body, read from this file'
-            cand -a 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type'
-            cand --attach 'Attach a file (repeatable); append '';type=MIME/TYPE'' to override the guessed type'
+            cand -a 'Attach a file (repeatable; ''-'' reads standard input); append '';name=FILE'' or '';type=MIME/TYPE'' to set its name or type'
+            cand --attach 'Attach a file (repeatable; ''-'' reads standard input); append '';name=FILE'' or '';type=MIME/TYPE'' to set its name or type'
             cand --inline 'Embed an image for the HTML part (repeatable); reference it as cid:FILENAME or cid:ID'
             cand --message 'Send this ready-made RFC 5322 message instead of composing one (''-'' reads stdin; repeatable)'
             cand --full-name 'Display name for a From: header that postie adds to a --message'
@@ -82,6 +82,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand queue 'List, send, show, drop or retry queued messages; set up the maildrop'
+            cand config 'About the config file: print a commented example'
         }
         &'postie;queue'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
@@ -123,6 +124,13 @@ set edit:completion:arg-completer[postie] = {|@words|
         &'postie;queue;retry'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
+        }
+        &'postie;config'= {
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand example 'Print a commented example config with every key (save it as ~/.config/postie/config.toml)'
+        }
+        &'postie;config;example'= {
         }
     ]
     $completions[$command]

@@ -34,7 +34,7 @@ complete -c postie -n "__fish_postie_needs_command" -s H -l header -d 'Extra hea
 complete -c postie -n "__fish_postie_needs_command" -l body -d 'Message body text (instead of standard input)' -r
 complete -c postie -n "__fish_postie_needs_command" -l body-file -d 'Read the body from a file (\'-\' reads standard input)' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l html -d 'Add an HTML alternative to the text body, read from this file' -r -F
-complete -c postie -n "__fish_postie_needs_command" -s a -l attach -d 'Attach a file (repeatable); append \';type=MIME/TYPE\' to override the guessed type' -r -F
+complete -c postie -n "__fish_postie_needs_command" -s a -l attach -d 'Attach a file (repeatable; \'-\' reads standard input); append \';name=FILE\' or \';type=MIME/TYPE\' to set its name or type' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l inline -d 'Embed an image for the HTML part (repeatable); reference it as cid:FILENAME or cid:ID' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l message -d 'Send this ready-made RFC 5322 message instead of composing one (\'-\' reads stdin; repeatable)' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l full-name -d 'Display name for a From: header that postie adds to a --message' -r
@@ -88,6 +88,7 @@ complete -c postie -n "__fish_postie_needs_command" -s h -l help -d 'Print a one
 complete -c postie -n "__fish_postie_needs_command" -l help-long -d 'Print each option with its details (man postie has more)'
 complete -c postie -n "__fish_postie_needs_command" -s V -l version -d 'Print version'
 complete -c postie -n "__fish_postie_needs_command" -a "queue" -d 'List, send, show, drop or retry queued messages; set up the maildrop'
+complete -c postie -n "__fish_postie_needs_command" -a "config" -d 'About the config file: print a commented example'
 complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop init retry" -l config -d 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop init retry" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
 complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop init retry" -s V -l version -d 'Print version'
@@ -113,3 +114,5 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from init" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from retry" -l config -d 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from retry" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
+complete -c postie -n "__fish_postie_using_subcommand config; and not __fish_seen_subcommand_from example" -s V -l version -d 'Print version'
+complete -c postie -n "__fish_postie_using_subcommand config; and not __fish_seen_subcommand_from example" -f -a "example" -d 'Print a commented example config with every key (save it as ~/.config/postie/config.toml)'

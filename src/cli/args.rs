@@ -101,11 +101,14 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "PATH", help_heading = MESSAGE)]
     pub(crate) html: Option<PathBuf>,
 
-    /// Attach a file (repeatable); append ';type=MIME/TYPE' to override the guessed type.
+    /// Attach a file (repeatable; '-' reads standard input); append ';name=FILE' or ';type=MIME/TYPE' to set its name or type.
     ///
     /// The content type is guessed from the file name (application/octet-stream
-    /// when unknown). Example: -a 'data.bin;type=application/x-foo'.
-    #[arg(short = 'a', long = "attach", value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = MESSAGE)]
+    /// when unknown). Example: -a 'data.bin;type=application/x-foo'. With '-' the
+    /// body must come from --body or --body-file, and the attachment is named
+    /// "stdin" unless ';name=' names it: dump | postie --body x -a '-;name=db.sql.gz' ...
+    // A value may start with '-': `-a -` and `-a '-;name=a.csv'`.
+    #[arg(short = 'a', long = "attach", value_name = "PATH", value_hint = ValueHint::FilePath, allow_hyphen_values = true, help_heading = MESSAGE)]
     pub(crate) attachments: Vec<String>,
 
     /// Embed an image for the HTML part (repeatable); reference it as cid:FILENAME or cid:ID.
@@ -114,8 +117,9 @@ pub(crate) struct Cli {
     /// by `<img src="cid:logo.png">`. A name that is not ASCII letters, digits
     /// and dots (RFC 5322 dot-atom-text), or one used twice, needs its own ID:
     /// `--inline 'My Logo.png;cid=logo'` is shown by `cid:logo`. Needs --html.
-    /// Append ';type=MIME/TYPE' to override the guessed type.
-    #[arg(long = "inline", value_name = "PATH", value_hint = ValueHint::FilePath, requires = "html", help_heading = MESSAGE)]
+    /// Append ';type=MIME/TYPE' to override the guessed type, ';name=FILE' to
+    /// set the name ('-' reads the image from standard input).
+    #[arg(long = "inline", value_name = "PATH", value_hint = ValueHint::FilePath, requires = "html", allow_hyphen_values = true, help_heading = MESSAGE)]
     pub(crate) inline: Vec<String>,
 
     /// Send this ready-made RFC 5322 message instead of composing one ('-' reads stdin; repeatable).
@@ -480,6 +484,40 @@ pub(crate) enum QueueCommand {
     },
 }
 
+/// `postie config ...` with its version, as `--version` prints it.
+pub(crate) fn config_command() -> clap::Command {
+    ConfigCli::command().version(version())
+}
+
+/// Parses `postie config ...` (`args` starts with the program name).
+pub(crate) fn parse_config_from<I, T>(args: I) -> Result<ConfigCli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = config_command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    ConfigCli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+}
+
+/// `postie config ...`: about the config file itself.
+#[derive(Debug, Parser)]
+#[command(
+    name = "postie config",
+    version,
+    about = "About the config file: print a commented example"
+)]
+pub(crate) struct ConfigCli {
+    #[command(subcommand)]
+    pub(crate) command: ConfigCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print a commented example config with every key (save it as ~/.config/postie/config.toml).
+    Example,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +527,7 @@ mod tests {
         Cli::command().debug_assert();
         command().debug_assert();
         queue_command().debug_assert();
+        config_command().debug_assert();
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub(crate) enum Subcommand {
     Queue,
     /// Hidden: writes the completions and man pages (see README).
     Generate,
-    /// A word kept for a command to come (`config`, `oauth2`, `dkim`), so
+    /// `postie config example`.
+    Config,
+    /// A word kept for a command to come (`oauth2`, `dkim`), so
     /// that a script mailing a local user by that name does not change
     /// meaning when the command arrives.
     Reserved(&'static str),
@@ -27,7 +29,7 @@ pub(crate) enum Subcommand {
 pub(crate) const SUBCOMMANDS: &[(&str, Subcommand)] = &[
     ("queue", Subcommand::Queue),
     ("generate", Subcommand::Generate),
-    ("config", Subcommand::Reserved("config")),
+    ("config", Subcommand::Config),
     ("oauth2", Subcommand::Reserved("oauth2")),
     ("dkim", Subcommand::Reserved("dkim")),
 ];
@@ -105,6 +107,10 @@ mod tests {
             invocation(argv(&["postie", "generate", "."])),
             Invocation::Subcommand(Subcommand::Generate, argv(&["."]))
         );
+        assert_eq!(
+            invocation(argv(&["postie", "config", "example"])),
+            Invocation::Subcommand(Subcommand::Config, argv(&["example"]))
+        );
         let later = argv(&["postie", "-s", "hi", "queue"]);
         assert_eq!(invocation(later.clone()), Invocation::Send(later));
         let as_to = argv(&["postie", "--to", "generate"]);
@@ -113,7 +119,7 @@ mod tests {
 
     #[test]
     fn words_for_commands_to_come_are_reserved_now() {
-        for word in ["config", "oauth2", "dkim"] {
+        for word in ["oauth2", "dkim"] {
             assert_eq!(
                 invocation(argv(&["postie", word])),
                 Invocation::Subcommand(Subcommand::Reserved(word), vec![])

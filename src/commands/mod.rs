@@ -1,11 +1,12 @@
-//! The commands: sending (also as sendmail) and `postie queue`, and the
-//! dispatch to them. The top layer with `main.rs`: they use everything
+//! The commands: sending (also as sendmail), `postie queue` and `postie
+//! config`, and the dispatch to them. The top layer with `main.rs`: they use everything
 //! below, nothing uses them.
 //!
 //! Belongs here: the order of a command's steps and its exit status. Not
 //! here: the decisions those steps make (`plan`, `smtp`, `outcome`), or
 //! printing beyond calling `output`.
 
+pub(crate) mod config;
 pub(crate) mod queue;
 pub(crate) mod send;
 
@@ -27,7 +28,15 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
                 std::iter::once(OsString::from("postie queue")).chain(rest),
             ) {
                 Ok(cli) => queue::run(cli),
-                Err(err) => return clap_exit(err, "postie queue --help"),
+                Err(err) => return clap_exit(err, &args::queue_command()),
+            }
+        }
+        Invocation::Subcommand(Subcommand::Config, rest) => {
+            match args::parse_config_from(
+                std::iter::once(OsString::from("postie config")).chain(rest),
+            ) {
+                Ok(cli) => config::run(cli),
+                Err(err) => return clap_exit(err, &args::config_command()),
             }
         }
         Invocation::Subcommand(Subcommand::Generate, rest) => crate::generate::run(&rest),
@@ -45,7 +54,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         }
         Invocation::Send(argv) => match args::parse_from(&argv) {
             Ok(cli) => send::run(cli),
-            Err(err) => return clap_exit(err, "postie --help"),
+            Err(err) => return clap_exit(err, &args::command()),
         },
     };
     match result {
@@ -77,8 +86,10 @@ fn sendmail_args(args: &[OsString]) -> Vec<String> {
 }
 
 /// clap exits 2 on a usage error; scripts expect sysexits' 64, and one line.
-/// A clap error as postie's one line; `help` is the command that explains.
-fn clap_exit(err: clap::Error, help: &str) -> ExitCode {
+/// A clap error of `command` as postie's one line, pointing to its --help.
+/// clap's `tip:` lines (a flag or subcommand of a similar name) follow it,
+/// as clap words them: a typo is fixed faster when the right name is shown.
+fn clap_exit(err: clap::Error, command: &clap::Command) -> ExitCode {
     if matches!(
         err.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
@@ -86,7 +97,44 @@ fn clap_exit(err: clap::Error, help: &str) -> ExitCode {
         let _ = err.print();
         return ExitCode::SUCCESS;
     }
+    let name = command.get_name();
+    let help = format!("{name} --help");
     let rendered = err.render().to_string();
+    let (line, tips) = if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap would print the whole help, whose first line is the
+        // command's description, not what is missing.
+        (missing_subcommand(command), Vec::new())
+    } else {
+        usage_lines(&rendered)
+    };
+    messages::error(format_args!(
+        "{line}; see '{help}' ({} {})",
+        Exit::Usage.name(),
+        Exit::Usage.code()
+    ));
+    for tip in tips {
+        messages::said(tip);
+    }
+    ExitCode::from(Exit::Usage.code())
+}
+
+/// `postie queue` or `postie config` alone: what may follow.
+fn missing_subcommand(command: &clap::Command) -> String {
+    let names: Vec<&str> = command
+        .get_subcommands()
+        .map(clap::Command::get_name)
+        .filter(|name| *name != "help")
+        .collect();
+    format!(
+        "'{}' needs a command: {}",
+        command.get_name(),
+        names.join(", ")
+    )
+}
+
+/// clap's rendered error as its first line (with the arguments it lists
+/// below it, when it ends with a colon) and its `tip: a similar ...` lines.
+fn usage_lines(rendered: &str) -> (String, Vec<&str>) {
     let mut lines = rendered.lines();
     let first = lines.next().unwrap_or("invalid arguments");
     let mut first = first.strip_prefix("error: ").unwrap_or(first).to_string();
@@ -94,15 +142,55 @@ fn clap_exit(err: clap::Error, help: &str) -> ExitCode {
     // the lines below; keep them on the one line.
     if first.ends_with(':') {
         let listed: Vec<&str> = lines
+            .clone()
             .take_while(|line| line.starts_with(' '))
             .map(str::trim)
             .collect();
         first = format!("{first} {}", listed.join(", "));
     }
-    messages::error(format_args!(
-        "{first}; see '{help}' ({} {})",
-        Exit::Usage.name(),
-        Exit::Usage.code()
-    ));
-    ExitCode::from(Exit::Usage.code())
+    // Only the tips that name a similar flag or subcommand: the other one,
+    // "to pass '--x' as a value, use '-- --x'", would offer a recipient
+    // named --x, and no address starts with a dash.
+    let tips = lines
+        .map(str::trim)
+        .filter(|line| line.starts_with("tip: a similar "))
+        .collect();
+    (first, tips)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(args: &[&str]) -> String {
+        args::parse_from(args).unwrap_err().render().to_string()
+    }
+
+    #[test]
+    fn a_typo_keeps_the_tip_that_names_the_flag() {
+        let text = rendered(&["postie", "--sever", "x"]);
+        let (line, tips) = usage_lines(&text);
+        assert_eq!(line, "unexpected argument '--sever' found");
+        assert_eq!(tips, ["tip: a similar argument exists: '--server'"]);
+    }
+
+    #[test]
+    fn no_tip_without_one_and_listed_arguments_stay_on_the_line() {
+        for args in [
+            &["postie", "--port", "0"][..],
+            &["postie", "--no-such-flag"],
+        ] {
+            let text = rendered(args);
+            let (_, tips) = usage_lines(&text);
+            assert!(tips.is_empty(), "{text}");
+        }
+        let (line, tips) = usage_lines(
+            "error: the following required arguments were not provided:\n  <ID>\n\nUsage: x\n",
+        );
+        assert_eq!(
+            line,
+            "the following required arguments were not provided: <ID>"
+        );
+        assert!(tips.is_empty());
+    }
 }

@@ -9,7 +9,6 @@
 //! written) is reported and leaves the others to go on. Root's flush first
 //! picks up the maildrop (see `maildrop`).
 
-use std::io::Write;
 use std::time::Duration;
 
 use crate::cli::args::{QueueCli, QueueCommand};
@@ -17,7 +16,7 @@ use crate::config::file::ConfigFile;
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::outcome::{self, Verdict};
-use crate::output::messages;
+use crate::output::{messages, stdout};
 use crate::plan::precedence::queue_dir;
 use crate::plan::replay;
 use crate::plan::stored::QueuedSettings;
@@ -183,7 +182,7 @@ fn list(queue: &Queue, json: bool, failed: bool) -> Result<()> {
             ));
         }
     }
-    write_stdout(out.as_bytes())
+    stdout::write(out.as_bytes())
 }
 
 fn show(queue: &Queue, id: &str) -> Result<()> {
@@ -194,21 +193,7 @@ fn show(queue: &Queue, id: &str) -> Result<()> {
         .into_bytes();
     out.extend_from_slice(b"\n\n");
     out.extend_from_slice(&message);
-    write_stdout(&out)
-}
-
-fn write_stdout(bytes: &[u8]) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|_| stdout.flush()) {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::new(
-            Exit::IoErr,
-            format!(
-                "cannot write to standard output: {}",
-                crate::exit::io_reason(&err)
-            ),
-        )),
-        _ => Ok(()),
-    }
+    stdout::write(&out)
 }
 
 /// One line for an entry whose state could not be stored; the first

@@ -13,7 +13,7 @@ use crate::mail::spool;
 use crate::outcome::{self, Verdict};
 use crate::output::result_json::{self, MessageResult};
 use crate::output::{capabilities as report, log};
-use crate::output::{dry_run, messages};
+use crate::output::{dry_run, messages, progress};
 use crate::plan::fallback::Fallback;
 use crate::plan::inputs::Stdin;
 use crate::plan::{self as planning, stored, Plan};
@@ -177,20 +177,25 @@ fn summarize(plan: &Plan, results: Vec<Result<()>>) -> Result<()> {
 }
 
 /// The config, then the plan; -v names the config and account first, so
-/// that the line is there even when planning fails.
+/// that the line is there even when planning fails. The upload shows a
+/// progress bar when stderr is a terminal.
 fn plan(cli: Cli, reader: &mut dyn Read, is_terminal: bool) -> Result<Plan> {
     let config = ConfigFile::load(cli.config.as_deref())?;
     if cli.verbose > 0 {
         eprintln!("=== {}", planning::describe_settings(&cli, &config));
     }
-    planning::plan(
+    let mut plan = planning::plan(
         cli,
         config,
         Stdin {
             reader,
             is_terminal,
         },
-    )
+    )?;
+    if let Some(transport) = &mut plan.transport {
+        transport.progress = progress::upload_bar();
+    }
+    Ok(plan)
 }
 
 /// Sendmail mode's input, read whole: spooled to the queue's `tmp/` when

@@ -1,16 +1,16 @@
 //! The clap commands as the generated files show them: the main command
-//! with `queue` as a subcommand, and the crate version instead of the
+//! with `queue` and `config` as subcommands, and the crate version instead of the
 //! run-time OpenSSL one. Read by the completions, the man pages and the
 //! README blocks alike.
 
 use clap::{Command, CommandFactory};
 
-use crate::cli::args::{self, QueueCli};
+use crate::cli::args::{self, ConfigCli, QueueCli};
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The main command with `queue` as a subcommand: what a shell completes.
-/// The binary dispatches `postie queue` itself (see `cli::invocation`), so this
+/// The main command with `queue` and `config` as subcommands: what a shell
+/// completes. The binary dispatches `postie queue` and `postie config` itself (see `cli::invocation`), so this
 /// combination exists only for generation.
 pub(crate) fn command() -> Command {
     args::command()
@@ -22,9 +22,15 @@ pub(crate) fn command() -> Command {
         // binary has no help subcommand, so the completions must not offer one.
         .disable_help_subcommand(true)
         .subcommand(queue_command())
+        .subcommand(config_command())
 }
 
 /// `postie queue`, as the man page and the completions show it.
 pub(crate) fn queue_command() -> Command {
     QueueCli::command().name("queue").version(VERSION)
+}
+
+/// `postie config`, as the completions show it.
+pub(crate) fn config_command() -> Command {
+    ConfigCli::command().name("config").version(VERSION)
 }

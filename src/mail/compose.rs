@@ -24,7 +24,7 @@ use mail_builder::MessageBuilder;
 
 use crate::exit::{Error, Exit, Result};
 use crate::mail::address::Mailbox;
-use crate::mail::content::{Content, Segment};
+use crate::mail::content::{Content, Segment, SpooledFile};
 
 /// Everything a message is made of, already read and checked.
 #[derive(Debug, Default)]
@@ -60,12 +60,20 @@ pub(crate) struct FilePart {
 /// are streamed from disk as base64 when the message is written.
 pub(crate) const STREAM_THRESHOLD: u64 = 1024 * 1024;
 
-/// A file's contents: read, or to be streamed.
+/// A file's contents: read, or to be streamed from its path or from the
+/// unlinked file standard input was spooled to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FileData {
     Memory(Vec<u8>),
     Stream { path: PathBuf, len: u64 },
+    Spooled { file: SpooledFile, len: u64 },
 }
+
+/// The path that stands for standard input in `-a -` and `--inline -`.
+pub(crate) const STDIN: &str = "-";
+
+/// The name an attachment read from standard input gets without `;name=`.
+const STDIN_NAME: &str = "stdin";
 
 /// What a file is for: `;cid=` only makes sense for an inline part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,50 +91,43 @@ impl FileRole {
     }
 }
 
+/// True when a file argument reads standard input (`-`, with options).
+pub(crate) fn reads_stdin(spec: &str) -> bool {
+    split_options(spec).is_ok_and(|options| options.path.as_os_str() == STDIN)
+}
+
 impl FilePart {
-    /// Reads `PATH`, with `;type=MIME/TYPE` and (inline parts) `;cid=ID`
-    /// options after it. A path that exists as written wins over reading
-    /// options, so odd file names still work.
-    pub(crate) fn load(spec: &str, role: FileRole) -> Result<FilePart> {
+    /// Reads `PATH`, with `;type=MIME/TYPE`, `;name=FILE` and (inline
+    /// parts) `;cid=ID` options after it. A path that exists as written
+    /// wins over reading options, so odd file names still work. The path
+    /// `-` is standard input, whose contents `stdin` reads.
+    pub(crate) fn load(
+        spec: &str,
+        role: FileRole,
+        stdin: &mut dyn FnMut() -> Result<FileData>,
+    ) -> Result<FilePart> {
         let what = role.what();
         let FileOptions {
             path,
             content_type: forced_type,
             content_id,
+            name: given_name,
         } = split_options(spec)?;
         if content_id.is_some() && role != FileRole::Inline {
             return Err(Error::usage(format!(
                 "{spec:?}: ;cid= names an inline image's Content-ID; it is for --inline only"
             )));
         }
-        let metadata = std::fs::metadata(&path).map_err(|err| Error::input(what, &path, &err))?;
-        if metadata.is_dir() {
-            // EISDIR: "Is a directory", as reading it would say.
-            return Err(Error::input(
-                what,
-                &path,
-                &std::io::Error::from_raw_os_error(21),
-            ));
-        }
-        // Open it now, so that an unreadable file fails before any I/O.
-        let mut file = std::fs::File::open(&path).map_err(|err| Error::input(what, &path, &err))?;
-        let data = if metadata.len() > STREAM_THRESHOLD {
-            FileData::Stream {
-                path: path.clone(),
-                len: metadata.len(),
-            }
+        let (data, name) = if path.as_os_str() == STDIN {
+            (stdin()?, STDIN_NAME.to_string())
         } else {
-            let mut bytes = Vec::with_capacity(metadata.len() as usize);
-            std::io::Read::read_to_end(&mut file, &mut bytes)
-                .map_err(|err| Error::input(what, &path, &err))?;
-            FileData::Memory(bytes)
+            read_file(spec, what, &path)?
         };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| Error::usage(format!("{what} {spec:?} is not a file name")))?;
+        let name = given_name.unwrap_or(name);
+        // Guessed from the name the recipient sees: `-a '-;name=a.csv'`
+        // is text/csv.
         let content_type = forced_type.unwrap_or_else(|| {
-            mime_guess::from_path(&path)
+            mime_guess::from_path(&name)
                 .first_or_octet_stream()
                 .essence_str()
                 .to_string()
@@ -151,6 +152,38 @@ impl FilePart {
             data,
         })
     }
+}
+
+/// A file's contents (in memory when small, else to be streamed) and its
+/// name.
+fn read_file(spec: &str, what: &str, path: &Path) -> Result<(FileData, String)> {
+    let metadata = std::fs::metadata(path).map_err(|err| Error::input(what, path, &err))?;
+    if metadata.is_dir() {
+        // EISDIR: "Is a directory", as reading it would say.
+        return Err(Error::input(
+            what,
+            path,
+            &std::io::Error::from_raw_os_error(21),
+        ));
+    }
+    // Open it now, so that an unreadable file fails before any I/O.
+    let mut file = std::fs::File::open(path).map_err(|err| Error::input(what, path, &err))?;
+    let data = if metadata.len() > STREAM_THRESHOLD {
+        FileData::Stream {
+            path: path.to_path_buf(),
+            len: metadata.len(),
+        }
+    } else {
+        let mut bytes = Vec::with_capacity(metadata.len() as usize);
+        std::io::Read::read_to_end(&mut file, &mut bytes)
+            .map_err(|err| Error::input(what, path, &err))?;
+        FileData::Memory(bytes)
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::usage(format!("{what} {spec:?} is not a file name")))?;
+    Ok((data, name))
 }
 
 /// RFC 5322 3.2.3 dot-atom-text: atext runs joined by single dots. A
@@ -187,16 +220,22 @@ struct FileOptions {
     path: PathBuf,
     content_type: Option<String>,
     content_id: Option<String>,
+    /// The file name shown to the recipient, instead of the path's.
+    name: Option<String>,
 }
 
-/// `PATH[;type=MIME/TYPE][;cid=ID]`, options in any order, each once.
+/// `PATH[;type=MIME/TYPE][;name=FILE][;cid=ID]`, options in any order,
+/// each once.
 fn split_options(spec: &str) -> Result<FileOptions> {
     let mut options = FileOptions {
         path: PathBuf::from(spec),
         content_type: None,
         content_id: None,
+        name: None,
     };
-    if Path::new(spec).exists() {
+    // `-` is standard input even when the directory has a file named `-`
+    // (write ./- for that one).
+    if spec != STDIN && Path::new(spec).exists() {
         return Ok(options);
     }
     let mut rest = spec;
@@ -229,6 +268,17 @@ fn split_options(spec: &str) -> Result<FileOptions> {
                 .hint("use ASCII letters, digits, dots and -_ (RFC 5322 dot-atom-text), e.g. ;cid=logo"));
             }
             options.content_id = Some(id.to_string());
+        } else if let Some(name) = option.strip_prefix("name=") {
+            if options.name.is_some() {
+                return Err(Error::usage(format!("{spec:?} gives ;name= twice")));
+            }
+            // A name, not a path: the recipient's client saves it as given.
+            if name.is_empty() || name.contains(['/', '\\']) || name.chars().any(char::is_control) {
+                return Err(Error::usage(format!(
+                    "invalid file name {name:?} in {spec:?}; give a name without slashes or control characters, e.g. ;name=report.csv"
+                )));
+            }
+            options.name = Some(name.to_string());
         } else {
             break;
         }
@@ -541,7 +591,7 @@ fn file_part<'x>(part: &'x FilePart, placeholder: &'x str) -> MimePart<'x> {
             .transfer_encoding("base64")
         }
         FileData::Memory(bytes) => leaf(content_type, bytes, false),
-        FileData::Stream { .. } => MimePart::new(
+        FileData::Stream { .. } | FileData::Spooled { .. } => MimePart::new(
             content_type,
             BodyPart::Binary(Cow::Borrowed(placeholder.as_bytes())),
         )
@@ -694,13 +744,23 @@ pub(crate) fn build(draft: &Draft) -> Result<Content> {
 /// send its own text as the attachment: a bug, never a message.
 fn split_at_placeholders(out: Vec<u8>, draft: &Draft, placeholders: &[String]) -> Result<Content> {
     let files = draft.inline.iter().chain(&draft.attachments);
-    let mut cuts: Vec<(usize, &str, PathBuf, u64)> = files
+    let mut cuts: Vec<(usize, &str, Segment)> = files
         .zip(placeholders)
-        .filter_map(|(file, placeholder)| match &file.data {
-            FileData::Stream { path, len } => Some((file, placeholder, path, len)),
-            FileData::Memory(_) => None,
+        .filter_map(|(file, placeholder)| {
+            let segment = match &file.data {
+                FileData::Stream { path, len } => Segment::Base64File {
+                    path: path.clone(),
+                    len: *len,
+                },
+                FileData::Spooled { file, len } => Segment::Base64Spooled {
+                    file: file.clone(),
+                    len: *len,
+                },
+                FileData::Memory(_) => return None,
+            };
+            Some((file, placeholder, segment))
         })
-        .map(|(file, placeholder, path, len)| {
+        .map(|(file, placeholder, segment)| {
             let at = find(&out, placeholder.as_bytes()).ok_or_else(|| {
                 Error::new(
                     Exit::Software,
@@ -710,15 +770,15 @@ fn split_at_placeholders(out: Vec<u8>, draft: &Draft, placeholders: &[String]) -
                     ),
                 )
             })?;
-            Ok((at, placeholder.as_str(), path.clone(), *len))
+            Ok((at, placeholder.as_str(), segment))
         })
         .collect::<Result<_>>()?;
     cuts.sort_by_key(|(at, ..)| *at);
     let mut segments = Vec::new();
     let mut start = 0;
-    for (at, placeholder, path, len) in cuts {
+    for (at, placeholder, segment) in cuts {
         segments.push(Segment::Bytes(out[start..at].to_vec()));
-        segments.push(Segment::Base64File { path, len });
+        segments.push(segment);
         start = at + placeholder.len();
     }
     segments.push(Segment::Bytes(out[start..].to_vec()));
@@ -823,6 +883,26 @@ mod tests {
         assert_eq!(options.path, PathBuf::from("/nonexistent/a.bin"));
         assert_eq!(options.content_type.as_deref(), Some("text/csv"));
         assert!(split_options("/nonexistent/a;type=nonsense").is_err());
+    }
+
+    #[test]
+    fn name_option_sets_the_name_and_stdin_is_a_dash() {
+        let options = split_options("-;name=report.csv;type=text/csv").unwrap();
+        assert_eq!(options.path, PathBuf::from("-"));
+        assert_eq!(options.name.as_deref(), Some("report.csv"));
+        assert!(reads_stdin("-") && reads_stdin("-;name=a.txt"));
+        assert!(!reads_stdin("./-") && !reads_stdin("/nonexistent/a;name=b"));
+        for bad in ["-;name=", "-;name=a/b", "-;name=a\r\nb", "-;name=a;name=b"] {
+            assert_eq!(split_options(bad).unwrap_err().exit, Exit::Usage, "{bad}");
+        }
+        let mut stdin = || Ok(FileData::Memory(b"a,b\n".to_vec()));
+        let part = FilePart::load("-;name=report.csv", FileRole::Attachment, &mut stdin).unwrap();
+        assert_eq!(
+            (part.name.as_str(), part.content_type.as_str()),
+            ("report.csv", "text/csv")
+        );
+        let part = FilePart::load("-", FileRole::Attachment, &mut stdin).unwrap();
+        assert_eq!(part.name, "stdin");
     }
 
     #[test]

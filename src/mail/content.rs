@@ -10,8 +10,10 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -31,7 +33,24 @@ pub(crate) enum Segment {
     /// A file, base64-encoded in CRLF-separated lines of 76, with no CRLF
     /// after the last line (the MIME boundary that follows brings its own).
     Base64File { path: PathBuf, len: u64 },
+    /// The same for an unlinked file that has no path (standard input
+    /// spooled by `-a -`), read by offset so that it can be read again.
+    Base64Spooled { file: SpooledFile, len: u64 },
 }
+
+/// An open file with no name: input spooled to disk, shared by the
+/// message's copies (a `Content` is cloned for the queue and the retries).
+#[derive(Clone, Debug)]
+pub(crate) struct SpooledFile(pub(crate) Arc<File>);
+
+/// The same file, not the same bytes: two spools are never equal.
+impl PartialEq for SpooledFile {
+    fn eq(&self, other: &SpooledFile) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SpooledFile {}
 
 /// A whole message, ready for the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,7 +101,9 @@ impl Content {
             .iter()
             .map(|segment| match segment {
                 Segment::Bytes(bytes) => bytes.len() as u64,
-                Segment::Base64File { len, .. } => base64_len(*len),
+                Segment::Base64File { len, .. } | Segment::Base64Spooled { len, .. } => {
+                    base64_len(*len)
+                }
             })
             .sum()
     }
@@ -128,7 +149,7 @@ impl Content {
     pub(crate) fn is_ascii(&self) -> bool {
         self.segments.iter().all(|segment| match segment {
             Segment::Bytes(bytes) => bytes.is_ascii(),
-            Segment::Base64File { .. } => true,
+            Segment::Base64File { .. } | Segment::Base64Spooled { .. } => true,
         })
     }
 
@@ -154,7 +175,10 @@ impl Content {
                             .map(|chunk| Ok(chunk.to_vec())),
                     ),
                     Segment::Base64File { path, len } => {
-                        Box::new(Base64Reader::new(path.clone(), *len))
+                        Box::new(Base64Reader::new(Source::Path(path.clone()), *len))
+                    }
+                    Segment::Base64Spooled { file, len } => {
+                        Box::new(Base64Reader::new(Source::Spooled(file.0.clone()), *len))
                     }
                 }
             },
@@ -162,20 +186,29 @@ impl Content {
     }
 }
 
+/// Where a streamed file's bytes are: a path, opened when the first
+/// chunk is wanted, or a spooled file already open.
+enum Source {
+    Path(PathBuf),
+    Spooled(Arc<File>),
+}
+
 /// Reads a file and yields its base64 lines, a chunk at a time.
 struct Base64Reader {
-    path: PathBuf,
-    file: Option<File>,
+    source: Source,
+    file: Option<Arc<File>>,
+    offset: u64,
     remaining: u64,
     started: bool,
     failed: bool,
 }
 
 impl Base64Reader {
-    fn new(path: PathBuf, len: u64) -> Base64Reader {
+    fn new(source: Source, len: u64) -> Base64Reader {
         Base64Reader {
-            path,
+            source,
             file: None,
+            offset: 0,
             remaining: len,
             started: false,
             failed: false,
@@ -187,20 +220,27 @@ impl Base64Reader {
             return Ok(None);
         }
         if self.file.is_none() {
-            self.file = Some(File::open(&self.path)?);
+            self.file = Some(match &self.source {
+                Source::Path(path) => Arc::new(File::open(path)?),
+                Source::Spooled(file) => file.clone(),
+            });
         }
-        let file = self.file.as_mut().expect("opened above");
+        let file = self.file.as_ref().expect("opened above");
         let want = (CHUNK_LINES * LINE_INPUT).min(self.remaining as usize);
         let mut input = vec![0u8; want];
-        file.read_exact(&mut input).map_err(|err| {
+        // By offset: a spooled file is shared, and read again for each
+        // copy of the message (--dry-run, the queue, a retry).
+        file.read_exact_at(&mut input, self.offset).map_err(|err| {
+            let what = match &self.source {
+                Source::Path(path) => path.display().to_string(),
+                Source::Spooled(_) => "the spooled standard input".to_string(),
+            };
             io::Error::new(
                 err.kind(),
-                format!(
-                    "{} changed while it was being sent: {err}",
-                    self.path.display()
-                ),
+                format!("{what} changed while it was being sent: {err}"),
             )
         })?;
+        self.offset += want as u64;
         self.remaining -= want as u64;
         let mut out = Vec::with_capacity(want / 3 * 4 + want / LINE_INPUT * 2 + 8);
         for line in input.chunks(LINE_INPUT) {
@@ -273,6 +313,30 @@ mod tests {
             );
             assert_eq!(content.len(), out.len() as u64, "size {size}");
         }
+    }
+
+    #[test]
+    fn a_spooled_file_streams_like_a_path_and_can_be_read_twice() {
+        let data: Vec<u8> = (0..3 * 57 * 1024 + 11).map(|i| (i % 253) as u8).collect();
+        let (_dir, by_path) = streamed(&data);
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&data).unwrap();
+        let spooled = Content {
+            segments: vec![
+                Segment::Bytes(b"head\r\n".to_vec()),
+                Segment::Base64Spooled {
+                    file: SpooledFile(Arc::new(file)),
+                    len: data.len() as u64,
+                },
+                Segment::Bytes(b"\r\ntail\r\n".to_vec()),
+            ],
+        };
+        let (mut expected, mut once, mut twice) = (Vec::new(), Vec::new(), Vec::new());
+        by_path.write_to(&mut expected).unwrap();
+        spooled.write_to(&mut once).unwrap();
+        spooled.clone().write_to(&mut twice).unwrap();
+        assert!(once == expected && twice == expected);
+        assert_eq!(spooled.len(), expected.len() as u64);
     }
 
     #[test]

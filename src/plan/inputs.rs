@@ -18,9 +18,10 @@ use crate::config::aliases::LocalRules;
 use crate::config::file::Account;
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::mail::address::Mailbox;
-use crate::mail::compose::{self, check_one_line, Draft, FilePart, FileRole};
+use crate::mail::compose::{self, check_one_line, Draft, FileData, FilePart, FileRole};
+use crate::mail::content::SpooledFile;
 use crate::mail::message::{self, ReadyMessage};
-use crate::mail::spool::read_crlf;
+use crate::mail::spool::{self, read_crlf};
 use crate::mail::transportable::{make_transportable, Transportable};
 use crate::plan::precedence::Selected;
 use crate::plan::recipients::{
@@ -33,6 +34,12 @@ use crate::types::Envelope;
 pub(crate) struct Stdin<'a> {
     pub(crate) reader: &'a mut dyn Read,
     pub(crate) is_terminal: bool,
+}
+
+/// Where a large attachment read from standard input (`-a -`) is spooled:
+/// the queue's `tmp/` (else $TMPDIR), the file system sized for mail.
+pub(crate) struct Spool<'a> {
+    pub(crate) dir: Option<&'a Path>,
 }
 
 /// A --message (or sendmail's stdin): read, checked, and prepared.
@@ -105,6 +112,7 @@ pub(crate) fn draft_and_envelope(
     selected: &Selected,
     local: &LocalRules,
     stdin: Stdin<'_>,
+    spool: Spool<'_>,
 ) -> Result<(Draft, Envelope)> {
     let from_text = selected.merged.from.as_deref().ok_or_else(|| {
         Error::usage("no sender address")
@@ -126,16 +134,37 @@ pub(crate) fn draft_and_envelope(
         .as_deref()
         .map(|path| read_utf8("HTML file", path))
         .transpose()?;
-    let text = body_text(cli, html.is_some(), stdin)?;
+    let stdin_parts = cli
+        .attachments
+        .iter()
+        .chain(&cli.inline)
+        .filter(|spec| compose::reads_stdin(spec))
+        .count();
+    if stdin_parts > 1 {
+        return Err(Error::usage(
+            "standard input can be attached only once (-a - or --inline -)",
+        ));
+    }
+    let (text, mut stdin) = if stdin_parts == 1 {
+        (body_beside_stdin_part(cli, html.is_some())?, Some(stdin))
+    } else {
+        (body_text(cli, html.is_some(), stdin)?, None)
+    };
+    let mut read_stdin = || match stdin.take() {
+        Some(stdin) => stdin_part(stdin.reader, &spool),
+        None => Err(Error::usage(
+            "standard input can be attached only once (-a - or --inline -)",
+        )),
+    };
     let attachments = cli
         .attachments
         .iter()
-        .map(|spec| FilePart::load(spec, FileRole::Attachment))
+        .map(|spec| FilePart::load(spec, FileRole::Attachment, &mut read_stdin))
         .collect::<Result<Vec<_>>>()?;
     let inline = cli
         .inline
         .iter()
-        .map(|spec| FilePart::load(spec, FileRole::Inline))
+        .map(|spec| FilePart::load(spec, FileRole::Inline, &mut read_stdin))
         .collect::<Result<Vec<_>>>()?;
     compose::check_content_ids(&inline)?;
 
@@ -159,6 +188,49 @@ pub(crate) fn draft_and_envelope(
         inline,
     };
     Ok((draft, envelope))
+}
+
+/// The body when standard input is an attachment: --body, --body-file
+/// (not -), --test-message, or none beside --html; never standard input.
+fn body_beside_stdin_part(cli: &Cli, has_html: bool) -> Result<Option<String>> {
+    let stdin_body = cli
+        .body_file
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-");
+    let named = cli.body.is_some() || cli.test_message || cli.body_file.is_some();
+    if stdin_body || !(named || has_html) {
+        return Err(Error::usage(
+            "standard input is the attachment (-a -), so it cannot be the body too",
+        )
+        .hint("give the body with --body TEXT or --body-file PATH"));
+    }
+    let mut nothing: &[u8] = &[];
+    body_text(
+        cli,
+        has_html,
+        Stdin {
+            reader: &mut nothing,
+            is_terminal: true,
+        },
+    )
+}
+
+/// Standard input as an attachment's contents: in memory when small, else
+/// spooled to an unlinked file and streamed from it, as large files are.
+/// No size limit, as for an attached file: max_message_size is about
+/// ready-made messages, and the server's SIZE is checked before sending.
+fn stdin_part(reader: &mut dyn Read, spool: &Spool<'_>) -> Result<FileData> {
+    let input = match spool::read(reader, spool.dir, u64::MAX)? {
+        Ok(input) => input,
+        Err(_) => unreachable!("no input is longer than u64::MAX octets"),
+    };
+    Ok(match input {
+        spool::Input::Memory(bytes) => FileData::Memory(bytes),
+        spool::Input::Spooled { file, len } => FileData::Spooled {
+            file: SpooledFile(std::sync::Arc::new(file)),
+            len,
+        },
+    })
 }
 
 /// The text body: --body, --body-file (- is stdin), else stdin when it is

@@ -43,7 +43,7 @@ use crate::mail::compose;
 use crate::mail::content::Content;
 use crate::output::dry_run::Destination;
 use crate::output::log::Logger;
-use crate::plan::inputs::{draft_and_envelope, ready_made, Stdin};
+use crate::plan::inputs::{draft_and_envelope, ready_made, Spool, Stdin};
 use crate::plan::precedence::{queue_dir, Selected};
 use crate::plan::recipients::{envelope_only, local_rules, Needs};
 use crate::plan::secret::PendingLogin;
@@ -110,7 +110,12 @@ pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Pla
     let mut notes = Vec::new();
     let messages = match (cli.message.as_slice(), needs) {
         ([], Needs::Message) => {
-            let (draft, envelope) = draft_and_envelope(&cli, &selected, &local, stdin)?;
+            let spool_dir =
+                queue_dir(cli.queue_dir.as_deref(), Some(&config)).map(|dir| dir.join("tmp"));
+            let spool = Spool {
+                dir: spool_dir.as_deref(),
+            };
+            let (draft, envelope) = draft_and_envelope(&cli, &selected, &local, stdin, spool)?;
             vec![Outgoing {
                 label: "the message".to_string(),
                 envelope,

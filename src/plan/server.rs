@@ -136,6 +136,9 @@ pub(crate) fn transport_settings(
         verbosity,
         timing: cli.timing,
         quit_after,
+        // The commands add the bar: whether stderr is a terminal is not
+        // the plan's business.
+        progress: None,
     };
     Ok((settings, login))
 }

@@ -7,6 +7,7 @@
 //! (`classify`).
 
 use std::io;
+use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 
@@ -24,27 +25,70 @@ pub(crate) enum MessageWriteError {
 /// Writes up to this much at a time: few system calls, little memory.
 const WRITE_CHUNK: usize = 64 * 1024;
 
+/// Told how the upload of a message goes, to show it (a progress bar is
+/// `output`'s; this layer only counts). Called from the session's task.
+pub(crate) trait UploadProgress: Send + Sync {
+    /// The upload of `total` octets (the message before dot-stuffing) begins.
+    fn start(&self, total: u64);
+    /// `sent` octets of the message are written so far.
+    fn sent(&self, sent: u64);
+    /// The upload ended, written whole or not.
+    fn finish(&self);
+}
+
+/// An [`UploadProgress`] the settings can carry.
+#[derive(Clone)]
+pub(crate) struct Progress(pub(crate) Arc<dyn UploadProgress>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// Ends the upload's display however `write_message` returns.
+struct Finish<'a>(Option<&'a Progress>);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        if let Some(progress) = self.0 {
+            progress.0.finish();
+        }
+    }
+}
+
 /// The message as it goes on the wire after DATA: dot-stuffed, ended with
 /// the lone dot, and followed by `trailer` (pipelined commands) in the same
 /// write, so that a small message and the next MAIL leave in one packet.
+/// `progress` hears of each chunk written.
 pub(crate) async fn write_message(
     mut wire: Wire,
     message: &Content,
     trailer: &[u8],
+    progress: Option<&Progress>,
 ) -> std::result::Result<(), MessageWriteError> {
+    if let Some(progress) = progress {
+        progress.0.start(message.len());
+    }
+    let _finish = Finish(progress);
     let mut stuffing = DotStuffing::default();
     let mut out = Vec::with_capacity(WRITE_CHUNK + WRITE_CHUNK / 8);
+    let mut sent = 0u64;
     for chunk in message.chunks() {
         let chunk = chunk.map_err(|err| {
             wire.poison();
             MessageWriteError::Source(err)
         })?;
         stuffing.encode(&chunk, &mut out);
+        sent += chunk.len() as u64;
         if out.len() >= WRITE_CHUNK {
             wire.write_all(&out)
                 .await
                 .map_err(MessageWriteError::Wire)?;
             out.clear();
+            if let Some(progress) = progress {
+                progress.0.sent(sent);
+            }
         }
     }
     out.extend_from_slice(stuffing.end());
@@ -52,7 +96,11 @@ pub(crate) async fn write_message(
     wire.write_all(&out)
         .await
         .map_err(MessageWriteError::Wire)?;
-    wire.flush().await.map_err(MessageWriteError::Wire)
+    wire.flush().await.map_err(MessageWriteError::Wire)?;
+    if let Some(progress) = progress {
+        progress.0.sent(sent);
+    }
+    Ok(())
 }
 
 /// SMTP transparency (RFC 5321 4.5.2): a line that starts with a dot gets

@@ -170,6 +170,7 @@ fn session_settings(settings: &Settings) -> SessionSettings {
         quit_after: settings.quit_after,
         verbosity: settings.verbosity,
         mx: matches!(settings.route, Route::Mx { .. }),
+        progress: settings.progress.clone(),
     }
 }
 

@@ -842,7 +842,8 @@ impl Session<'_> {
         self.transcript.begin_message();
         let wire = self.wire.clone();
         let trailer = trailer.unwrap_or_default();
-        let send = write_message(wire, message, trailer.as_bytes());
+        let progress = self.settings().progress.as_ref();
+        let send = write_message(wire, message, trailer.as_bytes(), progress);
         let written = match timed(limit, Stage::Message, &self.endpoint, send).await {
             Ok(written) => written,
             Err(err) => return (Err(err), Ahead::Nothing),

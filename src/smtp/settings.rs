@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::smtp::data::Progress;
 use crate::smtp::mx::{Family, Nameserver};
 use crate::smtp::tls::Verify;
 use crate::types::{AuthMethod, Endpoint, QuitAfter, TlsFiles, TlsMode};
@@ -108,6 +109,8 @@ pub(crate) struct Settings {
     pub(crate) timing: bool,
     /// Stop cleanly with QUIT after this stage.
     pub(crate) quit_after: Option<QuitAfter>,
+    /// Told how each message's upload goes (the commands' progress bar).
+    pub(crate) progress: Option<Progress>,
 }
 
 /// What one session is given: the rules of the dialogue with one server,
@@ -130,4 +133,6 @@ pub(crate) struct SessionSettings {
     /// Direct delivery to mail exchangers: a refusal there is never
     /// "log in first" (`classify`).
     pub(crate) mx: bool,
+    /// Told how the upload of each message goes (the commands' progress bar).
+    pub(crate) progress: Option<Progress>,
 }

@@ -241,6 +241,50 @@ fn example_config_parses_for_every_account() {
     }
 }
 
+#[test]
+fn config_example_prints_the_example_config_and_it_parses() {
+    let temp = tempfile::tempdir().unwrap();
+    let run = postie(&["config", "example"], temp.path());
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let example = std::fs::read(repo().join("examples/config.toml")).unwrap();
+    assert!(
+        run.stdout == example,
+        "postie config example differs from examples/config.toml"
+    );
+    // As a user would save it: `postie config example > config.toml`.
+    let config = temp.path().join("config.toml");
+    std::fs::write(&config, &run.stdout).unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--dry-run",
+        "-f",
+        "a@example.com",
+        "b@example.com",
+        "--body",
+        "x",
+    ];
+    let run = postie(&args, temp.path());
+    assert!(
+        run.status.success(),
+        "the printed example: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // Alone, it names what may follow.
+    let run = postie(&["config"], temp.path());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(64), "{stderr}");
+    assert_eq!(
+        stderr,
+        "postie: error: 'postie config' needs a command: example; see 'postie config --help' (EX_USAGE 64)\n"
+    );
+}
+
 /// The keys the config parser knows, from its own error message for an
 /// unknown key ("expected one of `server`, `port`, ...").
 fn known_keys(config: &str) -> Vec<String> {

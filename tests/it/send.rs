@@ -792,6 +792,127 @@ fn large_attachments_are_streamed_and_arrive_intact() {
 }
 
 #[test]
+fn standard_input_and_renamed_files_attach_under_the_given_names() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out-20261201.tmp");
+    fs::write(&file, "renamed\n").unwrap();
+    postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["b@example.com", "--body", "the report"])
+        .args(["-a", "-;name=report.csv;type=text/csv"])
+        .arg("-a")
+        .arg(format!("{};name=notes.txt", file.display()))
+        .write_stdin("a,b\n1,2\n")
+        .assert()
+        .success();
+    let msg = parse(&srv.wait_for_messages(1)[0].data);
+    assert_eq!(msg.body_text(0).unwrap(), "the report");
+    let parts: Vec<_> = msg.attachments().collect();
+    let report = parts
+        .iter()
+        .find(|p| p.attachment_name() == Some("report.csv"))
+        .expect("standard input attached as report.csv");
+    assert_eq!(report.content_type().unwrap().subtype(), Some("csv"));
+    assert_eq!(report.contents(), b"a,b\n1,2\n");
+    let notes = parts
+        .iter()
+        .find(|p| p.attachment_name() == Some("notes.txt"))
+        .expect("the file attached as notes.txt");
+    assert_eq!(notes.contents(), b"renamed\n");
+}
+
+#[test]
+fn a_large_attachment_on_standard_input_is_spooled_and_arrives_intact() {
+    let srv = server();
+    // Over the 4 MiB that stay in memory, so it goes through the spool.
+    let data: Vec<u8> = (0..5 * 1024 * 1024 + 7)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["b@example.com", "--body", "a dump"])
+        .args(["-a", "-;name=dump.bin"])
+        .write_stdin(data.clone())
+        .assert()
+        .success();
+    let msg = parse(&srv.wait_for_messages(1)[0].data);
+    let dump = msg.attachments().next().expect("one attachment");
+    assert_eq!(dump.attachment_name(), Some("dump.bin"));
+    assert!(dump.contents() == &data[..], "arrives byte for byte");
+}
+
+/// A file over the 8 MiB above which an upload shows a progress bar.
+fn nine_mib_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    fs::write(&path, vec![7u8; 9 * 1024 * 1024]).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn no_progress_bar_when_stderr_is_not_a_terminal() {
+    let srv = server();
+    let (_dir, big) = nine_mib_file();
+    let output = postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["b@example.com", "--body", "big"])
+        .arg("-a")
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(stderr_of(&output), "", "nothing on stderr, no bar");
+    srv.wait_for_messages(1);
+}
+
+#[test]
+fn a_large_upload_shows_a_progress_bar_on_a_terminal() {
+    // script(1) gives postie a pseudo-terminal for stderr.
+    if !common::require_tool("script", "bsdutils") {
+        return;
+    }
+    let srv = server();
+    let (_dir, big) = nine_mib_file();
+    let command = format!(
+        "{} --server {} -f a@example.com b@example.com --body big -a {}",
+        env!("CARGO_BIN_EXE_postie"),
+        srv.addr(),
+        big.display()
+    );
+    let (mut script, _home) = common::hermetic_std("script");
+    // Without TERM (or with TERM=dumb) the terminal cannot redraw a line,
+    // and indicatif draws nothing.
+    let output = script
+        .env("TERM", "xterm")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("postie: sending "), "{text}");
+    srv.wait_for_messages(1);
+
+    // A small message, on the same terminal, shows none.
+    let small = format!(
+        "{} --server {} -f a@example.com b@example.com --body small",
+        env!("CARGO_BIN_EXE_postie"),
+        srv.addr()
+    );
+    let (mut script, _home) = common::hermetic_std("script");
+    let output = script
+        .env("TERM", "xterm")
+        .args(["-qec", &small, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(!text.contains("postie: sending"), "{text}");
+}
+
+#[test]
 fn an_attachment_over_the_servers_size_fails_before_sending() {
     // A 2 GiB sparse file: postie must not read it to learn it is too big.
     let dir = tempfile::tempdir().unwrap();
