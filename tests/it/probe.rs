@@ -534,3 +534,46 @@ fn address_family_can_be_forced() {
     assert_eq!(output.status.code(), Some(68));
     assert!(String::from_utf8_lossy(&output.stderr).contains("-4 / -6"));
 }
+
+/// `ehlo` is the last EHLO: over TLS when TLS is used, so that the test
+/// covers TLS; `first-ehlo` stops before STARTTLS. swaks' names work too.
+#[test]
+fn quit_after_ehlo_is_the_last_ehlo_and_first_ehlo_the_first() {
+    let server = tls_auth_server();
+    let ca = server.ca_file();
+    let quit = |stage: &str| {
+        run(
+            &[
+                "--tls",
+                "starttls",
+                "--ca-file",
+                ca.to_str().unwrap(),
+                "-v",
+                "--quit-after",
+                stage,
+            ],
+            &server,
+        )
+    };
+    for stage in ["ehlo", "helo", "tls", "first-tls"] {
+        let (code, _, stderr) = quit(stage);
+        assert_eq!(code, 0, "{stage}: {stderr}");
+        assert!(stderr.contains("=== TLS started"), "{stage}: {stderr}");
+        assert!(stderr.contains("~> EHLO"), "{stage}: {stderr}");
+        assert!(stderr.contains("~> QUIT"), "{stage}: {stderr}");
+        assert!(!stderr.contains("~> AUTH"), "{stage}: {stderr}");
+    }
+    let (_, _, stderr) = quit("helo");
+    assert!(
+        stderr.contains("=== stopping after ehlo (--quit-after ehlo)"),
+        "{stderr}"
+    );
+    for stage in ["first-ehlo", "first-helo"] {
+        let (code, _, stderr) = quit(stage);
+        assert_eq!(code, 0, "{stage}: {stderr}");
+        assert!(stderr.contains("-> EHLO"), "{stage}: {stderr}");
+        assert!(!stderr.contains("-> STARTTLS"), "{stage}: {stderr}");
+        assert!(!stderr.contains("TLS started"), "{stage}: {stderr}");
+        assert!(stderr.contains("-> QUIT"), "{stage}: {stderr}");
+    }
+}
