@@ -70,7 +70,7 @@ pub(crate) fn transport_settings(
     };
 
     let insecure = merged.insecure.unwrap_or(false);
-    let verify = match (&cli.tls_fingerprint, insecure) {
+    let verify = match (&merged.tls_fingerprint, insecure) {
         (Some(pin), _) => Verify::Pinned(parse_fingerprint(pin)?),
         (None, true) => {
             warnings.push(

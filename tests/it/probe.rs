@@ -535,6 +535,47 @@ fn address_family_can_be_forced() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("-4 / -6"));
 }
 
+#[test]
+fn tls_fingerprint_in_the_config_pins_the_certificate() {
+    let server = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        ..ServerOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = |pin: &str| {
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[accounts.relay]\nserver = \"localhost:{}\"\ntls = \"starttls\"\ntls_fingerprint = \"{pin}\"\n",
+                server.port
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let path = config(&server.cert_sha256());
+    let output = postie()
+        .args(["--config", path.to_str().unwrap(), "-v"])
+        .args(SMALL_MESSAGE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("=== certificate pinned"), "{stderr}");
+    assert_eq!(server.wait_for_messages(1).len(), 1);
+
+    let path = config(&"00".repeat(32));
+    let output = postie()
+        .args(["--config", path.to_str().unwrap()])
+        .args(SMALL_MESSAGE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("--tls-fingerprint"), "{stderr}");
+}
+
 /// `ehlo` is the last EHLO: over TLS when TLS is used, so that the test
 /// covers TLS; `first-ehlo` stops before STARTTLS. swaks' names work too.
 #[test]
