@@ -135,6 +135,7 @@ pub(crate) fn transport_settings(
         verbosity,
         timing: cli.timing,
         quit_after,
+        probe: cli.capabilities,
     };
     Ok((settings, login))
 }

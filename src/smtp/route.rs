@@ -145,6 +145,18 @@ impl<'a> Context<'a> {
     }
 }
 
+/// Opportunistic TLS to a relay on loopback (a local Postfix, stunnel),
+/// which typically has a self-signed certificate: encrypted, not verified,
+/// as msmtp, swaks and curl do; the traffic never leaves this machine.
+/// `--tls starttls` (or a pin, or --insecure) keeps its own rule.
+fn loopback_verify(tls: TlsMode, verify: Verify, addresses: &[SocketAddr]) -> Verify {
+    let local = !addresses.is_empty() && addresses.iter().all(|a| a.ip().is_loopback());
+    match (tls, verify) {
+        (TlsMode::Opportunistic, Verify::Full) if local => Verify::Loopback,
+        (_, verify) => verify,
+    }
+}
+
 /// The part of the settings a session is given. A mail exchanger is
 /// whoever the recipient's domain names, so it is never given the login
 /// (plan gives an MX route none; this keeps it so should that change).
@@ -161,6 +173,7 @@ fn session_settings(settings: &Settings) -> SessionSettings {
         partial: settings.partial,
         quit_after: settings.quit_after,
         verbosity: settings.verbosity,
+        probe: settings.probe,
     }
 }
 
@@ -226,7 +239,7 @@ impl Context<'_> {
                     endpoint: &server.endpoint,
                     tls: server.tls,
                     addresses: &addresses,
-                    verify: self.settings.verify,
+                    verify: loopback_verify(server.tls, self.settings.verify, &addresses),
                 };
                 self.session(&target, envelope, message, more).await
             };

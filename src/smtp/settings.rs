@@ -104,6 +104,8 @@ pub(crate) struct Settings {
     pub(crate) timing: bool,
     /// Stop cleanly with QUIT after this stage.
     pub(crate) quit_after: Option<QuitAfter>,
+    /// --capabilities (see [`SessionSettings::probe`]).
+    pub(crate) probe: bool,
 }
 
 /// What one session is given: the rules of the dialogue with one server,
@@ -123,4 +125,8 @@ pub(crate) struct SessionSettings {
     /// At 1 or more, a certificate that failed verification is fetched
     /// again to be shown (the transcript itself comes made).
     pub(crate) verbosity: u8,
+    /// --capabilities: a certificate that fails verification is reported,
+    /// and the session stops after the EHLO over TLS, instead of hanging
+    /// up at the handshake.
+    pub(crate) probe: bool,
 }
