@@ -620,34 +620,44 @@ pub(crate) fn handshake_error(endpoint: &Endpoint, detail: &str, names: &[String
         return err;
     }
     let lower = detail.to_ascii_lowercase();
-    let reason = if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
-        let valid_for = match names {
-            [] => String::new(),
-            names => format!(", only for {}", names.join(", ")),
+    // A name mismatch is not mended by trusting a CA: the certificate
+    // is for other names, so the way out is one of them.
+    const TRUST: &str = "trust its CA with --ca-file, or pin it with --tls-fingerprint; --insecure skips the check (unsafe)";
+    let (reason, hint) = if lower.contains("hostname mismatch")
+        || lower.contains("ip address mismatch")
+    {
+        let (valid_for, hint) = match names {
+            [] => (String::new(), TRUST),
+            names => (
+                format!(", only for {}", names.join(", ")),
+                "connect to one of those names (--server NAME), or pin it with --tls-fingerprint; --insecure skips the check (unsafe)",
+            ),
         };
-        Some(format!(
+        let reason = format!(
             "its certificate is not valid for the name {:?}{valid_for}",
             endpoint.host
-        ))
+        );
+        (Some(reason), hint)
     } else if lower.contains("expired") {
-        Some("its certificate has expired".to_string())
+        (Some("its certificate has expired".to_string()), TRUST)
     } else if lower.contains("not yet valid") {
-        Some("its certificate is not valid yet".to_string())
+        (Some("its certificate is not valid yet".to_string()), TRUST)
     } else if lower.contains("self-signed") || lower.contains("self signed") {
-        Some("its certificate is self-signed".to_string())
+        (Some("its certificate is self-signed".to_string()), TRUST)
     } else if lower.contains("unable to get local issuer")
         || lower.contains("certificate verify failed")
     {
-        Some("its certificate is issued by an authority this machine does not trust".to_string())
+        let reason = "its certificate is issued by an authority this machine does not trust";
+        (Some(reason.to_string()), TRUST)
     } else {
-        None
+        (None, TRUST)
     };
     match reason {
         Some(reason) => Error::new(
             Exit::Unavailable,
             format!("TLS: cannot verify {endpoint}: {reason}"),
         )
-        .hint("trust its CA with --ca-file, or pin it with --tls-fingerprint; --insecure skips the check (unsafe)"),
+        .hint(hint),
         None => Error::new(
             Exit::Protocol,
             format!("TLS: handshake with {endpoint} failed: {detail}"),
@@ -859,6 +869,10 @@ mod tests {
         assert_eq!(
             err.message,
             "TLS: cannot verify localhost:587: its certificate is not valid for the name \"localhost\", only for mail.example.com, 192.0.2.1"
+        );
+        assert!(
+            err.to_string().contains("connect to one of those names"),
+            "{err}"
         );
         // Without any SAN, the CN is the name.
         let cn_only = certificate(&[], "mx.example.net", 30);

@@ -758,7 +758,7 @@ fn a_wrong_name_error_lists_the_names_the_certificate_is_valid_for() {
     let (code, _, stderr) = run_small(&args, &server);
     assert_eq!(code, 69, "{stderr}");
     assert!(
-        stderr.contains("is not valid for the name \"localhost\", only for wrong.example"),
+        stderr.contains("is not valid for the name \"localhost\", only for wrong.example; connect to one of those names"),
         "{stderr}"
     );
     let (code, _, stderr) = run_small(&[&args[..], &["-v"]].concat(), &server);
