@@ -71,7 +71,16 @@ pub(crate) fn transport_settings(
 
     let insecure = merged.insecure.unwrap_or(false);
     let verify = match (&merged.tls_fingerprint, insecure) {
-        (Some(pin), _) => Verify::Pinned(parse_fingerprint(pin)?),
+        (Some(pin), _) => Verify::Pinned(parse_fingerprint(pin).map_err(|err| {
+            if cli.tls_fingerprint.is_some() {
+                err
+            } else {
+                // From the account: the config is what to fix (78).
+                Error::config(format!("invalid tls_fingerprint {pin:?} in the config")).hint(
+                    "give the certificate's SHA-256 fingerprint: 64 hex digits, colons allowed",
+                )
+            }
+        })?),
         (None, true) => {
             warnings.push(
                 "--insecure: the server's certificate is not verified; anyone on the path can read or change this mail"

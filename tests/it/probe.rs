@@ -744,6 +744,20 @@ fn tls_fingerprint_in_the_config_pins_the_certificate() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(69), "{stderr}");
     assert!(stderr.contains("--tls-fingerprint"), "{stderr}");
+
+    // A malformed one is the config's fault, and says so.
+    let path = config("AB:CD");
+    let output = postie()
+        .args(["--config", path.to_str().unwrap()])
+        .args(SMALL_MESSAGE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("invalid tls_fingerprint \"AB:CD\" in the config"),
+        "{stderr}"
+    );
 }
 
 #[test]
