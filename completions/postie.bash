@@ -226,7 +226,7 @@ _postie() {
                     return 0
                     ;;
                 --quit-after)
-                    COMPREPLY=($(compgen -W "connect banner ehlo starttls auth mail rcpt data" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "connect banner first-ehlo ehlo starttls auth mail rcpt data" -- "${cur}"))
                     return 0
                     ;;
                 --tls-fingerprint)

@@ -59,7 +59,8 @@ complete -c postie -n "__fish_postie_needs_command" -l config -d 'Config file [d
 complete -c postie -n "__fish_postie_needs_command" -l account -d 'Use this account from the config file [default: the one whose `from` matches --from, else `default`, else the only one]' -r
 complete -c postie -n "__fish_postie_needs_command" -l quit-after -d 'Stop cleanly with QUIT after this stage; `rcpt` tests recipients without sending' -r -f -a "connect\t'The TCP connection (and implicit TLS) is up'
 banner\t'The server\'s greeting was read (no EHLO sent)'
-ehlo\t'EHLO was answered'
+first-ehlo\t'The first EHLO was answered (before STARTTLS)'
+ehlo\t'The last EHLO was answered: after STARTTLS when TLS is used'
 starttls\t'STARTTLS done and EHLO repeated (or skipped when TLS is not used)'
 auth\t'AUTH done (or skipped without a user)'
 mail\t'MAIL FROM accepted'

@@ -92,16 +92,14 @@ impl Session {
         if report.server.is_empty() {
             return None;
         }
-        // The EHLO after an upgrade is labelled so; a certificate without
-        // an upgrade came with the first byte.
-        let upgraded = report
-            .capabilities
-            .iter()
-            .any(|(label, _)| label == "after STARTTLS");
-        let tls = match (&report.certificate, upgraded) {
-            (_, true) => TlsUsed::Starttls,
-            (Some(_), false) => TlsUsed::Implicit,
-            (None, false) => TlsUsed::None,
+        // Encrypted after an EHLO in clear text is STARTTLS; encrypted
+        // with none is implicit TLS.
+        let encrypted = report.tls.is_some() || report.certificate.is_some();
+        let clear_ehlo = report.capabilities.iter().any(|ehlo| !ehlo.over_tls);
+        let tls = match (encrypted, clear_ehlo) {
+            (false, _) => TlsUsed::None,
+            (true, true) => TlsUsed::Starttls,
+            (true, false) => TlsUsed::Implicit,
         };
         Some(Session {
             server: report.server.clone(),

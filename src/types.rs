@@ -46,7 +46,8 @@ pub(crate) enum AuthMethod {
 }
 
 /// The SMTP stages --quit-after can stop after, in session order. [`name`]
-/// spells them as clap does (a test checks it).
+/// spells them as clap does (a test checks it); swaks' names for the same
+/// stages are accepted as aliases.
 ///
 /// [`name`]: QuitAfter::name
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -55,9 +56,14 @@ pub(crate) enum QuitAfter {
     Connect,
     /// The server's greeting was read (no EHLO sent).
     Banner,
-    /// EHLO was answered.
+    /// The first EHLO was answered (before STARTTLS).
+    #[value(alias = "first-helo")]
+    FirstEhlo,
+    /// The last EHLO was answered: after STARTTLS when TLS is used.
+    #[value(alias = "helo")]
     Ehlo,
     /// STARTTLS done and EHLO repeated (or skipped when TLS is not used).
+    #[value(aliases = ["tls", "first-tls"])]
     Starttls,
     /// AUTH done (or skipped without a user).
     Auth,

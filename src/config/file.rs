@@ -156,6 +156,10 @@ pub(crate) struct Account {
     pub(crate) client_cert: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
     pub(crate) insecure: Option<bool>,
+    /// The server certificate's SHA-256 fingerprint to trust, whoever
+    /// issued it (--tls-fingerprint): a self-signed server trusted on
+    /// purpose.
+    pub(crate) tls_fingerprint: Option<String>,
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) password_cmd: Option<String>,
@@ -233,6 +237,7 @@ impl Account {
             client_cert: self.client_cert.or(fb.client_cert),
             client_key: self.client_key.or(fb.client_key),
             insecure: self.insecure.or(fb.insecure),
+            tls_fingerprint: self.tls_fingerprint.or(fb.tls_fingerprint),
             user: self.user.or(fb.user),
             password,
             password_cmd,

@@ -1,4 +1,9 @@
 //! The --capabilities report on stdout: a table for people, JSON for scripts.
+//!
+//! The JSON is a published, versioned format: `doc/capabilities.schema.json`
+//! is its JSON Schema, postie(1) documents it, and a test validates the
+//! output against it. A change that breaks a script reading version 1
+//! bumps [`SCHEMA_VERSION`].
 
 use std::io::Write;
 
@@ -7,19 +12,36 @@ use serde::Serialize;
 use crate::exit::{io_reason, Error, Exit, Result};
 use crate::smtp::capabilities::Capabilities;
 use crate::smtp::report::{Delivery, Refusal, SessionReport};
-use crate::smtp::tls::CertReport;
+use crate::smtp::tls::{CertReport, ChainCert, TlsReport};
 use crate::types::ReportFormat;
 
-/// One session in `--capabilities --json`: the published format, field by
-/// field (names and order are what scripts read). Built from the internal
-/// [`SessionReport`], which has fields of its own that are not published.
+/// The `version` of the --capabilities --json document.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// The whole --capabilities --json document.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    version: u32,
+    sessions: Vec<SessionJson<'a>>,
+}
+
+/// One session: the published format, field by field (names and order are
+/// what scripts read). Built from the internal [`SessionReport`], which
+/// has fields of its own that are not published.
 #[derive(Serialize)]
 struct SessionJson<'a> {
     server: &'a str,
-    capabilities: Vec<(&'a str, CapabilitiesJson<'a>)>,
-    certificate: Option<CertificateJson<'a>>,
+    /// The EHLO reply received in clear text: before STARTTLS, or the only
+    /// one of a session without TLS.
+    before_tls: Option<CapabilitiesJson<'a>>,
+    /// The EHLO reply received over TLS: after STARTTLS, or with implicit TLS.
+    after_tls: Option<CapabilitiesJson<'a>>,
+    tls: Option<TlsJson<'a>>,
     delivery: Option<DeliveryJson<'a>>,
     stopped_after: Option<&'a str>,
+    /// Why the session failed although it was reported (a certificate that
+    /// did not verify), or why an exchanger was not reached.
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -35,13 +57,15 @@ struct RefusalJson<'a> {
     temporary: bool,
 }
 
-/// An EHLO reply as published: the same fields as [`Capabilities`], kept
+/// An EHLO reply as published: the same facts as [`Capabilities`], kept
 /// apart so that a field added there for postie's own use stays private.
 #[derive(Serialize)]
 struct CapabilitiesJson<'a> {
     greeting_name: &'a str,
     starttls: bool,
-    size: Option<Option<u64>>,
+    /// The SIZE limit in octets; 0 when SIZE is offered without one (RFC
+    /// 1870 4), `null` when SIZE is not offered.
+    size: Option<u64>,
     pipelining: bool,
     eight_bit_mime: bool,
     smtputf8: bool,
@@ -52,7 +76,20 @@ struct CapabilitiesJson<'a> {
     raw: &'a [String],
 }
 
-/// The server's certificate as published (see [`CapabilitiesJson`]).
+/// The TLS session as published (see [`CapabilitiesJson`]).
+#[derive(Serialize)]
+struct TlsJson<'a> {
+    version: &'a str,
+    cipher: &'a str,
+    verified: bool,
+    verify_error: Option<&'a str>,
+    /// How postie treated the certificate, in words.
+    verification: &'a str,
+    certificate: CertificateJson<'a>,
+    chain: Vec<ChainJson<'a>>,
+}
+
+/// The server's own certificate.
 #[derive(Serialize)]
 struct CertificateJson<'a> {
     subject: &'a str,
@@ -62,7 +99,16 @@ struct CertificateJson<'a> {
     not_after: &'a str,
     days_left: i64,
     sha256: &'a str,
-    verification: &'a str,
+}
+
+/// One certificate of the chain the server sent, its own first.
+#[derive(Serialize)]
+struct ChainJson<'a> {
+    subject: &'a str,
+    issuer: &'a str,
+    not_before: &'a str,
+    not_after: &'a str,
+    sha256: &'a str,
 }
 
 impl<'a> CapabilitiesJson<'a> {
@@ -70,7 +116,7 @@ impl<'a> CapabilitiesJson<'a> {
         CapabilitiesJson {
             greeting_name: &caps.greeting_name,
             starttls: caps.starttls,
-            size: caps.size,
+            size: caps.size.map(|limit| limit.unwrap_or(0)),
             pipelining: caps.pipelining,
             eight_bit_mime: caps.eight_bit_mime,
             smtputf8: caps.smtputf8,
@@ -83,33 +129,61 @@ impl<'a> CapabilitiesJson<'a> {
     }
 }
 
-impl<'a> CertificateJson<'a> {
-    fn of(cert: &'a CertReport) -> CertificateJson<'a> {
-        CertificateJson {
+impl<'a> TlsJson<'a> {
+    fn of(tls: &'a TlsReport, cert: &'a CertReport) -> TlsJson<'a> {
+        TlsJson {
+            version: &tls.version,
+            cipher: &tls.cipher,
+            verified: tls.verified,
+            verify_error: tls.verify_error.as_deref(),
+            verification: &cert.verification,
+            certificate: CertificateJson {
+                subject: &cert.subject,
+                issuer: &cert.issuer,
+                alt_names: &cert.alt_names,
+                not_before: &cert.not_before,
+                not_after: &cert.not_after,
+                days_left: cert.days_left,
+                sha256: &cert.sha256,
+            },
+            chain: tls.chain.iter().map(ChainJson::of).collect(),
+        }
+    }
+}
+
+impl<'a> ChainJson<'a> {
+    fn of(cert: &'a ChainCert) -> ChainJson<'a> {
+        ChainJson {
             subject: &cert.subject,
             issuer: &cert.issuer,
-            alt_names: &cert.alt_names,
             not_before: &cert.not_before,
             not_after: &cert.not_after,
-            days_left: cert.days_left,
             sha256: &cert.sha256,
-            verification: &cert.verification,
         }
     }
 }
 
 impl<'a> SessionJson<'a> {
     fn of(report: &'a SessionReport) -> SessionJson<'a> {
-        SessionJson {
-            server: &report.server,
-            capabilities: report
+        let phase = |over_tls: bool| {
+            report
                 .capabilities
                 .iter()
-                .map(|(when, caps)| (when.as_str(), CapabilitiesJson::of(caps)))
-                .collect(),
-            certificate: report.certificate.as_ref().map(CertificateJson::of),
+                .find(|ehlo| ehlo.over_tls == over_tls)
+                .map(|ehlo| CapabilitiesJson::of(&ehlo.capabilities))
+        };
+        let tls = match (&report.tls, &report.certificate) {
+            (Some(tls), Some(cert)) => Some(TlsJson::of(tls, cert)),
+            _ => None,
+        };
+        SessionJson {
+            server: &report.server,
+            before_tls: phase(false),
+            after_tls: phase(true),
+            tls,
             delivery: report.delivery.as_ref().map(DeliveryJson::of),
             stopped_after: report.stopped_after.as_deref(),
+            error: report.failure.as_ref().map(|err| err.message.clone()),
         }
     }
 }
@@ -136,7 +210,10 @@ impl<'a> RefusalJson<'a> {
 pub(crate) fn print_capabilities(reports: &[SessionReport], format: ReportFormat) -> Result<()> {
     let text = match format {
         ReportFormat::Json => {
-            let published: Vec<SessionJson> = reports.iter().map(SessionJson::of).collect();
+            let published = ReportJson {
+                version: SCHEMA_VERSION,
+                sessions: reports.iter().map(SessionJson::of).collect(),
+            };
             let mut json = serde_json::to_string_pretty(&published)
                 .map_err(|err| Error::new(Exit::Software, format!("cannot write JSON: {err}")))?;
             json.push('\n');
@@ -169,18 +246,18 @@ fn table(report: &SessionReport) -> String {
 
 fn table_unescaped(report: &SessionReport) -> String {
     let mut out = format!("server: {}\n", report.server);
-    if let Some((_, first)) = report.capabilities.first() {
-        out.push_str(&format!("name: {}\n", first.greeting_name));
+    if let Some(first) = report.capabilities.first() {
+        out.push_str(&format!("name: {}\n", first.capabilities.greeting_name));
     }
     let columns: Vec<&str> = report
         .capabilities
         .iter()
-        .map(|(label, _)| label.as_str())
+        .map(|ehlo| ehlo.label.as_str())
         .collect();
     let rows: Vec<Vec<(String, String)>> = report
         .capabilities
         .iter()
-        .map(|(_, caps)| caps.table())
+        .map(|ehlo| ehlo.capabilities.table())
         .collect();
     if let Some(first) = rows.first() {
         // Each column as wide as its widest cell, two spaces apart: a SIZE
@@ -216,12 +293,19 @@ fn table_unescaped(report: &SessionReport) -> String {
             out.push('\n');
         }
     }
+    if let Some(tls) = &report.tls {
+        for line in tls.lines() {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smtp::report::EhloReply;
 
     #[test]
     fn table_columns_never_run_into_each_other() {
@@ -240,8 +324,16 @@ mod tests {
         let report = SessionReport {
             server: "mx.example:587 (192.0.2.1:587)".into(),
             capabilities: vec![
-                ("before STARTTLS".into(), ehlo("STARTTLS")),
-                ("after STARTTLS".into(), ehlo("AUTH PLAIN LOGIN")),
+                EhloReply {
+                    label: "before STARTTLS".into(),
+                    over_tls: false,
+                    capabilities: ehlo("STARTTLS"),
+                },
+                EhloReply {
+                    label: "after STARTTLS".into(),
+                    over_tls: true,
+                    capabilities: ehlo("AUTH PLAIN LOGIN"),
+                },
             ],
             ..SessionReport::default()
         };
@@ -264,26 +356,60 @@ mod tests {
         );
     }
 
-    /// The published format: these keys (their order is golden's), and no internal
-    /// field of the report (its recipients, the failure, further messages).
-    #[test]
-    fn json_has_the_published_fields_only() {
-        let report = SessionReport {
-            server: "mx.example:25 (192.0.2.1:25)".into(),
-            capabilities: vec![(
-                "EHLO".into(),
-                Capabilities::parse(&["mx.example".to_string(), "SIZE 1000".to_string()]),
-            )],
-            certificate: Some(CertReport {
+    fn tls_report() -> (TlsReport, CertReport) {
+        let tls = TlsReport {
+            version: "TLSv1.3".into(),
+            cipher: "TLS_AES_256_GCM_SHA384".into(),
+            chain: vec![ChainCert {
                 subject: "CN=mx.example".into(),
                 issuer: "CN=ca".into(),
-                alt_names: vec!["mx.example".into()],
-                not_before: "a".into(),
-                not_after: "b".into(),
-                days_left: 3,
+                not_before: "2026-12-01T00:00:00Z".into(),
+                not_after: "2027-01-01T00:00:00Z".into(),
                 sha256: "AB".into(),
-                verification: "verified".into(),
-            }),
+            }],
+            verified: false,
+            verify_error: Some("self-signed certificate".into()),
+        };
+        let cert = CertReport {
+            subject: "CN=mx.example".into(),
+            issuer: "CN=ca".into(),
+            alt_names: vec!["DNS:mx.example".into()],
+            not_before: "2026-12-01T00:00:00Z".into(),
+            not_after: "2027-01-01T00:00:00Z".into(),
+            days_left: 3,
+            sha256: "AB".into(),
+            verification: "NOT verified: self-signed certificate".into(),
+        };
+        (tls, cert)
+    }
+
+    /// The published format: these keys (their order is golden's), and no
+    /// internal field of the report (its recipients, further messages).
+    #[test]
+    fn json_has_the_published_fields_only() {
+        let (tls, certificate) = tls_report();
+        let report = SessionReport {
+            server: "mx.example:25 (192.0.2.1:25)".into(),
+            capabilities: vec![
+                EhloReply {
+                    label: "before STARTTLS".into(),
+                    over_tls: false,
+                    capabilities: Capabilities::parse(&[
+                        "mx.example".to_string(),
+                        "SIZE".to_string(),
+                    ]),
+                },
+                EhloReply {
+                    label: "after STARTTLS".into(),
+                    over_tls: true,
+                    capabilities: Capabilities::parse(&[
+                        "mx.example".to_string(),
+                        "SIZE 1000".to_string(),
+                    ]),
+                },
+            ],
+            certificate: Some(certificate),
+            tls: Some(tls),
             delivery: Some(Delivery {
                 reply: Some("250 ok".into()),
                 refused: vec![Refusal {
@@ -293,7 +419,8 @@ mod tests {
                 }],
             }),
             recipients: vec!["secret@example.com".into()],
-            failure: Some(Error::new(Exit::Unavailable, "internal")),
+            failure: Some(Error::new(Exit::Unavailable, "TLS: cannot verify"))
+                .map(|err| err.hint("internal hint")),
             ..SessionReport::default()
         };
         let json = serde_json::to_value(SessionJson::of(&report)).unwrap();
@@ -303,15 +430,17 @@ mod tests {
         assert_eq!(
             keys(&json),
             [
-                "capabilities",
-                "certificate",
+                "after_tls",
+                "before_tls",
                 "delivery",
+                "error",
                 "server",
-                "stopped_after"
+                "stopped_after",
+                "tls"
             ]
         );
         assert_eq!(
-            keys(&json["capabilities"][0][1]),
+            keys(&json["after_tls"]),
             [
                 "auth",
                 "chunking",
@@ -327,7 +456,19 @@ mod tests {
             ]
         );
         assert_eq!(
-            keys(&json["certificate"]),
+            keys(&json["tls"]),
+            [
+                "certificate",
+                "chain",
+                "cipher",
+                "verification",
+                "verified",
+                "verify_error",
+                "version"
+            ]
+        );
+        assert_eq!(
+            keys(&json["tls"]["certificate"]),
             [
                 "alt_names",
                 "days_left",
@@ -335,14 +476,47 @@ mod tests {
                 "not_after",
                 "not_before",
                 "sha256",
-                "subject",
-                "verification"
+                "subject"
             ]
         );
+        assert_eq!(
+            keys(&json["tls"]["chain"][0]),
+            ["issuer", "not_after", "not_before", "sha256", "subject"]
+        );
         assert_eq!(keys(&json["delivery"]), ["refused", "reply"]);
-        assert_eq!(json["capabilities"][0][1]["size"], 1000);
+        // SIZE without a number is 0, RFC 1870's "no fixed maximum".
+        assert_eq!(json["before_tls"]["size"], 0);
+        assert_eq!(json["after_tls"]["size"], 1000);
+        assert_eq!(json["tls"]["verified"], false);
+        assert_eq!(json["error"], "TLS: cannot verify");
         let text = json.to_string();
         assert!(!text.contains("secret@example.com"), "{text}");
-        assert!(!text.contains("internal"), "{text}");
+        assert!(!text.contains("internal hint"), "{text}");
+    }
+
+    #[test]
+    fn the_table_ends_with_the_tls_session_and_the_verdict() {
+        let (tls, certificate) = tls_report();
+        let report = SessionReport {
+            server: "mx.example:25 (192.0.2.1:25)".into(),
+            certificate: Some(certificate),
+            tls: Some(tls),
+            ..SessionReport::default()
+        };
+        let text = table(&report);
+        for row in [
+            "TLS version: TLSv1.3\n",
+            "TLS cipher: TLS_AES_256_GCM_SHA384\n",
+            "chain 0 subject: CN=mx.example\n",
+            "chain 0 issuer: CN=ca\n",
+            "chain 0 valid: 2026-12-01T00:00:00Z to 2027-01-01T00:00:00Z\n",
+            "chain 0 SHA-256: AB\n",
+        ] {
+            assert!(text.contains(row), "{row:?} in:\n{text}");
+        }
+        assert!(
+            text.ends_with("verified: no (self-signed certificate)\n"),
+            "{text}"
+        );
     }
 }

@@ -83,6 +83,7 @@ fn flags(cli: &Cli) -> Account {
         client_cert: cli.client_cert.clone(),
         client_key: cli.client_key.clone(),
         insecure: on(cli.insecure),
+        tls_fingerprint: cli.tls_fingerprint.clone(),
         user: cli.user.clone(),
         password: password_from_environment(),
         password_cmd: cli.password_cmd.clone(),
@@ -162,6 +163,15 @@ mod tests {
         assert_eq!(flags.timeout, Some(9));
         // A switch left out does not turn the account's setting off.
         assert_eq!(flags.insecure, Some(true));
+    }
+
+    #[test]
+    fn tls_fingerprint_is_an_account_key_and_the_flag_wins() {
+        let config =
+            "[defaults]\ntls_fingerprint = \"aa\"\n[accounts.a]\ntls_fingerprint = \"bb\"\n";
+        assert_eq!(merged(&[], config).tls_fingerprint.as_deref(), Some("bb"));
+        let flag = merged(&["--tls-fingerprint", "cc"], config);
+        assert_eq!(flag.tls_fingerprint.as_deref(), Some("cc"));
     }
 
     #[test]

@@ -70,8 +70,17 @@ pub(crate) fn transport_settings(
     };
 
     let insecure = merged.insecure.unwrap_or(false);
-    let verify = match (&cli.tls_fingerprint, insecure) {
-        (Some(pin), _) => Verify::Pinned(parse_fingerprint(pin)?),
+    let verify = match (&merged.tls_fingerprint, insecure) {
+        (Some(pin), _) => Verify::Pinned(parse_fingerprint(pin).map_err(|err| {
+            if cli.tls_fingerprint.is_some() {
+                err
+            } else {
+                // From the account: the config is what to fix (78).
+                Error::config(format!("invalid tls_fingerprint {pin:?} in the config")).hint(
+                    "give the certificate's SHA-256 fingerprint: 64 hex digits, colons allowed",
+                )
+            }
+        })?),
         (None, true) => {
             warnings.push(
                 "--insecure: the server's certificate is not verified; anyone on the path can read or change this mail"
@@ -139,6 +148,7 @@ pub(crate) fn transport_settings(
         // The commands add the bar: whether stderr is a terminal is not
         // the plan's business.
         progress: None,
+        probe: cli.capabilities,
     };
     Ok((settings, login))
 }

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openssl::x509::X509VerifyResult;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -23,7 +24,8 @@ use crate::smtp::classify::{
 use crate::smtp::settings::SessionSettings;
 use crate::smtp::stage::Stage;
 use crate::smtp::tls::{
-    certificate_flaws, handshake_error, sha256, CertReport, TlsMaterial, Verify,
+    certificate_flaws, certificate_names, handshake_error, sha256, CertReport, ChainCert,
+    TlsMaterial, TlsReport, Verify,
 };
 use crate::smtp::transcript::Transcript;
 use crate::smtp::wire::Wire;
@@ -38,6 +40,16 @@ pub(crate) struct Handshaker<'a> {
     pub(crate) material: &'a TlsMaterial,
 }
 
+/// What a TLS handshake established. `untrusted` is the verification
+/// failure that, with --capabilities, did not end the handshake: the
+/// session is reported, then ends with it, before anything is sent that
+/// the server would need to be trusted with.
+pub(crate) struct Secured {
+    pub(crate) certificate: CertReport,
+    pub(crate) tls: TlsReport,
+    pub(crate) untrusted: Option<Error>,
+}
+
 impl Handshaker<'_> {
     /// TLS on the wire, checked as `verify` says; the certificate report.
     pub(crate) async fn handshake(
@@ -47,8 +59,11 @@ impl Handshaker<'_> {
         verify: Verify,
         transcript: &Transcript,
         upgrade: Upgrade,
-    ) -> Result<CertReport> {
-        let connector = self.material.connector(verify)?;
+    ) -> Result<Secured> {
+        let mut connector = self.material.connector(verify)?;
+        if self.settings.probe {
+            connector = connector.recording_only();
+        }
         let started = timed(
             self.settings.timeouts.connect,
             Stage::TlsHandshake,
@@ -56,14 +71,19 @@ impl Handshaker<'_> {
             wire.start_tls(connector, &endpoint.host),
         )
         .await?;
-        if let Err(detail) = started {
+        if let Err(failure) = started {
             if upgrade == Upgrade::Starttls && wire.plaintext_in_handshake() {
                 return Err(starttls_injection(endpoint));
             }
             if upgrade == Upgrade::Implicit && wire.plaintext_in_handshake() {
                 return Err(plain_smtp_on_implicit_tls(endpoint));
             }
-            let err = handshake_error(endpoint, &detail);
+            let names = failure
+                .chain
+                .first()
+                .map(|der| certificate_names(der))
+                .unwrap_or_default();
+            let err = handshake_error(endpoint, &failure.detail, &names);
             if verify == Verify::Full
                 && err.exit == Exit::Unavailable
                 && self.settings.verbosity > 0
@@ -73,41 +93,100 @@ impl Handshaker<'_> {
             }
             return Err(err);
         }
-        transcript.note("TLS started");
+        let negotiated = wire.negotiated().ok_or_else(|| {
+            Error::new(
+                Exit::Software,
+                format!("TLS: no session with {endpoint} after the handshake"),
+            )
+        })?;
+        transcript.note(&format!(
+            "TLS started: {}, {}",
+            negotiated.version, negotiated.cipher
+        ));
         let der = wire.peer_certificate().unwrap_or_default();
-        let verification = match verify {
-            Verify::Full => "verified: trusted issuer, name matches".to_string(),
-            Verify::Insecure => match certificate_flaws(&der, &endpoint.host)[..] {
-                [] => "NOT verified (--insecure)".to_string(),
-                ref flaws => format!("NOT verified (--insecure); it is {}", flaws.join(", ")),
-            },
-            Verify::Unauthenticated => {
-                "not verified (opportunistic TLS to a mail exchanger)".to_string()
+        // OpenSSL's verdict on the chain and the name, recorded also where
+        // it was not enforced (--insecure, opportunistic TLS, --capabilities).
+        let chain_ok = negotiated.verify == X509VerifyResult::OK;
+        let chain_error = (!chain_ok).then(|| negotiated.verify.error_string().to_string());
+        let with_flaws = |why: &str| match certificate_flaws(&der, &endpoint.host)[..] {
+            [] => why.to_string(),
+            ref flaws => format!("{why}; it is {}", flaws.join(", ")),
+        };
+        let mut untrusted = None;
+        let (verification, verified, verify_error) = match verify {
+            // On loopback nothing is required, but a certificate that
+            // verifies (a relay with a CA the user trusts) is said to.
+            Verify::Full | Verify::Loopback if chain_ok => (
+                "verified: trusted issuer, name matches".to_string(),
+                true,
+                None,
+            ),
+            Verify::Full => {
+                // Only when recorded (--capabilities): enforced, the
+                // failure ended the handshake above.
+                let why = negotiated.verify.error_string();
+                let detail = format!("certificate verify failed ({why})");
+                untrusted = Some(handshake_error(endpoint, &detail, &certificate_names(&der)));
+                (format!("NOT verified: {why}"), false, chain_error)
             }
-            Verify::Pinned(pin) => {
-                if sha256(&der) != pin {
-                    return Err(Error::new(
-                        Exit::Unavailable,
-                        format!(
-                            "TLS: the certificate of {endpoint} has SHA-256 {}, not the one given with --tls-fingerprint",
-                            crate::smtp::tls::format_fingerprint(&sha256(&der))
-                        ),
-                    )
-                    .hint("the server's certificate changed, or this is not the server you meant"));
+            Verify::Insecure => (with_flaws("NOT verified (--insecure)"), chain_ok, chain_error),
+            Verify::Unauthenticated => (
+                "not verified (opportunistic TLS to a mail exchanger)".to_string(),
+                chain_ok,
+                chain_error,
+            ),
+            Verify::Loopback => (
+                with_flaws("not verified (opportunistic TLS to a relay on loopback; --tls starttls verifies)"),
+                chain_ok,
+                chain_error,
+            ),
+            Verify::Pinned(pin) if sha256(&der) == pin => (
+                "pinned: SHA-256 matches --tls-fingerprint".to_string(),
+                true,
+                None,
+            ),
+            Verify::Pinned(_) => {
+                let err = Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "TLS: the certificate of {endpoint} has SHA-256 {}, not the one given with --tls-fingerprint",
+                        crate::smtp::tls::format_fingerprint(&sha256(&der))
+                    ),
+                )
+                .hint("the server's certificate changed, or this is not the server you meant");
+                if !self.settings.probe {
+                    return Err(err);
                 }
-                "pinned: SHA-256 matches --tls-fingerprint".to_string()
+                untrusted = Some(err);
+                let why = "the SHA-256 does not match --tls-fingerprint";
+                (format!("NOT verified: {why}"), false, Some(why.to_string()))
             }
         };
-        let report = CertReport::from_der(&der, verification).ok_or_else(|| {
+        let certificate = CertReport::from_der(&der, verification).ok_or_else(|| {
             Error::new(
                 Exit::Protocol,
                 format!("TLS: {endpoint} sent no readable certificate"),
             )
         })?;
-        for line in report.lines() {
+        for line in certificate.lines() {
             transcript.note(&line);
         }
-        Ok(report)
+        let tls = TlsReport {
+            version: negotiated.version,
+            cipher: negotiated.cipher,
+            chain: negotiated
+                .chain
+                .iter()
+                .filter_map(|der| ChainCert::from_der(der))
+                .collect(),
+            verified,
+            verify_error,
+        };
+        Ok(Secured {
+            certificate,
+            tls,
+            untrusted,
+        })
     }
 }
 

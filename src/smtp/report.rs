@@ -7,7 +7,7 @@
 
 use crate::exit::{Error, Result};
 use crate::smtp::capabilities::Capabilities;
-use crate::smtp::tls::CertReport;
+use crate::smtp::tls::{CertReport, TlsReport};
 
 /// A recipient the server would not take, with its reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,17 @@ pub(crate) struct Delivery {
     pub(crate) refused: Vec<Refusal>,
 }
 
+/// One EHLO reply and when it came.
+#[derive(Clone, Debug)]
+pub(crate) struct EhloReply {
+    /// "before STARTTLS", "after STARTTLS", or "EHLO" where no upgrade
+    /// was to follow.
+    pub(crate) label: String,
+    /// Received over TLS (after STARTTLS, or with implicit TLS).
+    pub(crate) over_tls: bool,
+    pub(crate) capabilities: Capabilities,
+}
+
 /// One SMTP session's results, for `outcome` and the reports. Not a
 /// printed format: `output::capabilities` copies into its own JSON type
 /// only the fields it publishes, so a field added here for the sending
@@ -36,9 +47,11 @@ pub(crate) struct Delivery {
 pub(crate) struct SessionReport {
     /// "host:port (address)".
     pub(crate) server: String,
-    /// EHLO replies: ("before STARTTLS" | "after STARTTLS" | "EHLO", ...).
-    pub(crate) capabilities: Vec<(String, Capabilities)>,
+    /// The EHLO replies, in order.
+    pub(crate) capabilities: Vec<EhloReply>,
     pub(crate) certificate: Option<CertReport>,
+    /// The TLS session: version, cipher, the chain sent, the verdict.
+    pub(crate) tls: Option<TlsReport>,
     /// Present when the message was accepted.
     pub(crate) delivery: Option<Delivery>,
     /// The stage the session stopped after, with --quit-after.
@@ -49,6 +62,7 @@ pub(crate) struct SessionReport {
     /// submission server, one domain's with MX delivery.
     pub(crate) recipients: Vec<String>,
     /// MX delivery: why this domain's recipients did not get the message
-    /// (no session took place, or it failed).
+    /// (no session took place, or it failed). --capabilities: the
+    /// certificate that did not verify, the session reported all the same.
     pub(crate) failure: Option<Error>,
 }

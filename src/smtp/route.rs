@@ -94,9 +94,9 @@ pub(crate) fn submit_all(
                     .unwrap_or_default();
                 // The later messages went over the same session, so over
                 // the same TLS: their reports say so too.
-                let (capabilities, certificate) = reports
+                let (capabilities, certificate, tls) = reports
                     .first()
-                    .map(|r| (r.capabilities.clone(), r.certificate.clone()))
+                    .map(|r| (r.capabilities.clone(), r.certificate.clone(), r.tls.clone()))
                     .unwrap_or_default();
                 results.push(Ok(reports));
                 results.extend(more.into_iter().zip(rest).map(|(r, message)| {
@@ -105,6 +105,7 @@ pub(crate) fn submit_all(
                             server: server.clone(),
                             capabilities: capabilities.clone(),
                             certificate: certificate.clone(),
+                            tls: tls.clone(),
                             delivery: Some(delivery),
                             recipients: message.envelope.recipients.clone(),
                             ..SessionReport::default()
@@ -153,6 +154,18 @@ impl<'a> Context<'a> {
     }
 }
 
+/// Opportunistic TLS to a relay on loopback (a local Postfix, stunnel),
+/// which typically has a self-signed certificate: encrypted, not verified,
+/// as msmtp, swaks and curl do; the traffic never leaves this machine.
+/// `--tls starttls` (or a pin, or --insecure) keeps its own rule.
+fn loopback_verify(tls: TlsMode, verify: Verify, addresses: &[SocketAddr]) -> Verify {
+    let local = !addresses.is_empty() && addresses.iter().all(|a| a.ip().is_loopback());
+    match (tls, verify) {
+        (TlsMode::Opportunistic, Verify::Full) if local => Verify::Loopback,
+        (_, verify) => verify,
+    }
+}
+
 /// The part of the settings a session is given. A mail exchanger is
 /// whoever the recipient's domain names, so it is never given the login
 /// (plan gives an MX route none; this keeps it so should that change).
@@ -171,6 +184,7 @@ fn session_settings(settings: &Settings) -> SessionSettings {
         verbosity: settings.verbosity,
         mx: matches!(settings.route, Route::Mx { .. }),
         progress: settings.progress.clone(),
+        probe: settings.probe,
     }
 }
 
@@ -237,7 +251,7 @@ impl Context<'_> {
                     tls: server.tls,
                     tls_explicit: server.tls_explicit,
                     addresses: &addresses,
-                    verify: self.settings.verify,
+                    verify: loopback_verify(server.tls, self.settings.verify, &addresses),
                 };
                 self.session(&target, envelope, message, more).await
             };

@@ -42,7 +42,7 @@ use crate::smtp::classify::{
 use crate::smtp::connect::{await_greeting, banner_only, connect_tcp, Handshaker, Upgrade};
 use crate::smtp::data::{write_message, MessageWriteError};
 use crate::smtp::outgoing::Outgoing;
-use crate::smtp::report::{Delivery, Refusal, SessionReport};
+use crate::smtp::report::{Delivery, EhloReply, Refusal, SessionReport};
 use crate::smtp::settings::SessionSettings;
 use crate::smtp::stage::Stage;
 use crate::smtp::timing::Clock;
@@ -135,17 +135,21 @@ async fn stages(
             .map_err(unreachable)?;
     }
     let wire = Wire::plain(tcp, peer, transcript.clone());
+    let mut untrusted = None;
     if tls == TlsMode::Implicit {
-        let certificate = handshaker
+        let secured = handshaker
             .handshake(&wire, endpoint, verify, transcript, Upgrade::Implicit)
             .await?;
-        report.certificate = Some(certificate);
+        report.certificate = Some(secured.certificate);
+        report.tls = Some(secured.tls);
+        untrusted = secured.untrusted;
         clock.mark(&[Stage::TlsHandshake]);
     }
     if let Some(stop) = quits_after(settings, Stage::Banner) {
         banner_only(&wire, endpoint, settings.timeouts.reply).await?;
         clock.mark(&[Stage::Banner]);
         report.stopped_after = Some(stop.name());
+        report.failure = untrusted;
         return Ok(report);
     }
     let client_id = ClientId::Domain(settings.helo.clone());
@@ -182,6 +186,7 @@ async fn stages(
         verify,
         report,
         authenticated: false,
+        untrusted,
     };
     // "before STARTTLS" only where an upgrade is to come.
     let upgrade_follows = match tls {
@@ -194,13 +199,15 @@ async fn stages(
     } else {
         "EHLO"
     };
-    session
-        .report
-        .capabilities
-        .push((label.to_string(), session.caps.clone()));
+    let over_tls = session.wire.is_tls();
+    session.report.capabilities.push(EhloReply {
+        label: label.to_string(),
+        over_tls,
+        capabilities: session.caps.clone(),
+    });
     let outcome = session.stages(envelope, message, more.first(), clock).await;
     let outcome = match outcome {
-        Ok(ahead) if !more.is_empty() => {
+        Ok(ahead) if !more.is_empty() && session.untrusted.is_none() => {
             session.report.more = session.more(more, ahead).await;
             Ok(())
         }
@@ -209,7 +216,10 @@ async fn stages(
     // A failing QUIT must not turn success into an error: a retry would
     // send the message twice.
     let _ = tokio::time::timeout(settings.timeouts.reply, session.conn.quit()).await;
-    outcome.map(|()| session.report)
+    outcome.map(|()| SessionReport {
+        failure: session.untrusted,
+        ..session.report
+    })
 }
 
 struct Session<'a> {
@@ -227,6 +237,9 @@ struct Session<'a> {
     report: SessionReport,
     /// AUTH succeeded in this session.
     authenticated: bool,
+    /// With --capabilities, a certificate that did not verify: the session
+    /// goes as far as the EHLO over TLS, to be reported, and ends with it.
+    untrusted: Option<Error>,
 }
 
 impl Session<'_> {
@@ -276,7 +289,7 @@ impl Session<'_> {
         if self.secure().await? {
             clock.mark(&[Stage::StartTls]);
         }
-        if self.stop_after(Stage::StartTls) {
+        if self.stop_after(Stage::StartTls) || self.untrusted.is_some() {
             return Ok(Ahead::Nothing);
         }
         if self.authenticate().await? {
@@ -476,7 +489,7 @@ impl Session<'_> {
         if !self.transcript.nothing_pending() {
             return Err(starttls_injection(&self.endpoint));
         }
-        let certificate = self
+        let secured = self
             .handshaker
             .handshake(
                 &self.wire,
@@ -486,13 +499,17 @@ impl Session<'_> {
                 Upgrade::Starttls,
             )
             .await?;
-        self.report.certificate = Some(certificate);
+        self.report.certificate = Some(secured.certificate);
+        self.report.tls = Some(secured.tls);
+        self.untrusted = secured.untrusted;
         self.command(Ehlo::new(self.client_id.clone()), Stage::StartTls)
             .await?;
         self.caps = Capabilities::parse(&self.transcript.ehlo_reply());
-        self.report
-            .capabilities
-            .push(("after STARTTLS".to_string(), self.caps.clone()));
+        self.report.capabilities.push(EhloReply {
+            label: "after STARTTLS".to_string(),
+            over_tls: true,
+            capabilities: self.caps.clone(),
+        });
         Ok(true)
     }
 

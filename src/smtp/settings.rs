@@ -111,6 +111,8 @@ pub(crate) struct Settings {
     pub(crate) quit_after: Option<QuitAfter>,
     /// Told how each message's upload goes (the commands' progress bar).
     pub(crate) progress: Option<Progress>,
+    /// --capabilities (see [`SessionSettings::probe`]).
+    pub(crate) probe: bool,
 }
 
 /// What one session is given: the rules of the dialogue with one server,
@@ -135,4 +137,8 @@ pub(crate) struct SessionSettings {
     pub(crate) mx: bool,
     /// Told how the upload of each message goes (the commands' progress bar).
     pub(crate) progress: Option<Progress>,
+    /// --capabilities: a certificate that fails verification is reported,
+    /// and the session stops after the EHLO over TLS, instead of hanging
+    /// up at the handshake.
+    pub(crate) probe: bool,
 }

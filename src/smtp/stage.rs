@@ -108,8 +108,10 @@ impl From<QuitAfter> for Stage {
         match stop {
             QuitAfter::Connect => Stage::Connect,
             QuitAfter::Banner => Stage::Banner,
-            QuitAfter::Ehlo => Stage::Greeting,
-            QuitAfter::Starttls => Stage::StartTls,
+            QuitAfter::FirstEhlo => Stage::Greeting,
+            // The last EHLO: the one repeated after STARTTLS, when TLS is
+            // used (as swaks' `helo`), so that a test of it tests TLS too.
+            QuitAfter::Ehlo | QuitAfter::Starttls => Stage::StartTls,
             QuitAfter::Auth => Stage::Auth,
             QuitAfter::Mail => Stage::Mail,
             QuitAfter::Rcpt => Stage::Rcpt,

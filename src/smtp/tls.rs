@@ -9,9 +9,10 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{Ssl, SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{Ssl, SslConnector, SslMethod, SslRef, SslVerifyMode, SslVersion};
 use openssl::x509::{X509VerifyResult, X509};
 
 use crate::exit::{Error, Exit, Result};
@@ -28,6 +29,10 @@ pub(crate) enum Verify {
     Pinned([u8; 32]),
     /// Nothing is checked: opportunistic TLS to an MX host.
     Unauthenticated,
+    /// Nothing is checked: opportunistic TLS to a relay on loopback (a
+    /// local Postfix or stunnel, typically with a self-signed certificate),
+    /// where the traffic never leaves this machine.
+    Loopback,
 }
 
 /// CA certificates and client identity, read once; the OpenSSL context
@@ -39,25 +44,81 @@ pub(crate) struct TlsMaterial {
     context: OnceLock<std::result::Result<SslConnector, Error>>,
 }
 
-/// What one handshake needs: the shared context and whether this session
-/// verifies the certificate.
+/// What one handshake needs: the shared context and whether a failed
+/// verification ends the handshake.
 #[derive(Clone, Debug)]
 pub(crate) struct Connector {
     context: SslConnector,
-    check: bool,
+    enforce: bool,
 }
 
 impl Connector {
     /// The TLS session for `domain`: SNI names it (unless it is an IP
-    /// address) and, when checked, the certificate must be valid for it (an
-    /// IP address as an IP SAN), whatever address the socket is connected to.
+    /// address) and the certificate is checked against it (an IP address as
+    /// an IP SAN), whatever address the socket is connected to. OpenSSL
+    /// verifies the chain and the name even when told not to enforce the
+    /// result (`SSL_VERIFY_NONE`): the verdict is then only recorded, to be
+    /// read with [`Negotiated::of`], and the handshake goes on.
     pub(crate) fn ssl(&self, domain: &str) -> std::result::Result<Ssl, ErrorStack> {
-        let mut config = self.context.configure()?.verify_hostname(self.check);
-        if !self.check {
+        let mut config = self.context.configure()?.verify_hostname(true);
+        if !self.enforce {
             config.set_verify(SslVerifyMode::NONE);
         }
         config.into_ssl(domain)
     }
+
+    /// The same checks, recorded but not enforced: for --capabilities,
+    /// which reports a certificate that fails them instead of hanging up.
+    pub(crate) fn recording_only(self) -> Connector {
+        Connector {
+            enforce: false,
+            ..self
+        }
+    }
+}
+
+/// What the TLS layer tells about an established session.
+#[derive(Clone, Debug)]
+pub(crate) struct Negotiated {
+    /// "TLSv1.3".
+    pub(crate) version: String,
+    /// OpenSSL's name for the cipher suite ("TLS_AES_256_GCM_SHA384").
+    pub(crate) cipher: String,
+    /// The certificates the server sent (DER), its own first.
+    pub(crate) chain: Vec<Vec<u8>>,
+    /// OpenSSL's verdict on the chain and the name, enforced or not.
+    pub(crate) verify: X509VerifyResult,
+}
+
+impl Negotiated {
+    pub(crate) fn of(ssl: &SslRef) -> Negotiated {
+        Negotiated {
+            version: ssl.version_str().to_string(),
+            cipher: ssl
+                .current_cipher()
+                .map(|cipher| cipher.name().to_string())
+                .unwrap_or_default(),
+            chain: sent_chain(ssl),
+            verify: ssl.verify_result(),
+        }
+    }
+}
+
+/// The certificates the server sent, as DER, its own first. On the client
+/// side OpenSSL keeps the chain as received, before (and whatever the
+/// result of) verification, so it is there after a failed handshake too.
+pub(crate) fn sent_chain(ssl: &SslRef) -> Vec<Vec<u8>> {
+    ssl.peer_cert_chain()
+        .map(|chain| chain.iter().filter_map(|cert| cert.to_der().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// A failed handshake: OpenSSL's account in one line, and the certificates
+/// the server sent if it got that far (to name what they are valid for).
+#[derive(Clone, Debug)]
+pub(crate) struct HandshakeFailure {
+    pub(crate) detail: String,
+    pub(crate) chain: Vec<Vec<u8>>,
 }
 
 /// The client's private key, refused (78) when group or others can read
@@ -110,7 +171,7 @@ impl TlsMaterial {
         let context = self.context.get_or_init(|| self.context()).clone()?;
         Ok(Connector {
             context,
-            check: verify == Verify::Full,
+            enforce: verify == Verify::Full,
         })
     }
 
@@ -216,12 +277,144 @@ pub(crate) struct CertReport {
     pub(crate) subject: String,
     pub(crate) issuer: String,
     pub(crate) alt_names: Vec<String>,
+    /// ISO 8601, UTC ("2026-12-02T06:23:50Z").
     pub(crate) not_before: String,
     pub(crate) not_after: String,
     pub(crate) days_left: i64,
     pub(crate) sha256: String,
     /// How it was checked: "verified", "pinned", "not verified (...)".
     pub(crate) verification: String,
+}
+
+/// One certificate of the chain the server sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChainCert {
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
+    /// ISO 8601, UTC.
+    pub(crate) not_before: String,
+    pub(crate) not_after: String,
+    pub(crate) sha256: String,
+}
+
+impl ChainCert {
+    pub(crate) fn from_der(der: &[u8]) -> Option<ChainCert> {
+        let cert = X509::from_der(der).ok()?;
+        Some(ChainCert {
+            subject: name_text(cert.subject_name()),
+            issuer: name_text(cert.issuer_name()),
+            not_before: iso8601(cert.not_before()),
+            not_after: iso8601(cert.not_after()),
+            sha256: format_fingerprint(&sha256(der)),
+        })
+    }
+}
+
+/// The TLS session as reported: what was negotiated, what the server sent
+/// and whether it authenticates the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TlsReport {
+    pub(crate) version: String,
+    pub(crate) cipher: String,
+    pub(crate) chain: Vec<ChainCert>,
+    /// The certificate chains to a trusted CA and is valid for the name
+    /// (whether or not postie required it: --insecure, opportunistic TLS),
+    /// or it matches the pinned fingerprint.
+    pub(crate) verified: bool,
+    /// Why not, when not verified.
+    pub(crate) verify_error: Option<String>,
+}
+
+impl TlsReport {
+    /// The rows of the --capabilities table.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let mut lines = vec![
+            format!("TLS version: {}", self.version),
+            format!("TLS cipher: {}", self.cipher),
+        ];
+        for (depth, cert) in self.chain.iter().enumerate() {
+            lines.push(format!("chain {depth} subject: {}", cert.subject));
+            lines.push(format!("chain {depth} issuer: {}", cert.issuer));
+            lines.push(format!(
+                "chain {depth} valid: {} to {}",
+                cert.not_before, cert.not_after
+            ));
+            lines.push(format!("chain {depth} SHA-256: {}", cert.sha256));
+        }
+        lines.push(match &self.verify_error {
+            None if self.verified => "verified: yes".to_string(),
+            None => "verified: no".to_string(),
+            Some(why) => format!("verified: no ({why})"),
+        });
+        lines
+    }
+}
+
+/// An ASN.1 time as ISO 8601 in UTC, "2026-12-02T06:23:50Z".
+pub(crate) fn iso8601(time: &Asn1TimeRef) -> String {
+    let seconds = Asn1Time::from_unix(0)
+        .ok()
+        .and_then(|epoch| epoch.diff(time).ok())
+        .map(|diff| i64::from(diff.days) * 86_400 + i64::from(diff.secs));
+    let Some(seconds) = seconds else {
+        return time.to_string();
+    };
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The names a certificate is valid for, as a user would type them: its
+/// DNS and IP subject alternative names, or its CN when it has none (RFC
+/// 6125 6.4.4).
+pub(crate) fn certificate_names(der: &[u8]) -> Vec<String> {
+    let Ok(cert) = X509::from_der(der) else {
+        return Vec::new();
+    };
+    match cert.subject_alt_names() {
+        Some(names) => names
+            .iter()
+            .filter_map(|name| {
+                name.dnsname()
+                    .map(str::to_string)
+                    .or_else(|| ip_text(name.ipaddress()?))
+            })
+            .collect(),
+        None => cert
+            .subject_name()
+            .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+            .filter_map(|entry| entry.data().to_string().ok())
+            .collect(),
+    }
+}
+
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    let ip: IpAddr = match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok()?.into(),
+        16 => <[u8; 16]>::try_from(bytes).ok()?.into(),
+        _ => return None,
+    };
+    Some(ip.to_string())
 }
 
 impl CertReport {
@@ -233,15 +426,9 @@ impl CertReport {
                 names
                     .iter()
                     .filter_map(|name| {
-                        name.dnsname().map(|dns| format!("DNS:{dns}")).or_else(|| {
-                            let ip = name.ipaddress()?;
-                            let ip: IpAddr = match ip.len() {
-                                4 => <[u8; 4]>::try_from(ip).ok()?.into(),
-                                16 => <[u8; 16]>::try_from(ip).ok()?.into(),
-                                _ => return None,
-                            };
-                            Some(format!("IP:{ip}"))
-                        })
+                        name.dnsname()
+                            .map(|dns| format!("DNS:{dns}"))
+                            .or_else(|| Some(format!("IP:{}", ip_text(name.ipaddress()?)?)))
                     })
                     .collect()
             })
@@ -255,8 +442,8 @@ impl CertReport {
             subject: name_text(cert.subject_name()),
             issuer: name_text(cert.issuer_name()),
             alt_names,
-            not_before: cert.not_before().to_string(),
-            not_after: cert.not_after().to_string(),
+            not_before: iso8601(cert.not_before()),
+            not_after: iso8601(cert.not_after()),
             days_left,
             sha256: format_fingerprint(&sha256(der)),
             verification,
@@ -425,37 +612,52 @@ pub(crate) fn client_certificate_refused(endpoint: &Endpoint, detail: &str) -> O
 }
 
 /// A failed TLS handshake: an untrusted certificate is 69 and says which of
-/// self-signed, expired or wrong name it is; a refused client certificate
-/// is 77; anything else is 76.
-pub(crate) fn handshake_error(endpoint: &Endpoint, detail: &str) -> Error {
+/// self-signed, expired or wrong name it is (with the names it is valid
+/// for, from `names`, for the last); a refused client certificate is 77;
+/// anything else is 76.
+pub(crate) fn handshake_error(endpoint: &Endpoint, detail: &str, names: &[String]) -> Error {
     if let Some(err) = client_certificate_refused(endpoint, detail) {
         return err;
     }
     let lower = detail.to_ascii_lowercase();
-    let reason = if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
-        Some(format!(
-            "its certificate is not valid for the name {:?}",
+    // A name mismatch is not mended by trusting a CA: the certificate
+    // is for other names, so the way out is one of them.
+    const TRUST: &str = "trust its CA with --ca-file, or pin it with --tls-fingerprint; --insecure skips the check (unsafe)";
+    let (reason, hint) = if lower.contains("hostname mismatch")
+        || lower.contains("ip address mismatch")
+    {
+        let (valid_for, hint) = match names {
+            [] => (String::new(), TRUST),
+            names => (
+                format!(", only for {}", names.join(", ")),
+                "connect to one of those names (--server NAME), or pin it with --tls-fingerprint; --insecure skips the check (unsafe)",
+            ),
+        };
+        let reason = format!(
+            "its certificate is not valid for the name {:?}{valid_for}",
             endpoint.host
-        ))
+        );
+        (Some(reason), hint)
     } else if lower.contains("expired") {
-        Some("its certificate has expired".to_string())
+        (Some("its certificate has expired".to_string()), TRUST)
     } else if lower.contains("not yet valid") {
-        Some("its certificate is not valid yet".to_string())
+        (Some("its certificate is not valid yet".to_string()), TRUST)
     } else if lower.contains("self-signed") || lower.contains("self signed") {
-        Some("its certificate is self-signed".to_string())
+        (Some("its certificate is self-signed".to_string()), TRUST)
     } else if lower.contains("unable to get local issuer")
         || lower.contains("certificate verify failed")
     {
-        Some("its certificate is issued by an authority this machine does not trust".to_string())
+        let reason = "its certificate is issued by an authority this machine does not trust";
+        (Some(reason.to_string()), TRUST)
     } else {
-        None
+        (None, TRUST)
     };
     match reason {
         Some(reason) => Error::new(
             Exit::Unavailable,
             format!("TLS: cannot verify {endpoint}: {reason}"),
         )
-        .hint("trust its CA with --ca-file, or pin it with --tls-fingerprint; --insecure skips the check (unsafe)"),
+        .hint(hint),
         None => Error::new(
             Exit::Protocol,
             format!("TLS: handshake with {endpoint} failed: {detail}"),
@@ -597,14 +799,14 @@ mod tests {
             port: 465,
         };
         let required = "error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:../ssl/record/rec_layer_s3.c:1601:SSL alert number 116";
-        let err = handshake_error(&endpoint, required);
+        let err = handshake_error(&endpoint, required, &[]);
         assert_eq!(err.exit, Exit::NoPerm);
         assert!(
             err.to_string().contains("requires a client certificate"),
             "{err}"
         );
         let expired = "ssl3_read_bytes:sslv3 alert certificate expired:SSL alert number 45";
-        let err = handshake_error(&endpoint, expired);
+        let err = handshake_error(&endpoint, expired, &[]);
         assert_eq!(err.exit, Exit::NoPerm);
         assert!(
             err.to_string()
@@ -640,14 +842,50 @@ mod tests {
             ),
         ];
         for (detail, expected) in cases {
-            let err = handshake_error(&endpoint, detail);
+            let err = handshake_error(&endpoint, detail, &[]);
             assert_eq!(err.exit, Exit::Unavailable);
             assert!(err.message.contains(expected), "{}", err.message);
         }
         assert_eq!(
-            handshake_error(&endpoint, "wrong version number").exit,
+            handshake_error(&endpoint, "wrong version number", &[]).exit,
             Exit::Protocol
         );
+    }
+
+    #[test]
+    fn a_wrong_name_lists_the_names_the_certificate_is_for() {
+        let endpoint = Endpoint {
+            host: "localhost".into(),
+            port: 587,
+        };
+        let der = certificate(&["mail.example.com", "IP:192.0.2.1"], "x", 30);
+        let names = certificate_names(&der);
+        assert_eq!(names, ["mail.example.com", "192.0.2.1"]);
+        let err = handshake_error(
+            &endpoint,
+            "certificate verify failed: (hostname mismatch)",
+            &names,
+        );
+        assert_eq!(
+            err.message,
+            "TLS: cannot verify localhost:587: its certificate is not valid for the name \"localhost\", only for mail.example.com, 192.0.2.1"
+        );
+        assert!(
+            err.to_string().contains("connect to one of those names"),
+            "{err}"
+        );
+        // Without any SAN, the CN is the name.
+        let cn_only = certificate(&[], "mx.example.net", 30);
+        assert_eq!(certificate_names(&cn_only), ["mx.example.net"]);
+    }
+
+    #[test]
+    fn dates_are_iso_8601_in_utc() {
+        let at = |unix: i64| iso8601(&Asn1Time::from_unix(unix).unwrap());
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_796_192_630), "2026-12-02T06:23:50Z");
+        assert_eq!(at(4_102_444_799), "2099-12-31T23:59:59Z");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
-use crate::smtp::tls::{handshake_detail, Connector};
+use crate::smtp::tls::{handshake_detail, sent_chain, Connector, HandshakeFailure, Negotiated};
 use crate::smtp::transcript::Transcript;
 
 use crate::smtp::reply::{Lines, Malformed, Next};
@@ -95,12 +95,20 @@ impl Wire {
 
     /// Runs the TLS handshake on the plain socket (implicit TLS, or after
     /// the server's 220 to STARTTLS).
-    pub(crate) async fn start_tls(&self, connector: Connector, domain: &str) -> Result<(), String> {
+    pub(crate) async fn start_tls(
+        &self,
+        connector: Connector,
+        domain: &str,
+    ) -> Result<(), HandshakeFailure> {
+        let failed = |detail: String| HandshakeFailure {
+            detail,
+            chain: Vec::new(),
+        };
         let tcp = match std::mem::replace(&mut *self.lock(), Link::Upgrading) {
             Link::Plain(tcp) => tcp,
             other => {
                 *self.lock() = other;
-                return Err("the connection is already encrypted".to_string());
+                return Err(failed("the connection is already encrypted".to_string()));
             }
         };
         // Anything received unread before the handshake is plaintext
@@ -114,13 +122,25 @@ impl Wire {
         let mut tls = connector
             .ssl(domain)
             .and_then(|ssl| SslStream::new(ssl, tcp))
-            .map_err(|err| crate::exit::error_chain(&err))?;
+            .map_err(|err| failed(crate::exit::error_chain(&err)))?;
         match Pin::new(&mut tls).connect().await {
             Ok(()) => {
                 *self.lock() = Link::Tls(Box::new(tls));
                 Ok(())
             }
-            Err(err) => Err(handshake_detail(&err, tls.ssl().verify_result())),
+            Err(err) => Err(HandshakeFailure {
+                detail: handshake_detail(&err, tls.ssl().verify_result()),
+                chain: sent_chain(tls.ssl()),
+            }),
+        }
+    }
+
+    /// The negotiated version and cipher, the chain the server sent and
+    /// OpenSSL's verdict on it, once TLS is up.
+    pub(crate) fn negotiated(&self) -> Option<Negotiated> {
+        match &*self.lock() {
+            Link::Tls(tls) => Some(Negotiated::of(tls.ssl())),
+            _ => None,
         }
     }
 

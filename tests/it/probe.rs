@@ -3,9 +3,22 @@
 //! certificate checks and pinning, and --test-message.
 
 use crate::common::{
-    parse, postie, CertKind, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD,
+    parse, postie, schema, CertKind, ScriptedServer, ServerOptions, TestServer, Tls, PASSWORD,
     SMALL_MESSAGE, USER,
 };
+
+/// "AB:CD:..." as postie shows a fingerprint, from plain hex.
+fn colon_hex(hex: &str) -> String {
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).to_uppercase())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn capabilities_schema() -> serde_json::Value {
+    schema::schema("capabilities.schema.json")
+}
 
 fn tls_auth_server() -> TestServer {
     TestServer::start(ServerOptions {
@@ -349,11 +362,18 @@ fn capabilities_table_and_json() {
     );
     assert_eq!(code, 0);
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
-    let caps = &json[0]["capabilities"];
-    assert_eq!(caps[0][0], "before STARTTLS");
-    assert_eq!(caps[0][1]["starttls"], true);
-    assert_eq!(caps[1][1]["auth"], serde_json::json!(["PLAIN", "LOGIN"]));
-    assert_eq!(json[0]["certificate"]["subject"], "CN=localhost");
+    schema::assert_valid(&capabilities_schema(), &json);
+    assert_eq!(json["version"], 1);
+    let session = &json["sessions"][0];
+    assert_eq!(session["before_tls"]["starttls"], true);
+    assert_eq!(
+        session["after_tls"]["auth"],
+        serde_json::json!(["PLAIN", "LOGIN"])
+    );
+    assert_eq!(session["tls"]["certificate"]["subject"], "CN=localhost");
+    assert_eq!(session["tls"]["verified"], true);
+    assert_eq!(session["tls"]["verify_error"], serde_json::Value::Null);
+    assert_eq!(session["error"], serde_json::Value::Null);
     assert!(server.received().is_empty());
 }
 
@@ -364,13 +384,22 @@ fn capabilities_of_a_plain_session_are_one_ehlo_column() {
         let (code, stdout, stderr) = run(&["--capabilities", "--json", "--tls", tls], &server);
         assert_eq!(code, 0, "{stderr}");
         let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
-        let labels: Vec<&str> = json[0]["capabilities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c[0].as_str().unwrap())
-            .collect();
-        assert_eq!(labels, ["EHLO"], "--tls {tls}: no STARTTLS is to follow");
+        schema::assert_valid(&capabilities_schema(), &json);
+        let session = &json["sessions"][0];
+        assert!(session["before_tls"].is_object(), "--tls {tls}: {json}");
+        assert!(
+            session["after_tls"].is_null(),
+            "--tls {tls}: no TLS: {json}"
+        );
+        assert!(session["tls"].is_null(), "--tls {tls}: {json}");
+        let (code, stdout, stderr) = run(&["--capabilities", "--tls", tls], &server);
+        assert_eq!(code, 0, "{stderr}");
+        let header = stdout.lines().find(|l| l.starts_with("extension")).unwrap();
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            ["extension", "EHLO"],
+            "--tls {tls}: no STARTTLS is to follow"
+        );
     }
 }
 
@@ -533,4 +562,267 @@ fn address_family_can_be_forced() {
         .unwrap();
     assert_eq!(output.status.code(), Some(68));
     assert!(String::from_utf8_lossy(&output.stderr).contains("-4 / -6"));
+}
+
+/// The probe always reports: a certificate that does not verify is a row
+/// of the table (after the TLS version, cipher and chain), then exit 69.
+#[test]
+fn capabilities_of_a_self_signed_server_are_reported_then_69() {
+    for (tls, mode) in [(Tls::StartTls, "starttls"), (Tls::Implicit, "implicit")] {
+        let server = TestServer::start(ServerOptions {
+            tls,
+            ..ServerOptions::default()
+        });
+        let (code, stdout, stderr) = run(&["--capabilities", "--tls", mode], &server);
+        assert_eq!(code, 69, "{mode}: {stderr}");
+        let rows: Vec<&str> = stdout.lines().collect();
+        assert!(rows.iter().any(|r| r.starts_with("extension")), "{stdout}");
+        assert!(rows.iter().any(|r| r.starts_with("AUTH")), "{stdout}");
+        let row = |prefix: &str| {
+            rows.iter()
+                .find(|r| r.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{mode}: no {prefix:?} row in:\n{stdout}"))
+                .to_string()
+        };
+        assert!(row("TLS version: ").starts_with("TLS version: TLSv1."));
+        assert!(row("TLS cipher: ").len() > "TLS cipher: ".len());
+        assert_eq!(row("chain 0 subject: "), "chain 0 subject: CN=localhost");
+        assert_eq!(row("chain 0 issuer: "), "chain 0 issuer: CN=localhost");
+        assert!(row("chain 0 valid: ").contains("Z to 20"), "{stdout}");
+        assert_eq!(
+            row("chain 0 SHA-256: "),
+            format!("chain 0 SHA-256: {}", colon_hex(&server.cert_sha256()))
+        );
+        assert_eq!(
+            rows.last().copied(),
+            Some("verified: no (self-signed certificate)"),
+            "{mode}: the verdict is the last row:\n{stdout}"
+        );
+        assert!(
+            stderr.lines().last().unwrap().contains("self-signed"),
+            "{mode}: {stderr}"
+        );
+        if tls == Tls::StartTls {
+            // The EHLO over TLS was read, to be reported: nothing after it.
+            assert!(row("extension").contains("after STARTTLS"), "{stdout}");
+            assert!(stderr.contains("~> EHLO"), "{stderr}");
+            assert!(!stderr.contains("~> AUTH"), "{stderr}");
+            assert!(!stderr.contains("~> MAIL"), "{stderr}");
+        }
+        assert!(server.received().is_empty());
+    }
+}
+
+#[test]
+fn capabilities_json_follows_its_schema_verified_or_not() {
+    let server = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        ..ServerOptions::default()
+    });
+    let ca = server.ca_file();
+    let schema = capabilities_schema();
+    let (code, stdout, stderr) = run(&["--capabilities", "--json", "--tls", "starttls"], &server);
+    assert_eq!(code, 69, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    schema::assert_valid(&schema, &json);
+    let session = &json["sessions"][0];
+    assert!(session["before_tls"].is_object(), "{json}");
+    assert!(session["after_tls"].is_object(), "{json}");
+    assert_eq!(session["tls"]["verified"], false);
+    assert_eq!(session["tls"]["verify_error"], "self-signed certificate");
+    assert!(
+        session["tls"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLSv1."),
+        "{json}"
+    );
+    assert_eq!(
+        session["tls"]["chain"][0]["sha256"],
+        colon_hex(&server.cert_sha256())
+    );
+    assert!(
+        session["error"].as_str().unwrap().contains("self-signed"),
+        "{json}"
+    );
+
+    let (code, stdout, stderr) = run(
+        &[
+            "--capabilities",
+            "--json",
+            "--tls",
+            "starttls",
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+        &server,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    schema::assert_valid(&schema, &json);
+    assert_eq!(json["sessions"][0]["tls"]["verified"], true);
+    assert_eq!(json["sessions"][0]["stopped_after"], "starttls");
+
+    // The validator is not vacuous: it sees what the schema forbids.
+    let mut broken = json.clone();
+    broken["sessions"][0]["tls"]["verified"] = "yes".into();
+    broken["sessions"][0]["tls"]["chain"][0]["not_after"] = "Dec  1 00:00:00 2026 GMT".into();
+    broken["sessions"][0]["extra"] = 1.into();
+    let errors = schema::violations(&schema, &broken).join("\n");
+    for expected in [
+        "/sessions/0/tls/verified: ",
+        "/sessions/0/tls/chain/0/not_after: ",
+        "/sessions/0: unexpected \"extra\"",
+    ] {
+        assert!(errors.contains(expected), "{expected:?} in:\n{errors}");
+    }
+}
+
+/// A local relay with a self-signed certificate, in the default
+/// (opportunistic) mode, as msmtp, swaks and curl send to it; an explicit
+/// --tls starttls still verifies.
+#[test]
+fn a_loopback_relay_gets_tls_without_verification_unless_starttls_is_asked() {
+    let server = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        ..ServerOptions::default()
+    });
+    let (code, _, stderr) = run_small(&["-v"], &server);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "=== certificate not verified (opportunistic TLS to a relay on loopback; --tls starttls verifies); it is self-signed"
+        ),
+        "{stderr}"
+    );
+    let received = server.wait_for_messages(1);
+    assert!(received[0].tls, "sent over TLS");
+
+    let (code, _, stderr) = run_small(&["--tls", "starttls"], &server);
+    assert_eq!(code, 69, "{stderr}");
+    assert!(stderr.contains("self-signed"), "{stderr}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn tls_fingerprint_in_the_config_pins_the_certificate() {
+    let server = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        ..ServerOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = |pin: &str| {
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[accounts.relay]\nserver = \"localhost:{}\"\ntls = \"starttls\"\ntls_fingerprint = \"{pin}\"\n",
+                server.port
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let path = config(&server.cert_sha256());
+    let output = postie()
+        .args(["--config", path.to_str().unwrap(), "-v"])
+        .args(SMALL_MESSAGE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("=== certificate pinned"), "{stderr}");
+    assert_eq!(server.wait_for_messages(1).len(), 1);
+
+    let path = config(&"00".repeat(32));
+    let output = postie()
+        .args(["--config", path.to_str().unwrap()])
+        .args(SMALL_MESSAGE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("--tls-fingerprint"), "{stderr}");
+
+    // A malformed one is the config's fault, and says so.
+    let path = config("AB:CD");
+    let output = postie()
+        .args(["--config", path.to_str().unwrap()])
+        .args(SMALL_MESSAGE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("invalid tls_fingerprint \"AB:CD\" in the config"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_wrong_name_error_lists_the_names_the_certificate_is_valid_for() {
+    let server = TestServer::start(ServerOptions {
+        tls: Tls::StartTls,
+        cert: CertKind::WrongName,
+        ..ServerOptions::default()
+    });
+    let ca = server.ca_file();
+    let args = ["--tls", "starttls", "--ca-file", ca.to_str().unwrap()];
+    let (code, _, stderr) = run_small(&args, &server);
+    assert_eq!(code, 69, "{stderr}");
+    assert!(
+        stderr.contains("is not valid for the name \"localhost\", only for wrong.example; connect to one of those names"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_small(&[&args[..], &["-v"]].concat(), &server);
+    assert_eq!(code, 69, "{stderr}");
+    assert!(
+        stderr.contains("=== certificate names: DNS:wrong.example"),
+        "{stderr}"
+    );
+    assert!(server.received().is_empty());
+}
+
+/// `ehlo` is the last EHLO: over TLS when TLS is used, so that the test
+/// covers TLS; `first-ehlo` stops before STARTTLS. swaks' names work too.
+#[test]
+fn quit_after_ehlo_is_the_last_ehlo_and_first_ehlo_the_first() {
+    let server = tls_auth_server();
+    let ca = server.ca_file();
+    let quit = |stage: &str| {
+        run(
+            &[
+                "--tls",
+                "starttls",
+                "--ca-file",
+                ca.to_str().unwrap(),
+                "-v",
+                "--quit-after",
+                stage,
+            ],
+            &server,
+        )
+    };
+    for stage in ["ehlo", "helo", "tls", "first-tls"] {
+        let (code, _, stderr) = quit(stage);
+        assert_eq!(code, 0, "{stage}: {stderr}");
+        assert!(stderr.contains("=== TLS started"), "{stage}: {stderr}");
+        assert!(stderr.contains("~> EHLO"), "{stage}: {stderr}");
+        assert!(stderr.contains("~> QUIT"), "{stage}: {stderr}");
+        assert!(!stderr.contains("~> AUTH"), "{stage}: {stderr}");
+    }
+    let (_, _, stderr) = quit("helo");
+    assert!(
+        stderr.contains("=== stopping after ehlo (--quit-after ehlo)"),
+        "{stderr}"
+    );
+    for stage in ["first-ehlo", "first-helo"] {
+        let (code, _, stderr) = quit(stage);
+        assert_eq!(code, 0, "{stage}: {stderr}");
+        assert!(stderr.contains("-> EHLO"), "{stage}: {stderr}");
+        assert!(!stderr.contains("-> STARTTLS"), "{stage}: {stderr}");
+        assert!(!stderr.contains("TLS started"), "{stage}: {stderr}");
+        assert!(stderr.contains("-> QUIT"), "{stage}: {stderr}");
+    }
 }

@@ -17,6 +17,7 @@ mod net;
 mod ports;
 mod queue;
 mod relay;
+pub mod schema;
 mod scripted;
 mod server;
 mod skip;
