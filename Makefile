@@ -53,6 +53,7 @@ install: $(BINARY)
 	$(INSTALL) -m 644 examples/config.toml $(DESTDIR)$(DOCDIR)/examples/config.toml
 	$(INSTALL) -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	$(INSTALL) -m 644 doc/capabilities.schema.json $(DESTDIR)$(DOCDIR)/capabilities.schema.json
+	$(INSTALL) -m 644 doc/result.schema.json $(DESTDIR)$(DOCDIR)/result.schema.json
 	# 0711: users reach the maildrop but cannot list root's queue; 1733:
 	# anyone may drop a file, nobody else may list or remove it. The same
 	# as `postie queue init`, which also repairs them.
@@ -82,7 +83,7 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man5/postie.toml.5
 	rm -f $(DESTDIR)$(BASHDIR)/postie $(DESTDIR)$(ZSHDIR)/_postie $(DESTDIR)$(FISHDIR)/postie.fish
 	rm -f $(DESTDIR)$(DOCDIR)/examples/config.toml $(DESTDIR)$(DOCDIR)/README.md \
-		$(DESTDIR)$(DOCDIR)/capabilities.schema.json
+		$(DESTDIR)$(DOCDIR)/capabilities.schema.json $(DESTDIR)$(DOCDIR)/result.schema.json
 	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 	# The spool may still hold mail: removed only when empty.
 	rmdir $(DESTDIR)$(SPOOLDIR)/maildrop 2>/dev/null || true

@@ -7,7 +7,7 @@ use std::fs;
 use serde_json::Value;
 
 use crate::common::dns::DnsServer;
-use crate::common::{parse, postie, QueueSetup, ServerOptions, TestServer, Tls};
+use crate::common::{parse, postie, schema, QueueSetup, ServerOptions, TestServer, Tls};
 
 /// stdout parsed as JSON, with the exit code and stderr.
 fn run_json(cmd: &mut assert_cmd::Command) -> (Option<i32>, Value, String) {
@@ -19,6 +19,8 @@ fn run_json(cmd: &mut assert_cmd::Command) -> (Option<i32>, Value, String) {
             String::from_utf8_lossy(&output.stdout)
         )
     });
+    // Every document a test reads also follows the published schema.
+    schema::assert_valid(&schema::schema("result.schema.json"), &json);
     (output.status.code(), json, stderr)
 }
 

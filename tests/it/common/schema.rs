@@ -129,6 +129,13 @@ fn check(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec
                     }
                 }
             }
+            "maximum" => {
+                if let (Some(n), Some(max)) = (value.as_f64(), rule.as_f64()) {
+                    if n > max {
+                        errors.push(format!("{at}: {n} > {max}"));
+                    }
+                }
+            }
             "pattern" => {
                 if let Some(text) = value.as_str() {
                     if !matches_pattern(rule.as_str().unwrap(), text) {
