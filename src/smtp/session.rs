@@ -87,7 +87,47 @@ pub(crate) async fn run(
     )
     .await;
     clock.summary(&transcript);
-    result
+    without_secrets(result, &transcript)
+}
+
+/// The session's result with every secret a server echoed back hidden: a
+/// hostile server can put the AUTH response, or the password it decoded,
+/// into any later reply, and replies reach the error line, the JSON
+/// result, the log and the queue.
+fn without_secrets(
+    result: Result<SessionReport>,
+    transcript: &Transcript,
+) -> Result<SessionReport> {
+    let hide = |text: &mut String| *text = transcript.hide_secrets(text);
+    // The hint is postie's own text, never a reply.
+    let hide_error = |mut err: Error| {
+        hide(&mut err.message);
+        err
+    };
+    let hide_delivery = |delivery: &mut Delivery| {
+        if let Some(reply) = delivery.reply.as_mut() {
+            hide(reply);
+        }
+        for refusal in &mut delivery.refused {
+            hide(&mut refusal.reply);
+        }
+    };
+    let mut report = result.map_err(hide_error)?;
+    report.failure = report.failure.map(hide_error);
+    if let Some(delivery) = report.delivery.as_mut() {
+        hide_delivery(delivery);
+    }
+    report.more = std::mem::take(&mut report.more)
+        .into_iter()
+        .map(|more| {
+            more.map(|mut delivery| {
+                hide_delivery(&mut delivery);
+                delivery
+            })
+            .map_err(hide_error)
+        })
+        .collect();
+    Ok(report)
 }
 
 async fn stages(
@@ -576,6 +616,7 @@ impl Session<'_> {
             .hint("pick another --auth, or check that TLS is on (many servers offer AUTH only after STARTTLS)"));
         };
         let credentials = Credentials::new(login.user.clone(), login.secret.clone());
+        self.transcript.add_secret(&login.secret);
         self.transcript.set_secret(true);
         let result = self.sasl(mechanism, &credentials).await;
         self.transcript.set_secret(false);

@@ -117,6 +117,9 @@ struct State {
     /// The server sent more after a complete reply, before we wrote again.
     unsolicited: bool,
     secret: bool,
+    /// What was sent while `secret` was on (the SASL responses) and the
+    /// secret itself: hidden wherever a server echoes them back.
+    secrets: Vec<String>,
     message: Option<MessageStats>,
     awaiting: VecDeque<Asked>,
     /// The text lines of the reply that answered the last EHLO.
@@ -146,6 +149,7 @@ impl Transcript {
                 reply_complete: false,
                 unsolicited: false,
                 secret: false,
+                secrets: Vec::new(),
                 message: None,
                 awaiting: VecDeque::from([Asked::Greeting]),
                 ehlo_reply: Vec::new(),
@@ -188,6 +192,19 @@ impl Transcript {
     /// While set, every line the client writes is shown as hidden.
     pub(crate) fn set_secret(&self, secret: bool) {
         self.lock().secret = secret;
+    }
+
+    /// A secret a hostile server might echo back: hidden from here on in
+    /// its replies, as shown and as [`Transcript::hide_secrets`] returns
+    /// them. Too short a value is not worth hiding everywhere it occurs.
+    pub(crate) fn add_secret(&self, secret: &str) {
+        add_secret(&mut self.lock(), secret);
+    }
+
+    /// `text` with every secret of this session replaced: for what reaches
+    /// an error line, the JSON result, the log and the queue.
+    pub(crate) fn hide_secrets(&self, text: &str) -> String {
+        hide(&self.lock().secrets, text)
     }
 
     /// The message follows: count it instead of printing it (at -v).
@@ -260,6 +277,18 @@ impl Transcript {
         state
             .awaiting
             .push_back(if is_ehlo { Asked::Ehlo } else { Asked::Other });
+        if state.secret {
+            let sent = String::from_utf8_lossy(line);
+            let mut words = sent.split_whitespace();
+            // "AUTH PLAIN <response>", or a bare answer to a challenge.
+            let response = match words.next() {
+                Some(verb) if verb.eq_ignore_ascii_case("AUTH") => words.nth(1),
+                other => other,
+            };
+            if let Some(response) = response {
+                add_secret(state, response);
+            }
+        }
         if self.level > 0 {
             let text = redact(&String::from_utf8_lossy(line), state.secret);
             self.print(prefix, &shown(&text, dropped));
@@ -283,7 +312,7 @@ impl Transcript {
             _ => line,
         };
         // Escaped as in error lines: a Latin-1 reply reads the same in both.
-        let line = crate::smtp::reply::escape(line);
+        let line = hide(&state.secrets, &crate::smtp::reply::escape(line));
         if state.reply_complete {
             state.unsolicited = true;
             state.reply_complete = false;
@@ -337,6 +366,22 @@ fn shown(text: &str, dropped: usize) -> String {
         0 => text.to_string(),
         _ => format!("{text} [{dropped} more bytes not shown]"),
     }
+}
+
+/// Secrets shorter than this are not hidden in replies: a password of two
+/// letters would blank those letters in every word of every reply.
+const MIN_HIDDEN: usize = 4;
+
+fn add_secret(state: &mut State, secret: &str) {
+    if secret.len() >= MIN_HIDDEN && !state.secrets.iter().any(|known| known == secret) {
+        state.secrets.push(secret.to_string());
+    }
+}
+
+fn hide(secrets: &[String], text: &str) -> String {
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret.as_str(), "[credentials hidden]")
+    })
 }
 
 /// An AUTH command keeps its mechanism; its initial response, and every
@@ -445,5 +490,23 @@ mod tests {
         let t = Transcript::new(0, false);
         t.received(b"550 5.1.1 Benutzer unbekannt \xfc\r\n", false);
         assert_eq!(t.last_reply(), ["5.1.1 Benutzer unbekannt \\xFC"]);
+    }
+
+    #[test]
+    fn what_was_sent_in_secret_is_hidden_in_what_comes_back() {
+        let t = Transcript::new(0, false);
+        t.add_secret("s3cret-Pa55");
+        t.add_secret("ab");
+        t.set_secret(true);
+        t.sent(b"AUTH PLAIN AGFsaWNlAHMzY3JldA==\r\n", false);
+        t.sent(b"YWxpY2U=\r\n", false);
+        t.set_secret(false);
+        t.sent(b"MAIL FROM:<a@b.example>\r\n", false);
+        assert_eq!(
+            t.hide_secrets("535 AGFsaWNlAHMzY3JldA== YWxpY2U= s3cret-Pa55 ab MAIL"),
+            "535 [credentials hidden] [credentials hidden] [credentials hidden] ab MAIL"
+        );
+        t.received(b"535 5.7.8 AGFsaWNlAHMzY3JldA==\r\n", false);
+        assert_eq!(t.last_reply(), ["5.7.8 [credentials hidden]"]);
     }
 }

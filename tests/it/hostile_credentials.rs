@@ -427,3 +427,68 @@ fn the_flush_runs_the_mended_password_command_again() {
     );
     assert!(json_files(&queue).is_empty());
 }
+
+/// A hostile server that echoes the AUTH response, and the password it
+/// decoded from it, in its replies: neither may reach the error line, the
+/// -v transcript, the JSON result or the queue entry.
+#[test]
+fn credentials_a_server_echoes_back_are_hidden_everywhere() {
+    use base64::Engine;
+    let response =
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
+    let echo = format!("{response} {PASSWORD}");
+    for (code, queued) in [("535 5.7.8", false), ("454 4.7.0", true)] {
+        let server = ScriptedServer::start(
+            b"220 evil.test ESMTP\r\n",
+            vec![
+                b"250-evil.test\r\n250 AUTH PLAIN\r\n".to_vec(),
+                format!("{code} no: {echo}\r\n").into_bytes(),
+                b"221 bye\r\n".to_vec(),
+            ],
+        );
+        let queue = tempfile::tempdir().unwrap();
+        let mut cmd = postie();
+        cmd.args(["--server", &server.addr(), "--tls", "none", "--user", USER])
+            .args([
+                "-f",
+                "a@example.com",
+                "--body",
+                "x",
+                "-v",
+                "--json",
+                "--queue",
+            ])
+            .arg("--queue-dir")
+            .arg(queue.path())
+            .arg("b@example.com")
+            .env("POSTIE_PASSWORD", PASSWORD);
+        let output = cmd.output().unwrap();
+        let stderr = stderr(&output);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut kept = String::new();
+        for entry in fs::read_dir(queue.path()).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|ext| ext == "json") {
+                kept.push_str(&fs::read_to_string(entry.path()).unwrap());
+            }
+        }
+        assert_eq!(!kept.is_empty(), queued, "{code}: {stderr}");
+        for (what, text) in [
+            ("stderr", &stderr),
+            ("--json", &stdout),
+            ("the queue", &kept),
+        ] {
+            assert!(
+                !text.contains(&response),
+                "{code}: {what} has the AUTH response:\n{text}"
+            );
+            assert!(
+                !text.contains(PASSWORD),
+                "{code}: {what} has the password:\n{text}"
+            );
+        }
+        assert!(
+            stderr.contains("no: [credentials hidden]"),
+            "{code}: {stderr}"
+        );
+    }
+}
