@@ -86,7 +86,7 @@ struct Enhanced {
 }
 
 impl Enhanced {
-    /// "5.7.1 <x>: Relay access denied" -> 5.7.1. The class must agree
+    /// `5.7.1 <x>: Relay access denied` -> 5.7.1. The class must agree
     /// with the basic code's first digit (RFC 3463 2: 2, 4 or 5).
     fn parse(code: u16, text: &str) -> Option<Enhanced> {
         let word = text.split_whitespace().next()?;
@@ -171,7 +171,7 @@ pub(crate) fn reply_meaning(code: u16, text: &str, context: &ReplyContext) -> Me
 
 /// The replies that mean "log in first": Exchange Online's 5.7.57, RFC
 /// 4954's "530 5.7.0 Authentication required", and a relay refusal
-/// (Postfix "554 5.7.1 <x>: Relay access denied", Exim "550 relay not
+/// (Postfix `554 5.7.1 <x>: Relay access denied`, Exim "550 relay not
 /// permitted", which has no enhanced code; Exchange "550 5.7.1 Unable to
 /// relay").
 fn authentication_required(code: u16, enhanced: Option<Enhanced>, lower: &str) -> bool {
