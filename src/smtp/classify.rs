@@ -43,6 +43,10 @@ pub(crate) struct ReplyContext {
     pub(crate) authenticated: bool,
     /// Direct delivery to a mail exchanger, where no login is possible.
     pub(crate) mx: bool,
+    /// The session is over TLS already: "use STARTTLS" cannot be the fix.
+    pub(crate) encrypted: bool,
+    /// The server's EHLO reply offered STARTTLS.
+    pub(crate) starttls_offered: bool,
 }
 
 impl ReplyContext {
@@ -53,6 +57,8 @@ impl ReplyContext {
             auth_offered: false,
             authenticated: false,
             mx: false,
+            encrypted: false,
+            starttls_offered: false,
         }
     }
 }
@@ -67,6 +73,9 @@ pub(crate) struct Meaning {
 const TEMPORARY: &str = "a temporary failure; try again later";
 const TLS_REQUIRED: &str = "the server requires TLS: use --tls starttls (the account's `tls`), or an smtps:// URL for port 465";
 const AUTH_REQUIRED: &str = "the server requires authentication: give --user and --password-cmd, or set the account's `user` and `password_cmd`";
+const AUTH_AFTER_TLS: &str = "the server requires authentication but offered none on this unencrypted connection; many offer it only after STARTTLS: use --tls starttls with --user and --password-cmd";
+const NO_RELAY: &str = "the server does not take this mail from this client and offers no login; send through your own provider's submission server (port 587)";
+const STARTTLS_FAILED: &str = "the server would not go on with TLS; try an smtps:// URL (implicit TLS, port 465), or ask the server's administrator";
 const WRONG_PASSWORD: &str = "wrong user name or password";
 const POLICY: &str = "refused by the server's policy (SPF, a blocklist, a sender it does not allow); its reply says why";
 const BAD_SENDER: &str =
@@ -117,31 +126,48 @@ impl Enhanced {
 /// the enhanced status code picks the row; without one, the stage does.
 pub(crate) fn reply_meaning(code: u16, text: &str, context: &ReplyContext) -> Meaning {
     let meaning = |exit, hint| Meaning { exit, hint };
+    let lower = text.to_ascii_lowercase();
+    let stage = context.stage;
+    // RFC 3207 4: "530 5.7.0 Must issue a STARTTLS command first"; RFC
+    // 5248: 5.7.10 encryption needed. Only where STARTTLS is still to do:
+    // not in answer to STARTTLS itself, nor over TLS already.
+    let tls_would_help = stage != Stage::StartTls && !context.encrypted;
     if code / 100 != 5 {
+        // Retried whatever it says; but Exchange's "451 5.7.3 STARTTLS is
+        // required to send mail" is not one to wait out.
+        if tls_would_help && lower.contains("starttls") {
+            return meaning(Exit::TempFail, TLS_REQUIRED);
+        }
         return meaning(Exit::TempFail, TEMPORARY);
     }
-    let lower = text.to_ascii_lowercase();
     let enhanced = Enhanced::parse(code, text);
-    let stage = context.stage;
-    // RFC 3207 4: "530 5.7.0 Must issue a STARTTLS command first";
-    // RFC 5248: 5.7.10 encryption needed.
+    if stage == Stage::StartTls {
+        return meaning(Exit::Unavailable, STARTTLS_FAILED);
+    }
     let security = enhanced.is_none_or(|e| e.subject == 7);
     if security
-        && stage != Stage::StartTls
+        && tls_would_help
         && (lower.contains("starttls")
             || enhanced.is_some_and(|e| e.detail == 10 && e.subject == 7))
     {
         return meaning(Exit::Unavailable, TLS_REQUIRED);
     }
-    // Only where a login could change the answer: the server offered
-    // AUTH, postie did not use it, and this is no mail exchanger (which
-    // takes mail for its own domains without one).
-    if context.auth_offered
+    // Only where a login could change the answer: postie did not log in
+    // (at AUTH itself the login was given: the rows below judge it), and
+    // this is no mail exchanger (which takes mail for its own domains
+    // without one).
+    if stage != Stage::Auth
         && !context.authenticated
         && !context.mx
         && authentication_required(code, enhanced, &lower)
     {
-        return meaning(Exit::NoPerm, AUTH_REQUIRED);
+        let login_after_tls = !context.encrypted && context.starttls_offered;
+        return match (context.auth_offered, login_after_tls) {
+            (true, _) => meaning(Exit::NoPerm, AUTH_REQUIRED),
+            (false, true) => meaning(Exit::NoPerm, AUTH_AFTER_TLS),
+            (false, false) if stage == Stage::Rcpt => meaning(Exit::NoUser, NO_RELAY),
+            (false, false) => meaning(Exit::Unavailable, NO_RELAY),
+        };
     }
     let Some(enhanced) = enhanced else {
         return by_stage(stage);
@@ -176,6 +202,9 @@ pub(crate) fn reply_meaning(code: u16, text: &str, context: &ReplyContext) -> Me
 /// relay").
 fn authentication_required(code: u16, enhanced: Option<Enhanced>, lower: &str) -> bool {
     let says_auth = lower.contains("authenticat");
+    // Postfix's reject_sender_login_mismatch: "Sender address rejected:
+    // not logged in".
+    let says_login = lower.contains("not logged in") || lower.contains("login required");
     let says_relay = lower.contains("relay")
         && [
             "denied",
@@ -189,11 +218,11 @@ fn authentication_required(code: u16, enhanced: Option<Enhanced>, lower: &str) -
         .any(|word| lower.contains(word));
     match enhanced.map(|e| (e.subject, e.detail)) {
         Some((7, 57)) => true,
-        Some((7, 0)) => says_auth || says_relay,
+        Some((7, 0)) => says_auth || says_relay || says_login,
         // 5.7.1 (Postfix, Exchange's "Unable to relay"), 5.7.54 (Exchange
         // Online's relay refusal) and the like: only when the text says so.
-        Some((7, _)) => says_relay,
-        None => says_relay || (code == 530 && says_auth),
+        Some((7, _)) => says_relay || says_login,
+        None => says_relay || says_login || (code == 530 && says_auth),
         Some(_) => false,
     }
 }
@@ -679,6 +708,8 @@ mod tests {
             auth_offered: true,
             authenticated: false,
             mx: false,
+            encrypted: false,
+            starttls_offered: true,
         }
     }
 
@@ -746,7 +777,6 @@ mod tests {
     #[test]
     fn row_authentication_required_is_no_such_thing_where_no_login_helps() {
         let relay = "554 5.7.1 <b@example.org>: Relay access denied";
-        let no_auth_offered = ReplyContext::at(Stage::Rcpt);
         let logged_in = ReplyContext {
             authenticated: true,
             ..anonymous(Stage::Rcpt)
@@ -755,7 +785,7 @@ mod tests {
             mx: true,
             ..anonymous(Stage::Rcpt)
         };
-        for context in [no_auth_offered, logged_in, mx] {
+        for context in [logged_in, mx] {
             assert_eq!(row(relay, context), (67, POLICY), "{context:?}");
         }
         assert_eq!(
@@ -939,5 +969,73 @@ mod tests {
         let unknown =
             io::Error::other("failed to lookup address information: Name or service not known");
         assert_eq!(lookup_error("smtp.example", &unknown).exit, Exit::NoHost);
+    }
+
+    #[test]
+    fn row_a_refused_login_is_judged_as_a_login_not_as_a_missing_one() {
+        // Older Postfix/Cyrus wording for a wrong password.
+        let reply = "535 5.7.0 Error: authentication failed: authentication failure";
+        let (exit, hint) = row(reply, anonymous(Stage::Auth));
+        assert_eq!(exit, 77);
+        assert_ne!(hint, AUTH_REQUIRED);
+    }
+
+    #[test]
+    fn row_a_refusal_of_starttls_itself_is_about_tls_not_policy() {
+        for reply in [
+            "554 5.7.3 Unable to initialize security subsystem",
+            "530 5.7.0 Must issue a STARTTLS command first",
+            "554 TLS not available",
+        ] {
+            assert_eq!(
+                row(reply, anonymous(Stage::StartTls)),
+                (69, STARTTLS_FAILED),
+                "{reply}"
+            );
+        }
+    }
+
+    #[test]
+    fn row_authentication_required_without_auth_offered_points_to_starttls() {
+        let plain = ReplyContext {
+            starttls_offered: true,
+            ..ReplyContext::at(Stage::Mail)
+        };
+        assert_eq!(
+            row("530 5.7.0 Authentication required", plain),
+            (77, AUTH_AFTER_TLS)
+        );
+        let not_logged_in = "553 5.7.1 <a@b.c>: Sender address rejected: not logged in";
+        assert_eq!(
+            row(not_logged_in, anonymous(Stage::Mail)),
+            (77, AUTH_REQUIRED)
+        );
+        assert_eq!(row(not_logged_in, plain), (77, AUTH_AFTER_TLS));
+        let relay = "554 5.7.1 <b@example.org>: Relay access denied";
+        let over_tls = ReplyContext {
+            encrypted: true,
+            ..ReplyContext::at(Stage::Rcpt)
+        };
+        assert_eq!(row(relay, over_tls), (67, NO_RELAY));
+        // No login and no TLS to get one through: not this server's client.
+        assert_eq!(row(relay, ReplyContext::at(Stage::Rcpt)), (67, NO_RELAY));
+    }
+
+    #[test]
+    fn row_starttls_required_in_a_4xx_is_retried_with_the_tls_hint() {
+        let reply = "451 5.7.3 STARTTLS is required to send mail";
+        assert_eq!(row(reply, anonymous(Stage::Mail)), (75, TLS_REQUIRED));
+    }
+
+    #[test]
+    fn row_over_tls_already_starttls_is_not_the_fix() {
+        let over_tls = ReplyContext {
+            encrypted: true,
+            ..anonymous(Stage::Mail)
+        };
+        let (_, hint) = row("530 5.7.0 Must issue a STARTTLS command first", over_tls);
+        assert_ne!(hint, TLS_REQUIRED);
+        let (_, hint) = row("451 4.7.0 STARTTLS is required", over_tls);
+        assert_eq!(hint, TEMPORARY);
     }
 }

@@ -294,6 +294,8 @@ impl Session<'_> {
             auth_offered: !self.caps.auth.is_empty(),
             authenticated: self.authenticated,
             mx: self.settings.mx,
+            encrypted: self.wire.is_tls(),
+            starttls_offered: self.caps.starttls,
         }
     }
 

@@ -131,10 +131,11 @@ fn exim_relay_not_permitted_asks_for_a_login() {
     );
 }
 
-/// Where no login was offered, a login is not the answer: the refusal is
-/// the server's policy, and the recipient's (67).
+/// Where neither a login nor TLS (to get one through) was offered, a
+/// login is not the answer: this server does not take the mail from this
+/// client, and the recipient is not delivered (67).
 #[test]
-fn relay_denied_without_auth_offered_is_a_policy_refusal() {
+fn relay_denied_without_auth_or_tls_offered_says_to_use_a_submission_server() {
     let reply = "554 5.7.1 <b@example.org>: Relay access denied";
     let srv = scripted(
         GREETING,
@@ -145,7 +146,7 @@ fn relay_denied_without_auth_offered_is_a_policy_refusal() {
     assert_eq!(
         stderr,
         line(&format!(
-            "RCPT TO: {} refused <b@example.org>: {reply}; refused by the server's policy (SPF, a blocklist, a sender it does not allow); its reply says why; nothing was sent (EX_NOUSER 67)",
+            "RCPT TO: {} refused <b@example.org>: {reply}; the server does not take this mail from this client and offers no login; send through your own provider's submission server (port 587); nothing was sent (EX_NOUSER 67)",
             srv.addr()
         ))
     );
