@@ -178,9 +178,10 @@ fn summarize(plan: &Plan, results: Vec<Result<()>>) -> Result<()> {
 
 /// The config, then the plan; -v names the config and account first, so
 /// that the line is there even when planning fails. The upload shows a
-/// progress bar when stderr is a terminal.
+/// progress bar when stderr is a terminal, outside sendmail mode and -v.
 fn plan(cli: Cli, reader: &mut dyn Read, is_terminal: bool) -> Result<Plan> {
     let config = ConfigFile::load(cli.config.as_deref())?;
+    let no_bar = cli.sendmail || cli.verbose > 0;
     if cli.verbose > 0 {
         eprintln!("=== {}", planning::describe_settings(&cli, &config));
     }
@@ -192,8 +193,12 @@ fn plan(cli: Cli, reader: &mut dyn Read, is_terminal: bool) -> Result<Plan> {
             is_terminal,
         },
     )?;
-    if let Some(transport) = &mut plan.transport {
-        transport.progress = progress::upload_bar();
+    // Not for sendmail's callers (mailx draws its own screen), nor under
+    // -v, whose dialogue lines the bar would tear.
+    if !no_bar {
+        if let Some(transport) = &mut plan.transport {
+            transport.progress = progress::upload_bar();
+        }
     }
     Ok(plan)
 }

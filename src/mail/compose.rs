@@ -273,7 +273,9 @@ fn split_options(spec: &str) -> Result<FileOptions> {
                 return Err(Error::usage(format!("{spec:?} gives ;name= twice")));
             }
             // A name, not a path: the recipient's client saves it as given.
-            if name.is_empty() || name.contains(['/', '\\']) || name.chars().any(char::is_control) {
+            // "." and ".." name directories wherever they are saved.
+            let no_name = name.trim().is_empty() || name == "." || name == "..";
+            if no_name || name.contains(['/', '\\']) || name.chars().any(char::is_control) {
                 return Err(Error::usage(format!(
                     "invalid file name {name:?} in {spec:?}; give a name without slashes or control characters, e.g. ;name=report.csv"
                 )));
@@ -892,7 +894,15 @@ mod tests {
         assert_eq!(options.name.as_deref(), Some("report.csv"));
         assert!(reads_stdin("-") && reads_stdin("-;name=a.txt"));
         assert!(!reads_stdin("./-") && !reads_stdin("/nonexistent/a;name=b"));
-        for bad in ["-;name=", "-;name=a/b", "-;name=a\r\nb", "-;name=a;name=b"] {
+        for bad in [
+            "-;name=",
+            "-;name=..",
+            "-;name=.",
+            "-;name=  ",
+            "-;name=a/b",
+            "-;name=a\r\nb",
+            "-;name=a;name=b",
+        ] {
             assert_eq!(split_options(bad).unwrap_err().exit, Exit::Usage, "{bad}");
         }
         let mut stdin = || Ok(FileData::Memory(b"a,b\n".to_vec()));
