@@ -118,8 +118,17 @@ pub(crate) struct Envelope {
 }
 
 impl Envelope {
+    /// True when a local part is not ASCII: a non-ASCII domain goes on
+    /// the wire as A-labels (IDNA), which needs no extension.
     pub(crate) fn needs_smtputf8(&self) -> bool {
-        !self.sender.is_ascii() || self.recipients.iter().any(|r| !r.is_ascii())
+        std::iter::once(&self.sender)
+            .chain(&self.recipients)
+            .any(|address| {
+                let local = address
+                    .rsplit_once('@')
+                    .map_or(address.as_str(), |(l, _)| l);
+                !local.is_ascii()
+            })
     }
 }
 

@@ -175,17 +175,48 @@ fn checked_email(email: &str, item: &str) -> Result<String> {
     Ok(email.to_string())
 }
 
+/// The address with its domain as A-labels (RFC 5890): `user@bücher.example`
+/// becomes `user@xn--bcher-kva.example`, which a server without SMTPUTF8
+/// takes. ASCII domains and local names are returned as they are; only a
+/// non-ASCII local part still needs SMTPUTF8. A domain IDNA refuses is a
+/// data error naming the address.
+pub(crate) fn ascii_domain(address: &str) -> Result<String> {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Ok(address.to_string());
+    };
+    if domain.is_ascii() {
+        return Ok(address.to_string());
+    }
+    match idna::domain_to_ascii_strict(domain) {
+        Ok(a_labels) => Ok(format!("{local}@{a_labels}")),
+        Err(_) => Err(Error::data(format!(
+            "malformed address {address:?}: the domain is not a valid internationalized domain name (IDNA)"
+        ))),
+    }
+}
+
+/// The same mailbox with its domain as A-labels (see [`ascii_domain`]);
+/// the display name is kept.
+pub(crate) fn ascii_mailbox(mailbox: &Mailbox) -> Result<Mailbox> {
+    Ok(Mailbox {
+        name: mailbox.name.clone(),
+        email: ascii_domain(&mailbox.email)?,
+    })
+}
+
 /// RFC 5321 4.5.3.1.1: a local part of at most 64 octets.
 const MAX_LOCAL_PART: usize = 64;
 /// RFC 5321 4.5.3.1.3: a path of at most 256 octets, two of them the
 /// angle brackets.
 const MAX_ADDRESS: usize = 254;
 
-/// An envelope address as it goes into MAIL FROM and RCPT TO: lettre's
-/// parse (the one the wire uses) plus the RFC 5321 size limits a server
+/// An envelope address as it goes into MAIL FROM and RCPT TO, its domain
+/// as A-labels (IDNA, [`ascii_domain`]): lettre's parse (the one the wire uses) plus the RFC 5321 size limits a server
 /// enforces, so that a dry run refuses what a send would.
 pub(crate) fn envelope_address(address: &str) -> Result<lettre::Address> {
     let bad = |why: String| Error::data(format!("malformed envelope address {address:?}: {why}"));
+    let ascii = ascii_domain(address)?;
+    let address = ascii.as_str();
     if address.len() > MAX_ADDRESS {
         return Err(bad(format!(
             "{} octets, more than the {MAX_ADDRESS} SMTP allows (RFC 5321 4.5.3.1.3)",
@@ -318,6 +349,25 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn domains_become_a_labels() {
+        assert_eq!(
+            ascii_domain("user@bücher.example").unwrap(),
+            "user@xn--bcher-kva.example"
+        );
+        assert_eq!(
+            ascii_domain("pelé@bücher.example").unwrap(),
+            "pelé@xn--bcher-kva.example"
+        );
+        for same in ["a@Example.COM", "root", "pelé@example.com"] {
+            assert_eq!(ascii_domain(same).unwrap(), same);
+        }
+        let err = ascii_domain("a@bü_cher.example").unwrap_err();
+        assert_eq!(err.exit, crate::exit::Exit::DataErr);
+        assert!(err.message.contains("a@bü_cher.example"), "{}", err.message);
+        assert!(!err.message.contains('\n'));
     }
 
     #[test]

@@ -696,10 +696,12 @@ fn body_tree<'x>(draft: &'x Draft, placeholders: &'x [String]) -> MimePart<'x> {
 
 /// A fresh Message-ID in the sender's domain: the machine's own host name
 /// (mail-builder's choice) is often not a public name, and spam filters
-/// score such IDs.
+/// score such IDs. A non-ASCII domain is written as A-labels (IDNA).
 pub(crate) fn message_id(sender: &str) -> String {
-    let domain = sender
-        .rsplit_once('@')
+    let address = crate::mail::address::ascii_domain(sender).ok();
+    let domain = address
+        .as_deref()
+        .and_then(|address| address.rsplit_once('@'))
         .map(|(_, domain)| domain)
         .filter(|domain| domain.is_ascii())
         .unwrap_or("localhost");

@@ -145,6 +145,22 @@ impl Content {
         value.map(|value| value.trim().to_string())
     }
 
+    /// True when the header block holds raw UTF-8 (RFC 6532), which only
+    /// SMTPUTF8 may carry (RFC 6531 3.4). A composed message's headers are
+    /// ASCII except for a non-ASCII local part: display names and text are
+    /// RFC 2047-encoded and domains are A-labels. The header block is in
+    /// the first segment (see [`Content::header`]).
+    pub(crate) fn needs_smtputf8(&self) -> bool {
+        let Some(Segment::Bytes(bytes)) = self.segments.first() else {
+            return false;
+        };
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(bytes.len(), |at| at + 2);
+        !bytes[..end].is_ascii()
+    }
+
     /// True when every octet is 7-bit (base64 always is).
     pub(crate) fn is_ascii(&self) -> bool {
         self.segments.iter().all(|segment| match segment {
@@ -348,6 +364,15 @@ mod tests {
     }
 
     #[test]
+    fn raw_utf8_in_the_header_needs_smtputf8_in_the_body_not() {
+        let header = Content::from_bytes("From: pelé@example.com\r\n\r\nbody\r\n".into());
+        assert!(header.needs_smtputf8());
+        let body = Content::from_bytes("From: a@example.com\r\n\r\npelé\r\n".into());
+        assert!(!body.needs_smtputf8());
+        assert!(!Content::default().needs_smtputf8());
+    }
+
+    #[test]
     fn bytes_become_crlf() {
         let content = Content::from_bytes(b"a\nb\r\n".to_vec());
         assert_eq!(
@@ -355,6 +380,7 @@ mod tests {
             vec![Segment::Bytes(b"a\r\nb\r\n".to_vec())]
         );
         assert!(content.is_ascii());
+        assert!(!content.needs_smtputf8());
     }
 
     #[test]

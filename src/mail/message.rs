@@ -19,7 +19,7 @@ use mail_parser::{HeaderName, HeaderValue, MessageParser};
 use crate::config::aliases::LocalRules;
 use crate::config::file::FromPolicy;
 use crate::exit::{Error, Exit, Result};
-use crate::mail::address::Mailbox;
+use crate::mail::address::{ascii_domain, ascii_mailbox, Mailbox};
 use crate::mail::compose::message_id;
 use crate::types::Envelope;
 
@@ -234,6 +234,7 @@ pub(crate) fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(E
     let mut recipients: Vec<String> = Vec::new();
     for mailbox in &wanted {
         for address in options.local.expand(&mailbox.email)? {
+            let address = ascii_domain(&address)?;
             if !recipients.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
                 recipients.push(address);
             }
@@ -250,6 +251,10 @@ pub(crate) fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(E
 
     let header_from = message.header_from();
     let (sender, new_from) = sender_and_from(message.has("from"), header_from.as_ref(), options)?;
+    // The envelope and a From postie writes get A-labels (IDNA); the
+    // message's own headers stay as they are.
+    let sender = ascii_domain(&sender)?;
+    let new_from = new_from.as_ref().map(ascii_mailbox).transpose()?;
     // CRLF here rather than only on the wire, so that --dry-run shows the
     // exact bytes.
     let qualify_headers = (options.policy != FromPolicy::Keep).then_some(options.local);

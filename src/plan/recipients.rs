@@ -10,7 +10,7 @@ use crate::cli::args::Cli;
 use crate::config::aliases::{Aliases, LocalRules};
 use crate::config::file::{Account, ConfigFile};
 use crate::exit::{Error, Result};
-use crate::mail::address::{parse_list, Mailbox};
+use crate::mail::address::{ascii_domain, ascii_mailbox, parse_list, Mailbox};
 use crate::plan::precedence::Selected;
 use crate::types::{Envelope, QuitAfter};
 
@@ -86,6 +86,7 @@ pub(crate) fn qualified_sender(
     account: &Account,
 ) -> Result<(Mailbox, String)> {
     if !from.is_local() {
+        let from = ascii_mailbox(&from)?;
         let sender = from.email.clone();
         return Ok((from, sender));
     }
@@ -106,9 +107,9 @@ pub(crate) fn qualified_sender(
     Ok((
         Mailbox {
             name: from.name,
-            email,
+            email: ascii_domain(&email)?,
         },
-        sender,
+        ascii_domain(&sender)?,
     ))
 }
 
@@ -137,7 +138,8 @@ pub(crate) fn local_rules(config: &ConfigFile, account: &Account) -> Result<Loca
 }
 
 /// Replaces local names (`root`) by what aliases or local_domain make of
-/// them, so that headers and envelope carry real addresses.
+/// them, so that headers and envelope carry real addresses; domains become
+/// A-labels (IDNA), so that neither needs SMTPUTF8 for them.
 pub(crate) fn qualified(list: Vec<Mailbox>, local: &LocalRules) -> Result<Vec<Mailbox>> {
     let mut out = Vec::with_capacity(list.len());
     for mailbox in list {
@@ -159,7 +161,7 @@ pub(crate) fn qualified(list: Vec<Mailbox>, local: &LocalRules) -> Result<Vec<Ma
             );
         }
     }
-    Ok(out)
+    out.iter().map(ascii_mailbox).collect()
 }
 
 /// Each address once, in the order given; case-insensitive, as servers

@@ -674,13 +674,26 @@ impl Session<'_> {
                 parameters.push(MailParameter::Size(size));
             }
         }
-        if envelope.needs_smtputf8() {
+        // RFC 6531 3.4: a non-ASCII local part in the envelope, or raw
+        // UTF-8 in the header (RFC 6532), is only for a server that offers
+        // SMTPUTF8. Non-ASCII domains are A-labels by now.
+        let needs = if envelope.needs_smtputf8() {
+            Some("the non-ASCII addresses in the envelope need")
+        } else if message.needs_smtputf8() {
+            Some("the UTF-8 in this message's header (a non-ASCII address) needs")
+        } else {
+            None
+        };
+        if let Some(needs) = needs {
             if !self.caps.smtputf8 {
                 return Err(Error::new(
                     Exit::Unavailable,
-                    format!("{}: {endpoint} does not support SMTPUTF8, which the non-ASCII addresses in the envelope need", Stage::Mail.name()),
+                    format!(
+                        "{}: {endpoint} does not support SMTPUTF8, which {needs}",
+                        Stage::Mail.name()
+                    ),
                 )
-                .hint("use ASCII (IDNA) addresses or another server"));
+                .hint("use ASCII addresses or another server"));
             }
             parameters.push(MailParameter::SmtpUtfEight);
         }

@@ -953,3 +953,171 @@ fn an_attachment_over_the_servers_size_fails_before_sending() {
     let lines = srv.lines();
     assert!(!lines.iter().any(|l| l.starts_with("MAIL")), "{lines:?}");
 }
+
+/// A ScriptedServer for one message; `extensions` are the EHLO lines
+/// after the first.
+fn scripted_one_message(extensions: &str) -> common::ScriptedServer {
+    let ehlo = format!("250-utf8.test\r\n{extensions}250 HELP\r\n");
+    common::ScriptedServer::start(
+        b"220 utf8.test ESMTP\r\n",
+        [
+            ehlo.as_bytes(),
+            b"250 ok\r\n",
+            b"250 ok\r\n",
+            b"354 go ahead\r\n",
+            b"250 2.0.0 queued\r\n",
+            b"221 bye\r\n",
+        ]
+        .iter()
+        .map(|r| r.to_vec())
+        .collect(),
+    )
+}
+
+fn mail_line(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find(|l| l.starts_with("MAIL FROM:"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no MAIL line in {lines:#?}"))
+}
+
+#[test]
+fn a_non_ascii_domain_goes_as_a_labels_without_smtputf8() {
+    let srv = server();
+    postie()
+        .args(["--server", &srv.addr(), "-f", "Jörg <user@bücher.example>"])
+        .args(["-r", "reply@bücher.example", "--cc", "cc@bücher.example"])
+        .args(["ops@bücher.example", "--body", "x"])
+        .assert()
+        .success();
+    let mail = srv.wait_for_messages(1).remove(0);
+    assert_eq!(mail.mail_from, "user@xn--bcher-kva.example");
+    assert_eq!(
+        mail.rcpt_to,
+        vec!["ops@xn--bcher-kva.example", "cc@xn--bcher-kva.example"]
+    );
+    assert!(
+        mail.data.is_ascii(),
+        "{}",
+        String::from_utf8_lossy(&mail.data)
+    );
+    let msg = parse(&mail.data);
+    let from = msg.from().unwrap().first().unwrap();
+    assert_eq!(from.address(), Some("user@xn--bcher-kva.example"));
+    assert_eq!(from.name(), Some("Jörg"));
+    for (list, want) in [
+        (msg.to(), "ops@xn--bcher-kva.example"),
+        (msg.cc(), "cc@xn--bcher-kva.example"),
+        (msg.reply_to(), "reply@xn--bcher-kva.example"),
+    ] {
+        assert_eq!(list.unwrap().first().unwrap().address(), Some(want));
+    }
+    let id = msg.message_id().unwrap();
+    assert!(id.ends_with("@xn--bcher-kva.example"), "{id}");
+}
+
+#[test]
+fn an_invalid_internationalized_domain_is_65_naming_the_address() {
+    let output = postie()
+        .args(["--dry-run", "-f", "user@bü_cher.example"])
+        .args(["ops@example.com", "--body", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(65));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("user@bü_cher.example"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_non_ascii_local_part_in_a_header_needs_smtputf8() {
+    let args = [
+        "-f",
+        "a@example.com",
+        "-r",
+        "pelé@example.com",
+        "b@example.com",
+        "--body",
+        "x",
+    ];
+    let offered = scripted_one_message("250-8BITMIME\r\n250-SMTPUTF8\r\n");
+    postie()
+        .args(["--server", &offered.addr()])
+        .args(args)
+        .assert()
+        .success();
+    let mail = mail_line(&offered.lines());
+    assert!(mail.contains("SMTPUTF8"), "{mail}");
+    assert!(mail.starts_with("MAIL FROM:<a@example.com>"), "{mail}");
+
+    let srv = server();
+    let output = postie()
+        .args(["--server", &srv.addr()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(69), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("SMTPUTF8"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(srv.received().is_empty());
+
+    // A UTF-8 display name alone is an encoded word: no SMTPUTF8.
+    let offered = scripted_one_message("250-8BITMIME\r\n250-SMTPUTF8\r\n");
+    postie()
+        .args(["--server", &offered.addr(), "-f", "a@example.com"])
+        .args([
+            "-r",
+            "Pelé <pele@example.com>",
+            "b@example.com",
+            "--body",
+            "x",
+        ])
+        .assert()
+        .success();
+    let mail = mail_line(&offered.lines());
+    assert!(!mail.contains("SMTPUTF8"), "{mail}");
+}
+
+#[test]
+fn a_ready_made_message_with_a_utf8_local_part_needs_smtputf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("utf8.eml");
+    fs::write(
+        &path,
+        "From: Pelé <pelé@example.com>\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nbody\r\n",
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    let args = ["-f", "a@example.com", "--message", path, "b@example.com"];
+    let offered = scripted_one_message("250-8BITMIME\r\n250-SMTPUTF8\r\n");
+    postie()
+        .args(["--server", &offered.addr()])
+        .args(args)
+        .assert()
+        .success();
+    let lines = offered.lines();
+    let mail = mail_line(&lines);
+    assert!(mail.contains("SMTPUTF8"), "{mail}");
+    assert!(
+        lines.iter().any(|l| l.contains("pelé@example.com")),
+        "{lines:#?}"
+    );
+
+    let srv = server();
+    let output = postie()
+        .args(["--server", &srv.addr()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(69), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("SMTPUTF8"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(srv.received().is_empty());
+}
