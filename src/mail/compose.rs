@@ -1021,4 +1021,43 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn streamed_files_are_scanned_for_their_charset_and_eml_is_octet_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = |name: &str, data: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            FileData::Stream {
+                path,
+                len: data.len() as u64,
+            }
+        };
+        // "ä" cut by the 64 KiB chunk boundary.
+        let mut text = vec![b'a'; 64 * 1024 - 1];
+        text.extend_from_slice("ä\n".as_bytes());
+        let utf8 = stream("big.txt", &text);
+        let typed = |t: &str, given, data| carried_type(t.to_string(), given, data).unwrap();
+        assert_eq!(
+            typed("text/plain", false, &utf8),
+            ("text/plain".into(), Some("utf-8"))
+        );
+        text.push(0xff);
+        let latin = stream("latin.txt", &text);
+        assert_eq!(
+            typed("text/plain", false, &latin),
+            (attach::OCTET_STREAM.into(), None)
+        );
+        assert_eq!(typed("text/csv", true, &latin), ("text/csv".into(), None));
+        let eml = stream("big.eml", b"Subject: x\n\nhi\n");
+        assert_eq!(
+            typed("message/rfc822", false, &eml),
+            (attach::OCTET_STREAM.into(), None)
+        );
+        let small = FileData::Memory(b"Subject: x\n\nhi\n".to_vec());
+        assert_eq!(
+            typed("message/rfc822", false, &small),
+            ("message/rfc822".into(), None)
+        );
+    }
 }
