@@ -24,6 +24,7 @@ use mail_builder::MessageBuilder;
 
 use crate::exit::{Error, Exit, Result};
 use crate::mail::address::Mailbox;
+use crate::mail::attach::{self, TextKind, TextScan};
 use crate::mail::content::{Content, Segment, SpooledFile};
 
 /// Everything a message is made of, already read and checked.
@@ -53,6 +54,9 @@ pub(crate) struct FilePart {
     /// file name; `None` for attachments.
     pub(crate) content_id: Option<String>,
     pub(crate) content_type: String,
+    /// A text file's charset, from its bytes; `None` when not text or
+    /// not known (see [`attach`]).
+    pub(crate) charset: Option<&'static str>,
     pub(crate) data: FileData,
 }
 
@@ -126,12 +130,15 @@ impl FilePart {
         let name = given_name.unwrap_or(name);
         // Guessed from the name the recipient sees: `-a '-;name=a.csv'`
         // is text/csv.
+        let given = forced_type.is_some();
         let content_type = forced_type.unwrap_or_else(|| {
             mime_guess::from_path(&name)
                 .first_or_octet_stream()
                 .essence_str()
                 .to_string()
         });
+        let (content_type, charset) = carried_type(content_type, given, &data)
+            .map_err(|err| Error::input(what, &path, &err))?;
         let content_id = match (role, content_id) {
             (FileRole::Attachment, _) => None,
             (FileRole::Inline, Some(id)) => Some(id),
@@ -149,9 +156,54 @@ impl FilePart {
             name,
             content_id,
             content_type,
+            charset,
             data,
         })
     }
+}
+
+/// The type a file goes as, and a text file's charset: an `.eml` that
+/// cannot be carried as 7bit or 8bit, and guessed text that is not UTF-8,
+/// become application/octet-stream (see [`attach`]).
+fn carried_type(
+    content_type: String,
+    given: bool,
+    data: &FileData,
+) -> std::io::Result<(String, Option<&'static str>)> {
+    let octet_stream = || (attach::OCTET_STREAM.to_string(), None);
+    if content_type == "message/rfc822" {
+        return Ok(match data {
+            FileData::Memory(bytes) if attach::carriable(bytes) => (content_type, None),
+            _ => octet_stream(),
+        });
+    }
+    if !content_type.starts_with("text/") {
+        return Ok((content_type, None));
+    }
+    match scan_text(data)? {
+        TextKind::Other if !given => Ok(octet_stream()),
+        kind => Ok((content_type, kind.charset())),
+    }
+}
+
+/// What a file's bytes are, read 64 KiB at a time when it is streamed.
+fn scan_text(data: &FileData) -> std::io::Result<TextKind> {
+    use std::os::unix::fs::FileExt;
+    let (file, len) = match data {
+        FileData::Memory(bytes) => return Ok(attach::text_kind(bytes)),
+        FileData::Stream { path, len } => (std::fs::File::open(path)?, *len),
+        FileData::Spooled { file, len } => (file.0.try_clone()?, *len),
+    };
+    let mut scan = TextScan::default();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut offset = 0;
+    while offset < len {
+        let want = chunk.len().min((len - offset) as usize);
+        file.read_exact_at(&mut chunk[..want], offset)?;
+        scan.feed(&chunk[..want]);
+        offset += want as u64;
+    }
+    Ok(scan.finish())
 }
 
 /// A file's contents (in memory when small, else to be streamed) and its
@@ -580,18 +632,17 @@ fn text_part<'x>(subtype: &'x str, text: &'x str) -> MimePart<'x> {
 
 /// A file's part; a streamed file gets its placeholder as a raw base64 body.
 fn file_part<'x>(part: &'x FilePart, placeholder: &'x str) -> MimePart<'x> {
-    let content_type = ContentType::new(part.content_type.as_str());
-    match &part.data {
-        // mail-builder keeps a text attachment's bytes exact only when it
-        // sees the part is an attachment, which it cannot through the raw
-        // Content-Disposition an encoded-looking name gets: base64 then.
-        FileData::Memory(bytes) if looks_encoded(&part.name) && content_type.is_text() => {
-            MimePart::new(
-                content_type,
-                BodyPart::Binary(Cow::Owned(base64_lines(bytes))),
-            )
-            .transfer_encoding("base64")
+    let mut content_type = ContentType::new(part.content_type.as_str());
+    if let Some(charset) = part.charset {
+        content_type = content_type.attribute("charset", charset);
+    }
+    if let FileData::Memory(bytes) = &part.data {
+        if let Some(mime) = attach::memory_part(&part.content_type, part.charset, bytes) {
+            return mime;
         }
+    }
+    match &part.data {
+        // Text is encoded by `attach::memory_part` above, whatever its name.
         FileData::Memory(bytes) => leaf(content_type, bytes, false),
         FileData::Stream { .. } | FileData::Spooled { .. } => MimePart::new(
             content_type,
@@ -970,6 +1021,45 @@ mod tests {
                 .lines()
                 .any(|line| line.to_ascii_lowercase().starts_with("bcc:")),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn streamed_files_are_scanned_for_their_charset_and_eml_is_octet_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream = |name: &str, data: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            FileData::Stream {
+                path,
+                len: data.len() as u64,
+            }
+        };
+        // "ä" cut by the 64 KiB chunk boundary.
+        let mut text = vec![b'a'; 64 * 1024 - 1];
+        text.extend_from_slice("ä\n".as_bytes());
+        let utf8 = stream("big.txt", &text);
+        let typed = |t: &str, given, data| carried_type(t.to_string(), given, data).unwrap();
+        assert_eq!(
+            typed("text/plain", false, &utf8),
+            ("text/plain".into(), Some("utf-8"))
+        );
+        text.push(0xff);
+        let latin = stream("latin.txt", &text);
+        assert_eq!(
+            typed("text/plain", false, &latin),
+            (attach::OCTET_STREAM.into(), None)
+        );
+        assert_eq!(typed("text/csv", true, &latin), ("text/csv".into(), None));
+        let eml = stream("big.eml", b"Subject: x\n\nhi\n");
+        assert_eq!(
+            typed("message/rfc822", false, &eml),
+            (attach::OCTET_STREAM.into(), None)
+        );
+        let small = FileData::Memory(b"Subject: x\n\nhi\n".to_vec());
+        assert_eq!(
+            typed("message/rfc822", false, &small),
+            ("message/rfc822".into(), None)
         );
     }
 }

@@ -8,6 +8,7 @@
 //! printing (`output`).
 
 pub(crate) mod address;
+pub(crate) mod attach;
 pub(crate) mod compose;
 pub(crate) mod content;
 pub(crate) mod message;

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod attachments;
 mod direct;
 mod failures;
 mod fault_matrix;

@@ -229,7 +229,8 @@ fn html_attachments_and_inline_images_round_trip() {
         .iter()
         .find(|p| p.attachment_name() == Some("résumé données.csv"))
         .expect("attachment with its UTF-8 name");
-    assert_eq!(csv_part.contents(), b"a,b\n1,2\n");
+    // Text in canonical form (RFC 2046 4.1.1): LF as CRLF.
+    assert_eq!(csv_part.contents(), b"a,b\r\n1,2\r\n");
     assert_eq!(csv_part.content_type().unwrap().subtype(), Some("csv"));
     let blob_part = parts
         .iter()
@@ -770,7 +771,7 @@ fn large_attachments_are_streamed_and_arrive_intact() {
         .iter()
         .find(|p| p.attachment_name() == Some("notes.txt"))
         .unwrap();
-    assert_eq!(notes.contents(), b"small one\n");
+    assert_eq!(notes.contents(), b"small one\r\n");
 
     // --dry-run prints the same structure from the same streamed file.
     let output = postie()
@@ -814,12 +815,12 @@ fn standard_input_and_renamed_files_attach_under_the_given_names() {
         .find(|p| p.attachment_name() == Some("report.csv"))
         .expect("standard input attached as report.csv");
     assert_eq!(report.content_type().unwrap().subtype(), Some("csv"));
-    assert_eq!(report.contents(), b"a,b\n1,2\n");
+    assert_eq!(report.contents(), b"a,b\r\n1,2\r\n");
     let notes = parts
         .iter()
         .find(|p| p.attachment_name() == Some("notes.txt"))
         .expect("the file attached as notes.txt");
-    assert_eq!(notes.contents(), b"renamed\n");
+    assert_eq!(notes.contents(), b"renamed\r\n");
 }
 
 #[test]
