@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::message_id::generate_message_id_header;
+use mail_builder::headers::message_id::MessageId;
 use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
+use mail_builder::headers::url::URL;
 use mail_builder::headers::HeaderType;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
@@ -25,6 +27,7 @@ use mail_builder::MessageBuilder;
 use crate::exit::{Error, Exit, Result};
 use crate::mail::address::Mailbox;
 use crate::mail::content::{Content, Segment, SpooledFile};
+use crate::mail::fields::{self, Field};
 
 /// Everything a message is made of, already read and checked.
 #[derive(Debug, Default)]
@@ -388,6 +391,7 @@ pub(crate) fn parse_header(arg: &str) -> Result<(String, String)> {
         ))
         .hint("write it like 'Date: Tue, 1 Dec 2026 10:00:00 +0100' (date -R prints one), or leave it out"));
     }
+    fields::parse(&name, value)?;
     Ok((name, value.to_string()))
 }
 
@@ -485,13 +489,56 @@ fn encoded_words(text: &str) -> String {
     words.join("\r\n ")
 }
 
-/// A header value: as mail-builder writes it, unless it looks encoded.
+/// The longest word written as it is: with the header name (at most 76)
+/// and ": " it stays within RFC 5322's 998-octet line limit.
+const MAX_PLAIN_WORD: usize = 900;
+
+/// Printable ASCII (and tabs) in words that fit a line, with no trailing
+/// white space: folded at white space and never encoded, so filters that
+/// grep raw headers match it (mail-builder's `Text` Q-encodes anything
+/// over 77 characters, splitting words).
+fn is_plain_ascii(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        && !value.ends_with([' ', '\t'])
+        && value
+            .split([' ', '\t'])
+            .all(|word| word.len() <= MAX_PLAIN_WORD)
+}
+
+/// A header value: plain ASCII folded at white space (`Raw` folds), the
+/// rest as mail-builder encodes it, unless it looks encoded.
 fn text_header(value: &str) -> HeaderType<'_> {
     if looks_encoded(value) {
         Raw::new(encoded_words(value)).into()
+    } else if is_plain_ascii(value) {
+        Raw::new(value).into()
     } else {
         Text::new(value).into()
     }
+}
+
+/// A `-H` header by what its field holds: msg-ids and URLs in brackets,
+/// folded at white space and never encoded; addresses with only the
+/// display name encoded; free text as [`text_header`].
+fn extra_header<'x>(value: &'x str, field: &'x Field) -> HeaderType<'x> {
+    match field {
+        Field::Text => text_header(value),
+        Field::Token => Raw::new(value).into(),
+        Field::MessageIds(ids) => MessageId::new_list(ids.iter().map(String::as_str)).into(),
+        Field::Urls(urls) => URL::new_list(urls.iter().map(String::as_str)).into(),
+        Field::Mailboxes(list) => address_list(list),
+    }
+}
+
+/// The `-H` headers, each parsed by its field (see [`fields::parse`]).
+fn extra_fields(draft: &Draft) -> Result<Vec<Field>> {
+    draft
+        .headers
+        .iter()
+        .map(|(name, value)| fields::parse(name, value))
+        .collect()
 }
 
 fn address_list(list: &[Mailbox]) -> HeaderType<'_> {
@@ -711,6 +758,7 @@ pub(crate) fn message_id(sender: &str) -> String {
 /// Serialises the draft. Date and Message-ID are added by mail-builder
 /// unless the draft's headers carry them.
 pub(crate) fn build(draft: &Draft) -> Result<Content> {
+    let extra = extra_fields(draft)?;
     let mut message = MessageBuilder::new();
     if let Some(from) = &draft.from {
         message = message.header("From", address_list(std::slice::from_ref(from)));
@@ -727,8 +775,8 @@ pub(crate) fn build(draft: &Draft) -> Result<Content> {
     if let Some(subject) = &draft.subject {
         message = message.header("Subject", text_header(subject));
     }
-    for (name, value) in &draft.headers {
-        message = message.header(name.as_str(), text_header(value));
+    for ((name, value), field) in draft.headers.iter().zip(&extra) {
+        message = message.header(name.as_str(), extra_header(value, field));
     }
     let has_message_id = draft.headers.iter().any(|(name, _)| name == "Message-ID");
     if let (false, Some(from)) = (has_message_id, &draft.from) {
@@ -969,5 +1017,107 @@ mod tests {
                 .any(|line| line.to_ascii_lowercase().starts_with("bcc:")),
             "{text}"
         );
+    }
+
+    /// The header block of a message built from `-H` arguments and a
+    /// subject: everything before the first empty line.
+    fn headers_of(args: &[&str], subject: &str) -> String {
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        let draft = Draft {
+            from: Some(Mailbox::parse("a@example.com").unwrap()),
+            to: vec![Mailbox::parse("b@example.com").unwrap()],
+            subject: Some(subject.into()),
+            headers: parse_headers(&args).unwrap(),
+            text: Some("hello\n".into()),
+            ..Draft::default()
+        };
+        let mut bytes = Vec::new();
+        build(&draft).unwrap().write_to(&mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        text.split("\r\n\r\n").next().unwrap().to_string()
+    }
+
+    fn assert_short_lines(head: &str) {
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "{} octets: {line}", line.len());
+        }
+    }
+
+    /// The five long msg-ids of the References tests.
+    fn five_ids() -> Vec<String> {
+        (1..=5)
+            .map(|n| format!("<{n}.20261201.a-long-thread-identifier@mail.example.com>"))
+            .collect()
+    }
+
+    #[test]
+    fn structured_fields_fold_at_white_space_and_are_never_encoded() {
+        let ids = five_ids();
+        let references = format!("References: {}", ids.join(" "));
+        let in_reply_to = format!("In-Reply-To: {}", ids[4]);
+        let head = headers_of(
+            &[
+                "List-Unsubscribe: <mailto:unsubscribe@lists.example.com?subject=unsubscribe>, <https://lists.example.com/unsubscribe/opaque-token-0123456789abcdef>",
+                "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+                &references,
+                &in_reply_to,
+                "Sender: Jörg Müller-Lüdenscheidt <joerg@example.com>",
+                "Message-ID: <=?not-encoded?=@example.com>",
+            ],
+            "short",
+        );
+        assert_short_lines(&head);
+        let expected = [
+            "List-Unsubscribe: <mailto:unsubscribe@lists.example.com?subject=unsubscribe>,\r\n <https://lists.example.com/unsubscribe/opaque-token-0123456789abcdef>\r\n",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            "References: <1.20261201.a-long-thread-identifier@mail.example.com>\r\n <2.20261201.a-long-thread-identifier@mail.example.com>\r\n <3.20261201.a-long-thread-identifier@mail.example.com>\r\n <4.20261201.a-long-thread-identifier@mail.example.com>\r\n <5.20261201.a-long-thread-identifier@mail.example.com>\r\n",
+            "In-Reply-To: <5.20261201.a-long-thread-identifier@mail.example.com>\r\n",
+            "Sender: =?utf-8?B?SsO2cmcgTcO8bGxlci1Mw7xkZW5zY2hlaWR0?= <joerg@example.com>\r\n",
+            "Message-ID: <=?not-encoded?=@example.com>\r\n",
+        ];
+        for lines in expected {
+            assert!(head.contains(lines), "{lines:?} in\n{head}");
+        }
+    }
+
+    #[test]
+    fn long_ascii_text_folds_at_white_space() {
+        let subject = ["word"; 40].join(" ");
+        assert_eq!(subject.len(), 199);
+        let subject = format!("{subject}!");
+        let header = "X-Note: a long note, plain ASCII, that a filter greps for in the raw header block of the message";
+        let head = headers_of(&[header], &subject);
+        assert_short_lines(&head);
+        let line = |words: usize| ["word"; 20][..words].join(" ");
+        let expected = format!(
+            "Subject: {}\r\n {}\r\n {} word!\r\n",
+            line(14),
+            line(15),
+            line(10)
+        );
+        assert!(head.contains(&expected), "{expected:?} in\n{head}");
+        assert!(head.contains("X-Note: a long note, plain ASCII, that a filter greps for in the raw header\r\n block of the message\r\n"), "{head}");
+        assert!(!head.contains("=?"), "{head}");
+    }
+
+    #[test]
+    fn an_unfoldable_url_gets_a_line_of_its_own() {
+        let url = format!("https://lists.example.com/u/{}", "t".repeat(92));
+        assert_eq!(url.len(), 120);
+        let head = headers_of(
+            &[&format!(
+                "List-Unsubscribe: <mailto:u@example.com>, <{url}>"
+            )],
+            "s",
+        );
+        assert!(
+            head.contains(&format!(
+                "List-Unsubscribe: <mailto:u@example.com>,\r\n <{url}>\r\n"
+            )),
+            "{head}"
+        );
+        assert!(head
+            .split("\r\n")
+            .all(|line| line.len() <= 78 || line == format!(" <{url}>")));
     }
 }

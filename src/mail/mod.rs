@@ -10,6 +10,7 @@
 pub(crate) mod address;
 pub(crate) mod compose;
 pub(crate) mod content;
+pub(crate) mod fields;
 pub(crate) mod message;
 pub(crate) mod spool;
 pub(crate) mod transportable;
