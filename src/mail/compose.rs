@@ -1120,4 +1120,14 @@ mod tests {
             .split("\r\n")
             .all(|line| line.len() <= 78 || line == format!(" <{url}>")));
     }
+
+    #[test]
+    fn a_word_too_long_for_any_line_is_encoded_and_folded() {
+        let word = "x".repeat(MAX_PLAIN_WORD + 1);
+        let head = headers_of(&[], &format!("see {word}"));
+        assert_short_lines(&head);
+        assert!(head.contains("Subject: =?us-ascii?Q?see"), "{head}");
+        assert!(!is_plain_ascii("bell \x07") && !is_plain_ascii("trailing "));
+        assert!(is_plain_ascii("tab\tand space"));
+    }
 }
