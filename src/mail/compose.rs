@@ -507,16 +507,84 @@ fn is_plain_ascii(value: &str) -> bool {
             .all(|word| word.len() <= MAX_PLAIN_WORD)
 }
 
-/// A header value: plain ASCII folded at white space (`Raw` folds), the
-/// rest as mail-builder encodes it, unless it looks encoded.
+/// A header value: plain ASCII folded at white space (`Raw` folds), text
+/// with some non-ASCII words encoded word by word, the rest as
+/// mail-builder encodes it, unless it looks encoded.
 fn text_header(value: &str) -> HeaderType<'_> {
     if looks_encoded(value) {
         Raw::new(encoded_words(value)).into()
     } else if is_plain_ascii(value) {
         Raw::new(value).into()
+    } else if let Some(mixed) = mixed_words(value) {
+        Raw::new(mixed).into()
     } else {
         Text::new(value).into()
     }
+}
+
+/// Words separated by single spaces, with no control characters: the
+/// non-ASCII ones are Q-encoded (a run of them together, so the spaces
+/// between them survive), the ASCII ones stay as they are, so filters
+/// still match them. None for anything else.
+fn mixed_words(value: &str) -> Option<String> {
+    let words: Vec<&str> = value.split(' ').collect();
+    let simple = words
+        .iter()
+        .all(|word| !word.is_empty() && word.len() <= MAX_PLAIN_WORD)
+        && !value.chars().any(char::is_control);
+    if !simple {
+        return None;
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    for word in words {
+        if word.is_ascii() {
+            if !run.is_empty() {
+                out.push(q_words(&run.join(" ")));
+                run.clear();
+            }
+            out.push(word.to_string());
+        } else {
+            run.push(word);
+        }
+    }
+    if !run.is_empty() {
+        out.push(q_words(&run.join(" ")));
+    }
+    Some(out.join(" "))
+}
+
+/// RFC 2047 Q-encoded words of at most 75 characters, split between
+/// characters and separated by spaces (which readers drop between
+/// encoded words).
+fn q_words(text: &str) -> String {
+    const PAYLOAD: usize = 75 - "=?utf-8?Q??=".len();
+    let mut words = vec![String::new()];
+    for ch in text.chars() {
+        let mut buf = [0u8; 4];
+        let encoded: String = ch
+            .encode_utf8(&mut buf)
+            .bytes()
+            .map(|byte| match byte {
+                b' ' => "_".to_string(),
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'!' | b'*' | b'+' | b'-' | b'/' => {
+                    (byte as char).to_string()
+                }
+                _ => format!("={byte:02X}"),
+            })
+            .collect();
+        let last = words.last_mut().expect("one word");
+        if last.len() + encoded.len() > PAYLOAD {
+            words.push(encoded);
+        } else {
+            last.push_str(&encoded);
+        }
+    }
+    words
+        .iter()
+        .map(|word| format!("=?utf-8?Q?{word}?="))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A `-H` header by what its field holds: msg-ids and URLs in brackets,
@@ -1129,5 +1197,28 @@ mod tests {
         assert!(head.contains("Subject: =?us-ascii?Q?see"), "{head}");
         assert!(!is_plain_ascii("bell \x07") && !is_plain_ascii("trailing "));
         assert!(is_plain_ascii("tab\tand space"));
+    }
+
+    #[test]
+    fn only_non_ascii_words_are_encoded() {
+        let subject = "Grüße from the nightly backup on host mail.example.com: all done ✓ ✓";
+        let head = headers_of(
+            &["X-Note: naïve café, ordinary words stay readable"],
+            subject,
+        );
+        assert_short_lines(&head);
+        assert!(
+            head.contains("Subject: =?utf-8?Q?Gr=C3=BC=C3=9Fe?= from the nightly backup on host\r\n mail.example.com: all done =?utf-8?Q?=E2=9C=93_=E2=9C=93?=\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(
+                "X-Note: =?utf-8?Q?na=C3=AFve_caf=C3=A9=2C?= ordinary words stay readable\r\n"
+            ),
+            "{head}"
+        );
+        let long = "ü".repeat(100);
+        let words = q_words(&long);
+        assert!(words.split(' ').all(|word| word.len() <= 75), "{words}");
     }
 }
