@@ -510,23 +510,30 @@ fn is_plain_ascii(value: &str) -> bool {
 /// A header value: plain ASCII folded at white space (`Raw` folds), text
 /// with some non-ASCII words encoded word by word, the rest as
 /// mail-builder encodes it, unless it looks encoded.
-fn text_header(value: &str) -> HeaderType<'_> {
+fn text_header<'x>(name: &str, value: &'x str) -> HeaderType<'x> {
     if looks_encoded(value) {
         Raw::new(encoded_words(value)).into()
     } else if is_plain_ascii(value) {
         Raw::new(value).into()
-    } else if let Some(mixed) = mixed_words(value) {
+    } else if let Some(mixed) = mixed_words(value, FOLD_AT.saturating_sub(name.len() + 2)) {
         Raw::new(mixed).into()
     } else {
         Text::new(value).into()
     }
 }
 
+/// RFC 5322 2.1.1's line length, RFC 2047's longest encoded word and
+/// the length of its `=?utf-8?Q?` ... `?=` wrapper.
+const FOLD_AT: usize = 78;
+const MAX_WORD: usize = 75;
+const WRAPPER: usize = "=?utf-8?Q??=".len();
+
 /// Words separated by single spaces, with no control characters: the
 /// non-ASCII ones are Q-encoded (a run of them together, so the spaces
 /// between them survive), the ASCII ones stay as they are, so filters
-/// still match them. None for anything else.
-fn mixed_words(value: &str) -> Option<String> {
+/// still match them. A first encoded word fits in `room`, what the line
+/// has left after the header name. None for anything else.
+fn mixed_words(value: &str, room: usize) -> Option<String> {
     let words: Vec<&str> = value.split(' ').collect();
     let simple = words
         .iter()
@@ -535,12 +542,18 @@ fn mixed_words(value: &str) -> Option<String> {
     if !simple {
         return None;
     }
+    // Room for at least one encoded character (12 octets) after the
+    // wrapper; else mail-builder, which folds before the first word.
+    if !words[0].is_ascii() && room < WRAPPER + 12 {
+        return None;
+    }
     let mut out: Vec<String> = Vec::new();
     let mut run: Vec<&str> = Vec::new();
     for word in words {
         if word.is_ascii() {
             if !run.is_empty() {
-                out.push(q_words(&run.join(" ")));
+                let first = if out.is_empty() { room } else { MAX_WORD };
+                out.push(q_words(&run.join(" "), first));
                 run.clear();
             }
             out.push(word.to_string());
@@ -549,7 +562,8 @@ fn mixed_words(value: &str) -> Option<String> {
         }
     }
     if !run.is_empty() {
-        out.push(q_words(&run.join(" ")));
+        let first = if out.is_empty() { room } else { MAX_WORD };
+        out.push(q_words(&run.join(" "), first));
     }
     Some(out.join(" "))
 }
@@ -557,9 +571,9 @@ fn mixed_words(value: &str) -> Option<String> {
 /// RFC 2047 Q-encoded words of at most 75 characters, split between
 /// characters and separated by spaces (which readers drop between
 /// encoded words).
-fn q_words(text: &str) -> String {
-    const PAYLOAD: usize = 75 - "=?utf-8?Q??=".len();
+fn q_words(text: &str, first: usize) -> String {
     let mut words = vec![String::new()];
+    let mut payload = first.min(MAX_WORD) - WRAPPER;
     for ch in text.chars() {
         let mut buf = [0u8; 4];
         let encoded: String = ch
@@ -574,8 +588,9 @@ fn q_words(text: &str) -> String {
             })
             .collect();
         let last = words.last_mut().expect("one word");
-        if last.len() + encoded.len() > PAYLOAD {
+        if last.len() + encoded.len() > payload {
             words.push(encoded);
+            payload = MAX_WORD - WRAPPER;
         } else {
             last.push_str(&encoded);
         }
@@ -590,9 +605,9 @@ fn q_words(text: &str) -> String {
 /// A `-H` header by what its field holds: msg-ids and URLs in brackets,
 /// folded at white space and never encoded; addresses with only the
 /// display name encoded; free text as [`text_header`].
-fn extra_header<'x>(value: &'x str, field: &'x Field) -> HeaderType<'x> {
+fn extra_header<'x>(name: &str, value: &'x str, field: &'x Field) -> HeaderType<'x> {
     match field {
-        Field::Text => text_header(value),
+        Field::Text => text_header(name, value),
         Field::Token => Raw::new(value).into(),
         Field::MessageIds(ids) => MessageId::new_list(ids.iter().map(String::as_str)).into(),
         Field::Urls(urls) => URL::new_list(urls.iter().map(String::as_str)).into(),
@@ -841,10 +856,10 @@ pub(crate) fn build(draft: &Draft) -> Result<Content> {
         message = message.header("Reply-To", address_list(&draft.reply_to));
     }
     if let Some(subject) = &draft.subject {
-        message = message.header("Subject", text_header(subject));
+        message = message.header("Subject", text_header("Subject", subject));
     }
     for ((name, value), field) in draft.headers.iter().zip(&extra) {
-        message = message.header(name.as_str(), extra_header(value, field));
+        message = message.header(name.as_str(), extra_header(name, value, field));
     }
     let has_message_id = draft.headers.iter().any(|(name, _)| name == "Message-ID");
     if let (false, Some(from)) = (has_message_id, &draft.from) {
@@ -1218,7 +1233,20 @@ mod tests {
             "{head}"
         );
         let long = "ü".repeat(100);
-        let words = q_words(&long);
+        let words = q_words(&long, MAX_WORD);
         assert!(words.split(' ').all(|word| word.len() <= 75), "{words}");
+    }
+
+    #[test]
+    fn a_first_encoded_word_fits_after_a_long_header_name() {
+        let name = format!("X-{}", "a".repeat(50));
+        let value = format!("{} end", "ü".repeat(40));
+        let head = headers_of(&[&format!("{name}: {value}")], &value);
+        assert_short_lines(&head);
+        assert!(
+            head.contains(&format!("\r\n{name}: =?utf-8?Q?=C3=BC=C3=BC?=\r\n")),
+            "{head}"
+        );
+        assert!(mixed_words(&value, 23).is_none());
     }
 }
