@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::message_id::generate_message_id_header;
+use mail_builder::headers::message_id::MessageId;
 use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
+use mail_builder::headers::url::URL;
 use mail_builder::headers::HeaderType;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
@@ -26,6 +28,7 @@ use crate::exit::{Error, Exit, Result};
 use crate::mail::address::Mailbox;
 use crate::mail::attach::{self, TextKind, TextScan};
 use crate::mail::content::{Content, Segment, SpooledFile};
+use crate::mail::fields::{self, Field};
 
 /// Everything a message is made of, already read and checked.
 #[derive(Debug, Default)]
@@ -440,6 +443,7 @@ pub(crate) fn parse_header(arg: &str) -> Result<(String, String)> {
         ))
         .hint("write it like 'Date: Tue, 1 Dec 2026 10:00:00 +0100' (date -R prints one), or leave it out"));
     }
+    fields::parse(&name, value)?;
     Ok((name, value.to_string()))
 }
 
@@ -537,13 +541,139 @@ fn encoded_words(text: &str) -> String {
     words.join("\r\n ")
 }
 
-/// A header value: as mail-builder writes it, unless it looks encoded.
-fn text_header(value: &str) -> HeaderType<'_> {
+/// The longest word written as it is: with the header name (at most 76)
+/// and ": " it stays within RFC 5322's 998-octet line limit.
+const MAX_PLAIN_WORD: usize = 900;
+
+/// Printable ASCII (and tabs) in words that fit a line, with no trailing
+/// white space: folded at white space and never encoded, so filters that
+/// grep raw headers match it (mail-builder's `Text` Q-encodes anything
+/// over 77 characters, splitting words).
+fn is_plain_ascii(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        && !value.ends_with([' ', '\t'])
+        && value
+            .split([' ', '\t'])
+            .all(|word| word.len() <= MAX_PLAIN_WORD)
+}
+
+/// A header value: plain ASCII folded at white space (`Raw` folds), text
+/// with some non-ASCII words encoded word by word, the rest as
+/// mail-builder encodes it, unless it looks encoded.
+fn text_header<'x>(name: &str, value: &'x str) -> HeaderType<'x> {
     if looks_encoded(value) {
         Raw::new(encoded_words(value)).into()
+    } else if is_plain_ascii(value) {
+        Raw::new(value).into()
+    } else if let Some(mixed) = mixed_words(value, FOLD_AT.saturating_sub(name.len() + 2)) {
+        Raw::new(mixed).into()
     } else {
         Text::new(value).into()
     }
+}
+
+/// RFC 5322 2.1.1's line length, RFC 2047's longest encoded word and
+/// the length of its `=?utf-8?Q?` ... `?=` wrapper.
+const FOLD_AT: usize = 78;
+const MAX_WORD: usize = 75;
+const WRAPPER: usize = "=?utf-8?Q??=".len();
+
+/// Words separated by single spaces, with no control characters: the
+/// non-ASCII ones are Q-encoded (a run of them together, so the spaces
+/// between them survive), the ASCII ones stay as they are, so filters
+/// still match them. A first encoded word fits in `room`, what the line
+/// has left after the header name. None for anything else.
+fn mixed_words(value: &str, room: usize) -> Option<String> {
+    let words: Vec<&str> = value.split(' ').collect();
+    let simple = words
+        .iter()
+        .all(|word| !word.is_empty() && word.len() <= MAX_PLAIN_WORD)
+        && !value.chars().any(char::is_control);
+    if !simple {
+        return None;
+    }
+    // Room for at least one encoded character (12 octets) after the
+    // wrapper; else mail-builder, which folds before the first word.
+    if !words[0].is_ascii() && room < WRAPPER + 12 {
+        return None;
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    for word in words {
+        if word.is_ascii() {
+            if !run.is_empty() {
+                let first = if out.is_empty() { room } else { MAX_WORD };
+                out.push(q_words(&run.join(" "), first));
+                run.clear();
+            }
+            out.push(word.to_string());
+        } else {
+            run.push(word);
+        }
+    }
+    if !run.is_empty() {
+        let first = if out.is_empty() { room } else { MAX_WORD };
+        out.push(q_words(&run.join(" "), first));
+    }
+    Some(out.join(" "))
+}
+
+/// RFC 2047 Q-encoded words of at most 75 characters, split between
+/// characters and separated by spaces (which readers drop between
+/// encoded words).
+fn q_words(text: &str, first: usize) -> String {
+    let mut words = vec![String::new()];
+    let mut payload = first.min(MAX_WORD) - WRAPPER;
+    for ch in text.chars() {
+        let mut buf = [0u8; 4];
+        let encoded: String = ch
+            .encode_utf8(&mut buf)
+            .bytes()
+            .map(|byte| match byte {
+                b' ' => "_".to_string(),
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'!' | b'*' | b'+' | b'-' | b'/' => {
+                    (byte as char).to_string()
+                }
+                _ => format!("={byte:02X}"),
+            })
+            .collect();
+        let last = words.last_mut().expect("one word");
+        if last.len() + encoded.len() > payload {
+            words.push(encoded);
+            payload = MAX_WORD - WRAPPER;
+        } else {
+            last.push_str(&encoded);
+        }
+    }
+    words
+        .iter()
+        .map(|word| format!("=?utf-8?Q?{word}?="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A `-H` header by what its field holds: msg-ids and URLs in brackets,
+/// folded at white space and never encoded; addresses with only the
+/// display name encoded; free text as [`text_header`].
+fn extra_header<'x>(name: &str, value: &'x str, field: &'x Field) -> HeaderType<'x> {
+    match field {
+        Field::Text => text_header(name, value),
+        Field::Token => Raw::new(value).into(),
+        Field::MessageIds(ids) => MessageId::new_list(ids.iter().map(String::as_str)).into(),
+        Field::Urls(urls) => URL::new_list(urls.iter().map(String::as_str)).into(),
+        Field::Mailboxes(list) => address_list(list),
+    }
+}
+
+/// The `-H` headers, each parsed by its field (see [`fields::parse`]).
+fn extra_fields(draft: &Draft) -> Result<Vec<Field>> {
+    draft
+        .headers
+        .iter()
+        .map(|(name, value)| fields::parse(name, value))
+        .collect()
 }
 
 fn address_list(list: &[Mailbox]) -> HeaderType<'_> {
@@ -764,6 +894,7 @@ pub(crate) fn message_id(sender: &str) -> String {
 /// Serialises the draft. Date and Message-ID are added by mail-builder
 /// unless the draft's headers carry them.
 pub(crate) fn build(draft: &Draft) -> Result<Content> {
+    let extra = extra_fields(draft)?;
     let mut message = MessageBuilder::new();
     if let Some(from) = &draft.from {
         message = message.header("From", address_list(std::slice::from_ref(from)));
@@ -778,10 +909,10 @@ pub(crate) fn build(draft: &Draft) -> Result<Content> {
         message = message.header("Reply-To", address_list(&draft.reply_to));
     }
     if let Some(subject) = &draft.subject {
-        message = message.header("Subject", text_header(subject));
+        message = message.header("Subject", text_header("Subject", subject));
     }
-    for (name, value) in &draft.headers {
-        message = message.header(name.as_str(), text_header(value));
+    for ((name, value), field) in draft.headers.iter().zip(&extra) {
+        message = message.header(name.as_str(), extra_header(name, value, field));
     }
     let has_message_id = draft.headers.iter().any(|(name, _)| name == "Message-ID");
     if let (false, Some(from)) = (has_message_id, &draft.from) {
@@ -1061,5 +1192,153 @@ mod tests {
             typed("message/rfc822", false, &small),
             ("message/rfc822".into(), None)
         );
+    }
+
+    /// The header block of a message built from `-H` arguments and a
+    /// subject: everything before the first empty line.
+    fn headers_of(args: &[&str], subject: &str) -> String {
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        let draft = Draft {
+            from: Some(Mailbox::parse("a@example.com").unwrap()),
+            to: vec![Mailbox::parse("b@example.com").unwrap()],
+            subject: Some(subject.into()),
+            headers: parse_headers(&args).unwrap(),
+            text: Some("hello\n".into()),
+            ..Draft::default()
+        };
+        let mut bytes = Vec::new();
+        build(&draft).unwrap().write_to(&mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        text.split("\r\n\r\n").next().unwrap().to_string()
+    }
+
+    fn assert_short_lines(head: &str) {
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "{} octets: {line}", line.len());
+        }
+    }
+
+    /// The five long msg-ids of the References tests.
+    fn five_ids() -> Vec<String> {
+        (1..=5)
+            .map(|n| format!("<{n}.20261201.a-long-thread-identifier@mail.example.com>"))
+            .collect()
+    }
+
+    #[test]
+    fn structured_fields_fold_at_white_space_and_are_never_encoded() {
+        let ids = five_ids();
+        let references = format!("References: {}", ids.join(" "));
+        let in_reply_to = format!("In-Reply-To: {}", ids[4]);
+        let head = headers_of(
+            &[
+                "List-Unsubscribe: <mailto:unsubscribe@lists.example.com?subject=unsubscribe>, <https://lists.example.com/unsubscribe/opaque-token-0123456789abcdef>",
+                "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+                &references,
+                &in_reply_to,
+                "Sender: Jörg Müller-Lüdenscheidt <joerg@example.com>",
+                "Message-ID: <=?not-encoded?=@example.com>",
+            ],
+            "short",
+        );
+        assert_short_lines(&head);
+        let expected = [
+            "List-Unsubscribe: <mailto:unsubscribe@lists.example.com?subject=unsubscribe>,\r\n <https://lists.example.com/unsubscribe/opaque-token-0123456789abcdef>\r\n",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            "References: <1.20261201.a-long-thread-identifier@mail.example.com>\r\n <2.20261201.a-long-thread-identifier@mail.example.com>\r\n <3.20261201.a-long-thread-identifier@mail.example.com>\r\n <4.20261201.a-long-thread-identifier@mail.example.com>\r\n <5.20261201.a-long-thread-identifier@mail.example.com>\r\n",
+            "In-Reply-To: <5.20261201.a-long-thread-identifier@mail.example.com>\r\n",
+            "Sender: =?utf-8?B?SsO2cmcgTcO8bGxlci1Mw7xkZW5zY2hlaWR0?= <joerg@example.com>\r\n",
+            "Message-ID: <=?not-encoded?=@example.com>\r\n",
+        ];
+        for lines in expected {
+            assert!(head.contains(lines), "{lines:?} in\n{head}");
+        }
+    }
+
+    #[test]
+    fn long_ascii_text_folds_at_white_space() {
+        let subject = ["word"; 40].join(" ");
+        assert_eq!(subject.len(), 199);
+        let subject = format!("{subject}!");
+        let header = "X-Note: a long note, plain ASCII, that a filter greps for in the raw header block of the message";
+        let head = headers_of(&[header], &subject);
+        assert_short_lines(&head);
+        let line = |words: usize| ["word"; 20][..words].join(" ");
+        let expected = format!(
+            "Subject: {}\r\n {}\r\n {} word!\r\n",
+            line(14),
+            line(15),
+            line(10)
+        );
+        assert!(head.contains(&expected), "{expected:?} in\n{head}");
+        assert!(head.contains("X-Note: a long note, plain ASCII, that a filter greps for in the raw header\r\n block of the message\r\n"), "{head}");
+        assert!(!head.contains("=?"), "{head}");
+    }
+
+    #[test]
+    fn an_unfoldable_url_gets_a_line_of_its_own() {
+        let url = format!("https://lists.example.com/u/{}", "t".repeat(92));
+        assert_eq!(url.len(), 120);
+        let head = headers_of(
+            &[&format!(
+                "List-Unsubscribe: <mailto:u@example.com>, <{url}>"
+            )],
+            "s",
+        );
+        assert!(
+            head.contains(&format!(
+                "List-Unsubscribe: <mailto:u@example.com>,\r\n <{url}>\r\n"
+            )),
+            "{head}"
+        );
+        assert!(head
+            .split("\r\n")
+            .all(|line| line.len() <= 78 || line == format!(" <{url}>")));
+    }
+
+    #[test]
+    fn a_word_too_long_for_any_line_is_encoded_and_folded() {
+        let word = "x".repeat(MAX_PLAIN_WORD + 1);
+        let head = headers_of(&[], &format!("see {word}"));
+        assert_short_lines(&head);
+        assert!(head.contains("Subject: =?us-ascii?Q?see"), "{head}");
+        assert!(!is_plain_ascii("bell \x07") && !is_plain_ascii("trailing "));
+        assert!(is_plain_ascii("tab\tand space"));
+    }
+
+    #[test]
+    fn only_non_ascii_words_are_encoded() {
+        let subject = "Grüße from the nightly backup on host mail.example.com: all done ✓ ✓";
+        let head = headers_of(
+            &["X-Note: naïve café, ordinary words stay readable"],
+            subject,
+        );
+        assert_short_lines(&head);
+        assert!(
+            head.contains("Subject: =?utf-8?Q?Gr=C3=BC=C3=9Fe?= from the nightly backup on host\r\n mail.example.com: all done =?utf-8?Q?=E2=9C=93_=E2=9C=93?=\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(
+                "X-Note: =?utf-8?Q?na=C3=AFve_caf=C3=A9=2C?= ordinary words stay readable\r\n"
+            ),
+            "{head}"
+        );
+        let long = "ü".repeat(100);
+        let words = q_words(&long, MAX_WORD);
+        assert!(words.split(' ').all(|word| word.len() <= 75), "{words}");
+    }
+
+    #[test]
+    fn a_first_encoded_word_fits_after_a_long_header_name() {
+        let name = format!("X-{}", "a".repeat(50));
+        let value = format!("{} end", "ü".repeat(40));
+        let head = headers_of(&[&format!("{name}: {value}")], &value);
+        assert_short_lines(&head);
+        assert!(
+            head.contains(&format!("\r\n{name}: =?utf-8?Q?=C3=BC=C3=BC?=\r\n")),
+            "{head}"
+        );
+        assert!(mixed_words(&value, 23).is_none());
     }
 }

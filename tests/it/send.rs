@@ -1122,3 +1122,102 @@ fn a_ready_made_message_with_a_utf8_local_part_needs_smtputf8() {
     );
     assert!(srv.received().is_empty());
 }
+
+/// The five long msg-ids of the References test, with their brackets.
+fn five_msg_ids() -> Vec<String> {
+    (1..=5)
+        .map(|n| format!("<{n}.20261201.a-long-thread-identifier@mail.example.com>"))
+        .collect()
+}
+
+const UNSUBSCRIBE_URLS: [&str; 2] = [
+    "mailto:unsubscribe@lists.example.com?subject=unsubscribe",
+    "https://lists.example.com/unsubscribe/opaque-token-0123456789abcdef",
+];
+
+#[test]
+fn structured_headers_arrive_folded_at_white_space_and_unencoded() {
+    let srv = server();
+    let ids = five_msg_ids();
+    let unsubscribe = format!(
+        "List-Unsubscribe: <{}>, <{}>",
+        UNSUBSCRIBE_URLS[0], UNSUBSCRIBE_URLS[1]
+    );
+    let references = format!("References: {}", ids.join(" "));
+    let in_reply_to = format!("In-Reply-To: {}", ids[4]);
+    let subject = format!("{} done, all fine", ["nightly backup"; 10].join(" and "));
+    assert_eq!(subject.len(), 200);
+    postie()
+        .args(["--server", &srv.addr(), "-s", &subject])
+        .args(["-H", &unsubscribe, "-H", &references, "-H", &in_reply_to])
+        .args(["-H", "List-Unsubscribe-Post: List-Unsubscribe=One-Click"])
+        .args(["-H", "Sender: Jörg Müller-Lüdenscheidt <joerg@example.com>"])
+        .args(SMALL_MESSAGE)
+        .assert()
+        .success();
+    let data = srv.wait_for_messages(1).remove(0).data;
+    let text = String::from_utf8(data.clone()).expect("7-bit");
+    let head = text.split("\r\n\r\n").next().unwrap();
+    for lines in [
+        "\r\nList-Unsubscribe: <mailto:unsubscribe@lists.example.com?subject=unsubscribe>,\r\n <https://lists.example.com/unsubscribe/opaque-token-0123456789abcdef>\r\n",
+        "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        "\r\nReferences: <1.20261201.a-long-thread-identifier@mail.example.com>\r\n <2.20261201.a-long-thread-identifier@mail.example.com>\r\n <3.20261201.a-long-thread-identifier@mail.example.com>\r\n <4.20261201.a-long-thread-identifier@mail.example.com>\r\n <5.20261201.a-long-thread-identifier@mail.example.com>\r\n",
+        "\r\nIn-Reply-To: <5.20261201.a-long-thread-identifier@mail.example.com>\r\n",
+        "\r\nSender: =?utf-8?B?SsO2cmcgTcO8bGxlci1Mw7xkZW5zY2hlaWR0?= <joerg@example.com>\r\n",
+        "\r\nSubject: nightly backup and nightly backup and nightly backup and nightly\r\n backup and nightly backup and nightly backup and nightly backup and nightly\r\n backup and nightly backup and nightly backup done, all fine\r\n",
+    ] {
+        assert!(head.contains(lines), "{lines:?} in\n{head}");
+    }
+    for line in head.split("\r\n") {
+        assert!(line.len() <= 78, "{} octets: {line}", line.len());
+    }
+
+    let msg = parse(&data);
+    assert_eq!(msg.subject(), Some(subject.as_str()));
+    let unsubscribe: Vec<_> = msg
+        .header("List-Unsubscribe")
+        .and_then(|value| value.as_address())
+        .map(|list| list.iter().filter_map(|a| a.address()).collect())
+        .unwrap_or_default();
+    assert_eq!(unsubscribe, UNSUBSCRIBE_URLS);
+    let bare: Vec<String> = ids
+        .iter()
+        .map(|id| id.trim_matches(['<', '>']).to_string())
+        .collect();
+    let references: Vec<_> = msg
+        .references()
+        .as_text_list()
+        .unwrap()
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert_eq!(references, bare);
+    assert_eq!(msg.in_reply_to().as_text(), Some(bare[4].as_str()));
+    let sender = msg.sender().unwrap().first().unwrap();
+    assert_eq!(sender.name(), Some("Jörg Müller-Lüdenscheidt"));
+    assert_eq!(sender.address(), Some("joerg@example.com"));
+}
+
+#[test]
+fn malformed_structured_headers_are_refused_naming_the_field() {
+    for (header, code, named) in [
+        ("References: 1.thread@example.com", 64, "References"),
+        ("In-Reply-To: <a@example.com> x", 64, "In-Reply-To"),
+        (
+            "List-Unsubscribe: https://l.example/u",
+            64,
+            "List-Unsubscribe",
+        ),
+        ("Sender: a@example.com, b@example.com", 64, "Sender"),
+        ("Message-ID: <grüße@example.com>", 65, "Message-ID"),
+        (
+            "List-Unsubscribe: <https://bücher.example/u>",
+            65,
+            "List-Unsubscribe",
+        ),
+    ] {
+        let (code_got, stderr) = send_small(&["--dry-run", "-H", header]);
+        assert_eq!(code_got, Some(code), "{header}: {stderr}");
+        assert!(stderr.contains(named), "{header}: {stderr}");
+    }
+}
