@@ -174,6 +174,32 @@ fn bcc_goes_to_the_envelope_only_and_lists_are_split() {
 }
 
 #[test]
+fn a_bcc_only_message_is_to_undisclosed_recipients() {
+    let srv = server();
+    postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["-b", "hidden@example.com", "--body", "x\n"])
+        .assert()
+        .success();
+    let mail = srv.wait_for_messages(1).remove(0);
+    assert_eq!(mail.rcpt_to, ["hidden@example.com"]);
+    let raw = String::from_utf8(mail.data.clone()).unwrap();
+    assert!(
+        raw.contains("\r\nTo: undisclosed-recipients:;\r\n"),
+        "{raw}"
+    );
+    assert!(!raw.contains("hidden@"), "{raw}");
+    let msg = parse(&mail.data);
+    assert!(msg.header("Bcc").is_none());
+    let Some(mail_parser::HeaderValue::Address(to)) = msg.header("To") else {
+        panic!("no To: {raw}");
+    };
+    let group = to.as_group().expect("a group").first().unwrap();
+    assert_eq!(group.name.as_deref(), Some("undisclosed-recipients"));
+    assert!(group.addresses.is_empty());
+}
+
+#[test]
 fn html_attachments_and_inline_images_round_trip() {
     let srv = server();
     let dir = tempfile::tempdir().unwrap();
