@@ -748,6 +748,11 @@ pub(crate) fn build(draft: &Draft) -> Result<Content> {
     message = message.body(body_tree(draft, &placeholders));
     let mut out = Vec::new();
     message.serialize(&mut out);
+    // A single text part is written as the body ends; the CRLF the wire
+    // adds before the final dot is added here, so --dry-run shows it too.
+    if !out.ends_with(b"\n") {
+        out.extend_from_slice(b"\r\n");
+    }
     split_at_placeholders(out, draft, &placeholders)
 }
 

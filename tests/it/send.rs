@@ -660,6 +660,46 @@ fn dry_run_prints_envelope_and_message_and_sends_nothing() {
 }
 
 #[test]
+fn a_body_without_a_final_newline_gets_one_and_dry_run_shows_the_wire() {
+    let srv = server();
+    let args = [
+        "-f",
+        "a@example.com",
+        "-s",
+        "no newline",
+        "-H",
+        "Date: Tue, 1 Dec 2026 10:00:00 +0000",
+        "-H",
+        "Message-ID: <fixed@example.com>",
+        "b@example.com",
+    ];
+    for (n, body) in ["last line", "caf\u{e9}=1"].into_iter().enumerate() {
+        postie()
+            .args(["--server", &srv.addr()])
+            .args(args)
+            .args(["--body", body])
+            .assert()
+            .success();
+        let received = srv.wait_for_messages(n + 1).remove(n).data;
+        let text = String::from_utf8(received.clone()).unwrap();
+        assert!(
+            text.ends_with("\r\n") && !text.ends_with("\r\n\r\n"),
+            "one CRLF before the dot: {text:?}"
+        );
+        let dry = postie()
+            .arg("--dry-run")
+            .args(args)
+            .args(["--body", body])
+            .output()
+            .unwrap();
+        assert!(dry.status.success());
+        assert_eq!(String::from_utf8(dry.stdout).unwrap(), text);
+        let msg = parse(&received);
+        assert_eq!(msg.body_text(0).unwrap(), format!("{body}\r\n"));
+    }
+}
+
+#[test]
 fn help_and_version_exit_zero() {
     let help = postie().arg("--help").output().unwrap();
     assert!(help.status.success());
