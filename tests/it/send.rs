@@ -200,6 +200,54 @@ fn a_bcc_only_message_is_to_undisclosed_recipients() {
 }
 
 #[test]
+fn html_only_from_an_empty_stdin_gets_a_text_rendering_or_none() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    fs::write(
+        &html,
+        "<html><body><h1>Disk report</h1><p>All <b>fine</b> on backup1.</p></body></html>\n",
+    )
+    .unwrap();
+    for (n, alone) in [false, true].into_iter().enumerate() {
+        let mut cmd = postie();
+        cmd.args(["--server", &srv.addr(), "-f", "cron@example.com"])
+            .args(["-s", "report", "ops@example.com", "--html"])
+            .arg(&html);
+        if alone {
+            cmd.arg("--no-text-alternative");
+        }
+        // cron: standard input is a pipe with nothing in it.
+        cmd.write_stdin("").assert().success();
+        let mail = srv.wait_for_messages(n + 1).remove(n);
+        let msg = parse(&mail.data);
+        let raw = String::from_utf8_lossy(&mail.data).into_owned();
+        assert!(msg.body_html(0).unwrap().contains("<h1>Disk report</h1>"));
+        let text_parts: Vec<_> = msg
+            .parts
+            .iter()
+            .filter(|part| {
+                part.content_type()
+                    .is_some_and(|ct| ct.ctype() == "text" && ct.subtype() == Some("plain"))
+            })
+            .collect();
+        if alone {
+            assert!(text_parts.is_empty(), "{raw}");
+            assert!(!raw.contains("multipart/alternative"), "{raw}");
+        } else {
+            assert_eq!(text_parts.len(), 1, "{raw}");
+            assert!(raw.contains("multipart/alternative"), "{raw}");
+            let text = text_parts[0].text_contents().unwrap();
+            assert!(
+                text.contains("Disk report") && text.contains("on backup1."),
+                "{text:?}"
+            );
+            assert!(!text.contains('<'), "{text:?}");
+        }
+    }
+}
+
+#[test]
 fn html_attachments_and_inline_images_round_trip() {
     let srv = server();
     let dir = tempfile::tempdir().unwrap();
