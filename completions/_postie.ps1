@@ -59,6 +59,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--tls-fingerprint', '--tls-fingerprint', [CompletionResultType]::ParameterName, 'Trust only the certificate with this SHA-256 fingerprint (hex, colons allowed)')
             [CompletionResult]::new('--resolver', '--resolver', [CompletionResultType]::ParameterName, 'Send DNS queries for --mx to this server instead of the system''s')
             [CompletionResult]::new('--queue-dir', '--queue-dir', [CompletionResultType]::ParameterName, 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]')
+            [CompletionResult]::new('--no-text-alternative', '--no-text-alternative', [CompletionResultType]::ParameterName, 'With --html and no text body: send the HTML alone, without the plain-text copy postie makes of it')
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers')
             [CompletionResult]::new('--read-recipients', '--read-recipients', [CompletionResultType]::ParameterName, 'With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers')
             [CompletionResult]::new('--partial', '--partial', [CompletionResultType]::ParameterName, 'Send to the accepted recipients even if some were refused (they are still reported)')

@@ -56,6 +56,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --tls-fingerprint 'Trust only the certificate with this SHA-256 fingerprint (hex, colons allowed)'
             cand --resolver 'Send DNS queries for --mx to this server instead of the system''s'
             cand --queue-dir 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]'
+            cand --no-text-alternative 'With --html and no text body: send the HTML alone, without the plain-text copy postie makes of it'
             cand -t 'With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers'
             cand --read-recipients 'With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers'
             cand --partial 'Send to the accepted recipients even if some were refused (they are still reported)'

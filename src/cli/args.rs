@@ -101,6 +101,15 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "PATH", help_heading = MESSAGE)]
     pub(crate) html: Option<PathBuf>,
 
+    /// With --html and no text body: send the HTML alone, without the plain-text copy postie makes of it.
+    ///
+    /// Without --body, --body-file or piped text (an empty body counts as
+    /// none, as from cron), postie renders the HTML as plain text for readers
+    /// and filters that show text only. HTML alone may score as spam
+    /// (SpamAssassin MIME_HTML_ONLY).
+    #[arg(long, requires = "html", help_heading = MESSAGE)]
+    pub(crate) no_text_alternative: bool,
+
     /// Attach a file (repeatable; '-' reads standard input); append ';name=FILE' or ';type=MIME/TYPE' to set its name or type.
     ///
     /// The content type is guessed from the file name (application/octet-stream

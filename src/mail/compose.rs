@@ -711,6 +711,13 @@ fn raw_address_list(list: &[Mailbox]) -> String {
         .join(",\r\n ")
 }
 
+/// The To value of a message sent only to Bcc recipients: an empty group,
+/// as mutt and Postfix write it. RFC 5322 3.6.3 allows a message without
+/// To, but spam filters score it (MISSING_HEADERS). Raw, because
+/// mail-builder's `Address::new_group` quotes the name
+/// (`"undisclosed-recipients":;`).
+pub(crate) const UNDISCLOSED_RECIPIENTS: &str = "undisclosed-recipients:;";
+
 fn address(mailbox: &Mailbox) -> Address<'_> {
     Address::new_address(mailbox.name.as_deref(), mailbox.email.as_str())
 }
@@ -905,6 +912,9 @@ pub(crate) fn build(draft: &Draft) -> Result<Content> {
     if !draft.cc.is_empty() {
         message = message.header("Cc", address_list(&draft.cc));
     }
+    if draft.to.is_empty() && draft.cc.is_empty() {
+        message = message.header("To", Raw::new(UNDISCLOSED_RECIPIENTS));
+    }
     if !draft.reply_to.is_empty() {
         message = message.header("Reply-To", address_list(&draft.reply_to));
     }
@@ -922,6 +932,11 @@ pub(crate) fn build(draft: &Draft) -> Result<Content> {
     message = message.body(body_tree(draft, &placeholders));
     let mut out = Vec::new();
     message.serialize(&mut out);
+    // A single text part is written as the body ends; the CRLF the wire
+    // adds before the final dot is added here, so --dry-run shows it too.
+    if !out.ends_with(b"\n") {
+        out.extend_from_slice(b"\r\n");
+    }
     split_at_placeholders(out, draft, &placeholders)
 }
 
@@ -1124,6 +1139,22 @@ mod tests {
         ] {
             assert!(!is_dot_atom_text(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn bcc_only_message_is_to_undisclosed_recipients() {
+        let draft = Draft {
+            from: Some(Mailbox::parse("a@example.com").unwrap()),
+            text: Some("x\r\n".into()),
+            ..Draft::default()
+        };
+        let mut bytes = Vec::new();
+        build(&draft).unwrap().write_to(&mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.contains("\r\nTo: undisclosed-recipients:;\r\n"),
+            "{text}"
+        );
     }
 
     #[test]

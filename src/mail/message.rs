@@ -20,7 +20,7 @@ use crate::config::aliases::LocalRules;
 use crate::config::file::FromPolicy;
 use crate::exit::{Error, Exit, Result};
 use crate::mail::address::{ascii_domain, ascii_mailbox, Mailbox};
-use crate::mail::compose::message_id;
+use crate::mail::compose::{message_id, UNDISCLOSED_RECIPIENTS};
 use crate::types::Envelope;
 
 /// One header field: its lower-cased name and its raw bytes, continuation
@@ -250,15 +250,29 @@ pub(crate) fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(E
     }
 
     let header_from = message.header_from();
-    let (sender, new_from) = sender_and_from(message.has("from"), header_from.as_ref(), options)?;
+    let (sender, new_from, resender) =
+        sender_and_from(message.has("from"), header_from.as_ref(), options)?;
     // The envelope and a From postie writes get A-labels (IDNA); the
     // message's own headers stay as they are.
     let sender = ascii_domain(&sender)?;
     let new_from = new_from.as_ref().map(ascii_mailbox).transpose()?;
+    let resender = ascii_mailbox(&resender)?;
+    // postie resends only when -t takes the Resent-* recipients; otherwise
+    // the Resent block is another agent's, complete or not.
+    let resends = options.read_recipients
+        && ["resent-to", "resent-cc", "resent-bcc"]
+            .iter()
+            .any(|name| message.has(name));
     // CRLF here rather than only on the wire, so that --dry-run shows the
     // exact bytes.
     let qualify_headers = (options.policy != FromPolicy::Keep).then_some(options.local);
-    let bytes = rewrite(message, new_from.as_ref(), &sender, qualify_headers);
+    let bytes = rewrite(
+        message,
+        new_from.as_ref(),
+        resends.then_some(&resender),
+        &sender,
+        qualify_headers,
+    );
     // Borrowed (no copy) when the reader already made the line endings
     // CRLF, as plan::inputs::ready_made does.
     let bytes = match crate::mail::content::crlf(&bytes) {
@@ -268,12 +282,14 @@ pub(crate) fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(E
     Ok((Envelope { sender, recipients }, bytes))
 }
 
-/// The envelope sender, and the From header to write (None: keep as is).
+/// The envelope sender, the From header to write (None: keep as is), and
+/// who postie resends as (the Resent-From it adds), named as a From that
+/// postie adds would be.
 fn sender_and_from(
     has_from: bool,
     header_from: Option<&Mailbox>,
     options: &Options<'_>,
-) -> Result<(String, Option<Mailbox>)> {
+) -> Result<(String, Option<Mailbox>, Mailbox)> {
     let qualify = |mailbox: &Mailbox| -> Result<String> {
         options
             .local
@@ -302,11 +318,18 @@ fn sender_and_from(
             .or_else(|| options.full_name.map(str::to_string))
             .or_else(|| account_from.name.clone());
         let sender = qualify(account_from)?;
+        let resender = Mailbox {
+            name: options
+                .full_name
+                .map(str::to_string)
+                .or_else(|| account_from.name.clone()),
+            email: sender.clone(),
+        };
         let from = Mailbox {
             name,
             email: sender.clone(),
         };
-        return Ok((sender, Some(from)));
+        return Ok((sender, Some(from), resender));
     }
     let chosen = options
         .sender
@@ -317,6 +340,13 @@ fn sender_and_from(
                 .hint("pass -f ADDRESS, or set `from` in the config's account")
         })?;
     let sender = qualify(chosen)?;
+    let resender = Mailbox {
+        name: options
+            .full_name
+            .map(str::to_string)
+            .or_else(|| chosen.name.clone()),
+        email: sender.clone(),
+    };
     let new_from = match (options.policy, header_from) {
         (FromPolicy::Fill, _) if !has_from => Some(Mailbox {
             name: options
@@ -336,25 +366,57 @@ fn sender_and_from(
             }),
         _ => None,
     };
-    Ok((sender, new_from))
+    Ok((sender, new_from, resender))
 }
 
 /// The message with Bcc removed, From replaced or added, To and Cc with
 /// their local names qualified when `qualify` says how, and Date and
-/// Message-ID added when missing; every other byte as it was.
+/// Message-ID added when missing; every other byte as it was. A message
+/// whose only recipient header was Bcc gets `To: undisclosed-recipients:;`,
+/// and when postie resends (`resender`), the topmost Resent block gets the
+/// Resent-Date and Resent-From RFC 5322 3.6.6 requires, when it lacks them.
 ///
 /// Only the header block is written anew; the body stays where it is in
 /// the message's buffer, so a large message is not copied.
 fn rewrite(
     message: ReadyMessage,
     new_from: Option<&Mailbox>,
+    resender: Option<&Mailbox>,
     sender: &str,
     qualify: Option<&LocalRules>,
 ) -> Vec<u8> {
     let bytes = &message.bytes;
     let mut out = Vec::with_capacity(message.header_end + 256);
     let mut from_written = false;
-    for field in &message.fields {
+    let is_resent = |field: &Field| field.name.starts_with("resent-");
+    // The topmost Resent block: the run of Resent-* fields that starts at
+    // the first one, up to a name it already holds (the next block's).
+    let resent_at = message.fields.iter().position(is_resent);
+    let resent_block: &[Field] = match resent_at {
+        Some(at) => {
+            let mut seen = std::collections::HashSet::new();
+            let len = message.fields[at..]
+                .iter()
+                .take_while(|field| is_resent(field) && seen.insert(field.name.as_str()))
+                .count();
+            &message.fields[at..at + len]
+        }
+        None => &[],
+    };
+    let block_has = |name: &str| resent_block.iter().any(|field| field.name == name);
+    for (index, field) in message.fields.iter().enumerate() {
+        if let (Some(resender), true) = (resender, resent_at == Some(index)) {
+            if !block_has("resent-date") {
+                out.extend_from_slice(b"Resent-Date: ");
+                out.extend_from_slice(Date::now().to_rfc822().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            if !block_has("resent-from") {
+                out.extend_from_slice(b"Resent-From: ");
+                Address::new_address(resender.name.as_deref(), resender.email.as_str())
+                    .write_header(&mut out, 13);
+            }
+        }
         match field.name.as_str() {
             "bcc" | "resent-bcc" => continue,
             "from" if new_from.is_some() => {
@@ -379,6 +441,11 @@ fn rewrite(
     }
     if let (Some(from), false) = (new_from, from_written) {
         write_from(&mut out, from);
+    }
+    if message.has("bcc") && !message.has("to") && !message.has("cc") {
+        out.extend_from_slice(b"To: ");
+        out.extend_from_slice(UNDISCLOSED_RECIPIENTS.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if !message.has("date") {
         out.extend_from_slice(b"Date: ");
@@ -630,6 +697,72 @@ mod tests {
             ["new@example.com", "secret@example.com"]
         );
         assert!(!text(&bytes).contains("secret@"));
+    }
+
+    #[test]
+    fn a_resend_gets_resent_date_and_from_in_the_topmost_block_only() {
+        let message = b"Resent-To: new@example.com\nResent-Bcc: s@example.com\nResent-To: older@example.com\nResent-From: old@example.com\nResent-Date: Mon, 23 Nov 2026 10:00:00 +0000\nFrom: a@example.com\nTo: b@example.com\n\nx\n";
+        let local = local(None);
+        let sender = Mailbox::parse("Me <me@example.com>").unwrap();
+        let (_, bytes) = prepare(
+            ReadyMessage::parse(message.to_vec()).unwrap(),
+            &Options {
+                sender: Some(&sender),
+                ..options(&local, None, FromPolicy::Keep)
+            },
+        )
+        .unwrap();
+        let out = text(&bytes);
+        assert!(
+            out.starts_with("Resent-Date: "),
+            "added at the top of the block: {out}"
+        );
+        assert!(
+            out.contains("\r\nResent-From: \"Me\" <me@example.com>\r\nResent-To: new@example.com\r\nResent-To: older@example.com\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("Resent-Date:").count(), 2, "{out}");
+        // Without -t, the Resent block is another agent's.
+        let (_, bytes) = prepare(
+            ReadyMessage::parse(message.to_vec()).unwrap(),
+            &Options {
+                sender: Some(&sender),
+                recipients: &[Mailbox::parse("c@example.com").unwrap()],
+                read_recipients: false,
+                ..options(&local, None, FromPolicy::Keep)
+            },
+        )
+        .unwrap();
+        assert!(text(&bytes).starts_with("Resent-To: new@example.com\r\n"));
+    }
+
+    #[test]
+    fn bcc_only_message_gets_to_undisclosed_recipients() {
+        let local = local(None);
+        let sender = Mailbox::parse("me@example.com").unwrap();
+        for (message, added) in [
+            (&b"Subject: x\nBcc: b@example.com\n\nx\n"[..], true),
+            (
+                b"Subject: x\nCc: c@example.com\nBcc: b@example.com\n\nx\n",
+                false,
+            ),
+        ] {
+            let (_, bytes) = prepare(
+                ReadyMessage::parse(message.to_vec()).unwrap(),
+                &Options {
+                    sender: Some(&sender),
+                    ..options(&local, None, FromPolicy::Keep)
+                },
+            )
+            .unwrap();
+            let out = text(&bytes);
+            assert_eq!(
+                out.contains("\r\nTo: undisclosed-recipients:;\r\n"),
+                added,
+                "{out}"
+            );
+            assert!(!out.contains("b@example.com"), "{out}");
+        }
     }
 
     #[test]

@@ -150,6 +150,7 @@ pub(crate) fn draft_and_envelope(
     } else {
         (body_text(cli, html.is_some(), stdin)?, None)
     };
+    let text = text_alternative(text, html.as_deref(), cli.no_text_alternative);
     let mut read_stdin = || match stdin.take() {
         Some(stdin) => stdin_part(stdin.reader, &spool),
         None => Err(Error::usage(
@@ -188,6 +189,23 @@ pub(crate) fn draft_and_envelope(
         inline,
     };
     Ok((draft, envelope))
+}
+
+/// The text beside an HTML body. An empty text (cron pipes nothing) is no
+/// text: an empty alternative contradicts the HTML (SpamAssassin's
+/// MPART_ALT_DIFF). Without text, the HTML rendered as plain text is the
+/// alternative, unless --no-text-alternative asks for the HTML alone.
+fn text_alternative(text: Option<String>, html: Option<&str>, html_alone: bool) -> Option<String> {
+    let Some(html) = html else { return text };
+    match text {
+        Some(text) if !text.trim().is_empty() => Some(text),
+        _ if html_alone => None,
+        // Wrapped at 72 columns, as mail text is; links become numbered
+        // footnotes. A page it cannot render goes out as HTML alone.
+        _ => html2text::from_read(html.as_bytes(), 72)
+            .ok()
+            .filter(|rendered| !rendered.trim().is_empty()),
+    }
 }
 
 /// The body when standard input is an attachment: --body, --body-file
@@ -302,6 +320,30 @@ fn utf8(bytes: Vec<u8>, what: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_html_body_without_text_gets_a_rendered_alternative() {
+        let html = "<html><body><h1>Backup</h1><p>All <b>fine</b>.</p></body></html>";
+        for empty in [None, Some(String::new()), Some(" \n".to_string())] {
+            let text = text_alternative(empty.clone(), Some(html), false).unwrap();
+            // Markdown-like marks for headings and bold, as html2text's
+            // plain rendering writes them.
+            assert!(
+                text.contains("Backup") && text.contains("All **fine**."),
+                "{text}"
+            );
+            assert!(!text.contains('<'), "{text}");
+            assert_eq!(text_alternative(empty, Some(html), true), None);
+        }
+        assert_eq!(
+            text_alternative(Some("typed\n".into()), Some(html), false).as_deref(),
+            Some("typed\n")
+        );
+        assert_eq!(
+            text_alternative(Some(String::new()), None, false).as_deref(),
+            Some("")
+        );
+    }
 
     #[test]
     fn text_gets_crlf_line_breaks() {

@@ -153,6 +153,7 @@ pub(crate) const EXCLUDED: &[(&str, &str)] = &[
     ("body", "in the message"),
     ("body_file", "in the message"),
     ("html", "in the message"),
+    ("no_text_alternative", "in the message"),
     ("attachments", "in the message"),
     ("inline", "in the message"),
     ("message", "in the message"),

@@ -486,6 +486,21 @@ fn crlf(text: &str) -> String {
     out
 }
 
+/// A message that is one text part, as it reads back: [`crlf`], and a
+/// final CRLF when the text lacks one, as the wire would add it before
+/// the final dot (compose.rs `build`), unless the part is base64, whose
+/// lines already end.
+fn single_part_body(text: &str, msg: &mail_parser::Message<'_>) -> String {
+    let mut out = crlf(text);
+    let base64 = msg
+        .header_raw("Content-Transfer-Encoding")
+        .is_some_and(|cte| cte.trim().eq_ignore_ascii_case("base64"));
+    if !out.is_empty() && !out.ends_with('\n') && !base64 {
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// A display name written the way a user quotes it on the command line.
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
@@ -836,7 +851,7 @@ proptest! {
         check_header_set(&msg, &["to", "subject"])?;
         prop_assert_eq!(
             msg.body_text(0).map(String::from),
-            Some(crlf(&text)),
+            Some(single_part_body(&text, &msg)),
             "raw:\n{:?}",
             String::from_utf8_lossy(&raw)
         );
@@ -862,7 +877,11 @@ proptest! {
         let msg = parse(&raw);
         check_header_set(&msg, &["to"])?;
         let shown = || format!("{:?}", String::from_utf8_lossy(&raw));
-        prop_assert_eq!(msg.body_text(0).map(String::from), Some(crlf(&text)), "{}", shown());
+        // Blank text beside HTML counts as none: the text part is then the
+        // HTML rendered (send::html_only_from_an_empty_stdin_...).
+        if !text.trim().is_empty() {
+            prop_assert_eq!(msg.body_text(0).map(String::from), Some(crlf(&text)), "{}", shown());
+        }
         prop_assert_eq!(msg.body_html(0).map(String::from), Some(crlf(&html)), "{}", shown());
     }
 

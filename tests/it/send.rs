@@ -174,6 +174,80 @@ fn bcc_goes_to_the_envelope_only_and_lists_are_split() {
 }
 
 #[test]
+fn a_bcc_only_message_is_to_undisclosed_recipients() {
+    let srv = server();
+    postie()
+        .args(["--server", &srv.addr(), "-f", "a@example.com"])
+        .args(["-b", "hidden@example.com", "--body", "x\n"])
+        .assert()
+        .success();
+    let mail = srv.wait_for_messages(1).remove(0);
+    assert_eq!(mail.rcpt_to, ["hidden@example.com"]);
+    let raw = String::from_utf8(mail.data.clone()).unwrap();
+    assert!(
+        raw.contains("\r\nTo: undisclosed-recipients:;\r\n"),
+        "{raw}"
+    );
+    assert!(!raw.contains("hidden@"), "{raw}");
+    let msg = parse(&mail.data);
+    assert!(msg.header("Bcc").is_none());
+    let Some(mail_parser::HeaderValue::Address(to)) = msg.header("To") else {
+        panic!("no To: {raw}");
+    };
+    let group = to.as_group().expect("a group").first().unwrap();
+    assert_eq!(group.name.as_deref(), Some("undisclosed-recipients"));
+    assert!(group.addresses.is_empty());
+}
+
+#[test]
+fn html_only_from_an_empty_stdin_gets_a_text_rendering_or_none() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    fs::write(
+        &html,
+        "<html><body><h1>Disk report</h1><p>All <b>fine</b> on backup1.</p></body></html>\n",
+    )
+    .unwrap();
+    for (n, alone) in [false, true].into_iter().enumerate() {
+        let mut cmd = postie();
+        cmd.args(["--server", &srv.addr(), "-f", "cron@example.com"])
+            .args(["-s", "report", "ops@example.com", "--html"])
+            .arg(&html);
+        if alone {
+            cmd.arg("--no-text-alternative");
+        }
+        // cron: standard input is a pipe with nothing in it.
+        cmd.write_stdin("").assert().success();
+        let mail = srv.wait_for_messages(n + 1).remove(n);
+        let msg = parse(&mail.data);
+        let raw = String::from_utf8_lossy(&mail.data).into_owned();
+        assert!(msg.body_html(0).unwrap().contains("<h1>Disk report</h1>"));
+        let text_parts: Vec<_> = msg
+            .parts
+            .iter()
+            .filter(|part| {
+                part.content_type()
+                    .is_some_and(|ct| ct.ctype() == "text" && ct.subtype() == Some("plain"))
+            })
+            .collect();
+        if alone {
+            assert!(text_parts.is_empty(), "{raw}");
+            assert!(!raw.contains("multipart/alternative"), "{raw}");
+        } else {
+            assert_eq!(text_parts.len(), 1, "{raw}");
+            assert!(raw.contains("multipart/alternative"), "{raw}");
+            let text = text_parts[0].text_contents().unwrap();
+            assert!(
+                text.contains("Disk report") && text.contains("on backup1."),
+                "{text:?}"
+            );
+            assert!(!text.contains('<'), "{text:?}");
+        }
+    }
+}
+
+#[test]
 fn html_attachments_and_inline_images_round_trip() {
     let srv = server();
     let dir = tempfile::tempdir().unwrap();
@@ -632,6 +706,46 @@ fn dry_run_prints_envelope_and_message_and_sends_nothing() {
     assert_eq!(msg.subject(), Some("Hello"));
     assert_eq!(msg.body_text(0).unwrap().trim_end(), "Hi there");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("hidden@"));
+}
+
+#[test]
+fn a_body_without_a_final_newline_gets_one_and_dry_run_shows_the_wire() {
+    let srv = server();
+    let args = [
+        "-f",
+        "a@example.com",
+        "-s",
+        "no newline",
+        "-H",
+        "Date: Tue, 1 Dec 2026 10:00:00 +0000",
+        "-H",
+        "Message-ID: <fixed@example.com>",
+        "b@example.com",
+    ];
+    for (n, body) in ["last line", "caf\u{e9}=1"].into_iter().enumerate() {
+        postie()
+            .args(["--server", &srv.addr()])
+            .args(args)
+            .args(["--body", body])
+            .assert()
+            .success();
+        let received = srv.wait_for_messages(n + 1).remove(n).data;
+        let text = String::from_utf8(received.clone()).unwrap();
+        assert!(
+            text.ends_with("\r\n") && !text.ends_with("\r\n\r\n"),
+            "one CRLF before the dot: {text:?}"
+        );
+        let dry = postie()
+            .arg("--dry-run")
+            .args(args)
+            .args(["--body", body])
+            .output()
+            .unwrap();
+        assert!(dry.status.success());
+        assert_eq!(String::from_utf8(dry.stdout).unwrap(), text);
+        let msg = parse(&received);
+        assert_eq!(msg.body_text(0).unwrap(), format!("{body}\r\n"));
+    }
 }
 
 #[test]

@@ -287,6 +287,78 @@ Bcc: hidden@example.com,\n secret@example.com\nSubject: x\n\nbody\n";
 }
 
 #[test]
+fn t_with_only_bcc_is_sent_to_undisclosed_recipients() {
+    let s = setup(ServerOptions::default(), "");
+    let message = "From: a@example.com\nBcc: hidden@example.com\nSubject: x\n\nbody\n";
+    let out = run_sendmail(&s.config, &["-t", "-i"], message);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    assert_eq!(mail.rcpt_to, ["hidden@example.com"]);
+    let data = String::from_utf8(mail.data.clone()).unwrap();
+    assert!(
+        data.contains("\r\nTo: undisclosed-recipients:;\r\n"),
+        "{data}"
+    );
+    assert!(!data.contains("hidden@"), "{data}");
+    let msg = parse(&mail.data);
+    assert!(msg.header("Bcc").is_none());
+    let Some(mail_parser::HeaderValue::Address(to)) = msg.header("To") else {
+        panic!("no To: {data}");
+    };
+    let group = to.as_group().expect("a group").first().unwrap();
+    assert_eq!(group.name.as_deref(), Some("undisclosed-recipients"));
+    assert!(group.addresses.is_empty());
+}
+
+#[test]
+fn a_resend_gets_resent_date_and_from_in_its_own_block_only() {
+    let s = setup(ServerOptions::default(), "");
+    let message = "Resent-To: new@example.com\n\
+Received: from x by y; Mon, 23 Nov 2026 10:00:00 +0000\n\
+Resent-From: first@example.org\n\
+Resent-Date: Mon, 23 Nov 2026 10:00:00 +0000\n\
+Resent-To: old@example.com\n\
+From: author@example.org\n\
+To: to@example.org\n\
+Date: Sun, 22 Nov 2026 10:00:00 +0000\n\
+Message-ID: <orig@example.org>\n\
+Subject: x\n\nbody\n";
+    let out = run_sendmail(&s.config, &["-t", "-i", "-F", "Resender"], message);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = s.server.wait_for_messages(1).remove(0);
+    let data = String::from_utf8(mail.data.clone()).unwrap();
+    let (top, rest) = data.split_once("Received: ").unwrap();
+    assert!(top.starts_with("Resent-Date: "), "{data}");
+    assert!(
+        top.contains(
+            "\r\nResent-From: \"Resender\" <reports@example.com>\r\nResent-To: new@example.com\r\n"
+        ),
+        "{data}"
+    );
+    assert_eq!(rest.matches("Resent-From:").count(), 1, "{data}");
+    assert_eq!(rest.matches("Resent-Date:").count(), 1, "{data}");
+    let msg = parse(&mail.data);
+    let resent_from: Vec<_> = msg
+        .header_values("Resent-From")
+        .filter_map(|value| value.as_address()?.first()?.address().map(str::to_string))
+        .collect();
+    assert_eq!(resent_from, ["reports@example.com", "first@example.org"]);
+    let resent_dates = msg
+        .header_values("Resent-Date")
+        .filter(|v| v.as_datetime().is_some())
+        .count();
+    assert_eq!(resent_dates, 2, "{data}");
+}
+
+#[test]
 fn refused_recipient_is_67_and_server_down_is_75_or_queued() {
     let s = setup(
         ServerOptions {
