@@ -6,6 +6,7 @@
 mod common;
 
 mod attachments;
+mod conformance;
 mod direct;
 mod failures;
 mod fault_matrix;
