@@ -366,6 +366,7 @@ fn corpus() -> Vec<Case> {
     ];
     c.to = vec![];
     c.absent = vec!["Bcc".into()];
+    c.headers = vec![("To".into(), "undisclosed-recipients:;".into())];
     cases.push(c);
     let mut c = compose("to and bcc")
         .body("hidden\n")
