@@ -677,10 +677,11 @@ fn extra_fields(draft: &Draft) -> Result<Vec<Field>> {
 }
 
 fn address_list(list: &[Mailbox]) -> HeaderType<'_> {
-    if list
-        .iter()
-        .any(|m| m.name.as_deref().is_some_and(looks_encoded))
-    {
+    if list.iter().any(|m| {
+        m.name
+            .as_deref()
+            .is_some_and(|name| looks_encoded(name) || long_ascii(name))
+    }) {
         return Raw::new(raw_address_list(list)).into();
     }
     let items: Vec<Address<'_>> = list.iter().map(address).collect();
@@ -691,9 +692,18 @@ fn address_list(list: &[Mailbox]) -> HeaderType<'_> {
     }
 }
 
+/// A plain ASCII display name too long for one line: mail-builder writes
+/// it as `=?us-ascii?Q?` words cut mid-word, which some readers (Python's
+/// email before gh-128110) put back together with spaces in the words. A
+/// quoted string folds at its spaces instead (RFC 5322 3.2.4 allows FWS
+/// in it).
+fn long_ascii(name: &str) -> bool {
+    name.is_ascii() && !name.chars().any(|c| c.is_ascii_control()) && name.len() > 60
+}
+
 /// An address list written by postie, one mailbox a line, for display
 /// names mail-builder would leave looking like encoded words (clients
-/// decode them even inside quotes).
+/// decode them even inside quotes), or would cut mid-word.
 fn raw_address_list(list: &[Mailbox]) -> String {
     list.iter()
         .map(|mailbox| match mailbox.name.as_deref() {
@@ -1371,5 +1381,28 @@ mod tests {
             "{head}"
         );
         assert!(mixed_words(&value, 23).is_none());
+    }
+
+    #[test]
+    fn a_long_ascii_display_name_is_a_quoted_string_folded_at_spaces() {
+        let name = "Maximilian Alexander von Hohenzollern-Sigmaringen Maximilian Alexander \
+                    von Hohenzollern-Sigmaringen, Jr.";
+        let draft = Draft {
+            from: Some(Mailbox::parse(&format!("\"{name}\" <a@example.com>")).unwrap()),
+            to: vec![Mailbox::parse("b@example.com").unwrap()],
+            text: Some("hello\n".into()),
+            ..Draft::default()
+        };
+        let mut bytes = Vec::new();
+        build(&draft).unwrap().write_to(&mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let head = text.split("\r\n\r\n").next().unwrap();
+        assert!(!head.contains("=?us-ascii?"), "{head}");
+        assert!(
+            head.replace("\r\n ", " ")
+                .contains(&format!("From: \"{name}\" <a@example.com>")),
+            "{head}"
+        );
+        assert!(head.split("\r\n").all(|line| line.len() <= 78), "{head}");
     }
 }
