@@ -35,6 +35,24 @@ fn send(server: &str, extra: &[&str]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), stderr)
 }
 
+/// A server that takes MAIL, RCPT and DATA and answers the end of the
+/// message with `reply`: the send's server address, exit code and stderr.
+fn refused_at_end_of_data(reply: &str) -> (String, i32, String) {
+    let srv = scripted(
+        GREETING,
+        &[
+            EHLO_PLAIN,
+            OK,
+            OK,
+            b"354 go ahead\r\n",
+            format!("{reply}\r\n").as_bytes(),
+            BYE,
+        ],
+    );
+    let (code, stderr) = send(&srv.addr(), &[]);
+    (srv.addr(), code, stderr)
+}
+
 fn line(text: &str) -> String {
     format!("postie: error: {text}\n")
 }
@@ -183,24 +201,13 @@ fn gmail_wrong_password_says_so() {
 #[test]
 fn gmail_unauthenticated_sender_at_the_end_of_data_is_a_policy_refusal() {
     let reply = "550 5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail requires all senders to authenticate with either SPF or DKIM. - gsmtp";
-    let srv = scripted(
-        GREETING,
-        &[
-            EHLO_PLAIN,
-            OK,
-            OK,
-            b"354 go ahead\r\n",
-            format!("{reply}\r\n").as_bytes(),
-            BYE,
-        ],
-    );
-    let (code, stderr) = send(&srv.addr(), &[]);
+    let (addr, code, stderr) = refused_at_end_of_data(reply);
     assert_eq!(code, 69, "{stderr}");
     assert_eq!(
         stderr,
         line(&format!(
             "end of DATA: {} replied {reply}; refused by the server's policy (SPF, a blocklist, a sender it does not allow); its reply says why (EX_UNAVAILABLE 69)",
-            srv.addr()
+            addr
         ))
     );
 }
@@ -226,24 +233,13 @@ fn postfix_unknown_sender_domain_at_rcpt_names_from() {
 #[test]
 fn postfix_message_too_big_at_the_end_of_data() {
     let reply = "552 5.3.4 Message size exceeds fixed limit";
-    let srv = scripted(
-        GREETING,
-        &[
-            EHLO_PLAIN,
-            OK,
-            OK,
-            b"354 End data with <CR><LF>.<CR><LF>\r\n",
-            format!("{reply}\r\n").as_bytes(),
-            BYE,
-        ],
-    );
-    let (code, stderr) = send(&srv.addr(), &[]);
+    let (addr, code, stderr) = refused_at_end_of_data(reply);
     assert_eq!(code, 69, "{stderr}");
     assert_eq!(
         stderr,
         line(&format!(
             "end of DATA: {} replied {reply}; the message is too big for the server or the mailbox; send smaller attachments, or a link to the file (EX_UNAVAILABLE 69)",
-            srv.addr()
+            addr
         ))
     );
 }
@@ -251,24 +247,13 @@ fn postfix_message_too_big_at_the_end_of_data() {
 #[test]
 fn a_refusal_at_the_end_of_data_says_what_to_try() {
     let reply = "554 5.6.0 Message rejected";
-    let srv = scripted(
-        GREETING,
-        &[
-            EHLO_PLAIN,
-            OK,
-            OK,
-            b"354 go ahead\r\n",
-            format!("{reply}\r\n").as_bytes(),
-            BYE,
-        ],
-    );
-    let (code, stderr) = send(&srv.addr(), &[]);
+    let (addr, code, stderr) = refused_at_end_of_data(reply);
     assert_eq!(code, 69, "{stderr}");
     assert_eq!(
         stderr,
         line(&format!(
             "end of DATA: {} replied {reply}; the server refused the message after reading it; nothing was delivered, and its reply says why (EX_UNAVAILABLE 69)",
-            srv.addr()
+            addr
         ))
     );
 }
