@@ -70,7 +70,14 @@ pub(crate) fn transport_settings(
     };
 
     let insecure = merged.insecure.unwrap_or(false);
-    let verify = match (&merged.tls_fingerprint, insecure) {
+    // An account's pin is its submission server's certificate: the
+    // exchangers of other domains have their own, so under MX delivery
+    // only a pin given on the command line counts.
+    let pin = match route {
+        Route::Mx { .. } => &cli.tls_fingerprint,
+        Route::Servers(_) => &merged.tls_fingerprint,
+    };
+    let verify = match (pin, insecure) {
         (Some(pin), _) => Verify::Pinned(parse_fingerprint(pin).map_err(|err| {
             if cli.tls_fingerprint.is_some() {
                 err
@@ -487,5 +494,34 @@ mod tests {
         assert!(matches!(settings.route, Route::Mx { .. }));
         assert!(login.is_none() && settings.login.is_none());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
+    }
+
+    #[test]
+    fn an_accounts_pin_is_not_applied_to_exchangers() {
+        let account = Account {
+            tls_fingerprint: Some(["AB"; 32].join(":")),
+            ..Account::default()
+        };
+        let envelope = Envelope {
+            sender: "a@example.com".into(),
+            recipients: vec!["b@example.org".into()],
+        };
+        let verify_for = |args: &[&str]| {
+            let cli = crate::cli::args::parse_without_environment(args);
+            let selected = Selected::new(&cli, None, account.clone());
+            let (settings, _) =
+                transport_settings(&cli, &selected, &envelope, &mut vec![], &mut vec![]).unwrap();
+            settings.verify
+        };
+        assert_eq!(verify_for(&[]), Verify::Full);
+        assert!(matches!(
+            verify_for(&["--server", "smtp.example.com"]),
+            Verify::Pinned(_)
+        ));
+        let flag = ["CD"; 32].join(":");
+        assert!(matches!(
+            verify_for(&["--tls-fingerprint", &flag]),
+            Verify::Pinned(_)
+        ));
     }
 }
