@@ -8,6 +8,7 @@ use clap::Command;
 use crate::config::file as config;
 use crate::plan::secret;
 use crate::queue::system;
+use crate::smtp::tls;
 
 /// An environment variable and what it does (markup: `code`, *placeholder*).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +36,21 @@ pub(crate) const OTHERS: &[(&str, &str)] = &[
         system::SPOOL_ENV,
         "For tests and packagers: the spool holding the maildrop, instead of \
          `/var/spool/postie`. Every user's postie must agree on it.",
+    ),
+    (
+        tls::CERT_DIR_ENV,
+        "The hashed directory of trusted CA certificates, as OpenSSL reads it (default \
+         OpenSSL's, on Debian `/etc/ssl/certs`). postie looks up in it only the issuers a \
+         certificate chain needs; a directory without hash links (`openssl rehash`) is passed \
+         over for the bundle.",
+    ),
+    (
+        tls::CERT_FILE_ENV,
+        "A bundle of trusted CA certificates (default OpenSSL's, on Debian \
+         `/etc/ssl/certs/ca-certificates.crt`), read whole: where the directory has no hash \
+         links, or when set without `SSL_CERT_DIR`. Not with `--insecure` or \
+         `--tls-fingerprint`, which use no trust store. A private CA is better given with \
+         `--ca-file`.",
     ),
     (
         "HOME",

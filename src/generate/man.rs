@@ -32,6 +32,7 @@ use crate::config::file as config;
 use crate::exit::{self, Exit};
 use crate::plan::secret;
 use crate::queue::system;
+use crate::smtp::tls;
 use crate::types::{AuthMethod, QueuePolicy, TlsMode};
 
 const POSTIE_1: &str = include_str!("../../doc/postie.1.in");
@@ -102,6 +103,8 @@ fn queue_page() -> String {
         "XDG_STATE_HOME",
         system::SPOOL_ENV,
         config::SYSTEM_CONFIG_ENV,
+        tls::CERT_DIR_ENV,
+        tls::CERT_FILE_ENV,
     ]));
     fill(
         POSTIE_QUEUE_1,

@@ -60,7 +60,10 @@ impl Handshaker<'_> {
         transcript: &Transcript,
         upgrade: Upgrade,
     ) -> Result<Secured> {
-        let mut connector = self.material.connector(verify)?;
+        let (mut connector, trust) = self.material.connector(verify)?;
+        if let Some(trust) = trust {
+            transcript.note(&trust);
+        }
         if self.settings.probe {
             connector = connector.recording_only();
         }
@@ -129,7 +132,14 @@ impl Handshaker<'_> {
                 untrusted = Some(handshake_error(endpoint, &detail, &certificate_names(&der)));
                 (format!("NOT verified: {why}"), false, chain_error)
             }
-            Verify::Insecure => (with_flaws("NOT verified (--insecure)"), chain_ok, chain_error),
+            // No trust store was loaded to ask (`tls::TlsMaterial`):
+            // whether a CA vouches for it is not known, only what the
+            // certificate itself shows.
+            Verify::Insecure => (
+                with_flaws("NOT verified (--insecure)"),
+                false,
+                Some("not checked (--insecure)".to_string()),
+            ),
             Verify::Unauthenticated => (
                 "not verified (opportunistic TLS to a mail exchanger)".to_string(),
                 chain_ok,
@@ -228,7 +238,7 @@ impl Handshaker<'_> {
                     .starts_with("220")
                     .then_some(())?;
             }
-            let connector = self.material.connector(Verify::Insecure).ok()?;
+            let (connector, _) = self.material.connector(Verify::Insecure).ok()?;
             wire.start_tls(connector, &endpoint.host).await.ok()?;
             let der = wire.peer_certificate()?;
             CertReport::from_der(&der, "NOT verified (see the error below)".to_string())

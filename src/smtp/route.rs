@@ -26,19 +26,6 @@ use crate::smtp::tls::{TlsMaterial, Verify};
 use crate::smtp::transcript::Transcript;
 use crate::types::{Endpoint, Envelope, TlsMode};
 
-/// Submits one message (or runs a test up to --quit-after). With a server
-/// route that is one session; with MX delivery one session per domain.
-fn submit(
-    settings: &Settings,
-    envelope: &Envelope,
-    message: &Content,
-    warn: &dyn Fn(&str),
-) -> Result<Vec<SessionReport>> {
-    let material = TlsMaterial::load(&settings.tls_files)?;
-    let context = Context::new(settings, &material, warn);
-    runtime()?.block_on(context.deliver(envelope, message))
-}
-
 /// One thread is plenty for one SMTP session at a time, and starts fastest.
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -65,18 +52,22 @@ pub(crate) fn submit_all(
     messages: &[Outgoing],
     warn: &dyn Fn(&str),
 ) -> Vec<Result<Vec<SessionReport>>> {
-    let Route::Servers(servers) = &settings.route else {
-        return messages
-            .iter()
-            .map(|m| submit(settings, &m.envelope, &m.content, warn))
-            .collect();
-    };
+    // Once per run, whatever the number of messages, domains and
+    // sessions: the TLS contexts are built at the first handshake that
+    // needs each, and kept.
     let setup = TlsMaterial::load(&settings.tls_files).and_then(|m| Ok((m, runtime()?)));
     let (material, runtime) = match setup {
         Ok(setup) => setup,
         Err(err) => return messages.iter().map(|_| Err(err.clone())).collect(),
     };
     let context = Context::new(settings, &material, warn);
+    let Route::Servers(servers) = &settings.route else {
+        // Each domain has exchangers of its own: one message at a time.
+        return messages
+            .iter()
+            .map(|m| runtime.block_on(context.deliver(&m.envelope, &m.content)))
+            .collect();
+    };
     let mut results = Vec::with_capacity(messages.len());
     let mut remaining = messages;
     while let Some((first, rest)) = remaining.split_first() {

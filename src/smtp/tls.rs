@@ -6,13 +6,18 @@
 //! encryption without authentication is what RFC 7435 asks for.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{Ssl, SslConnector, SslMethod, SslRef, SslVerifyMode, SslVersion};
+use openssl::ssl::{
+    Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslMode, SslOptions, SslRef,
+    SslVerifyMode, SslVersion,
+};
+use openssl::x509::store::{X509Lookup, X509StoreBuilder};
+use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::{X509VerifyResult, X509};
 
 use crate::exit::{Error, Exit, Result};
@@ -35,36 +40,92 @@ pub(crate) enum Verify {
     Loopback,
 }
 
-/// CA certificates and client identity, read once; the OpenSSL context
-/// built from them on the first handshake and shared by every later one.
+/// The environment variables that move the system trust store, as
+/// OpenSSL names them.
+pub(crate) const CERT_DIR_ENV: &str = "SSL_CERT_DIR";
+pub(crate) const CERT_FILE_ENV: &str = "SSL_CERT_FILE";
+
+/// CA certificates and client identity, read once; the OpenSSL contexts
+/// built from them on the first handshake that needs each, and shared by
+/// every later one of the run.
 #[derive(Debug)]
 pub(crate) struct TlsMaterial {
     roots: Vec<Vec<u8>>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
-    context: OnceLock<std::result::Result<SslConnector, Error>>,
+    /// With the system trust store and the CA file: for every handshake
+    /// whose verdict is enforced or reported.
+    trusting: OnceLock<std::result::Result<(SslContext, TrustStore), Error>>,
+    /// With no trust store at all, for --insecure and a pinned
+    /// fingerprint, which never ask whether a CA vouches for the server:
+    /// parsing the system's ~140 CA certificates costs OpenSSL 3 about 40
+    /// ms, twenty times the handshake.
+    bare: OnceLock<std::result::Result<SslContext, Error>>,
+}
+
+/// Where the trusted CA certificates come from, for the transcript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TrustStore {
+    /// A hashed directory (`openssl rehash`): only the certificates a
+    /// chain needs are read, when it needs them.
+    Directory(String),
+    /// A bundle, read whole.
+    Bundle(PathBuf),
+    /// Both: an SSL_CERT_FILE given without SSL_CERT_DIR is read as
+    /// OpenSSL would, beside the default directory.
+    Both(String, PathBuf),
+    /// No system certificates found: only --ca-file is trusted.
+    Nothing,
+}
+
+impl TrustStore {
+    /// "CA certificates: looked up in /etc/ssl/certs as needed".
+    pub(crate) fn describe(&self, ca_file: bool) -> String {
+        let system = match self {
+            TrustStore::Directory(dir) => format!("looked up in {dir} as needed"),
+            TrustStore::Bundle(file) => format!("read from {}", file.display()),
+            TrustStore::Both(dir, file) => format!(
+                "read from {} and looked up in {dir} as needed",
+                file.display()
+            ),
+            TrustStore::Nothing => "none found on this machine".to_string(),
+        };
+        let extra = if ca_file { ", plus the CA file" } else { "" };
+        format!("CA certificates: {system}{extra}")
+    }
 }
 
 /// What one handshake needs: the shared context and whether a failed
 /// verification ends the handshake.
 #[derive(Clone, Debug)]
 pub(crate) struct Connector {
-    context: SslConnector,
+    context: SslContext,
     enforce: bool,
 }
 
 impl Connector {
     /// The TLS session for `domain`: SNI names it (unless it is an IP
     /// address) and the certificate is checked against it (an IP address as
-    /// an IP SAN), whatever address the socket is connected to. OpenSSL
-    /// verifies the chain and the name even when told not to enforce the
-    /// result (`SSL_VERIFY_NONE`): the verdict is then only recorded, to be
-    /// read with [`Negotiated::of`], and the handshake goes on.
+    /// an IP SAN, no partial wildcards), whatever address the socket is
+    /// connected to, as `SslConnector` would. OpenSSL verifies the chain
+    /// and the name even when told not to enforce the result
+    /// (`SSL_VERIFY_NONE`): the verdict is then only recorded, to be read
+    /// with [`Negotiated::of`], and the handshake goes on.
     pub(crate) fn ssl(&self, domain: &str) -> std::result::Result<Ssl, ErrorStack> {
-        let mut config = self.context.configure()?.verify_hostname(true);
-        if !self.enforce {
-            config.set_verify(SslVerifyMode::NONE);
+        let mut ssl = Ssl::new(&self.context)?;
+        let ip = domain.parse::<IpAddr>().ok();
+        if ip.is_none() {
+            ssl.set_hostname(domain)?;
         }
-        config.into_ssl(domain)
+        let param = ssl.param_mut();
+        param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
+        match ip {
+            Some(ip) => param.set_ip(ip)?,
+            None => param.set_host(domain)?,
+        }
+        if !self.enforce {
+            ssl.set_verify(SslVerifyMode::NONE);
+        }
+        Ok(ssl)
     }
 
     /// The same checks, recorded but not enforced: for --capabilities,
@@ -161,26 +222,63 @@ impl TlsMaterial {
         Ok(TlsMaterial {
             roots,
             identity,
-            context: OnceLock::new(),
+            trusting: OnceLock::new(),
+            bare: OnceLock::new(),
         })
     }
 
     /// A connector that checks the certificate as `verify` says; pinning is
     /// checked by the caller against the certificate after the handshake.
-    pub(crate) fn connector(&self, verify: Verify) -> Result<Connector> {
-        let context = self.context.get_or_init(|| self.context()).clone()?;
-        Ok(Connector {
+    /// Each context is set up on the first call that needs it. With it
+    /// comes, where a trust store is used, where its CAs come from (for
+    /// the transcript).
+    pub(crate) fn connector(&self, verify: Verify) -> Result<(Connector, Option<String>)> {
+        let (context, trust) = match verify {
+            Verify::Insecure | Verify::Pinned(_) => {
+                let bare = self
+                    .bare
+                    .get_or_init(|| self.context(false).map(|(context, _)| context));
+                (bare.clone()?, None)
+            }
+            Verify::Full | Verify::Unauthenticated | Verify::Loopback => {
+                let (context, store) = self.trusting.get_or_init(|| self.context(true)).clone()?;
+                (context, Some(store.describe(!self.roots.is_empty())))
+            }
+        };
+        let connector = Connector {
             context,
             enforce: verify == Verify::Full,
-        })
+        };
+        Ok((connector, trust))
     }
 
-    /// The context: the system trust store (OpenSSL's default paths, or
-    /// SSL_CERT_FILE / SSL_CERT_DIR) plus the CA file's certificates, TLS
-    /// 1.2 at least, and the client certificate if there is one.
-    fn context(&self) -> Result<SslConnector> {
+    /// A client context as `SslConnector::builder` makes one (its options,
+    /// modes and cipher list), but without `set_default_verify_paths`,
+    /// which reads the whole system bundle: TLS 1.2 at least, the client
+    /// certificate if there is one, and with `trust` the system trust store
+    /// plus the CA file's certificates.
+    fn context(&self, trust: bool) -> Result<(SslContext, TrustStore)> {
         let setup = |err: ErrorStack| Error::config(format!("cannot set up TLS: {err}"));
-        let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(setup)?;
+        let mut builder = SslContextBuilder::new(SslMethod::tls_client()).map_err(setup)?;
+        builder.set_options(
+            (SslOptions::ALL
+                | SslOptions::NO_COMPRESSION
+                | SslOptions::NO_SSLV2
+                | SslOptions::NO_SSLV3)
+                & !SslOptions::DONT_INSERT_EMPTY_FRAGMENTS,
+        );
+        builder.set_mode(
+            SslMode::AUTO_RETRY
+                | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+                | SslMode::ENABLE_PARTIAL_WRITE
+                | SslMode::RELEASE_BUFFERS,
+        );
+        builder
+            .set_cipher_list(
+                "DEFAULT:!aNULL:!eNULL:!MD5:!3DES:!DES:!RC4:!IDEA:!SEED:!aDSS:!SRP:!PSK",
+            )
+            .map_err(setup)?;
+        builder.set_verify(SslVerifyMode::PEER);
         if let Some((cert, key)) = &self.identity {
             let (cert, chain, key) = client_identity(cert, key).ok_or_else(|| {
                 Error::config("cannot use the client certificate and key").hint(
@@ -197,16 +295,124 @@ impl TlsMaterial {
             .set_min_proto_version(Some(SslVersion::TLS1_2))
             .map_err(setup)?;
         builder.set_max_proto_version(None).map_err(setup)?;
+        if !trust {
+            return Ok((builder.build(), TrustStore::Nothing));
+        }
+        let mut store = X509StoreBuilder::new().map_err(setup)?;
+        let source = system_trust(&mut store, &TrustPaths::from_environment()).map_err(setup)?;
         for root in &self.roots {
             let cert = X509::from_pem(root).map_err(|err| {
                 Error::config(format!("invalid certificate in the CA file: {err}"))
             })?;
             // Added to the system store, not in its place. A certificate
             // already there is refused as a duplicate, harmlessly.
-            let _ = builder.cert_store_mut().add_cert(cert);
+            let _ = store.add_cert(cert);
         }
-        Ok(builder.build())
+        builder.set_cert_store(store.build());
+        Ok((builder.build(), source))
     }
+}
+
+/// Where the system's trusted CAs are: SSL_CERT_DIR and SSL_CERT_FILE as
+/// set, and OpenSSL's compiled-in defaults (on Debian `/usr/lib/ssl/certs`,
+/// a link to `/etc/ssl/certs`, and the bundle in it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TrustPaths {
+    dir: Option<String>,
+    file: Option<PathBuf>,
+    default_dir: String,
+    default_file: PathBuf,
+}
+
+impl TrustPaths {
+    fn from_environment() -> TrustPaths {
+        let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+        TrustPaths {
+            // OpenSSL takes a list; a directory that is not UTF-8 is
+            // passed over as OpenSSL's C API could not be given it.
+            dir: set(CERT_DIR_ENV).and_then(|dir| dir.into_string().ok()),
+            file: set(CERT_FILE_ENV).map(PathBuf::from),
+            default_dir: openssl_default(openssl_sys::X509_get_default_cert_dir),
+            default_file: PathBuf::from(openssl_default(openssl_sys::X509_get_default_cert_file)),
+        }
+    }
+}
+
+/// One of OpenSSL's compiled-in default paths.
+fn openssl_default(path: unsafe extern "C" fn() -> *const std::ffi::c_char) -> String {
+    // SAFETY: these return a pointer to a static NUL-terminated string
+    // compiled into libcrypto, never null, never freed.
+    unsafe { std::ffi::CStr::from_ptr(path()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Sets up `store` with the system's trusted CAs: the hashed directory
+/// looked up lazily (only the issuers a chain needs are read), or, where
+/// the directory has no hash links (some distributions ship only a
+/// bundle), the bundle read whole. An SSL_CERT_FILE given on its own is a
+/// user's own bundle and is read as OpenSSL would, beside the directory.
+fn system_trust(
+    store: &mut X509StoreBuilder,
+    paths: &TrustPaths,
+) -> std::result::Result<TrustStore, ErrorStack> {
+    let dir = paths
+        .dir
+        .clone()
+        .unwrap_or_else(|| paths.default_dir.clone());
+    let hashed = dir.split(':').any(|one| has_hash_links(Path::new(one)));
+    let file = paths
+        .file
+        .clone()
+        .unwrap_or_else(|| paths.default_file.clone());
+    let read_file = (!hashed || (paths.file.is_some() && paths.dir.is_none()))
+        && file.to_str().is_some()
+        && file.is_file();
+    if read_file {
+        // Certificates OpenSSL cannot read are skipped as OpenSSL's own
+        // default paths skip them: a broken bundle means fewer trusted
+        // CAs, not a run that cannot start.
+        let loaded = store
+            .add_lookup(X509Lookup::file())?
+            .load_cert_file(&file, SslFiletype::PEM);
+        if loaded.is_err() {
+            let _ = ErrorStack::get();
+        }
+    }
+    if hashed {
+        store
+            .add_lookup(X509Lookup::hash_dir())?
+            .add_dir(&dir, SslFiletype::PEM)?;
+    }
+    Ok(match (hashed, read_file) {
+        (true, true) => TrustStore::Both(dir, file),
+        (true, false) => TrustStore::Directory(dir),
+        (false, true) => TrustStore::Bundle(file),
+        (false, false) => TrustStore::Nothing,
+    })
+}
+
+/// Whether `dir` holds at least one `HHHHHHHH.N` link, as `openssl rehash`
+/// makes them: without one a lookup there would find nothing.
+fn has_hash_links(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.filter_map(|entry| entry.ok()).any(|entry| {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return false;
+        };
+        match name.split_once('.') {
+            Some((hash, n)) => {
+                hash.len() == 8
+                    && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                    && !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit())
+            }
+            None => false,
+        }
+    })
 }
 
 /// The client certificate (with any chain after it) and its PKCS#8 key.
@@ -669,6 +875,93 @@ pub(crate) fn handshake_error(endpoint: &Endpoint, detail: &str, names: &[String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory with these file names, empty files.
+    fn dir_with(names: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn hash_links_are_what_rehash_names() {
+        assert!(has_hash_links(dir_with(&["ca.pem", "a1b2c3d4.0"]).path()));
+        assert!(has_hash_links(dir_with(&["A1B2C3D4.12"]).path()));
+        for names in [
+            &["ca.pem", "ca-certificates.crt"][..],
+            &["a1b2c3d4.r0"],
+            &["a1b2c3d.0"],
+            &["a1b2c3d4."],
+            &["a1b2c3g4.0"],
+            &[],
+        ] {
+            assert!(!has_hash_links(dir_with(names).path()), "{names:?}");
+        }
+        assert!(!has_hash_links(Path::new("/nonexistent/postie")));
+    }
+
+    #[test]
+    fn the_store_is_the_directory_else_the_bundle() {
+        let hashed = dir_with(&["a1b2c3d4.0"]);
+        let plain = dir_with(&["ca.pem"]);
+        let bundle = plain.path().join("ca.pem");
+        let text = |path: &Path| path.to_str().unwrap().to_string();
+        let source = |dir: Option<&Path>, file: Option<&Path>, default_dir: &Path| {
+            let paths = TrustPaths {
+                dir: dir.map(text),
+                file: file.map(Path::to_path_buf),
+                default_dir: text(default_dir),
+                default_file: bundle.clone(),
+            };
+            let mut store = X509StoreBuilder::new().unwrap();
+            system_trust(&mut store, &paths).unwrap()
+        };
+        let directory = TrustStore::Directory(text(hashed.path()));
+        // The defaults: the directory, and the bundle only without links.
+        assert_eq!(source(None, None, hashed.path()), directory);
+        assert_eq!(
+            source(None, None, plain.path()),
+            TrustStore::Bundle(bundle.clone())
+        );
+        // Both set, as a copy of Debian's: the directory alone.
+        assert_eq!(
+            source(Some(hashed.path()), Some(&bundle), plain.path()),
+            directory
+        );
+        // SSL_CERT_FILE alone is the user's: read, beside the directory.
+        assert_eq!(
+            source(None, Some(&bundle), hashed.path()),
+            TrustStore::Both(text(hashed.path()), bundle.clone())
+        );
+        // Nothing usable anywhere.
+        let missing = plain.path().join("missing.crt");
+        assert_eq!(
+            source(Some(plain.path()), Some(&missing), plain.path()),
+            TrustStore::Nothing
+        );
+        // A list of directories, as OpenSSL takes: one with links will do.
+        let list = format!("{}:{}", text(plain.path()), text(hashed.path()));
+        let paths = TrustPaths {
+            dir: Some(list.clone()),
+            file: None,
+            default_dir: String::new(),
+            default_file: missing,
+        };
+        let mut store = X509StoreBuilder::new().unwrap();
+        assert_eq!(
+            system_trust(&mut store, &paths).unwrap(),
+            TrustStore::Directory(list)
+        );
+    }
+
+    #[test]
+    fn openssl_names_its_default_paths() {
+        let paths = TrustPaths::from_environment();
+        assert!(!paths.default_dir.is_empty());
+        assert!(paths.default_file.is_absolute(), "{paths:?}");
+    }
 
     #[test]
     fn pem_bundle_is_split() {

@@ -31,3 +31,4 @@ mod replies;
 mod send;
 mod sendmail;
 mod transportable;
+mod trust_store;
