@@ -55,7 +55,7 @@ pub(crate) fn submit_all(
     // Once per run, whatever the number of messages, domains and
     // sessions: the TLS contexts are built at the first handshake that
     // needs each, and kept.
-    let setup = TlsMaterial::load(&settings.tls_files).and_then(|m| Ok((m, runtime()?)));
+    let setup = TlsMaterial::shared(&settings.tls_files).and_then(|m| Ok((m, runtime()?)));
     let (material, runtime) = match setup {
         Ok(setup) => setup,
         Err(err) => return messages.iter().map(|_| Err(err.clone())).collect(),

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::error::ErrorStack;
@@ -197,6 +197,21 @@ fn read_key(path: &Path) -> Result<Vec<u8>> {
 }
 
 impl TlsMaterial {
+    /// The material for `files`, loaded at the first call of the run and
+    /// shared by every later one: a queue flush sends batch after batch,
+    /// with the same files, and must not build its contexts again for
+    /// each. A failed load is not kept: it is reported by every call.
+    pub(crate) fn shared(files: &TlsFiles) -> Result<Arc<TlsMaterial>> {
+        static LOADED: Mutex<Vec<(TlsFiles, Arc<TlsMaterial>)>> = Mutex::new(Vec::new());
+        let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, material)) = loaded.iter().find(|(known, _)| known == files) {
+            return Ok(Arc::clone(material));
+        }
+        let material = Arc::new(TlsMaterial::load(files)?);
+        loaded.push((files.clone(), Arc::clone(&material)));
+        Ok(material)
+    }
+
     pub(crate) fn load(files: &TlsFiles) -> Result<TlsMaterial> {
         let read = |what: &str, path: &Path| {
             std::fs::read(path).map_err(|err| Error::input(what, path, &err))
