@@ -333,6 +333,8 @@ impl Context<'_> {
     /// comes back as its own report, failed ones included, so that the
     /// caller settles each domain's recipients on their own (retrying the
     /// whole message would deliver it twice to the domains that have it).
+    /// Up to `concurrency` domains at once; the reports come back in the
+    /// domains' order all the same.
     async fn deliver_mx(
         &self,
         mx: MxRoute,
