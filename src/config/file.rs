@@ -181,7 +181,41 @@ pub(crate) struct Account {
     pub(crate) logfile: Option<PathBuf>,
     /// Log one line per delivery attempt to syslog (facility mail).
     pub(crate) syslog: Option<bool>,
+    /// How many recipient domains direct delivery (--mx) sends to at once.
+    #[serde(default, deserialize_with = "mx_concurrency")]
+    pub(crate) mx_concurrency: Option<usize>,
 }
+
+/// `mx_concurrency` as a whole number; anything else is an error that
+/// names the key (serde's own says only "expected usize"). The range is
+/// checked with the table's name, in [`ConfigFile::parse`].
+fn mx_concurrency<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<usize>, D::Error> {
+    struct Count;
+    impl serde::de::Visitor<'_> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "mx_concurrency as a number from 1 to {MAX_MX_CONCURRENCY}"
+            )
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<usize, E> {
+            usize::try_from(n)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(n), &self))
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<usize, E> {
+            usize::try_from(n)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+        }
+    }
+    deserializer.deserialize_any(Count).map(Some)
+}
+
+/// The most recipient domains `mx_concurrency` may ask for at once: more
+/// is a typo, and would open more connections than any mail needs.
+pub(crate) const MAX_MX_CONCURRENCY: usize = 100;
 
 /// `server = "a"` or `server = ["a", "b"]`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -253,6 +287,7 @@ impl Account {
             queue: self.queue.or(fb.queue),
             logfile: self.logfile.or(fb.logfile),
             syslog: self.syslog.or(fb.syslog),
+            mx_concurrency: self.mx_concurrency.or(fb.mx_concurrency),
         }
     }
 }
@@ -358,6 +393,15 @@ impl ConfigFile {
                     path.display()
                 )));
             }
+            if let Some(n) = account
+                .mx_concurrency
+                .filter(|n| !(1..=MAX_MX_CONCURRENCY).contains(n))
+            {
+                return Err(Error::config(format!(
+                    "{}: mx_concurrency = {n} in {table} must be from 1 to {MAX_MX_CONCURRENCY}",
+                    path.display()
+                )));
+            }
         }
         // Checked here, where the file is named, not first at a flush.
         if let Some(age) = &config.queue_max_age {
@@ -456,6 +500,38 @@ impl ConfigFile {
 mod tests {
     use super::*;
     use crate::exit::Exit;
+
+    #[test]
+    fn mx_concurrency_is_a_count_from_1_to_100() {
+        let parse = |text: &str| ConfigFile::parse(text, Path::new("/etc/postie.toml"));
+        let config = parse("[defaults]\nmx_concurrency = 3\n[accounts.a]\n").unwrap();
+        assert_eq!(
+            config.select(Some("a"), None).unwrap().1.mx_concurrency,
+            Some(3)
+        );
+        for (value, says) in [
+            (
+                "0",
+                "mx_concurrency = 0 in [defaults] must be from 1 to 100",
+            ),
+            (
+                "101",
+                "mx_concurrency = 101 in [defaults] must be from 1 to 100",
+            ),
+            ("-1", "expected mx_concurrency as a number from 1 to 100"),
+            ("\"x\"", "expected mx_concurrency as a number from 1 to 100"),
+        ] {
+            let err = parse(&format!("[defaults]\nmx_concurrency = {value}\n")).unwrap_err();
+            assert_eq!(err.exit, Exit::Config, "{value}");
+            assert!(
+                err.message.starts_with("/etc/postie.toml"),
+                "{}",
+                err.message
+            );
+            assert!(err.message.contains(says), "{value}: {}", err.message);
+            assert!(!err.message.contains('\n'), "{}", err.message);
+        }
+    }
 
     const SAMPLE: &str = r#"
 default = "home"

@@ -151,6 +151,7 @@ mod tests {
                 port: 25,
                 nameserver: Nameserver::System,
                 tls: TlsMode::Opportunistic,
+                concurrency: 8,
             },
             account: None,
             user: None,

@@ -106,6 +106,7 @@ fn flags(cli: &Cli) -> Account {
         from_policy: None,
         logfile: None,
         syslog: None,
+        mx_concurrency: None,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::mail::address::is_ehlo_name;
 use crate::plan::precedence::Selected;
 use crate::plan::secret::{login, PendingLogin, PASSWORD_CMD_DEADLINE};
 use crate::smtp::mx::{Family, Nameserver};
-use crate::smtp::settings::{Route, Server, Settings, Timeouts};
+use crate::smtp::settings::{Route, Server, Settings, Timeouts, DEFAULT_MX_CONCURRENCY};
 use crate::smtp::tls::{parse_fingerprint, Verify};
 use crate::types::{Endpoint, Envelope, QuitAfter, TlsFiles, TlsMode};
 
@@ -59,6 +59,7 @@ pub(crate) fn transport_settings(
             port: cli.port.unwrap_or(25),
             nameserver,
             tls: explicit_tls.unwrap_or(TlsMode::Opportunistic),
+            concurrency: merged.mx_concurrency.unwrap_or(DEFAULT_MX_CONCURRENCY),
         }
     } else {
         Route::Servers(

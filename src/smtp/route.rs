@@ -11,6 +11,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+
 use crate::exit::{Cause, Error, Exit, Result};
 use crate::mail::content::Content;
 use crate::smtp::classify::{lookup_error, timed};
@@ -122,6 +124,40 @@ pub(crate) fn submit_all(
     results
 }
 
+/// Where a domain's exchangers listen, and how to secure the connection.
+#[derive(Clone, Copy)]
+struct MxRoute {
+    port: u16,
+    tls: TlsMode,
+}
+
+/// The transcripts of one domain's sessions (one per exchanger tried):
+/// printed live, or held while other domains run beside it, to be printed
+/// whole when its turn comes.
+struct Transcripts {
+    hold: bool,
+    kept: Vec<Arc<Transcript>>,
+}
+
+impl Transcripts {
+    /// The transcript of the domain's next session.
+    fn new_session(&mut self, settings: &Settings) -> Arc<Transcript> {
+        if !self.hold {
+            return Arc::new(Transcript::new(settings.verbosity, settings.timing));
+        }
+        let transcript = Arc::new(Transcript::held(settings.verbosity, settings.timing));
+        self.kept.push(Arc::clone(&transcript));
+        transcript
+    }
+
+    /// Prints what was held, session by session.
+    fn emit(&self) {
+        for transcript in &self.kept {
+            transcript.emit();
+        }
+    }
+}
+
 struct Context<'a> {
     settings: &'a Settings,
     /// What each session is given, the same for every one of a run.
@@ -187,24 +223,30 @@ impl Context<'_> {
         }
     }
 
-    /// One session with `target`, with a transcript and a clock of its own.
+    /// One session with `target`, with a clock of its own and
+    /// `transcript`, which is that session's alone.
     async fn session(
         &self,
         target: &Target<'_>,
+        transcript: Arc<Transcript>,
         envelope: &Envelope,
         message: &Content,
         more: &[Outgoing],
     ) -> Result<SessionReport> {
-        let transcript = Arc::new(Transcript::new(
-            self.settings.verbosity,
-            self.settings.timing,
-        ));
         let clock = Clock::new(self.settings.timing);
         let handshaker = self.handshaker();
         session::run(
             handshaker, target, transcript, clock, envelope, message, more,
         )
         .await
+    }
+
+    /// A new session's transcript, printed live.
+    fn live_transcript(&self) -> Arc<Transcript> {
+        Arc::new(Transcript::new(
+            self.settings.verbosity,
+            self.settings.timing,
+        ))
     }
 
     async fn deliver(&self, envelope: &Envelope, message: &Content) -> Result<Vec<SessionReport>> {
@@ -217,8 +259,13 @@ impl Context<'_> {
                 port,
                 nameserver,
                 tls,
+                concurrency,
             } => {
-                self.deliver_mx(*port, nameserver, *tls, envelope, message)
+                let mx = MxRoute {
+                    port: *port,
+                    tls: *tls,
+                };
+                self.deliver_mx(mx, nameserver, *concurrency, envelope, message)
                     .await
             }
         }
@@ -244,7 +291,8 @@ impl Context<'_> {
                     addresses: &addresses,
                     verify: loopback_verify(server.tls, self.settings.verify, &addresses),
                 };
-                self.session(&target, envelope, message, more).await
+                self.session(&target, self.live_transcript(), envelope, message, more)
+                    .await
             };
             match attempt.await {
                 Ok(report) => {
@@ -276,23 +324,52 @@ impl Context<'_> {
     /// comes back as its own report, failed ones included, so that the
     /// caller settles each domain's recipients on their own (retrying the
     /// whole message would deliver it twice to the domains that have it).
+    /// Up to `concurrency` domains at once; the reports come back in the
+    /// domains' order all the same.
     async fn deliver_mx(
         &self,
-        port: u16,
+        mx: MxRoute,
         nameserver: &Nameserver,
-        tls: TlsMode,
+        concurrency: usize,
         envelope: &Envelope,
         message: &Content,
     ) -> Result<Vec<SessionReport>> {
         let resolver = mx::Resolver::new(nameserver, self.settings.timeouts.connect)?;
-        let mut reports = Vec::new();
-        for (domain, recipients) in mx::by_domain(&envelope.recipients) {
+        let domains = mx::by_domain(&envelope.recipients);
+        let at_once = concurrency.clamp(1, domains.len().max(1));
+        // Several domains at once: each domain's transcripts are held and
+        // printed whole as its result is taken, so that -v reads domain by
+        // domain, in the recipients' order, as one after another did. And
+        // no progress bar: it shows one upload (its total, then how much
+        // is sent), and two uploads at once would tear it between them.
+        let concurrent;
+        let context = if at_once > 1 {
+            concurrent = Context {
+                settings: self.settings,
+                session: SessionSettings {
+                    progress: None,
+                    ..self.session.clone()
+                },
+                material: self.material,
+                warn: self.warn,
+            };
+            &concurrent
+        } else {
+            self
+        };
+        let hold = at_once > 1;
+        let resolver = &resolver;
+        let attempts = domains.into_iter().map(|(domain, recipients)| async move {
             let part = Envelope {
                 sender: envelope.sender.clone(),
                 recipients,
             };
-            let report = match self
-                .deliver_domain(&resolver, &domain, port, tls, &part, message)
+            let mut transcripts = Transcripts {
+                hold,
+                kept: Vec::new(),
+            };
+            let report = match context
+                .deliver_domain(resolver, &domain, mx, &part, message, &mut transcripts)
                 .await
             {
                 Ok(report) => report,
@@ -304,10 +381,21 @@ impl Context<'_> {
                     ..SessionReport::default()
                 },
             };
-            reports.push(SessionReport {
+            let report = SessionReport {
                 recipients: part.recipients,
                 ..report
-            });
+            };
+            (report, transcripts)
+        });
+        // `buffered` runs up to `at_once` domains and yields their results
+        // in the order of the domains, whichever finishes first: the
+        // reports, and so the exit code, the log and the queue, are those
+        // of one domain after another.
+        let mut results = futures_util::stream::iter(attempts).buffered(at_once);
+        let mut reports = Vec::new();
+        while let Some((report, transcripts)) = results.next().await {
+            transcripts.emit();
+            reports.push(report);
         }
         Ok(reports)
     }
@@ -316,11 +404,12 @@ impl Context<'_> {
         &self,
         resolver: &mx::Resolver,
         domain: &str,
-        port: u16,
-        tls: TlsMode,
+        mx: MxRoute,
         envelope: &Envelope,
         message: &Content,
+        transcripts: &mut Transcripts,
     ) -> Result<SessionReport> {
+        let MxRoute { port, tls } = mx;
         let exchangers = mx::exchangers(resolver, domain, self.settings.family).await?;
         // Opportunistic TLS to an MX host is encryption without
         // authentication (RFC 7435); --tls starttls asks for verification.
@@ -348,7 +437,11 @@ impl Context<'_> {
                 addresses: &addresses,
                 verify,
             };
-            match self.session(&target, envelope, message, &[]).await {
+            let transcript = transcripts.new_session(self.settings);
+            match self
+                .session(&target, transcript, envelope, message, &[])
+                .await
+            {
                 Ok(report) => return Ok(report),
                 Err(err) if err.is_temporary() => {
                     last_error = Some(err);

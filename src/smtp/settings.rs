@@ -72,8 +72,16 @@ pub(crate) enum Route {
         port: u16,
         nameserver: Nameserver,
         tls: TlsMode,
+        /// How many recipient domains are delivered to at once (the
+        /// account's `mx_concurrency`); 1 is one after another.
+        concurrency: usize,
     },
 }
+
+/// Recipient domains delivered to at once when the account does not say:
+/// enough that one slow exchanger does not hold up a cron mail's other
+/// domains, few enough not to look like a spam run.
+pub(crate) const DEFAULT_MX_CONCURRENCY: usize = 8;
 
 /// A submission server and how to secure the connection to it.
 #[derive(Clone, Debug, PartialEq, Eq)]

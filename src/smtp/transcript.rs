@@ -133,13 +133,29 @@ pub(crate) struct Transcript {
     level: u8,
     timing: bool,
     state: Mutex<State>,
+    /// Held mode: the lines shown so far, kept for [`Transcript::emit`]
+    /// instead of printed as they come. `None` prints live.
+    held: Option<Mutex<Vec<u8>>>,
 }
 
 impl Transcript {
+    /// A transcript printed live, line by line.
     pub(crate) fn new(level: u8, timing: bool) -> Transcript {
+        Transcript::with_output(level, timing, None)
+    }
+
+    /// A transcript whose lines are kept until [`Transcript::emit`]: for a
+    /// session that runs beside others, so that its lines come out
+    /// together instead of interleaved with theirs.
+    pub(crate) fn held(level: u8, timing: bool) -> Transcript {
+        Transcript::with_output(level, timing, Some(Mutex::new(Vec::new())))
+    }
+
+    fn with_output(level: u8, timing: bool, held: Option<Mutex<Vec<u8>>>) -> Transcript {
         Transcript {
             level,
             timing,
+            held,
             state: Mutex::new(State {
                 sent: Cutter::default(),
                 received: Cutter::default(),
@@ -170,8 +186,32 @@ impl Transcript {
             return;
         }
         let text = crate::smtp::reply::escape(text.as_bytes());
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{} {}", prefix.text(), text);
+        match &self.held {
+            Some(held) => {
+                let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = writeln!(held, "{} {}", prefix.text(), text);
+            }
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{} {}", prefix.text(), text);
+            }
+        }
+    }
+
+    /// Held mode: prints the lines kept so far in one write, and forgets
+    /// them. A live transcript has printed its lines already.
+    pub(crate) fn emit(&self) {
+        let lines = self.take_held();
+        if !lines.is_empty() {
+            let _ = std::io::stderr().lock().write_all(&lines);
+        }
+    }
+
+    fn take_held(&self) -> Vec<u8> {
+        self.held
+            .as_ref()
+            .map(|held| std::mem::take(&mut *held.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
     }
 
     /// A note of postie's own: connecting, TLS, certificate.
@@ -404,6 +444,24 @@ fn redact(line: &str, secret: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_transcript_keeps_its_lines_until_emitted() {
+        let t = Transcript::held(1, false);
+        t.note("Trying mx.example:25");
+        t.received(b"220 mx ready\r\n", false);
+        t.sent(b"EHLO me\r\n", false);
+        assert_eq!(
+            String::from_utf8(t.take_held()).unwrap(),
+            "=== Trying mx.example:25\n<- 220 mx ready\n-> EHLO me\n"
+        );
+        assert!(t.take_held().is_empty(), "taken once");
+        // Quiet, nothing is kept; live, nothing is held.
+        let quiet = Transcript::held(0, false);
+        quiet.note("x");
+        assert!(quiet.take_held().is_empty());
+        assert!(Transcript::new(0, false).take_held().is_empty());
+    }
 
     #[test]
     fn auth_lines_are_redacted() {

@@ -13,6 +13,7 @@ mod alone;
 mod command;
 mod disk;
 pub mod dns;
+mod gate;
 mod net;
 mod ports;
 mod queue;
@@ -29,6 +30,7 @@ pub use command::{
     hermetic, hermetic_env, hermetic_std, parse, postie, postie_std, sendmail, SMALL_MESSAGE,
 };
 pub use disk::TinyDisk;
+pub use gate::GateServer;
 pub use ports::{closed_port, silent_server, starttls_then_flood};
 pub use queue::{files_ending, QueueSetup};
 pub use scripted::{Flood, ScriptedServer};
