@@ -86,10 +86,13 @@ pub(crate) fn is_root() -> bool {
     effective_uid() == 0
 }
 
+/// Asked of the kernel once: postie never changes its user, and a flush
+/// asks for every queue entry it reads.
 #[cfg(unix)]
 pub(crate) fn effective_uid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    *EUID.get_or_init(|| unsafe { libc::geteuid() })
 }
 
 #[cfg(not(unix))]

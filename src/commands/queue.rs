@@ -365,10 +365,9 @@ fn triage(
     // Re-read under the lock: the other flush may have sent it since.
     let entry = match queue.read(id)? {
         Found::Entry(entry) => *entry,
-        Found::Gone => {
-            queue.release_gone(id, lock);
-            return Ok(None);
-        }
+        // Sent (or dropped) by another flush since it was listed: the
+        // lock goes with `lock`.
+        Found::Gone => return Ok(None),
         Found::Damaged(damaged) => {
             match queue.fail_damaged(&damaged) {
                 Ok(path) => {

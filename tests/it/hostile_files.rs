@@ -229,11 +229,11 @@ fn links_planted_in_tmp_never_make_root_write_through_them() {
         })
         .expect("the queued entry");
     // tmp/ opened up, and nobody's links at every name the flush's rewrite
-    // of the entry may use (ID.json.PID) and at its lock.
+    // of the entry may use (ID.json.PID) and at the entries' lock file.
     let tmp = queue.join("tmp");
     chmod(&tmp, 0o777);
     let precious = lab.precious();
-    let mut names = vec![format!("{id}.lock")];
+    let mut names = vec!["locks".to_string()];
     names.extend(next_pids().map(|pid| format!("{id}.json.{pid}")));
     for name in &names {
         let link = tmp.join(name);

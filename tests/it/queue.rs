@@ -166,35 +166,52 @@ fn queue_always_defers_sending_to_flush() {
 
 #[test]
 fn a_locked_entry_is_left_to_the_flush_that_holds_it() {
+    // A first flush holds the entry while its server keeps it waiting
+    // before the greeting; a second flush, run meanwhile against a server
+    // that answers, must leave it alone. Both are real flushes: the lock
+    // is whatever postie takes, not the test's idea of it.
     let server = TestServer::start(ServerOptions::default());
-    let setup = Setup::new(&server.addr(), "queue = \"always\"");
+    let stalling = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stalling_addr = stalling.local_addr().unwrap().to_string();
+    let setup = Setup::new(&stalling_addr, "queue = \"always\"");
     setup
         .cmd()
         .args(["ops@example.com", "--body", "x"])
         .assert()
         .success();
-    let meta = setup.entries().remove(0);
-    let id = meta.file_stem().unwrap().to_string_lossy().into_owned();
-    // Hold the entry's lock as a concurrent flush would.
-    let lock = fs::File::create(setup.queue.join("tmp").join(format!("{id}.lock"))).unwrap();
-    lock.lock().unwrap();
+    assert_eq!(setup.entries().len(), 1);
+    let (mut first, _home) = common::postie_std();
+    let mut first = first
+        .env("POSTIE_CONFIG", &setup.config)
+        .env("POSTIE_QUEUE_DIR", &setup.queue)
+        .args(["queue", "flush", "--now"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Connected: the first flush has locked the entry and read it.
+    let (held, _) = stalling.accept().unwrap();
+    setup.write_config(&server.addr(), "");
     setup
         .cmd()
         .args(["queue", "flush", "--now"])
         .assert()
         .success();
-    std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(
         server.received().is_empty(),
         "a locked entry must not be sent"
     );
-    drop(lock);
+    // The stalled session ends without a greeting: deferred, unlocked.
+    drop(held);
+    drop(stalling);
+    assert_eq!(first.wait().unwrap().code(), Some(75));
     setup
         .cmd()
         .args(["queue", "flush", "--now"])
         .assert()
         .success();
     assert_eq!(server.wait_for_messages(1).len(), 1);
+    assert!(setup.entries().is_empty());
 }
 
 #[test]
