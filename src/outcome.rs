@@ -567,6 +567,9 @@ pub(crate) struct Flushed {
     pub(crate) deferred: Option<Error>,
     /// Refused for some recipients: moved (or copied) to failed/.
     pub(crate) refused: Option<Error>,
+    /// Owed to nobody and refused by nobody: the caller removes it (with a
+    /// `queue::storage::Remover`, its lock held until it is gone).
+    pub(crate) sent: bool,
 }
 
 /// Moves a queue entry to `failed/` without an attempt (too old, its
@@ -590,9 +593,9 @@ pub(crate) fn give_up(queue: &Queue, entry: &Entry, reason: &str, log: &Logger) 
 /// Settles a queue entry just tried: the owed recipients stay in the entry
 /// (never one already delivered to), the refused ones go to `failed/` (the
 /// whole entry when nobody is owed, else a copy for them), and an entry
-/// owed to nobody is removed. The entry is narrowed first: whatever fails
-/// after that, the next flush never sends again to a recipient that has
-/// the message.
+/// owed to nobody is for the caller to remove (`Flushed::sent`). The
+/// entry is narrowed first: whatever fails after that, the next flush
+/// never sends again to a recipient that has the message.
 pub(crate) fn settle_entry(
     queue: &Queue,
     entry: &mut Entry,
@@ -673,7 +676,7 @@ pub(crate) fn settle_entry(
             Err(err) => return Err(err),
         }
     } else {
-        queue.remove(&entry.id)?;
+        flushed.sent = true;
     }
     flushed.refused = refused.first().map(|(_, error)| (*error).clone());
     Ok(flushed)

@@ -20,7 +20,7 @@ use crate::output::{messages, stdout};
 use crate::plan::precedence::queue_dir;
 use crate::plan::replay;
 use crate::plan::stored::QueuedSettings;
-use crate::queue::storage::{self, Damaged, Entry, Found, Queue};
+use crate::queue::storage::{self, Damaged, Entry, Found, Queue, Remover};
 use crate::queue::{maildrop, system};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::route;
@@ -307,19 +307,23 @@ fn batches(listed: Vec<std::result::Result<Entry, Damaged>>) -> Vec<Vec<String>>
 struct Due {
     entry: Entry,
     content: Content,
-    _lock: storage::EntryLock,
+    lock: storage::EntryLock,
 }
 
 fn flush(queue: &Queue, ignore_backoff: bool, verbose: u8, max_age: Duration) -> Result<()> {
     let mut tally = Tally::default();
+    let remover = Remover::start(queue);
     for ids in batches(queue.list()?) {
         let due: Vec<Due> = ids
             .iter()
             .filter_map(|id| triage(queue, id, ignore_backoff, max_age, &mut tally).transpose())
             .collect::<Result<_>>()?;
         if !due.is_empty() {
-            send_batch(queue, due, verbose, &mut tally);
+            send_batch(queue, due, verbose, &remover, &mut tally);
         }
+    }
+    for (id, err) in remover.finish() {
+        tally.unsaved(&id, err);
     }
     tally.result()
 }
@@ -431,7 +435,7 @@ fn triage(
         Ok(bytes) => Ok(Some(Due {
             entry,
             content: Content::from_bytes(bytes),
-            _lock: lock,
+            lock,
         })),
         Err(reason) => {
             let error = Error::data(format!("queue: {id} is damaged: {reason}"));
@@ -443,7 +447,7 @@ fn triage(
 
 /// Sends due entries that share their settings over one session (as
 /// repeated --message does), then settles each through `outcome`.
-fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
+fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, remover: &Remover, tally: &mut Tally) {
     let first = &due[0].entry;
     let envelope = Envelope {
         sender: first.sender.clone(),
@@ -496,7 +500,12 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
         .collect();
     let attempts = route::submit_all(&settings, &outgoing, &|text| messages::warning(text));
     let mut unreachable = false;
-    for ((attempt, message), mut due) in attempts.into_iter().zip(&outgoing).zip(due) {
+    for ((attempt, message), due) in attempts.into_iter().zip(&outgoing).zip(due) {
+        let Due {
+            mut entry,
+            content,
+            lock,
+        } = due;
         let no_answer = matches!(&attempt, Err(err) if err.cause == Cause::Unreachable);
         if no_answer && unreachable {
             // The server did not answer for an earlier message of this
@@ -506,27 +515,29 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, tally: &mut Tally) {
             continue;
         }
         unreachable |= no_answer;
-        let entry = &mut due.entry;
         entry.attempts += 1;
         entry.last_attempt = Some(storage::now());
         let verdict = Verdict::of(&message.envelope, attempt);
         // A failure to write down what the attempt means is this entry's,
         // not the run's.
-        match outcome::settle_entry(queue, entry, &due.content, &verdict, &logger) {
+        match outcome::settle_entry(queue, &mut entry, &content, &verdict, &logger) {
             Ok(flushed) => {
-                let sent_to_all = flushed.deferred.is_none() && flushed.refused.is_none();
                 if flushed.deferred.is_some() {
                     tally.deferred += 1;
                 }
                 if let Some(err) = flushed.refused {
                     tally.first_permanent.get_or_insert(err);
                 }
-                if verbose > 0 && sent_to_all {
-                    messages::said(format_args!(
-                        "queue: sent {} to {}",
-                        entry.id,
-                        message.envelope.recipients.join(", ")
-                    ));
+                if flushed.sent {
+                    if let Err(err) = remover.remove(&entry.id, lock) {
+                        tally.unsaved(&entry.id, err);
+                    } else if verbose > 0 {
+                        messages::said(format_args!(
+                            "queue: sent {} to {}",
+                            entry.id,
+                            message.envelope.recipients.join(", ")
+                        ));
+                    }
                 }
             }
             Err(err) => tally.unsaved(&entry.id, err),

@@ -14,6 +14,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -187,6 +189,103 @@ pub(crate) struct Queue {
 #[derive(Debug)]
 pub(crate) struct EntryLock {
     _file: File,
+}
+
+/// Removes sent entries on worker threads while the flush goes on with
+/// the next ones. An entry's lock goes with it to the worker and is let go
+/// only once its files are gone, so that another flush never takes up an
+/// entry half removed. Where the filesystem discards freed blocks at once
+/// (ext4 mounted with `discard`, as on the development machine) removing a
+/// sent entry's two files takes twice as long as sending it; several
+/// removals at once end sooner than one after another (issue 16).
+pub(crate) struct Remover {
+    queue: Queue,
+    jobs: Option<mpsc::Sender<(String, EntryLock)>>,
+    workers: Vec<thread::JoinHandle<Vec<(String, Error)>>>,
+}
+
+/// Workers of a [`Remover`]: four removed 1,000 discarded files in two
+/// thirds of the time one took; more gained little.
+const REMOVERS: usize = 4;
+
+impl Remover {
+    pub(crate) fn start(queue: &Queue) -> Remover {
+        let (jobs, inbox) = mpsc::channel::<(String, EntryLock)>();
+        let inbox = Arc::new(Mutex::new(inbox));
+        let workers = (0..REMOVERS)
+            .filter_map(|n| {
+                let (queue, inbox) = (queue.clone(), Arc::clone(&inbox));
+                thread::Builder::new()
+                    .name(format!("queue-remover-{n}"))
+                    .spawn(move || {
+                        let mut failed = Vec::new();
+                        loop {
+                            let job = inbox.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            let Ok((id, lock)) = job else {
+                                return failed;
+                            };
+                            let removed = queue.remove(&id);
+                            drop(lock);
+                            if let Err(err) = removed {
+                                failed.push((id, err));
+                            }
+                        }
+                    })
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        Remover {
+            queue: queue.clone(),
+            // Without a worker, removal is done in place, as it comes.
+            jobs: (!workers.is_empty()).then_some(jobs),
+            workers,
+        }
+    }
+
+    /// Removes entry `id`, then lets go of its lock: on a worker, or here
+    /// when none could be started (an error then comes back at once).
+    pub(crate) fn remove(&self, id: &str, lock: EntryLock) -> Result<()> {
+        match &self.jobs {
+            Some(jobs) => match jobs.send((id.to_string(), lock)) {
+                Ok(()) => Ok(()),
+                Err(mpsc::SendError((id, lock))) => {
+                    let removed = self.queue.remove(&id);
+                    drop(lock);
+                    removed
+                }
+            },
+            None => {
+                let removed = self.queue.remove(id);
+                drop(lock);
+                removed
+            }
+        }
+    }
+
+    /// Waits until every entry handed over is removed; the ones that could
+    /// not be, with why.
+    pub(crate) fn finish(mut self) -> Vec<(String, Error)> {
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Vec<(String, Error)> {
+        drop(self.jobs.take());
+        self.workers
+            .drain(..)
+            .flat_map(|worker| worker.join().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// A flush that ends early (an error of the whole run) still waits for
+/// the removals it handed over: the process must not end with a sent
+/// entry still in the queue, which the next flush would send again.
+impl Drop for Remover {
+    fn drop(&mut self) {
+        for (id, err) in self.wait() {
+            messages::said(format_args!("queue: {id} stays as it was: {err}"));
+        }
+    }
 }
 
 /// The file in `tmp/` whose bytes are the entries' locks: entry ID is
@@ -929,6 +1028,43 @@ mod tests {
         let (_dir, queue) = queue();
         fs::write(queue.dir.join("orphan.eml"), b"x").unwrap();
         assert!(queue.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_remover_removes_each_entry_before_letting_go_of_its_lock() {
+        let (_dir, queue) = queue();
+        let add = || {
+            queue
+                .add(
+                    "a@x.example",
+                    &["b@x.example".to_string()],
+                    &QueuedSettings::default(),
+                    &Content::from_bytes(b"m".to_vec()),
+                    None,
+                )
+                .unwrap()
+        };
+        let entries: Vec<Entry> = (0..20).map(|_| add()).collect();
+        let remover = Remover::start(&queue);
+        for entry in &entries {
+            let lock = queue.lock(&entry.id).unwrap().unwrap();
+            remover.remove(&entry.id, lock).unwrap();
+        }
+        // An entry whose description is already gone cannot be removed:
+        // said, not lost in a thread.
+        let gone = add();
+        fs::remove_file(queue.meta_path(&gone.id)).unwrap();
+        let lock = queue.lock(&gone.id).unwrap().unwrap();
+        remover.remove(&gone.id, lock).unwrap();
+        let failed = remover.finish();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].0, gone.id);
+        assert!(queue.list().unwrap().is_empty());
+        for entry in &entries {
+            assert!(!queue.message_path(&entry.id).exists());
+            // Let go: another flush could take it (and would find it gone).
+            assert!(queue.lock(&entry.id).unwrap().is_some());
+        }
     }
 
     #[test]
