@@ -138,7 +138,7 @@ impl Handshaker<'_> {
             Verify::Insecure => (
                 with_flaws("NOT verified (--insecure)"),
                 false,
-                Some("not checked (--insecure)".to_string()),
+                Some("not checked: --insecure".to_string()),
             ),
             Verify::Unauthenticated => (
                 "not verified (opportunistic TLS to a mail exchanger)".to_string(),

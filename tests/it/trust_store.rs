@@ -207,7 +207,7 @@ fn insecure_and_pinning_load_no_trust_store() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let tls = &json["sessions"][0]["tls"];
     assert_eq!(tls["verified"], false, "{json}");
-    assert_eq!(tls["verify_error"], "not checked (--insecure)", "{json}");
+    assert_eq!(tls["verify_error"], "not checked: --insecure", "{json}");
 }
 
 /// A self-signed certificate of another name, written as `other.pem` in
