@@ -200,7 +200,7 @@ pub(crate) struct EntryLock {
 /// removals at once end sooner than one after another (issue 16).
 pub(crate) struct Remover {
     queue: Queue,
-    jobs: Option<mpsc::Sender<(String, EntryLock)>>,
+    jobs: Option<mpsc::SyncSender<(String, EntryLock)>>,
     workers: Vec<thread::JoinHandle<Vec<(String, Error)>>>,
 }
 
@@ -208,9 +208,19 @@ pub(crate) struct Remover {
 /// thirds of the time one took; more gained little.
 const REMOVERS: usize = 4;
 
+/// Sent entries waiting for a worker, at most; [`Remover::remove`] waits
+/// when there are more. Removing is slower than sending where it is worth
+/// doing at all, so without a bound the sent entries still in the queue
+/// pile up with the size of the flush: a flush killed near its end (^C, a
+/// stop timeout, the OOM killer) would leave hundreds behind for the next
+/// one to send again, and every one holds an open file (its lock) until
+/// it is gone. One batch's worth still lets one batch be removed while
+/// the next is sent.
+const REMOVAL_BACKLOG: usize = 100;
+
 impl Remover {
     pub(crate) fn start(queue: &Queue) -> Remover {
-        let (jobs, inbox) = mpsc::channel::<(String, EntryLock)>();
+        let (jobs, inbox) = mpsc::sync_channel::<(String, EntryLock)>(REMOVAL_BACKLOG);
         let inbox = Arc::new(Mutex::new(inbox));
         let workers = (0..REMOVERS)
             .filter_map(|n| {
