@@ -307,14 +307,17 @@ impl Drop for Remover {
 /// sent, most of a flush's time on some filesystems (issue 16).
 pub(crate) const LOCKS_FILE: &str = "locks";
 
-/// Where entry `id`'s lock byte is: 62 bits of the id's FNV-1a hash, so
-/// that two ids share a byte (and one waits for the other's flush) with a
-/// chance too small to matter, and the offset stays a positive `off_t`.
-pub(crate) fn lock_offset(id: &str) -> i64 {
+/// Where entry `id`'s lock byte is: the top bits of the id's FNV-1a hash,
+/// two fewer than `off_t` has (62 on 64-bit systems, 30 where `off_t` is
+/// 32 bits), so that the offset and the byte after it are positive
+/// offsets, and two ids share a byte (one then waits for the other's
+/// flush) with a chance too small to matter.
+pub(crate) fn lock_offset(id: &str) -> libc::off_t {
     let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
     });
-    (hash >> 2) as i64
+    let bits = 8 * std::mem::size_of::<libc::off_t>() as u32 - 2;
+    (hash >> (64 - bits)) as libc::off_t
 }
 
 fn queue_error(what: &str, path: &Path, err: &std::io::Error) -> Error {
@@ -735,7 +738,7 @@ impl Queue {
         let mut byte: libc::flock = unsafe { std::mem::zeroed() };
         byte.l_type = libc::F_WRLCK as libc::c_short;
         byte.l_whence = libc::SEEK_SET as libc::c_short;
-        byte.l_start = lock_offset(id) as libc::off_t;
+        byte.l_start = lock_offset(id);
         byte.l_len = 1;
         // SAFETY: the descriptor is open for as long as `file` lives, and
         // `byte` is a valid flock the call only reads.
@@ -1075,6 +1078,24 @@ mod tests {
             // Let go: another flush could take it (and would find it gone).
             assert!(queue.lock(&entry.id).unwrap().is_some());
         }
+    }
+
+    #[test]
+    fn lock_offsets_are_positive_with_room_for_their_byte() {
+        let ids = [
+            "",
+            "a",
+            "18ed6a65263b324f-706b-0",
+            "ffffffffffffffff-ffff-99",
+        ];
+        for id in ids {
+            let offset = lock_offset(id);
+            assert!(
+                offset >= 0 && offset < libc::off_t::MAX / 2,
+                "{id}: {offset}"
+            );
+        }
+        assert_ne!(lock_offset("1-2-3"), lock_offset("1-2-4"));
     }
 
     #[test]
