@@ -449,6 +449,7 @@ fn credentials_a_server_echoes_back_are_hidden_everywhere() {
         let queue = tempfile::tempdir().unwrap();
         let mut cmd = postie();
         cmd.args(["--server", &server.addr(), "--tls", "none", "--user", USER])
+            .args(["--auth", "plain"])
             .args([
                 "-f",
                 "a@example.com",
