@@ -81,6 +81,8 @@ pub(crate) enum SaslError {
     Protocol(String),
     /// The server did not prove it knows the password (exit 77).
     Unproven(String),
+    /// The server refused the proof with a SCRAM error (`e=`, exit 77).
+    Refused(String),
     /// Our own user name or password cannot be used with the mechanism.
     Credentials(String),
 }
@@ -261,9 +263,9 @@ impl Scram {
         };
         let first = server_final.split(',').next().unwrap_or("");
         if let Some(error) = first.strip_prefix("e=") {
-            return Err(SaslError::Unproven(format!(
-                "the server ended the SCRAM exchange with the error {:?}",
-                error
+            return Err(SaslError::Refused(format!(
+                "the server refused the login with the SCRAM error {:?}",
+                crate::smtp::reply::escape(error.as_bytes())
             )));
         }
         let Some(signature) = first.strip_prefix("v=") else {
@@ -401,7 +403,7 @@ mod tests {
         }
         assert!(matches!(
             scram.verify("e=invalid-proof"),
-            Err(SaslError::Unproven(e)) if e.contains("invalid-proof")
+            Err(SaslError::Refused(e)) if e.contains("invalid-proof")
         ));
     }
 

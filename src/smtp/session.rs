@@ -753,6 +753,9 @@ impl Session<'_> {
                 format!("{at}: {endpoint}: {why}; nothing was sent"),
             )
             .hint("the server is not the one that holds your password, or its SCRAM setup is broken; --auth plain trusts TLS alone"),
+            SaslError::Refused(why) => {
+                Error::new(Exit::NoPerm, format!("{at}: {endpoint}: {why}")).hint(SCRAM_REFUSED)
+            }
             SaslError::Credentials(why) => Error::new(Exit::Config, format!("{at}: {why}"))
                 .hint("use --auth plain (over TLS)"),
         }

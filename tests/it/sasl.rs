@@ -70,6 +70,43 @@ fn auto_without_tls_picks_scram_sha_256_over_plain_and_says_so() {
     assert_eq!(server.logins(), [("CRAM-MD5".to_string(), true)]);
 }
 
+/// postie to `server` (started with `start_tls`) over implicit TLS.
+fn send_tls(server: &SaslServer, extra: &[&str]) -> Run {
+    let output = postie()
+        .args(["--server", &format!("smtps://127.0.0.1:{}", server.port)])
+        .arg("--ca-file")
+        .arg(server.ca_file())
+        .args(["--user", USER, "-v", "--timeout", "10"])
+        .args(extra)
+        .args(SMALL_MESSAGE)
+        .env("POSTIE_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn auto_over_tls_prefers_scram_then_plain() {
+    for (offered, chosen) in [
+        (
+            &["PLAIN", "LOGIN", "SCRAM-SHA-1", "SCRAM-SHA-256"][..],
+            "SCRAM-SHA-256",
+        ),
+        (&["LOGIN", "PLAIN", "SCRAM-SHA-1"][..], "SCRAM-SHA-1"),
+        (&["CRAM-MD5", "LOGIN", "PLAIN"][..], "PLAIN"),
+    ] {
+        let server = SaslServer::start_tls(offered, SaslTwist::None);
+        let run = send_tls(&server, &[]);
+        assert_eq!(run.code, 0, "{offered:?}: {}", run.stderr);
+        assert_eq!(server.logins(), [(chosen.to_string(), true)], "{offered:?}");
+        assert_eq!(server.messages().len(), 1);
+        assert!(!run.stderr.contains(PASSWORD), "{}", run.stderr);
+    }
+}
+
 #[test]
 fn auto_without_tls_sends_no_password_in_clear() {
     let server = SaslServer::start(&["PLAIN", "LOGIN"], SaslTwist::None);

@@ -2,10 +2,11 @@
 //! PLAIN logins for real: it computes what a client that knows
 //! [`PASSWORD`] must send (RFC 5802 5, RFC 2195) from its own copy of the
 //! password, and proves its own knowledge with the SCRAM server signature.
-//! No TLS: it stands for a server on loopback.
+//! In clear, as a server on loopback, or with implicit TLS
+//! ([`SaslServer::start_tls`]).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use openssl::sign::Signer;
 
 use super::net::{accept_within, bind_local, set_timeouts};
 use super::server::{PASSWORD, USER};
+use super::tls::{generate_cert, implicit_acceptor, CertFiles, CertKind};
 use super::{lock, WAIT};
 
 /// How the server behaves beyond checking the login.
@@ -46,12 +48,34 @@ pub struct SaslServer {
     pub port: u16,
     seen: Arc<Mutex<Seen>>,
     done: Arc<Mutex<bool>>,
+    /// With implicit TLS: the certificate, to be trusted with --ca-file.
+    certs: Option<CertFiles>,
 }
+
+/// What a session runs over: TCP, or TLS over it.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
 
 impl SaslServer {
     /// Offers `mechanisms` in EHLO (as written there) and checks each
     /// against [`USER`] / [`PASSWORD`]; accepts one connection.
     pub fn start(mechanisms: &[&str], twist: SaslTwist) -> SaslServer {
+        Self::start_with(mechanisms, twist, None)
+    }
+
+    /// As `start`, with implicit TLS and a certificate for 127.0.0.1
+    /// ([`SaslServer::ca_file`]).
+    pub fn start_tls(mechanisms: &[&str], twist: SaslTwist) -> SaslServer {
+        Self::start_with(mechanisms, twist, Some(generate_cert(CertKind::Good)))
+    }
+
+    /// The certificate to trust (`--ca-file`) with `start_tls`.
+    pub fn ca_file(&self) -> PathBuf {
+        self.certs.as_ref().expect("a TLS server").cert_path.clone()
+    }
+
+    fn start_with(mechanisms: &[&str], twist: SaslTwist, certs: Option<CertFiles>) -> SaslServer {
+        let acceptor = certs.as_ref().map(|c| implicit_acceptor(c, None));
         let listener = bind_local();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -60,11 +84,23 @@ impl SaslServer {
         let (s, d) = (Arc::clone(&seen), Arc::clone(&done));
         thread::spawn(move || {
             if let Some(stream) = accept_within(&listener, Duration::from_secs(30)) {
-                let _ = serve(stream, &offered, twist, &s);
+                set_timeouts(&stream, Duration::from_secs(10));
+                let stream: Option<Box<dyn Stream>> = match &acceptor {
+                    Some(acceptor) => acceptor.accept(stream).ok().map(|s| Box::new(s) as _),
+                    None => Some(Box::new(stream)),
+                };
+                if let Some(stream) = stream {
+                    let _ = serve(stream, &offered, twist, &s);
+                }
             }
             *lock(&d) = true;
         });
-        SaslServer { port, seen, done }
+        SaslServer {
+            port,
+            seen,
+            done,
+            certs,
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -98,21 +134,21 @@ impl SaslServer {
 }
 
 struct Conversation<'a> {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    io: BufReader<Box<dyn Stream>>,
     seen: &'a Mutex<Seen>,
 }
 
 impl Conversation<'_> {
     fn send(&mut self, reply: &str) -> std::io::Result<()> {
-        self.writer.write_all(reply.as_bytes())?;
-        self.writer.write_all(b"\r\n")
+        let writer = self.io.get_mut();
+        writer.write_all(format!("{reply}\r\n").as_bytes())?;
+        writer.flush()
     }
 
     /// The next line, without CRLF; None at the end.
     fn line(&mut self) -> Option<String> {
         let mut line = String::new();
-        match self.reader.read_line(&mut line) {
+        match self.io.read_line(&mut line) {
             Ok(0) | Err(_) => None,
             Ok(_) => {
                 let line = line.trim_end_matches(['\r', '\n']).to_string();
@@ -130,15 +166,13 @@ impl Conversation<'_> {
 }
 
 fn serve(
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     offered: &str,
     twist: SaslTwist,
     seen: &Mutex<Seen>,
 ) -> std::io::Result<()> {
-    set_timeouts(&stream, Duration::from_secs(10));
     let mut c = Conversation {
-        reader: BufReader::new(stream.try_clone()?),
-        writer: stream,
+        io: BufReader::new(stream),
         seen,
     };
     c.send("220 sasl.test ESMTP")?;
