@@ -33,6 +33,10 @@ pub enum SaslTwist {
     WrongSignature,
     /// It asks for this many SCRAM iterations.
     Iterations(u32),
+    /// A hostile server: it refuses the login with a 535 that echoes the
+    /// client's answer to its challenge, as sent and decoded (the SCRAM
+    /// proof, the CRAM-MD5 digest).
+    Echo,
 }
 
 /// What the server saw.
@@ -189,7 +193,7 @@ fn serve(
                 let ok = match mechanism.as_str() {
                     "SCRAM-SHA-256" => scram(&mut c, MessageDigest::sha256(), initial, twist),
                     "SCRAM-SHA-1" => scram(&mut c, MessageDigest::sha1(), initial, twist),
-                    "CRAM-MD5" => cram_md5(&mut c),
+                    "CRAM-MD5" => cram_md5(&mut c, twist),
                     "PLAIN" => plain(&mut c, initial),
                     _ => Some(false),
                 };
@@ -198,6 +202,16 @@ fn serve(
                     Some(true) => {
                         authenticated = true;
                         c.send("235 2.7.0 Authentication successful")?
+                    }
+                    Some(false) if twist == SaslTwist::Echo => {
+                        let echo = lock(seen).lines.last().cloned().unwrap_or_default();
+                        let decoded = STANDARD.decode(&echo).unwrap_or_default();
+                        let decoded = String::from_utf8_lossy(&decoded);
+                        let secret = decoded
+                            .rsplit_once(",p=")
+                            .or_else(|| decoded.rsplit_once(' '))
+                            .map_or("", |(_, secret)| secret);
+                        c.send(&format!("535 5.7.8 no: {echo} {decoded} {secret}"))?
                     }
                     Some(false) => c.send("535 5.7.8 Authentication credentials invalid")?,
                     None => c.send("501 5.5.2 Authentication cancelled")?,
@@ -283,7 +297,8 @@ fn scram(
         .zip(&client_signature)
         .map(|(p, s)| p ^ s)
         .collect();
-    if user != USER || hash(digest, &their_key).unwrap().to_vec() != stored_key.to_vec() {
+    let proven = hash(digest, &their_key).unwrap().to_vec() == stored_key.to_vec();
+    if user != USER || !proven || twist == SaslTwist::Echo {
         return Some(false);
     }
     let server_key = hmac(digest, &salted, b"Server Key");
@@ -303,7 +318,7 @@ fn scram(
 }
 
 /// RFC 2195: the HMAC-MD5 of the challenge, keyed with the password.
-fn cram_md5(c: &mut Conversation<'_>) -> Option<bool> {
+fn cram_md5(c: &mut Conversation<'_>, twist: SaslTwist) -> Option<bool> {
     let challenge = b"<1896.697170952@sasl.test>";
     let answer = String::from_utf8(c.challenge(challenge)?).ok()?;
     let (user, digest) = answer.rsplit_once(' ')?;
@@ -311,7 +326,7 @@ fn cram_md5(c: &mut Conversation<'_>) -> Option<bool> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Some(user == USER && digest == expected)
+    Some(user == USER && digest == expected && twist != SaslTwist::Echo)
 }
 
 fn plain(c: &mut Conversation<'_>, initial: Option<String>) -> Option<bool> {
