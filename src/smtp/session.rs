@@ -612,12 +612,15 @@ impl Session<'_> {
         };
         let why = if login.method == AuthMethod::Auto {
             let names: Vec<&str> = wanted.iter().map(|m| m.name()).collect();
-            format!("auto: the first of {} the server offers", names.join(", "))
+            format!(
+                "auto takes the first of {} the server offers",
+                names.join(", ")
+            )
         } else {
-            "--auth (or the account's `auth`)".to_string()
+            "as --auth or the account's `auth` asks".to_string()
         };
         self.transcript
-            .note(&format!("AUTH with {} ({why})", mechanism.name()));
+            .note(&format!("AUTH with {}: {why}", mechanism.name()));
         self.transcript.add_secret(&login.secret);
         self.transcript.set_secret(true);
         let result = self.sasl(mechanism, &login).await;

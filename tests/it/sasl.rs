@@ -59,7 +59,8 @@ fn auto_without_tls_picks_scram_sha_256_over_plain_and_says_so() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.logins(), [("SCRAM-SHA-256".to_string(), true)]);
     assert!(
-        run.stderr.contains("AUTH with SCRAM-SHA-256 (auto"),
+        run.stderr
+            .contains("AUTH with SCRAM-SHA-256: auto takes the first of"),
         "{}",
         run.stderr
     );
