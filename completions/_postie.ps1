@@ -52,7 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--client-key', '--client-key', [CompletionResultType]::ParameterName, 'Private key (PEM, PKCS#8) for --client-cert; refused unless private to its owner (chmod 600)')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'User name for SMTP AUTH; the password comes from --password-cmd, POSTIE_PASSWORD or the config')
             [CompletionResult]::new('--password-cmd', '--password-cmd', [CompletionResultType]::ParameterName, 'Command whose first output line is the password (or OAuth2 token), e.g. ''pass show smtp''')
-            [CompletionResult]::new('--auth', '--auth', [CompletionResultType]::ParameterName, 'Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers]')
+            [CompletionResult]::new('--auth', '--auth', [CompletionResultType]::ParameterName, 'Authentication mechanism [default: auto: over TLS the first of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, LOGIN the server offers; without TLS only SCRAM or CRAM-MD5]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: $XDG_CONFIG_HOME/postie/config.toml, then /etc/postie/config.toml]')
             [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'Use this account from the config file [default: the one whose `from` matches --from, else `default`, else the only one]')
             [CompletionResult]::new('--quit-after', '--quit-after', [CompletionResultType]::ParameterName, 'Stop cleanly with QUIT after this stage; `rcpt` tests recipients without sending')

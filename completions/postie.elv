@@ -49,7 +49,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --client-key 'Private key (PEM, PKCS#8) for --client-cert; refused unless private to its owner (chmod 600)'
             cand --user 'User name for SMTP AUTH; the password comes from --password-cmd, POSTIE_PASSWORD or the config'
             cand --password-cmd 'Command whose first output line is the password (or OAuth2 token), e.g. ''pass show smtp'''
-            cand --auth 'Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers]'
+            cand --auth 'Authentication mechanism [default: auto: over TLS the first of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, LOGIN the server offers; without TLS only SCRAM or CRAM-MD5]'
             cand --config 'Config file [default: $XDG_CONFIG_HOME/postie/config.toml, then /etc/postie/config.toml]'
             cand --account 'Use this account from the config file [default: the one whose `from` matches --from, else `default`, else the only one]'
             cand --quit-after 'Stop cleanly with QUIT after this stage; `rcpt` tests recipients without sending'

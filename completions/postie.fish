@@ -51,10 +51,14 @@ complete -c postie -n "__fish_postie_needs_command" -l client-cert -d 'Client ce
 complete -c postie -n "__fish_postie_needs_command" -l client-key -d 'Private key (PEM, PKCS#8) for --client-cert; refused unless private to its owner (chmod 600)' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l user -d 'User name for SMTP AUTH; the password comes from --password-cmd, POSTIE_PASSWORD or the config' -r
 complete -c postie -n "__fish_postie_needs_command" -l password-cmd -d 'Command whose first output line is the password (or OAuth2 token), e.g. \'pass show smtp\'' -r -f -a "(__fish_complete_command)"
-complete -c postie -n "__fish_postie_needs_command" -l auth -d 'Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers]' -r -f -a "auto\t'The first of PLAIN and LOGIN that the server offers'
+complete -c postie -n "__fish_postie_needs_command" -l auth -d 'Authentication mechanism [default: auto: over TLS the first of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, LOGIN the server offers; without TLS only SCRAM or CRAM-MD5]' -r -f -a "auto\t'Over TLS the first of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN and LOGIN that the server offers (OAUTHBEARER, else XOAUTH2, for an OAuth2 account); without TLS only SCRAM or CRAM-MD5'
 plain\t'AUTH PLAIN'
 login\t'AUTH LOGIN'
-xoauth2\t'AUTH XOAUTH2 (the secret is an OAuth2 access token)'"
+xoauth2\t'AUTH XOAUTH2 (the secret is an OAuth2 access token)'
+oauthbearer\t'AUTH OAUTHBEARER, RFC 7628 (the secret is an OAuth2 access token)'
+scram-sha-256\t'AUTH SCRAM-SHA-256 (RFC 7677): the password never leaves postie, and the server proves that it knows it'
+scram-sha-1\t'AUTH SCRAM-SHA-1 (RFC 5802)'
+cram-md5\t'AUTH CRAM-MD5 (RFC 2195): for old servers without TLS'"
 complete -c postie -n "__fish_postie_needs_command" -l config -d 'Config file [default: $XDG_CONFIG_HOME/postie/config.toml, then /etc/postie/config.toml]' -r -F
 complete -c postie -n "__fish_postie_needs_command" -l account -d 'Use this account from the config file [default: the one whose `from` matches --from, else `default`, else the only one]' -r
 complete -c postie -n "__fish_postie_needs_command" -l quit-after -d 'Stop cleanly with QUIT after this stage; `rcpt` tests recipients without sending' -r -f -a "connect\t'The TCP connection (and implicit TLS) is up'

@@ -94,11 +94,13 @@ exits! {
     Protocol = 76, "EX_PROTOCOL", "protocol error",
         "The reply is not SMTP or is an `X.5.x` protocol status, a TLS record came where the \
          greeting was expected, or the TLS handshake failed (a plain server on an `smtps://` URL \
-         too).";
+         too); a SCRAM challenge postie refuses (fewer than 4096 or more than a million \
+         iterations).";
     /// EX_NOPERM: the server refused the credentials.
     NoPerm = 77, "EX_NOPERM", "authentication refused",
-        "Authentication refused (wrong user name or password); the server requires \
-         authentication and none was given; or the server requires a client certificate or did \
+        "Authentication refused (wrong user name or password, an OAuth2 token refused); a \
+         SCRAM server that could not prove it knows the password (nothing is sent to it); the \
+         server requires authentication and none was given; or the server requires a client certificate or did \
          not accept the one given.";
     /// EX_CONFIG: the configuration is wrong or unsafe.
     Config = 78, "EX_CONFIG", "configuration error",

@@ -35,7 +35,9 @@ pub(crate) enum TlsMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum AuthMethod {
-    /// The first of PLAIN and LOGIN that the server offers.
+    /// Over TLS the first of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN and LOGIN
+    /// that the server offers (OAUTHBEARER, else XOAUTH2, for an OAuth2
+    /// account); without TLS only SCRAM or CRAM-MD5.
     Auto,
     /// AUTH PLAIN.
     Plain,
@@ -43,6 +45,21 @@ pub(crate) enum AuthMethod {
     Login,
     /// AUTH XOAUTH2 (the secret is an OAuth2 access token).
     Xoauth2,
+    /// AUTH OAUTHBEARER, RFC 7628 (the secret is an OAuth2 access token).
+    Oauthbearer,
+    /// AUTH SCRAM-SHA-256 (RFC 7677): the password never leaves postie,
+    /// and the server proves that it knows it.
+    #[value(name = "scram-sha-256")]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// AUTH SCRAM-SHA-1 (RFC 5802).
+    #[value(name = "scram-sha-1")]
+    #[serde(rename = "scram-sha-1")]
+    ScramSha1,
+    /// AUTH CRAM-MD5 (RFC 2195): for old servers without TLS.
+    #[value(name = "cram-md5")]
+    #[serde(rename = "cram-md5")]
+    CramMd5,
 }
 
 /// The SMTP stages --quit-after can stop after, in session order. [`name`]

@@ -25,8 +25,9 @@ STARTTLS (tls level may, AUTH only after STARTTLS) and implicit TLS
 (smtpd_tls_wrappermode, the way Postfix does port 465).
 
 Dovecot: only the auth service, `dovecot -F` in the foreground, passwd-file
-passdb for alice, mechanisms PLAIN and LOGIN, a unix listener owned by
-postfix that smtpd uses (smtpd_sasl_type = dovecot). Two path problems of
+passdb for alice, mechanisms PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256 and
+CRAM-MD5 (checked against the plain-text password), a unix listener owned
+by postfix that smtpd uses (smtpd_sasl_type = dovecot). Two path problems of
 the unpacked Dovecot: libexec_dir points its services into the prefix, and
 the master reads its config by exec'ing the compiled-in /usr/bin/doveconf,
 so we start it the other way round, `doveconf -c CONF -e dovecot -F -c
@@ -117,7 +118,9 @@ protocols =
 listen = 127.0.0.1
 ssl = no
 import_environment = TZ LD_LIBRARY_PATH
-auth_mechanisms = plain login
+# SCRAM and CRAM-MD5 need the password itself (or SCRAM's own hashes):
+# the plain-text passdb has it, so Dovecot checks postie's computations.
+auth_mechanisms = plain login scram-sha-1 scram-sha-256 cram-md5
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {work}/passwd
@@ -299,7 +302,7 @@ def start(workdir, cert, key):
         raise
 
     mailbox = Maildir(maildir, recipient_header="Delivered-To")
-    auth = ("plain", "login")
+    auth = ("plain", "login", "scram-sha-1", "scram-sha-256", "cram-md5")
     endpoints = [
         Endpoint("postfix plain", ports["plain"], "none", mailbox=mailbox),
         Endpoint("postfix STARTTLS", ports["starttls"], "starttls", cert, auth, mailbox),

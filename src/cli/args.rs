@@ -241,7 +241,7 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "CMD", value_hint = ValueHint::CommandString, help_heading = AUTH)]
     pub(crate) password_cmd: Option<String>,
 
-    /// Authentication mechanism [default: auto, the first of PLAIN, LOGIN the server offers].
+    /// Authentication mechanism [default: auto: over TLS the first of SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, LOGIN the server offers; without TLS only SCRAM or CRAM-MD5].
     #[arg(long, value_enum, value_name = "MECH", help_heading = AUTH)]
     pub(crate) auth: Option<AuthMethod>,
 

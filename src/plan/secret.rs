@@ -76,6 +76,7 @@ impl PendingLogin {
             user: self.user,
             secret,
             method: self.method,
+            bearer: false,
         })
     }
 }

@@ -16,6 +16,7 @@
 //! - values: `stage` (the names of the steps), `settings` (what a session
 //!   is given), `outgoing` (a message of a batch), `report` (what a
 //!   session found out);
+//! - mechanisms: `sasl` (the SASL exchanges postie computes itself);
 //! - meaning: `classify` (what happened, as an exit code and one line),
 //!   `timing` (the --timing clock), `data` (the DATA writer);
 //! - doing: `connect` (TCP, banner, TLS handshake), `session` (one server,
@@ -32,6 +33,7 @@ pub(crate) mod outgoing;
 pub(crate) mod reply;
 pub(crate) mod report;
 pub(crate) mod route;
+pub(crate) mod sasl;
 pub(crate) mod session;
 pub(crate) mod settings;
 pub(crate) mod stage;

@@ -23,10 +23,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Rcpt, Rset, Starttls};
 use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error as SmtpError;
 use tokio::io::AsyncWriteExt;
 
@@ -43,6 +46,10 @@ use crate::smtp::connect::{await_greeting, banner_only, connect_tcp, Handshaker,
 use crate::smtp::data::{write_message, MessageWriteError};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::report::{Delivery, EhloReply, Refusal, SessionReport};
+use crate::smtp::sasl::{
+    self, candidates, Mechanism as SaslMechanism, SaslError, Scram, ScramHash,
+};
+use crate::smtp::settings::Login;
 use crate::smtp::settings::SessionSettings;
 use crate::smtp::stage::Stage;
 use crate::smtp::timing::Clock;
@@ -594,40 +601,100 @@ impl Session<'_> {
             )
             .hint("use --tls starttls or implicit; --allow-plaintext-auth overrides this"));
         }
-        let wanted: &[Mechanism] = match login.method {
-            AuthMethod::Auto => &[Mechanism::Plain, Mechanism::Login],
-            AuthMethod::Plain => &[Mechanism::Plain],
-            AuthMethod::Login => &[Mechanism::Login],
-            AuthMethod::Xoauth2 => &[Mechanism::Xoauth2],
-        };
+        let encrypted = self.wire.is_tls();
+        let wanted = candidates(login.method, login.bearer, encrypted);
         let Some(mechanism) = wanted
             .iter()
             .copied()
-            .find(|m| self.caps.offers_auth(mechanism_name(*m)))
+            .find(|m| self.caps.offers_auth(m.name()))
         else {
-            let offered = if self.caps.auth.is_empty() {
-                "no AUTH mechanism".to_string()
-            } else {
-                self.caps.auth.join(", ")
-            };
-            let wanted: Vec<&str> = wanted.iter().copied().map(mechanism_name).collect();
-            return Err(Error::new(
-                Exit::Unavailable,
-                format!("AUTH: {} offers {offered}, not {}", self.endpoint, wanted.join(" or ")),
-            )
-            .hint("pick another --auth, or check that TLS is on (many servers offer AUTH only after STARTTLS)"));
+            return Err(self.no_mechanism(wanted, login.bearer));
         };
-        let credentials = Credentials::new(login.user.clone(), login.secret.clone());
+        let why = if login.method == AuthMethod::Auto {
+            let names: Vec<&str> = wanted.iter().map(|m| m.name()).collect();
+            format!(
+                "auto takes the first of {} the server offers",
+                names.join(", ")
+            )
+        } else {
+            "as --auth or the account's `auth` asks".to_string()
+        };
+        self.transcript
+            .note(&format!("AUTH with {}: {why}", mechanism.name()));
         self.transcript.add_secret(&login.secret);
         self.transcript.set_secret(true);
-        let result = self.sasl(mechanism, &credentials).await;
+        let result = self.sasl(mechanism, &login).await;
         self.transcript.set_secret(false);
         self.authenticated = result.is_ok();
         result.map(|()| true)
     }
 
-    /// The SASL exchange: the first command, then an answer per 334.
-    async fn sasl(&mut self, mechanism: Mechanism, credentials: &Credentials) -> Result<()> {
+    /// No mechanism `--auth` allows is offered.
+    fn no_mechanism(&self, wanted: &[SaslMechanism], bearer: bool) -> Error {
+        let offered = if self.caps.auth.is_empty() {
+            "no AUTH mechanism".to_string()
+        } else {
+            self.caps.auth.join(", ")
+        };
+        let endpoint = &self.endpoint;
+        if wanted.is_empty() {
+            return Error::new(
+                Exit::Unavailable,
+                format!("AUTH: refusing to send the OAuth2 access token to {endpoint} over an unencrypted connection"),
+            )
+            .hint("use --tls starttls or implicit; --auth oauthbearer or xoauth2 sends it anyway");
+        }
+        let wanted: Vec<&str> = wanted.iter().map(|m| m.name()).collect();
+        let hint = if !self.wire.is_tls() && !bearer {
+            "without TLS --auth auto uses only SCRAM or CRAM-MD5, which keep the password off the wire: use TLS, or name a mechanism with --auth"
+        } else {
+            "pick another --auth, or check that TLS is on (many servers offer AUTH only after STARTTLS)"
+        };
+        Error::new(
+            Exit::Unavailable,
+            format!(
+                "AUTH: {endpoint} offers {offered}, not {}",
+                wanted.join(" or ")
+            ),
+        )
+        .hint(hint)
+    }
+
+    /// One SASL exchange; a refusal is the session's end (no fallback).
+    async fn sasl(&mut self, mechanism: SaslMechanism, login: &Login) -> Result<()> {
+        match mechanism {
+            SaslMechanism::Plain => self.lettre_sasl(Mechanism::Plain, login).await,
+            SaslMechanism::Login => self.lettre_sasl(Mechanism::Login, login).await,
+            SaslMechanism::Xoauth2 => {
+                let first = sasl::xoauth2(&login.user, &login.secret);
+                self.bearer_sasl(mechanism, &first, "").await
+            }
+            SaslMechanism::Oauthbearer => {
+                let first = sasl::oauthbearer(
+                    &login.user,
+                    &self.endpoint.host,
+                    self.endpoint.port,
+                    &login.secret,
+                );
+                self.bearer_sasl(mechanism, &first, sasl::OAUTHBEARER_DUMMY)
+                    .await
+            }
+            SaslMechanism::ScramSha256 | SaslMechanism::ScramSha1 => {
+                let hash = if mechanism == SaslMechanism::ScramSha256 {
+                    ScramHash::Sha256
+                } else {
+                    ScramHash::Sha1
+                };
+                self.scram(hash, login).await
+            }
+            SaslMechanism::CramMd5 => self.cram_md5(login).await,
+        }
+    }
+
+    /// PLAIN and LOGIN, which lettre computes: the first command, then an
+    /// answer per 334.
+    async fn lettre_sasl(&mut self, mechanism: Mechanism, login: &Login) -> Result<()> {
+        let credentials = Credentials::new(login.user.clone(), login.secret.clone());
         let first = Auth::new(mechanism, credentials.clone(), None)
             .map_err(|err| Error::new(Exit::Software, format!("AUTH: {err}")))?;
         let mut reply = self.command(first, Stage::Auth).await?;
@@ -639,15 +706,165 @@ impl Session<'_> {
                 .map_err(|err| unexpected_challenge(&self.endpoint, &err))?;
             reply = self.command(next, Stage::Auth).await?;
         }
+        self.auth_done(&reply)
+    }
+
+    /// The end of an exchange: 235, or the refusal.
+    fn auth_done(&self, reply: &Response) -> Result<()> {
         if reply.code().to_string().starts_with('2') {
             Ok(())
         } else {
             Err(auth_refused(
                 &self.endpoint,
                 &self.context(Stage::Auth),
-                &reply,
+                reply,
             ))
         }
+    }
+
+    /// One line of a SASL exchange, base64-encoded, and the reply.
+    async fn sasl_line(&mut self, text: &str) -> Result<Response> {
+        let line = format!("{}\r\n", STANDARD.encode(text));
+        self.command(line, Stage::Auth).await
+    }
+
+    /// The decoded text of a 334 challenge (RFC 4954 4: base64, maybe
+    /// empty).
+    fn challenge(&self, reply: &Response) -> Result<Vec<u8>> {
+        let word = reply.first_word().unwrap_or("");
+        STANDARD
+            .decode(word)
+            .map_err(|_| unexpected_challenge(&self.endpoint, &"it is not base64"))
+    }
+
+    /// Cancels an exchange postie will not finish (RFC 4954 4: "*"); the
+    /// server's answer (501) is of no interest.
+    async fn cancel_sasl(&mut self) {
+        let _ = self.exchange("*\r\n", Stage::Auth).await;
+    }
+
+    fn sasl_failed(&self, err: SaslError) -> Error {
+        let endpoint = &self.endpoint;
+        let at = Stage::Auth.name();
+        match err {
+            SaslError::Protocol(why) => {
+                Error::new(Exit::Protocol, format!("{at}: {endpoint}: {why}"))
+                    .hint("nothing was sent; the server's SASL setup is broken or hostile")
+            }
+            SaslError::Unproven(why) => Error::new(
+                Exit::NoPerm,
+                format!("{at}: {endpoint}: {why}; nothing was sent"),
+            )
+            .hint("the server is not the one that holds your password, or its SCRAM setup is broken; --auth plain trusts TLS alone"),
+            SaslError::Refused(why) => {
+                Error::new(Exit::NoPerm, format!("{at}: {endpoint}: {why}")).hint(SCRAM_REFUSED)
+            }
+            SaslError::Credentials(why) => Error::new(Exit::Config, format!("{at}: {why}"))
+                .hint("use --auth plain (over TLS)"),
+        }
+    }
+
+    /// SCRAM (RFC 5802): client-first, client-final, and the server's
+    /// proof checked before anything else is sent.
+    async fn scram(&mut self, hash: ScramHash, login: &Login) -> Result<()> {
+        let mechanism = match hash {
+            ScramHash::Sha256 => SaslMechanism::ScramSha256,
+            ScramHash::Sha1 => SaslMechanism::ScramSha1,
+        };
+        let mut scram =
+            Scram::new(hash, &login.user, &login.secret).map_err(|err| self.sasl_failed(err))?;
+        let first = STANDARD.encode(scram.client_first());
+        let reply = self
+            .command(
+                format!("AUTH {} {first}\r\n", mechanism.name()),
+                Stage::Auth,
+            )
+            .await
+            .map_err(scram_refused)?;
+        if !reply.has_code(334) {
+            return self.auth_done(&reply).map_err(scram_refused);
+        }
+        let server_first = self.challenge(&reply)?;
+        let server_first = String::from_utf8_lossy(&server_first).into_owned();
+        let last = match scram.client_final(&server_first) {
+            Ok(last) => last,
+            Err(err) => {
+                self.cancel_sasl().await;
+                return Err(self.sasl_failed(err));
+            }
+        };
+        // The proof is as good as the password for a replay of this
+        // exchange; a server echoing it back must not show it.
+        self.transcript.add_secret(&last.proof);
+        let reply = self.sasl_line(&last.message).await.map_err(scram_refused)?;
+        if !reply.has_code(334) {
+            // RFC 5802 3: the server proves it knows the password in its
+            // final message; a 235 without one proves nothing.
+            if reply.code().to_string().starts_with('2') {
+                return Err(self.sasl_failed(SaslError::Unproven(
+                    "the server accepted the login without its SCRAM signature (v=)".to_string(),
+                )));
+            }
+            return self.auth_done(&reply).map_err(scram_refused);
+        }
+        let server_final = self.challenge(&reply)?;
+        if let Err(err) = scram.verify(&String::from_utf8_lossy(&server_final)) {
+            self.cancel_sasl().await;
+            return Err(self.sasl_failed(err));
+        }
+        let reply = self
+            .command("\r\n", Stage::Auth)
+            .await
+            .map_err(scram_refused)?;
+        self.auth_done(&reply).map_err(scram_refused)
+    }
+
+    /// CRAM-MD5 (RFC 2195): the HMAC-MD5 of the server's challenge.
+    async fn cram_md5(&mut self, login: &Login) -> Result<()> {
+        let reply = self.command("AUTH CRAM-MD5\r\n", Stage::Auth).await?;
+        if !reply.has_code(334) {
+            return self.auth_done(&reply);
+        }
+        let challenge = self.challenge(&reply)?;
+        let response = sasl::cram_md5(&login.user, &login.secret, &challenge)
+            .map_err(|err| self.sasl_failed(err))?;
+        if let Some((_, digest)) = response.rsplit_once(' ') {
+            self.transcript.add_secret(digest);
+        }
+        let reply = self.sasl_line(&response).await?;
+        self.auth_done(&reply)
+    }
+
+    /// XOAUTH2 and OAUTHBEARER: one initial response. A 334 after it is
+    /// the server's error (base64 JSON, RFC 7628 3.2.2): it is shown, and
+    /// `dummy` sent so that the server ends with its final reply.
+    async fn bearer_sasl(
+        &mut self,
+        mechanism: SaslMechanism,
+        first: &str,
+        dummy: &str,
+    ) -> Result<()> {
+        let line = format!("AUTH {} {}\r\n", mechanism.name(), STANDARD.encode(first));
+        let reply = self.command(line, Stage::Auth).await?;
+        if !reply.has_code(334) {
+            return self.auth_done(&reply);
+        }
+        let decoded = STANDARD
+            .decode(reply.first_word().unwrap_or(""))
+            .unwrap_or_default();
+        let said =
+            sasl::bearer_error(&decoded).map_or_else(String::new, |status| format!(" ({status})"));
+        // Its final reply (535) is read, and is no more than this.
+        let _ = self.exchange(format!("{dummy}\r\n"), Stage::Auth).await?;
+        Err(Error::new(
+            Exit::NoPerm,
+            format!(
+                "{}: {} refused the OAuth2 access token{said}",
+                Stage::Auth.name(),
+                self.endpoint
+            ),
+        )
+        .hint("the token has expired or was revoked: refresh it, or run `postie oauth2 login`"))
     }
 
     /// MAIL FROM, with SIZE, SMTPUTF8 and BODY=8BITMIME as needed.
@@ -968,16 +1185,20 @@ fn quits_after(settings: &SessionSettings, stage: Stage) -> Option<QuitAfter> {
         .filter(|&stop| Stage::from(stop) == stage)
 }
 
-/// How long to look for a reply the server sent before hanging up.
-const REPLY_LEFT_WAIT: Duration = Duration::from_secs(2);
-
-fn mechanism_name(mechanism: Mechanism) -> &'static str {
-    match mechanism {
-        Mechanism::Plain => "PLAIN",
-        Mechanism::Login => "LOGIN",
-        Mechanism::Xoauth2 => "XOAUTH2",
+/// A SCRAM login the server refused. A server that advertises SCRAM may
+/// keep only hashes SCRAM cannot use: its refusal is no proof that the
+/// password is wrong, and postie does not try another mechanism itself.
+fn scram_refused(err: Error) -> Error {
+    match err.exit {
+        Exit::NoPerm => err.hint(SCRAM_REFUSED),
+        _ => err,
     }
 }
+
+const SCRAM_REFUSED: &str = "wrong user name or password; or the server offers SCRAM but cannot check it for this account (it keeps only hashes of another kind): --auth plain is the way out";
+
+/// How long to look for a reply the server sent before hanging up.
+const REPLY_LEFT_WAIT: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -344,7 +344,7 @@ fn auth_535_is_77_and_454_is_75() {
         Fault {
             greeting: GREETING,
             replies: vec![auth_ehlo, b"535 5.7.8 authentication failed\r\n"],
-            args: vec!["--user", common::USER],
+            args: vec!["--user", common::USER, "--auth", "plain"],
             exit: 77,
             stderr_has: "535 5.7.8",
         },
@@ -354,7 +354,7 @@ fn auth_535_is_77_and_454_is_75() {
         Fault {
             greeting: GREETING,
             replies: vec![auth_ehlo, b"454 4.7.0 temporary authentication failure\r\n"],
-            args: vec!["--user", common::USER],
+            args: vec!["--user", common::USER, "--auth", "plain"],
             exit: 75,
             stderr_has: "454 4.7.0",
         },

@@ -449,6 +449,7 @@ fn credentials_a_server_echoes_back_are_hidden_everywhere() {
         let queue = tempfile::tempdir().unwrap();
         let mut cmd = postie();
         cmd.args(["--server", &server.addr(), "--tls", "none", "--user", USER])
+            .args(["--auth", "plain"])
             .args([
                 "-f",
                 "a@example.com",
@@ -489,6 +490,57 @@ fn credentials_a_server_echoes_back_are_hidden_everywhere() {
         assert!(
             stderr.contains("no: [credentials hidden]"),
             "{code}: {stderr}"
+        );
+    }
+}
+
+/// The same for the mechanisms postie computes itself: a server that
+/// echoes the SCRAM client-final message (and its proof) or the CRAM-MD5
+/// answer (and its digest) in its 535 shows none of them, nor the
+/// password, in the error line, the -v transcript or the JSON result.
+#[test]
+fn computed_answers_a_server_echoes_back_are_hidden_too() {
+    use crate::common::{SaslServer, SaslTwist};
+    use base64::Engine;
+    let all = ["CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"];
+    for auth in ["scram-sha-256", "scram-sha-1", "cram-md5"] {
+        let server = SaslServer::start(&all, SaslTwist::Echo);
+        let output = postie()
+            .args(["--server", &server.addr(), "--tls", "none", "--user", USER])
+            .args(["--auth", auth, "-v", "--json", "--no-queue"])
+            .args(SMALL_MESSAGE)
+            .env("POSTIE_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        let stderr = stderr(&output);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert_eq!(output.status.code(), Some(77), "{auth}: {stderr}");
+        let lines = server.lines();
+        let answer = lines
+            .iter()
+            .skip_while(|l| !l.starts_with("AUTH"))
+            .nth(1)
+            .expect("an answer to the challenge")
+            .clone();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&answer)
+            .unwrap();
+        let decoded = String::from_utf8(decoded).unwrap();
+        let (_, secret) = decoded
+            .rsplit_once(",p=")
+            .or_else(|| decoded.rsplit_once(' '))
+            .unwrap();
+        for (what, text) in [("stderr", &stderr), ("--json", &stdout)] {
+            for hidden in [answer.as_str(), secret, PASSWORD] {
+                assert!(
+                    !text.contains(hidden),
+                    "{auth}: {what} has {hidden:?}:\n{text}"
+                );
+            }
+        }
+        assert!(
+            stderr.contains("no: [credentials hidden]"),
+            "{auth}: {stderr}"
         );
     }
 }

@@ -28,6 +28,7 @@ mod probe;
 mod properties;
 mod queue;
 mod replies;
+mod sasl;
 mod send;
 mod sendmail;
 mod transportable;
