@@ -1091,7 +1091,7 @@ mod tests {
         for id in ids {
             let offset = lock_offset(id);
             assert!(
-                offset >= 0 && offset < libc::off_t::MAX / 2,
+                (0..libc::off_t::MAX / 2).contains(&offset),
                 "{id}: {offset}"
             );
         }

@@ -47,6 +47,8 @@ pub(crate) struct Login {
     pub(crate) user: String,
     pub(crate) secret: String,
     pub(crate) method: AuthMethod,
+    /// The secret is an OAuth2 access token: with `auth = auto`, OAUTHBEARER or XOAUTH2.
+    pub(crate) bearer: bool,
 }
 
 impl std::fmt::Debug for Login {
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Login {
             .field("user", &self.user)
             .field("secret", &"[hidden]")
             .field("method", &self.method)
+            .field("bearer", &self.bearer)
             .finish()
     }
 }
