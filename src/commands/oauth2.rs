@@ -60,8 +60,8 @@ fn status(setup: &Setup) -> Result<()> {
     );
     match store::read(&setup.store)? {
         None => text.push_str(&format!(
-            "signed in: no (run `postie oauth2 login --account {}`)\n",
-            setup.account
+            "scopes: {}\nsigned in: no (run `postie oauth2 login --account {}`)\n",
+            setup.provider.scopes, setup.account
         )),
         Some(stored) => {
             let now = now();

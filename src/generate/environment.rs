@@ -63,7 +63,7 @@ pub(crate) const OTHERS: &[(&str, &str)] = &[
     ),
     (
         "XDG_STATE_HOME",
-        "Where a user's queue is kept (default `~/.local/state`).",
+        "Where a user's queue and OAuth2 tokens are kept (default `~/.local/state`).",
     ),
 ];
 

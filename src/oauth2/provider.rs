@@ -75,13 +75,26 @@ impl Provider {
             ))
             .hint("Google's Desktop clients have a secret: set oauth2_client_secret_cmd to a command that prints it"));
         }
+        let device_url = account.oauth2_device_url.clone().or(device);
+        let auth_url = account.oauth2_auth_url.clone().or(auth);
+        for url in [Some(&token_url), device_url.as_ref(), auth_url.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if !is_safe_url(url) {
+                return Err(Error::config(format!(
+                    "the OAuth2 account {name}'s endpoint {url:?} is not https://"
+                ))
+                .hint("tokens and client secrets go only over TLS, or to this machine (http://127.0.0.1)"));
+            }
+        }
         Ok(Provider {
             name: provider,
             client_id,
             client_secret_cmd: account.oauth2_client_secret_cmd.clone(),
             token_url,
-            device_url: account.oauth2_device_url.clone().or(device),
-            auth_url: account.oauth2_auth_url.clone().or(auth),
+            device_url,
+            auth_url,
             scopes: account
                 .oauth2_scopes
                 .clone()
@@ -89,6 +102,23 @@ impl Provider {
             browser_only,
         })
     }
+}
+
+/// An endpoint that may be sent a refresh token or a client secret:
+/// https, or plain http to this machine (a local helper, the tests).
+fn is_safe_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("https://")
+        || [
+            "http://127.0.0.1:",
+            "http://127.0.0.1/",
+            "http://localhost:",
+            "http://localhost/",
+            "http://[::1]:",
+            "http://[::1]/",
+        ]
+        .iter()
+        .any(|prefix| lower.starts_with(prefix))
 }
 
 /// One account's OAuth2 setup: what the grants and the refresh need.
@@ -132,4 +162,75 @@ pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(keys: &str) -> Account {
+        let text = format!("[accounts.a]\n{keys}");
+        let config =
+            crate::config::file::ConfigFile::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        config.select(Some("a"), None).unwrap().1
+    }
+
+    #[test]
+    fn presets_fill_endpoints_and_scopes() {
+        let ms = Provider::of(&account("oauth2_provider = \"microsoft\"\noauth2_client_id = \"c\"\noauth2_tenant = \"contoso.com\"\n"), "a").unwrap();
+        assert_eq!(
+            ms.token_url,
+            "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            ms.device_url.as_deref(),
+            Some("https://login.microsoftonline.com/contoso.com/oauth2/v2.0/devicecode")
+        );
+        assert_eq!(
+            ms.scopes,
+            "https://outlook.office.com/SMTP.Send offline_access"
+        );
+        assert!(!ms.browser_only);
+        let google = account("oauth2_provider = \"google\"\noauth2_client_id = \"c\"\n");
+        let err = Provider::of(&google, "a").unwrap_err();
+        assert!(err.message.contains("oauth2_client_secret_cmd"), "{err}");
+        let google = account("oauth2_provider = \"google\"\noauth2_client_id = \"c\"\noauth2_client_secret_cmd = \"echo s\"\n");
+        let google = Provider::of(&google, "a").unwrap();
+        assert!(google.browser_only);
+        assert_eq!(google.scopes, "https://mail.google.com/");
+    }
+
+    #[test]
+    fn a_custom_provider_needs_a_token_url_over_tls_or_loopback() {
+        let err = Provider::of(
+            &account("oauth2_provider = \"corp\"\noauth2_client_id = \"c\"\n"),
+            "a",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("oauth2_token_url"), "{err}");
+        let err = Provider::of(
+            &account("oauth2_token_url = \"http://idp.example/token\"\noauth2_client_id = \"c\"\n"),
+            "a",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("not https"), "{err}");
+        assert!(Provider::of(
+            &account(
+                "oauth2_token_url = \"http://127.0.0.1:8080/token\"\noauth2_client_id = \"c\"\n"
+            ),
+            "a"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn a_password_on_an_oauth2_account_is_a_config_error() {
+        let text = "[accounts.a]\noauth2_provider = \"microsoft\"\npassword = \"x\"\n";
+        let config =
+            crate::config::file::ConfigFile::parse(text, std::path::Path::new("t.toml")).unwrap();
+        assert_eq!(
+            config.select(Some("a"), None).unwrap_err().exit,
+            Exit::Config
+        );
+    }
 }
