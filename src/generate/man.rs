@@ -199,6 +199,7 @@ fn oauth2_page() -> String {
     environment.extend(environment::others(&[
         "XDG_STATE_HOME",
         config::SYSTEM_CONFIG_ENV,
+        crate::oauth2::store::SYSTEM_DIR_ENV,
     ]));
     fill(
         POSTIE_OAUTH2_1,

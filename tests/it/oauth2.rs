@@ -43,8 +43,10 @@ impl Setup {
             dir.join("config.toml"),
             format!(
                 "default = \"work\"\n[accounts.work]\nserver = \"127.0.0.1:{}\"\ntls = \"none\"\n\
-                 from = \"me@example.com\"\nuser = \"me@example.com\"\nauth = \"xoauth2\"\n{keys}",
-                setup.smtp.port
+                 from = \"me@example.com\"\nuser = \"me@example.com\"\nauth = \"xoauth2\"\n\
+                 logfile = \"{}\"\n{keys}",
+                setup.smtp.port,
+                setup.home.join("postie.log").display()
             ),
         )
         .unwrap();
@@ -228,7 +230,23 @@ fn an_expired_access_token_is_refreshed_once_and_the_message_sent() {
     let s = Setup::new();
     s.provider.set_lifetime(3600);
     s.provider.seed_expired(&s.store());
-    let out = s.send();
+    let out = s.run(
+        &[
+            "-vv",
+            "b@example.com",
+            "--subject",
+            "hi",
+            "--body",
+            "oauth body",
+        ],
+        "",
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("AUTH XOAUTH2 [credentials hidden]"),
+        "{stderr}"
+    );
+    assert!(s.home.join("postie.log").exists());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(s.provider.refreshes(), 1);
     assert_eq!(s.smtp.auths(), [true]);
@@ -322,4 +340,25 @@ fn a_password_on_an_oauth2_account_is_78() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("OAuth2 account"), "{stderr}");
+}
+
+#[test]
+fn the_system_configs_accounts_keep_their_tokens_in_the_system_directory() {
+    let s = Setup::new();
+    let system_config = s.home.join("no-system-config").join("config.toml");
+    std::fs::create_dir_all(system_config.parent().unwrap()).unwrap();
+    std::fs::rename(s.home.join(".config/postie/config.toml"), &system_config).unwrap();
+    let login = s.run(&["oauth2", "login"], "");
+    assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
+    let store = s.home.join("system-oauth2").join("work.json");
+    assert!(store.exists(), "{}", text(&login.stderr));
+    assert!(!s.store().exists());
+    let dir_mode = std::fs::metadata(store.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    let out = s.send();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
