@@ -362,3 +362,43 @@ fn the_system_configs_accounts_keep_their_tokens_in_the_system_directory() {
     let out = s.send();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn device_login_slows_down_when_told_and_a_declined_sign_in_is_77() {
+    let s = Setup::new();
+    s.provider.set_device_answers(&["slow_down"]);
+    let started = std::time::Instant::now();
+    let login = s.run(&["oauth2", "login"], "");
+    assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
+    // interval 1, then 1 + 5 after slow_down (RFC 8628 §3.5).
+    assert!(started.elapsed() >= std::time::Duration::from_secs(7));
+    for (answer, says) in [("access_denied", "declined"), ("expired_token", "expired")] {
+        s.provider.set_device_answers(&[answer]);
+        let login = s.run(&["oauth2", "login"], "");
+        let stderr = text(&login.stderr);
+        assert_eq!(login.status.code(), Some(77), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
+
+#[test]
+fn a_provider_answering_503_is_75_and_the_queued_message_goes_at_the_flush() {
+    let s = Setup::new();
+    s.provider.set_lifetime(3600);
+    s.provider.seed_expired(&s.store());
+    s.provider.set_down(true);
+    let queued = s.run(
+        &["--sendmail", "-i", "b@example.com"],
+        "Subject: x\n\nlater\n",
+    );
+    let stderr = text(&queued.stderr);
+    assert_eq!(queued.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("503"), "{stderr}");
+    assert!(s.smtp.messages().is_empty());
+    s.provider.set_down(false);
+    let flush = s.run(&["queue", "flush", "--now"], "");
+    assert_eq!(flush.status.code(), Some(0), "{}", text(&flush.stderr));
+    assert_eq!(s.provider.refreshes(), 1);
+    assert!(s.smtp.messages()[0].contains("later"));
+    s.assert_no_token(&[&queued.stdout, &queued.stderr, &flush.stdout, &flush.stderr]);
+}

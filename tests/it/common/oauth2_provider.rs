@@ -42,6 +42,10 @@ struct State {
     /// code -> (code_challenge, redirect_uri).
     codes: HashMap<String, (String, String)>,
     serial: u64,
+    /// What the device-code polls answer before the token, in order.
+    device_answers: Vec<String>,
+    /// Answer every request with 503.
+    down: bool,
     /// Every request: "METHOD PATH grant_type".
     requests: Vec<String>,
 }
@@ -68,7 +72,10 @@ impl OAuthProvider {
         let port = listener.local_addr().unwrap().port();
         let provider = OAuthProvider {
             port,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                device_answers: vec!["authorization_pending".to_string()],
+                ..State::default()
+            })),
             lifetime: Arc::new(AtomicU64::new(2)),
             refreshes: Arc::default(),
             stop: Arc::default(),
@@ -132,6 +139,17 @@ impl OAuthProvider {
     pub fn all_tokens(&self) -> Vec<String> {
         let state = lock(&self.state);
         state.access.keys().chain(&state.refresh).cloned().collect()
+    }
+
+    /// The errors the next device-code polls get before the token
+    /// (default: one `authorization_pending`).
+    pub fn set_device_answers(&self, answers: &[&str]) {
+        lock(&self.state).device_answers = answers.iter().map(|a| a.to_string()).collect();
+    }
+
+    /// While down, every request is answered 503.
+    pub fn set_down(&self, down: bool) {
+        lock(&self.state).down = down;
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -265,6 +283,9 @@ fn answer(
     refreshes: &AtomicUsize,
 ) -> (u16, serde_json::Value) {
     let mut state = lock(state);
+    if state.down {
+        return (503, serde_json::json!({"error": "temporarily_unavailable"}));
+    }
     let issue = |state: &mut State| {
         let access = state.next("at");
         let refresh = state.next("rt");
@@ -300,12 +321,14 @@ fn answer(
         }
         ("/token", Some("urn:ietf:params:oauth:grant-type:device_code")) => {
             let code = form.get("device_code").cloned().unwrap_or_default();
+            let answers = state.device_answers.clone();
             match state.devices.get_mut(&code) {
                 None => error("invalid_grant"),
-                // The user approves while postie waits: one pending poll.
-                Some(polls) if *polls == 0 => {
+                // The user approves while postie waits: the scripted
+                // answers first, then the token.
+                Some(polls) if *polls < answers.len() => {
                     *polls += 1;
-                    error("authorization_pending")
+                    error(&answers[*polls - 1])
                 }
                 Some(_) => {
                     state.devices.remove(&code);
