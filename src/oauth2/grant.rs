@@ -332,6 +332,32 @@ fn answer(mut stream: TcpStream, status: &str, text: &str) {
 mod tests {
     use super::*;
 
+    fn reply(status: u16, json: serde_json::Value) -> Reply {
+        Reply { status, json }
+    }
+
+    #[test]
+    fn token_answers_of_rfc_6749_section_5() {
+        let token = Token::from_reply(reply(
+            200,
+            serde_json::json!({"access_token": "a", "expires_in": "60", "refresh_token": "r"}),
+        ))
+        .map_err(|_| ())
+        .unwrap();
+        assert_eq!(token.access_token, "a");
+        assert_eq!(token.refresh_token.as_deref(), Some("r"));
+        assert!(token.expires_at >= now() + 59 && token.expires_at <= now() + 60);
+        let refused = Token::from_reply(reply(
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": "revoked"}),
+        ));
+        assert!(matches!(refused, Err(Failure::Refused(why)) if why == "invalid_grant revoked"));
+        let nothing = Token::from_reply(reply(200, serde_json::json!({"token_type": "Bearer"})));
+        assert!(matches!(nothing, Err(Failure::Malformed(_))));
+        let unauthorized = Token::from_reply(reply(401, serde_json::json!({})));
+        assert!(matches!(unauthorized, Err(Failure::Refused(_))));
+    }
+
     #[test]
     fn pkce_verifier_is_43_characters_of_the_unreserved_set() {
         let verifier = random_text(32).unwrap();

@@ -48,6 +48,11 @@ pub(crate) fn access_token(
     if let Some(secret) = &secret {
         form.push(("client_secret", secret));
     }
+    // Microsoft's v2 endpoint wants the scopes again (RFC 6749 §6 allows
+    // them: the same as granted); others take the grant's.
+    if setup.provider.name == "microsoft" {
+        form.push(("scope", setup.provider.scopes.as_str()));
+    }
     let reply = http::post_form(&setup.provider.token_url, &form)
         .map_err(|failure| failure.error(setup, "refreshing the access token"))?;
     let token = grant::Token::from_reply(reply)

@@ -127,6 +127,9 @@ pub(crate) fn write(path: &Path, stored: &Stored) -> Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("token"),
         std::process::id()
     ));
+    // Left by a crashed postie of the same pid: callers hold the lock, so
+    // nobody else is writing it.
+    let _ = fs::remove_file(&temp);
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
