@@ -303,16 +303,25 @@ fn redirected_code(listener: &TcpListener, state: &str) -> std::result::Result<S
     }
 }
 
-/// The target of a GET's request line, read within 10 s and 8 KiB.
+/// The target of a GET's request line, read within 10 s and 8 KiB. The
+/// header lines are read too (and ignored): closing a socket with unread
+/// data resets it, and the browser would lose the answer.
 fn request_target(stream: &TcpStream) -> Option<String> {
     stream.set_nonblocking(false).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
+    let mut reader = BufReader::new(std::io::Read::take(stream, 8192));
     let mut line = String::new();
-    BufReader::new(std::io::Read::take(stream, 8192))
-        .read_line(&mut line)
-        .ok()?;
+    reader.read_line(&mut line).ok()?;
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if header.trim_end().is_empty() => break,
+            Ok(_) => {}
+        }
+    }
     let mut words = line.split_whitespace();
     match (words.next(), words.next()) {
         (Some("GET"), Some(target)) => Some(target.to_string()),

@@ -215,11 +215,9 @@ fn http_get(url: &str) -> String {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    // One write, as a browser sends it.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
@@ -401,4 +399,34 @@ fn a_provider_answering_503_is_75_and_the_queued_message_goes_at_the_flush() {
     assert_eq!(s.provider.refreshes(), 1);
     assert!(s.smtp.messages()[0].contains("later"));
     s.assert_no_token(&[&queued.stdout, &queued.stderr, &flush.stdout, &flush.stderr]);
+}
+
+#[test]
+fn a_redirect_with_another_state_is_refused_and_nothing_stored() {
+    let s = Setup::new();
+    let mut child = s
+        .command(&["oauth2", "login", "--browser"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no URL printed");
+        if line.starts_with(&s.provider.url("authorize")) {
+            break line.trim().to_string();
+        }
+    };
+    let redirect = s.provider.approve(&url);
+    let (before, state) = redirect.rsplit_once("state=").unwrap();
+    let forged = format!("{before}state=x{state}");
+    let answer = http_get(&forged);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(77), "{rest}");
+    assert!(rest.contains("state does not match"), "{rest}");
+    assert!(!s.store().exists());
 }
