@@ -87,6 +87,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show, drop or retry queued messages; set up the maildrop')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'About the config file: print a commented example')
+            [CompletionResult]::new('oauth2', 'oauth2', [CompletionResultType]::ParameterValue, 'Sign in an OAuth2 account once (its token is then refreshed at each send), or show its token''s state')
             break
         }
         'postie;queue' {
@@ -144,6 +145,26 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             break
         }
         'postie;config;example' {
+            break
+        }
+        'postie;oauth2' {
+            [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'The account [default: the config''s default account]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Sign in: print a URL and a code to enter there (device flow), or with --browser a URL to open (always for google); the token is stored in the state directory')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the account, provider, scopes and when the access token expires (never a token)')
+            break
+        }
+        'postie;oauth2;login' {
+            [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'The account [default: the config''s default account]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file')
+            [CompletionResult]::new('--browser', '--browser', [CompletionResultType]::ParameterName, 'Sign in in a browser on this machine (authorization code with PKCE and a redirect to 127.0.0.1) instead of entering a code')
+            break
+        }
+        'postie;oauth2;status' {
+            [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'The account [default: the config''s default account]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file')
             break
         }
     })

@@ -19,11 +19,20 @@ _postie() {
             postie,config)
                 cmd="postie__subcmd__config"
                 ;;
+            postie,oauth2)
+                cmd="postie__subcmd__oauth2"
+                ;;
             postie,queue)
                 cmd="postie__subcmd__queue"
                 ;;
             postie__subcmd__config,example)
                 cmd="postie__subcmd__config__subcmd__example"
+                ;;
+            postie__subcmd__oauth2,login)
+                cmd="postie__subcmd__oauth2__subcmd__login"
+                ;;
+            postie__subcmd__oauth2,status)
+                cmd="postie__subcmd__oauth2__subcmd__status"
                 ;;
             postie__subcmd__queue,drop)
                 cmd="postie__subcmd__queue__subcmd__drop"
@@ -50,7 +59,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -f -s -r -H -a -t -v -4 -6 -h -V --to --cc --bcc --from --subject --reply-to --header --body --body-file --html --no-text-alternative --attach --inline --message --read-recipients --full-name --server --port --helo --timeout --partial --tls --ca-file --client-cert --client-key --insecure --user --password-cmd --auth --allow-plaintext-auth --sendmail --config --account --dry-run --verbose --timing --quit-after --capabilities --json --test-message --tls-fingerprint --mx --resolver --queue --no-queue --queue-dir --ipv4 --ipv6 --help --help-long --version queue config"
+            opts="-c -b -f -s -r -H -a -t -v -4 -6 -h -V --to --cc --bcc --from --subject --reply-to --header --body --body-file --html --no-text-alternative --attach --inline --message --read-recipients --full-name --server --port --helo --timeout --partial --tls --ca-file --client-cert --client-key --insecure --user --password-cmd --auth --allow-plaintext-auth --sendmail --config --account --dry-run --verbose --timing --quit-after --capabilities --json --test-message --tls-fingerprint --mx --resolver --queue --no-queue --queue-dir --ipv4 --ipv6 --help --help-long --version queue config oauth2"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -272,6 +281,72 @@ _postie() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__oauth2)
+            opts="-V --account --config --version login status"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --account)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__oauth2__subcmd__login)
+            opts="--browser --account --config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --account)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        postie__subcmd__oauth2__subcmd__status)
+            opts="--account --config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --account)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

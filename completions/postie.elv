@@ -84,6 +84,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --version 'Print version'
             cand queue 'List, send, show, drop or retry queued messages; set up the maildrop'
             cand config 'About the config file: print a commented example'
+            cand oauth2 'Sign in an OAuth2 account once (its token is then refreshed at each send), or show its token''s state'
         }
         &'postie;queue'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
@@ -132,6 +133,23 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand example 'Print a commented example config with every key (save it as ~/.config/postie/config.toml)'
         }
         &'postie;config;example'= {
+        }
+        &'postie;oauth2'= {
+            cand --account 'The account [default: the config''s default account]'
+            cand --config 'Config file'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand login 'Sign in: print a URL and a code to enter there (device flow), or with --browser a URL to open (always for google); the token is stored in the state directory'
+            cand status 'Show the account, provider, scopes and when the access token expires (never a token)'
+        }
+        &'postie;oauth2;login'= {
+            cand --account 'The account [default: the config''s default account]'
+            cand --config 'Config file'
+            cand --browser 'Sign in in a browser on this machine (authorization code with PKCE and a redirect to 127.0.0.1) instead of entering a code'
+        }
+        &'postie;oauth2;status'= {
+            cand --account 'The account [default: the config''s default account]'
+            cand --config 'Config file'
         }
     ]
     $completions[$command]

@@ -95,6 +95,7 @@ complete -c postie -n "__fish_postie_needs_command" -l help-long -d 'Print each 
 complete -c postie -n "__fish_postie_needs_command" -s V -l version -d 'Print version'
 complete -c postie -n "__fish_postie_needs_command" -a "queue" -d 'List, send, show, drop or retry queued messages; set up the maildrop'
 complete -c postie -n "__fish_postie_needs_command" -a "config" -d 'About the config file: print a commented example'
+complete -c postie -n "__fish_postie_needs_command" -a "oauth2" -d 'Sign in an OAuth2 account once (its token is then refreshed at each send), or show its token\'s state'
 complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop init retry" -l config -d 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop init retry" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
 complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop init retry" -s V -l version -d 'Print version'
@@ -122,3 +123,13 @@ complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_sub
 complete -c postie -n "__fish_postie_using_subcommand queue; and __fish_seen_subcommand_from retry" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
 complete -c postie -n "__fish_postie_using_subcommand config; and not __fish_seen_subcommand_from example" -s V -l version -d 'Print version'
 complete -c postie -n "__fish_postie_using_subcommand config; and not __fish_seen_subcommand_from example" -f -a "example" -d 'Print a commented example config with every key (save it as ~/.config/postie/config.toml)'
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and not __fish_seen_subcommand_from login status" -l account -d 'The account [default: the config\'s default account]' -r
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and not __fish_seen_subcommand_from login status" -l config -d 'Config file' -r -F
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and not __fish_seen_subcommand_from login status" -s V -l version -d 'Print version'
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and not __fish_seen_subcommand_from login status" -f -a "login" -d 'Sign in: print a URL and a code to enter there (device flow), or with --browser a URL to open (always for google); the token is stored in the state directory'
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and not __fish_seen_subcommand_from login status" -f -a "status" -d 'Show the account, provider, scopes and when the access token expires (never a token)'
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and __fish_seen_subcommand_from login" -l account -d 'The account [default: the config\'s default account]' -r
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and __fish_seen_subcommand_from login" -l config -d 'Config file' -r -F
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and __fish_seen_subcommand_from login" -l browser -d 'Sign in in a browser on this machine (authorization code with PKCE and a redirect to 127.0.0.1) instead of entering a code'
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and __fish_seen_subcommand_from status" -l account -d 'The account [default: the config\'s default account]' -r
+complete -c postie -n "__fish_postie_using_subcommand oauth2; and __fish_seen_subcommand_from status" -l config -d 'Config file' -r -F

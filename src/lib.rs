@@ -8,7 +8,7 @@
 //! | layer | modules | what belongs there |
 //! |---|---|---|
 //! | bottom | [`types`], [`exit`], [`home`], [`permissions`] | values every layer shares, the exit codes, facts about this machine's users and files |
-//! | mail, config, smtp, cli | [`mail`], [`config`], [`smtp`], [`cli`] | one concern each: the message, the config file, the protocol, the command line |
+//! | mail, config, smtp, oauth2, cli | [`mail`], [`config`], [`smtp`], [`oauth2`], [`cli`] | one concern each: the message, the config file, the protocol, OAuth2 tokens, the command line |
 //! | plan, queue, output | [`plan`], [`queue`], [`output`] | turning flags and config into a plan; keeping messages; what is printed |
 //! | outcome | [`outcome`] | what happens after a send attempt, for every path |
 //! | top | [`commands`], [`generate`], `main.rs` | the commands, which use everything below |
@@ -26,6 +26,7 @@ pub mod exit;
 pub(crate) mod generate;
 pub(crate) mod home;
 pub(crate) mod mail;
+pub(crate) mod oauth2;
 pub(crate) mod outcome;
 pub(crate) mod output;
 pub(crate) mod permissions;

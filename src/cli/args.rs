@@ -527,6 +527,57 @@ pub(crate) enum ConfigCommand {
     Example,
 }
 
+/// `postie oauth2 ...` with its version, as `--version` prints it.
+pub(crate) fn oauth2_command() -> clap::Command {
+    OAuth2Cli::command().version(version())
+}
+
+/// Parses `postie oauth2 ...` (`args` starts with the program name).
+pub(crate) fn parse_oauth2_from<I, T>(args: I) -> Result<OAuth2Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = oauth2_command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    OAuth2Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+}
+
+/// `postie oauth2 ...`: the OAuth2 token of an account whose config has
+/// `oauth2_provider` or `oauth2_token_url`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "postie oauth2",
+    version,
+    about = "Sign in an OAuth2 account once (its token is then refreshed at each send), or show its token's state"
+)]
+pub(crate) struct OAuth2Cli {
+    #[command(subcommand)]
+    pub(crate) command: OAuth2Command,
+
+    /// The account [default: the config's default account].
+    #[arg(long, global = true, value_name = "NAME", env = "POSTIE_ACCOUNT")]
+    pub(crate) account: Option<String>,
+
+    /// Config file.
+    #[arg(long, global = true, value_name = "PATH", env = "POSTIE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum OAuth2Command {
+    /// Sign in: print a URL and a code to enter there (device flow), or with --browser
+    /// a URL to open (always for google); the token is stored in the state directory.
+    Login {
+        /// Sign in in a browser on this machine (authorization code with PKCE and a
+        /// redirect to 127.0.0.1) instead of entering a code.
+        #[arg(long)]
+        browser: bool,
+    },
+    /// Show the account, provider, scopes and when the access token expires (never a token).
+    Status,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,6 +588,7 @@ mod tests {
         command().debug_assert();
         queue_command().debug_assert();
         config_command().debug_assert();
+        oauth2_command().debug_assert();
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The commands: sending (also as sendmail), `postie queue` and `postie
-//! config`, and the dispatch to them. The top layer with `main.rs`: they use everything
+//! The commands: sending (also as sendmail), `postie queue`, `postie
+//! oauth2` and `postie config`, and the dispatch to them. The top layer with `main.rs`: they use everything
 //! below, nothing uses them.
 //!
 //! Belongs here: the order of a command's steps and its exit status. Not
@@ -7,6 +7,7 @@
 //! printing beyond calling `output`.
 
 pub(crate) mod config;
+pub(crate) mod oauth2;
 pub(crate) mod queue;
 pub(crate) mod send;
 
@@ -37,6 +38,14 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             ) {
                 Ok(cli) => config::run(cli),
                 Err(err) => return clap_exit(err, &args::config_command()),
+            }
+        }
+        Invocation::Subcommand(Subcommand::OAuth2, rest) => {
+            match args::parse_oauth2_from(
+                std::iter::once(OsString::from("postie oauth2")).chain(rest),
+            ) {
+                Ok(cli) => oauth2::run(cli),
+                Err(err) => return clap_exit(err, &args::oauth2_command()),
             }
         }
         Invocation::Subcommand(Subcommand::Generate, rest) => crate::generate::run(&rest),

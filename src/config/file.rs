@@ -184,6 +184,27 @@ pub(crate) struct Account {
     /// How many recipient domains direct delivery (--mx) sends to at once.
     #[serde(default, deserialize_with = "mx_concurrency")]
     pub(crate) mx_concurrency: Option<usize>,
+    /// OAuth2 instead of a password: `microsoft`, `google` or any other
+    /// name (whose endpoints the `oauth2_*_url` keys give).
+    pub(crate) oauth2_provider: Option<String>,
+    pub(crate) oauth2_client_id: Option<String>,
+    /// A command that prints the OAuth2 client secret, where the provider
+    /// wants one (Google's Desktop clients).
+    pub(crate) oauth2_client_secret_cmd: Option<String>,
+    /// Microsoft's tenant (default `common`).
+    pub(crate) oauth2_tenant: Option<String>,
+    pub(crate) oauth2_token_url: Option<String>,
+    pub(crate) oauth2_device_url: Option<String>,
+    /// The authorization endpoint, for the browser flow of a provider
+    /// without a preset.
+    pub(crate) oauth2_auth_url: Option<String>,
+    /// Space-separated scopes, replacing the preset's.
+    pub(crate) oauth2_scopes: Option<String>,
+    /// The account comes from the system config (/etc/postie/config.toml),
+    /// so its token is kept in the system's state directory: set by
+    /// [`ConfigFile::select`], never by the file.
+    #[serde(skip)]
+    pub(crate) system: bool,
 }
 
 /// `mx_concurrency` as a whole number; anything else is an error that
@@ -288,7 +309,24 @@ impl Account {
             logfile: self.logfile.or(fb.logfile),
             syslog: self.syslog.or(fb.syslog),
             mx_concurrency: self.mx_concurrency.or(fb.mx_concurrency),
+            oauth2_provider: self.oauth2_provider.or(fb.oauth2_provider),
+            oauth2_client_id: self.oauth2_client_id.or(fb.oauth2_client_id),
+            oauth2_client_secret_cmd: self
+                .oauth2_client_secret_cmd
+                .or(fb.oauth2_client_secret_cmd),
+            oauth2_tenant: self.oauth2_tenant.or(fb.oauth2_tenant),
+            oauth2_token_url: self.oauth2_token_url.or(fb.oauth2_token_url),
+            oauth2_device_url: self.oauth2_device_url.or(fb.oauth2_device_url),
+            oauth2_auth_url: self.oauth2_auth_url.or(fb.oauth2_auth_url),
+            oauth2_scopes: self.oauth2_scopes.or(fb.oauth2_scopes),
+            system: self.system || fb.system,
         }
+    }
+
+    /// An OAuth2 account: its secret is an access token that postie
+    /// obtains and refreshes itself.
+    pub(crate) fn is_oauth2(&self) -> bool {
+        self.oauth2_provider.is_some() || self.oauth2_token_url.is_some()
     }
 }
 
@@ -484,6 +522,16 @@ impl ConfigFile {
             None => self.defaults.clone(),
         };
         account.aliases = account.aliases.or_else(|| self.aliases.clone());
+        account.system = self.path.as_deref() == Some(system_path().as_path());
+        if account.is_oauth2() && (account.password.is_some() || account.password_cmd.is_some()) {
+            return Err(Error::config(format!(
+                "account {} in {} is an OAuth2 account (oauth2_provider or oauth2_token_url) \
+                 and also has a password or password_cmd",
+                chosen.as_deref().unwrap_or("[defaults]"),
+                self.describe()
+            ))
+            .hint("remove password and password_cmd: postie gets the token itself (postie oauth2 login)"));
+        }
         Ok((chosen, account))
     }
 

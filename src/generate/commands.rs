@@ -5,7 +5,7 @@
 
 use clap::{Command, CommandFactory};
 
-use crate::cli::args::{self, ConfigCli, QueueCli};
+use crate::cli::args::{self, ConfigCli, OAuth2Cli, QueueCli};
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -23,6 +23,7 @@ pub(crate) fn command() -> Command {
         .disable_help_subcommand(true)
         .subcommand(queue_command())
         .subcommand(config_command())
+        .subcommand(oauth2_command())
 }
 
 /// `postie queue`, as the man page and the completions show it.
@@ -33,4 +34,9 @@ pub(crate) fn queue_command() -> Command {
 /// `postie config`, as the completions show it.
 pub(crate) fn config_command() -> Command {
     ConfigCli::command().name("config").version(VERSION)
+}
+
+/// `postie oauth2`, as the completions show it.
+pub(crate) fn oauth2_command() -> Command {
+    OAuth2Cli::command().name("oauth2").version(VERSION)
 }

@@ -6,6 +6,7 @@
 use clap::Command;
 
 use crate::config::file as config;
+use crate::oauth2::store as oauth2_store;
 use crate::plan::secret;
 use crate::queue::system;
 use crate::smtp::tls;
@@ -31,6 +32,11 @@ pub(crate) const OTHERS: &[(&str, &str)] = &[
         "Replaces `/etc/postie/config.toml`, for tests and for packages that install the \
          system-wide file elsewhere: the system config that every user falls back to, whose \
          unreadability sends a user's mail to the maildrop, and which its pickup uses.",
+    ),
+    (
+        oauth2_store::SYSTEM_DIR_ENV,
+        "For tests and packagers: where the OAuth2 tokens of the system config's accounts \
+         are kept, instead of `/var/lib/postie/oauth2`.",
     ),
     (
         system::SPOOL_ENV,
@@ -63,7 +69,7 @@ pub(crate) const OTHERS: &[(&str, &str)] = &[
     ),
     (
         "XDG_STATE_HOME",
-        "Where a user's queue is kept (default `~/.local/state`).",
+        "Where a user's queue and OAuth2 tokens are kept (default `~/.local/state`).",
     ),
 ];
 

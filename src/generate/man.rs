@@ -26,7 +26,7 @@ use clap_mangen::Man;
 
 use super::commands::{self, VERSION};
 use super::environment::{self, Variable};
-use crate::cli::args::QueueCli;
+use crate::cli::args::{OAuth2Cli, QueueCli};
 use crate::cli::sendmail;
 use crate::config::file as config;
 use crate::exit::{self, Exit};
@@ -37,6 +37,7 @@ use crate::types::{AuthMethod, QueuePolicy, TlsMode};
 
 const POSTIE_1: &str = include_str!("../../doc/postie.1.in");
 const POSTIE_QUEUE_1: &str = include_str!("../../doc/postie-queue.1.in");
+const POSTIE_OAUTH2_1: &str = include_str!("../../doc/postie-oauth2.1.in");
 const POSTIE_TOML_5: &str = include_str!("../../doc/postie.toml.5.in");
 const MAILDROP: &str = include_str!("../../doc/maildrop.in");
 
@@ -45,6 +46,7 @@ pub(crate) fn pages() -> Vec<(PathBuf, String)> {
     vec![
         (PathBuf::from("man/postie.1"), postie_page()),
         (PathBuf::from("man/postie-queue.1"), queue_page()),
+        (PathBuf::from("man/postie-oauth2.1"), oauth2_page()),
         (PathBuf::from("man/postie.toml.5"), config_page()),
     ]
 }
@@ -111,7 +113,7 @@ fn queue_page() -> String {
         &[
             ("NAME", clap.name),
             ("OPTIONS", clap.options),
-            ("COMMANDS", queue_commands()),
+            ("COMMANDS", subcommands(&QueueCli::command())),
             ("MAILDROP", MAILDROP.to_string()),
             ("ENVIRONMENT", variables(&environment)),
         ],
@@ -188,10 +190,33 @@ fn sendmail_options() -> String {
         .collect()
 }
 
-/// Each subcommand of `postie queue`, with its arguments and options.
-fn queue_commands() -> String {
+fn oauth2_page() -> String {
+    let command = commands::oauth2_command()
+        .bin_name("postie oauth2")
+        .display_name("postie-oauth2");
+    let clap = ClapText::of(command);
+    let mut environment = environment::of_command(&OAuth2Cli::command());
+    environment.extend(environment::others(&[
+        "XDG_STATE_HOME",
+        config::SYSTEM_CONFIG_ENV,
+        crate::oauth2::store::SYSTEM_DIR_ENV,
+    ]));
+    fill(
+        POSTIE_OAUTH2_1,
+        &[
+            ("NAME", clap.name),
+            ("OPTIONS", clap.options),
+            ("COMMANDS", subcommands(&OAuth2Cli::command())),
+            ("ENVIRONMENT", variables(&environment)),
+        ],
+    )
+}
+
+/// Each subcommand of `command` (`postie queue`, `postie oauth2`), with
+/// its arguments and options.
+fn subcommands(command: &Command) -> String {
     let mut out = String::new();
-    for sub in QueueCli::command().get_subcommands() {
+    for sub in command.get_subcommands() {
         let mut term = format!("`{}`", sub.get_name());
         for arg in sub.get_arguments() {
             term.push(' ');

@@ -107,6 +107,15 @@ fn flags(cli: &Cli) -> Account {
         logfile: None,
         syslog: None,
         mx_concurrency: None,
+        oauth2_provider: None,
+        oauth2_client_id: None,
+        oauth2_client_secret_cmd: None,
+        oauth2_tenant: None,
+        oauth2_token_url: None,
+        oauth2_device_url: None,
+        oauth2_auth_url: None,
+        oauth2_scopes: None,
+        system: false,
     }
 }
 

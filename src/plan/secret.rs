@@ -2,7 +2,8 @@
 //! POSTIE_PASSWORD, the account's password_cmd or password. A password
 //! command runs with `/bin/sh -c` in a process group of its own, under a
 //! deadline, and only when a session is about to log in
-//! ([`PendingLogin::fetch`]).
+//! ([`PendingLogin::fetch`]). An OAuth2 account's secret is its access
+//! token, refreshed there too when it is (nearly) expired.
 //!
 //! Belongs here: everything that touches a secret before it reaches smtp's
 //! [`Login`]. Not here: whether a login may be used at all (an exchanger
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::file::Account;
 use crate::exit::{io_reason, Cause, Error, Exit, Result};
+use crate::oauth2::provider::{Provider, Setup};
+use crate::oauth2::refresh;
 use crate::smtp::settings::Login;
 use crate::types::AuthMethod;
 
@@ -23,12 +26,16 @@ use crate::types::AuthMethod;
 pub(crate) const PASSWORD_ENV: &str = "POSTIE_PASSWORD";
 
 /// The login `merged` names, its secret not yet fetched; none without a
-/// user.
-pub(crate) fn login(merged: &Account, deadline: Duration) -> Result<Option<PendingLogin>> {
+/// user. `account` names the account, for an OAuth2 token file.
+pub(crate) fn login(
+    merged: &Account,
+    account: Option<&str>,
+    deadline: Duration,
+) -> Result<Option<PendingLogin>> {
     let method = merged.auth;
     match merged.user.clone() {
         Some(user) => Ok(Some(PendingLogin {
-            secret: secret(merged, &user)?,
+            secret: secret(merged, account, &user)?,
             user,
             method: method.unwrap_or(AuthMethod::Auto),
             deadline,
@@ -55,6 +62,7 @@ impl std::fmt::Debug for PendingLogin {
         let secret = match &self.secret {
             Secret::Known(_) => "[hidden]".to_string(),
             Secret::Command(cmd) => format!("the output of {cmd:?}"),
+            Secret::OAuth2(setup) => format!("the OAuth2 token of account {}", setup.account),
         };
         f.debug_struct("PendingLogin")
             .field("user", &self.user)
@@ -68,28 +76,46 @@ impl PendingLogin {
     /// The login, running the password command if there is one. Its
     /// failures are [`Cause::LocalSetup`]: this machine's, not the message's.
     pub(crate) fn fetch(self) -> Result<Login> {
-        let secret = match self.secret {
-            Secret::Known(secret) => secret,
-            Secret::Command(cmd) => run_password_cmd(&cmd, self.deadline)?,
+        let (secret, bearer) = match self.secret {
+            Secret::Known(secret) => (secret, false),
+            Secret::Command(cmd) => (run_password_cmd(&cmd, self.deadline)?, false),
+            Secret::OAuth2(setup) => {
+                let deadline = self.deadline;
+                let token =
+                    refresh::access_token(&setup, || client_secret(&setup.provider, deadline))?;
+                (token, true)
+            }
         };
         Ok(Login {
             user: self.user,
             secret,
             method: self.method,
-            bearer: false,
+            bearer,
         })
     }
+}
+
+/// The OAuth2 client secret, from its command, when the provider has one.
+pub(crate) fn client_secret(provider: &Provider, deadline: Duration) -> Result<Option<String>> {
+    provider
+        .client_secret_cmd
+        .as_deref()
+        .map(|cmd| run_password_cmd(cmd, deadline))
+        .transpose()
 }
 
 #[derive(Clone)]
 enum Secret {
     Known(String),
     Command(String),
+    /// The access token of an OAuth2 account.
+    OAuth2(Box<Setup>),
 }
 
 /// The password or token: --password-cmd, then POSTIE_PASSWORD, then the
-/// account's password_cmd, then its password.
-fn secret(merged: &Account, user: &str) -> Result<Secret> {
+/// account's password_cmd, then its password; an OAuth2 account, which
+/// has neither of its own (`ConfigFile::select`), its access token.
+fn secret(merged: &Account, account: Option<&str>, user: &str) -> Result<Secret> {
     // `merged` already has the layers in order, the two spellings of the
     // secret taken together from the first layer that gives either
     // (super::precedence): a command, then a password.
@@ -98,6 +124,9 @@ fn secret(merged: &Account, user: &str) -> Result<Secret> {
     }
     if let Some(password) = &merged.password {
         return Ok(Secret::Known(password.clone()));
+    }
+    if merged.is_oauth2() {
+        return Ok(Secret::OAuth2(Box::new(Setup::of(merged, account)?)));
     }
     Err(
         Error::config(format!("no password for user {user:?}")).hint(format!(

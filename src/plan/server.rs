@@ -111,7 +111,7 @@ pub(crate) fn transport_settings(
         None
     } else {
         let deadline = timeout.map_or(PASSWORD_CMD_DEADLINE, Duration::from_secs);
-        login(merged, deadline)?
+        login(merged, selected.name.as_deref(), deadline)?
     };
     let helo = match merged.helo.clone() {
         Some(helo) if is_ehlo_name(&helo) => helo,

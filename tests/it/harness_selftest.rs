@@ -707,6 +707,7 @@ fn postie_command_is_hermetic() {
     let keys: Vec<&str> = envs.iter().map(|(k, _)| k.as_str()).collect();
     let mut expected = vec![
         "HOME",
+        "POSTIE_OAUTH2_SYSTEM_DIR",
         "POSTIE_QUEUE_DIR",
         "POSTIE_SPOOL_DIR",
         "POSTIE_SYSTEM_CONFIG",
@@ -725,7 +726,15 @@ fn postie_command_is_hermetic() {
             assert!(!path.exists(), "{k}={path:?} must not exist");
             continue;
         }
-        if k != "PATH" && k != "POSTIE_QUEUE_DIR" && k != "POSTIE_SPOOL_DIR" {
+        // The OAuth2 system directory is created by the first login.
+        if ![
+            "PATH",
+            "POSTIE_QUEUE_DIR",
+            "POSTIE_SPOOL_DIR",
+            "POSTIE_OAUTH2_SYSTEM_DIR",
+        ]
+        .contains(&k.as_str())
+        {
             let dir = std::path::PathBuf::from(v.as_deref().expect("value"));
             assert!(dir.is_dir(), "{k}={dir:?} should exist");
         }

@@ -24,6 +24,7 @@ mod layers;
 mod loss_paths;
 mod maildrop;
 mod mx;
+mod oauth2;
 mod probe;
 mod properties;
 mod queue;

@@ -79,6 +79,11 @@ pub fn hermetic_env(home: &Path) -> Vec<(&'static str, OsString)> {
         // Root's flush picks up /var/spool/postie/maildrop: never the
         // real one, whose users' mail is not the test's.
         ("POSTIE_SPOOL_DIR", home.join("spool").into_os_string()),
+        // Nor the machine's /var/lib/postie/oauth2 tokens.
+        (
+            "POSTIE_OAUTH2_SYSTEM_DIR",
+            home.join("system-oauth2").into_os_string(),
+        ),
         // Nor the machine's /etc/postie/config.toml.
         (
             "POSTIE_SYSTEM_CONFIG",

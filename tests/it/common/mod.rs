@@ -15,6 +15,7 @@ mod disk;
 pub mod dns;
 mod gate;
 mod net;
+mod oauth2_provider;
 mod ports;
 mod queue;
 mod relay;
@@ -32,6 +33,7 @@ pub use command::{
 };
 pub use disk::TinyDisk;
 pub use gate::GateServer;
+pub use oauth2_provider::{OAuthProvider, OAuthSmtp, CLIENT_ID as OAUTH2_CLIENT_ID};
 pub use ports::{closed_port, silent_server, starttls_then_flood};
 pub use queue::{files_ending, QueueSetup};
 pub use sasl_server::{SaslServer, SaslTwist};
