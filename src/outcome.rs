@@ -272,8 +272,14 @@ pub(crate) fn status(verdict: &Verdict, owed_kept: bool) -> Option<Error> {
     if let Some((recipients, first)) = verdict.refused().next() {
         let what = format!("{refused} refused (first: <{}>)", recipients[0]);
         let error = Error::new(first.exit, summary(what));
-        return Some(match &first.hint {
-            Some(hint) => error.hint(hint.clone()),
+        // The refusal's hint was made for its own session, where "nothing
+        // was sent" is true; with some recipients served it is not.
+        let hint = first.hint.as_deref().and_then(|hint| match delivered {
+            0 => Some(hint.to_string()),
+            _ => without_nothing_sent(hint),
+        });
+        return Some(match hint {
+            Some(hint) => error.hint(hint),
             None => error,
         });
     }
@@ -286,6 +292,16 @@ pub(crate) fn status(verdict: &Verdict, owed_kept: bool) -> Option<Error> {
         );
     }
     None
+}
+
+/// A hint without its "nothing was sent" clause; `None` when nothing else
+/// is left of it.
+fn without_nothing_sent(hint: &str) -> Option<String> {
+    let rest: Vec<&str> = hint
+        .split("; ")
+        .filter(|part| *part != "nothing was sent")
+        .collect();
+    (!rest.is_empty()).then(|| rest.join("; "))
 }
 
 /// "<a@x>, <b@x>"
