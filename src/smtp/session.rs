@@ -782,6 +782,14 @@ impl Session<'_> {
             .await
             .map_err(scram_refused)?;
         if !reply.has_code(334) {
+            // A 235 to the client-first message proves nothing either: an
+            // impostor that knows no password would get the mail.
+            if reply.code().to_string().starts_with('2') {
+                return Err(self.sasl_failed(SaslError::Unproven(
+                    "the server accepted the login before any SCRAM proof, without its signature (v=)"
+                        .to_string(),
+                )));
+            }
             return self.auth_done(&reply).map_err(scram_refused);
         }
         let server_first = self.challenge(&reply)?;

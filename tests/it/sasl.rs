@@ -152,6 +152,20 @@ fn a_server_that_cannot_prove_it_knows_the_password_gets_no_mail() {
     }
 }
 
+/// A 235 to the client-first message is no proof either: an impostor that
+/// knows nothing would get the mail.
+#[test]
+fn a_server_that_accepts_scram_before_any_proof_gets_no_mail() {
+    for auth in ["scram-sha-256", "scram-sha-1", "auto"] {
+        let server = SaslServer::start(ALL, SaslTwist::AcceptAtOnce);
+        let run = send(&server, PASSWORD, &["--auth", auth]);
+        assert_eq!(run.code, 77, "{auth}: {}", run.stderr);
+        assert!(run.stderr.contains("signature"), "{}", run.stderr);
+        assert!(!mail_sent(&server), "{auth}: {:?}", server.lines());
+        assert!(server.messages().is_empty());
+    }
+}
+
 #[test]
 fn too_few_or_too_many_iterations_are_76_before_any_proof() {
     for iterations in [1000, 4095, 2_000_000] {

@@ -31,6 +31,9 @@ pub enum SaslTwist {
     /// Its SCRAM server signature is wrong: it does not know the password
     /// (an impostor that got the client's proof anyway).
     WrongSignature,
+    /// An impostor that answers SCRAM's client-first message with 235 at
+    /// once: it has proved nothing, and seen no proof.
+    AcceptAtOnce,
     /// It asks for this many SCRAM iterations.
     Iterations(u32),
     /// A hostile server: it refuses the login with a 535 that echoes the
@@ -263,6 +266,9 @@ fn scram(
     let bare = client_first.strip_prefix("n,,")?.to_string();
     let user = bare.strip_prefix("n=")?.split(',').next()?.to_string();
     let client_nonce = bare.split(",r=").nth(1)?.to_string();
+    if twist == SaslTwist::AcceptAtOnce {
+        return Some(true);
+    }
     let nonce = format!("{client_nonce}Srv+n0nce");
     let salt = b"sasl-test-salt!!";
     let iterations = match twist {
