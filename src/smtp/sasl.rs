@@ -88,12 +88,20 @@ pub(crate) enum SaslError {
 }
 
 /// SASLprep (RFC 4013), as RFC 5802 5.1 asks for SCRAM's name and password.
+/// The error names no character of the password: stringprep's own says
+/// "prohibited character `x`", a piece of the secret on stderr and in the
+/// log.
 pub(crate) fn saslprep(what: &str, text: &str) -> Result<String, SaslError> {
     stringprep::saslprep(text)
         .map(Cow::into_owned)
         .map_err(|err| {
+            let why = if what == "password" {
+                "it holds a character SASLprep prohibits, or mixes scripts wrongly".to_string()
+            } else {
+                crate::smtp::reply::escape(err.to_string().as_bytes())
+            };
             SaslError::Credentials(format!(
-                "the {what} is not allowed in SCRAM after SASLprep (RFC 4013): {err}"
+                "the {what} is not allowed in SCRAM after SASLprep (RFC 4013): {why}"
             ))
         })
 }
@@ -189,7 +197,8 @@ impl Scram {
                 "m" if index == 0 => return Err(bad("a mandatory extension (m=)")),
                 "e" => {
                     return Err(SaslError::Protocol(format!(
-                        "the server ended the SCRAM exchange: {value}"
+                        "the server ended the SCRAM exchange: {}",
+                        crate::smtp::reply::escape(value.as_bytes())
                     )))
                 }
                 "r" => nonce = Some(value),
@@ -425,6 +434,11 @@ mod tests {
         protocol("r=abcdef,s=QSXCR+Q6sek8bf92"); // no count
         protocol("m=ext,r=abcdef,s=QSXCR+Q6sek8bf92,i=4096");
         protocol("e=other-error");
+        // A hostile server's text cannot move the terminal's cursor.
+        assert!(matches!(
+            first("e=x\x1b[2Jy"),
+            Err(SaslError::Protocol(why)) if why.ends_with("x\\x1B[2Jy")
+        ));
         protocol("r=abcdef,s=QSXCR+Q6sek8bf92,i=4095");
         protocol("r=abcdef,s=QSXCR+Q6sek8bf92,i=1000001");
         protocol("r=abcdef,s=QSXCR+Q6sek8bf92,i=-1");
@@ -452,6 +466,11 @@ mod tests {
         ));
         assert!(saslprep("x", "\u{627}\u{31}").is_err());
         assert!(Scram::with_nonce(ScramHash::Sha256, "user", "a\u{7}", "n").is_err());
+        // No character of a refused password reaches the error.
+        match Scram::with_nonce(ScramHash::Sha256, "user", "pa\u{E000}ss", "n") {
+            Err(SaslError::Credentials(why)) => assert!(!why.contains('\u{E000}'), "{why}"),
+            _ => panic!("a private-use character passed SASLprep"),
+        }
     }
 
     #[test]
