@@ -14,10 +14,18 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const BODY_LIMIT: u64 = 64 * 1024;
 
 /// A provider's answer: its status and its JSON object.
-#[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) json: serde_json::Value,
+}
+
+/// Without the JSON, which holds the access and refresh tokens.
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reply {
@@ -63,13 +71,21 @@ impl Failure {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// `direct`: no proxy from the environment (ALL_PROXY, HTTP_PROXY...): a
+/// plain-http endpoint is allowed only because it is on this machine, and
+/// a proxy would carry its refresh token and client secret off it in
+/// clear text.
+fn agent(direct: bool) -> ureq::Agent {
     // native-tls is OpenSSL here, with the system's trust store.
     let tls = TlsConfig::builder()
         .provider(TlsProvider::NativeTls)
         .root_certs(RootCerts::PlatformVerifier)
         .build();
-    ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder();
+    if direct {
+        config = config.proxy(None);
+    }
+    config
         .http_status_as_error(false)
         .timeout_global(Some(TIMEOUT))
         .max_redirects(0)
@@ -83,7 +99,8 @@ fn agent() -> ureq::Agent {
 /// [`Reply`] when it is JSON (an OAuth2 error object, RFC 6749 §5.2, which
 /// the device flow reads), a [`Failure::Refused`] otherwise.
 pub(crate) fn post_form(url: &str, form: &[(&str, &str)]) -> Result<Reply, Failure> {
-    let response = agent()
+    let direct = !url.to_ascii_lowercase().starts_with("https://");
+    let response = agent(direct)
         .post(url)
         .header("Accept", "application/json")
         .send_form(form.iter().copied())

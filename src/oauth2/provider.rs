@@ -108,17 +108,20 @@ impl Provider {
 /// https, or plain http to this machine (a local helper, the tests).
 fn is_safe_url(url: &str) -> bool {
     let lower = url.to_ascii_lowercase();
-    lower.starts_with("https://")
-        || [
-            "http://127.0.0.1:",
-            "http://127.0.0.1/",
-            "http://localhost:",
-            "http://localhost/",
-            "http://[::1]:",
-            "http://[::1]/",
-        ]
-        .iter()
-        .any(|prefix| lower.starts_with(prefix))
+    if lower.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return false;
+    };
+    // The whole authority, not a prefix of it: "http://127.0.0.1:80@evil/"
+    // is evil's URL (user info before the "@").
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    ["127.0.0.1", "localhost", "[::1]"].contains(&host)
 }
 
 /// One account's OAuth2 setup: what the grants and the refresh need.
@@ -221,6 +224,25 @@ mod tests {
             "a"
         )
         .is_ok());
+        for url in [
+            "http://127.0.0.1:80@evil.example/token",
+            "http://localhost:x@evil.example/token",
+            "http://[::1]:1@evil.example/",
+            "http://127.0.0.1.evil.example/token",
+            "http://localhost\\@evil.example/",
+            "ftp://127.0.0.1/",
+        ] {
+            assert!(!is_safe_url(url), "{url}");
+        }
+        for url in [
+            "https://idp.example/token",
+            "http://127.0.0.1:8080/token",
+            "http://localhost/token",
+            "http://[::1]:9/t?x=1",
+            "HTTP://LOCALHOST:1",
+        ] {
+            assert!(is_safe_url(url), "{url}");
+        }
     }
 
     #[test]

@@ -467,3 +467,26 @@ fn oauthbearer_carries_the_token_and_auto_never_sends_it_in_clear() {
     assert_eq!(s.smtp.auths(), [true], "no second AUTH");
     s.assert_no_token(&[&out.stdout, &out.stderr, &auto.stdout, &auto.stderr]);
 }
+
+/// A plain-http endpoint is allowed only because it is on this machine: a
+/// proxy from the environment must not carry the refresh token off it.
+#[test]
+fn a_loopback_token_endpoint_is_reached_without_the_environments_proxy() {
+    let s = Setup::new();
+    s.provider.set_lifetime(3600);
+    s.provider.seed_expired(&s.store());
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    proxy.set_nonblocking(true).unwrap();
+    let out = s
+        .command(&["b@example.com", "--subject", "hi", "--body", "b"])
+        .env("ALL_PROXY", &proxy_url)
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(proxy.accept().is_err(), "the proxy was asked");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(s.provider.refreshes(), 1);
+}
