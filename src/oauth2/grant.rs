@@ -28,9 +28,11 @@ impl Token {
     pub(crate) fn from_reply(reply: Reply) -> std::result::Result<Token, Failure> {
         if let Some(error) = reply.text("error") {
             let description = reply.text("error_description").unwrap_or("");
-            return Err(Failure::Refused(
-                format!("{error} {description}").trim().to_string(),
-            ));
+            // The provider's words, escaped: nothing it sends may move
+            // the terminal's cursor.
+            return Err(Failure::Refused(escape(
+                format!("{error} {description}").trim(),
+            )));
         }
         let Some(access_token) = reply.text("access_token").filter(|t| !t.is_empty()) else {
             return Err(if (400..500).contains(&reply.status) {
@@ -50,9 +52,16 @@ impl Token {
             access_token: access_token.to_string(),
             refresh_token: reply.text("refresh_token").map(str::to_string),
             scope: reply.text("scope").map(str::to_string),
-            expires_at: now() + expires_in,
+            // A hostile u64::MAX must not overflow (a panic, or a token
+            // that is never refreshed after a wrap).
+            expires_at: now().saturating_add(expires_in),
         })
     }
+}
+
+/// A provider's text for the terminal, control characters escaped.
+fn escape(text: &str) -> String {
+    crate::smtp::reply::escape(text.as_bytes())
 }
 
 /// Stores the token that a grant gave.
@@ -109,7 +118,7 @@ pub(crate) fn device(
     if let Some(error) = reply.text("error") {
         return Err(login_failed(
             setup,
-            format!("{asking}: the provider refused: {error}"),
+            format!("{asking}: the provider refused: {}", escape(error)),
         ));
     }
     let field = |key: &str| reply.text(key).map(str::to_string);
@@ -120,20 +129,16 @@ pub(crate) fn device(
     let Some(uri) = field("verification_uri").or_else(|| field("verification_url")) else {
         return Err(Failure::Malformed("no verification_uri".into()).error(setup, asking));
     };
-    let number = |key: &str, default: u64| {
-        reply
-            .json
-            .get(key)
-            .and_then(|v| v.as_u64())
-            .unwrap_or(default)
-    };
-    let mut interval = number("interval", 5);
-    let deadline = Instant::now() + Duration::from_secs(number("expires_in", 900));
+    let number = |key: &str| reply.json.get(key).and_then(|v| v.as_u64());
+    let (mut interval, wait) = device_timing(number("interval"), number("expires_in"));
+    let deadline = Instant::now() + wait;
     show(&format!(
-        "To sign in, open {uri} and enter the code {user_code}"
+        "To sign in, open {} and enter the code {}",
+        escape(&uri),
+        escape(&user_code)
     ));
     if let Some(complete) = field("verification_uri_complete") {
-        show(&format!("(or open {complete})"));
+        show(&format!("(or open {})", escape(&complete)));
     }
     let mut form = vec![
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
@@ -155,7 +160,7 @@ pub(crate) fn device(
             // RFC 8628 §3.5.
             Some("authorization_pending") => continue,
             Some("slow_down") => {
-                interval += 5;
+                interval = (interval + 5).min(MAX_POLL_INTERVAL);
                 continue;
             }
             Some("expired_token") => {
@@ -168,6 +173,24 @@ pub(crate) fn device(
         return keep(setup, token);
     }
 }
+
+/// The longest poll interval and code lifetime taken from a device
+/// authorization answer: a hostile or broken provider's huge numbers would
+/// otherwise sleep for ever or overflow `Instant + Duration` (a panic).
+const MAX_POLL_INTERVAL: u64 = 60;
+const MAX_DEVICE_WAIT: u64 = 3600;
+
+/// The poll interval in seconds and how long the code is good for
+/// (RFC 8628 §3.2 defaults: 5 s; 900 s is what the providers give).
+fn device_timing(interval: Option<u64>, expires_in: Option<u64>) -> (u64, Duration) {
+    let interval = interval.unwrap_or(5).clamp(1, MAX_POLL_INTERVAL);
+    let wait = expires_in.unwrap_or(900).min(MAX_DEVICE_WAIT);
+    (interval, Duration::from_secs(wait))
+}
+
+/// How long one connection to the redirect listener may take to send its
+/// request.
+const REQUEST_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the browser flow waits for the redirect.
 const BROWSER_WAIT: Duration = Duration::from_secs(300);
@@ -266,7 +289,7 @@ fn redirected_code(listener: &TcpListener, state: &str) -> std::result::Result<S
             }
             Err(err) => return Err(format!("the redirect could not be taken: {err}")),
         };
-        let Some(target) = request_target(&stream) else {
+        let Some(target) = request_target(&stream, REQUEST_WAIT) else {
             continue;
         };
         let Some((_, query)) = target.split_once('?') else {
@@ -288,7 +311,7 @@ fn redirected_code(listener: &TcpListener, state: &str) -> std::result::Result<S
         }
         if let Some(error) = get("error") {
             answer(stream, "200 OK", "Sign-in failed; see the terminal.");
-            return Err(format!("the provider said: {error}"));
+            return Err(format!("the provider said: {}", escape(&error)));
         }
         let Some(code) = get("code") else {
             answer(stream, "400 Bad Request", "No code in the redirect.");
@@ -303,15 +326,19 @@ fn redirected_code(listener: &TcpListener, state: &str) -> std::result::Result<S
     }
 }
 
-/// The target of a GET's request line, read within 10 s and 8 KiB. The
+/// The target of a GET's request line, read within `limit` in all and 8 KiB. The
 /// header lines are read too (and ignored): closing a socket with unread
 /// data resets it, and the browser would lose the answer.
-fn request_target(stream: &TcpStream) -> Option<String> {
+fn request_target(stream: &TcpStream, limit: Duration) -> Option<String> {
     stream.set_nonblocking(false).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut reader = BufReader::new(std::io::Read::take(stream, 8192));
+    // 10 s for the whole request, not for each read: a local process
+    // dribbling a byte every few seconds must not hold the listener (and
+    // the browser's redirect behind it) for hours.
+    let reader = Deadlined {
+        stream,
+        deadline: Instant::now() + limit,
+    };
+    let mut reader = BufReader::new(std::io::Read::take(reader, 8192));
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     loop {
@@ -326,6 +353,23 @@ fn request_target(stream: &TcpStream) -> Option<String> {
     match (words.next(), words.next()) {
         (Some("GET"), Some(target)) => Some(target.to_string()),
         _ => None,
+    }
+}
+
+/// A stream whose reads fail once `deadline` has passed.
+struct Deadlined<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl std::io::Read for Deadlined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        std::io::Read::read(&mut self.stream, buf)
     }
 }
 
@@ -361,10 +405,71 @@ mod tests {
             serde_json::json!({"error": "invalid_grant", "error_description": "revoked"}),
         ));
         assert!(matches!(refused, Err(Failure::Refused(why)) if why == "invalid_grant revoked"));
+        let hostile = Token::from_reply(reply(
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": "\u{1b}]0;pwned\u{7}"}),
+        ));
+        assert!(
+            matches!(&hostile, Err(Failure::Refused(why)) if why == "invalid_grant \\x1B]0;pwned\\x07")
+        );
         let nothing = Token::from_reply(reply(200, serde_json::json!({"token_type": "Bearer"})));
         assert!(matches!(nothing, Err(Failure::Malformed(_))));
         let unauthorized = Token::from_reply(reply(401, serde_json::json!({})));
         assert!(matches!(unauthorized, Err(Failure::Refused(_))));
+    }
+
+    #[test]
+    fn a_reply_debug_shows_no_token() {
+        let answer = reply(
+            200,
+            serde_json::json!({"access_token": "AT-s3cret", "refresh_token": "RT-s3cret"}),
+        );
+        assert!(!format!("{answer:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn hostile_numbers_neither_overflow_nor_sleep_for_ever() {
+        let token = Token::from_reply(reply(
+            200,
+            serde_json::json!({"access_token": "a", "expires_in": u64::MAX}),
+        ))
+        .map_err(|_| ())
+        .unwrap();
+        assert_eq!(token.expires_at, u64::MAX);
+        let (interval, wait) = device_timing(Some(u64::MAX), Some(u64::MAX));
+        assert_eq!(interval, MAX_POLL_INTERVAL);
+        assert_eq!(wait, Duration::from_secs(MAX_DEVICE_WAIT));
+        let _ = Instant::now() + wait;
+        assert_eq!(device_timing(Some(0), None), (1, Duration::from_secs(900)));
+        assert_eq!(
+            device_timing(None, Some(600)),
+            (5, Duration::from_secs(600))
+        );
+    }
+
+    #[test]
+    fn a_dribbling_connection_is_cut_off_at_the_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            for _ in 0..40 {
+                if stream.write_all(b"G").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let (stream, _) = listener.accept().unwrap();
+        let started = Instant::now();
+        assert_eq!(request_target(&stream, Duration::from_secs(1)), None);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(stream);
+        client.join().unwrap();
     }
 
     #[test]
