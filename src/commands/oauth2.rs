@@ -80,7 +80,8 @@ fn status(setup: &Setup) -> Result<()> {
             };
             text.push_str(&format!(
                 "scopes: {}\naccess token expires: {expiry} (at {} seconds since the epoch)\nrefresh token: {}\n",
-                stored.scopes,
+                // As the provider answered them: escaped, like a server's reply.
+                crate::smtp::reply::escape(stored.scopes.as_bytes()),
                 stored.expires_at,
                 if stored.refresh_token.is_some() { "stored" } else { "none" }
             ));
