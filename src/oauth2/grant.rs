@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::exit::{Cause, Error, Exit, Result};
+use crate::exit::{Error, Exit, Result};
 use crate::oauth2::http::{self, Failure, Reply};
 use crate::oauth2::provider::{now, Setup};
 use crate::oauth2::store::{self, Stored};
@@ -79,15 +79,7 @@ fn keep(setup: &Setup, token: Token) -> Result<Stored> {
 }
 
 fn login_failed(setup: &Setup, why: impl std::fmt::Display) -> Error {
-    Error::new(
-        Exit::NoPerm,
-        format!("OAuth2 login for account {}: {why}", setup.account),
-    )
-    .hint(format!(
-        "run `postie oauth2 login --account {}` again",
-        setup.account
-    ))
-    .cause(Cause::LocalSetup)
+    setup.login_again(format_args!("login: {why}"))
 }
 
 /// The device authorization grant (RFC 8628 §3): asks for a code, shows

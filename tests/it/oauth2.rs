@@ -176,9 +176,15 @@ fn device_login_stores_a_private_token_and_status_shows_its_expiry_only() {
     s.assert_no_token(&[&login.stdout, &login.stderr, &status.stdout, &status.stderr]);
 }
 
-#[test]
-fn browser_login_takes_the_loopback_redirect_with_pkce() {
-    let s = Setup::new();
+/// `postie oauth2 login --browser` started, its stderr read up to the
+/// authorization URL it prints: the child, the rest of its stderr, the URL.
+fn start_browser_login(
+    s: &Setup,
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    String,
+) {
     let mut child = s
         .command(&["oauth2", "login", "--browser"])
         .stdin(Stdio::null())
@@ -194,6 +200,13 @@ fn browser_login_takes_the_loopback_redirect_with_pkce() {
             break line.trim().to_string();
         }
     };
+    (child, stderr, url)
+}
+
+#[test]
+fn browser_login_takes_the_loopback_redirect_with_pkce() {
+    let s = Setup::new();
+    let (mut child, mut stderr, url) = start_browser_login(&s);
     // The browser: a forged state is refused... only after the real one
     // would be too late, so the real redirect is the one sent.
     let redirect = s.provider.approve(&url);
@@ -404,21 +417,7 @@ fn a_provider_answering_503_is_75_and_the_queued_message_goes_at_the_flush() {
 #[test]
 fn a_redirect_with_another_state_is_refused_and_nothing_stored() {
     let s = Setup::new();
-    let mut child = s
-        .command(&["oauth2", "login", "--browser"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no URL printed");
-        if line.starts_with(&s.provider.url("authorize")) {
-            break line.trim().to_string();
-        }
-    };
+    let (mut child, mut stderr, url) = start_browser_login(&s);
     let redirect = s.provider.approve(&url);
     let (before, state) = redirect.rsplit_once("state=").unwrap();
     let forged = format!("{before}state=x{state}");
