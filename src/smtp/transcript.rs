@@ -135,8 +135,20 @@ pub(crate) struct Transcript {
     state: Mutex<State>,
     /// Held mode: the lines shown so far, kept for [`Transcript::emit`]
     /// instead of printed as they come. `None` prints live.
-    held: Option<Mutex<Vec<u8>>>,
+    held: Option<Mutex<Held>>,
 }
+
+/// The lines of a held transcript, up to [`HELD_LIMIT`] bytes, and how
+/// many more were left out.
+#[derive(Debug, Default)]
+struct Held {
+    lines: Vec<u8>,
+    left_out: usize,
+}
+
+/// What a held transcript keeps in memory: with -vvv it would otherwise
+/// hold the whole message, for every domain under way at once.
+const HELD_LIMIT: usize = 1 << 20;
 
 impl Transcript {
     /// A transcript printed live, line by line.
@@ -148,10 +160,10 @@ impl Transcript {
     /// session that runs beside others, so that its lines come out
     /// together instead of interleaved with theirs.
     pub(crate) fn held(level: u8, timing: bool) -> Transcript {
-        Transcript::with_output(level, timing, Some(Mutex::new(Vec::new())))
+        Transcript::with_output(level, timing, Some(Mutex::new(Held::default())))
     }
 
-    fn with_output(level: u8, timing: bool, held: Option<Mutex<Vec<u8>>>) -> Transcript {
+    fn with_output(level: u8, timing: bool, held: Option<Mutex<Held>>) -> Transcript {
         Transcript {
             level,
             timing,
@@ -189,7 +201,11 @@ impl Transcript {
         match &self.held {
             Some(held) => {
                 let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = writeln!(held, "{} {}", prefix.text(), text);
+                if held.lines.len() < HELD_LIMIT {
+                    let _ = writeln!(held.lines, "{} {}", prefix.text(), text);
+                } else {
+                    held.left_out += 1;
+                }
             }
             None => {
                 let mut err = std::io::stderr().lock();
@@ -210,7 +226,19 @@ impl Transcript {
     fn take_held(&self) -> Vec<u8> {
         self.held
             .as_ref()
-            .map(|held| std::mem::take(&mut *held.lock().unwrap_or_else(|e| e.into_inner())))
+            .map(|held| {
+                let held = std::mem::take(&mut *held.lock().unwrap_or_else(|e| e.into_inner()));
+                let mut lines = held.lines;
+                if held.left_out > 0 {
+                    let _ = writeln!(
+                        lines,
+                        "{} {} more lines not shown: a transcript held while other domains are under way keeps at most 1 MiB",
+                        Prefix::Note.text(),
+                        held.left_out
+                    );
+                }
+                lines
+            })
             .unwrap_or_default()
     }
 
@@ -461,6 +489,19 @@ mod tests {
         quiet.note("x");
         assert!(quiet.take_held().is_empty());
         assert!(Transcript::new(0, false).take_held().is_empty());
+        // Bounded: a -vvv body is not kept whole in memory.
+        let big = Transcript::held(3, false);
+        let line = "x".repeat(1000);
+        for _ in 0..2000 {
+            big.note(&line);
+        }
+        let kept = String::from_utf8(big.take_held()).unwrap();
+        assert!(kept.len() < HELD_LIMIT + 2000, "{}", kept.len());
+        assert!(
+            kept.ends_with("keeps at most 1 MiB\n"),
+            "{}",
+            &kept[kept.len() - 200..]
+        );
     }
 
     #[test]
