@@ -347,7 +347,9 @@ pub(crate) fn unparsed_sendmail(args: &[String], err: Error) -> Error {
     };
     cli.sendmail = true;
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
+    // With -bs, stdin is an SMTP client waiting for a greeting, not a
+    // message: reading it to its end would wait forever.
+    if stdin.is_terminal() || args.iter().any(|arg| arg == "-bs") {
         return err;
     }
     let raw = match read_input(&cli, &mut stdin.lock()) {

@@ -172,11 +172,6 @@ impl Writer {
         Ok(())
     }
 
-    /// The number of octets written so far, those past the limit included.
-    pub(crate) fn seen(&self) -> u64 {
-        self.seen
-    }
-
     /// The message, or an [`Oversized`] when more than the limit came.
     pub(crate) fn finish(self) -> Result<std::result::Result<Input, Oversized>> {
         if self.seen <= self.limit {

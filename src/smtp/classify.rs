@@ -286,6 +286,17 @@ pub(crate) fn smtp_error(endpoint: &Endpoint, context: &ReplyContext, err: SmtpE
     Error::new(Exit::IoErr, format!("{at}: {endpoint}: {detail}"))
 }
 
+/// The server reply an error of [`smtp_error`] quotes ("550 5.1.1 no such
+/// user"), as its code and the rest (the enhanced code and text); `None`
+/// for a failure no reply said (a lost connection, a local problem). For
+/// `-bs`, which passes a relay's refusal on to the application.
+pub(crate) fn quoted_reply(err: &Error) -> Option<(u16, &str)> {
+    let (_, reply) = err.message.rsplit_once(" replied ")?;
+    let code: u16 = reply.get(..3)?.parse().ok()?;
+    let rest = reply.get(3..)?;
+    (rest.is_empty() || rest.starts_with(' ')).then_some((code, rest.trim_start()))
+}
+
 /// The greeting read by hand (--quit-after banner, where lettre, which
 /// always sends EHLO, is not used), by its first digit.
 pub(crate) fn greeting_reply(endpoint: &Endpoint, greeting: &str) -> Result<()> {
