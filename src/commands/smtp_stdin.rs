@@ -66,16 +66,18 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
     let mut input = BufReader::new(stdin.lock());
     let mut output = std::io::stdout().lock();
     let name = gethostname::gethostname().to_string_lossy().into_owned();
-    let end = server::serve(&server::reply_text(&name), receiver, &mut input, &mut output)
-        .map_err(|err| {
-            Error::new(
-                Exit::IoErr,
-                format!(
-                    "-bs: the client is gone: {}",
-                    crate::exit::io_reason(&err)
-                ),
-            )
-        })?;
+    let end = server::serve(
+        &server::reply_text(&name),
+        receiver,
+        &mut input,
+        &mut output,
+    )
+    .map_err(|err| {
+        Error::new(
+            Exit::IoErr,
+            format!("-bs: the client is gone: {}", crate::exit::io_reason(&err)),
+        )
+    })?;
     let _ = output.flush();
     match end {
         End::Quit | End::Closed => Ok(()),
@@ -256,10 +258,16 @@ fn settled_reply(tried: &[Tried]) -> Response {
         // The relay's reply about the first recipient it refused (or
         // deferred) says more than the summary line.
         let share_error = tried.iter().find_map(|tried| {
-            tried.verdict.shares.iter().find_map(|share| match &share.fate {
-                Fate::Refused(err) | Fate::Owed(err) if quoted_reply(err).is_some() => Some(err),
-                _ => None,
-            })
+            tried
+                .verdict
+                .shares
+                .iter()
+                .find_map(|share| match &share.fate {
+                    Fate::Refused(err) | Fate::Owed(err) if quoted_reply(err).is_some() => {
+                        Some(err)
+                    }
+                    _ => None,
+                })
         });
         return failure_reply(share_error.unwrap_or(*first));
     }
@@ -274,9 +282,8 @@ fn settled_reply(tried: &[Tried]) -> Response {
             if matches!(share.fate, Fate::Owed(_)) && tried.settled.queued_as.is_some() {
                 continue;
             }
-            let why = quoted_reply(err).map_or(err.message.clone(), |(code, text)| {
-                format!("{code} {text}")
-            });
+            let why = quoted_reply(err)
+                .map_or(err.message.clone(), |(code, text)| format!("{code} {text}"));
             for recipient in &share.recipients {
                 missed.push(format!("<{recipient}> ({why})"));
             }

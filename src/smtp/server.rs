@@ -76,8 +76,7 @@ pub(crate) fn serve<H: Receiver>(
         recipients: 0,
     };
     // The peer is a local process on a pipe: loopback is the truth.
-    let mut session =
-        SessionBuilder::new(name).build(IpAddr::V4(Ipv4Addr::LOCALHOST), guard);
+    let mut session = SessionBuilder::new(name).build(IpAddr::V4(Ipv4Addr::LOCALHOST), guard);
     send(output, &session.greeting())?;
     let mut in_data = false;
     let mut line = Vec::new();
@@ -167,8 +166,7 @@ fn send(output: &mut dyn Write, response: &Response) -> io::Result<()> {
 /// or a tab (a NUL, an escape): no command has one.
 fn has_control(line: &[u8]) -> bool {
     let body = line.strip_suffix(b"\r\n").unwrap_or(line);
-    body.iter()
-        .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    body.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
 /// What [`read_line`] found.
