@@ -374,6 +374,12 @@ fn dry_run_is_refused_before_any_reply() {
     assert_eq!(output.status.code(), Some(64));
     assert!(output.stdout.is_empty());
     assert!(stderr(&output).contains("--dry-run cannot be used with -bs"));
+    // A -bs line that does not parse: stdin is an SMTP client, not a
+    // message to keep.
+    let output = bs(&setup, &["-Z"], b"EHLO x\r\n");
+    assert_eq!(output.status.code(), Some(64));
+    assert!(output.stdout.is_empty());
+    assert!(files_ending(&setup.queue.join("failed"), "json").is_empty());
 }
 
 #[test]
