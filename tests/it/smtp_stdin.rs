@@ -324,6 +324,52 @@ fn hostile_input_gets_5xx_and_the_session_goes_on() {
 }
 
 #[test]
+fn a_message_over_max_message_size_is_552_and_one_of_5_mib_is_sent() {
+    let server = TestServer::start(ServerOptions::default());
+    let setup = QueueSetup::new(&server.addr(), "");
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        format!("max_message_size = \"6M\"\n{config}"),
+    )
+    .unwrap();
+    // 5 MiB: past the 4 MiB kept in memory, under the limit.
+    let line = format!("{}\r\n", "y".repeat(998));
+    let large = line.repeat(5 * 1024 * 1024 / line.len());
+    let too_large = line.repeat(7 * 1024 * 1024 / line.len());
+    let dialogue = format!(
+        "EHLO app.example\r\n{}{}QUIT\r\n",
+        transaction(
+            &["b@example.com"],
+            &format!("Subject: big\r\n\r\n{too_large}")
+        ),
+        transaction(
+            &["c@example.com"],
+            &format!("Subject: large\r\n\r\n{large}")
+        ),
+    );
+    let output = bs(&setup, &[], dialogue.as_bytes());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let replies = replies(&output);
+    let data_replies: Vec<&String> = replies
+        .iter()
+        .filter(|line| line.starts_with("552") || line.starts_with("250 2.0.0"))
+        .collect();
+    assert_eq!(data_replies.len(), 2, "{replies:?}");
+    assert!(
+        data_replies[0].starts_with("552 5.3.4 the message is ")
+            && data_replies[0].contains("more than max_message_size"),
+        "{}",
+        data_replies[0]
+    );
+    assert_eq!(data_replies[1], "250 2.0.0 Sent");
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, ["c@example.com"]);
+    assert!(got[0].data.ends_with(large.as_bytes()));
+}
+
+#[test]
 fn a_flood_of_recipients_stops_at_1000() {
     let server = TestServer::start(ServerOptions::default());
     let setup = QueueSetup::new(&server.addr(), "");
