@@ -293,7 +293,7 @@ pub(crate) fn smtp_error(endpoint: &Endpoint, context: &ReplyContext, err: SmtpE
 /// lost connection, a local problem). For `-bs`, which passes a relay's
 /// refusal on to the application.
 pub(crate) fn quoted_reply(err: &Error) -> Option<(u16, &str)> {
-    let replies: Vec<&str> = if let Some((_, reply)) = err.message.rsplit_once(" replied ") {
+    let replies: Vec<&str> = if let Some((_, reply)) = err.message.split_once(" replied ") {
         vec![reply]
     } else {
         let (_, list) = err.message.split_once(" refused <")?;
