@@ -293,3 +293,35 @@ impl<H: Receiver> Handler for Guard<H> {
         mailin::response::OK
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_bounded_and_end_in_crlf() {
+        let mut input = &b"short\nover the bound\r\nlast\r\nno end"[..];
+        let mut line = Vec::new();
+        assert_eq!(read_line(&mut input, 8, &mut line).unwrap(), Read::Line);
+        assert_eq!(line, b"short\r\n");
+        assert_eq!(read_line(&mut input, 8, &mut line).unwrap(), Read::TooLong);
+        assert_eq!(read_line(&mut input, 8, &mut line).unwrap(), Read::Line);
+        assert_eq!(line, b"last\r\n");
+        assert_eq!(read_line(&mut input, 8, &mut line).unwrap(), Read::Eof);
+    }
+
+    #[test]
+    fn reply_text_is_one_bounded_line() {
+        assert_eq!(reply_text("a\r\nb\x1b[1mc"), "a  b [1mc");
+        let long = reply_text(&"é".repeat(500));
+        assert!(long.len() <= MAX_REPLY_TEXT + 3 && long.ends_with("..."));
+        assert_eq!(reply(421, "x").code, 451);
+    }
+
+    #[test]
+    fn control_characters_in_commands() {
+        assert!(has_control(b"HELO a\0b\r\n"));
+        assert!(has_control(b"NOOP\x7f\r\n"));
+        assert!(!has_control(b"MAIL FROM:<a@b>\t\r\n"));
+    }
+}
