@@ -6,10 +6,10 @@
 //! and the reply to its DATA says what became of it:
 //!
 //! - 250 when it was delivered, queued, or handed to the maildrop; also
-//!   when it reached some recipients and not others, with the others
-//!   named in the text (a 4xx or 5xx would make the application send it
-//!   again to those who have it; the others end as in sendmail mode, in
-//!   failed/ and the log);
+//!   when some recipients have it (or have it queued) and others do not,
+//!   with those named in the text (a 4xx or 5xx would make the
+//!   application send it again to those who have it; the others end as in
+//!   sendmail mode, in failed/ and the log);
 //! - the relay's own 4xx or 5xx (code, enhanced code, text) when it
 //!   reached nobody;
 //! - 451 or 554 for a failure here (a broken config, a full disk), with
@@ -234,27 +234,39 @@ fn failure_reply(err: &Error) -> Response {
 
 /// The reply to DATA once every message of the plan is settled.
 fn settled_reply(tried: &[Tried]) -> Response {
+    let delivered: usize = tried
+        .iter()
+        .flat_map(|tried| tried.verdict.delivered())
+        .map(|(recipients, _, _)| recipients.len())
+        .sum();
+    let mut ids = Vec::new();
+    let mut parts = Vec::new();
+    if delivered > 0 {
+        parts.push(format!("sent to {delivered} recipient(s)"));
+    }
+    for tried in tried {
+        if let (Some(id), Some((recipients, _))) = (&tried.settled.queued_as, tried.verdict.owed())
+        {
+            ids.push(id.as_str());
+            parts.push(format!(
+                "queued as {id} for {} recipient(s)",
+                recipients.len()
+            ));
+        }
+    }
+    let served = (!parts.is_empty()).then(|| format!("2.0.0 {}", capitalised(&parts.join(", "))));
     let failures: Vec<&Error> = tried
         .iter()
         .filter_map(|tried| tried.settled.status.as_ref().err())
         .collect();
     let Some(first) = failures.first() else {
-        let queued: Vec<&str> = tried
-            .iter()
-            .filter_map(|tried| tried.settled.queued_as.as_deref())
-            .collect();
-        return if queued.is_empty() {
-            reply(250, "2.0.0 Sent")
-        } else {
-            reply(250, &format!("2.0.0 Queued as {}", queued.join(", ")))
+        return match (ids.is_empty(), delivered, served) {
+            (true, _, _) | (false, _, None) => reply(250, "2.0.0 Sent"),
+            (false, 0, _) => reply(250, &format!("2.0.0 Queued as {}", ids.join(", "))),
+            (false, _, Some(served)) => reply(250, &served),
         };
     };
-    let delivered: Vec<&String> = tried
-        .iter()
-        .flat_map(|tried| tried.verdict.delivered())
-        .flat_map(|(recipients, _, _)| recipients)
-        .collect();
-    if delivered.is_empty() {
+    let Some(served) = served else {
         // The relay's reply about the first recipient it refused (or
         // deferred) says more than the summary line.
         let share_error = tried.iter().find_map(|tried| {
@@ -270,9 +282,10 @@ fn settled_reply(tried: &[Tried]) -> Response {
                 })
         });
         return failure_reply(share_error.unwrap_or(*first));
-    }
-    // Some have it: a failure reply would make the application send it
-    // again to them. Who did not get it is said in the text.
+    };
+    // Some have it, or will have it from the queue: a failure reply would
+    // make the application send it to them again. Who will not get it is
+    // said in the text.
     let mut missed = Vec::new();
     for tried in tried {
         for share in &tried.verdict.shares {
@@ -289,12 +302,12 @@ fn settled_reply(tried: &[Tried]) -> Response {
             }
         }
     }
-    reply(
-        250,
-        &format!(
-            "2.0.0 Sent to {} recipient(s); not sent to {}",
-            delivered.len(),
-            missed.join(", ")
-        ),
-    )
+    reply(250, &format!("{served}; not sent to {}", missed.join(", ")))
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }

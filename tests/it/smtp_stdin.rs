@@ -154,14 +154,27 @@ fn a_relays_5xx_reaches_the_client_and_the_message_is_kept_in_failed() {
     });
     let setup = QueueSetup::new(&server.addr(), "");
     let dialogue = format!(
-        "EHLO app.example\r\n{}QUIT\r\n",
-        transaction(&["gone@example.com"], "Subject: refused\r\n\r\nx\r\n")
+        "EHLO app.example\r\n{}{}QUIT\r\n",
+        transaction(&["gone@example.com"], "Subject: refused\r\n\r\nx\r\n"),
+        // After a refused DATA the session is back between messages.
+        transaction(&["b@example.com"], "Subject: next\r\n\r\ny\r\n"),
     );
     let output = bs(&setup, &[], dialogue.as_bytes());
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let replies = replies(&output);
-    assert_eq!(replies[replies.len() - 2], "550 5.1.1 no such user");
-    assert!(server.received().is_empty());
+    let data_replies: Vec<&String> = replies
+        .iter()
+        .filter(|line| line.starts_with("550") || line.starts_with("250 2.0.0"))
+        .collect();
+    assert_eq!(
+        data_replies,
+        ["550 5.1.1 no such user", "250 2.0.0 Sent"],
+        "{replies:?}"
+    );
+    assert_eq!(replies.last().unwrap(), "221 Goodbye");
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, ["b@example.com"]);
     let failed = files_ending(&setup.queue.join("failed"), "json");
     assert_eq!(failed.len(), 1, "{}", stderr(&output));
     assert!(setup.entries().is_empty());
@@ -246,7 +259,9 @@ fn some_recipients_refused_is_250_naming_them_and_the_rest_is_in_failed() {
     let replies = replies(&output);
     let data_reply = &replies[replies.len() - 2];
     assert!(
-        data_reply.starts_with("250 2.0.0 Sent to 1 recipient(s); not sent to <gone@example.com> (550 5.1.1 no such user"),
+        data_reply.starts_with(
+            "250 2.0.0 Sent to 1 recipient(s); not sent to <gone@example.com> (550 5.1.1 no such user"
+        ),
         "{data_reply}"
     );
     assert_eq!(server.received()[0].rcpt_to, ["b@example.com"]);
@@ -257,6 +272,39 @@ fn some_recipients_refused_is_250_naming_them_and_the_rest_is_in_failed() {
         entry.contains("gone@example.com") && !entry.contains("b@example.com"),
         "{entry}"
     );
+}
+
+#[test]
+fn queued_for_some_and_refused_for_others_is_250_naming_the_refused() {
+    let server = TestServer::start(ServerOptions {
+        refuse_rcpt: vec!["gone@example.com".into()],
+        tempfail_rcpt: vec!["later@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let setup = QueueSetup::new(&server.addr(), "partial = true");
+    let dialogue = format!(
+        "EHLO app.example\r\n{}QUIT\r\n",
+        transaction(
+            &["later@example.com", "gone@example.com"],
+            "Subject: mixed\r\n\r\nx\r\n"
+        )
+    );
+    let output = bs(&setup, &[], dialogue.as_bytes());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let replies = replies(&output);
+    let entries = setup.entries();
+    assert_eq!(entries.len(), 1, "{replies:?}");
+    let id = entries[0].file_stem().unwrap().to_string_lossy();
+    // A 5xx would make the application send it again, and later@ would
+    // get it twice.
+    assert_eq!(
+        replies[replies.len() - 2],
+        format!(
+            "250 2.0.0 Queued as {id} for 1 recipient(s); not sent to <gone@example.com> (550 5.1.1 no such user)"
+        )
+    );
+    assert_eq!(files_ending(&setup.queue.join("failed"), "json").len(), 1);
+    assert!(server.received().is_empty());
 }
 
 #[test]
