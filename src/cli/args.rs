@@ -161,6 +161,11 @@ pub(crate) struct Cli {
     #[arg(skip)]
     pub(crate) dot_ends_message: bool,
 
+    /// sendmail -bs: an SMTP server on standard input and output, each
+    /// message's envelope from its MAIL FROM and RCPT TO.
+    #[arg(skip)]
+    pub(crate) smtp_stdin: bool,
+
     /// SMTP server: HOST, HOST:PORT, smtp://HOST[:PORT] or smtps://HOST[:PORT].
     #[arg(long, value_name = "HOST[:PORT]", value_hint = ValueHint::Hostname, env = "POSTIE_SERVER", help_heading = SERVER)]
     pub(crate) server: Option<String>,

@@ -81,8 +81,12 @@ pub(crate) const OPTIONS: &[SendmailOption] = &[
     SendmailOption {
         short: &[('b', Value::Required)],
         long: &[],
-        synopsis: "`-bm`",
-        effect: "Deliver (the default).",
+        synopsis: "`-bm`, `-bs`",
+        effect: "`-bm`: deliver the message on standard input (the default). `-bs`: speak SMTP \
+                 on standard input and output, as Symfony Mailer and Laravel expect (EHLO, MAIL, \
+                 RCPT, DATA, RSET, NOOP, QUIT); each message goes where `-bm` would send it, \
+                 with the envelope of MAIL FROM and RCPT TO, and the reply to DATA says what \
+                 became of it (see the README).",
     },
     SendmailOption {
         // -o* options (-oem, -odi, -oee, ...; -oi is -i), -e (old form of
@@ -141,7 +145,7 @@ pub(crate) const OPTIONS: &[SendmailOption] = &[
     SendmailOption {
         short: &[('q', Value::GluedOnly)],
         long: &[],
-        synopsis: "`-bs`, `-bp`, `-bd`, `-bi`, `-bv`, `-bt`, `-q`...",
+        synopsis: "`-bp`, `-bd`, `-bi`, `-bv`, `-bt`, `-q`...",
         effect: "Exit 64: postie only submits mail. Its own queue: `postie queue list` (for \
                  `-bp`) and `postie queue flush` (for `-q`).",
     },
@@ -191,8 +195,11 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Cli> {
         };
         for (at, letter) in letters.char_indices() {
             let Some(takes) = short_option(letter) else {
-                return Err(Error::usage(format!("unknown sendmail option -{letter}"))
-                    .hint("postie accepts sendmail's -t -i -v -f -F -r -C -o* -B -N -R -V -bm"));
+                return Err(
+                    Error::usage(format!("unknown sendmail option -{letter}")).hint(
+                        "postie accepts sendmail's -t -i -v -f -F -r -C -o* -B -N -R -V -bm -bs",
+                    ),
+                );
             };
             if takes != Value::Flag {
                 let glued = &letters[at + letter.len_utf8()..];
@@ -231,7 +238,7 @@ fn option_with_value(cli: &mut Cli, letter: char, value: String) -> Result<()> {
         'F' => cli.full_name = Some(value),
         'C' => cli.config = Some(PathBuf::from(value)),
         'o' if value == "i" => cli.dot_ends_message = false,
-        'b' => operating_mode(&value)?,
+        'b' => cli.smtp_stdin = operating_mode(&value)?,
         'q' => {
             return Err(Error::usage(format!(
                 "sendmail -q{value} (run the queue) is not implemented by postie"
@@ -244,12 +251,13 @@ fn option_with_value(cli: &mut Cli, letter: char, value: String) -> Result<()> {
     Ok(())
 }
 
-/// `-bm` (deliver mail) is what postie does; other modes are daemons,
-/// queue listings or address tests that a relay-only sender cannot be.
-fn operating_mode(mode: &str) -> Result<()> {
+/// `-bm` (deliver mail) and `-bs` (the same over SMTP on stdin and
+/// stdout; true) are what postie does; other modes are daemons, queue
+/// listings or address tests that a relay-only sender cannot be.
+fn operating_mode(mode: &str) -> Result<bool> {
     let what = match mode {
-        "m" => return Ok(()),
-        "s" => "-bs (SMTP on standard input)",
+        "m" => return Ok(false),
+        "s" => return Ok(true),
         "d" | "D" => "-bd (run as a daemon)",
         "p" => "-bp (print the queue, mailq)",
         "i" => "-bi (rebuild the aliases database, newaliases)",
@@ -369,8 +377,17 @@ mod tests {
     }
 
     #[test]
+    fn bs_is_smtp_on_stdin_and_takes_laravels_i() {
+        let cli = parse_line("-bs -i");
+        assert!(cli.smtp_stdin && cli.sendmail && !cli.dot_ends_message);
+        assert!(!parse_line("-bm a@example.com").smtp_stdin);
+        let cli = parse_line("-bs -f app@example.com");
+        assert_eq!(cli.from.as_deref(), Some("app@example.com"));
+    }
+
+    #[test]
     fn unimplemented_modes_are_usage_errors() {
-        for line in ["-bs", "-bp", "-bd", "-q", "-q1h", "-bi", "-Z"] {
+        for line in ["-bp", "-bd", "-q", "-q1h", "-bi", "-Z"] {
             let err = parse(line.split_whitespace().map(str::to_string).collect()).unwrap_err();
             assert_eq!(err.exit, crate::exit::Exit::Usage, "{line}");
         }

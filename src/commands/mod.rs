@@ -1,6 +1,7 @@
-//! The commands: sending (also as sendmail), `postie queue`, `postie
-//! oauth2` and `postie config`, and the dispatch to them. The top layer with `main.rs`: they use everything
-//! below, nothing uses them.
+//! The commands: sending (also as sendmail, and as `sendmail -bs`),
+//! `postie queue`, `postie oauth2` and `postie config`, and the dispatch to
+//! them. The top layer with `main.rs`: they use everything below, nothing
+//! uses them.
 //!
 //! Belongs here: the order of a command's steps and its exit status. Not
 //! here: the decisions those steps make (`plan`, `smtp`, `outcome`), or
@@ -10,6 +11,7 @@ pub(crate) mod config;
 pub(crate) mod oauth2;
 pub(crate) mod queue;
 pub(crate) mod send;
+pub(crate) mod smtp_stdin;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -57,9 +59,11 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         ))),
         Invocation::Sendmail(rest) => {
             let rest = sendmail_args(&rest);
-            sendmail::parse(rest.clone())
-                .map_err(|err| send::unparsed_sendmail(&rest, err))
-                .and_then(send::run)
+            match sendmail::parse(rest.clone()) {
+                Ok(cli) if cli.smtp_stdin => smtp_stdin::run(cli),
+                Ok(cli) => send::run(cli),
+                Err(err) => Err(send::unparsed_sendmail(&rest, err)),
+            }
         }
         Invocation::Send(argv) => match args::parse_from(&argv) {
             Ok(cli) => send::run(cli),

@@ -51,56 +51,114 @@ fn send(cli: Cli, results: &mut Vec<MessageResult>) -> Result<()> {
         // Read whole before anything can fail: a message that cannot be
         // planned (a local name with no domain, a broken config) is still
         // kept in failed/, as cron reads no exit status.
-        let mut input = match read_input(&cli, &mut reader)? {
-            Ok(input) => input,
-            Err(oversized) => {
-                let err = oversized.error();
-                return Err(unplanned(&cli, Some(oversized.input), err));
-            }
-        };
-        // A user who may not read the system config hands the message to
-        // root's queue (`applies` holds only in sendmail mode).
-        if maildrop::applies(&cli) {
-            let deposited = input
-                .reader()
-                .map_err(|err| spool_read_error(&err))
-                .and_then(|mut reader| maildrop::deposit(&cli, &mut reader));
-            return match deposited {
-                Ok(()) => Ok(()),
-                Err(err) => Err(unplanned(&cli, Some(input), err)),
-            };
-        }
-        // A bug in planning (a parser's panic on hostile input) must not
-        // lose what cron handed over either.
-        let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            input
-                .reader()
-                .map_err(|err| spool_read_error(&err))
-                .and_then(|mut reader| plan(cli.clone(), &mut reader, is_terminal))
-        }))
-        .unwrap_or_else(|_| {
-            Err(Error::new(
-                Exit::Software,
-                "a bug in postie stopped it while preparing the message",
-            )
-            .hint("the message is kept; please report the bug with it"))
-        });
-        match planned {
-            Ok(plan) => plan,
-            Err(err) => return Err(unplanned(&cli, Some(input), err)),
+        let input = read_input(&cli, &mut reader)?;
+        match hand_over(&cli, input, is_terminal) {
+            Handed::Planned(plan) => *plan,
+            Handed::Deposited => return Ok(()),
+            Handed::Failed(err) => return Err(err),
         }
     } else {
         plan(cli.clone(), &mut reader, is_terminal).map_err(|err| unplanned(&cli, None, err))?
     };
+    if plan.transport.is_none() {
+        say_plan(&plan);
+        return dry_run::print(&plan.messages, plan.destination.as_ref());
+    }
+    let tried = try_and_settle(&mut plan)?;
+    let mut statuses = Vec::with_capacity(tried.len());
+    for (message, tried) in plan.messages.iter().zip(tried) {
+        results.push(outcome::result(
+            message,
+            &tried.verdict,
+            tried.settled.queued_as.as_deref(),
+        ));
+        statuses.push(tried.settled.status);
+    }
+    summarize(&plan, statuses)
+}
+
+/// What became of a ready-made message handed over in sendmail mode
+/// before any server was asked.
+pub(crate) enum Handed {
+    /// Planned: ready for [`try_and_settle`].
+    Planned(Box<Plan>),
+    /// A user who may not read the system config handed it to root's
+    /// queue (the maildrop).
+    Deposited,
+    /// It could not be planned (or deposited): logged, and kept in
+    /// failed/ unless the error says it could not be.
+    Failed(Error),
+}
+
+/// Sendmail mode's steps between reading a message and trying it: the
+/// maildrop for a user who may not read the system config, else the plan.
+/// What cannot be planned is kept in failed/, never lost.
+pub(crate) fn hand_over(
+    cli: &Cli,
+    input: std::result::Result<spool::Input, spool::Oversized>,
+    is_terminal: bool,
+) -> Handed {
+    let mut input = match input {
+        Ok(input) => input,
+        Err(oversized) => {
+            let err = oversized.error();
+            return Handed::Failed(unplanned(cli, Some(oversized.input), err));
+        }
+    };
+    // A user who may not read the system config hands the message to
+    // root's queue (`applies` holds only in sendmail mode).
+    if maildrop::applies(cli) {
+        let deposited = input
+            .reader()
+            .map_err(|err| spool_read_error(&err))
+            .and_then(|mut reader| maildrop::deposit(cli, &mut reader));
+        return match deposited {
+            Ok(()) => Handed::Deposited,
+            Err(err) => Handed::Failed(unplanned(cli, Some(input), err)),
+        };
+    }
+    // A bug in planning (a parser's panic on hostile input) must not
+    // lose what cron handed over either.
+    let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        input
+            .reader()
+            .map_err(|err| spool_read_error(&err))
+            .and_then(|mut reader| plan(cli.clone(), &mut reader, is_terminal))
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::new(
+            Exit::Software,
+            "a bug in postie stopped it while preparing the message",
+        )
+        .hint("the message is kept; please report the bug with it"))
+    });
+    match planned {
+        Ok(plan) => Handed::Planned(Box::new(plan)),
+        Err(err) => Handed::Failed(unplanned(cli, Some(input), err)),
+    }
+}
+
+/// The plan's warnings, and its notes (-v).
+fn say_plan(plan: &Plan) {
     for warning in &plan.warnings {
         messages::warning(warning);
     }
     for note in &plan.notes {
         messages::note(note);
     }
-    if plan.transport.is_none() {
-        return dry_run::print(&plan.messages, plan.destination.as_ref());
-    }
+}
+
+/// One message of a plan, tried (or owed untried) and settled.
+pub(crate) struct Tried {
+    pub(crate) verdict: Verdict,
+    pub(crate) settled: outcome::Settled,
+}
+
+/// Tries every message of a plan that has a transport (or owes them all,
+/// untried) and settles each: delivered, queued, or refused and kept.
+/// One [`Tried`] per message of the plan, in order.
+pub(crate) fn try_and_settle(plan: &mut Plan) -> Result<Vec<Tried>> {
+    say_plan(plan);
     // Every recipient is owed by policy: nothing is tried now, and no
     // password command runs.
     let untried = if plan.queue.policy == QueuePolicy::Always {
@@ -109,42 +167,39 @@ fn send(cli: Cli, results: &mut Vec<MessageResult>) -> Result<()> {
         // A password command that hangs or prints nonsense is this
         // machine's trouble: the planned message is owed (queued when
         // queueing is on, as sendmail mode has it), never in failed/.
-        planning::fetch_login(&mut plan).err()
+        planning::fetch_login(plan).err()
     };
-    let mut settle = |message, verdict: &Verdict| {
-        let settled = outcome::settle(&plan, message, verdict);
-        results.push(outcome::result(
-            message,
-            verdict,
-            settled.queued_as.as_deref(),
-        ));
-        settled.status
+    let settle = |message, verdict: Verdict| {
+        let settled = outcome::settle(plan, message, &verdict);
+        Tried { verdict, settled }
     };
-    let statuses: Vec<Result<()>> = if let Some(error) = untried {
-        plan.messages
+    if let Some(error) = untried {
+        return Ok(plan
+            .messages
             .iter()
             .map(|message| {
                 settle(
                     message,
-                    &Verdict::failed(&message.envelope.recipients, error.clone()),
+                    Verdict::failed(&message.envelope.recipients, error.clone()),
                 )
             })
-            .collect()
-    } else {
-        let Some(settings) = &plan.transport else {
-            return dry_run::print(&plan.messages, plan.destination.as_ref());
-        };
-        let attempts = route::submit_all(settings, &plan.messages, &|text| messages::warning(text));
-        let mut statuses = Vec::with_capacity(attempts.len());
-        for (attempt, message) in attempts.into_iter().zip(&plan.messages) {
-            if let (Some(format), Ok(reports)) = (plan.capabilities, &attempt) {
-                report::print_capabilities(reports, format)?;
-            }
-            statuses.push(settle(message, &Verdict::of(&message.envelope, attempt)));
-        }
-        statuses
+            .collect());
+    }
+    let Some(settings) = &plan.transport else {
+        return Err(Error::new(
+            Exit::Software,
+            "no transport to send with (a dry run was taken for a send)",
+        ));
     };
-    summarize(&plan, statuses)
+    let attempts = route::submit_all(settings, &plan.messages, &|text| messages::warning(text));
+    let mut tried = Vec::with_capacity(attempts.len());
+    for (attempt, message) in attempts.into_iter().zip(&plan.messages) {
+        if let (Some(format), Ok(reports)) = (plan.capabilities, &attempt) {
+            report::print_capabilities(reports, format)?;
+        }
+        tried.push(settle(message, Verdict::of(&message.envelope, attempt)));
+    }
+    Ok(tried)
 }
 
 /// One result per message: a single message's error is the error; with
@@ -209,9 +264,16 @@ fn read_input(
     cli: &Cli,
     reader: &mut dyn Read,
 ) -> Result<std::result::Result<spool::Input, spool::Oversized>> {
+    let (spool_dir, limit) = spool_for(cli);
+    spool::read(reader, spool_dir.as_deref(), limit)
+}
+
+/// Where sendmail mode spools a large message (the queue's `tmp/`) and
+/// how large one may be (`max_message_size`).
+pub(crate) fn spool_for(cli: &Cli) -> (Option<std::path::PathBuf>, u64) {
     let fallback = Fallback::of(cli);
     let spool_dir = fallback.queue_dir.map(|dir| dir.join("tmp"));
-    spool::read(reader, spool_dir.as_deref(), fallback.max_message_size)
+    (spool_dir, fallback.max_message_size)
 }
 
 fn spool_read_error(err: &std::io::Error) -> Error {
@@ -285,7 +347,9 @@ pub(crate) fn unparsed_sendmail(args: &[String], err: Error) -> Error {
     };
     cli.sendmail = true;
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
+    // With -bs, stdin is an SMTP client waiting for a greeting, not a
+    // message: reading it to its end would wait forever.
+    if stdin.is_terminal() || args.iter().any(|arg| arg == "-bs") {
         return err;
     }
     let raw = match read_input(&cli, &mut stdin.lock()) {

@@ -86,94 +86,102 @@ pub(crate) fn read(
     spool_dir: Option<&Path>,
     limit: u64,
 ) -> Result<std::result::Result<Input, Oversized>> {
-    let read_error = |err: io::Error| {
-        Error::new(
-            Exit::IoErr,
-            format!(
-                "cannot read the message from standard input: {}",
-                io_reason(&err)
-            ),
-        )
-    };
-    // One octet over the limit is enough to know it is over.
-    let wanted = limit.saturating_add(1);
-    let mut head = Vec::new();
-    reader
-        .take(SPOOL_THRESHOLD as u64 + 1)
-        .read_to_end(&mut head)
-        .map_err(read_error)?;
-    let mut input = if head.len() <= SPOOL_THRESHOLD {
-        Input::Memory(head)
-    } else {
-        match unlinked_file(spool_dir) {
-            Ok(file) => spool(&mut *reader, file, head, wanted)?,
-            Err(_) => {
-                let read = head.len() as u64;
-                reader
-                    .take(wanted.saturating_sub(read))
-                    .read_to_end(&mut head)
-                    .map_err(read_error)?;
-                Input::Memory(head)
-            }
-        }
-    };
-    if input.len() <= limit {
-        return Ok(Ok(input));
-    }
-    let excess = io::copy(reader, &mut io::sink()).map_err(read_error)?;
-    let len = input.len() + excess;
-    match &mut input {
-        Input::Memory(bytes) => bytes.truncate(limit as usize),
-        Input::Spooled { file, len } => {
-            file.set_len(limit).map_err(|err| spool_error(&err))?;
-            *len = limit;
-        }
-    }
-    Ok(Err(Oversized { input, len, limit }))
-}
-
-/// Writes `head` and the rest of `reader` (`wanted` octets in all at
-/// most) to `file`. When a write fails (a full disk), what was spooled is
-/// read back and the rest read into memory: the message is kept either
-/// way, as it was before there was a spool.
-fn spool(reader: &mut dyn Read, mut file: File, head: Vec<u8>, wanted: u64) -> Result<Input> {
-    let read_error = |err: io::Error| {
-        Error::new(
-            Exit::IoErr,
-            format!(
-                "cannot read the message from standard input: {}",
-                io_reason(&err)
-            ),
-        )
-    };
-    let mut reader = reader.take(wanted.saturating_sub(head.len() as u64));
-    let mut pending = head;
-    let mut written = 0u64;
+    let mut writer = Writer::new(spool_dir, limit);
+    let mut buf = vec![0; CHUNK];
     loop {
-        if file.write_all(&pending).is_err() {
-            let mut bytes = Vec::new();
-            file.rewind()
-                .and_then(|()| (&file).take(written).read_to_end(&mut bytes))
-                .map_err(|err| spool_error(&err))?;
-            bytes.extend_from_slice(&pending);
-            drop(pending);
-            reader.read_to_end(&mut bytes).map_err(read_error)?;
-            return Ok(Input::Memory(bytes));
-        }
-        written += pending.len() as u64;
-        pending.clear();
-        pending.resize(CHUNK, 0);
-        let n = loop {
-            match reader.read(&mut pending) {
-                Ok(n) => break n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(read_error(err)),
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return writer.finish(),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                return Err(Error::new(
+                    Exit::IoErr,
+                    format!(
+                        "cannot read the message from standard input: {}",
+                        io_reason(&err)
+                    ),
+                ))
             }
         };
-        if n == 0 {
-            return Ok(Input::Spooled { file, len: written });
+        writer.write(&buf[..n])?;
+    }
+}
+
+/// A message taken piece by piece (standard input, or the DATA of `-bs`),
+/// held as [`read`] holds it: in memory up to [`SPOOL_THRESHOLD`], then in
+/// an unlinked file; past `limit` only counted.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    held: Input,
+    spool_dir: Option<PathBuf>,
+    limit: u64,
+    /// Every octet written, those past the limit included.
+    seen: u64,
+    /// A spool file was tried once; when none could be made, or the disk
+    /// filled, the message stays in memory: losing it is worse.
+    spool_tried: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(spool_dir: Option<&Path>, limit: u64) -> Writer {
+        Writer {
+            held: Input::Memory(Vec::new()),
+            spool_dir: spool_dir.map(Path::to_path_buf),
+            limit,
+            seen: 0,
+            spool_tried: false,
         }
-        pending.truncate(n);
+    }
+
+    /// Takes `bytes`; what goes past the limit is dropped and counted.
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.seen = self.seen.saturating_add(bytes.len() as u64);
+        let room = self.limit.saturating_sub(self.held.len());
+        let kept = &bytes[..bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        if kept.is_empty() {
+            return Ok(());
+        }
+        match &mut self.held {
+            Input::Memory(memory) => {
+                memory.extend_from_slice(kept);
+                if memory.len() > SPOOL_THRESHOLD && !self.spool_tried {
+                    self.spool_tried = true;
+                    if let Ok(mut file) = unlinked_file(self.spool_dir.as_deref()) {
+                        if file.write_all(memory).is_ok() {
+                            let len = memory.len() as u64;
+                            self.held = Input::Spooled { file, len };
+                        }
+                    }
+                }
+            }
+            Input::Spooled { file, len } => {
+                if file.write_all(kept).is_ok() {
+                    *len += kept.len() as u64;
+                } else {
+                    // A full disk: what was spooled is read back, and the
+                    // rest is held in memory.
+                    let mut memory = Vec::new();
+                    file.rewind()
+                        .and_then(|()| (&*file).take(*len).read_to_end(&mut memory))
+                        .map_err(|err| spool_error(&err))?;
+                    memory.extend_from_slice(kept);
+                    self.held = Input::Memory(memory);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The message, or an [`Oversized`] when more than the limit came.
+    pub(crate) fn finish(self) -> Result<std::result::Result<Input, Oversized>> {
+        if self.seen <= self.limit {
+            return Ok(Ok(self.held));
+        }
+        Ok(Err(Oversized {
+            input: self.held,
+            len: self.seen,
+            limit: self.limit,
+        }))
     }
 }
 
@@ -319,8 +327,12 @@ mod tests {
             return; // not Linux
         };
         let rest: Vec<u8> = (0..200_000).map(|i| i as u8).collect();
-        let input = spool(&mut rest.as_slice(), full, b"head".to_vec(), 1 << 20).unwrap();
-        let Input::Memory(bytes) = input else {
+        let mut writer = Writer::new(None, 1 << 20);
+        writer.held = Input::Spooled { file: full, len: 0 };
+        writer.spool_tried = true;
+        writer.write(b"head").unwrap();
+        writer.write(&rest).unwrap();
+        let Input::Memory(bytes) = writer.finish().unwrap().unwrap() else {
             panic!("expected the message in memory");
         };
         assert_eq!(&bytes[..4], b"head");

@@ -286,6 +286,38 @@ pub(crate) fn smtp_error(endpoint: &Endpoint, context: &ReplyContext, err: SmtpE
     Error::new(Exit::IoErr, format!("{at}: {endpoint}: {detail}"))
 }
 
+/// The server reply an error of [`smtp_error`] or [`refusal_error`]
+/// quotes ("550 5.1.1 no such user"), as its code and the rest (the
+/// enhanced code and text); of several refusals, the first of the error's
+/// kind (5xx for a permanent error). `None` for a failure no reply said (a
+/// lost connection, a local problem). For `-bs`, which passes a relay's
+/// refusal on to the application.
+pub(crate) fn quoted_reply(err: &Error) -> Option<(u16, &str)> {
+    let replies: Vec<&str> = if let Some((_, reply)) = err.message.split_once(" replied ") {
+        vec![reply]
+    } else {
+        let (_, list) = err.message.split_once(" refused <")?;
+        // "a>: 550 ...; <b>: 450 ..."
+        list.split("; <")
+            .filter_map(|item| item.split_once(">: ").map(|(_, reply)| reply))
+            .collect()
+    };
+    let parsed: Vec<(u16, &str)> = replies
+        .into_iter()
+        .filter_map(|reply| {
+            let code: u16 = reply.get(..3)?.parse().ok()?;
+            let rest = reply.get(3..)?;
+            (rest.is_empty() || rest.starts_with(' ')).then_some((code, rest.trim_start()))
+        })
+        .collect();
+    let wanted = if err.is_temporary() { 4 } else { 5 };
+    parsed
+        .iter()
+        .find(|(code, _)| code / 100 == wanted)
+        .or(parsed.first())
+        .copied()
+}
+
 /// The greeting read by hand (--quit-after banner, where lettre, which
 /// always sends EHLO, is not used), by its first digit.
 pub(crate) fn greeting_reply(endpoint: &Endpoint, greeting: &str) -> Result<()> {
@@ -733,6 +765,24 @@ mod tests {
                 "{reply}"
             );
         }
+    }
+
+    #[test]
+    fn quoted_reply_finds_the_relays_reply_in_either_wording() {
+        let replied = Error::new(Exit::Unavailable, "DATA: h:25 (::1) replied 554 5.7.1 spam");
+        assert_eq!(quoted_reply(&replied), Some((554, "5.7.1 spam")));
+        let refused = Error::new(
+            Exit::NoUser,
+            "RCPT TO: h:25 refused <a@x>: 451 4.3.0 later; <b@x>: 550 5.1.1 no such user",
+        );
+        assert_eq!(quoted_reply(&refused), Some((550, "5.1.1 no such user")));
+        let temporary = Error::new(
+            Exit::TempFail,
+            "RCPT TO: h:25 refused <a@x>: 451 4.3.0 later",
+        );
+        assert_eq!(quoted_reply(&temporary), Some((451, "4.3.0 later")));
+        let local = Error::new(Exit::TempFail, "connect: cannot connect to h:25: refused");
+        assert_eq!(quoted_reply(&local), None);
     }
 
     #[test]

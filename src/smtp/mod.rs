@@ -21,7 +21,9 @@
 //!   `timing` (the --timing clock), `data` (the DATA writer);
 //! - doing: `connect` (TCP, banner, TLS handshake), `session` (one server,
 //!   stage by stage), `route` (which servers, failover, MX, batches: the
-//!   entry point, `route::submit_all`).
+//!   entry point, `route::submit_all`);
+//! - the other side: `server` (an SMTP server on a byte stream, for
+//!   `sendmail -bs`, driving the `mailin` crate's state machine).
 
 pub(crate) mod capabilities;
 pub(crate) mod classify;
@@ -34,6 +36,7 @@ pub(crate) mod reply;
 pub(crate) mod report;
 pub(crate) mod route;
 pub(crate) mod sasl;
+pub(crate) mod server;
 pub(crate) mod session;
 pub(crate) mod settings;
 pub(crate) mod stage;

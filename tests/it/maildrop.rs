@@ -222,6 +222,43 @@ fn a_user_without_the_config_drops_the_message_and_roots_flush_sends_it() {
 }
 
 #[test]
+fn sendmail_bs_from_a_user_without_the_config_drops_each_message() {
+    let server = TestServer::start(ServerOptions::default());
+    let Some(machine) = Machine::new(&server.addr(), "") else {
+        return;
+    };
+    let dialogue = "EHLO app.example\r\nMAIL FROM:<app@example.com>\r\n\
+                    RCPT TO:<ops@example.com>\r\nDATA\r\nSubject: from php\r\n\r\n\
+                    ..dotted\r\n.\r\nQUIT\r\n";
+    let output = machine
+        .as_nobody(&machine.sendmail)
+        .args(["-bs", "-i"])
+        .write_stdin(dialogue)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("\r\n250 2.0.0 Queued in the maildrop for the system's queue\r\n221 "),
+        "{stdout}"
+    );
+    let drops = machine.drops();
+    assert_eq!(drops.len(), 1, "{drops:?}");
+    assert_eq!(fs::symlink_metadata(&drops[0]).unwrap().uid(), NOBODY);
+
+    let output = machine.flush();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let got = server.wait_for_messages(1);
+    assert_eq!(got[0].mail_from, "app@example.com");
+    assert_eq!(got[0].rcpt_to, ["ops@example.com"]);
+    let data = String::from_utf8_lossy(&got[0].data);
+    assert!(data.contains("\r\n\r\n.dotted\r\n"), "{data}");
+    assert!(machine.drops().is_empty());
+}
+
+#[test]
 fn the_ordinary_command_line_never_uses_the_maildrop() {
     let Some(machine) = Machine::new(&format!("127.0.0.1:{}", closed_port()), "") else {
         return;

@@ -32,5 +32,6 @@ mod replies;
 mod sasl;
 mod send;
 mod sendmail;
+mod smtp_stdin;
 mod transportable;
 mod trust_store;

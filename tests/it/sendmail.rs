@@ -556,7 +556,7 @@ fn unsupported_modes_and_options_are_64() {
     s.server.expect_unused();
     for args in [
         vec!["-bp"],
-        vec!["-bs"],
+        vec!["-bs", "-Z"],
         vec!["-q"],
         vec!["-bd"],
         vec!["-Z", "a@example.com"],
