@@ -5,6 +5,7 @@
 #   make install PREFIX=/usr DESTDIR=/tmp/pkg   # for a package
 #   sudo make install-sendmail-link             # optional: postie as sendmail
 #   sudo make uninstall
+#   make deb                      # Debian packages postie and postie-mta, in target/deb/
 #
 # The man pages and completions are the committed files in man/ and
 # completions/; `cargo run -- generate .` regenerates them.
@@ -29,7 +30,7 @@ CARGO ?= cargo
 INSTALL ?= install
 BINARY = target/release/postie
 
-.PHONY: all build install install-sendmail-link uninstall
+.PHONY: all build install install-files install-spool install-sendmail-link uninstall deb
 
 all: build
 
@@ -41,7 +42,12 @@ build:
 $(BINARY):
 	$(CARGO) build --release
 
-install: $(BINARY)
+install: install-files install-spool
+
+# Everything but the spool: what the postie Debian package ships (the spool
+# is made by postie-mta's `postie queue init`, so that removing the package
+# leaves a spool that still holds mail).
+install-files: $(BINARY)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(BASHDIR) $(DESTDIR)$(ZSHDIR) $(DESTDIR)$(FISHDIR) $(DESTDIR)$(DOCDIR)/examples
 	$(INSTALL) -m 755 $(BINARY) $(DESTDIR)$(BINDIR)/postie
@@ -54,11 +60,13 @@ install: $(BINARY)
 	$(INSTALL) -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	$(INSTALL) -m 644 doc/capabilities.schema.json $(DESTDIR)$(DOCDIR)/capabilities.schema.json
 	$(INSTALL) -m 644 doc/result.schema.json $(DESTDIR)$(DOCDIR)/result.schema.json
+
+install-spool:
 	# 0711: users reach the maildrop but cannot list root's queue; 1733:
 	# anyone may drop a file, nobody else may list or remove it. The same
 	# as `postie queue init`, which also repairs them.
 	$(INSTALL) -d -m 0711 $(DESTDIR)$(SPOOLDIR)
-	$(INSTALL) -d -m 1733 $(DESTDIR)$(SPOOLDIR)/maildrop
+	$(INSTALL) -d -m 1733 $(DESTDIR)$(SPOOLDIR)/maildrop $(DESTDIR)$(SPOOLDIR)/incoming
 
 # Links /usr/sbin/sendmail and /usr/lib/sendmail to the installed postie.
 # An existing sendmail that is not already this link is left alone: remove
@@ -86,9 +94,17 @@ uninstall:
 		$(DESTDIR)$(DOCDIR)/capabilities.schema.json $(DESTDIR)$(DOCDIR)/result.schema.json
 	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 	# The spool may still hold mail: removed only when empty.
-	rmdir $(DESTDIR)$(SPOOLDIR)/maildrop 2>/dev/null || true
+	rmdir $(DESTDIR)$(SPOOLDIR)/maildrop $(DESTDIR)$(SPOOLDIR)/incoming 2>/dev/null || true
 	@for link in $(SENDMAIL_LINKS); do \
 		if [ "$$(readlink "$(DESTDIR)$$link" 2>/dev/null)" = "$(BINDIR)/postie" ]; then \
 			rm -f "$(DESTDIR)$$link" && echo "removed $(DESTDIR)$$link"; \
 		fi; \
 	done
+
+# Both Debian packages, into target/deb/: debian/rules runs the release
+# build and `make install-files`. Needs debhelper (apt-get install
+# debhelper); runs as root or, for anyone else, under fakeroot.
+deb:
+	@command -v dh >/dev/null || { echo "make deb needs debhelper: apt-get install debhelper" >&2; exit 1; }
+	if [ "$$(id -u)" = 0 ]; then debian/rules binary; else fakeroot debian/rules binary; fi
+	@ls target/deb/*.deb

@@ -1,8 +1,8 @@
 //! Which command an argv asks for, decided once, before clap sees it.
 //!
 //! Three things decide it: the name postie was started as (a link named
-//! `sendmail`), `--sendmail`, and a reserved subcommand word as the first
-//! argument. Anything else is the send command, whose bare words are
+//! `sendmail`, `mailq` or `newaliases`, as an MTA package installs them),
+//! `--sendmail`, and a reserved subcommand word as the first argument. Anything else is the send command, whose bare words are
 //! recipients; so a subcommand word is recognised only as the first
 //! argument, and never in sendmail mode, where `sendmail queue` mails a
 //! local user. A local user whose name is reserved is written `--to NAME`.
@@ -45,10 +45,25 @@ pub(crate) enum Invocation {
     Sendmail(Vec<OsString>),
     /// A subcommand and the arguments after its word.
     Subcommand(Subcommand, Vec<OsString>),
+    /// `newaliases` (and sendmail's `-bi`): nothing to rebuild, since the
+    /// aliases file is read each time a message is sent.
+    Newaliases,
 }
 
 /// Decides the mode from the whole argv (`argv[0]` first).
 pub(crate) fn invocation(argv: Vec<OsString>) -> Invocation {
+    match argv.first().and_then(|argv0| Path::new(argv0).file_name()) {
+        // mailq's arguments are `postie queue list`'s (--failed).
+        Some(name) if name == "mailq" => {
+            let list = std::iter::once(OsString::from("list"));
+            return Invocation::Subcommand(
+                Subcommand::Queue,
+                list.chain(argv.into_iter().skip(1)).collect(),
+            );
+        }
+        Some(name) if name == "newaliases" => return Invocation::Newaliases,
+        _ => {}
+    }
     let sendmail = argv.first().is_some_and(invoked_as_sendmail)
         || argv.iter().skip(1).any(|arg| arg == "--sendmail");
     if sendmail {
@@ -144,6 +159,18 @@ mod tests {
         assert_eq!(
             invocation(argv(&["postie", "--sendmail", "generate"])),
             Invocation::Sendmail(argv(&["--sendmail", "generate"]))
+        );
+    }
+
+    #[test]
+    fn mailq_lists_the_queue_and_newaliases_does_nothing() {
+        assert_eq!(
+            invocation(argv(&["/usr/bin/mailq", "--failed"])),
+            Invocation::Subcommand(Subcommand::Queue, argv(&["list", "--failed"]))
+        );
+        assert_eq!(
+            invocation(argv(&["newaliases", "-v"])),
+            Invocation::Newaliases
         );
     }
 

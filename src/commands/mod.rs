@@ -51,6 +51,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             }
         }
         Invocation::Subcommand(Subcommand::Generate, rest) => crate::generate::run(&rest),
+        Invocation::Newaliases => Ok(()),
         Invocation::Subcommand(Subcommand::Reserved(word), _) => Err(Error::usage(format!(
             "'{word}' is reserved for a postie command"
         ))

@@ -7,7 +7,8 @@
 //! sendmail mode then drops the message into `/var/spool/postie/maildrop`
 //! (mode 1733: anyone may create a file there, nobody but root may list
 //! it, nobody may remove another's file), and root's `postie queue flush`
-//! picks it up.
+//! picks it up. The file is written in `incoming/` beside it (the same
+//! modes) and moved in whole, so the maildrop never holds half a message.
 //!
 //! A drop file holds only what the sendmail command line said (`-f`, `-F`,
 //! `-t`, `-i`, the recipients) and the message as it came in: nothing that
@@ -26,7 +27,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
@@ -40,7 +41,7 @@ use crate::plan::inputs::Stdin;
 use crate::plan::server::local_hostname;
 use crate::plan::stored::{QueuedSettings, Submission};
 use crate::queue::storage::{Queue, Unplanned};
-use crate::queue::system::maildrop_dir;
+use crate::queue::system::{incoming_dir, maildrop_dir};
 
 /// The most a drop file may hold: the message and its one header line.
 const MAX_DROP_BYTES: u64 = 100 * 1024 * 1024 + 64 * 1024;
@@ -78,8 +79,7 @@ pub(crate) fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> 
         .map_err(|err| Error::new(Exit::Software, format!("maildrop: cannot encode: {err}")))?;
     let dir = maildrop_dir();
     let name = crate::queue::storage::new_id();
-    // A dot name is unfinished: pickup leaves it alone.
-    let temp = dir.join(format!(".{name}"));
+    let temp = staging_path(&name);
     let mut write = || -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
@@ -120,6 +120,21 @@ pub(crate) fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> 
     Ok(())
 }
 
+/// Where the drop file `name` is written before it gets its final name:
+/// the incoming directory, or, in a spool set up before it existed, a dot
+/// name in the maildrop, which pickup leaves alone.
+fn staging_path(name: &str) -> PathBuf {
+    staging_path_in(&incoming_dir(), &maildrop_dir(), name)
+}
+
+fn staging_path_in(incoming: &Path, maildrop: &Path, name: &str) -> PathBuf {
+    if fs::symlink_metadata(incoming).is_ok_and(|meta| meta.is_dir()) {
+        incoming.join(name)
+    } else {
+        maildrop.join(format!(".{name}"))
+    }
+}
+
 /// What one pickup run did, for flush's exit status.
 #[derive(Debug, Default)]
 pub(crate) struct Pickup {
@@ -156,6 +171,7 @@ pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
     if guard.try_lock().is_err() {
         return done;
     }
+    remove_abandoned_in(&incoming_dir());
     let Ok(reader) = fs::read_dir(&dir) else {
         return done;
     };
@@ -173,6 +189,16 @@ pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
         }
     }
     done
+}
+
+/// Every file of the incoming directory is a drop being written; the
+/// abandoned ones go (see below).
+fn remove_abandoned_in(dir: &Path) {
+    if let Ok(reader) = fs::read_dir(dir) {
+        for entry in reader.flatten() {
+            remove_if_abandoned(&entry.path());
+        }
+    }
 }
 
 /// A dot name is a drop being written; one untouched for a day was left
@@ -403,6 +429,23 @@ fn remove_drop(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drop_is_written_outside_the_maildrop_when_the_spool_has_incoming() {
+        let spool = tempfile::tempdir().unwrap();
+        let (incoming, maildrop) = (spool.path().join("incoming"), spool.path().join("maildrop"));
+        fs::create_dir(&maildrop).unwrap();
+        // A spool from before incoming/: unfinished drops keep a dot name.
+        assert_eq!(
+            staging_path_in(&incoming, &maildrop, "x1"),
+            maildrop.join(".x1")
+        );
+        fs::create_dir(&incoming).unwrap();
+        assert_eq!(
+            staging_path_in(&incoming, &maildrop, "x1"),
+            incoming.join("x1")
+        );
+    }
 
     #[test]
     fn drop_files_round_trip_and_hold_nothing_else() {

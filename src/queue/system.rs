@@ -25,9 +25,19 @@ pub(crate) fn maildrop_dir() -> PathBuf {
     spool_dir().join("maildrop")
 }
 
+/// Where a drop file is written before it moves into the maildrop whole:
+/// the maildrop itself then holds only finished messages, so that "not
+/// empty" means "mail for root's flush" (systemd's postie-flush.path
+/// watches for exactly that, and would start the flush again and again
+/// while a large message was still being written). Same modes as the
+/// maildrop, on the same file system, so that the move is a rename.
+pub(crate) fn incoming_dir() -> PathBuf {
+    spool_dir().join("incoming")
+}
+
 /// `postie queue init`: the spool (0711, so that users reach the maildrop
-/// but cannot list root's queue) and the maildrop (1733), both root's,
-/// created or repaired.
+/// but cannot list root's queue), the maildrop and its incoming directory
+/// (1733), all root's, created or repaired.
 pub(crate) fn init() -> Result<()> {
     if !crate::home::is_root() {
         return Err(Error::new(
@@ -37,7 +47,11 @@ pub(crate) fn init() -> Result<()> {
         .hint("run `sudo postie queue init`"));
     }
     let spool = spool_dir();
-    for (dir, mode) in [(spool.clone(), 0o711), (spool.join("maildrop"), 0o1733)] {
+    for (dir, mode) in [
+        (spool.clone(), 0o711),
+        (maildrop_dir(), 0o1733),
+        (incoming_dir(), 0o1733),
+    ] {
         let fail = |what: &str, err: std::io::Error| {
             Error::new(
                 Exit::IoErr,

@@ -115,6 +115,10 @@ impl Machine {
         cmd
     }
 
+    fn incoming(&self) -> PathBuf {
+        self.spool.join("incoming")
+    }
+
     fn flush(&self) -> std::process::Output {
         self.as_root(common::postie())
             .args(["queue", "flush"])
@@ -160,10 +164,13 @@ fn a_user_without_the_config_drops_the_message_and_roots_flush_sends_it() {
     };
     let spool = fs::metadata(&machine.spool).unwrap();
     assert_eq!(spool.mode() & 0o7777, 0o711);
-    assert_eq!(
-        fs::metadata(machine.maildrop()).unwrap().mode() & 0o7777,
-        0o1733
-    );
+    for dir in [machine.maildrop(), machine.incoming()] {
+        assert_eq!(
+            fs::metadata(&dir).unwrap().mode() & 0o7777,
+            0o1733,
+            "{dir:?}"
+        );
+    }
 
     let output = machine
         .as_nobody(&machine.sendmail)
@@ -218,6 +225,11 @@ fn a_user_without_the_config_drops_the_message_and_roots_flush_sends_it() {
         "-F names the added From: {data}"
     );
     assert!(machine.drops().is_empty(), "the drop file is removed");
+    let staged: Vec<_> = fs::read_dir(machine.incoming())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(staged.is_empty(), "nothing left behind: {staged:?}");
     assert!(json_files(&machine.queue).is_empty(), "and the entry sent");
 }
 

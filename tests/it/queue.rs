@@ -130,6 +130,37 @@ fn sendmail_mode_queues_by_default_and_no_queue_turns_it_off() {
     assert_eq!(setup.entries().len(), 1);
 }
 
+/// The links an MTA package installs: `mailq` is `postie queue list`,
+/// `newaliases` has nothing to rebuild (aliases are read at send time).
+#[test]
+fn mailq_lists_the_queue_and_newaliases_does_nothing() {
+    let setup = Setup::new(&down(), "");
+    let (_link, mut cmd) = setup.sendmail();
+    cmd.args(["-i", "root@example.com"])
+        .write_stdin("Subject: cron\n\nout\n")
+        .assert()
+        .code(0);
+    let listed = setup.cmd().args(["queue", "list"]).output().unwrap();
+    assert_eq!(listed.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("root@example.com"));
+
+    let (_link, mut mailq) = setup.linked("mailq");
+    let output = mailq.output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(output.stdout, listed.stdout);
+
+    let (_link, mut newaliases) = setup.linked("newaliases");
+    let output = newaliases.output().unwrap();
+    assert_eq!(
+        (
+            output.status.code(),
+            output.stdout.len(),
+            output.stderr.len()
+        ),
+        (Some(0), 0, 0)
+    );
+}
+
 #[test]
 fn permanent_failures_are_never_queued() {
     let server = TestServer::start(ServerOptions {

@@ -24,8 +24,14 @@ pub fn postie() -> assert_cmd::Command {
 /// postie reached through a symlink named `sendmail`, as cron and mailx
 /// find it; the directory holding the link is returned to keep it alive.
 pub fn sendmail() -> (TempDir, assert_cmd::Command) {
-    let dir = tempfile::tempdir().expect("temp dir for the sendmail link");
-    let link = dir.path().join("sendmail");
+    linked("sendmail")
+}
+
+/// postie reached through a symlink named `name` (`sendmail`, `mailq`,
+/// `newaliases`: the links an MTA package installs).
+pub fn linked(name: &str) -> (TempDir, assert_cmd::Command) {
+    let dir = tempfile::tempdir().expect("temp dir for the link");
+    let link = dir.path().join(name);
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_postie"), &link).expect("symlink");
     let cmd = hermetic(&link);
     (dir, cmd)

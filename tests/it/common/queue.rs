@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use tempfile::TempDir;
 
-use super::command::{postie, sendmail};
+use super::command::{linked, postie};
 
 /// A relay account (`relay`, from cron@example.com) in a config of its
 /// own, and a queue directory beside it: what the queue tests share.
@@ -45,7 +45,12 @@ impl QueueSetup {
 
     /// The `sendmail` link with this config and queue.
     pub fn sendmail(&self) -> (TempDir, assert_cmd::Command) {
-        let (link, mut cmd) = sendmail();
+        self.linked("sendmail")
+    }
+
+    /// A link named `name` (`mailq`, ...) with this config and queue.
+    pub fn linked(&self, name: &str) -> (TempDir, assert_cmd::Command) {
+        let (link, mut cmd) = linked(name);
         cmd.env("POSTIE_CONFIG", &self.config)
             .env("POSTIE_QUEUE_DIR", &self.queue);
         (link, cmd)
