@@ -161,10 +161,10 @@ pub(crate) struct Cli {
     #[arg(skip)]
     pub(crate) dot_ends_message: bool,
 
-    /// sendmail -bs: an SMTP server on standard input and output, each
-    /// message's envelope from its MAIL FROM and RCPT TO.
+    /// What sendmail's `-b` and `-q` ask for; delivering the message on
+    /// standard input unless they say otherwise.
     #[arg(skip)]
-    pub(crate) smtp_stdin: bool,
+    pub(crate) sendmail_mode: SendmailMode,
 
     /// SMTP server: HOST, HOST:PORT, smtp://HOST[:PORT] or smtps://HOST[:PORT].
     #[arg(long, value_name = "HOST[:PORT]", value_hint = ValueHint::Hostname, env = "POSTIE_SERVER", help_heading = SERVER)]
@@ -422,6 +422,25 @@ pub(crate) fn parse_without_environment(args: &[&str]) -> Cli {
 /// run-time version.
 pub(crate) fn queue_command() -> clap::Command {
     QueueCli::command().version(version())
+}
+
+/// The sendmail operating modes postie has: `-bm` (the default), `-bs`,
+/// and those an MTA package's links stand for (`mailq` is `-bp`,
+/// `newaliases` is `-bi`, `-q` sends the queue).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum SendmailMode {
+    /// `-bm`: deliver the message on standard input.
+    #[default]
+    Deliver,
+    /// `-bs`: an SMTP server on standard input and output, each message's
+    /// envelope from its MAIL FROM and RCPT TO.
+    SmtpStdin,
+    /// `-bp`: `postie queue list`.
+    ListQueue,
+    /// `-q`: `postie queue flush`.
+    FlushQueue,
+    /// `-bi`: nothing to rebuild; aliases are read when mail is sent.
+    Newaliases,
 }
 
 /// Parses `postie queue ...` (`args` starts with the program name).

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::cli::args::Cli;
+use crate::cli::args::{Cli, SendmailMode};
 use crate::exit::{Error, Result};
 
 /// How a short option takes its value.
@@ -145,9 +145,18 @@ pub(crate) const OPTIONS: &[SendmailOption] = &[
     SendmailOption {
         short: &[('q', Value::GluedOnly)],
         long: &[],
-        synopsis: "`-bp`, `-bd`, `-bi`, `-bv`, `-bt`, `-q`...",
-        effect: "Exit 64: postie only submits mail. Its own queue: `postie queue list` (for \
-                 `-bp`) and `postie queue flush` (for `-q`).",
+        synopsis: "`-bp`, `-bi`, `-q`",
+        effect: "`-bp`: list the queue, as `mailq` and `postie queue list` do. `-bi`: \
+                 nothing to rebuild (aliases are read when mail is sent); exit 0, as \
+                 `newaliases` does. `-q` (or `-qf`): try every queued message \
+                 now, as `postie queue flush --now` does.",
+    },
+    SendmailOption {
+        short: &[],
+        long: &[],
+        synopsis: "`-bd`, `-bv`, `-bt`, `-q`*INTERVAL*...",
+        effect: "Exit 64: postie is no daemon and has no address tests. Instead of `-q30m`, \
+                 a timer or cron runs `sendmail -q`.",
     },
 ];
 
@@ -238,29 +247,25 @@ fn option_with_value(cli: &mut Cli, letter: char, value: String) -> Result<()> {
         'F' => cli.full_name = Some(value),
         'C' => cli.config = Some(PathBuf::from(value)),
         'o' if value == "i" => cli.dot_ends_message = false,
-        'b' => cli.smtp_stdin = operating_mode(&value)?,
-        'q' => {
-            return Err(Error::usage(format!(
-                "sendmail -q{value} (run the queue) is not implemented by postie"
-            ))
-            .hint("postie's own queue is sent with: postie queue flush"))
-        }
+        'b' => cli.sendmail_mode = operating_mode(&value)?,
+        'q' => cli.sendmail_mode = run_queue(&value)?,
         // The others are accepted and ignored (see OPTIONS).
         _ => {}
     }
     Ok(())
 }
 
-/// `-bm` (deliver mail) and `-bs` (the same over SMTP on stdin and
-/// stdout; true) are what postie does; other modes are daemons, queue
-/// listings or address tests that a relay-only sender cannot be.
-fn operating_mode(mode: &str) -> Result<bool> {
+/// `-bm` (deliver mail), `-bs` (the same over SMTP on stdin and stdout),
+/// `-bp` (list the queue) and `-bi` (rebuild the aliases: nothing to do)
+/// are what postie does; other modes are daemons or address tests that a
+/// relay-only sender cannot be.
+fn operating_mode(mode: &str) -> Result<SendmailMode> {
     let what = match mode {
-        "m" => return Ok(false),
-        "s" => return Ok(true),
+        "m" => return Ok(SendmailMode::Deliver),
+        "s" => return Ok(SendmailMode::SmtpStdin),
+        "p" => return Ok(SendmailMode::ListQueue),
+        "i" => return Ok(SendmailMode::Newaliases),
         "d" | "D" => "-bd (run as a daemon)",
-        "p" => "-bp (print the queue, mailq)",
-        "i" => "-bi (rebuild the aliases database, newaliases)",
         "v" => "-bv (verify addresses)",
         "t" => "-bt (address test mode)",
         "a" => "-ba (ARPANET mode)",
@@ -268,12 +273,25 @@ fn operating_mode(mode: &str) -> Result<bool> {
         "P" => "-bP (print queue counts)",
         other => return Err(Error::usage(format!("unknown sendmail mode -b{other}"))),
     };
-    let hint = if matches!(mode, "p" | "P") {
+    let hint = if mode == "P" {
         "postie's own queue is listed with: postie queue list"
     } else {
         "postie only submits mail (-bm, the default)"
     };
     Err(Error::usage(format!("sendmail {what} is not implemented by postie")).hint(hint))
+}
+
+/// `-q` (and `-qf`, in the foreground, which postie always is) sends the
+/// queue once. With an interval (`-q30m`) sendmail becomes a daemon that
+/// runs the queue every so often: a timer's job here.
+fn run_queue(value: &str) -> Result<SendmailMode> {
+    if value.is_empty() || value == "f" {
+        return Ok(SendmailMode::FlushQueue);
+    }
+    Err(Error::usage(format!(
+        "sendmail -q{value} (run the queue now and then) is not implemented by postie"
+    ))
+    .hint("`sendmail -q` sends the queue once; run it from a timer (postie-flush.timer) or cron"))
 }
 
 /// The hint for an unknown long option: every long option of [`OPTIONS`].
@@ -379,21 +397,41 @@ mod tests {
     #[test]
     fn bs_is_smtp_on_stdin_and_takes_laravels_i() {
         let cli = parse_line("-bs -i");
-        assert!(cli.smtp_stdin && cli.sendmail && !cli.dot_ends_message);
-        assert!(!parse_line("-bm a@example.com").smtp_stdin);
+        assert_eq!(cli.sendmail_mode, SendmailMode::SmtpStdin);
+        assert!(cli.sendmail && !cli.dot_ends_message);
+        assert_eq!(
+            parse_line("-bm a@example.com").sendmail_mode,
+            SendmailMode::Deliver
+        );
         let cli = parse_line("-bs -f app@example.com");
         assert_eq!(cli.from.as_deref(), Some("app@example.com"));
     }
 
     #[test]
+    fn the_queue_modes_of_an_mta() {
+        for (line, mode) in [
+            ("-bp", SendmailMode::ListQueue),
+            ("-q", SendmailMode::FlushQueue),
+            ("-qf", SendmailMode::FlushQueue),
+            ("-bi", SendmailMode::Newaliases),
+        ] {
+            assert_eq!(parse_line(line).sendmail_mode, mode, "{line}");
+        }
+    }
+
+    #[test]
     fn unimplemented_modes_are_usage_errors() {
-        for line in ["-bp", "-bd", "-q", "-q1h", "-bi", "-Z"] {
+        for line in ["-bd", "-q1h", "-bv", "-bP", "-Z"] {
             let err = parse(line.split_whitespace().map(str::to_string).collect()).unwrap_err();
             assert_eq!(err.exit, crate::exit::Exit::Usage, "{line}");
         }
-        let err = parse(vec!["-bp".into()]).unwrap_err();
+        let err = parse(vec!["-q30m".into()]).unwrap_err();
         assert!(err.message.contains("not implemented"), "{}", err.message);
-        assert!(err.to_string().contains("postie queue list"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("sendmail -q` sends the queue once"),
+            "{err}"
+        );
     }
 
     #[test]

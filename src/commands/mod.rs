@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 
+use crate::cli::args::{QueueCommand, SendmailMode};
 use crate::cli::invocation::{invocation, Invocation, Subcommand};
 use crate::cli::{args, sendmail};
 use crate::exit::{Error, Exit};
@@ -61,8 +62,22 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         Invocation::Sendmail(rest) => {
             let rest = sendmail_args(&rest);
             match sendmail::parse(rest.clone()) {
-                Ok(cli) if cli.smtp_stdin => smtp_stdin::run(cli),
-                Ok(cli) => send::run(cli),
+                Ok(cli) => match cli.sendmail_mode {
+                    SendmailMode::Deliver => send::run(cli),
+                    SendmailMode::SmtpStdin => smtp_stdin::run(cli),
+                    SendmailMode::ListQueue => queue::run(sendmail_queue(&cli, list())),
+                    SendmailMode::FlushQueue => queue::run(sendmail_queue(
+                        &cli,
+                        // As Postfix's `sendmail -q` (postqueue -f):
+                        // someone asking for a run wants every message
+                        // tried, not only those whose backoff is over.
+                        QueueCommand::Flush {
+                            now: true,
+                            verbose: cli.verbose,
+                        },
+                    )),
+                    SendmailMode::Newaliases => Ok(()),
+                },
                 Err(err) => Err(send::unparsed_sendmail(&rest, err)),
             }
         }
@@ -74,6 +89,24 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => report(err),
+    }
+}
+
+/// `postie queue COMMAND` for sendmail's `-bp` and `-q`, with the config
+/// and queue directory its command line (or environment) named.
+fn sendmail_queue(cli: &args::Cli, command: QueueCommand) -> args::QueueCli {
+    args::QueueCli {
+        command,
+        config: cli.config.clone(),
+        queue_dir: cli.queue_dir.clone(),
+    }
+}
+
+/// `postie queue list`, as mailq and `sendmail -bp` print it.
+fn list() -> QueueCommand {
+    QueueCommand::List {
+        json: false,
+        failed: false,
     }
 }
 

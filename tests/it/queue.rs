@@ -130,8 +130,9 @@ fn sendmail_mode_queues_by_default_and_no_queue_turns_it_off() {
     assert_eq!(setup.entries().len(), 1);
 }
 
-/// The links an MTA package installs: `mailq` is `postie queue list`,
-/// `newaliases` has nothing to rebuild (aliases are read at send time).
+/// The links an MTA package installs: `mailq` (and `sendmail -bp`) is
+/// `postie queue list`, `newaliases` (and `sendmail -bi`) has nothing to
+/// rebuild (aliases are read at send time), `sendmail -q` is a flush.
 #[test]
 fn mailq_lists_the_queue_and_newaliases_does_nothing() {
     let setup = Setup::new(&down(), "");
@@ -149,16 +150,50 @@ fn mailq_lists_the_queue_and_newaliases_does_nothing() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(output.stdout, listed.stdout);
 
-    let (_link, mut newaliases) = setup.linked("newaliases");
-    let output = newaliases.output().unwrap();
+    let (_link, mut bp) = setup.sendmail();
+    let output = bp.arg("-bp").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(output.stdout, listed.stdout, "sendmail -bp is mailq");
+
+    for (_link, mut newaliases) in [setup.linked("newaliases"), {
+        let (link, mut cmd) = setup.sendmail();
+        cmd.arg("-bi");
+        (link, cmd)
+    }] {
+        let output = newaliases.output().unwrap();
+        assert_eq!(
+            (
+                output.status.code(),
+                output.stdout.len(),
+                output.stderr.len()
+            ),
+            (Some(0), 0, 0)
+        );
+    }
+}
+
+/// `sendmail -q` is `postie queue flush`: the queued message is sent.
+#[test]
+fn sendmail_q_sends_the_queue() {
+    let setup = Setup::new(&down(), "");
+    let (_link, mut cmd) = setup.sendmail();
+    cmd.args(["-i", "root@example.com"])
+        .write_stdin("Subject: cron\n\nout\n")
+        .assert()
+        .code(0);
+    assert_eq!(setup.entries().len(), 1);
+    let server = TestServer::start(ServerOptions::default());
+    setup.write_config(&server.addr(), "");
+    let (_link, mut q) = setup.sendmail();
+    let output = q.args(["-q"]).output().unwrap();
     assert_eq!(
-        (
-            output.status.code(),
-            output.stdout.len(),
-            output.stderr.len()
-        ),
-        (Some(0), 0, 0)
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
+    assert_eq!(server.wait_for_messages(1)[0].rcpt_to, ["root@example.com"]);
+    assert!(setup.entries().is_empty());
 }
 
 #[test]

@@ -555,9 +555,9 @@ fn unsupported_modes_and_options_are_64() {
     let s = setup(ServerOptions::default(), "");
     s.server.expect_unused();
     for args in [
-        vec!["-bp"],
+        vec!["-bv", "a@example.com"],
         vec!["-bs", "-Z"],
-        vec!["-q"],
+        vec!["-q30m"],
         vec!["-bd"],
         vec!["-Z", "a@example.com"],
     ] {
