@@ -236,7 +236,10 @@ impl Dsn {
     /// MAIL's parameters, ready for the wire: `RET=HDRS`, `ENVID=xtext`.
     pub(crate) fn mail_parameters(&self) -> Vec<String> {
         let ret = self.ret.map(|ret| format!("RET={}", ret.keyword()));
-        let envid = self.envid.as_deref().map(|id| format!("ENVID={}", xtext(id)));
+        let envid = self
+            .envid
+            .as_deref()
+            .map(|id| format!("ENVID={}", xtext(id)));
         ret.into_iter().chain(envid).collect()
     }
 
@@ -274,7 +277,9 @@ impl Ret {
     /// As --ret or sendmail's -R takes it, in any case.
     pub(crate) fn parse(text: &str) -> std::result::Result<Ret, String> {
         Ret::from_str(text, true).map_err(|_| {
-            format!("invalid DSN return {text:?}; write full (the whole message) or hdrs (its header)")
+            format!(
+                "invalid DSN return {text:?}; write full (the whole message) or hdrs (its header)"
+            )
         })
     }
 }
@@ -541,7 +546,13 @@ mod tests {
         let n = Notify::parse("Success,DELAY").unwrap();
         assert_eq!(n.keyword(), "SUCCESS,DELAY");
         assert_eq!(Notify::parse("NEVER").unwrap().keyword(), "NEVER");
-        for bad in ["never,success", "", "success,", "sometimes", "success never"] {
+        for bad in [
+            "never,success",
+            "",
+            "success,",
+            "sometimes",
+            "success never",
+        ] {
             assert!(Notify::parse(bad).is_err(), "{bad}");
         }
         // Stored as written on the wire, read back the same.
@@ -568,7 +579,10 @@ mod tests {
         assert_eq!(xtext("a+b=c@x"), "a+2Bb+3Dc@x");
         assert_eq!(xtext("é\u{7f} "), "+C3+A9+7F+20");
         assert_eq!(orcpt("a+b@x.example", false), "rfc822;a+2Bb@x.example");
-        assert_eq!(orcpt("jö+x@x.example", false), "utf-8;j\\x{F6}\\x{2B}x@x.example");
+        assert_eq!(
+            orcpt("jö+x@x.example", false),
+            "utf-8;j\\x{F6}\\x{2B}x@x.example"
+        );
         assert_eq!(orcpt("jö+x@x.example", true), "utf-8;jö\\x{2B}x@x.example");
         assert_eq!(orcpt("日\\@x", false), "utf-8;\\x{65E5}\\x{5C}@x");
     }

@@ -86,7 +86,11 @@ pub(crate) const OPTIONS: &[SendmailOption] = &[
         effect: "Deliver (the default).",
     },
     SendmailOption {
-        short: &[('N', Value::Required), ('R', Value::Required), ('V', Value::Required)],
+        short: &[
+            ('N', Value::Required),
+            ('R', Value::Required),
+            ('V', Value::Required),
+        ],
         long: &[],
         synopsis: "`-N` *dsn*, `-R` *ret*, `-V` *envid*",
         effect: "Delivery status notifications, as `--notify`, `--ret` and `--envid`: \
@@ -365,7 +369,10 @@ mod tests {
     #[test]
     fn bundled_and_separate_values() {
         let cli = parse_line("-ti -f me@example.com -F Full -N success,failure -R hdrs -v x@y.z");
-        assert_eq!(cli.notify.map(Notify::keyword).as_deref(), Some("SUCCESS,FAILURE"));
+        assert_eq!(
+            cli.notify.map(Notify::keyword).as_deref(),
+            Some("SUCCESS,FAILURE")
+        );
         assert_eq!(cli.ret, Some(Ret::Hdrs));
         assert!(cli.read_recipients && !cli.dot_ends_message);
         assert_eq!(cli.from.as_deref(), Some("me@example.com"));
@@ -386,7 +393,11 @@ mod tests {
         assert_eq!(cli.envid.as_deref(), Some("q1.x"));
         for bad in ["-N never,success", "-R x", "-V a\rb", "-V a b"] {
             let args = vec![bad[..2].to_string(), bad[3..].to_string(), "a@b.c".into()];
-            assert_eq!(parse(args).unwrap_err().exit, crate::exit::Exit::Usage, "{bad}");
+            assert_eq!(
+                parse(args).unwrap_err().exit,
+                crate::exit::Exit::Usage,
+                "{bad}"
+            );
         }
     }
 

@@ -957,7 +957,12 @@ impl Session<'_> {
     }
 
     /// RCPT TO, with NOTIFY and ORCPT when a DSN was asked for.
-    fn rcpt_command(&self, envelope: &Envelope, message: &Content, recipient: &str) -> Result<Rcpt> {
+    fn rcpt_command(
+        &self,
+        envelope: &Envelope,
+        message: &Content,
+        recipient: &str,
+    ) -> Result<Rcpt> {
         // SMTPUTF8 is on this transaction exactly when something needs it
         // (mail_command refuses a server without it).
         let smtputf8 = envelope.needs_smtputf8() || message.needs_smtputf8();

@@ -192,7 +192,10 @@ fn dsn_required_fails_the_message_at_a_server_without_dsn() {
     assert!(stderr.contains("does not support DSN"), "{stderr}");
     assert!(stderr.contains("dsn_required = false"), "{stderr}");
     assert!(envelope_lines(&server).is_empty());
-    assert!(setup.entries().is_empty(), "a permanent failure is not queued");
+    assert!(
+        setup.entries().is_empty(),
+        "a permanent failure is not queued"
+    );
 }
 
 #[test]
