@@ -367,3 +367,36 @@ fn direct_delivery_carries_the_request_to_each_exchanger() {
         ]
     );
 }
+
+#[test]
+fn dry_run_shows_the_request_in_the_envelope() {
+    let output = postie()
+        .args([
+            "--dry-run",
+            "--server",
+            "127.0.0.1:1",
+            "-f",
+            "a@example.com",
+        ])
+        .args([
+            "--notify",
+            "delay",
+            "--envid",
+            "d1",
+            "b@example.com",
+            "--body",
+            "hi",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("MAIL FROM:<a@example.com> ENVID=d1\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("RCPT TO:<b@example.com> NOTIFY=DELAY ORCPT=rfc822;b@example.com\n"),
+        "{stderr}"
+    );
+}
