@@ -60,6 +60,9 @@ class Endpoint:
     ca_file: Path = None  # the CA postie must trust (None for tls "none")
     auth: tuple = ()  # mechanisms offered to alice, as postie's --auth names them
     mailbox: object = None  # has clear() and messages(count, timeout)
+    # Sends a success DSN (RFC 3464) back to a sender in its own mailbox
+    # when a delivery asked for one with NOTIFY=SUCCESS.
+    dsn_reports: bool = False
     notes: dict = field(default_factory=dict)
 
 
