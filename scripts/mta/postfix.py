@@ -306,9 +306,9 @@ def start(workdir, cert, key):
     # Postfix offers DSN, and virtual(8) reports a delivery asked for with
     # NOTIFY=SUCCESS to the sender, here a mailbox of the same Maildir.
     endpoints = [
-        Endpoint("postfix plain", ports["plain"], "none", mailbox=mailbox, dsn_reports=True),
-        Endpoint("postfix STARTTLS", ports["starttls"], "starttls", cert, auth, mailbox, dsn_reports=True),
+        Endpoint("postfix plain", ports["plain"], "none", mailbox=mailbox, dsn_report="rfc3464"),
+        Endpoint("postfix STARTTLS", ports["starttls"], "starttls", cert, auth, mailbox, dsn_report="rfc3464"),
         Endpoint("postfix implicit TLS", ports["implicit"], "implicit", cert, auth, mailbox,
-                 dsn_reports=True),
+                 dsn_report="rfc3464"),
     ]
     return Instance(processes, endpoints)
