@@ -362,8 +362,7 @@ pub(crate) fn parse_envid(text: &str) -> std::result::Result<String, String> {
     }
     if let Some(c) = text.chars().find(|c| !c.is_ascii_graphic()) {
         return Err(format!(
-            "the DSN envelope ID {:?} holds {c:?}; use printable ASCII without spaces",
-            text.escape_debug().to_string()
+            "the DSN envelope ID {text:?} holds {c:?}; use printable ASCII without spaces"
         ));
     }
     let length = xtext(text).len();

@@ -51,7 +51,7 @@ use crate::plan::server::transport_settings;
 use crate::plan::stored::{stored_settings, QueuedSettings};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::settings::{Route, Settings};
-use crate::types::{Dsn, QueuePolicy, ReportFormat};
+use crate::types::{parse_envid, Dsn, QueuePolicy, ReportFormat};
 
 /// What `main` will do: the message, its envelope, and where to send it.
 #[derive(Debug)]
@@ -104,6 +104,13 @@ pub(crate) fn describe_settings(cli: &Cli, config: &ConfigFile) -> String {
 
 /// `config` is what [`ConfigFile::load`] made of `cli.config`.
 pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
+    // Before anything is read: a usage error must not wait for stdin.
+    let envid = cli
+        .envid
+        .as_deref()
+        .map(parse_envid)
+        .transpose()
+        .map_err(Error::usage)?;
     let selected = Selected::of(&cli, &config)?;
     let local = local_rules(&config, &selected.account)?;
     let needs = Needs::of(&cli);
@@ -168,7 +175,7 @@ pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Pla
         message.envelope.dsn = Dsn::requested(
             cli.notify,
             cli.ret,
-            cli.envid.clone(),
+            envid.clone(),
             &message.envelope.recipients,
         );
         let envelope = &message.envelope;
