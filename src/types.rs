@@ -182,9 +182,11 @@ pub(crate) struct RecipientDsn {
 
 impl Dsn {
     /// The request a command line made, for `recipients`. Any DSN flag
-    /// gives every recipient an ORCPT, as Postfix does: a report the
-    /// server sends back (for a failure, NOTIFY's default) then names the
-    /// address postie was given, whatever the server rewrote it to.
+    /// gives every recipient an ORCPT: a report the server sends back (for
+    /// a failure, NOTIFY's default) then names the address postie was
+    /// given, whatever a server rewrote it to. Postfix's client sends one
+    /// to every DSN server; without a request postie sends none, so that
+    /// such mail goes out as it always did.
     pub(crate) fn requested(
         notify: Option<Notify>,
         ret: Option<Ret>,
