@@ -253,8 +253,13 @@ impl Dsn {
             return Vec::new();
         };
         let notify = dsn.notify.map(|n| format!("NOTIFY={}", n.keyword()));
-        let orcpt = format!("ORCPT={}", orcpt(&dsn.orcpt, smtputf8));
-        notify.into_iter().chain(Some(orcpt)).collect()
+        // RFC 3461 4: at most 500 characters. An address that long once
+        // encoded (254 octets of '+' would be) goes without: an ORCPT is a
+        // courtesy, a RCPT a server refuses is a lost recipient.
+        let orcpt = Some(orcpt(&dsn.orcpt, smtputf8))
+            .filter(|value| value.len() <= ORCPT_MAX)
+            .map(|value| format!("ORCPT={value}"));
+        notify.into_iter().chain(orcpt).collect()
     }
 }
 
@@ -350,6 +355,9 @@ impl From<Notify> for String {
         notify.keyword()
     }
 }
+
+/// The longest ORCPT value, encoded (RFC 3461 4).
+const ORCPT_MAX: usize = 500;
 
 /// The longest ENVID, encoded (RFC 3461 4.4).
 const ENVID_MAX: usize = 100;
@@ -586,6 +594,10 @@ mod tests {
         );
         assert_eq!(orcpt("jö+x@x.example", true), "utf-8;jö\\x{2B}x@x.example");
         assert_eq!(orcpt("日\\@x", false), "utf-8;\\x{65E5}\\x{5C}@x");
+        // Over 500 characters encoded: no ORCPT, the NOTIFY still goes.
+        let long = format!("{}@x.example", "+".repeat(170));
+        let dsn = Dsn::requested(Some(Notify::default()), None, None, &[long.clone()]);
+        assert_eq!(dsn.rcpt_parameters(&long, false), ["NOTIFY=NEVER"]);
     }
 
     #[test]

@@ -243,7 +243,10 @@ fn bad_values_are_one_line_usage_errors() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(64), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-        assert!(!stderr.contains('\r'), "a CR reaches the terminal: {stderr:?}");
+        assert!(
+            !stderr.contains('\r'),
+            "a CR reaches the terminal: {stderr:?}"
+        );
     }
     let long = "x".repeat(101);
     let output = postie()
