@@ -596,7 +596,12 @@ mod tests {
         assert_eq!(orcpt("日\\@x", false), "utf-8;\\x{65E5}\\x{5C}@x");
         // Over 500 characters encoded: no ORCPT, the NOTIFY still goes.
         let long = format!("{}@x.example", "+".repeat(170));
-        let dsn = Dsn::requested(Some(Notify::default()), None, None, &[long.clone()]);
+        let dsn = Dsn::requested(
+            Some(Notify::default()),
+            None,
+            None,
+            std::slice::from_ref(&long),
+        );
         assert_eq!(dsn.rcpt_parameters(&long, false), ["NOTIFY=NEVER"]);
     }
 
