@@ -59,7 +59,7 @@ _postie() {
 
     case "${cmd}" in
         postie)
-            opts="-c -b -f -s -r -H -a -t -v -4 -6 -h -V --to --cc --bcc --from --subject --reply-to --header --body --body-file --html --no-text-alternative --attach --inline --message --read-recipients --full-name --server --port --helo --timeout --partial --tls --ca-file --client-cert --client-key --insecure --user --password-cmd --auth --allow-plaintext-auth --sendmail --config --account --dry-run --verbose --timing --quit-after --capabilities --json --test-message --tls-fingerprint --mx --resolver --queue --no-queue --queue-dir --ipv4 --ipv6 --help --help-long --version queue config oauth2"
+            opts="-c -b -f -s -r -H -a -t -v -4 -6 -h -V --to --cc --bcc --from --subject --reply-to --header --body --body-file --html --no-text-alternative --attach --inline --message --read-recipients --full-name --server --port --helo --timeout --partial --tls --ca-file --client-cert --client-key --insecure --user --password-cmd --auth --allow-plaintext-auth --sendmail --config --account --dry-run --verbose --timing --quit-after --capabilities --json --test-message --tls-fingerprint --mx --resolver --queue --no-queue --queue-dir --notify --ret --envid --ipv4 --ipv6 --help --help-long --version queue config oauth2"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -251,6 +251,18 @@ _postie() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --notify)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --envid)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

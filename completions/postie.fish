@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_postie_global_optspecs
-    string join \n to= c/cc= b/bcc= f/from= s/subject= r/reply-to= H/header= body= body-file= html= no-text-alternative a/attach= inline= message= t/read-recipients full-name= server= port= helo= timeout= partial tls= ca-file= client-cert= client-key= insecure user= password-cmd= auth= allow-plaintext-auth sendmail config= account= dry-run v/verbose timing quit-after= capabilities json test-message tls-fingerprint= mx resolver= queue no-queue queue-dir= 4/ipv4 6/ipv6 h/help help-long V/version
+    string join \n to= c/cc= b/bcc= f/from= s/subject= r/reply-to= H/header= body= body-file= html= no-text-alternative a/attach= inline= message= t/read-recipients full-name= server= port= helo= timeout= partial tls= ca-file= client-cert= client-key= insecure user= password-cmd= auth= allow-plaintext-auth sendmail config= account= dry-run v/verbose timing quit-after= capabilities json test-message tls-fingerprint= mx resolver= queue no-queue queue-dir= notify= ret= envid= 4/ipv4 6/ipv6 h/help help-long V/version
 end
 
 function __fish_postie_needs_command
@@ -73,6 +73,9 @@ data\t'The message was sent: a whole transaction'"
 complete -c postie -n "__fish_postie_needs_command" -l tls-fingerprint -d 'Trust only the certificate with this SHA-256 fingerprint (hex, colons allowed)' -r
 complete -c postie -n "__fish_postie_needs_command" -l resolver -d 'Send DNS queries for --mx to this server instead of the system\'s' -r
 complete -c postie -n "__fish_postie_needs_command" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
+complete -c postie -n "__fish_postie_needs_command" -l notify -d 'Ask for delivery status notifications: never, or any of success,failure,delay (sendmail -N)' -r
+complete -c postie -n "__fish_postie_needs_command" -l ret -d 'What a failure report returns of the message: full or hdrs (sendmail -R)' -r
+complete -c postie -n "__fish_postie_needs_command" -l envid -d 'An ID the reports quote as Original-Envelope-Id (sendmail -V)' -r
 complete -c postie -n "__fish_postie_needs_command" -l no-text-alternative -d 'With --html and no text body: send the HTML alone, without the plain-text copy postie makes of it'
 complete -c postie -n "__fish_postie_needs_command" -s t -l read-recipients -d 'With --message: also send to the To, Cc and Bcc (or Resent-*) addresses in its headers'
 complete -c postie -n "__fish_postie_needs_command" -l partial -d 'Send to the accepted recipients even if some were refused (they are still reported)'

@@ -543,6 +543,7 @@ pub(crate) fn enqueue(
     let entry = queue.add(
         &message.envelope.sender,
         recipients,
+        &message.envelope.dsn,
         &plan.queue.settings,
         &message.content,
         tried.then_some(reason),
@@ -565,6 +566,7 @@ fn keep_refused(plan: &Plan, message: &Outgoing, recipients: &[String], reason: 
         queue.add_failed(
             &message.envelope.sender,
             recipients,
+            &message.envelope.dsn,
             &plan.queue.settings,
             &message.content,
             reason,
@@ -644,6 +646,7 @@ pub(crate) fn settle_entry(
             let path = queue.add_failed(
                 &entry.sender,
                 refused_recipients,
+                &entry.dsn,
                 &entry.settings,
                 content,
                 &refusal.message,
@@ -728,6 +731,7 @@ mod tests {
         Envelope {
             sender: "s@x".into(),
             recipients: recipients.iter().map(|r| r.to_string()).collect(),
+            ..Envelope::default()
         }
     }
 

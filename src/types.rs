@@ -128,10 +128,13 @@ pub(crate) struct TlsFiles {
 }
 
 /// The SMTP envelope: bare addresses, as they go into MAIL and RCPT.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Envelope {
     pub(crate) sender: String,
     pub(crate) recipients: Vec<String>,
+    /// The delivery status notifications asked for (RFC 3461); empty
+    /// when none were.
+    pub(crate) dsn: Dsn,
 }
 
 impl Envelope {
@@ -147,6 +150,274 @@ impl Envelope {
                 !local.is_ascii()
             })
     }
+}
+
+/// A request for delivery status notifications (RFC 3461): RET and ENVID
+/// for the message, NOTIFY and ORCPT for each recipient. The recipients'
+/// part is keyed by address, not by position, so that it stays with its
+/// recipient whatever narrows or splits the list (a domain's share under
+/// --mx, the owed recipients of a queue entry).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Dsn {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ret: Option<Ret>,
+    /// Checked by [`parse_envid`]: graphic ASCII, at most 100 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) envid: Option<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) recipients: std::collections::BTreeMap<String, RecipientDsn>,
+}
+
+/// What one recipient's RCPT carries.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecipientDsn {
+    /// `None`: the server's default (failures and delays, RFC 3461 4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) notify: Option<Notify>,
+    /// The original recipient, as the address was given to postie.
+    pub(crate) orcpt: String,
+}
+
+impl Dsn {
+    /// The request a command line made, for `recipients`. Any DSN flag
+    /// gives every recipient an ORCPT: a report the server sends back (for
+    /// a failure, NOTIFY's default) then names the address postie was
+    /// given, whatever a server rewrote it to. Postfix's client sends one
+    /// to every DSN server; without a request postie sends none, so that
+    /// such mail goes out as it always did.
+    pub(crate) fn requested(
+        notify: Option<Notify>,
+        ret: Option<Ret>,
+        envid: Option<String>,
+        recipients: &[String],
+    ) -> Dsn {
+        if notify.is_none() && ret.is_none() && envid.is_none() {
+            return Dsn::default();
+        }
+        Dsn {
+            ret,
+            envid,
+            recipients: recipients
+                .iter()
+                .map(|r| {
+                    let dsn = RecipientDsn {
+                        notify,
+                        orcpt: r.clone(),
+                    };
+                    (r.clone(), dsn)
+                })
+                .collect(),
+        }
+    }
+
+    /// Nothing was asked for.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ret.is_none() && self.envid.is_none() && self.recipients.is_empty()
+    }
+
+    /// The part of the request that concerns `recipients` alone: what a
+    /// queue entry owed to some of them keeps.
+    pub(crate) fn only_for(&self, recipients: &[String]) -> Dsn {
+        if self.is_empty() {
+            return Dsn::default();
+        }
+        Dsn {
+            ret: self.ret,
+            envid: self.envid.clone(),
+            recipients: self
+                .recipients
+                .iter()
+                .filter(|(address, _)| recipients.contains(address))
+                .map(|(address, dsn)| (address.clone(), dsn.clone()))
+                .collect(),
+        }
+    }
+
+    /// MAIL's parameters, ready for the wire: `RET=HDRS`, `ENVID=xtext`.
+    pub(crate) fn mail_parameters(&self) -> Vec<String> {
+        let ret = self.ret.map(|ret| format!("RET={}", ret.keyword()));
+        let envid = self
+            .envid
+            .as_deref()
+            .map(|id| format!("ENVID={}", xtext(id)));
+        ret.into_iter().chain(envid).collect()
+    }
+
+    /// One RCPT's parameters, ready for the wire: `NOTIFY=...` and
+    /// `ORCPT=...`. `smtputf8`: the transaction uses SMTPUTF8, so a
+    /// non-ASCII ORCPT may be sent as UTF-8 (RFC 6533 3).
+    pub(crate) fn rcpt_parameters(&self, recipient: &str, smtputf8: bool) -> Vec<String> {
+        let Some(dsn) = self.recipients.get(recipient) else {
+            return Vec::new();
+        };
+        let notify = dsn.notify.map(|n| format!("NOTIFY={}", n.keyword()));
+        // RFC 3461 4: at most 500 characters. An address that long once
+        // encoded (254 octets of '+' would be) goes without: an ORCPT is a
+        // courtesy, a RCPT a server refuses is a lost recipient.
+        let orcpt = Some(orcpt(&dsn.orcpt, smtputf8))
+            .filter(|value| value.len() <= ORCPT_MAX)
+            .map(|value| format!("ORCPT={value}"));
+        notify.into_iter().chain(orcpt).collect()
+    }
+}
+
+/// RET (RFC 3461 4.3): what a failure report carries of the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Ret {
+    /// The whole message.
+    Full,
+    /// Only its header.
+    Hdrs,
+}
+
+impl Ret {
+    fn keyword(self) -> &'static str {
+        match self {
+            Ret::Full => "FULL",
+            Ret::Hdrs => "HDRS",
+        }
+    }
+
+    /// As --ret or sendmail's -R takes it, in any case.
+    pub(crate) fn parse(text: &str) -> std::result::Result<Ret, String> {
+        Ret::from_str(text, true).map_err(|_| {
+            format!(
+                "invalid DSN return {text:?}; write full (the whole message) or hdrs (its header)"
+            )
+        })
+    }
+}
+
+/// NOTIFY (RFC 3461 4.1): NEVER, or any of SUCCESS, FAILURE and DELAY.
+/// All three off is NEVER.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub(crate) struct Notify {
+    pub(crate) success: bool,
+    pub(crate) failure: bool,
+    pub(crate) delay: bool,
+}
+
+impl Notify {
+    /// `never`, or a comma list of success, failure and delay, in any case.
+    pub(crate) fn parse(text: &str) -> std::result::Result<Notify, String> {
+        let bad = |why: &str| {
+            format!("invalid DSN notify {text:?}: {why}; write never, or a comma list of success, failure and delay")
+        };
+        if text.eq_ignore_ascii_case("never") {
+            return Ok(Notify::default());
+        }
+        let mut notify = Notify::default();
+        for word in text.split(',') {
+            let flag = match word.trim().to_ascii_lowercase().as_str() {
+                "success" => &mut notify.success,
+                "failure" => &mut notify.failure,
+                "delay" => &mut notify.delay,
+                "never" => return Err(bad("never goes alone")),
+                "" => return Err(bad("an empty item")),
+                _ => return Err(bad(&format!("{:?} is none of them", word.trim()))),
+            };
+            *flag = true;
+        }
+        Ok(notify)
+    }
+
+    /// As on the wire: `NEVER` or e.g. `SUCCESS,FAILURE`.
+    pub(crate) fn keyword(self) -> String {
+        let words: Vec<&str> = [
+            (self.success, "SUCCESS"),
+            (self.failure, "FAILURE"),
+            (self.delay, "DELAY"),
+        ]
+        .into_iter()
+        .filter_map(|(on, word)| on.then_some(word))
+        .collect();
+        if words.is_empty() {
+            "NEVER".to_string()
+        } else {
+            words.join(",")
+        }
+    }
+}
+
+impl TryFrom<String> for Notify {
+    type Error = String;
+    fn try_from(text: String) -> std::result::Result<Notify, String> {
+        Notify::parse(&text)
+    }
+}
+
+impl From<Notify> for String {
+    fn from(notify: Notify) -> String {
+        notify.keyword()
+    }
+}
+
+/// The longest ORCPT value, encoded (RFC 3461 4).
+const ORCPT_MAX: usize = 500;
+
+/// The longest ENVID, encoded (RFC 3461 4.4).
+const ENVID_MAX: usize = 100;
+
+/// --envid or sendmail's -V: graphic ASCII only, since it goes into MAIL
+/// and the report's Original-Envelope-Id header, and at most 100
+/// characters once xtext-encoded (RFC 3461 4.4). Space is refused as
+/// sendmail refuses it.
+pub(crate) fn parse_envid(text: &str) -> std::result::Result<String, String> {
+    if text.is_empty() {
+        return Err("the DSN envelope ID is empty".to_string());
+    }
+    if let Some(c) = text.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "the DSN envelope ID {text:?} holds {c:?}; use printable ASCII without spaces"
+        ));
+    }
+    let length = xtext(text).len();
+    if length > ENVID_MAX {
+        return Err(format!(
+            "the DSN envelope ID is {length} characters once encoded; RFC 3461 allows {ENVID_MAX}"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// xtext (RFC 3461 4): `+`, `=` and any byte outside 33..126 as `+HH`.
+/// lettre's own encoder leaves DEL and non-ASCII bytes as they are,
+/// which is why postie writes the parameters itself.
+pub(crate) fn xtext(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (33..=126).contains(&byte) && byte != b'+' && byte != b'=' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("+{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// ORCPT's value for `address`: `rfc822;` and xtext for an ASCII address;
+/// for one that is not, `utf-8;` (RFC 6533 3) with the non-ASCII
+/// characters as `\x{HEX}` (utf-8-addr-xtext), or left as UTF-8 when the
+/// transaction uses SMTPUTF8 (utf-8-addr-unitext). In both forms `+`,
+/// `=`, `\` and anything outside graphic ASCII are `\x{HEX}`.
+pub(crate) fn orcpt(address: &str, smtputf8: bool) -> String {
+    if address.is_ascii() {
+        return format!("rfc822;{}", xtext(address));
+    }
+    let mut out = String::from("utf-8;");
+    for c in address.chars() {
+        let plain = c.is_ascii_graphic() && !matches!(c, '+' | '=' | '\\');
+        if plain || (smtputf8 && !c.is_ascii() && !c.is_control()) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\x{{{:02X}}}", u32::from(c)));
+        }
+    }
+    out
 }
 
 /// 2411724 -> "2.3 MiB".
@@ -266,6 +537,7 @@ mod tests {
             .into_iter()
             .chain(serde_reads_clap_names::<AuthMethod>())
             .chain(serde_reads_clap_names::<QueuePolicy>())
+            .chain(serde_reads_clap_names::<Ret>())
         {
             assert!(
                 same,
@@ -276,6 +548,84 @@ mod tests {
             let clap = value.to_possible_value().unwrap();
             assert_eq!(value.name(), clap.get_name());
         }
+    }
+
+    #[test]
+    fn notify_values() {
+        let n = Notify::parse("Success,DELAY").unwrap();
+        assert_eq!(n.keyword(), "SUCCESS,DELAY");
+        assert_eq!(Notify::parse("NEVER").unwrap().keyword(), "NEVER");
+        for bad in [
+            "never,success",
+            "",
+            "success,",
+            "sometimes",
+            "success never",
+        ] {
+            assert!(Notify::parse(bad).is_err(), "{bad}");
+        }
+        // Stored as written on the wire, read back the same.
+        let json = serde_json::to_string(&n).unwrap();
+        assert_eq!(json, "\"SUCCESS,DELAY\"");
+        assert_eq!(serde_json::from_str::<Notify>(&json).unwrap(), n);
+        assert!(serde_json::from_str::<Notify>("\"NEVER,DELAY\"").is_err());
+    }
+
+    #[test]
+    fn envid_is_graphic_ascii_of_at_most_100() {
+        assert_eq!(parse_envid("ab-12.x").unwrap(), "ab-12.x");
+        for bad in ["", "a b", "a\rb", "a\nb", "é", "a\u{7f}"] {
+            assert!(parse_envid(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_envid(&"x".repeat(100)).is_ok());
+        assert!(parse_envid(&"x".repeat(101)).is_err());
+        // 34 '+' are 102 characters encoded.
+        assert!(parse_envid(&"+".repeat(34)).is_err());
+    }
+
+    #[test]
+    fn xtext_and_orcpt() {
+        assert_eq!(xtext("a+b=c@x"), "a+2Bb+3Dc@x");
+        assert_eq!(xtext("é\u{7f} "), "+C3+A9+7F+20");
+        assert_eq!(orcpt("a+b@x.example", false), "rfc822;a+2Bb@x.example");
+        assert_eq!(
+            orcpt("jö+x@x.example", false),
+            "utf-8;j\\x{F6}\\x{2B}x@x.example"
+        );
+        assert_eq!(orcpt("jö+x@x.example", true), "utf-8;jö\\x{2B}x@x.example");
+        assert_eq!(orcpt("日\\@x", false), "utf-8;\\x{65E5}\\x{5C}@x");
+        // Over 500 characters encoded: no ORCPT, the NOTIFY still goes.
+        let long = format!("{}@x.example", "+".repeat(170));
+        let dsn = Dsn::requested(
+            Some(Notify::default()),
+            None,
+            None,
+            std::slice::from_ref(&long),
+        );
+        assert_eq!(dsn.rcpt_parameters(&long, false), ["NOTIFY=NEVER"]);
+    }
+
+    #[test]
+    fn dsn_follows_its_recipients() {
+        let recipients = ["a@x".to_string(), "b@y".to_string()];
+        assert!(Dsn::requested(None, None, None, &recipients).is_empty());
+        let dsn = Dsn::requested(
+            Some(Notify::parse("success").unwrap()),
+            Some(Ret::Hdrs),
+            Some("id1".into()),
+            &recipients,
+        );
+        assert_eq!(dsn.mail_parameters(), ["RET=HDRS", "ENVID=id1"]);
+        assert_eq!(
+            dsn.rcpt_parameters("b@y", false),
+            ["NOTIFY=SUCCESS", "ORCPT=rfc822;b@y"]
+        );
+        let owed = dsn.only_for(&recipients[1..]);
+        assert!(owed.rcpt_parameters("a@x", false).is_empty());
+        assert_eq!(owed.rcpt_parameters("b@y", false).len(), 2);
+        // --ret alone: no NOTIFY, but an ORCPT.
+        let ret_only = Dsn::requested(None, Some(Ret::Full), None, &recipients);
+        assert_eq!(ret_only.rcpt_parameters("a@x", false), ["ORCPT=rfc822;a@x"]);
     }
 
     #[test]

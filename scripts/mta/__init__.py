@@ -60,6 +60,11 @@ class Endpoint:
     ca_file: Path = None  # the CA postie must trust (None for tls "none")
     auth: tuple = ()  # mechanisms offered to alice, as postie's --auth names them
     mailbox: object = None  # has clear() and messages(count, timeout)
+    # What it sends back to a sender in its own mailbox when a delivery
+    # asked for NOTIFY=SUCCESS: None (nothing), "rfc3464" (a
+    # multipart/report quoting ENVID and ORCPT as Original-Envelope-Id and
+    # Original-Recipient) or "notice" (a delivery-status part without them).
+    dsn_report: str = None
     notes: dict = field(default_factory=dict)
 
 

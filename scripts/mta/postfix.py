@@ -303,9 +303,12 @@ def start(workdir, cert, key):
 
     mailbox = Maildir(maildir, recipient_header="Delivered-To")
     auth = ("plain", "login", "scram-sha-1", "scram-sha-256", "cram-md5")
+    # Postfix offers DSN, and virtual(8) reports a delivery asked for with
+    # NOTIFY=SUCCESS to the sender, here a mailbox of the same Maildir.
     endpoints = [
-        Endpoint("postfix plain", ports["plain"], "none", mailbox=mailbox),
-        Endpoint("postfix STARTTLS", ports["starttls"], "starttls", cert, auth, mailbox),
-        Endpoint("postfix implicit TLS", ports["implicit"], "implicit", cert, auth, mailbox),
+        Endpoint("postfix plain", ports["plain"], "none", mailbox=mailbox, dsn_report="rfc3464"),
+        Endpoint("postfix STARTTLS", ports["starttls"], "starttls", cert, auth, mailbox, dsn_report="rfc3464"),
+        Endpoint("postfix implicit TLS", ports["implicit"], "implicit", cert, auth, mailbox,
+                 dsn_report="rfc3464"),
     ]
     return Instance(processes, endpoints)

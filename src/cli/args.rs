@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, ValueHint};
 
-use crate::types::{AuthMethod, QuitAfter, TlsMode};
+use crate::types::{AuthMethod, Notify, QuitAfter, Ret, TlsMode};
 
 const MESSAGE: &str = "Message";
 const RECIPIENTS: &str = "Recipients";
@@ -26,6 +26,7 @@ const CONFIG: &str = "Configuration";
 const OUTPUT: &str = "Output";
 const TESTING: &str = "Testing";
 const DELIVERY: &str = "Queue";
+const DSN: &str = "Delivery status notifications";
 
 /// The end of `--help`: the exit codes, from [`crate::exit::Exit`], and
 /// where to read more.
@@ -346,6 +347,27 @@ pub(crate) struct Cli {
     /// Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue].
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, env = "POSTIE_QUEUE_DIR", help_heading = DELIVERY)]
     pub(crate) queue_dir: Option<PathBuf>,
+
+    /// Ask for delivery status notifications: never, or any of success,failure,delay (sendmail -N).
+    ///
+    /// Sent as NOTIFY on each RCPT (with ORCPT, the address as given) to a
+    /// server whose EHLO offers DSN (RFC 3461). Without the flag the server
+    /// reports failures and delays. A server without DSN gets none of the DSN
+    /// parameters (said under -v), unless the account sets dsn_required.
+    #[arg(long, value_name = "WHEN", value_parser = Notify::parse, help_heading = DSN)]
+    pub(crate) notify: Option<Notify>,
+
+    /// What a failure report returns of the message: full or hdrs (sendmail -R).
+    #[arg(long, value_name = "WHAT", value_parser = Ret::parse, help_heading = DSN)]
+    pub(crate) ret: Option<Ret>,
+
+    /// An ID the reports quote as Original-Envelope-Id (sendmail -V).
+    ///
+    /// Printable ASCII without spaces, at most 100 characters once encoded.
+    // Checked by plan, not by clap: clap's error would echo a control
+    // character to the terminal as it is.
+    #[arg(long, value_name = "ID", help_heading = DSN)]
+    pub(crate) envid: Option<String>,
 
     /// Connect over IPv4 only.
     #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6", help_heading = SERVER)]

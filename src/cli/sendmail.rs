@@ -13,6 +13,7 @@ use clap::Parser;
 
 use crate::cli::args::{Cli, SendmailMode};
 use crate::exit::{Error, Result};
+use crate::types::{parse_envid, Notify, Ret};
 
 /// How a short option takes its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,18 +90,26 @@ pub(crate) const OPTIONS: &[SendmailOption] = &[
                  became of it (see the README).",
     },
     SendmailOption {
+        short: &[
+            ('N', Value::Required),
+            ('R', Value::Required),
+            ('V', Value::Required),
+        ],
+        long: &[],
+        synopsis: "`-N` *dsn*, `-R` *ret*, `-V` *envid*",
+        effect: "Delivery status notifications, as `--notify`, `--ret` and `--envid`: \
+                 `-N never` or `-N success,failure,delay`, `-R full` or `-R hdrs`.",
+    },
+    SendmailOption {
         // -o* options (-oem, -odi, -oee, ...; -oi is -i), -e (old form of
-        // -oe*, as in -em), -B body type, -N/-R/-V DSN requests, -X log
-        // file, -L tag, -h hop count, -n (no aliasing), -m (me too), -U
-        // (initial submission), -G (gateway), -O, -A, -d: as by msmtp.
-        // postie picks BODY=8BITMIME itself from the content.
+        // -oe*, as in -em), -B body type, -X log file, -L tag, -h hop
+        // count, -n (no aliasing), -m (me too), -U (initial submission),
+        // -G (gateway), -O, -A, -d: as by msmtp. postie picks
+        // BODY=8BITMIME itself from the content.
         short: &[
             ('o', Value::Required),
             ('e', Value::Flag),
             ('B', Value::Required),
-            ('N', Value::Required),
-            ('R', Value::Required),
-            ('V', Value::Required),
             ('X', Value::Required),
             ('L', Value::Required),
             ('h', Value::Required),
@@ -113,8 +122,8 @@ pub(crate) const OPTIONS: &[SendmailOption] = &[
             ('d', Value::GluedOnly),
         ],
         long: &[],
-        synopsis: "`-oem`, `-odi`, `-oee`, other `-o`*X*, `-em`, `-B8BITMIME`, `-N` *dsn*, `-R` \
-                   *ret*, `-V`, `-X`, `-L`, `-h`, `-n`, `-m`, `-U`, `-G`, `-O`, `-A`, `-d`",
+        synopsis: "`-oem`, `-odi`, `-oee`, other `-o`*X*, `-em`, `-B8BITMIME`, `-X`, `-L`, `-h`, \
+                   `-n`, `-m`, `-U`, `-G`, `-O`, `-A`, `-d`",
         effect: "Accepted and ignored.",
     },
     SendmailOption {
@@ -247,6 +256,9 @@ fn option_with_value(cli: &mut Cli, letter: char, value: String) -> Result<()> {
         'F' => cli.full_name = Some(value),
         'C' => cli.config = Some(PathBuf::from(value)),
         'o' if value == "i" => cli.dot_ends_message = false,
+        'N' => cli.notify = Some(Notify::parse(&value).map_err(Error::usage)?),
+        'R' => cli.ret = Some(Ret::parse(&value).map_err(Error::usage)?),
+        'V' => cli.envid = Some(parse_envid(&value).map_err(Error::usage)?),
         'b' => cli.sendmail_mode = operating_mode(&value)?,
         'q' => cli.sendmail_mode = run_queue(&value)?,
         // The others are accepted and ignored (see OPTIONS).
@@ -383,6 +395,11 @@ mod tests {
     #[test]
     fn bundled_and_separate_values() {
         let cli = parse_line("-ti -f me@example.com -F Full -N success,failure -R hdrs -v x@y.z");
+        assert_eq!(
+            cli.notify.map(Notify::keyword).as_deref(),
+            Some("SUCCESS,FAILURE")
+        );
+        assert_eq!(cli.ret, Some(Ret::Hdrs));
         assert!(cli.read_recipients && !cli.dot_ends_message);
         assert_eq!(cli.from.as_deref(), Some("me@example.com"));
         assert_eq!(cli.full_name.as_deref(), Some("Full"));
@@ -416,6 +433,22 @@ mod tests {
             ("-bi", SendmailMode::Newaliases),
         ] {
             assert_eq!(parse_line(line).sendmail_mode, mode, "{line}");
+        }
+    }
+
+    #[test]
+    fn dsn_options_set_the_flags_fields() {
+        let cli = parse_line("-Nnever -RFULL -V q1.x a@b.c");
+        assert_eq!(cli.notify.map(Notify::keyword).as_deref(), Some("NEVER"));
+        assert_eq!(cli.ret, Some(Ret::Full));
+        assert_eq!(cli.envid.as_deref(), Some("q1.x"));
+        for bad in ["-N never,success", "-R x", "-V a\rb", "-V a b"] {
+            let args = vec![bad[..2].to_string(), bad[3..].to_string(), "a@b.c".into()];
+            assert_eq!(
+                parse(args).unwrap_err().exit,
+                crate::exit::Exit::Usage,
+                "{bad}"
+            );
         }
     }
 

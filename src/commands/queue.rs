@@ -452,6 +452,7 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, remover: &Remover, tall
     let envelope = Envelope {
         sender: first.sender.clone(),
         recipients: first.recipients.clone(),
+        dsn: first.dsn.clone(),
     };
     // A setup that fails here (config, password command) is this
     // machine's problem, not the messages': the entries stay as they are,
@@ -494,6 +495,7 @@ fn send_batch(queue: &Queue, due: Vec<Due>, verbose: u8, remover: &Remover, tall
             envelope: Envelope {
                 sender: d.entry.sender.clone(),
                 recipients: d.entry.recipients.clone(),
+                dsn: d.entry.dsn.only_for(&d.entry.recipients),
             },
             content: d.content.clone(),
         })

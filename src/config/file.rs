@@ -181,6 +181,9 @@ pub(crate) struct Account {
     pub(crate) logfile: Option<PathBuf>,
     /// Log one line per delivery attempt to syslog (facility mail).
     pub(crate) syslog: Option<bool>,
+    /// A DSN request (--notify, --ret, --envid) to a server that does not
+    /// offer DSN fails the message instead of being dropped.
+    pub(crate) dsn_required: Option<bool>,
     /// How many recipient domains direct delivery (--mx) sends to at once.
     #[serde(default, deserialize_with = "mx_concurrency")]
     pub(crate) mx_concurrency: Option<usize>,
@@ -309,6 +312,7 @@ impl Account {
             logfile: self.logfile.or(fb.logfile),
             syslog: self.syslog.or(fb.syslog),
             mx_concurrency: self.mx_concurrency.or(fb.mx_concurrency),
+            dsn_required: self.dsn_required.or(fb.dsn_required),
             oauth2_provider: self.oauth2_provider.or(fb.oauth2_provider),
             oauth2_client_id: self.oauth2_client_id.or(fb.oauth2_client_id),
             oauth2_client_secret_cmd: self

@@ -279,7 +279,12 @@ pub(crate) fn prepare(message: ReadyMessage, options: &Options<'_>) -> Result<(E
         std::borrow::Cow::Borrowed(_) => bytes,
         std::borrow::Cow::Owned(fixed) => fixed,
     };
-    Ok((Envelope { sender, recipients }, bytes))
+    let envelope = Envelope {
+        sender,
+        recipients,
+        ..Envelope::default()
+    };
+    Ok((envelope, bytes))
 }
 
 /// The envelope sender, the From header to write (None: keep as is), and

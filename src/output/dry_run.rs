@@ -27,9 +27,14 @@ pub(crate) fn print(messages: &[Outgoing], destination: Option<&Destination>) ->
         if let Some(destination) = destination {
             messages::said(would_connect(destination, &message.envelope.recipients));
         }
-        eprintln!("MAIL FROM:<{}>", message.envelope.sender);
-        for recipient in &message.envelope.recipients {
-            eprintln!("RCPT TO:<{recipient}>");
+        // The DSN parameters as a server that offers DSN gets them.
+        let envelope = &message.envelope;
+        let smtputf8 = envelope.needs_smtputf8() || message.content.needs_smtputf8();
+        let mail = envelope.dsn.mail_parameters();
+        eprintln!("MAIL FROM:<{}>{}", envelope.sender, parameters(&mail));
+        for recipient in &envelope.recipients {
+            let rcpt = envelope.dsn.rcpt_parameters(recipient, smtputf8);
+            eprintln!("RCPT TO:<{recipient}>{}", parameters(&rcpt));
         }
         match message
             .content
@@ -51,6 +56,11 @@ pub(crate) fn print(messages: &[Outgoing], destination: Option<&Destination>) ->
         }
     }
     Ok(())
+}
+
+/// " RET=HDRS ENVID=x", or nothing.
+fn parameters(list: &[String]) -> String {
+    list.iter().map(|p| format!(" {p}")).collect()
 }
 
 /// "would connect to smtp.example.com:587 with STARTTLS (required);

@@ -172,6 +172,7 @@ pub(crate) fn draft_and_envelope(
     let envelope = Envelope {
         sender,
         recipients: unique_addresses(to.iter().chain(&cc).chain(&bcc)),
+        ..Envelope::default()
     };
     let draft = Draft {
         from: Some(from),

@@ -51,7 +51,7 @@ use crate::plan::server::transport_settings;
 use crate::plan::stored::{stored_settings, QueuedSettings};
 use crate::smtp::outgoing::Outgoing;
 use crate::smtp::settings::{Route, Settings};
-use crate::types::{QueuePolicy, ReportFormat};
+use crate::types::{parse_envid, Dsn, QueuePolicy, ReportFormat};
 
 /// What `main` will do: the message, its envelope, and where to send it.
 #[derive(Debug)]
@@ -104,11 +104,18 @@ pub(crate) fn describe_settings(cli: &Cli, config: &ConfigFile) -> String {
 
 /// `config` is what [`ConfigFile::load`] made of `cli.config`.
 pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Plan> {
+    // Before anything is read: a usage error must not wait for stdin.
+    let envid = cli
+        .envid
+        .as_deref()
+        .map(parse_envid)
+        .transpose()
+        .map_err(Error::usage)?;
     let selected = Selected::of(&cli, &config)?;
     let local = local_rules(&config, &selected.account)?;
     let needs = Needs::of(&cli);
     let mut notes = Vec::new();
-    let messages = match (cli.message.as_slice(), needs) {
+    let mut messages = match (cli.message.as_slice(), needs) {
         ([], Needs::Message) => {
             let spool_dir =
                 queue_dir(cli.queue_dir.as_deref(), Some(&config)).map(|dir| dir.join("tmp"));
@@ -164,7 +171,13 @@ pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Pla
             content: Content::default(),
         }],
     };
-    for message in &messages {
+    for message in &mut messages {
+        message.envelope.dsn = Dsn::requested(
+            cli.notify,
+            cli.ret,
+            envid.clone(),
+            &message.envelope.recipients,
+        );
         let envelope = &message.envelope;
         // The null sender `<>` (RFC 5321 4.5.5) is no address to check.
         if !envelope.sender.is_empty() {

@@ -107,6 +107,7 @@ fn flags(cli: &Cli) -> Account {
         logfile: None,
         syslog: None,
         mx_concurrency: None,
+        dsn_required: None,
         oauth2_provider: None,
         oauth2_client_id: None,
         oauth2_client_secret_cmd: None,

@@ -59,7 +59,11 @@ pub(crate) fn envelope_only(
         return Err(Error::usage("no recipients")
             .hint("--quit-after rcpt tests the recipients given as arguments"));
     }
-    Ok(Envelope { sender, recipients })
+    Ok(Envelope {
+        sender,
+        recipients,
+        ..Envelope::default()
+    })
 }
 
 /// To (arguments and --to), Cc and Bcc, with local names qualified.

@@ -157,6 +157,7 @@ pub(crate) fn transport_settings(
         // the plan's business.
         progress: None,
         probe: cli.capabilities,
+        dsn_required: merged.dsn_required.unwrap_or(false),
     };
     Ok((settings, login))
 }
@@ -472,6 +473,7 @@ mod tests {
         let envelope = Envelope {
             sender: "a@x.example".into(),
             recipients: vec!["b@y.example".into()],
+            ..Envelope::default()
         };
         let settings = |args: &[&str], account: &Account, warnings: &mut Vec<String>| {
             let cli = crate::cli::args::parse_without_environment(args);
@@ -506,6 +508,7 @@ mod tests {
         let envelope = Envelope {
             sender: "a@example.com".into(),
             recipients: vec!["b@example.org".into()],
+            ..Envelope::default()
         };
         let verify_for = |args: &[&str]| {
             let cli = crate::cli::args::parse_without_environment(args);

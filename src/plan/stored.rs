@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::args::Cli;
-use crate::types::{AuthMethod, TlsMode};
+use crate::types::{AuthMethod, Notify, Ret, TlsMode};
 
 /// What sendmail's command line said of a message, and nothing else:
-/// `-f`, `-F`, `-t`, `-i` and the recipient arguments, as typed. Kept with
+/// `-f`, `-F`, `-t`, `-i`, `-N`, `-R`, `-V` and the recipient arguments, as typed. Kept with
 /// a message that was never planned (a maildrop file, or one kept in
 /// failed/ because planning it failed), so that it can be planned later,
 /// with the config as it is then. Never settings that run anything.
@@ -50,6 +50,15 @@ pub(crate) struct Submission {
     /// The recipient arguments, as typed.
     #[serde(default)]
     pub(crate) recipients: Vec<String>,
+    /// -N.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) notify: Option<Notify>,
+    /// -R.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ret: Option<Ret>,
+    /// -V.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) envid: Option<String>,
 }
 
 impl Submission {
@@ -60,6 +69,9 @@ impl Submission {
             read_recipients: cli.read_recipients,
             ignore_dots: !cli.dot_ends_message,
             recipients: cli.recipients.clone(),
+            notify: cli.notify,
+            ret: cli.ret,
+            envid: cli.envid.clone(),
         }
     }
 
@@ -71,6 +83,9 @@ impl Submission {
         cli.read_recipients = self.read_recipients;
         cli.dot_ends_message = !self.ignore_dots;
         cli.recipients = self.recipients.clone();
+        cli.notify = self.notify;
+        cli.ret = self.ret;
+        cli.envid = self.envid.clone();
         cli.sendmail = true;
     }
 }
@@ -158,6 +173,9 @@ pub(crate) const EXCLUDED: &[(&str, &str)] = &[
     ("inline", "in the message"),
     ("message", "in the message"),
     ("read_recipients", "in the envelope"),
+    ("notify", "in the envelope, per recipient"),
+    ("ret", "in the envelope"),
+    ("envid", "in the envelope"),
     ("full_name", "in the message"),
     ("test_message", "in the message"),
     ("sendmail", "only decides how the command line is read"),

@@ -42,6 +42,7 @@ use crate::plan::server::local_hostname;
 use crate::plan::stored::{QueuedSettings, Submission};
 use crate::queue::storage::{Queue, Unplanned};
 use crate::queue::system::{incoming_dir, maildrop_dir};
+use crate::types::Dsn;
 
 /// The most a drop file may hold: the message and its one header line.
 const MAX_DROP_BYTES: u64 = 100 * 1024 * 1024 + 64 * 1024;
@@ -284,6 +285,7 @@ fn pick_one(queue: &Queue, path: &Path, verbose: u8) -> Result<()> {
             let kept = queue.add_failed(
                 "",
                 &[],
+                &Dsn::default(),
                 &QueuedSettings::default(),
                 &Content::from_bytes(bytes),
                 &reason,
@@ -455,6 +457,9 @@ mod tests {
             read_recipients: true,
             ignore_dots: true,
             recipients: vec!["ops".into()],
+            notify: Some(crate::types::Notify::parse("success,delay").unwrap()),
+            ret: Some(crate::types::Ret::Hdrs),
+            envid: Some("cron-1".into()),
         };
         let mut bytes = MAGIC.to_vec();
         bytes.extend(serde_json::to_vec(&drop).unwrap());

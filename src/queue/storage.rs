@@ -26,6 +26,7 @@ use crate::output::messages;
 use crate::permissions;
 use crate::plan::stored::{self, QueuedSettings, Submission};
 use crate::smtp::outgoing::Outgoing;
+use crate::types::Dsn;
 
 /// One queued message's description (the `.json` file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,8 @@ pub(crate) struct Entry {
     pub(crate) created: u64,
     pub(crate) sender: String,
     pub(crate) recipients: Vec<String>,
+    /// The DSN request (RET and ENVID, NOTIFY and ORCPT per recipient).
+    pub(crate) dsn: Dsn,
     /// How to send it; replayed through the normal precedence.
     pub(crate) settings: QueuedSettings,
     pub(crate) size: u64,
@@ -68,6 +71,9 @@ struct StoredEntry {
     created: u64,
     sender: String,
     recipients: Vec<String>,
+    /// Absent in entries written before postie passed DSN requests on.
+    #[serde(default, skip_serializing_if = "Dsn::is_empty")]
+    dsn: Dsn,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     settings: Option<QueuedSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +93,9 @@ impl From<Entry> for StoredEntry {
             id: entry.id,
             created: entry.created,
             sender: entry.sender,
+            // Only the recipients still listed: a narrowed entry forgets
+            // those who have the message.
+            dsn: entry.dsn.only_for(&entry.recipients),
             recipients: entry.recipients,
             settings: Some(entry.settings),
             args: None,
@@ -118,6 +127,7 @@ impl TryFrom<StoredEntry> for Entry {
             created: stored.created,
             sender: stored.sender,
             recipients: stored.recipients,
+            dsn: stored.dsn,
             settings,
             size: stored.size,
             attempts: stored.attempts,
@@ -385,6 +395,7 @@ impl Queue {
         self.add(
             &outgoing.envelope.sender,
             &outgoing.envelope.recipients,
+            &outgoing.envelope.dsn,
             settings,
             &outgoing.content,
             None,
@@ -399,6 +410,7 @@ impl Queue {
         &self,
         sender: &str,
         recipients: &[String],
+        dsn: &Dsn,
         settings: &QueuedSettings,
         message: &Content,
         failed_try: Option<&str>,
@@ -409,6 +421,7 @@ impl Queue {
             created,
             sender: sender.to_string(),
             recipients: recipients.to_vec(),
+            dsn: dsn.only_for(recipients),
             settings: settings.clone(),
             size: message.len(),
             attempts: u32::from(failed_try.is_some()),
@@ -428,6 +441,7 @@ impl Queue {
         &self,
         sender: &str,
         recipients: &[String],
+        dsn: &Dsn,
         settings: &QueuedSettings,
         message: &Content,
         reason: &str,
@@ -438,6 +452,7 @@ impl Queue {
                 created: now(),
                 sender: sender.to_string(),
                 recipients: recipients.to_vec(),
+                dsn: dsn.only_for(recipients),
                 settings: settings.clone(),
                 size: message.len(),
                 attempts: 0,
@@ -467,6 +482,8 @@ impl Queue {
                 created: now(),
                 sender: unplanned.submission.from.clone().unwrap_or_default(),
                 recipients: unplanned.submission.recipients.clone(),
+                // The submission holds -N, -R and -V, for when it is planned.
+                dsn: Dsn::default(),
                 settings: settings.clone(),
                 size: 0,
                 attempts: 0,
@@ -1020,6 +1037,7 @@ mod tests {
             .add(
                 "a@example.com",
                 &["b@example.com".into()],
+                &Dsn::default(),
                 &QueuedSettings {
                     server: Some("x".into()),
                     ..QueuedSettings::default()
@@ -1051,6 +1069,7 @@ mod tests {
                 .add(
                     "a@x.example",
                     &["b@x.example".to_string()],
+                    &Dsn::default(),
                     &QueuedSettings::default(),
                     &Content::from_bytes(b"m".to_vec()),
                     None,
@@ -1105,6 +1124,7 @@ mod tests {
             .add(
                 "a@x.example",
                 &[],
+                &Dsn::default(),
                 &QueuedSettings::default(),
                 &Content::from_bytes(b"m".to_vec()),
                 None,
@@ -1124,6 +1144,7 @@ mod tests {
             .add(
                 "a@x.example",
                 &[],
+                &Dsn::default(),
                 &QueuedSettings::default(),
                 &Content::from_bytes(b"m".to_vec()),
                 None,
@@ -1145,6 +1166,7 @@ mod tests {
             .add(
                 "a@x.example",
                 &[],
+                &Dsn::default(),
                 &QueuedSettings::default(),
                 &message(),
                 Some("451 try later"),
@@ -1217,6 +1239,7 @@ mod tests {
             .add(
                 "a@x.example",
                 &[],
+                &Dsn::default(),
                 &QueuedSettings::default(),
                 &message(),
                 Some("550"),
@@ -1242,6 +1265,7 @@ mod tests {
             .add(
                 "a@x.example",
                 &[],
+                &Dsn::default(),
                 &QueuedSettings::default(),
                 &message(),
                 None,
@@ -1262,6 +1286,7 @@ mod tests {
             created: 0,
             sender: String::new(),
             recipients: vec![],
+            dsn: Dsn::default(),
             settings: QueuedSettings::default(),
             size: 0,
             attempts: 0,

@@ -212,6 +212,7 @@ fn session_settings(settings: &Settings) -> SessionSettings {
         mx: matches!(settings.route, Route::Mx { .. }),
         progress: settings.progress.clone(),
         probe: settings.probe,
+        dsn_required: settings.dsn_required,
     }
 }
 
@@ -362,6 +363,7 @@ impl Context<'_> {
         let attempts = domains.into_iter().map(|(domain, recipients)| async move {
             let part = Envelope {
                 sender: envelope.sender.clone(),
+                dsn: envelope.dsn.only_for(&recipients),
                 recipients,
             };
             let mut transcripts = Transcripts {

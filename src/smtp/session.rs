@@ -20,6 +20,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,9 @@ use base64::Engine;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Rcpt, Rset, Starttls};
-use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::extension::{
+    ClientId, MailBodyParameter, MailParameter, RcptParameter,
+};
 use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error as SmtpError;
 use tokio::io::AsyncWriteExt;
@@ -57,7 +60,7 @@ use crate::smtp::tls::Verify;
 use crate::smtp::transcript::Transcript;
 use crate::smtp::wire::Wire;
 use crate::types::human_size;
-use crate::types::{AuthMethod, Endpoint, Envelope, QuitAfter, TlsMode};
+use crate::types::{AuthMethod, Dsn, Endpoint, Envelope, QuitAfter, TlsMode};
 
 /// Where one session goes and how it is secured.
 #[derive(Clone, Copy)]
@@ -234,6 +237,7 @@ async fn stages(
         report,
         authenticated: false,
         untrusted,
+        dsn_dropped: AtomicBool::new(false),
     };
     // "before STARTTLS" only where an upgrade is to come.
     let upgrade_follows = match tls {
@@ -287,6 +291,8 @@ struct Session<'a> {
     /// With --capabilities, a certificate that did not verify: the session
     /// goes as far as the EHLO over TLS, to be reported, and ends with it.
     untrusted: Option<Error>,
+    /// -v was told that this server drops the DSN requests: once is enough.
+    dsn_dropped: AtomicBool,
 }
 
 impl Session<'_> {
@@ -359,7 +365,7 @@ impl Session<'_> {
             if self.stop_after(Stage::Mail) {
                 return Ok(Ahead::Nothing);
             }
-            let refused = self.recipients(envelope).await?;
+            let refused = self.recipients(envelope, message).await?;
             clock.mark(&[Stage::Rcpt]);
             refused
         };
@@ -875,7 +881,8 @@ impl Session<'_> {
         .hint("the token has expired or was revoked: refresh it, or run `postie oauth2 login`"))
     }
 
-    /// MAIL FROM, with SIZE, SMTPUTF8 and BODY=8BITMIME as needed.
+    /// MAIL FROM, with SIZE, SMTPUTF8 and BODY=8BITMIME as needed, and
+    /// RET and ENVID when a DSN was asked for.
     fn mail_command(&self, envelope: &Envelope, message: &Content) -> Result<Mail> {
         let endpoint = &self.endpoint;
         let mut parameters = Vec::new();
@@ -932,12 +939,71 @@ impl Session<'_> {
             }
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
+        parameters.extend(
+            self.dsn(envelope)?
+                .mail_parameters()
+                .into_iter()
+                .map(|keyword| MailParameter::Other {
+                    keyword,
+                    value: None,
+                }),
+        );
         let sender = if envelope.sender.is_empty() {
             None
         } else {
             Some(envelope_address(&envelope.sender)?)
         };
         Ok(Mail::new(sender, parameters))
+    }
+
+    /// RCPT TO, with NOTIFY and ORCPT when a DSN was asked for.
+    fn rcpt_command(
+        &self,
+        envelope: &Envelope,
+        message: &Content,
+        recipient: &str,
+    ) -> Result<Rcpt> {
+        // SMTPUTF8 is on this transaction exactly when something needs it
+        // (mail_command refuses a server without it).
+        let smtputf8 = envelope.needs_smtputf8() || message.needs_smtputf8();
+        let parameters = self
+            .dsn(envelope)?
+            .rcpt_parameters(recipient, smtputf8)
+            .into_iter()
+            .map(|keyword| RcptParameter::Other {
+                keyword,
+                value: None,
+            })
+            .collect();
+        Ok(Rcpt::new(envelope_address(recipient)?, parameters))
+    }
+
+    /// The DSN request to send: the envelope's when the server offers DSN
+    /// (RFC 3461). Otherwise none, said once under -v; or, with
+    /// dsn_required, the message's failure, as for SMTPUTF8 (a server that
+    /// cannot do what was asked; another server might).
+    fn dsn<'e>(&self, envelope: &'e Envelope) -> Result<std::borrow::Cow<'e, Dsn>> {
+        if self.caps.dsn || envelope.dsn.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(&envelope.dsn));
+        }
+        if self.settings().dsn_required {
+            return Err(Error::new(
+                Exit::Unavailable,
+                format!(
+                    "{}: {} does not support DSN, which the delivery status notification request (--notify, --ret, --envid) needs with dsn_required",
+                    Stage::Mail.name(),
+                    self.endpoint
+                ),
+            )
+            .hint("drop --notify, --ret and --envid, set dsn_required = false, or use another server"));
+        }
+        if !self.dsn_dropped.swap(true, Ordering::Relaxed) {
+            self.transcript.note(&format!(
+                "warning: {} does not offer DSN: the delivery status notification request (--notify, --ret, --envid) is not passed on",
+                self.endpoint
+            ));
+        }
+        Ok(std::borrow::Cow::Owned(Dsn::default()))
     }
 
     async fn mail(&mut self, envelope: &Envelope, message: &Content) -> Result<()> {
@@ -952,7 +1018,7 @@ impl Session<'_> {
     fn mail_and_recipients_batch(&self, envelope: &Envelope, message: &Content) -> Result<String> {
         let mut batch = self.mail_command(envelope, message)?.to_string();
         for recipient in &envelope.recipients {
-            batch.push_str(&Rcpt::new(envelope_address(recipient)?, vec![]).to_string());
+            batch.push_str(&self.rcpt_command(envelope, message, recipient)?.to_string());
         }
         Ok(batch)
     }
@@ -1035,14 +1101,14 @@ impl Session<'_> {
                 .await;
         }
         self.mail(envelope, message).await?;
-        self.recipients(envelope).await
+        self.recipients(envelope, message).await
     }
 
     /// Every RCPT, even after a refusal, so that all refusals are listed.
-    async fn recipients(&mut self, envelope: &Envelope) -> Result<Vec<Refusal>> {
+    async fn recipients(&mut self, envelope: &Envelope, message: &Content) -> Result<Vec<Refusal>> {
         let mut refused = Vec::new();
         for recipient in &envelope.recipients {
-            let rcpt = Rcpt::new(envelope_address(recipient)?, vec![]);
+            let rcpt = self.rcpt_command(envelope, message, recipient)?;
             let reply = self.exchange(rcpt, Stage::Rcpt).await?;
             self.sort_rcpt_reply(recipient, reply, &mut refused)?;
         }

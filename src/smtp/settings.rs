@@ -125,6 +125,8 @@ pub(crate) struct Settings {
     pub(crate) progress: Option<Progress>,
     /// --capabilities (see [`SessionSettings::probe`]).
     pub(crate) probe: bool,
+    /// The account's `dsn_required` (see [`SessionSettings::dsn_required`]).
+    pub(crate) dsn_required: bool,
 }
 
 /// What one session is given: the rules of the dialogue with one server,
@@ -153,4 +155,7 @@ pub(crate) struct SessionSettings {
     /// and the session stops after the EHLO over TLS, instead of hanging
     /// up at the handshake.
     pub(crate) probe: bool,
+    /// A DSN request to a server without DSN fails the message instead of
+    /// being dropped.
+    pub(crate) dsn_required: bool,
 }

@@ -506,3 +506,42 @@ fn roots_first_queued_message_sets_up_the_maildrop_too() {
     );
     assert_eq!(json_files(&spool).len(), 1, "and the message is queued");
 }
+
+#[test]
+fn a_drop_keeps_the_dsn_request_for_roots_flush() {
+    let ehlo = b"250-dsn.test\r\n250-8BITMIME\r\n250 DSN\r\n".to_vec();
+    let mut replies = vec![ehlo];
+    replies.extend([b"250 ok\r\n".to_vec(), b"250 ok\r\n".to_vec()]);
+    replies.extend([b"354 go\r\n".to_vec(), b"250 queued\r\n".to_vec()]);
+    replies.push(b"221 bye\r\n".to_vec());
+    let server = common::ScriptedServer::start(b"220 dsn.test\r\n", replies);
+    let Some(machine) = Machine::new(&server.addr(), "") else {
+        server.expect_unused();
+        return;
+    };
+    let output = machine
+        .as_nobody(&machine.sendmail)
+        .args(["-i", "-N", "success,failure", "-R", "hdrs", "-V", "job.9"])
+        .args(["-f", "nobody@example.com", "ops@example.com"])
+        .write_stdin("Subject: nightly\n\nall fine\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(machine.drops().len(), 1);
+    let output = machine.flush();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let sent: Vec<String> = server
+        .lines()
+        .into_iter()
+        .filter(|line| line.starts_with("MAIL ") || line.starts_with("RCPT "))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "MAIL FROM:<nobody@example.com> RET=HDRS ENVID=job.9",
+            "RCPT TO:<ops@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;ops@example.com",
+        ]
+    );
+}
