@@ -7,6 +7,7 @@
 //! printing beyond calling `output`.
 
 pub(crate) mod config;
+pub(crate) mod dkim;
 pub(crate) mod oauth2;
 pub(crate) mod queue;
 pub(crate) mod send;
@@ -48,13 +49,14 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
                 Err(err) => return clap_exit(err, &args::oauth2_command()),
             }
         }
+        Invocation::Subcommand(Subcommand::Dkim, rest) => {
+            match args::parse_dkim_from(std::iter::once(OsString::from("postie dkim")).chain(rest))
+            {
+                Ok(cli) => dkim::run(cli),
+                Err(err) => return clap_exit(err, &args::dkim_command()),
+            }
+        }
         Invocation::Subcommand(Subcommand::Generate, rest) => crate::generate::run(&rest),
-        Invocation::Subcommand(Subcommand::Reserved(word), _) => Err(Error::usage(format!(
-            "'{word}' is reserved for a postie command"
-        ))
-        .hint(format!(
-            "to mail a local user named {word}, write --to {word}"
-        ))),
         Invocation::Sendmail(rest) => {
             let rest = sendmail_args(&rest);
             sendmail::parse(rest.clone())

@@ -11,6 +11,7 @@ pub(crate) mod address;
 pub(crate) mod attach;
 pub(crate) mod compose;
 pub(crate) mod content;
+pub(crate) mod dkim;
 pub(crate) mod fields;
 pub(crate) mod message;
 pub(crate) mod spool;

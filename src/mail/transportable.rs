@@ -489,6 +489,62 @@ fn encode_leaves(bytes: Vec<u8>, nodes: &[Node], notes: &mut Vec<String>) -> Res
     apply(&bytes, edits)
 }
 
+/// Re-encodes each leaf part holding 8-bit octets as quoted-printable (or
+/// base64, when smaller or not text), before a DKIM signature covers the
+/// body: a relay without 8BITMIME would otherwise convert it after the
+/// signature and break the body hash (RFC 6376 §5.3). Parts inside
+/// `multipart/signed` (whose own signature would break) and parts already
+/// encoded are left as they are, with a note. Header fields are not
+/// touched: raw UTF-8 there needs SMTPUTF8, which no relay downgrades.
+pub(crate) fn seven_bit(bytes: Vec<u8>) -> Result<Transportable> {
+    let mut notes = Vec::new();
+    if bytes.is_ascii() {
+        return Ok(Transportable { bytes, notes });
+    }
+    let nodes = structure(&bytes)?;
+    let mut edits: Vec<Edit> = Vec::new();
+    let mut top_needs_version = false;
+    for node in nodes.iter().filter(|n| n.leaf) {
+        let body = &bytes[node.body.clone()];
+        if body.is_ascii() {
+            continue;
+        }
+        let composite = node.content_type.starts_with("multipart/")
+            || node.content_type.starts_with("message/");
+        if node.signed || node.encoded_as.is_some() || composite {
+            notes.push(format!(
+                "{} has 8-bit octets and stays as it is (it is signed, already encoded or composite); a relay without 8BITMIME may break the DKIM signature",
+                node.label
+            ));
+            continue;
+        }
+        let text = node.content_type.starts_with("text/");
+        let (encoding, mut encoded) = encode(body, text);
+        notes.push(format!(
+            "re-encoded {} as {encoding} before DKIM signing: a relay without 8BITMIME would re-encode its 8-bit octets after the signature (RFC 6376 §5.3)",
+            node.label
+        ));
+        if node.body.end == bytes.len() && body.ends_with(b"\r\n") && !encoded.ends_with(b"\r\n") {
+            encoded.extend_from_slice(b"\r\n");
+        }
+        edits.append(&mut header_edits(&bytes, node, encoding, body)?);
+        top_needs_version |= node.header.start != 0;
+        edits.push((node.body.clone(), encoded));
+    }
+    if top_needs_version {
+        let root = &nodes[0];
+        if !has_field(&bytes, root.header.clone(), "mime-version") {
+            let at = blank_line(&bytes, root)?;
+            edits.push((at..at, b"MIME-Version: 1.0\r\n".to_vec()));
+        }
+    }
+    if edits.is_empty() {
+        return Ok(Transportable { bytes, notes });
+    }
+    let bytes = apply(&bytes, edits)?;
+    Ok(Transportable { bytes, notes })
+}
+
 /// Lines of a composite part outside its children (preamble, boundaries,
 /// epilogue) cannot be encoded (RFC 2045 §6.4): refused.
 fn check_between_parts(bytes: &[u8], nodes: &[Node]) -> Result<()> {
