@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::common::dns::DnsServer;
@@ -30,7 +30,7 @@ sys.exit(0 if dkim.verify(message, dnsfunc=dnsfunc) else 1)
 
 /// Whether python3 with dkimpy, dnspython and PyNaCl (Ed25519) is here;
 /// skips the test when not.
-fn have_dkimpy() -> bool {
+pub fn have_dkimpy() -> bool {
     let found = std::process::Command::new("python3")
         .args(["-c", "import dkim, dns.query, nacl"])
         .output()
@@ -42,8 +42,8 @@ fn have_dkimpy() -> bool {
 }
 
 /// The signing domain: under the test DNS server's zone.
-const DOMAIN: &str = "example.test";
-const SELECTOR: &str = "sel";
+pub const DOMAIN: &str = "example.test";
+pub const SELECTOR: &str = "sel";
 
 /// A key made by `postie dkim keygen`, its record served by a test DNS
 /// server, and a config whose account signs with it.
@@ -56,25 +56,13 @@ struct Signer {
 impl Signer {
     fn new(algorithm: &str, server: &str, extra: &str) -> Signer {
         let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("sel.private");
-        let output = postie()
-            .args(["dkim", "keygen", "--selector", SELECTOR, "--domain", DOMAIN])
-            .args(["--algorithm", algorithm, "--key-file"])
-            .arg(&key)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{stderr}");
-        assert!(stderr.contains("dkim_selector = \"sel\""), "{stderr}");
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let record = published_text(&stdout);
-        let dns = DnsServer::start(&[("sel._domainkey.example.test", "TXT", &record)]);
+        let (key, dns) = published_key(dir.path(), algorithm);
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "[accounts.a]\nserver = \"{server}\"\nfrom = \"A <a@{DOMAIN}>\"\ntimeout = 5\ndkim_key = \"{}\"\ndkim_selector = \"{SELECTOR}\"\n{extra}\n",
-                key.display()
+                "[accounts.a]\nserver = \"{server}\"\nfrom = \"A <a@{DOMAIN}>\"\ntimeout = 5\n{}{extra}\n",
+                account_keys(&key)
             ),
         )
         .unwrap();
@@ -87,21 +75,52 @@ impl Signer {
         cmd
     }
 
-    /// Whether dkimpy verifies `message` against this DNS server.
     fn verifies(&self, message: &[u8]) -> bool {
-        let mut child = std::process::Command::new("python3")
-            .args(["-c", VERIFY, &self.dns.addr.port().to_string()])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(message).unwrap();
-        let status = child.wait().unwrap();
-        match status.code() {
-            Some(0) => true,
-            Some(1) => false,
-            other => panic!("the verifier failed to run: {other:?}"),
-        }
+        verifies(&self.dns, message)
+    }
+}
+
+/// The account keys that sign with `key` for [`DOMAIN`] and [`SELECTOR`].
+pub fn account_keys(key: &Path) -> String {
+    format!(
+        "dkim_key = \"{}\"\ndkim_selector = \"{SELECTOR}\"\n",
+        key.display()
+    )
+}
+
+/// A key made by `postie dkim keygen` in `dir` (for [`SELECTOR`] and
+/// [`DOMAIN`]), and a test DNS server publishing the record keygen printed.
+pub fn published_key(dir: &Path, algorithm: &str) -> (PathBuf, DnsServer) {
+    let key = dir.join("sel.private");
+    let output = postie()
+        .args(["dkim", "keygen", "--selector", SELECTOR, "--domain", DOMAIN])
+        .args(["--algorithm", algorithm, "--key-file"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("dkim_selector = \"sel\""), "{stderr}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let record = published_text(&stdout);
+    let dns = DnsServer::start(&[("sel._domainkey.example.test", "TXT", &record)]);
+    (key, dns)
+}
+
+/// Whether dkimpy verifies `message` with the keys `dns` publishes.
+pub fn verifies(dns: &DnsServer, message: &[u8]) -> bool {
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", VERIFY, &dns.addr.port().to_string()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    let status = child.wait().unwrap();
+    match status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        other => panic!("the verifier failed to run: {other:?}"),
     }
 }
 
@@ -118,7 +137,7 @@ fn published_text(entry: &str) -> String {
 }
 
 /// The DKIM-Signature fields of a message's header block.
-fn signatures(message: &[u8]) -> Vec<String> {
+pub fn signatures(message: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(message);
     let header = text.split("\r\n\r\n").next().unwrap_or("");
     let unfolded = header.replace("\r\n\t", " ").replace("\r\n ", " ");
