@@ -32,7 +32,9 @@ pub(crate) fn sign_messages(
     let (Some(path), Some(selector)) = (&account.dkim_key, &account.dkim_selector) else {
         return Ok(());
     };
-    let key = Key::load(path)?;
+    // Loaded at the first message to sign: --capabilities and
+    // --quit-after have none, and must not fail on the key.
+    let mut key: Option<Key> = None;
     let headers: Vec<String> = match &account.dkim_headers {
         Some(list) => list.clone(),
         None => DEFAULT_HEADERS.iter().map(|s| s.to_string()).collect(),
@@ -71,11 +73,15 @@ pub(crate) fn sign_messages(
             }
             continue;
         }
+        let key = match &mut key {
+            Some(key) => key,
+            None => key.insert(Key::load(path)?),
+        };
         make_seven_bit(message, verbose, notes)?;
         dkim::sign(
             &mut message.content,
             &Signing {
-                key: &key,
+                key,
                 domain: &domain,
                 selector,
                 headers: &headers,
@@ -85,7 +91,7 @@ pub(crate) fn sign_messages(
             notes.push(format!(
                 "{}: DKIM-signed with d={domain} s={selector} ({})",
                 message.label,
-                mail_auth::common::crypto::SigningKey::algorithm(&key).name()
+                mail_auth::common::crypto::SigningKey::algorithm(key).name()
             ));
         }
     }

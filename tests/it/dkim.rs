@@ -529,3 +529,89 @@ fn keygen_writes_a_private_key_once_and_checks_its_names() {
         assert!(!key.exists(), "{bad:?}");
     }
 }
+
+// Reaped by wait4 (for its rusage), which clippy does not see.
+#[allow(clippy::zombie_processes)]
+#[test]
+fn signing_a_large_attachment_does_not_hold_it_in_memory() {
+    // Measures the child's peak memory: alone, as other tests' would count.
+    if crate::common::rerun_alone() {
+        return;
+    }
+    let down = format!("127.0.0.1:{}", closed_port());
+    let dir = tempfile::tempdir().unwrap();
+    // No verifier needed: the key need not be published.
+    let key = dir.path().join("k.private");
+    postie()
+        .args([
+            "dkim",
+            "keygen",
+            "--selector",
+            SELECTOR,
+            "--domain",
+            DOMAIN,
+            "--key-file",
+        ])
+        .arg(&key)
+        .assert()
+        .success();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[accounts.a]\nserver = \"{down}\"\nfrom = \"a@{DOMAIN}\"\n{}",
+            account_keys(&key)
+        ),
+    )
+    .unwrap();
+    let size: usize = 48 << 20;
+    let big = dir.path().join("big.bin");
+    // Written a MiB at a time: a child's peak RSS starts at this
+    // process's, which must stay small.
+    let mut file = std::fs::File::create(&big).unwrap();
+    for chunk in 0..(size >> 20) as u32 {
+        let data: Vec<u8> = (0..1u32 << 20)
+            .map(|i| ((chunk << 20 | i).wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        file.write_all(&data).unwrap();
+    }
+    drop(file);
+    let (mut command, home) = crate::common::postie_std();
+    let stderr_path = dir.path().join("stderr");
+    command
+        .env("POSTIE_CONFIG", &config)
+        .args(["--queue", "-s", "big", "--body", "attached", "-a"])
+        .arg(&big)
+        .arg("b@example.org")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    let child = command.spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of that plain C struct,
+    // and wait4 only writes to the two pointers given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{stderr}"
+    );
+    // Queued whole, and signed: the pre-pass read the file, base64 and all.
+    let queued = files_ending(&home.join("queue"), "eml");
+    assert_eq!(queued.len(), 1, "{stderr}");
+    let stored = std::fs::read(&queued[0]).unwrap();
+    assert!(stored.len() > size, "{}", stored.len());
+    assert_eq!(signatures(&stored).len(), 1);
+    // Linux reports ru_maxrss in KiB. The file is 48 MiB and its base64
+    // 64 MiB: holding either would pass this line.
+    let peak = usage.ru_maxrss as usize * 1024;
+    assert!(
+        peak < size / 2,
+        "peak RSS {} MiB for a {} MiB attachment",
+        peak >> 20,
+        size >> 20
+    );
+}
