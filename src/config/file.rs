@@ -621,6 +621,49 @@ mod tests {
     use crate::exit::Exit;
 
     #[test]
+    fn dkim_keys_go_together_and_an_account_takes_none_from_defaults() {
+        let parse = |text: &str| ConfigFile::parse(text, Path::new("/etc/postie.toml"));
+        let config = parse(
+            "[defaults]\ndkim_key = \"/k\"\ndkim_selector = \"d\"\ndkim_domain = \"example.com\"\n\
+             [accounts.a]\n[accounts.b]\ndkim_key = \"/b\"\ndkim_selector = \"b\"\n",
+        )
+        .unwrap();
+        let a = config.select(Some("a"), None).unwrap().1;
+        assert_eq!(a.dkim_domain.as_deref(), Some("example.com"));
+        let b = config.select(Some("b"), None).unwrap().1;
+        assert_eq!(b.dkim_selector.as_deref(), Some("b"));
+        // Not [defaults]' domain with b's own key.
+        assert_eq!(b.dkim_domain, None);
+        for (keys, says) in [
+            (
+                "dkim_key = \"/k\"",
+                "dkim_key needs dkim_selector in [accounts.a]",
+            ),
+            ("dkim_selector = \"s\"", "dkim_selector needs dkim_key"),
+            (
+                "dkim_domain = \"example.com\"",
+                "need dkim_key and dkim_selector",
+            ),
+            (
+                "dkim_key = \"/k\"\ndkim_selector = \"a b\"",
+                "dkim_selector = \"a b\" is not a selector",
+            ),
+            (
+                "dkim_key = \"/k\"\ndkim_selector = \"s\"\ndkim_domain = \"x\\ny.com\"",
+                "dkim_domain",
+            ),
+            (
+                "dkim_key = \"/k\"\ndkim_selector = \"s\"\ndkim_headers = [\"From:\"]",
+                "not a header field name",
+            ),
+        ] {
+            let err = parse(&format!("[accounts.a]\n{keys}\n")).unwrap_err();
+            assert_eq!(err.exit, Exit::Config, "{keys}");
+            assert!(err.message.contains(says), "{keys}: {}", err.message);
+        }
+    }
+
+    #[test]
     fn mx_concurrency_is_a_count_from_1_to_100() {
         let parse = |text: &str| ConfigFile::parse(text, Path::new("/etc/postie.toml"));
         let config = parse("[defaults]\nmx_concurrency = 3\n[accounts.a]\n").unwrap();

@@ -115,7 +115,7 @@ fn make_seven_bit(message: &mut Outgoing, verbose: bool, notes: &mut Vec<String>
         }
         return Ok(());
     };
-    let converted = seven_bit(std::mem::take(bytes))?;
+    let converted = seven_bit(std::mem::take(bytes));
     if verbose {
         notes.extend(
             converted
