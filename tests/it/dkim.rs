@@ -615,3 +615,51 @@ fn signing_a_large_attachment_does_not_hold_it_in_memory() {
         size >> 20
     );
 }
+
+#[test]
+fn a_message_kept_for_a_bad_key_is_signed_once_when_retried() {
+    if !have_dkimpy() {
+        return;
+    }
+    let server = TestServer::start(ServerOptions::default());
+    let signer = Signer::new("rsa", &server.addr(), "");
+    let key = signer.dir.path().join("sel.private");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let queue = signer.dir.path().join("queue");
+    let (_link, mut cmd) = sendmail();
+    let output = cmd
+        .env("POSTIE_CONFIG", &signer.config)
+        .env("POSTIE_QUEUE_DIR", &queue)
+        .args(["-i", "b@example.org"])
+        .write_stdin("Subject: cron\n\nkeep me\n")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let failed = files_ending(&queue.join("failed"), "json");
+    assert_eq!(failed.len(), 1);
+    let id = failed[0]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // The admin runs the chmod the error line named, then retries.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for args in [&["queue", "retry", &id][..], &["queue", "flush", "--now"]] {
+        let output = signer
+            .postie()
+            .env("POSTIE_QUEUE_DIR", &queue)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let message = one_message(&server);
+    assert!(String::from_utf8_lossy(&message).contains("keep me"));
+    assert_eq!(signatures(&message).len(), 1);
+    assert!(signer.verifies(&message));
+}
