@@ -1,5 +1,5 @@
 //! The commands: sending (also as sendmail), `postie queue`, `postie
-//! oauth2` and `postie config`, and the dispatch to them. The top layer with `main.rs`: they use everything
+//! oauth2`, `postie dkim` and `postie config`, and the dispatch to them. The top layer with `main.rs`: they use everything
 //! below, nothing uses them.
 //!
 //! Belongs here: the order of a command's steps and its exit status. Not
