@@ -178,7 +178,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'The selector: the name of this key under the domain (e.g. the month, 2026-12)')
             [CompletionResult]::new('--domain', '--domain', [CompletionResultType]::ParameterName, 'The domain the key signs for (d=), the From domain or a parent of it')
             [CompletionResult]::new('--algorithm', '--algorithm', [CompletionResultType]::ParameterName, 'Key type; rsa where in doubt')
-            [CompletionResult]::new('--bits', '--bits', [CompletionResultType]::ParameterName, 'RSA key size in bits, 2048 or more (DNS TXT records over about 4096 bits are unwieldy)')
+            [CompletionResult]::new('--bits', '--bits', [CompletionResultType]::ParameterName, 'RSA key size in bits, 2048 to 8192 (DNS TXT records over about 4096 bits are unwieldy) [default: 2048]; not for ed25519, whose keys have one size')
             [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'Where to write the private key [default: SELECTOR.private in the current directory]')
             break
         }

@@ -161,7 +161,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand --selector 'The selector: the name of this key under the domain (e.g. the month, 2026-12)'
             cand --domain 'The domain the key signs for (d=), the From domain or a parent of it'
             cand --algorithm 'Key type; rsa where in doubt'
-            cand --bits 'RSA key size in bits, 2048 or more (DNS TXT records over about 4096 bits are unwieldy)'
+            cand --bits 'RSA key size in bits, 2048 to 8192 (DNS TXT records over about 4096 bits are unwieldy) [default: 2048]; not for ed25519, whose keys have one size'
             cand --key-file 'Where to write the private key [default: SELECTOR.private in the current directory]'
         }
     ]

@@ -140,5 +140,5 @@ complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subc
 complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l domain -d 'The domain the key signs for (d=), the From domain or a parent of it' -r
 complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l algorithm -d 'Key type; rsa where in doubt' -r -f -a "rsa\t'RSA (rsa-sha256), which every verifier knows'
 ed25519\t'Ed25519 (ed25519-sha256, RFC 8463): short, but not every verifier knows it yet'"
-complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l bits -d 'RSA key size in bits, 2048 or more (DNS TXT records over about 4096 bits are unwieldy)' -r
+complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l bits -d 'RSA key size in bits, 2048 to 8192 (DNS TXT records over about 4096 bits are unwieldy) [default: 2048]; not for ed25519, whose keys have one size' -r
 complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l key-file -d 'Where to write the private key [default: SELECTOR.private in the current directory]' -r -F

@@ -629,9 +629,10 @@ pub(crate) enum DkimCommand {
         /// Key type; rsa where in doubt.
         #[arg(long, value_enum, default_value_t = DkimAlgorithm::Rsa)]
         algorithm: DkimAlgorithm,
-        /// RSA key size in bits, 2048 or more (DNS TXT records over about 4096 bits are unwieldy).
-        #[arg(long, value_name = "BITS", default_value_t = 2048)]
-        bits: u32,
+        /// RSA key size in bits, 2048 to 8192 (DNS TXT records over about 4096 bits are
+        /// unwieldy) [default: 2048]; not for ed25519, whose keys have one size.
+        #[arg(long, value_name = "BITS")]
+        bits: Option<u32>,
         /// Where to write the private key [default: SELECTOR.private in the current directory].
         #[arg(long, value_name = "PATH")]
         key_file: Option<PathBuf>,

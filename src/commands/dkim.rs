@@ -34,7 +34,7 @@ fn keygen(
     selector: &str,
     domain: &str,
     algorithm: DkimAlgorithm,
-    bits: u32,
+    bits: Option<u32>,
     key_file: Option<PathBuf>,
 ) -> Result<()> {
     check_selector(selector).map_err(|why| {
@@ -45,6 +45,15 @@ fn keygen(
         Error::usage(format!("dkim keygen: --domain {domain:?} {why}"))
             .hint("give the domain of the From addresses, e.g. --domain example.com")
     })?;
+    let bits = match (algorithm, bits) {
+        (DkimAlgorithm::Ed25519, Some(_)) => {
+            return Err(Error::usage(
+                "dkim keygen: --bits is for RSA keys; an Ed25519 key has one size",
+            )
+            .hint("drop --bits, or give --algorithm rsa"))
+        }
+        (_, bits) => bits.unwrap_or(MIN_RSA_BITS),
+    };
     if algorithm == DkimAlgorithm::Rsa && !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         return Err(Error::usage(format!(
             "dkim keygen: --bits {bits} is outside {MIN_RSA_BITS} to {MAX_RSA_BITS}"

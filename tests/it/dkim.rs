@@ -522,6 +522,16 @@ fn keygen_writes_a_private_key_once_and_checks_its_names() {
             "--bits",
             "1024",
         ],
+        &[
+            "--selector",
+            "s",
+            "--domain",
+            "example.com",
+            "--algorithm",
+            "ed25519",
+            "--bits",
+            "4096",
+        ],
     ] {
         std::fs::remove_file(&key).ok();
         let refused = keygen(bad);
