@@ -51,7 +51,7 @@ install-files: $(BINARY)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(BASHDIR) $(DESTDIR)$(ZSHDIR) $(DESTDIR)$(FISHDIR) $(DESTDIR)$(DOCDIR)/examples
 	$(INSTALL) -m 755 $(BINARY) $(DESTDIR)$(BINDIR)/postie
-	$(INSTALL) -m 644 man/postie.1 man/postie-queue.1 man/postie-oauth2.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 644 man/postie.1 man/postie-queue.1 man/postie-oauth2.1 man/postie-dkim.1 $(DESTDIR)$(MANDIR)/man1/
 	$(INSTALL) -m 644 man/postie.toml.5 $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -m 644 completions/postie.bash $(DESTDIR)$(BASHDIR)/postie
 	$(INSTALL) -m 644 completions/_postie $(DESTDIR)$(ZSHDIR)/_postie
@@ -87,7 +87,7 @@ install-sendmail-link:
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/postie
-	rm -f $(DESTDIR)$(MANDIR)/man1/postie.1 $(DESTDIR)$(MANDIR)/man1/postie-queue.1 $(DESTDIR)$(MANDIR)/man1/postie-oauth2.1
+	rm -f $(DESTDIR)$(MANDIR)/man1/postie.1 $(DESTDIR)$(MANDIR)/man1/postie-queue.1 $(DESTDIR)$(MANDIR)/man1/postie-oauth2.1 $(DESTDIR)$(MANDIR)/man1/postie-dkim.1
 	rm -f $(DESTDIR)$(MANDIR)/man5/postie.toml.5
 	rm -f $(DESTDIR)$(BASHDIR)/postie $(DESTDIR)$(ZSHDIR)/_postie $(DESTDIR)$(FISHDIR)/postie.fish
 	rm -f $(DESTDIR)$(DOCDIR)/examples/config.toml $(DESTDIR)$(DOCDIR)/README.md \

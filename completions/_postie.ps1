@@ -91,6 +91,7 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
             [CompletionResult]::new('queue', 'queue', [CompletionResultType]::ParameterValue, 'List, send, show, drop or retry queued messages; set up the maildrop')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'About the config file: print a commented example')
             [CompletionResult]::new('oauth2', 'oauth2', [CompletionResultType]::ParameterValue, 'Sign in an OAuth2 account once (its token is then refreshed at each send), or show its token''s state')
+            [CompletionResult]::new('dkim', 'dkim', [CompletionResultType]::ParameterValue, 'Make a DKIM signing key and print the DNS record that publishes it')
             break
         }
         'postie;queue' {
@@ -168,6 +169,20 @@ Register-ArgumentCompleter -Native -CommandName 'postie' -ScriptBlock {
         'postie;oauth2;status' {
             [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'The account [default: the config''s default account]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file')
+            break
+        }
+        'postie;dkim' {
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Write a new private key (mode 0600, never over an existing file) and print the TXT record to publish at SELECTOR._domainkey.DOMAIN, with the config lines on stderr')
+            break
+        }
+        'postie;dkim;keygen' {
+            [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'The selector: the name of this key under the domain (e.g. the month, 2026-12)')
+            [CompletionResult]::new('--domain', '--domain', [CompletionResultType]::ParameterName, 'The domain the key signs for (d=), the From domain or a parent of it')
+            [CompletionResult]::new('--algorithm', '--algorithm', [CompletionResultType]::ParameterName, 'Key type; rsa where in doubt')
+            [CompletionResult]::new('--bits', '--bits', [CompletionResultType]::ParameterName, 'RSA key size in bits, 2048 to 8192 (DNS TXT records over about 4096 bits are unwieldy) [default: 2048]; not for ed25519, whose keys have one size')
+            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'Where to write the private key [default: SELECTOR.private in the current directory]')
             break
         }
     })

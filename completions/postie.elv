@@ -88,6 +88,7 @@ set edit:completion:arg-completer[postie] = {|@words|
             cand queue 'List, send, show, drop or retry queued messages; set up the maildrop'
             cand config 'About the config file: print a commented example'
             cand oauth2 'Sign in an OAuth2 account once (its token is then refreshed at each send), or show its token''s state'
+            cand dkim 'Make a DKIM signing key and print the DNS record that publishes it'
         }
         &'postie;queue'= {
             cand --config 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)'
@@ -153,6 +154,18 @@ set edit:completion:arg-completer[postie] = {|@words|
         &'postie;oauth2;status'= {
             cand --account 'The account [default: the config''s default account]'
             cand --config 'Config file'
+        }
+        &'postie;dkim'= {
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand keygen 'Write a new private key (mode 0600, never over an existing file) and print the TXT record to publish at SELECTOR._domainkey.DOMAIN, with the config lines on stderr'
+        }
+        &'postie;dkim;keygen'= {
+            cand --selector 'The selector: the name of this key under the domain (e.g. the month, 2026-12)'
+            cand --domain 'The domain the key signs for (d=), the From domain or a parent of it'
+            cand --algorithm 'Key type; rsa where in doubt'
+            cand --bits 'RSA key size in bits, 2048 to 8192 (DNS TXT records over about 4096 bits are unwieldy) [default: 2048]; not for ed25519, whose keys have one size'
+            cand --key-file 'Where to write the private key [default: SELECTOR.private in the current directory]'
         }
     ]
     $completions[$command]

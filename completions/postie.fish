@@ -99,6 +99,7 @@ complete -c postie -n "__fish_postie_needs_command" -s V -l version -d 'Print ve
 complete -c postie -n "__fish_postie_needs_command" -a "queue" -d 'List, send, show, drop or retry queued messages; set up the maildrop'
 complete -c postie -n "__fish_postie_needs_command" -a "config" -d 'About the config file: print a commented example'
 complete -c postie -n "__fish_postie_needs_command" -a "oauth2" -d 'Sign in an OAuth2 account once (its token is then refreshed at each send), or show its token\'s state'
+complete -c postie -n "__fish_postie_needs_command" -a "dkim" -d 'Make a DKIM signing key and print the DNS record that publishes it'
 complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop init retry" -l config -d 'Config file for the queue directory and queue_max_age. A flush sends each message with the config it was queued with (its --config, else POSTIE_CONFIG or the default path, as read at flush time)' -r -F
 complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop init retry" -l queue-dir -d 'Queue directory [default: /var/spool/postie for root, else $XDG_STATE_HOME/postie/queue]' -r -f -a "(__fish_complete_directories)"
 complete -c postie -n "__fish_postie_using_subcommand queue; and not __fish_seen_subcommand_from list flush show drop init retry" -s V -l version -d 'Print version'
@@ -136,3 +137,11 @@ complete -c postie -n "__fish_postie_using_subcommand oauth2; and __fish_seen_su
 complete -c postie -n "__fish_postie_using_subcommand oauth2; and __fish_seen_subcommand_from login" -l browser -d 'Sign in in a browser on this machine (authorization code with PKCE and a redirect to 127.0.0.1) instead of entering a code'
 complete -c postie -n "__fish_postie_using_subcommand oauth2; and __fish_seen_subcommand_from status" -l account -d 'The account [default: the config\'s default account]' -r
 complete -c postie -n "__fish_postie_using_subcommand oauth2; and __fish_seen_subcommand_from status" -l config -d 'Config file' -r -F
+complete -c postie -n "__fish_postie_using_subcommand dkim; and not __fish_seen_subcommand_from keygen" -s V -l version -d 'Print version'
+complete -c postie -n "__fish_postie_using_subcommand dkim; and not __fish_seen_subcommand_from keygen" -f -a "keygen" -d 'Write a new private key (mode 0600, never over an existing file) and print the TXT record to publish at SELECTOR._domainkey.DOMAIN, with the config lines on stderr'
+complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l selector -d 'The selector: the name of this key under the domain (e.g. the month, 2026-12)' -r
+complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l domain -d 'The domain the key signs for (d=), the From domain or a parent of it' -r
+complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l algorithm -d 'Key type; rsa where in doubt' -r -f -a "rsa\t'RSA (rsa-sha256), which every verifier knows'
+ed25519\t'Ed25519 (ed25519-sha256, RFC 8463): short, but not every verifier knows it yet'"
+complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l bits -d 'RSA key size in bits, 2048 to 8192 (DNS TXT records over about 4096 bits are unwieldy) [default: 2048]; not for ed25519, whose keys have one size' -r
+complete -c postie -n "__fish_postie_using_subcommand dkim; and __fish_seen_subcommand_from keygen" -l key-file -d 'Where to write the private key [default: SELECTOR.private in the current directory]' -r -F

@@ -624,6 +624,67 @@ pub(crate) enum OAuth2Command {
     Status,
 }
 
+/// `postie dkim ...` with its version, as `--version` prints it.
+pub(crate) fn dkim_command() -> clap::Command {
+    DkimCli::command().version(version())
+}
+
+/// Parses `postie dkim ...` (`args` starts with the program name).
+pub(crate) fn parse_dkim_from<I, T>(args: I) -> Result<DkimCli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = dkim_command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    DkimCli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+}
+
+/// `postie dkim ...`: the key an account signs with (`dkim_key`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "postie dkim",
+    version,
+    about = "Make a DKIM signing key and print the DNS record that publishes it"
+)]
+pub(crate) struct DkimCli {
+    #[command(subcommand)]
+    pub(crate) command: DkimCommand,
+}
+
+/// The key types `postie dkim keygen` makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DkimAlgorithm {
+    /// RSA (rsa-sha256), which every verifier knows.
+    Rsa,
+    /// Ed25519 (ed25519-sha256, RFC 8463): short, but not every verifier knows it yet.
+    Ed25519,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum DkimCommand {
+    /// Write a new private key (mode 0600, never over an existing file) and print the
+    /// TXT record to publish at SELECTOR._domainkey.DOMAIN, with the config lines on stderr.
+    Keygen {
+        /// The selector: the name of this key under the domain (e.g. the month, 2026-12).
+        #[arg(long, value_name = "SELECTOR")]
+        selector: String,
+        /// The domain the key signs for (d=), the From domain or a parent of it.
+        #[arg(long, value_name = "DOMAIN")]
+        domain: String,
+        /// Key type; rsa where in doubt.
+        #[arg(long, value_enum, default_value_t = DkimAlgorithm::Rsa)]
+        algorithm: DkimAlgorithm,
+        /// RSA key size in bits, 2048 to 8192 (DNS TXT records over about 4096 bits are
+        /// unwieldy) [default: 2048]; not for ed25519, whose keys have one size.
+        #[arg(long, value_name = "BITS")]
+        bits: Option<u32>,
+        /// Where to write the private key [default: SELECTOR.private in the current directory].
+        #[arg(long, value_name = "PATH")]
+        key_file: Option<PathBuf>,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,6 +696,7 @@ mod tests {
         queue_command().debug_assert();
         config_command().debug_assert();
         oauth2_command().debug_assert();
+        dkim_command().debug_assert();
     }
 
     #[test]

@@ -21,10 +21,8 @@ pub(crate) enum Subcommand {
     Config,
     /// `postie oauth2 login | status`.
     OAuth2,
-    /// A word kept for a command to come (`dkim`), so
-    /// that a script mailing a local user by that name does not change
-    /// meaning when the command arrives.
-    Reserved(&'static str),
+    /// `postie dkim keygen`.
+    Dkim,
 }
 
 /// The one list of words that are subcommands when they come first.
@@ -33,7 +31,7 @@ pub(crate) const SUBCOMMANDS: &[(&str, Subcommand)] = &[
     ("generate", Subcommand::Generate),
     ("config", Subcommand::Config),
     ("oauth2", Subcommand::OAuth2),
-    ("dkim", Subcommand::Reserved("dkim")),
+    ("dkim", Subcommand::Dkim),
 ];
 
 /// What the command line asks for, with the arguments that command reads.
@@ -80,8 +78,7 @@ pub(crate) fn reserved_words_help() -> String {
     let words: Vec<&str> = SUBCOMMANDS.iter().map(|(word, _)| *word).collect();
     let (last, others) = words.split_last().expect("SUBCOMMANDS is not empty");
     format!(
-        "As the first argument, {} and {last} are command words (some kept for commands \
-         to come), not recipients; mail a local user of that name with --to NAME.",
+        "As the first argument, {} and {last} are command words, not recipients; mail a local user of that name with --to NAME.",
         others.join(", ")
     )
 }
@@ -135,14 +132,14 @@ mod tests {
     }
 
     #[test]
-    fn words_for_commands_to_come_are_reserved_now() {
+    fn command_words_first_are_commands() {
         assert_eq!(
             invocation(argv(&["postie", "oauth2", "status"])),
             Invocation::Subcommand(Subcommand::OAuth2, argv(&["status"]))
         );
         assert_eq!(
-            invocation(argv(&["postie", "dkim"])),
-            Invocation::Subcommand(Subcommand::Reserved("dkim"), vec![])
+            invocation(argv(&["postie", "dkim", "keygen"])),
+            Invocation::Subcommand(Subcommand::Dkim, argv(&["keygen"]))
         );
     }
 

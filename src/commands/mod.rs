@@ -1,13 +1,14 @@
 //! The commands: sending (also as sendmail, and as `sendmail -bs`),
-//! `postie queue`, `postie oauth2` and `postie config`, and the dispatch to
-//! them. The top layer with `main.rs`: they use everything below, nothing
-//! uses them.
+//! `postie queue`, `postie oauth2`, `postie dkim` and `postie config`, and
+//! the dispatch to them. The top layer with `main.rs`: they use everything
+//! below, nothing uses them.
 //!
 //! Belongs here: the order of a command's steps and its exit status. Not
 //! here: the decisions those steps make (`plan`, `smtp`, `outcome`), or
 //! printing beyond calling `output`.
 
 pub(crate) mod config;
+pub(crate) mod dkim;
 pub(crate) mod oauth2;
 pub(crate) mod queue;
 pub(crate) mod send;
@@ -51,14 +52,15 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
                 Err(err) => return clap_exit(err, &args::oauth2_command()),
             }
         }
+        Invocation::Subcommand(Subcommand::Dkim, rest) => {
+            match args::parse_dkim_from(std::iter::once(OsString::from("postie dkim")).chain(rest))
+            {
+                Ok(cli) => dkim::run(cli),
+                Err(err) => return clap_exit(err, &args::dkim_command()),
+            }
+        }
         Invocation::Subcommand(Subcommand::Generate, rest) => crate::generate::run(&rest),
         Invocation::Newaliases => Ok(()),
-        Invocation::Subcommand(Subcommand::Reserved(word), _) => Err(Error::usage(format!(
-            "'{word}' is reserved for a postie command"
-        ))
-        .hint(format!(
-            "to mail a local user named {word}, write --to {word}"
-        ))),
         Invocation::Sendmail(rest) => {
             let rest = sendmail_args(&rest);
             match sendmail::parse(rest.clone()) {

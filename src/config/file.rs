@@ -203,6 +203,16 @@ pub(crate) struct Account {
     pub(crate) oauth2_auth_url: Option<String>,
     /// Space-separated scopes, replacing the preset's.
     pub(crate) oauth2_scopes: Option<String>,
+    /// DKIM: the private key (PEM, RSA of 2048 bits or more, or Ed25519),
+    /// a secret file like a config with a password.
+    pub(crate) dkim_key: Option<PathBuf>,
+    /// DKIM: the selector, `s=` (the key is published at
+    /// SELECTOR._domainkey.DOMAIN).
+    pub(crate) dkim_selector: Option<String>,
+    /// DKIM: the signing domain, `d=` [default: the From address's domain].
+    pub(crate) dkim_domain: Option<String>,
+    /// DKIM: the header fields to sign, replacing the default list.
+    pub(crate) dkim_headers: Option<Vec<String>>,
     /// The account comes from the system config (/etc/postie/config.toml),
     /// so its token is kept in the system's state directory: set by
     /// [`ConfigFile::select`], never by the file.
@@ -235,6 +245,37 @@ fn mx_concurrency<'de, D: serde::Deserializer<'de>>(
         }
     }
     deserializer.deserialize_any(Count).map(Some)
+}
+
+/// An account's DKIM keys make sense together: a key needs its selector
+/// and the other way round, and the names are DNS names.
+fn check_dkim(account: &Account) -> std::result::Result<(), String> {
+    use crate::mail::dkim::{check_domain, check_selector};
+    let any = account.dkim_domain.is_some() || account.dkim_headers.is_some();
+    match (&account.dkim_key, &account.dkim_selector) {
+        (Some(_), None) => return Err("dkim_key needs dkim_selector".to_string()),
+        (None, Some(_)) => return Err("dkim_selector needs dkim_key".to_string()),
+        (None, None) if any => {
+            return Err("dkim_domain and dkim_headers need dkim_key and dkim_selector".to_string())
+        }
+        _ => {}
+    }
+    if let Some(selector) = &account.dkim_selector {
+        check_selector(selector).map_err(|why| format!("dkim_selector = {selector:?} {why}"))?;
+    }
+    if let Some(domain) = &account.dkim_domain {
+        check_domain(domain).map_err(|why| format!("dkim_domain = {domain:?} {why}"))?;
+    }
+    if let Some(headers) = &account.dkim_headers {
+        let field_name =
+            |h: &String| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if let Some(bad) = headers.iter().find(|h| !field_name(h)) {
+            return Err(format!(
+                "dkim_headers lists {bad:?}, which is not a header field name"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The most recipient domains `mx_concurrency` may ask for at once: more
@@ -287,6 +328,27 @@ impl Account {
         } else {
             (fb.password, fb.password_cmd)
         };
+        // DKIM too: an account that signs with its own key must not take
+        // the domain or selector of another from `[defaults]`.
+        let own_dkim = self.dkim_key.is_some()
+            || self.dkim_selector.is_some()
+            || self.dkim_domain.is_some()
+            || self.dkim_headers.is_some();
+        let (dkim_key, dkim_selector, dkim_domain, dkim_headers) = if own_dkim {
+            (
+                self.dkim_key,
+                self.dkim_selector,
+                self.dkim_domain,
+                self.dkim_headers,
+            )
+        } else {
+            (
+                fb.dkim_key,
+                fb.dkim_selector,
+                fb.dkim_domain,
+                fb.dkim_headers,
+            )
+        };
         Account {
             server: self.server.or(fb.server),
             port: self.port.or(fb.port),
@@ -323,6 +385,10 @@ impl Account {
             oauth2_device_url: self.oauth2_device_url.or(fb.oauth2_device_url),
             oauth2_auth_url: self.oauth2_auth_url.or(fb.oauth2_auth_url),
             oauth2_scopes: self.oauth2_scopes.or(fb.oauth2_scopes),
+            dkim_key,
+            dkim_selector,
+            dkim_domain,
+            dkim_headers,
             system: self.system || fb.system,
         }
     }
@@ -435,6 +501,11 @@ impl ConfigFile {
                     path.display()
                 )));
             }
+            check_dkim(account).map_err(|why| {
+                Error::config(format!("{}: {why} in {table}", path.display())).hint(
+                    "see DKIM in postie.toml(5); `postie dkim keygen` prints the lines to add",
+                )
+            })?;
             if let Some(n) = account
                 .mx_concurrency
                 .filter(|n| !(1..=MAX_MX_CONCURRENCY).contains(n))
@@ -552,6 +623,49 @@ impl ConfigFile {
 mod tests {
     use super::*;
     use crate::exit::Exit;
+
+    #[test]
+    fn dkim_keys_go_together_and_an_account_takes_none_from_defaults() {
+        let parse = |text: &str| ConfigFile::parse(text, Path::new("/etc/postie.toml"));
+        let config = parse(
+            "[defaults]\ndkim_key = \"/k\"\ndkim_selector = \"d\"\ndkim_domain = \"example.com\"\n\
+             [accounts.a]\n[accounts.b]\ndkim_key = \"/b\"\ndkim_selector = \"b\"\n",
+        )
+        .unwrap();
+        let a = config.select(Some("a"), None).unwrap().1;
+        assert_eq!(a.dkim_domain.as_deref(), Some("example.com"));
+        let b = config.select(Some("b"), None).unwrap().1;
+        assert_eq!(b.dkim_selector.as_deref(), Some("b"));
+        // Not [defaults]' domain with b's own key.
+        assert_eq!(b.dkim_domain, None);
+        for (keys, says) in [
+            (
+                "dkim_key = \"/k\"",
+                "dkim_key needs dkim_selector in [accounts.a]",
+            ),
+            ("dkim_selector = \"s\"", "dkim_selector needs dkim_key"),
+            (
+                "dkim_domain = \"example.com\"",
+                "need dkim_key and dkim_selector",
+            ),
+            (
+                "dkim_key = \"/k\"\ndkim_selector = \"a b\"",
+                "dkim_selector = \"a b\" is not a selector",
+            ),
+            (
+                "dkim_key = \"/k\"\ndkim_selector = \"s\"\ndkim_domain = \"x\\ny.com\"",
+                "dkim_domain",
+            ),
+            (
+                "dkim_key = \"/k\"\ndkim_selector = \"s\"\ndkim_headers = [\"From:\"]",
+                "not a header field name",
+            ),
+        ] {
+            let err = parse(&format!("[accounts.a]\n{keys}\n")).unwrap_err();
+            assert_eq!(err.exit, Exit::Config, "{keys}");
+            assert!(err.message.contains(says), "{keys}: {}", err.message);
+        }
+    }
 
     #[test]
     fn mx_concurrency_is_a_count_from_1_to_100() {

@@ -5,7 +5,7 @@
 
 use clap::{Command, CommandFactory};
 
-use crate::cli::args::{self, ConfigCli, OAuth2Cli, QueueCli};
+use crate::cli::args::{self, ConfigCli, DkimCli, OAuth2Cli, QueueCli};
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -24,6 +24,7 @@ pub(crate) fn command() -> Command {
         .subcommand(queue_command())
         .subcommand(config_command())
         .subcommand(oauth2_command())
+        .subcommand(dkim_command())
 }
 
 /// `postie queue`, as the man page and the completions show it.
@@ -39,4 +40,9 @@ pub(crate) fn config_command() -> Command {
 /// `postie oauth2`, as the completions show it.
 pub(crate) fn oauth2_command() -> Command {
     OAuth2Cli::command().name("oauth2").version(VERSION)
+}
+
+/// `postie dkim`, as the man page and the completions show it.
+pub(crate) fn dkim_command() -> Command {
+    DkimCli::command().name("dkim").version(VERSION)
 }

@@ -26,7 +26,7 @@ use clap_mangen::Man;
 
 use super::commands::{self, VERSION};
 use super::environment::{self, Variable};
-use crate::cli::args::{OAuth2Cli, QueueCli};
+use crate::cli::args::{DkimCli, OAuth2Cli, QueueCli};
 use crate::cli::sendmail;
 use crate::config::file as config;
 use crate::exit::{self, Exit};
@@ -38,6 +38,7 @@ use crate::types::{AuthMethod, QueuePolicy, TlsMode};
 const POSTIE_1: &str = include_str!("../../doc/postie.1.in");
 const POSTIE_QUEUE_1: &str = include_str!("../../doc/postie-queue.1.in");
 const POSTIE_OAUTH2_1: &str = include_str!("../../doc/postie-oauth2.1.in");
+const POSTIE_DKIM_1: &str = include_str!("../../doc/postie-dkim.1.in");
 const POSTIE_TOML_5: &str = include_str!("../../doc/postie.toml.5.in");
 const MAILDROP: &str = include_str!("../../doc/maildrop.in");
 
@@ -47,6 +48,7 @@ pub(crate) fn pages() -> Vec<(PathBuf, String)> {
         (PathBuf::from("man/postie.1"), postie_page()),
         (PathBuf::from("man/postie-queue.1"), queue_page()),
         (PathBuf::from("man/postie-oauth2.1"), oauth2_page()),
+        (PathBuf::from("man/postie-dkim.1"), dkim_page()),
         (PathBuf::from("man/postie.toml.5"), config_page()),
     ]
 }
@@ -208,6 +210,20 @@ fn oauth2_page() -> String {
             ("OPTIONS", clap.options),
             ("COMMANDS", subcommands(&OAuth2Cli::command())),
             ("ENVIRONMENT", variables(&environment)),
+        ],
+    )
+}
+
+fn dkim_page() -> String {
+    let command = commands::dkim_command()
+        .bin_name("postie dkim")
+        .display_name("postie-dkim");
+    let clap = ClapText::of(command);
+    fill(
+        POSTIE_DKIM_1,
+        &[
+            ("NAME", clap.name),
+            ("COMMANDS", subcommands(&DkimCli::command())),
         ],
     )
 }

@@ -489,6 +489,90 @@ fn encode_leaves(bytes: Vec<u8>, nodes: &[Node], notes: &mut Vec<String>) -> Res
     apply(&bytes, edits)
 }
 
+/// Re-encodes each leaf part holding 8-bit octets as quoted-printable
+/// (base64 when it is not text), before a DKIM signature covers the
+/// body: a relay without 8BITMIME would otherwise convert it after the
+/// signature and break the body hash (RFC 6376 §5.3). Parts inside
+/// `multipart/signed` (whose own signature would break) and parts already
+/// encoded are left as they are, with a note. Header fields are not
+/// touched: raw UTF-8 there needs SMTPUTF8, which no relay downgrades.
+/// Never an error: a message whose structure cannot be read is signed as
+/// it is, with a note, rather than refused for a relay that may not exist.
+pub(crate) fn seven_bit(bytes: Vec<u8>) -> Transportable {
+    if bytes.is_ascii() {
+        return Transportable {
+            bytes,
+            notes: Vec::new(),
+        };
+    }
+    match try_seven_bit(&bytes) {
+        Ok(Some(done)) => done,
+        Ok(None) => Transportable {
+            bytes,
+            notes: Vec::new(),
+        },
+        Err(err) => Transportable {
+            bytes,
+            notes: vec![format!(
+                "its 8-bit parts stay as they are ({}); a relay without 8BITMIME may break its DKIM signature",
+                err.message
+            )],
+        },
+    }
+}
+
+/// [`seven_bit`]'s work: None when nothing changes.
+fn try_seven_bit(bytes: &[u8]) -> Result<Option<Transportable>> {
+    let mut notes = Vec::new();
+    let nodes = structure(bytes)?;
+    let mut edits: Vec<Edit> = Vec::new();
+    let mut top_needs_version = false;
+    for node in nodes.iter().filter(|n| n.leaf) {
+        let body = &bytes[node.body.clone()];
+        if body.is_ascii() {
+            continue;
+        }
+        let composite = node.content_type.starts_with("multipart/")
+            || node.content_type.starts_with("message/");
+        if node.signed || node.encoded_as.is_some() || composite {
+            notes.push(format!(
+                "{} has 8-bit octets and stays as it is (it is signed, already encoded or composite); a relay without 8BITMIME may break the DKIM signature",
+                node.label
+            ));
+            continue;
+        }
+        // Text as quoted-printable, as a downgrading relay would and as
+        // RFC 6376 §5.3 suggests: it stays readable; anything else base64.
+        let (encoding, mut encoded) = if node.content_type.starts_with("text/") {
+            ("quoted-printable", quoted_printable(body))
+        } else {
+            ("base64", base64_lines(body))
+        };
+        notes.push(format!(
+            "re-encoded {} as {encoding} before DKIM signing: a relay without 8BITMIME would re-encode its 8-bit octets after the signature (RFC 6376 §5.3)",
+            node.label
+        ));
+        if node.body.end == bytes.len() && body.ends_with(b"\r\n") && !encoded.ends_with(b"\r\n") {
+            encoded.extend_from_slice(b"\r\n");
+        }
+        edits.append(&mut header_edits(bytes, node, encoding, body)?);
+        top_needs_version |= node.header.start != 0;
+        edits.push((node.body.clone(), encoded));
+    }
+    if top_needs_version {
+        let root = &nodes[0];
+        if !has_field(bytes, root.header.clone(), "mime-version") {
+            let at = blank_line(bytes, root)?;
+            edits.push((at..at, b"MIME-Version: 1.0\r\n".to_vec()));
+        }
+    }
+    if edits.is_empty() && notes.is_empty() {
+        return Ok(None);
+    }
+    let bytes = apply(bytes, edits)?;
+    Ok(Some(Transportable { bytes, notes }))
+}
+
 /// Lines of a composite part outside its children (preamble, boundaries,
 /// epilogue) cannot be encoded (RFC 2045 §6.4): refused.
 fn check_between_parts(bytes: &[u8], nodes: &[Node]) -> Result<()> {
@@ -942,6 +1026,28 @@ mod tests {
         assert!(
             String::from_utf8(out.bytes).unwrap().starts_with("Subject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nMIME-Version: 1.0\r\n")
         );
+    }
+
+    #[test]
+    fn seven_bit_makes_8bit_leaves_quoted_printable_and_keeps_the_rest() {
+        let message = "From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nSch\u{f6}ne Gr\u{fc}\u{df}e aus dem S\u{fc}den\r\n--b\r\nContent-Type: text/plain\r\n\r\nascii only\r\n--b--\r\n";
+        let done = seven_bit(message.as_bytes().to_vec());
+        let text = String::from_utf8(done.bytes).unwrap();
+        assert!(text.is_ascii(), "{text}");
+        assert!(
+            text.contains("Content-Transfer-Encoding: quoted-printable\r\n\r\nSch=C3=B6ne"),
+            "{text}"
+        );
+        assert!(!text.contains("8bit"), "{text}");
+        assert!(text.contains("\r\n\r\nascii only\r\n"), "{text}");
+        assert_eq!(done.notes.len(), 1, "{:?}", done.notes);
+        let ascii = b"From: a@example.com\r\n\r\nplain\r\n".to_vec();
+        assert_eq!(seven_bit(ascii.clone()).bytes, ascii);
+        // Unreadable structure: kept as it is, with a note.
+        let headerless = "no header here \u{e4}\r\n".as_bytes().to_vec();
+        let kept = seven_bit(headerless.clone());
+        assert_eq!(kept.bytes, headerless);
+        assert_eq!(kept.notes.len(), 1);
     }
 
     #[test]

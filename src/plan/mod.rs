@@ -20,10 +20,12 @@
 //! | [`secret`] | the login and its password sources, including the password command |
 //! | [`stored`] | the settings a queue entry keeps, and its on-disk format |
 //! | [`replay`] | planning again from a queue entry's stored settings |
+//! | [`dkim`] | whether each message is DKIM-signed, with which key and domain |
 //! | [`fallback`] | where a message that could not be planned is kept and logged |
 //!
 //! Not here: sending (`smtp`), storing (`queue`), printing (`output`).
 
+pub(crate) mod dkim;
 pub(crate) mod fallback;
 pub(crate) mod inputs;
 pub(crate) mod precedence;
@@ -178,6 +180,11 @@ pub(crate) fn plan(cli: Cli, config: ConfigFile, stdin: Stdin<'_>) -> Result<Pla
             envid.clone(),
             &message.envelope.recipients,
         );
+    }
+    // Last, once the message is final: every later path (the session, the
+    // queue, a flush) sends these bytes as they are.
+    dkim::sign_messages(&selected.merged, &mut messages, cli.verbose > 0, &mut notes)?;
+    for message in &messages {
         let envelope = &message.envelope;
         // The null sender `<>` (RFC 5321 4.5.5) is no address to check.
         if !envelope.sender.is_empty() {

@@ -116,6 +116,10 @@ fn flags(cli: &Cli) -> Account {
         oauth2_device_url: None,
         oauth2_auth_url: None,
         oauth2_scopes: None,
+        dkim_key: None,
+        dkim_selector: None,
+        dkim_domain: None,
+        dkim_headers: None,
         system: false,
     }
 }

@@ -545,3 +545,46 @@ fn a_drop_keeps_the_dsn_request_for_roots_flush() {
         ]
     );
 }
+
+#[test]
+fn a_drop_is_signed_by_roots_flush_with_the_system_key() {
+    if !crate::dkim::have_dkimpy() {
+        return;
+    }
+    let server = TestServer::start(ServerOptions::default());
+    let Some(machine) = Machine::new(&server.addr(), "") else {
+        return;
+    };
+    // Root's key, which nobody cannot read: the drop is signed at pickup.
+    let (key, dns) = crate::dkim::published_key(machine.dir.path(), "ed25519");
+    machine.write_config(&server.addr(), &crate::dkim::account_keys(&key));
+    let output = machine
+        .as_nobody(&machine.sendmail)
+        .args(["-i", "-f", "nobody@example.test", "ops@example.com"])
+        .write_stdin("Subject: nightly\n\nall fine\n")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let drops = machine.drops();
+    assert_eq!(drops.len(), 1);
+    let dropped = fs::read_to_string(&drops[0]).unwrap();
+    assert!(
+        dropped.contains("all fine") && !dropped.to_ascii_lowercase().contains("dkim-signature"),
+        "the user's drop is not signed: {dropped}"
+    );
+    let output = machine.flush();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got = server.wait_for_messages(1);
+    assert_eq!(crate::dkim::signatures(&got[0].data).len(), 1);
+    assert!(crate::dkim::verifies(&dns, &got[0].data));
+}

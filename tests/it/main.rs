@@ -8,6 +8,7 @@ mod common;
 mod attachments;
 mod conformance;
 mod direct;
+mod dkim;
 mod dsn;
 mod failures;
 mod fault_matrix;

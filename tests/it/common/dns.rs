@@ -21,7 +21,7 @@ use std::thread;
 use std::time::Duration;
 
 use hickory_server::net::runtime::TokioRuntimeProvider;
-use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, SOA};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
@@ -42,8 +42,8 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
-    /// Serves `zone`: `(name, type, rdata)` with type `MX`, `A`, `AAAA` or
-    /// `CNAME`, e.g. `("good.test", "MX", "10 mx1.good.test.")`,
+    /// Serves `zone`: `(name, type, rdata)` with type `MX`, `A`, `AAAA`,
+    /// `CNAME` or `TXT` (the whole text, split as needed), e.g. `("good.test", "MX", "10 mx1.good.test.")`,
     /// `("mx1.good.test", "A", "127.0.0.1")`, `("nullmx.test", "MX", "0 .")`.
     /// Names are under `test.`, with or without the final dot. Panics on a
     /// record it cannot parse.
@@ -199,6 +199,16 @@ fn parse_rdata(rtype: &str, rdata: &str) -> RData {
             Ipv6Addr::from_str(rdata.trim()).unwrap_or_else(|err| bad(&err)),
         )),
         "CNAME" => RData::CNAME(CNAME(fqdn(rdata.trim()))),
+        // The text as one record, in character-strings of at most 255
+        // octets (RFC 1035 3.3.14), as a zone file's ( "..." "..." ) gives
+        // it; a reader joins them again (RFC 6376 3.6.2.2 for DKIM keys).
+        "TXT" => RData::TXT(TXT::new(
+            rdata
+                .as_bytes()
+                .chunks(255)
+                .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+                .collect(),
+        )),
         other => panic!("record type {other} is not supported by the test DNS server"),
     }
 }
