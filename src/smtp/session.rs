@@ -41,7 +41,7 @@ use crate::mail::address::envelope_address;
 use crate::mail::content::Content;
 use crate::smtp::capabilities::Capabilities;
 use crate::smtp::classify::{
-    attachment_unreadable, auth_refused, hung_up, implicit_tls_hint, is_closing, malformed,
+    attachment_unreadable, auth_refused, endpoint_at, hung_up, implicit_tls_hint, is_closing, malformed,
     malformed_error, refusal_error, reply_text, server_reply, session_broken, smtp_error,
     starttls_injection, timed, unexpected_challenge, unreachable, write_error, ReplyContext,
 };
@@ -162,7 +162,7 @@ async fn stages(
         .map_err(unreachable)?;
     clock.mark(&[Stage::Connect]);
     let mut report = SessionReport {
-        server: format!("{endpoint} ({peer})"),
+        server: endpoint_at(endpoint, &peer),
         ..SessionReport::default()
     };
     if let Some(stop) = quits_after(settings, Stage::Connect) {
