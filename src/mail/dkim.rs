@@ -159,6 +159,7 @@ pub(crate) fn sign(content: &mut Content, signing: &Signing<'_>) -> Result<()> {
         .header_canonicalization(Canonicalization::Relaxed)
         .body_canonicalization(Canonicalization::Relaxed);
     let mut stream = signer.sign_streaming();
+    let mut trim = LineEndSpace::default();
     for chunk in content.chunks() {
         let chunk = chunk.map_err(|err| {
             Error::new(
@@ -166,7 +167,7 @@ pub(crate) fn sign(content: &mut Content, signing: &Signing<'_>) -> Result<()> {
                 format!("dkim: cannot read the message to sign it: {err}"),
             )
         })?;
-        stream.write(&chunk);
+        stream.write(&trim.filter(&chunk));
     }
     let signature = stream.finish().map_err(|err| {
         Error::new(
@@ -184,6 +185,49 @@ pub(crate) fn sign(content: &mut Content, signing: &Signing<'_>) -> Result<()> {
         _ => content.segments.insert(0, Segment::Bytes(field)),
     }
     Ok(())
+}
+
+/// The body without the spaces and tabs that end its lines, which relaxed
+/// body canonicalisation ignores (RFC 6376 §3.4.4) and so the signature
+/// does not change. mail-auth 0.13 hashes a body that ends in lines of
+/// only such whitespace wrongly (an extra CRLF: `x\r\n \r\n` as
+/// `x\r\n\r\n`), and cron's and scripts' output often ends that way;
+/// without that whitespace its own canonicalisation is right. The header
+/// block goes through as it is.
+#[derive(Default)]
+struct LineEndSpace {
+    in_body: bool,
+    /// The last three bytes of the header block, to find its end across
+    /// chunks.
+    last: [u8; 3],
+    /// Spaces and tabs not yet known to end a line.
+    held: Vec<u8>,
+}
+
+impl LineEndSpace {
+    fn filter(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len());
+        for &b in chunk {
+            if !self.in_body {
+                out.push(b);
+                self.in_body = self.last == *b"\r\n\r" && b == b'\n';
+                self.last = [self.last[1], self.last[2], b];
+                continue;
+            }
+            match b {
+                b' ' | b'\t' => self.held.push(b),
+                b'\r' | b'\n' => {
+                    self.held.clear();
+                    out.push(b);
+                }
+                _ => {
+                    out.append(&mut self.held);
+                    out.push(b);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The `h=` list as mail-auth takes it: each configured name the message
@@ -294,6 +338,15 @@ pub(crate) fn check_domain(domain: &str) -> std::result::Result<String, String> 
     if !ascii.contains('.') {
         return Err("is not a domain with a dot (example.com)".to_string());
     }
+    // 192.0.2.1 passes as labels, but no key is published under an
+    // address: a d= must be a name.
+    if ascii
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("is an address, not a domain name".to_string());
+    }
     Ok(ascii.to_ascii_lowercase())
 }
 
@@ -335,6 +388,19 @@ mod tests {
     }
 
     #[test]
+    fn spaces_that_end_body_lines_are_dropped_and_the_header_is_left_alone() {
+        let mut trim = LineEndSpace::default();
+        let mut out = trim.filter(b"Subject: a \r\n b \r\n\r");
+        // The header block's end split across chunks.
+        out.extend(trim.filter(b"\nJob output \t\r\n   \r\nx  y\r\n \t"));
+        out.extend(trim.filter(b"\r\n  "));
+        assert_eq!(
+            out,
+            b"Subject: a \r\n b \r\n\r\nJob output\r\n\r\nx  y\r\n\r\n".to_vec()
+        );
+    }
+
+    #[test]
     fn selectors_and_domains_are_dns_names() {
         assert!(check_selector("2026-12").is_ok());
         assert!(check_selector("a.b_c").is_ok());
@@ -346,7 +412,15 @@ mod tests {
             check_domain("bücher.example").unwrap(),
             "xn--bcher-kva.example"
         );
-        for bad in ["", "localhost", "a b.com", "x\n.com", "-a.com"] {
+        for bad in [
+            "",
+            "localhost",
+            "a b.com",
+            "x\n.com",
+            "-a.com",
+            "1.2.3.4",
+            "[127.0.0.1]",
+        ] {
             assert!(check_domain(bad).is_err(), "{bad:?}");
         }
     }

@@ -47,15 +47,33 @@ pub(crate) fn sign_messages(
         if message.content.is_empty() {
             continue;
         }
-        let from = from_domains(&message.content);
-        let Some(domain) = configured_domain.clone().or_else(|| from.first().cloned()) else {
+        let unsigned = |why: String, notes: &mut Vec<String>| {
             if verbose {
-                notes.push(format!(
-                    "{}: not DKIM-signed: it has no From address to sign for",
-                    message.label
-                ));
+                notes.push(format!("{}: not DKIM-signed: {why}", message.label));
             }
-            continue;
+        };
+        let from = match from_domains(&message.content) {
+            Ok(from) => from,
+            Err(why) => {
+                unsigned(why, notes);
+                continue;
+            }
+        };
+        let domain = match (&configured_domain, from.first()) {
+            (Some(configured), _) => configured.clone(),
+            // The default d= is the From domain, if it is a name a key
+            // can be published under (not [192.0.2.1], not localhost).
+            (None, Some(from)) => match dkim::check_domain(from) {
+                Ok(domain) => domain,
+                Err(why) => {
+                    unsigned(format!("the From domain {from} {why}"), notes);
+                    continue;
+                }
+            },
+            (None, None) => {
+                unsigned("it has no From address to sign for".to_string(), notes);
+                continue;
+            }
         };
         let outside = if from.is_empty() {
             Some("it has no From address".to_string())
@@ -106,15 +124,25 @@ fn make_seven_bit(message: &mut Outgoing, verbose: bool, notes: &mut Vec<String>
     if message.content.is_ascii() {
         return Ok(());
     }
-    let [Segment::Bytes(bytes)] = message.content.segments.as_mut_slice() else {
+    // Converting takes several copies of the message in memory: a very
+    // large one is signed as it is, as one with streamed files is.
+    const MAX_CONVERTED: usize = 32 * 1024 * 1024;
+    let stays = |notes: &mut Vec<String>| {
         if verbose {
             notes.push(format!(
                 "{}: an 8-bit part stays 8-bit; a relay without 8BITMIME may break its DKIM signature",
                 message.label
             ));
         }
+    };
+    let [Segment::Bytes(bytes)] = message.content.segments.as_mut_slice() else {
+        stays(notes);
         return Ok(());
     };
+    if bytes.len() > MAX_CONVERTED {
+        stays(notes);
+        return Ok(());
+    }
     let converted = seven_bit(std::mem::take(bytes));
     if verbose {
         notes.extend(
@@ -130,25 +158,37 @@ fn make_seven_bit(message: &mut Outgoing, verbose: bool, notes: &mut Vec<String>
     Ok(())
 }
 
-/// The domains of the From field's addresses, lower-case A-labels.
-fn from_domains(content: &Content) -> Vec<String> {
+/// The domains of the From field's addresses, lower-case A-labels; an
+/// error (why it is not signed) for a message with several From fields:
+/// readers show one of them, not always the one that would be checked
+/// (RFC 5322 allows one).
+fn from_domains(content: &Content) -> std::result::Result<Vec<String>, String> {
     let Some(Segment::Bytes(bytes)) = content.segments.first() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let end = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(bytes.len(), |at| at + 4);
-    let Some(parsed) = MessageParser::default().parse_headers(&bytes[..end]) else {
-        return Vec::new();
+    let header = &bytes[..end];
+    let from_fields = header
+        .split(|&b| b == b'\n')
+        .filter(|line| line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"from:"))
+        .count();
+    if from_fields > 1 {
+        return Err(format!("it has {from_fields} From fields"));
+    }
+    let Some(parsed) = MessageParser::default().parse_headers(header) else {
+        return Ok(Vec::new());
     };
     let Some(from) = parsed.from() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    from.iter()
+    Ok(from
+        .iter()
         .filter_map(|addr| addr.address())
         .filter_map(|addr| addr.rsplit_once('@').map(|(_, d)| ascii_lower(d)))
-        .collect()
+        .collect())
 }
 
 fn ascii_lower(domain: &str) -> String {
@@ -184,8 +224,16 @@ mod tests {
             "From: A <a@Example.COM>, b@bücher.example\r\nTo: c@x.org\r\n\r\nbody\r\n".into(),
         );
         assert_eq!(
-            from_domains(&content),
+            from_domains(&content).unwrap(),
             ["example.com", "xn--bcher-kva.example"]
         );
+    }
+
+    #[test]
+    fn a_second_from_field_is_not_signed_for() {
+        let content = Content::from_bytes(
+            "From: B <c@evil.example>\r\nfrom: A <a@example.test>\r\n\r\nbody\r\n".into(),
+        );
+        assert_eq!(from_domains(&content).unwrap_err(), "it has 2 From fields");
     }
 }

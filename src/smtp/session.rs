@@ -41,9 +41,10 @@ use crate::mail::address::envelope_address;
 use crate::mail::content::Content;
 use crate::smtp::capabilities::Capabilities;
 use crate::smtp::classify::{
-    attachment_unreadable, auth_refused, endpoint_at, hung_up, implicit_tls_hint, is_closing, malformed,
-    malformed_error, refusal_error, reply_text, server_reply, session_broken, smtp_error,
-    starttls_injection, timed, unexpected_challenge, unreachable, write_error, ReplyContext,
+    attachment_unreadable, auth_refused, endpoint_at, hung_up, implicit_tls_hint, is_closing,
+    malformed, malformed_error, refusal_error, reply_text, server_reply, session_broken,
+    smtp_error, starttls_injection, timed, unexpected_challenge, unreachable, write_error,
+    ReplyContext,
 };
 use crate::smtp::connect::{await_greeting, banner_only, connect_tcp, Handshaker, Upgrade};
 use crate::smtp::data::{write_message, MessageWriteError};
