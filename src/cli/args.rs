@@ -350,7 +350,7 @@ pub(crate) struct Cli {
 
     /// Ask for delivery status notifications: never, or any of success,failure,delay (sendmail -N).
     ///
-    /// Sent as NOTIFY on each RCPT (with ORCPT, the address as given) to a
+    /// Sent as NOTIFY on each RCPT (with ORCPT, the recipient's address) to a
     /// server whose EHLO offers DSN (RFC 3461). Without the flag the server
     /// reports failures and delays. A server without DSN gets none of the DSN
     /// parameters (said under -v), unless the account sets dsn_required.

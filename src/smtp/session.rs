@@ -996,7 +996,7 @@ impl Session<'_> {
                     self.endpoint
                 ),
             )
-            .hint("drop --notify, --ret and --envid, set dsn_required = false, or use another server"));
+            .hint("drop the request (--notify, --ret, --envid; sendmail's -N, -R, -V), set dsn_required = false, or use another server"));
         }
         if !self.dsn_dropped.swap(true, Ordering::Relaxed) {
             self.transcript.note(&format!(
