@@ -444,7 +444,7 @@ fn settle_status(
     match (status(verdict, owed_kept), not_queued) {
         // A refusal's code wins; the queueing failure is said beside it.
         (Some(refusal), Some(not_queued)) if !refusal.is_temporary() => {
-            messages::error(not_queued);
+            messages::error_beside(not_queued);
             Err(refusal)
         }
         (_, Some(not_queued)) => Err(not_queued),

@@ -16,8 +16,14 @@
 //!   the line postie would print; 552 for a message over
 //!   `max_message_size`.
 //!
-//! stdout carries the replies and nothing else; every other line goes to
-//! stderr. Exit status: 0 after QUIT or when the input ends between
+//! stdout carries the replies and nothing else. stderr gets nothing about
+//! the messages unless -v is given (then the transcript and the lines
+//! sendmail mode prints), as with Postfix's `sendmail -bs`: Symfony's
+//! ProcessStream keeps stderr as a pipe it never reads during the session,
+//! and a line per message would fill it and block postie before its
+//! reply. The log file and syslog record each message as in sendmail
+//! mode; the one line said on stderr is the error that ends the process,
+//! if any. Exit status: 0 after QUIT or when the input ends between
 //! messages; 74 when it ends in the middle of a message's DATA (that
 //! message is dropped, and the client was told nothing about it) or a
 //! reply cannot be written.
@@ -54,6 +60,11 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         );
         cli.recipients.clear();
         cli.read_recipients = false;
+    }
+    // From here on a line per message could fill the stderr pipe nobody
+    // reads and block the session (see the module doc).
+    if cli.verbose == 0 {
+        messages::quiet();
     }
     let (spool_dir, limit) = send::spool_for(&cli);
     let receiver = Transactions {

@@ -495,6 +495,69 @@ fn verbose_goes_to_stderr_and_stdout_keeps_only_replies() {
     assert_eq!(server.received().len(), 1);
 }
 
+#[test]
+fn stderr_left_unread_never_stalls_a_long_session() {
+    // Symfony's ProcessStream keeps stderr as a pipe it does not read
+    // during the session: a line per message would fill its 64 KiB and
+    // block postie before a reply. 1500 queued messages say far more than
+    // that would hold.
+    let setup = QueueSetup::new(&format!("127.0.0.1:{}", closed_port()), "");
+    let link_dir = tempfile::tempdir().unwrap();
+    let link = link_dir.path().join("sendmail");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_postie"), &link).unwrap();
+    let (mut cmd, _home) = common::hermetic_std(&link);
+    let mut child = cmd
+        .env("POSTIE_CONFIG", &setup.config)
+        .env("POSTIE_QUEUE_DIR", &setup.queue)
+        .arg("-bs")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let messages = 1500;
+    let mut dialogue = "EHLO app.example\r\n".to_string();
+    for n in 0..messages {
+        dialogue.push_str(&transaction(
+            &["b@example.com"],
+            &format!("Subject: {n}\r\n\r\nx\r\n"),
+        ));
+    }
+    dialogue.push_str("QUIT\r\n");
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(dialogue.as_bytes());
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        let _ = done.send(out);
+    });
+    // Held, never read, until postie has ended.
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let Ok(stdout) = finished.recv_timeout(Duration::from_secs(300)) else {
+        let _ = child.kill();
+        panic!("the session stalled: postie blocked on the stderr nobody reads");
+    };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut stderr_pipe, &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let stdout = String::from_utf8(stdout).unwrap();
+    assert!(stdout.ends_with("221 Goodbye\r\n"), "{stdout}");
+    assert_eq!(
+        stdout.matches("250 2.0.0 Queued as ").count(),
+        messages,
+        "{stdout}"
+    );
+    assert_eq!(err, "", "nothing on stderr without -v");
+    assert_eq!(setup.entries().len(), messages);
+}
+
 /// smtplib over the pipes of `sendmail -bs`: an SMTP subclass whose socket
 /// writes to postie's stdin and whose file reads its stdout.
 const SMTPLIB_CLIENT: &str = r#"
