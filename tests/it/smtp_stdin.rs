@@ -308,6 +308,50 @@ fn queued_for_some_and_refused_for_others_is_250_naming_the_refused() {
 }
 
 #[test]
+fn with_the_queue_off_a_deferred_recipient_is_kept_in_failed() {
+    let server = TestServer::start(ServerOptions {
+        tempfail_rcpt: vec!["later@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let setup = QueueSetup::new(&server.addr(), "partial = true");
+    let dialogue = format!(
+        "EHLO app.example\r\n{}{}QUIT\r\n",
+        transaction(
+            &["b@example.com", "later@example.com"],
+            "Subject: some\r\n\r\nx\r\n"
+        ),
+        transaction(&["later@example.com"], "Subject: none\r\n\r\ny\r\n"),
+    );
+    let output = bs(&setup, &["--no-queue"], dialogue.as_bytes());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let replies = replies(&output);
+    let data_replies: Vec<&String> = replies
+        .iter()
+        .filter(|line| line.starts_with("250 2.0.0") || line.starts_with("451"))
+        .collect();
+    assert_eq!(data_replies.len(), 2, "{replies:?}");
+    assert!(
+        data_replies[0]
+            .starts_with("250 2.0.0 Sent to 1 recipient(s); not sent to <later@example.com> (451"),
+        "{}",
+        data_replies[0]
+    );
+    assert!(data_replies[1].starts_with("451 "), "{}", data_replies[1]);
+    assert_eq!(server.received()[0].rcpt_to, ["b@example.com"]);
+    assert!(setup.entries().is_empty(), "the queue is off");
+    // One copy each, for later@ alone: the 250 must not lose it.
+    let failed = files_ending(&setup.queue.join("failed"), "json");
+    assert_eq!(failed.len(), 2, "{}", stderr(&output));
+    for entry in &failed {
+        let entry = std::fs::read_to_string(entry).unwrap();
+        assert!(
+            entry.contains("later@example.com") && !entry.contains("b@example.com"),
+            "{entry}"
+        );
+    }
+}
+
+#[test]
 fn a_local_failure_is_451_with_the_line_postie_prints() {
     let setup = QueueSetup::new(&format!("127.0.0.1:{}", closed_port()), "");
     let dialogue = format!(
