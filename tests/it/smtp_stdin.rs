@@ -241,6 +241,36 @@ fn a_relays_5xx_to_data_reaches_the_client_escaped_and_bounded() {
 }
 
 #[test]
+fn a_refusal_quoting_a_4xx_in_its_text_is_still_the_5xx() {
+    let relay = common::ScriptedServer::start(
+        b"220 relay ESMTP\r\n",
+        vec![
+            b"250 relay\r\n".to_vec(),
+            b"250 2.1.0 ok\r\n".to_vec(),
+            b"550 5.1.1 no such user; we replied 451 4.0.0 later\r\n".to_vec(),
+            b"250 ok\r\n".to_vec(),
+            b"221 bye\r\n".to_vec(),
+        ],
+    );
+    let setup = QueueSetup::new(&relay.addr(), "");
+    let dialogue = format!(
+        "EHLO app.example\r\n{}QUIT\r\n",
+        transaction(&["b@example.com"], "Subject: gone\r\n\r\nx\r\n")
+    );
+    let output = bs(&setup, &[], dialogue.as_bytes());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let replies = replies(&output);
+    // A 451 would have the application try again a message that is in
+    // failed/ for good.
+    assert_eq!(
+        replies[replies.len() - 2],
+        "550 5.1.1 no such user; we replied 451 4.0.0 later"
+    );
+    assert_eq!(files_ending(&setup.queue.join("failed"), "json").len(), 1);
+    assert!(setup.entries().is_empty());
+}
+
+#[test]
 fn some_recipients_refused_is_250_naming_them_and_the_rest_is_in_failed() {
     let server = TestServer::start(ServerOptions {
         refuse_rcpt: vec!["gone@example.com".into()],
