@@ -548,6 +548,32 @@ fn dry_run_is_refused_before_any_reply() {
     assert_eq!(output.status.code(), Some(64));
     assert!(output.stdout.is_empty());
     assert!(files_ending(&setup.queue.join("failed"), "json").is_empty());
+    // Nor when -bs is spelled otherwise: a client that keeps stdin open
+    // would wait for ever, and its dialogue must not be kept as a message.
+    for args in [
+        ["-b", "s", "-Z"].as_slice(),
+        &["-ibs", "-Z"],
+        &["-i", "-b", "s", "-Z"],
+    ] {
+        let (_link, mut cmd) = setup.sendmail();
+        let output = cmd
+            .args(args)
+            .write_stdin(b"EHLO x\r\nQUIT\r\n".to_vec())
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(output.stdout.is_empty(), "{args:?}");
+        assert!(
+            files_ending(&setup.queue.join("failed"), "json").is_empty(),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
