@@ -5,7 +5,8 @@
 //! Each recipient ends in exactly one of three states:
 //! - **delivered**: the server took the message for it;
 //! - **owed**: a temporary failure (a 4xx reply, a lost connection, a
-//!   timeout): it is queued whenever queueing is on;
+//!   timeout): it is queued whenever queueing is on; with queueing off,
+//!   sendmail mode keeps it in `failed/` as a refused one;
 //! - **refused**: a permanent failure (a 5xx reply, or anything no retry can
 //!   mend): it is reported, and in sendmail mode the message is also kept in
 //!   `failed/`, so that a cron report is still on disk.
@@ -400,6 +401,11 @@ fn settle_status(
                 ));
             }
             log_failure(&plan.log, sender, size, &recipients, Outcome::Failed, error);
+            // Sendmail mode: with no queue to wait in, failed/ keeps what
+            // was handed over, as for a refusal (cron reads no exit code).
+            if plan.queue.keep_refused {
+                keep_refused(plan, message, &recipients, &error.message);
+            }
         } else {
             match enqueue(plan, message, &recipients, &error.message) {
                 Ok(id) => {
@@ -444,7 +450,7 @@ fn settle_status(
     match (status(verdict, owed_kept), not_queued) {
         // A refusal's code wins; the queueing failure is said beside it.
         (Some(refusal), Some(not_queued)) if !refusal.is_temporary() => {
-            messages::error(not_queued);
+            messages::error_beside(not_queued);
             Err(refusal)
         }
         (_, Some(not_queued)) => Err(not_queued),

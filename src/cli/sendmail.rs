@@ -239,6 +239,50 @@ pub(crate) fn parse(args: Vec<String>) -> Result<Cli> {
     Ok(cli)
 }
 
+/// Whether a sendmail command line that [`parse`] refuses still asks for
+/// `-bs` (`-bs`, `-b s`, `-ibs`; the last `-b` wins, as in [`parse`]):
+/// then stdin is an SMTP client waiting for a greeting, not a message to
+/// keep, and reading it to its end would wait forever. Walks the
+/// arguments as [`parse`] does, with the same table, but takes an
+/// unknown letter for a flag instead of stopping at it.
+pub(crate) fn asks_for_smtp_stdin(args: &[String]) -> bool {
+    let mut mode = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            // Those that take a value take the next argument when it is
+            // not glued with '=' (see long_option).
+            if ["queue-dir", "account", "config", "from", "server"].contains(&long) {
+                args.next();
+            }
+            continue;
+        }
+        let Some(letters) = arg.strip_prefix('-').filter(|l| !l.is_empty()) else {
+            continue;
+        };
+        for (at, letter) in letters.char_indices() {
+            let takes = short_option(letter).unwrap_or(Value::Flag);
+            if takes == Value::Flag {
+                continue;
+            }
+            let glued = &letters[at + letter.len_utf8()..];
+            let value = if !glued.is_empty() || takes == Value::GluedOnly {
+                Some(glued)
+            } else {
+                args.next().map(String::as_str)
+            };
+            if letter == 'b' {
+                mode = value;
+            }
+            break;
+        }
+    }
+    mode == Some("s")
+}
+
 /// A known flag ([`Value::Flag`] in [`OPTIONS`]).
 fn flag(cli: &mut Cli, letter: char) {
     match letter {
@@ -359,6 +403,44 @@ mod tests {
 
     fn parse_line(line: &str) -> Cli {
         parse(line.split_whitespace().map(str::to_string).collect()).unwrap()
+    }
+
+    fn asks_for_bs(line: &str) -> bool {
+        let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        asks_for_smtp_stdin(&args)
+    }
+
+    #[test]
+    fn a_refused_line_still_asking_for_bs_is_seen() {
+        for line in [
+            "-bs",
+            "-b s",
+            "-ibs",
+            "-i -b s -Z",
+            "-b s -Z",
+            "-ibs -Z",
+            "-Z -bs",
+            "-f app@example.com -bs -Z",
+            "-bm -bs -Z",
+        ] {
+            assert!(asks_for_bs(line), "{line}");
+        }
+        for line in [
+            "-bm -Z",
+            "-ob s",
+            "-o bs",
+            "-f -bs",
+            "-F -bs -Z",
+            "-C -bs",
+            "--config -bs",
+            "-bs -bm -Z",
+            "-Z root",
+            "-- -bs",
+            "bs",
+            "-qbs",
+        ] {
+            assert!(!asks_for_bs(line), "{line}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::io::{IsTerminal, Read};
 
 use crate::cli::args::{self, Cli};
+use crate::cli::sendmail;
 use crate::config::file::ConfigFile;
 use crate::exit;
 use crate::exit::{Error, Exit, Result};
@@ -349,7 +350,7 @@ pub(crate) fn unparsed_sendmail(args: &[String], err: Error) -> Error {
     let stdin = std::io::stdin();
     // With -bs, stdin is an SMTP client waiting for a greeting, not a
     // message: reading it to its end would wait forever.
-    if stdin.is_terminal() || args.iter().any(|arg| arg == "-bs") {
+    if stdin.is_terminal() || sendmail::asks_for_smtp_stdin(args) {
         return err;
     }
     let raw = match read_input(&cli, &mut stdin.lock()) {

@@ -16,8 +16,14 @@
 //!   the line postie would print; 552 for a message over
 //!   `max_message_size`.
 //!
-//! stdout carries the replies and nothing else; every other line goes to
-//! stderr. Exit status: 0 after QUIT or when the input ends between
+//! stdout carries the replies and nothing else. stderr gets nothing about
+//! the messages unless -v is given (then the transcript and the lines
+//! sendmail mode prints), as with Postfix's `sendmail -bs`: Symfony's
+//! ProcessStream keeps stderr as a pipe it never reads during the session,
+//! and a line per message would fill it and block postie before its
+//! reply. The log file and syslog record each message as in sendmail
+//! mode; the one line said on stderr is the error that ends the process,
+//! if any. Exit status: 0 after QUIT or when the input ends between
 //! messages; 74 when it ends in the middle of a message's DATA (that
 //! message is dropped, and the client was told nothing about it) or a
 //! reply cannot be written.
@@ -33,9 +39,9 @@ use crate::commands::send::{self, Handed, Tried};
 use crate::exit::{Error, Exit, Result};
 use crate::mail::address::{envelope_address, Mailbox};
 use crate::mail::spool;
-use crate::outcome::Fate;
+use crate::outcome::{Fate, Share};
 use crate::output::messages;
-use crate::smtp::classify::quoted_reply;
+use crate::smtp::classify::{quoted_reply, reply_of_kind};
 use crate::smtp::server::{self, reply, End, Receiver};
 
 /// Serves one SMTP session on stdin and stdout.
@@ -54,6 +60,11 @@ pub(crate) fn run(mut cli: Cli) -> Result<()> {
         );
         cli.recipients.clear();
         cli.read_recipients = false;
+    }
+    // From here on a line per message could fill the stderr pipe nobody
+    // reads and block the session (see the module doc).
+    if cli.verbose == 0 {
+        messages::quiet();
     }
     let (spool_dir, limit) = send::spool_for(&cli);
     let receiver = Transactions {
@@ -224,12 +235,27 @@ fn local_failure(err: &Error) -> Response {
     }
 }
 
-/// A failure as the reply to DATA: the relay's own reply when it gave one.
-fn failure_reply(err: &Error) -> Response {
-    match quoted_reply(err) {
+/// A failure as the reply to DATA: the relay's own reply when it gave
+/// one (`relay`, of the error's kind), else the local failure's.
+fn failure_reply(err: &Error, relay: Option<(u16, &str)>) -> Response {
+    match relay {
         Some((code, text)) if (400..600).contains(&code) => reply(code, text),
         _ => local_failure(err),
     }
+}
+
+/// The relay's reply about a share's recipients when they failed: the one
+/// it gave about them (--partial) rather than one parsed back out of the
+/// error's text, either only when its kind (4xx, 5xx) is the error's.
+fn share_reply(share: &Share) -> Option<(&Error, Option<(u16, &str)>)> {
+    let (Fate::Refused(err) | Fate::Owed(err)) = &share.fate else {
+        return None;
+    };
+    let relay = match &share.reply {
+        Some(own) => reply_of_kind(own, err.is_temporary()),
+        None => quoted_reply(err),
+    };
+    Some((err, relay))
 }
 
 /// The reply to DATA once every message of the plan is settled.
@@ -274,14 +300,13 @@ fn settled_reply(tried: &[Tried]) -> Response {
                 .verdict
                 .shares
                 .iter()
-                .find_map(|share| match &share.fate {
-                    Fate::Refused(err) | Fate::Owed(err) if quoted_reply(err).is_some() => {
-                        Some(err)
-                    }
-                    _ => None,
-                })
+                .filter_map(share_reply)
+                .find(|(_, relay)| relay.is_some())
         });
-        return failure_reply(share_error.unwrap_or(*first));
+        return match share_error {
+            Some((err, relay)) => failure_reply(err, relay),
+            None => failure_reply(first, quoted_reply(first)),
+        };
     };
     // Some have it, or will have it from the queue: a failure reply would
     // make the application send it to them again. Who will not get it is
@@ -289,14 +314,13 @@ fn settled_reply(tried: &[Tried]) -> Response {
     let mut missed = Vec::new();
     for tried in tried {
         for share in &tried.verdict.shares {
-            let (Fate::Refused(err) | Fate::Owed(err)) = &share.fate else {
+            let Some((err, relay)) = share_reply(share) else {
                 continue;
             };
             if matches!(share.fate, Fate::Owed(_)) && tried.settled.queued_as.is_some() {
                 continue;
             }
-            let why = quoted_reply(err)
-                .map_or(err.message.clone(), |(code, text)| format!("{code} {text}"));
+            let why = relay.map_or(err.message.clone(), |(code, text)| format!("{code} {text}"));
             for recipient in &share.recipients {
                 missed.push(format!("<{recipient}> ({why})"));
             }

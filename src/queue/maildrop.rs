@@ -92,7 +92,10 @@ pub(crate) fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> 
         file.write_all(b"\n")?;
         std::io::copy(message, &mut file)?;
         file.sync_all()?;
-        fs::rename(&temp, dir.join(&name))
+        fs::rename(&temp, dir.join(&name))?;
+        // The rename must reach the disk too: the 250 of -bs and sendmail
+        // mode's exit 0 say the message is safe.
+        sync_dir(&dir, &file)
     };
     write().map_err(|err| {
         let _ = fs::remove_file(&temp);
@@ -118,6 +121,35 @@ pub(crate) fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> 
             "handed to the maildrop as {name}; root's `postie queue flush` sends it"
         ));
     }
+    Ok(())
+}
+
+/// fsyncs `dir`, into which `file` was just renamed. A directory is
+/// opened for reading to be fsynced, and a user may not read the maildrop
+/// (1733): then the whole filesystem is synced, through the file.
+fn sync_dir(dir: &Path, file: &File) -> std::io::Result<()> {
+    match File::open(dir) {
+        Ok(opened) => opened.sync_all(),
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => syncfs(file),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn syncfs(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain system call on a descriptor this function borrows.
+    if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere the file's own fsync is all a user without read permission
+/// on the directory can do.
+#[cfg(not(target_os = "linux"))]
+fn syncfs(_file: &File) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -290,32 +290,44 @@ pub(crate) fn smtp_error(endpoint: &Endpoint, context: &ReplyContext, err: SmtpE
 /// quotes ("550 5.1.1 no such user"), as its code and the rest (the
 /// enhanced code and text); of several refusals, the first of the error's
 /// kind (5xx for a permanent error). `None` for a failure no reply said (a
-/// lost connection, a local problem). For `-bs`, which passes a relay's
-/// refusal on to the application.
+/// lost connection, a local problem), and when no quoted reply is of the
+/// error's kind: a code that says "try again" of a message in failed/ (or
+/// the reverse) would mislead the client. For `-bs`, which passes a
+/// relay's refusal on to the application.
 pub(crate) fn quoted_reply(err: &Error) -> Option<(u16, &str)> {
-    let replies: Vec<&str> = if let Some((_, reply)) = err.message.split_once(" replied ") {
-        vec![reply]
-    } else {
-        let (_, list) = err.message.split_once(" refused <")?;
-        // "a>: 550 ...; <b>: 450 ..."
-        list.split("; <")
-            .filter_map(|item| item.split_once(">: ").map(|(_, reply)| reply))
-            .collect()
+    // The relay's text comes after postie's own words and may hold either
+    // wording ("550 no such user; we replied 451 later"): the first one
+    // is postie's.
+    let replied = err.message.find(" replied ");
+    let refused = err.message.find(" refused <");
+    let replies: Vec<&str> = match (replied, refused) {
+        (Some(at), None) => vec![&err.message[at + " replied ".len()..]],
+        (Some(at), Some(refused)) if at < refused => {
+            vec![&err.message[at + " replied ".len()..]]
+        }
+        (_, Some(at)) => {
+            // "a>: 550 ...; <b>: 450 ..."
+            err.message[at + " refused <".len()..]
+                .split("; <")
+                .filter_map(|item| item.split_once(">: ").map(|(_, reply)| reply))
+                .collect()
+        }
+        (None, None) => return None,
     };
-    let parsed: Vec<(u16, &str)> = replies
+    let temporary = err.is_temporary();
+    replies
         .into_iter()
-        .filter_map(|reply| {
-            let code: u16 = reply.get(..3)?.parse().ok()?;
-            let rest = reply.get(3..)?;
-            (rest.is_empty() || rest.starts_with(' ')).then_some((code, rest.trim_start()))
-        })
-        .collect();
-    let wanted = if err.is_temporary() { 4 } else { 5 };
-    parsed
-        .iter()
-        .find(|(code, _)| code / 100 == wanted)
-        .or(parsed.first())
-        .copied()
+        .find_map(|reply| reply_of_kind(reply, temporary))
+}
+
+/// A server reply ("550 5.1.1 no such user") as its code and the rest,
+/// when its code is of the kind given (4xx when `temporary`, else 5xx).
+pub(crate) fn reply_of_kind(reply: &str, temporary: bool) -> Option<(u16, &str)> {
+    let code: u16 = reply.get(..3)?.parse().ok()?;
+    let rest = reply.get(3..)?;
+    let wanted = if temporary { 4 } else { 5 };
+    (code / 100 == wanted && (rest.is_empty() || rest.starts_with(' ')))
+        .then_some((code, rest.trim_start()))
 }
 
 /// The greeting read by hand (--quit-after banner, where lettre, which
@@ -783,6 +795,39 @@ mod tests {
         assert_eq!(quoted_reply(&temporary), Some((451, "4.3.0 later")));
         let local = Error::new(Exit::TempFail, "connect: cannot connect to h:25: refused");
         assert_eq!(quoted_reply(&local), None);
+    }
+
+    #[test]
+    fn quoted_reply_is_not_fooled_by_the_relays_text() {
+        // A permanent refusal whose text quotes a 4xx: never 451 for a
+        // message kept in failed/.
+        let refused = Error::new(
+            Exit::NoUser,
+            "RCPT TO: h:25 refused <b@x>: 550 5.1.1 no such user; we replied 451 4.0.0 later",
+        );
+        assert_eq!(
+            quoted_reply(&refused),
+            Some((550, "5.1.1 no such user; we replied 451 4.0.0 later"))
+        );
+        let replied = Error::new(
+            Exit::Unavailable,
+            "DATA: h:25 replied 554 5.7.1 refused <x>: 451 4.0.0 later",
+        );
+        assert_eq!(
+            quoted_reply(&replied),
+            Some((554, "5.7.1 refused <x>: 451 4.0.0 later"))
+        );
+        // No reply of the error's kind: none, whatever the text says.
+        let odd = Error::new(Exit::NoUser, "RCPT TO: h:25 refused <b@x>: 451 4.0.0 later");
+        assert_eq!(quoted_reply(&odd), None);
+        let odd = Error::new(Exit::TempFail, "DATA: h:25 replied 554 5.7.1 no");
+        assert_eq!(quoted_reply(&odd), None);
+        assert_eq!(
+            reply_of_kind("550 5.1.1 gone", false),
+            Some((550, "5.1.1 gone"))
+        );
+        assert_eq!(reply_of_kind("550 5.1.1 gone", true), None);
+        assert_eq!(reply_of_kind("5501 x", false), None);
     }
 
     #[test]

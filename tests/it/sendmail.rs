@@ -955,6 +955,33 @@ fn in_a_batch_a_refused_message_does_not_stop_the_others() {
     assert!(got.iter().all(|m| m.session == got[0].session), "{got:?}");
 }
 
+#[test]
+fn with_the_queue_off_an_unsent_message_is_kept_in_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "[defaults]\nserver = \"127.0.0.1:{}\"\nfrom = \"r@example.com\"\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    let (out, kept) = run_sendmail_keeping(
+        &config,
+        &["--no-queue", "-i", "a@example.com"],
+        "Subject: down\n\nbody\n",
+    );
+    assert_eq!(out.status.code(), Some(75), "cron and queues retry on 75");
+    // Nothing handed over is lost: no queue to wait in, so failed/.
+    assert_eq!(kept.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        kept[0].0["recipients"],
+        serde_json::json!(["a@example.com"])
+    );
+    assert!(kept[0].1.contains("Subject: down"), "{}", kept[0].1);
+}
+
 /// sendmail with its own queue directory; returns the output and what
 /// `failed/` holds afterwards (each entry's JSON and message).
 fn run_sendmail_keeping(

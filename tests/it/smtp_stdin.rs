@@ -241,6 +241,36 @@ fn a_relays_5xx_to_data_reaches_the_client_escaped_and_bounded() {
 }
 
 #[test]
+fn a_refusal_quoting_a_4xx_in_its_text_is_still_the_5xx() {
+    let relay = common::ScriptedServer::start(
+        b"220 relay ESMTP\r\n",
+        vec![
+            b"250 relay\r\n".to_vec(),
+            b"250 2.1.0 ok\r\n".to_vec(),
+            b"550 5.1.1 no such user; we replied 451 4.0.0 later\r\n".to_vec(),
+            b"250 ok\r\n".to_vec(),
+            b"221 bye\r\n".to_vec(),
+        ],
+    );
+    let setup = QueueSetup::new(&relay.addr(), "");
+    let dialogue = format!(
+        "EHLO app.example\r\n{}QUIT\r\n",
+        transaction(&["b@example.com"], "Subject: gone\r\n\r\nx\r\n")
+    );
+    let output = bs(&setup, &[], dialogue.as_bytes());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let replies = replies(&output);
+    // A 451 would have the application try again a message that is in
+    // failed/ for good.
+    assert_eq!(
+        replies[replies.len() - 2],
+        "550 5.1.1 no such user; we replied 451 4.0.0 later"
+    );
+    assert_eq!(files_ending(&setup.queue.join("failed"), "json").len(), 1);
+    assert!(setup.entries().is_empty());
+}
+
+#[test]
 fn some_recipients_refused_is_250_naming_them_and_the_rest_is_in_failed() {
     let server = TestServer::start(ServerOptions {
         refuse_rcpt: vec!["gone@example.com".into()],
@@ -305,6 +335,50 @@ fn queued_for_some_and_refused_for_others_is_250_naming_the_refused() {
     );
     assert_eq!(files_ending(&setup.queue.join("failed"), "json").len(), 1);
     assert!(server.received().is_empty());
+}
+
+#[test]
+fn with_the_queue_off_a_deferred_recipient_is_kept_in_failed() {
+    let server = TestServer::start(ServerOptions {
+        tempfail_rcpt: vec!["later@example.com".into()],
+        ..ServerOptions::default()
+    });
+    let setup = QueueSetup::new(&server.addr(), "partial = true");
+    let dialogue = format!(
+        "EHLO app.example\r\n{}{}QUIT\r\n",
+        transaction(
+            &["b@example.com", "later@example.com"],
+            "Subject: some\r\n\r\nx\r\n"
+        ),
+        transaction(&["later@example.com"], "Subject: none\r\n\r\ny\r\n"),
+    );
+    let output = bs(&setup, &["--no-queue"], dialogue.as_bytes());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let replies = replies(&output);
+    let data_replies: Vec<&String> = replies
+        .iter()
+        .filter(|line| line.starts_with("250 2.0.0") || line.starts_with("451"))
+        .collect();
+    assert_eq!(data_replies.len(), 2, "{replies:?}");
+    assert!(
+        data_replies[0]
+            .starts_with("250 2.0.0 Sent to 1 recipient(s); not sent to <later@example.com> (451"),
+        "{}",
+        data_replies[0]
+    );
+    assert!(data_replies[1].starts_with("451 "), "{}", data_replies[1]);
+    assert_eq!(server.received()[0].rcpt_to, ["b@example.com"]);
+    assert!(setup.entries().is_empty(), "the queue is off");
+    // One copy each, for later@ alone: the 250 must not lose it.
+    let failed = files_ending(&setup.queue.join("failed"), "json");
+    assert_eq!(failed.len(), 2, "{}", stderr(&output));
+    for entry in &failed {
+        let entry = std::fs::read_to_string(entry).unwrap();
+        assert!(
+            entry.contains("later@example.com") && !entry.contains("b@example.com"),
+            "{entry}"
+        );
+    }
 }
 
 #[test]
@@ -474,6 +548,32 @@ fn dry_run_is_refused_before_any_reply() {
     assert_eq!(output.status.code(), Some(64));
     assert!(output.stdout.is_empty());
     assert!(files_ending(&setup.queue.join("failed"), "json").is_empty());
+    // Nor when -bs is spelled otherwise: a client that keeps stdin open
+    // would wait for ever, and its dialogue must not be kept as a message.
+    for args in [
+        ["-b", "s", "-Z"].as_slice(),
+        &["-ibs", "-Z"],
+        &["-i", "-b", "s", "-Z"],
+    ] {
+        let (_link, mut cmd) = setup.sendmail();
+        let output = cmd
+            .args(args)
+            .write_stdin(b"EHLO x\r\nQUIT\r\n".to_vec())
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(output.stdout.is_empty(), "{args:?}");
+        assert!(
+            files_ending(&setup.queue.join("failed"), "json").is_empty(),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
@@ -493,6 +593,69 @@ fn verbose_goes_to_stderr_and_stdout_keeps_only_replies() {
         "the -v transcript: {err}"
     );
     assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn stderr_left_unread_never_stalls_a_long_session() {
+    // Symfony's ProcessStream keeps stderr as a pipe it does not read
+    // during the session: a line per message would fill its 64 KiB and
+    // block postie before a reply. 1500 queued messages say far more than
+    // that would hold.
+    let setup = QueueSetup::new(&format!("127.0.0.1:{}", closed_port()), "");
+    let link_dir = tempfile::tempdir().unwrap();
+    let link = link_dir.path().join("sendmail");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_postie"), &link).unwrap();
+    let (mut cmd, _home) = common::hermetic_std(&link);
+    let mut child = cmd
+        .env("POSTIE_CONFIG", &setup.config)
+        .env("POSTIE_QUEUE_DIR", &setup.queue)
+        .arg("-bs")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let messages = 1500;
+    let mut dialogue = "EHLO app.example\r\n".to_string();
+    for n in 0..messages {
+        dialogue.push_str(&transaction(
+            &["b@example.com"],
+            &format!("Subject: {n}\r\n\r\nx\r\n"),
+        ));
+    }
+    dialogue.push_str("QUIT\r\n");
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(dialogue.as_bytes());
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        let _ = done.send(out);
+    });
+    // Held, never read, until postie has ended.
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let Ok(stdout) = finished.recv_timeout(Duration::from_secs(300)) else {
+        let _ = child.kill();
+        panic!("the session stalled: postie blocked on the stderr nobody reads");
+    };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut stderr_pipe, &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    let stdout = String::from_utf8(stdout).unwrap();
+    assert!(stdout.ends_with("221 Goodbye\r\n"), "{stdout}");
+    assert_eq!(
+        stdout.matches("250 2.0.0 Queued as ").count(),
+        messages,
+        "{stdout}"
+    );
+    assert_eq!(err, "", "nothing on stderr without -v");
+    assert_eq!(setup.entries().len(), messages);
 }
 
 /// smtplib over the pipes of `sendmail -bs`: an SMTP subclass whose socket
