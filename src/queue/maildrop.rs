@@ -95,7 +95,7 @@ pub(crate) fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> 
         fs::rename(&temp, dir.join(&name))?;
         // The rename must reach the disk too: the 250 of -bs and sendmail
         // mode's exit 0 say the message is safe.
-        sync_dir(&dir, &file)
+        sync_dir(&dir)
     };
     write().map_err(|err| {
         let _ = fs::remove_file(&temp);
@@ -124,33 +124,18 @@ pub(crate) fn deposit(cli: &Cli, message: &mut dyn std::io::Read) -> Result<()> 
     Ok(())
 }
 
-/// fsyncs `dir`, into which `file` was just renamed. A directory is
-/// opened for reading to be fsynced, and a user may not read the maildrop
-/// (1733): then the whole filesystem is synced, through the file.
-fn sync_dir(dir: &Path, file: &File) -> std::io::Result<()> {
+/// fsyncs `dir`, into which the drop file was just renamed, when this
+/// user may open it. A directory is opened for reading to be fsynced, and
+/// users may not read the maildrop (1733): for them the file's own fsync
+/// is what there is, as with Postfix's postdrop, and the journal of ext4
+/// or XFS commits the rename within seconds. (syncfs would do it, but
+/// would make every user's cron mail wait for the whole file system.)
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
     match File::open(dir) {
         Ok(opened) => opened.sync_all(),
-        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => syncfs(file),
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
         Err(err) => Err(err),
     }
-}
-
-#[cfg(target_os = "linux")]
-fn syncfs(file: &File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain system call on a descriptor this function borrows.
-    if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// Elsewhere the file's own fsync is all a user without read permission
-/// on the directory can do.
-#[cfg(not(target_os = "linux"))]
-fn syncfs(_file: &File) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// Where the drop file `name` is written before it gets its final name:
