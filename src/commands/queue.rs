@@ -31,15 +31,29 @@ use crate::types::Envelope;
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 86_400);
 
 pub(crate) fn run(cli: QueueCli) -> Result<()> {
+    // The spool first, whatever the config says: postie-mta's postinst
+    // runs `queue init`, and a typo in root's config must not make every
+    // upgrade of the package fail. The config's queue directory is set up
+    // too when the config can be read.
+    if let QueueCommand::Init = cli.command {
+        system::init()?;
+        return match ConfigFile::load(cli.config.as_deref()) {
+            Ok(config) => match queue_dir(cli.queue_dir.as_deref(), Some(&config)) {
+                Some(dir) => Queue::open(&dir).map(|_| ()),
+                None => Ok(()),
+            },
+            Err(err) => {
+                messages::warning(format_args!(
+                    "queue init: the spool is set up; the config's queue directory is not: {err}"
+                ));
+                Ok(())
+            }
+        };
+    }
     let config = ConfigFile::load(cli.config.as_deref())?;
     let dir = queue_dir(cli.queue_dir.as_deref(), Some(&config)).ok_or_else(|| {
         Error::config("no queue directory: set queue_dir in the config or --queue-dir")
     })?;
-    if let QueueCommand::Init = cli.command {
-        system::init()?;
-        Queue::open(&dir)?;
-        return Ok(());
-    }
     let queue = Queue::open(&dir)?;
     match cli.command {
         QueueCommand::Init => Ok(()),

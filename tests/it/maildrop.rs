@@ -588,3 +588,35 @@ fn a_drop_is_signed_by_roots_flush_with_the_system_key() {
     assert_eq!(crate::dkim::signatures(&got[0].data).len(), 1);
     assert!(crate::dkim::verifies(&dns, &got[0].data));
 }
+
+/// postie-mta's postinst runs `postie queue init`: a typo in root's config
+/// must not fail it (and with it every upgrade of the package).
+#[test]
+fn queue_init_sets_up_the_spool_whatever_the_config_says() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        common::skip("queue init needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(&config, "no_such_key = 1\n").unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
+    let spool = dir.path().join("spool");
+    let output = common::postie()
+        .env("POSTIE_SPOOL_DIR", &spool)
+        .env("POSTIE_CONFIG", &config)
+        .args(["queue", "init"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("queue init: the spool is set up"),
+        "{stderr}"
+    );
+    for (sub, mode) in [("", 0o711), ("maildrop", 0o1733), ("incoming", 0o1733)] {
+        let meta = fs::metadata(spool.join(sub)).unwrap();
+        assert_eq!(meta.mode() & 0o7777, mode, "{sub}");
+    }
+}
