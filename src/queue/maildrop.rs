@@ -193,10 +193,17 @@ pub(crate) fn pickup(queue: &Queue, verbose: u8) -> Pickup {
     let Ok(reader) = fs::read_dir(&dir) else {
         return done;
     };
+    // With incoming/, drops are written there: a dot name in the maildrop
+    // is no drop in progress but something planted, dealt with at once
+    // like any other entry. Left there, it would keep the maildrop from
+    // ever being empty, which postie-flush.path takes as "flush again".
+    let staged_elsewhere = fs::symlink_metadata(incoming_dir()).is_ok_and(|m| m.is_dir());
     let mut names: Vec<String> = reader
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with('.') || remove_if_abandoned(&dir.join(name)))
+        .filter(|name| {
+            !name.starts_with('.') || staged_elsewhere || remove_if_abandoned(&dir.join(name))
+        })
         .collect();
     names.sort();
     for name in names {

@@ -296,6 +296,10 @@ fn flush_refuses_fifos_symlinks_and_hard_links_without_hanging() {
     let Some(machine) = Machine::new(&server.addr(), "") else {
         return;
     };
+    // A spool from before incoming/, where a dot name in the maildrop is a
+    // drop still being written (with incoming/ see
+    // a_dot_name_planted_in_the_maildrop_is_dealt_with_at_once).
+    fs::remove_dir(machine.incoming()).unwrap();
     // Root's file that a symbolic link points at: it must never be read.
     let secret = machine.dir.path().join("secret");
     fs::write(&secret, drop_file("thief@example.com", "secret")).unwrap();
@@ -619,4 +623,24 @@ fn queue_init_sets_up_the_spool_whatever_the_config_says() {
         let meta = fs::metadata(spool.join(sub)).unwrap();
         assert_eq!(meta.mode() & 0o7777, mode, "{sub}");
     }
+}
+
+/// With incoming/, nothing in the maildrop is a drop being written: a dot
+/// name a user planted there is dealt with at the first flush, not left
+/// for a day, during which postie-flush.path would start the flush again
+/// and again.
+#[test]
+fn a_dot_name_planted_in_the_maildrop_is_dealt_with_at_once() {
+    let Some(machine) = Machine::new(&format!("127.0.0.1:{}", closed_port()), "") else {
+        return;
+    };
+    let file = machine.maildrop().join(".planted-file");
+    fs::write(&file, "not a drop\n").unwrap();
+    let dir = machine.maildrop().join(".planted-dir");
+    fs::create_dir(&dir).unwrap();
+    for path in [&file, &dir] {
+        std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let _ = machine.flush();
+    assert!(machine.drops().is_empty(), "{:?}", machine.drops());
 }
