@@ -255,7 +255,7 @@ pub(crate) fn asks_for_smtp_stdin(args: &[String]) -> bool {
         if let Some(long) = arg.strip_prefix("--") {
             // Those that take a value take the next argument when it is
             // not glued with '=' (see long_option).
-            if ["queue-dir", "account", "config", "from", "server"].contains(&long) {
+            if LONG_WITH_VALUE.contains(&long) {
                 args.next();
             }
             continue;
@@ -363,6 +363,10 @@ fn long_hint() -> String {
     }
 }
 
+/// The long options of [`long_option`] that take a value (`--config
+/// FILE` or `--config=FILE`); a test holds the two together.
+const LONG_WITH_VALUE: &[&str] = &["queue-dir", "account", "config", "from", "server"];
+
 /// The few long options postie takes in sendmail mode, for callers that
 /// need to pick an account or config (`sendmail --account=reports -t`).
 fn long_option(cli: &mut Cli, option: &str, args: &mut impl Iterator<Item = String>) -> Result<()> {
@@ -403,6 +407,14 @@ mod tests {
 
     fn parse_line(line: &str) -> Cli {
         parse(line.split_whitespace().map(str::to_string).collect()).unwrap()
+    }
+
+    #[test]
+    fn the_long_options_that_take_a_value_are_those_listed() {
+        for name in OPTIONS.iter().flat_map(|option| option.long) {
+            let needs_value = parse(vec![format!("--{name}")]).is_err();
+            assert_eq!(needs_value, LONG_WITH_VALUE.contains(name), "--{name}");
+        }
     }
 
     fn asks_for_bs(line: &str) -> bool {
